@@ -1,0 +1,28 @@
+# Every target runs inside the project's own virtual environment, made by `make install`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: install test lint smoke bench clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+test:
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check dltrain tests bench tools
+	$(BIN)/mypy dltrain
+
+# `dltrain show` and a --smoke fit of every shipped config, on local data.
+smoke:
+	$(BIN)/python -m pytest -q tests/test_configs.py
+
+bench:
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

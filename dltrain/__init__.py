@@ -1,0 +1,3 @@
+"""dltrain: train Keras models from one YAML file."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,106 @@
+"""Small Keras callbacks dltrain adds to the stock ones: history file, best checkpoint, progress."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dltrain.build import keras_module
+from dltrain.runs import save_model, write_history
+
+Callback = keras_module().callbacks.Callback
+
+
+def format_logs(logs: dict[str, Any]) -> str:
+    return "  ".join(f"{key} {float(value):.4f}" for key, value in logs.items()
+                     if key != "learning_rate")
+
+
+class HistoryFile(Callback):  # type: ignore[misc,valid-type]
+    """Rewrite history.csv atomically after every epoch, so a killed run keeps what it did."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+               "seconds": round(time.perf_counter() - self.started, 3)}
+        self.rows.append(row)
+        write_history(self.path, self.rows)
+
+
+class BestCheckpoint(Callback):  # type: ignore[misc,valid-type]
+    """ModelCheckpoint(save_best_only=True), written atomically (Keras writes in place)."""
+
+    def __init__(self, path: Path, monitor: str, save_best_only: bool = True) -> None:
+        super().__init__()
+        self.path, self.monitor, self.save_best_only = path, monitor, save_best_only
+        self.mode = "max" if "acc" in monitor or "auc" in monitor else "min"
+        self.best = -math.inf if self.mode == "max" else math.inf
+        self.best_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        value = float((logs or {}).get(self.monitor, math.nan))
+        better = value > self.best if self.mode == "max" else value < self.best
+        if not self.save_best_only or (math.isfinite(value) and better):
+            self.best, self.best_epoch = value, epoch + 1
+            save_model(self.model, self.path)
+
+
+class PlainProgress(Callback):  # type: ignore[misc,valid-type]
+    """One line per epoch: for CI logs and pipes, where a live display is noise."""
+
+    def __init__(self, console: Console, epochs: int) -> None:
+        super().__init__()
+        self.console, self.epochs = console, epochs
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        seconds = time.perf_counter() - self.started
+        self.console.print(f"epoch {epoch + 1}/{self.epochs}  {format_logs(logs or {})}  "
+                           f"{seconds:.1f}s", highlight=False, soft_wrap=True)
+
+
+class RichProgress(Callback):  # type: ignore[misc,valid-type]
+    """Live bars for epochs and batches with the running loss and metrics."""
+
+    def __init__(self, console: Console, epochs: int, steps: int) -> None:
+        super().__init__()
+        self.epochs, self.steps = epochs, steps
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[logs]}"), console=console)
+        self.epoch_task = self.progress.add_task("epochs", total=epochs, logs="")
+        self.batch_task = self.progress.add_task("batches", total=steps, logs="")
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.progress.start()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.progress.reset(self.batch_task, total=self.steps, logs="")
+        self.progress.update(self.epoch_task, description=f"epoch {epoch + 1}/{self.epochs}")
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.progress.update(self.batch_task, completed=batch + 1, logs=format_logs(logs or {}))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.progress.update(self.epoch_task, advance=1, logs=format_logs(logs or {}))
+        self.progress.console.print(f"epoch {epoch + 1}/{self.epochs}  {format_logs(logs or {})}",
+                                    highlight=False, soft_wrap=True)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.progress.stop()

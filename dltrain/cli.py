@@ -1,0 +1,183 @@
+"""The `dltrain` command: parse options, call one library function per command, show the result.
+
+Exit codes: 0 success, 2 a problem with the user's input (config, data, arguments),
+1 an internal error (traceback with --debug), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from dltrain import __version__
+from dltrain.errors import DltrainError
+
+app = typer.Typer(
+    help="Train Keras models from one YAML file.\n\n"
+    "Example: dltrain fit configs/quickstart.yaml",
+    no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config file.",
+                                           show_default=False)]
+SetOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP007 - typer needs Optional
+    "--set", help="Override a config value: key.path=value (repeatable).", show_default=False)]
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+DeviceOpt = Annotated[Device, typer.Option(help="Where to run the model.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"dltrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+    = False,
+) -> None:
+    """Train Keras models from one YAML file."""
+
+
+@app.command()
+def fit(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Shortcut for --set training.epochs=N.",  # noqa: UP007
+                                                  show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(  # noqa: UP007
+        help="Shortcut for --set training.batch_size=N.", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Shortcut for --set seed=N.",  # noqa: UP007
+                                                show_default=False)] = None,
+    smoke: Annotated[bool, typer.Option(
+        help="1 epoch on a small stratified subset (256 train / 128 test): for CI.")] = False,
+    run_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+        help="Put this run exactly here (default: runs/<name>-<timestamp>/).",
+        show_default=False)] = None,
+    device: DeviceOpt = Device.auto,
+) -> None:
+    """Validate, train, evaluate on the test split and write a run directory.
+
+    Example: dltrain fit configs/cifar_cnn.yaml --set optimizer.learning_rate=0.01 --epochs 2
+    """
+    from dltrain.config import load_config, shortcut_overrides
+    from dltrain.report import print_fit, print_notes
+
+    overrides = [*(set_ or []), *shortcut_overrides(epochs=epochs, batch_size=batch_size,
+                                                     seed=seed)]
+    loaded = load_config(config, overrides, smoke=smoke)
+    print_notes(err, loaded.notes)
+    from dltrain.train import fit as run_fit
+
+    live = out.is_terminal and not os.environ.get("CI")
+    result = run_fit(loaded, run_dir=run_dir, device=device.value, console=out,
+                     live=live)  # type: ignore[arg-type]
+    print_fit(out, result.run_dir, result.metrics)
+
+
+@app.command("eval")
+def evaluate(
+    target: Annotated[Path, typer.Argument(help="A run directory, or a .keras file with --config.",
+                                           show_default=False)],
+    config: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+        help="The config that says which data to use (default: the run's config.yaml).",
+        show_default=False)] = None,
+    model: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+        help="Evaluate this model file instead of the run's model.keras (e.g. best.keras).",
+        show_default=False)] = None,
+    device: DeviceOpt = Device.auto,
+) -> None:
+    """Reload a saved model, score it on the test split and write eval.json.
+
+    Example: dltrain eval runs/quickstart-20260101-120000
+    """
+    from dltrain.report import print_eval
+    from dltrain.runs import EVAL_FILE, write_json
+    from dltrain.train import evaluate_run
+
+    if target.suffix == ".keras":
+        if config is None:
+            raise DltrainError(f"{target}: a bare model file needs --config to say which data "
+                               "to evaluate on.")
+        run_dir, model = target.parent, target
+    elif target.is_dir():
+        run_dir = target
+    else:
+        raise DltrainError(f"{target}: not a run directory or a .keras file.")
+    result = evaluate_run(run_dir, model_path=model, config_path=config,
+                          device=device.value)  # type: ignore[arg-type]
+    write_json(run_dir / EVAL_FILE, result)
+    print_eval(out, result)
+
+
+@app.command()
+def show(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    summary: Annotated[bool, typer.Option(
+        help="Build the model and print its summary (imports TensorFlow). --no-summary only "
+             "checks the config's keys and values.")] = True,
+) -> None:
+    """Validate a config and print the model summary, without loading data or training.
+
+    Example: dltrain show configs/mnist_cnn.yaml
+    """
+    from dltrain.config import load_config
+    from dltrain.report import print_notes
+
+    loaded = load_config(config, set_ or [])
+    print_notes(err, loaded.notes)
+    if summary:
+        from dltrain.build import build_model
+
+        model = build_model(loaded.config)
+        model.summary(print_fn=lambda line, **_: out.print(line, markup=False))
+        out.print(f"parameters: {model.count_params():,}")
+    out.print(f"[green]ok[/]: {config}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; turn DltrainError into a red message and exit 2, Ctrl-C into 130."""
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="dltrain", standalone_mode=False)
+    except DltrainError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("[red]interrupted[/]")
+        return 130
+    except typer.TyperException as exc:  # usage errors: click's own message and exit code 2
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except Exception:  # noqa: BLE001 - the one place internal errors are reported
+        if "--debug" in args:
+            raise
+        err.print(f"[red]internal error:[/] {escape(repr(sys.exc_info()[1]))}. "
+                  "Run again with --debug for the traceback, and please report it.")
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Read a YAML config, apply overrides and Keras 2 spellings, and validate it into a `Config`."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dltrain.errors import ConfigError
+from dltrain.schema import Config
+
+Key = tuple[Union[str, int], ...]
+
+
+@dataclass
+class Loaded:
+    """A validated config with the notes (deprecations) collected while reading it."""
+
+    config: Config
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+SMOKE_TRAIN, SMOKE_TEST = 256, 128
+
+
+def load_config(path: Path, overrides: list[str] | None = None, smoke: bool = False) -> Loaded:
+    """Read, override and validate a config file; `smoke` shrinks it to a seconds-long run.
+
+    Raises:
+        ConfigError: with the file name, every failing key path and a fix where one is known.
+    """
+    source = str(path)
+    raw, lines = read_yaml(path)
+    for override in overrides or []:
+        apply_override(raw, override, source)
+    if smoke:
+        shrink_for_smoke(raw, source)
+    notes = rewrite_keras2(raw, source)
+    resolve_paths(raw, path.parent)
+    return Loaded(validate(raw, source, lines), source, notes)
+
+
+def validate(raw: Any, source: str, lines: dict[Key, int] | None = None) -> Config:
+    if not isinstance(raw, dict):
+        kind = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(f"{source}: a config must be a mapping of sections. Received: {kind}.")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = [describe(error, lines or {}) for error in exc.errors()]
+        raise ConfigError(f"{source}: " + "\n".join(problems)) from None
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
+    """Parse with the safe loader and remember the line of every key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file.") from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        if "python/" in str(exc):
+            problem = "python tags (!!python/...) are not allowed: configs cannot run code"
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}.") from None
+    lines: dict[Key, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines, path)
+    return data, lines
+
+
+def _record_lines(node: yaml.Node, key: Key, lines: dict[Key, int], path: Path) -> None:
+    """Map key paths to lines; a key given twice is an error (YAML would keep the last)."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*key, key_node.value)
+            if child in lines:
+                raise ConfigError(f"{path} (line {key_node.start_mark.line + 1}): duplicate key "
+                                  f"'{'.'.join(map(str, child))}', first given on line "
+                                  f"{lines[child]}. Keep one.")
+            lines[child] = key_node.start_mark.line + 1
+            _record_lines(value_node, child, lines, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*key, index)] = item.start_mark.line + 1
+            _record_lines(item, (*key, index), lines, path)
+
+
+def apply_override(raw: Any, override: str, source: str) -> None:
+    """Apply one `--set key.path=value`; the value is parsed as YAML (numbers, lists, ...)."""
+    path, sep, text = override.partition("=")
+    if not sep or not path.strip():
+        raise ConfigError(f"--set {override}: expected key.path=value, e.g. training.epochs=2.")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {override}: the value is not valid YAML.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config must be a mapping before --set can change it.")
+    parts = path.strip().split(".")
+    target: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        target = _step(target, part, parts[: depth + 1], override)
+    _assign(target, parts[-1], value, override)
+
+
+def _step(target: Any, part: str, walked: list[str], override: str) -> Any:
+    if isinstance(target, list):
+        return target[_index(target, part, override)]
+    if not isinstance(target, dict):
+        raise ConfigError(f"--set {override}: '{'.'.join(walked[:-1])}' is not a section.")
+    if target.get(part) is None:
+        target[part] = {}
+    return target[part]
+
+
+def _assign(target: Any, part: str, value: Any, override: str) -> None:
+    if isinstance(target, list):
+        target[_index(target, part, override)] = value
+    elif isinstance(target, dict):
+        target[part] = value
+    else:
+        raise ConfigError(f"--set {override}: the parent of '{part}' is not a section.")
+
+
+def _index(items: list[Any], part: str, override: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(
+            f"--set {override}: '{part}' must be an index below {len(items)} into that list."
+        )
+    return int(part)
+
+
+def shortcut_overrides(**values: int | None) -> list[str]:
+    """--epochs/--batch-size/--seed as the --set overrides they stand for."""
+    keys = {"epochs": "training.epochs", "batch_size": "training.batch_size", "seed": "seed"}
+    return [f"{keys[name]}={value}" for name, value in values.items() if value is not None]
+
+
+def shrink_for_smoke(raw: Any, source: str) -> None:
+    """1 epoch on a stratified subset; written into the config so `eval` sees the same data."""
+    apply_override(raw, "training.epochs=1", source)
+    dataset = raw.get("dataset")
+    if isinstance(dataset, dict):
+        for key, limit in (("train_limit", SMOKE_TRAIN), ("test_limit", SMOKE_TEST)):
+            current = dataset.get(key)
+            dataset[key] = min(current, limit) if isinstance(current, int) else limit
+
+
+def rewrite_keras2(raw: Any, source: str) -> list[str]:
+    """Translate Keras 2 spellings users copy from old tutorials, with a note for each."""
+    notes: list[str] = []
+    if not isinstance(raw, dict):
+        return notes
+    optimizer = raw.get("optimizer")
+    if isinstance(optimizer, dict) and "lr" in optimizer:
+        if "learning_rate" in optimizer:
+            raise ConfigError(f"{source}: optimizer has both 'lr' and 'learning_rate'; keep "
+                              "'learning_rate' ('lr' is the Keras 2 name).")
+        optimizer["learning_rate"] = optimizer.pop("lr")
+        notes.append("optimizer.lr is the Keras 2 name; read as optimizer.learning_rate.")
+    training = raw.get("training")
+    if isinstance(training, dict) and "nb_epoch" in training and "epochs" not in training:
+        training["epochs"] = training.pop("nb_epoch")
+        notes.append("training.nb_epoch is the Keras 1 name; read as training.epochs.")
+    notes += _move_input_shape(raw, source)
+    return notes
+
+
+def _move_input_shape(raw: dict[str, Any], source: str) -> list[str]:
+    model = raw.get("model")
+    layers = model.get("layers") if isinstance(model, dict) else None
+    if not isinstance(layers, list):
+        return []
+    notes = []
+    for index, layer in enumerate(layers):
+        args = next(iter(layer.values()), None) if isinstance(layer, dict) and layer else None
+        if not isinstance(args, dict):
+            continue
+        for key in ("input_shape", "input_dim", "batch_input_shape"):
+            if key not in args:
+                continue
+            where = f"model.layers.{index}.{next(iter(layer))}.{key}"
+            if index > 0:
+                raise ConfigError(f"{source}: {where}: only the model has an input shape; "
+                                  "remove it from this layer.")
+            shape = _legacy_shape(args.pop(key), key)
+            if model.get("input_shape") not in (None, shape):  # type: ignore[union-attr]
+                raise ConfigError(f"{source}: {where} ({shape}) disagrees with model.input_shape "
+                                  f"({model['input_shape']}); keep only model.input_shape.")  # type: ignore[index]
+            model["input_shape"] = shape  # type: ignore[index]
+            notes.append(f"{where} is the Keras 2 way; read as model.input_shape: {shape}.")
+    return notes
+
+
+def _legacy_shape(value: Any, key: str) -> Any:
+    if key == "input_dim":
+        return [value]
+    if key == "batch_input_shape" and isinstance(value, list):
+        return value[1:]
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def resolve_paths(raw: Any, base: Path) -> None:
+    """Make dataset paths relative to the config file's folder, as a reader expects."""
+    dataset = raw.get("dataset") if isinstance(raw, dict) else None
+    if not isinstance(dataset, dict):
+        return
+    for key in ("data_dir", "path", "test_path"):
+        value = dataset.get(key)
+        if isinstance(value, str) and value:
+            dataset[key] = str((base / Path(value).expanduser()).resolve())
+
+
+def describe(error: Any, lines: dict[Key, int]) -> str:
+    """One line for one pydantic error: key path, line, what was expected and received."""
+    loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+    where = ".".join(map(str, loc)) or "top level"
+    line = _nearest_line(loc, lines)
+    at = f" (line {line})" if line else ""
+    if error["type"] == "extra_forbidden":
+        parent = ".".join(map(str, loc[:-1])) or "top level"
+        hint = _suggest(str(loc[-1]), allowed_keys(loc[:-1]))
+        return f"unknown key '{loc[-1]}' at {parent}{at}.{hint}"
+    message = error["msg"].removeprefix("Value error, ")
+    received = "" if error["type"] == "missing" else f" Received: {_short(error['input'])}."
+    return f"{where}{at}: {message}.{received}"
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic adds the union member's name ("str", "NamedObject", "float") to the location.
+    return isinstance(part, str) and (part[:1].isupper() or part in {"str", "float", "int"}
+                                      or part.startswith(("literal[", "tuple[", "dict[")))
+
+
+def _nearest_line(loc: Key, lines: dict[Key, int]) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _suggest(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f" Did you mean '{close[0]}'?"
+    return f" Allowed keys: {', '.join(allowed)}." if allowed else ""
+
+
+def allowed_keys(loc: Key) -> list[str]:
+    """The field names of the schema section at `loc`, for suggestions."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        model = _section_model(model.model_fields[part].annotation) if part in getattr(
+            model, "model_fields", {}) else None
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation) if get_origin(annotation) else ():
+        found = _section_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def dump(config: Config) -> str:
+    """The resolved config as YAML, the form saved in every run directory."""
+    data = copy.deepcopy(config.model_dump(mode="json"))
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,145 @@
+"""Turn a dataset config into model-ready splits: relabel, subset, scale, hold out, encode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dltrain.errors import DataError
+from dltrain.schema import DatasetConfig
+from dltrain.sources import Raw, read_source
+
+# Losses whose targets are one-hot rows; every other loss gets integer (or 0/1) labels.
+ONE_HOT_LOSSES = {"categorical_crossentropy", "categoricalcrossentropy",
+                  "categorical_focal_crossentropy", "categoricalfocalcrossentropy",
+                  "categorical_hinge", "categoricalhinge", "kl_divergence", "kldivergence"}
+
+
+@dataclass
+class Splits:
+    """Float32 inputs and encoded labels for training, validation (optional) and test."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    class_names: list[str] | None
+
+    @property
+    def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return None if self.x_val is None else (self.x_val, self.y_val)  # type: ignore[return-value]
+
+
+def load_splits(cfg: DatasetConfig, seed: int, loss_name: str) -> Splits:
+    """Read the dataset and prepare it as the config asks; deterministic for a seed."""
+    raw = read_source(cfg)
+    class_names = raw.class_names
+    if cfg.label_map is not None:
+        raw, class_names = relabel(raw, cfg.label_map), None
+    rng = np.random.default_rng(seed)
+    x_train, y_train = subset(raw.x_train, raw.y_train, cfg.train_limit, rng)
+    x_test, y_test = subset(raw.x_test, raw.y_test, cfg.test_limit, rng)
+    x_train, x_test = scale(x_train, x_test, cfg)
+    x_train, y_train, x_val, y_val = hold_out(x_train, y_train, x_test, y_test, cfg, rng)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    if class_names is not None:
+        num_classes = max(num_classes, len(class_names))
+    one_hot = cfg.one_hot if cfg.one_hot is not None else wants_one_hot(loss_name)
+    encode = (lambda y: encode_one_hot(y, num_classes)) if one_hot else (lambda y: y)
+    return Splits(x_train, encode(y_train), x_val, None if y_val is None else encode(y_val),
+                  x_test, encode(y_test), num_classes, class_names)
+
+
+def wants_one_hot(loss_name: str) -> bool:
+    return loss_name.lower() in ONE_HOT_LOSSES
+
+
+def relabel(raw: Raw, label_map: dict[int, int]) -> Raw:
+    """Map every label through label_map; a label without an entry is an error, not a guess."""
+    def apply(y: np.ndarray, split: str) -> np.ndarray:
+        missing = sorted(set(np.unique(y).tolist()) - set(label_map))
+        if missing:
+            raise DataError(f"dataset.label_map has no entry for {split} label(s) {missing[:10]}.")
+        lookup = np.zeros(int(y.max()) + 1, dtype=np.int64)
+        for source, target in label_map.items():
+            if 0 <= source < len(lookup):
+                lookup[source] = target
+        return lookup[y]
+
+    return Raw(raw.x_train, apply(raw.y_train, "train"), raw.x_test, apply(raw.y_test, "test"))
+
+
+def subset(x: np.ndarray, y: np.ndarray, limit: int | None,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded, stratified subset: classes keep their proportions and each appears if it can."""
+    if limit is None or limit >= len(y):
+        return x, y
+    order = rng.permutation(len(y))
+    shuffled = y[order]
+    rank = np.empty(len(y), dtype=np.float64)
+    for label in np.unique(shuffled):
+        where = np.flatnonzero(shuffled == label)
+        # Position within its class, as a fraction: interleaves classes in proportion.
+        rank[where] = np.arange(len(where)) / len(where)
+    chosen = np.sort(order[np.argsort(rank, kind="stable")[:limit]])
+    return x[chosen], y[chosen]
+
+
+def scale(x_train: np.ndarray, x_test: np.ndarray,
+          cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Rescale (1/255 for uint8 images by default), add a grayscale channel, standardise."""
+    factor = cfg.rescale if cfg.rescale is not None else (
+        1 / 255 if x_train.dtype == np.uint8 else 1.0)
+    x_train = x_train.astype(np.float32) * np.float32(factor)
+    x_test = x_test.astype(np.float32) * np.float32(factor)
+    if x_train.ndim == 3:
+        x_train, x_test = x_train[..., None], x_test[..., None]
+    if cfg.standardize:
+        mean = x_train.mean(axis=0)
+        std = x_train.std(axis=0)
+        std[std == 0] = 1
+        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    return x_train, x_test
+
+
+def hold_out(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+             cfg: DatasetConfig, rng: np.random.Generator) -> tuple:
+    """Validation data: a seeded fraction of train, or the test split when asked by name."""
+    if cfg.validation_split == "test":
+        return x, y, x_test, y_test
+    if not cfg.validation_split:
+        return x, y, None, None
+    count = max(1, round(len(y) * cfg.validation_split))
+    if count >= len(y):
+        raise DataError(f"dataset.validation_split {cfg.validation_split} leaves no training "
+                        f"data from {len(y)} samples.")
+    order = rng.permutation(len(y))
+    train, val = np.sort(order[count:]), np.sort(order[:count])
+    return x[train], y[train], x[val], y[val]
+
+
+def encode_one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
+    out = np.zeros((len(y), num_classes), dtype=np.float32)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
+def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units: int,
+                     loss_name: str) -> None:
+    """Refuse data the model cannot take before anything trains."""
+    if splits.x_train.shape[1:] != tuple(input_shape):
+        raise DataError(f"model.input_shape is {list(input_shape)} but the data's samples have "
+                        f"shape {list(splits.x_train.shape[1:])}. Set model.input_shape to match.")
+    if "binary" in loss_name.lower():
+        bad = np.setdiff1d(np.unique(splits.y_train), [0, 1])
+        if bad.size:
+            raise DataError(f"loss {loss_name} needs labels 0 and 1; the data has labels "
+                            f"{bad[:10].tolist()}. Use dataset.label_map or another loss.")
+        return
+    if splits.num_classes > output_units:
+        raise DataError(f"the data has {splits.num_classes} classes but the last layer has "
+                        f"{output_units} units. Set the last layer's units to {splits.num_classes}.")

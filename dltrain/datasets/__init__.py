@@ -1,0 +1,1 @@
+"""Small real datasets shipped with dltrain, so the quickstart and tests run offline."""

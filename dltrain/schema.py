@@ -1,0 +1,275 @@
+"""The config file's schema: pydantic models that are the single source of truth for its keys."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IMAGE_DATASETS = ("fashion_mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
+DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv")
+
+# ImageDataGenerator arguments that have no Keras 3 preprocessing-layer equivalent here yet,
+# with what to do instead.
+UNSUPPORTED_AUGMENTATION = {
+    "featurewise_center": "standardise the data before training instead",
+    "samplewise_center": "standardise the data before training instead",
+    "featurewise_std_normalization": "standardise the data before training instead",
+    "samplewise_std_normalization": "standardise the data before training instead",
+    "zca_whitening": "whiten the data before training instead",
+    "zca_epsilon": "whiten the data before training instead",
+    "shear_range": "use rotation_range or zoom_range instead",
+    "channel_shift_range": "remove it",
+    "brightness_range": "remove it (not implemented yet)",
+    "preprocessing_function": "configs cannot run code; remove it",
+    "rescale": "set dataset.rescale instead",
+    "validation_split": "set dataset.validation_split instead",
+    "data_format": "remove it: images are always channels-last",
+}
+
+
+class Strict(BaseModel):
+    """A section whose unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Open(BaseModel):
+    """A section whose extra keys are keyword arguments of a Keras class, checked at build time."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+class DatasetConfig(Strict):
+    name: Literal[DATASET_NAMES] = Field(description="Which dataset to train on.")  # type: ignore[valid-type]
+    data_dir: Path | None = Field(
+        None, description="Folder with the dataset's canonical files, read instead of downloading."
+    )
+    path: Path | None = Field(None, description="File for the npz and csv sources.")
+    test_path: Path | None = Field(None, description="csv: a separate test file.")
+    label_column: str | None = Field(None, description="csv: the column that holds the label.")
+    feature_columns: list[str] | None = Field(None, description="csv: feature columns (default all).")
+    test_split: float = Field(0.2, gt=0, lt=1, description="csv without test_path: test fraction.")
+    validation_split: float | Literal["test"] = Field(
+        0.0, description="Fraction of the training data held out (seeded), or 'test'."
+    )
+    rescale: float | None = Field(
+        None, description="Multiply inputs by this; default 1/255 for uint8 images, else 1."
+    )
+    standardize: bool = Field(False, description="Scale each feature to mean 0, std 1 (train stats).")
+    label_map: dict[int, int] | None = Field(None, description="Relabel classes, e.g. even/odd.")
+    one_hot: bool | None = Field(None, description="One-hot labels; default: derived from the loss.")
+    train_limit: int | None = Field(None, gt=0, description="Stratified, seeded training subset.")
+    test_limit: int | None = Field(None, gt=0, description="Stratified, seeded test subset.")
+
+    @field_validator("validation_split")
+    @classmethod
+    def _split_range(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not 0 <= value < 1:
+            raise ValueError("must be in [0, 1) or 'test'")
+        return value
+
+    @field_validator("rescale")
+    @classmethod
+    def _rescale_finite(cls, value: float | None) -> float | None:
+        return _finite(value)
+
+    @model_validator(mode="after")
+    def _source_needs_path(self) -> DatasetConfig:
+        if self.name in ("npz", "csv") and self.path is None:
+            raise ValueError(f"dataset '{self.name}' needs dataset.path")
+        if self.name == "csv" and self.label_column is None:
+            raise ValueError("dataset 'csv' needs dataset.label_column")
+        return self
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation_split == "test" or self.validation_split > 0
+
+
+class AugmentationConfig(Strict):
+    """ImageDataGenerator's vocabulary, implemented with Keras preprocessing layers."""
+
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    rotation_range: float = Field(0, ge=0, le=180, description="Degrees, as ImageDataGenerator.")
+    width_shift_range: float = Field(0, ge=0, lt=1, description="Fraction of the width.")
+    height_shift_range: float = Field(0, ge=0, lt=1, description="Fraction of the height.")
+    zoom_range: float | tuple[float, float] = Field(0, description="z or [lower, upper].")
+    fill_mode: Literal["nearest", "constant", "reflect", "wrap"] = "nearest"
+    cval: float = Field(0, description="Fill value for fill_mode: constant.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explain_unsupported(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key in UNSUPPORTED_AUGMENTATION:
+                    hint = UNSUPPORTED_AUGMENTATION[key]
+                    raise ValueError(f"'{key}' is not supported by dltrain's augmentation; {hint}")
+        return data
+
+    @field_validator("zoom_range")
+    @classmethod
+    def _zoom_bounds(cls, value: float | tuple[float, float]) -> float | tuple[float, float]:
+        low, high = (1 - value, 1 + value) if isinstance(value, (int, float)) else value
+        if not 0 < low <= high:
+            raise ValueError("must be z in [0, 1) or [lower, upper] with 0 < lower <= upper")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self != AugmentationConfig()
+
+
+LayerSpec = dict[str, dict[str, Any]]
+
+
+class ModelConfig(Strict):
+    input_shape: list[int] = Field(min_length=1, description="Shape of one sample, e.g. [28, 28, 1].")
+    layers: list[LayerSpec] = Field(min_length=1, description="Keras layers in order: {Name: {args}}.")
+
+    @field_validator("input_shape")
+    @classmethod
+    def _positive_dims(cls, value: list[int]) -> list[int]:
+        if any(dim <= 0 for dim in value):
+            raise ValueError("every dimension must be a positive integer")
+        return value
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _normalise_layers(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [_normalise_layer(item, index) for index, item in enumerate(value)]
+
+
+def _normalise_layer(item: Any, index: int) -> Any:
+    """Accept `Flatten`, `{Flatten: null}` and `{Flatten: {}}` alike."""
+    if isinstance(item, str):
+        return {item: {}}
+    if isinstance(item, dict) and len(item) != 1:
+        names = ", ".join(map(str, item)) or "nothing"
+        raise ValueError(
+            f"layer {index} must name exactly one layer class, like '- Dense: {{units: 10}}'. "
+            f"Received: {names}"
+        )
+    if isinstance(item, dict):
+        ((name, args),) = item.items()
+        return {name: {} if args is None else args}
+    return item
+
+
+class ScheduleConfig(Open):
+    """A keras.optimizers.schedules class; initial_learning_rate defaults to the optimizer's."""
+
+    name: str
+
+
+class OptimizerConfig(Open):
+    name: str = Field("adam", description="A keras.optimizers name: adam, sgd, rmsprop, ...")
+    learning_rate: float = Field(0.001, gt=0, description="Initial learning rate.")
+    schedule: ScheduleConfig | None = None
+    clipnorm: float | None = Field(None, gt=0)
+    clipvalue: float | None = Field(None, gt=0)
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _lr_finite(cls, value: float) -> float:
+        return _finite(value)  # type: ignore[return-value]
+
+
+class NamedObject(Open):
+    """A loss or metric given with arguments: {name: categorical_crossentropy, label_smoothing: 0.1}."""
+
+    name: str
+
+
+class EarlyStoppingConfig(Strict):
+    monitor: str = "val_loss"
+    patience: int = Field(3, ge=0)
+    min_delta: float = Field(0, ge=0)
+    restore_best_weights: bool = True
+
+
+class ReduceLROnPlateauConfig(Strict):
+    monitor: str = "val_loss"
+    factor: float = Field(0.1, gt=0, lt=1)
+    patience: int = Field(2, ge=0)
+    min_lr: float = Field(0, ge=0)
+
+
+class CheckpointConfig(Strict):
+    monitor: str | None = Field(None, description="Default: val_loss with validation, else loss.")
+    save_best_only: bool = True
+
+
+class TrainingConfig(Strict):
+    epochs: int = Field(10, gt=0, le=100_000)
+    batch_size: int = Field(32, gt=0, le=1_000_000)
+    shuffle: bool = True
+    deterministic: bool = Field(False, description="TensorFlow op determinism (slower).")
+    early_stopping: EarlyStoppingConfig | None = None
+    reduce_lr_on_plateau: ReduceLROnPlateauConfig | None = None
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+
+class OutputConfig(Strict):
+    runs_dir: Path = Field(Path("runs"), description="Runs go to <runs_dir>/<name>-<timestamp>/.")
+
+
+class Config(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Run name.")
+    seed: int = Field(42, ge=0, lt=2**32)
+    dataset: DatasetConfig
+    augmentation: AugmentationConfig = AugmentationConfig()
+    model: ModelConfig
+    optimizer: OptimizerConfig = OptimizerConfig()
+    loss: str | NamedObject
+    metrics: list[str | NamedObject] = ["accuracy"]
+    training: TrainingConfig = TrainingConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _monitors_exist(self) -> Config:
+        for section in ("early_stopping", "reduce_lr_on_plateau", "checkpoint"):
+            callback = getattr(self.training, section)
+            if callback is None or callback.monitor is None:
+                continue
+            known = self.monitorable()
+            if callback.monitor not in known:
+                raise ValueError(
+                    f"training.{section}.monitor must be one of {', '.join(known)}. "
+                    f"Received: '{callback.monitor}'"
+                    + ("" if self.dataset.has_validation else
+                       ". val_* metrics need dataset.validation_split")
+                )
+        return self
+
+    def monitorable(self) -> list[str]:
+        """Names Keras will log each epoch, as far as the config can tell."""
+        names = ["loss"] + [m if isinstance(m, str) else m.name for m in self.metrics]
+        if self.dataset.has_validation:
+            names += [f"val_{name}" for name in names]
+        return names
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss if isinstance(self.loss, str) else self.loss.name
+
+    @property
+    def checkpoint_monitor(self) -> str:
+        chosen = self.training.checkpoint.monitor
+        return chosen or ("val_loss" if self.dataset.has_validation else "loss")

@@ -1,0 +1,300 @@
+"""Readers for each dataset a config can name, returning raw arrays in the datasets' own dtypes."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.errors import DataError
+from dltrain.schema import DatasetConfig
+
+DATA_DIR_ENV = "DLTRAIN_DATA_DIR"
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+DIGITS = [str(digit) for digit in range(10)]
+
+
+@dataclass
+class Raw:
+    """Train and test arrays as stored, with class names where the dataset defines them."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str] | None = None
+
+
+def read_source(cfg: DatasetConfig) -> Raw:
+    """Dispatch on the dataset name; every reader raises DataError with the path it looked at."""
+    if cfg.name == "fashion_mnist_mini":
+        return read_npz(_shipped("fashion_mnist_mini.npz"), FASHION_CLASSES)
+    if cfg.name == "npz":
+        return read_npz(cfg.path)  # type: ignore[arg-type]
+    if cfg.name == "csv":
+        return read_csv(cfg)
+    folder = _local_folder(cfg)
+    if cfg.name in ("mnist", "fashion_mnist"):
+        names = DIGITS if cfg.name == "mnist" else FASHION_CLASSES
+        if folder is not None:
+            return read_mnist_folder(folder, names)
+        return _from_keras(cfg.name, names)
+    if folder is not None:
+        return read_cifar(folder, cfg.name)
+    return _from_keras(cfg.name, CIFAR10_CLASSES if cfg.name == "cifar10" else None)
+
+
+def _shipped(name: str) -> Path:
+    return Path(str(resources.files("dltrain.datasets") / name))
+
+
+def _local_folder(cfg: DatasetConfig) -> Path | None:
+    if cfg.data_dir is not None:
+        if not cfg.data_dir.is_dir():
+            raise DataError(f"dataset.data_dir: {cfg.data_dir} is not a folder. It should hold "
+                            f"the {cfg.name} files ({_expected_files(cfg.name)}).")
+        return cfg.data_dir
+    default = os.environ.get(DATA_DIR_ENV)
+    if default and (Path(default) / cfg.name).is_dir():
+        return Path(default) / cfg.name
+    return None
+
+
+def _expected_files(name: str) -> str:
+    if name in ("mnist", "fashion_mnist"):
+        return "mnist.npz or the four IDX files " + ", ".join(IDX_FILES.values())
+    if name == "cifar10":
+        return "cifar-10-batches-py/ or cifar-10-python.tar.gz"
+    return "cifar-100-python/ or cifar-100-python.tar.gz"
+
+
+def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; expected an .npz with x_train, y_train, "
+                        "x_test, y_test.")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            found = {key: arrays[key] for key in ("x_train", "y_train", "x_test", "y_test")
+                     if key in arrays}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(found)
+    if missing:
+        raise DataError(f"{path}: missing arrays {', '.join(sorted(missing))}; an .npz dataset "
+                        "needs x_train, y_train, x_test, y_test.")
+    return _checked(Raw(**found, class_names=class_names), str(path))
+
+
+def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
+    if (folder / "mnist.npz").is_file():
+        return read_npz(folder / "mnist.npz", class_names)
+    paths = {key: folder / name for key, name in IDX_FILES.items()}
+    missing = [path.name for path in paths.values() if not path.is_file()]
+    if missing:
+        raise DataError(f"{folder}: missing {', '.join(missing)}. Expected mnist.npz or the four "
+                        f"IDX files {', '.join(IDX_FILES.values())}.")
+    arrays = {key: read_idx(path) for key, path in paths.items()}
+    return _checked(Raw(**arrays, class_names=class_names), str(folder))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a gzipped IDX file (the MNIST format): magic 0x0000 08 NDIM, big-endian dims, uint8."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a valid gzip file ({exc}); download it again.") from None
+    if len(data) < 4 or data[0:3] != b"\x00\x00\x08" or not 1 <= data[3] <= 4:
+        raise DataError(f"{path}: wrong IDX magic number {data[:4].hex() or 'none'}; expected "
+                        "00000801 (labels) or 00000803 (images) for uint8 data.")
+    ndim = data[3]
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    expected = offset + int(np.prod(dims))
+    if len(data) != expected:
+        raise DataError(f"{path}: truncated or padded IDX file: {len(data)} bytes for shape "
+                        f"{dims}, expected {expected}.")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def read_cifar(folder: Path, name: str) -> Raw:
+    """Read CIFAR's python-pickle batches from the extracted folder or the .tar.gz archive."""
+    stem = "cifar-10" if name == "cifar10" else "cifar-100"
+    archive = folder / f"{stem}-python.tar.gz"
+    inner = folder / (f"{stem}-batches-py" if name == "cifar10" else f"{stem}-python")
+    files = (["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"],
+             ["test_batch"]) if name == "cifar10" else (["train"], ["test"])
+    label_key = b"labels" if name == "cifar10" else b"fine_labels"
+    if inner.is_dir() or (folder / files[1][0]).is_file():
+        base = inner if inner.is_dir() else folder
+        read = lambda member: (base / member).read_bytes()  # noqa: E731
+    elif archive.is_file():
+        read = _tar_reader(archive, inner.name)
+    else:
+        raise DataError(f"{folder}: no CIFAR files found; expected {_expected_files(name)}.")
+    x_train, y_train = _cifar_batches([read(f) for f in files[0]], label_key, name)
+    x_test, y_test = _cifar_batches([read(f) for f in files[1]], label_key, name)
+    names = CIFAR10_CLASSES if name == "cifar10" else None
+    return _checked(Raw(x_train, y_train, x_test, y_test, names), str(folder))
+
+
+def _tar_reader(archive: Path, inner: str):  # type: ignore[no-untyped-def]
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = {m.name.split("/")[-1]: tar.extractfile(m).read()  # type: ignore[union-attr]
+                       for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"{archive}: not a readable .tar.gz archive ({exc}).") from None
+
+    def read(member: str) -> bytes:
+        if member not in members:
+            raise DataError(f"{archive}: missing {inner}/{member} in the archive.")
+        return members[member]
+
+    return read
+
+
+def _cifar_batches(blobs: list[bytes], label_key: bytes, name: str) -> tuple[np.ndarray, ...]:
+    images, labels = [], []
+    for blob in blobs:
+        batch = _unpickle_batch(blob, name)
+        if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+            raise DataError(f"a {name} batch file is not a CIFAR batch (expected a dict with "
+                            f"b'data' and {label_key!r}).")
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+    return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR ships pickles; allow only the NumPy pieces they contain, so no file can run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _unpickle_batch(blob: bytes, name: str) -> object:
+    try:
+        return _ArraysOnly(io.BytesIO(blob), encoding="bytes").load()
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a CIFAR batch"
+        raise DataError(f"a {name} batch file is not a CIFAR batch ({exc}).") from None
+
+
+def read_csv(cfg: DatasetConfig) -> Raw:
+    """A CSV with a header; numeric features; labels as integers or class names."""
+    header, rows = _csv_rows(cfg.path)  # type: ignore[arg-type]
+    if cfg.test_path is not None:
+        test_header, test_rows = _csv_rows(cfg.test_path)
+        if test_header != header:
+            raise DataError(f"{cfg.test_path}: its columns differ from {cfg.path}.")
+    else:
+        order = np.random.default_rng(0).permutation(len(rows))
+        cut = len(rows) - max(1, round(len(rows) * cfg.test_split))
+        test_rows = [rows[i] for i in order[cut:]]
+        rows = [rows[i] for i in order[:cut]]
+    features = cfg.feature_columns or [c for c in header if c != cfg.label_column]
+    for column in [cfg.label_column, *features]:
+        if column not in header:
+            raise DataError(f"{cfg.path}: no column '{column}'. Columns: {', '.join(header)}.")
+    labels = sorted({row[header.index(cfg.label_column)] for row in rows + test_rows})  # type: ignore[arg-type]
+    numeric = all(_is_int(label) for label in labels)
+    class_names = None if numeric else labels
+    x_train, y_train = _csv_arrays(rows, header, features, cfg, class_names)
+    x_test, y_test = _csv_arrays(test_rows, header, features, cfg, class_names)
+    return _checked(Raw(x_train, y_train, x_test, y_test, class_names), str(cfg.path))
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such CSV file.")
+    with path.open(newline="", encoding="utf-8") as handle:
+        table = [row for row in csv.reader(handle) if row]
+    if len(table) < 2:
+        raise DataError(f"{path}: a CSV dataset needs a header row and at least one data row.")
+    header = [name.strip() for name in table[0]]
+    for number, row in enumerate(table[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}, line {number}: {len(row)} values for {len(header)} columns.")
+    return header, table[1:]
+
+
+def _is_int(text: str) -> bool:
+    return text.strip().lstrip("-").isdigit()
+
+
+def _csv_arrays(rows: list[list[str]], header: list[str], features: list[str],
+                cfg: DatasetConfig, class_names: list[str] | None) -> tuple[np.ndarray, ...]:
+    columns = [header.index(name) for name in features]
+    label_at = header.index(cfg.label_column)  # type: ignore[arg-type]
+    x = np.empty((len(rows), len(columns)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        try:
+            x[i] = [float(row[c]) for c in columns]
+        except ValueError:
+            bad = next(features[j] for j, c in enumerate(columns) if not _is_float(row[c]))
+            raise DataError(f"{cfg.path}: column '{bad}' has a non-numeric value "
+                            f"{row[header.index(bad)]!r}.") from None
+    raw_labels = [row[label_at] for row in rows]
+    y = [class_names.index(v) for v in raw_labels] if class_names else [int(v) for v in raw_labels]
+    return x, np.asarray(y, dtype=np.int64)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _from_keras(name: str, class_names: list[str] | None) -> Raw:
+    """Keras's own loader: its cache under KERAS_HOME, else a download with Keras's checksums."""
+    import keras
+
+    loader = getattr(keras.datasets, name)
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as exc:  # noqa: BLE001 - urllib, ssl and Keras raise many kinds here
+        raise DataError(
+            f"dataset '{name}' is not in the Keras cache and could not be downloaded ({exc}). "
+            f"Offline, put its files ({_expected_files(name)}) in a folder and set "
+            f"dataset.data_dir to it, or set {DATA_DIR_ENV} to a folder holding {name}/."
+        ) from None
+    return _checked(Raw(x_train, y_train, x_test, y_test, class_names), f"keras.datasets.{name}")
+
+
+def _checked(raw: Raw, where: str) -> Raw:
+    raw.y_train = raw.y_train.reshape(-1)
+    raw.y_test = raw.y_test.reshape(-1)
+    for split in ("train", "test"):
+        x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
+        if len(x) != len(y) or len(x) == 0:
+            raise DataError(f"{where}: x_{split} has {len(x)} samples but y_{split} has {len(y)}.")
+    if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
+        raise DataError(f"{where}: train samples have shape {raw.x_train.shape[1:]} but test "
+                        f"samples {raw.x_test.shape[1:]}.")
+    return raw

@@ -1,0 +1,86 @@
+"""Tiny synthetic datasets in the real on-disk formats, and a helper to drive the real CLI."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dltrain.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """MNIST's IDX format: magic 00 00 08 NDIM, big-endian uint32 dims, then uint8 data."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def images(rng: np.random.Generator, count: int, shape: tuple[int, ...]) -> tuple:
+    """Random images whose brightness encodes the label, so a model can learn something."""
+    labels = np.arange(count) % 10
+    x = rng.integers(0, 40, size=(count, *shape)) + labels.reshape(-1, *[1] * len(shape)) * 20
+    return x.astype(np.uint8), labels.astype(np.uint8)
+
+
+@pytest.fixture
+def mnist_dir(tmp_path: Path) -> Path:
+    """A folder with the four MNIST IDX files: 300 train and 100 test 28x28 images."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    x_train, y_train = images(rng, 300, (28, 28))
+    x_test, y_test = images(rng, 100, (28, 28))
+    write_idx(folder / "train-images-idx3-ubyte.gz", x_train)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", y_train)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", x_test)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", y_test)
+    return folder
+
+
+def cifar_batch(rng: np.random.Generator, count: int) -> dict:
+    x, y = images(rng, count, (3, 32, 32))
+    return {b"batch_label": b"synthetic", b"labels": y.tolist(),
+            b"data": x.reshape(count, -1), b"filenames": [b"x.png"] * count}
+
+
+@pytest.fixture
+def cifar_dir(tmp_path: Path) -> Path:
+    """cifar-10-batches-py/ with five 40-image training batches and a 60-image test batch."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        count = 60 if name == "test_batch" else 40
+        (folder / name).write_bytes(pickle.dumps(cifar_batch(rng, count), protocol=2))
+    return folder.parent
+
+
+@pytest.fixture
+def cifar_archive(cifar_dir: Path, tmp_path: Path) -> Path:
+    """The same batches as cifar-10-python.tar.gz, alone in a folder."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    with tarfile.open(folder / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(cifar_dir / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return folder
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run `dltrain ARGS` in-process; returns (exit code, stdout, stderr)."""
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

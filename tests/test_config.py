@@ -1,0 +1,181 @@
+"""Config loading: schema, overrides, Keras 2 spellings and the error messages users see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CONFIGS, write_yaml
+from dltrain.config import dump, load_config
+from dltrain.errors import ConfigError
+
+BASE = """\
+name: tiny
+dataset: {name: fashion_mnist_mini}
+model:
+  input_shape: [28, 28, 1]
+  layers:
+    - Flatten
+    - Dense: {units: 10, activation: softmax}
+loss: sparse_categorical_crossentropy
+"""
+
+
+def with_sections(extra: str) -> str:
+    """BASE with the sections in `extra` replacing or adding to its own."""
+    data = yaml.safe_load(BASE)
+    data.update(yaml.safe_load(extra))
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def config_error(tmp_path: Path, text: str, overrides: list[str] | None = None) -> str:
+    path = write_yaml(tmp_path / "bad.yaml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, overrides)
+    return str(caught.value)
+
+
+def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
+    config = load_config(write_yaml(tmp_path / "c.yaml", BASE)).config
+    assert config.seed == 42
+    assert config.optimizer.name == "adam" and config.optimizer.learning_rate == 0.001
+    assert config.training.epochs == 10 and config.training.batch_size == 32
+    assert config.metrics == ["accuracy"]
+    assert config.model.layers[0] == {"Flatten": {}}
+    assert config.checkpoint_monitor == "loss"
+
+
+def test_misspelt_top_level_key_names_file_line_and_suggestion(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "optimiser: {name: adam}\n")
+    assert "bad.yaml" in message
+    assert "unknown key 'optimiser' at top level (line 9)" in message
+    assert "Did you mean 'optimizer'?" in message
+
+
+def test_misspelt_nested_key_names_its_path(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "training: {epochs: 2, batchsize: 8}\n")
+    assert "unknown key 'batchsize' at training" in message
+    assert "Did you mean 'batch_size'?" in message
+
+
+def test_every_failing_key_is_listed(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "seed: -1\ntraining: {epochs: 0}\n")
+    assert "seed (line 9)" in message and "Received: -1" in message
+    assert "training.epochs (line 10)" in message and "Received: 0" in message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", "Received: an empty file"),
+    ("- a\n- b\n", "Received: a list"),
+    ("name: [unclosed\n", "invalid YAML"),
+    ("name: !!python/object/apply:os.system ['true']\n", "python tags"),
+])
+def test_unusable_documents_are_config_errors(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, text)
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("optimizer: {learning_rate: .nan}\n", "optimizer.learning_rate"),
+    ("optimizer: {learning_rate: -0.01}\n", "optimizer.learning_rate"),
+    ("training: {batch_size: 0}\n", "training.batch_size"),
+    ("name: ../../escape\n", "name"),
+    ("dataset: {name: imagenet}\n", "dataset.name"),
+    ("dataset: {name: csv}\n", "dataset (line 2): dataset 'csv' needs dataset.path"),
+    ("dataset: {name: mnist, validation_split: 1.5}\n", "dataset.validation_split"),
+    ("augmentation: {shear_range: 0.2}\n", "'shear_range' is not supported"),
+    ("augmentation: {rescale: 0.5}\n", "set dataset.rescale instead"),
+    ("training: {early_stopping: {monitor: val_loss}}\n", "val_* metrics need"),
+])
+def test_values_out_of_range_are_rejected(tmp_path: Path, extra: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, with_sections(extra))
+
+
+def test_duplicate_keys_are_errors_not_silently_dropped(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "seed: 1\nseed: 2\n")
+    assert "(line 10): duplicate key 'seed', first given on line 9" in message
+
+
+def test_layer_entry_must_name_one_class(tmp_path: Path) -> None:
+    text = BASE.replace("    - Flatten\n", "    - {Flatten: {}, Dense: {units: 3}}\n")
+    assert "layer 0 must name exactly one layer class" in config_error(tmp_path, text)
+
+
+def test_set_changes_exactly_the_named_values(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    before = yaml.safe_load(dump(load_config(path).config))
+    after = yaml.safe_load(dump(load_config(path, ["optimizer.learning_rate=0.01",
+                                                   "training.epochs=2"]).config))
+    assert after["optimizer"]["learning_rate"] == 0.01
+    assert after["training"]["epochs"] == 2
+    after["optimizer"]["learning_rate"] = before["optimizer"]["learning_rate"]
+    after["training"]["epochs"] = before["training"]["epochs"]
+    assert after == before
+
+
+def test_set_reaches_into_layer_lists(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    config = load_config(path, ["model.layers.1.Dense.units=7"]).config
+    assert config.model.layers[1]["Dense"]["units"] == 7
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("training.epochs", "expected key.path=value"),
+    ("model.layers.9.Dense.units=3", "index below 2"),
+    ("training.epochs=two", "training.epochs"),
+    ("trainig.epochs=2", "Did you mean 'training'?"),
+])
+def test_bad_overrides_say_what_is_wrong(tmp_path: Path, override: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, BASE, [override])
+
+
+def test_keras2_lr_is_read_as_learning_rate_with_a_note(tmp_path: Path) -> None:
+    loaded = load_config(write_yaml(tmp_path / "c.yaml", BASE + "optimizer: {lr: 0.05}\n"))
+    assert loaded.config.optimizer.learning_rate == 0.05
+    assert loaded.notes == ["optimizer.lr is the Keras 2 name; read as optimizer.learning_rate."]
+
+
+def test_both_lr_spellings_is_an_error(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "optimizer: {lr: 0.05, learning_rate: 0.1}\n")
+    assert "both 'lr' and 'learning_rate'" in message
+
+
+def test_keras2_input_dim_on_first_layer_becomes_input_shape(tmp_path: Path) -> None:
+    text = """\
+name: tab
+dataset: {name: csv, path: x.csv, label_column: y}
+model:
+  layers:
+    - Dense: {units: 12, input_dim: 8, activation: relu}
+    - Dense: {units: 1, activation: sigmoid}
+loss: binary_crossentropy
+"""
+    loaded = load_config(write_yaml(tmp_path / "c.yaml", text))
+    assert loaded.config.model.input_shape == [8]
+    assert loaded.config.model.layers[0] == {"Dense": {"units": 12, "activation": "relu"}}
+    assert "model.layers.0.Dense.input_dim is the Keras 2 way" in loaded.notes[0]
+
+
+def test_input_shape_on_a_later_layer_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("units: 10,", "units: 10, input_shape: [5],")
+    assert "model.layers.1.Dense.input_shape: only the model has an input shape" in config_error(
+        tmp_path, text)
+
+
+def test_dataset_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    text = with_sections("dataset: {name: npz, path: ../data.npz}")
+    config = load_config(write_yaml(tmp_path / "sub" / "c.yaml", text)).config
+    assert config.dataset.path == (tmp_path / "data.npz").resolve()
+
+
+def test_smoke_shrinks_epochs_and_data(tmp_path: Path) -> None:
+    config = load_config(write_yaml(tmp_path / "c.yaml", BASE), smoke=True).config
+    assert (config.training.epochs, config.dataset.train_limit, config.dataset.test_limit) == (
+        1, 256, 128)
+
+
+def test_shipped_configs_validate() -> None:
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        assert load_config(path).config.name == path.stem
