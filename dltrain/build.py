@@ -8,7 +8,7 @@ import functools
 import inspect
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from dltrain.errors import ConfigError
@@ -18,12 +18,14 @@ from dltrain.schema import Config, NamedObject, OptimizerConfig
 FORBIDDEN_LAYERS = {"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
                     "Layer", "InputLayer", "InputSpec", "Input"}
 # Keras 2 layer names that Keras 3 dropped.
-RENAMED_LAYERS = {"Convolution1D": "Conv1D", "Convolution2D": "Conv2D", "Convolution3D": "Conv3D",
-                  "Deconvolution2D": "Conv2DTranspose", "CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
+RENAMED_LAYERS = {"Deconvolution2D": "Conv2DTranspose", "Deconvolution3D": "Conv3DTranspose",
+                  "CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU", "Merge": "Concatenate or Add"}
 # Arguments every Keras layer takes through its base class.
 BASE_LAYER_ARGS = {"name", "dtype", "trainable", "activity_regularizer", "autocast"}
 RESOLVERS = {"_initializer": "initializers", "_regularizer": "regularizers",
              "_constraint": "constraints"}
+# Names that compile() resolves from the loss rather than through keras.metrics.get().
+COMPILE_METRIC_ALIASES = {"accuracy", "acc", "crossentropy", "ce"}
 BINARY_LOSSES = {"binary_crossentropy", "binarycrossentropy", "binary_focal_crossentropy",
                  "binaryfocalcrossentropy", "hinge", "squared_hinge"}
 
@@ -121,12 +123,12 @@ def _resolve(key: str, value: Any, where: str) -> Any:
     return value
 
 
-def check_kwargs(cls: type, args: dict[str, Any], where: str, extra: set[str] = frozenset(),
-                 handled: set[str] = frozenset()) -> None:
+def check_kwargs(cls: type, args: dict[str, Any], where: str, extra: Collection[str] = (),
+                 handled: Collection[str] = ()) -> None:
     """Reject keyword arguments the Keras class does not take, suggesting the nearest one."""
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     accepted = {name for name, p in params.items()
-                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     accepted = (accepted | set(extra)) - set(handled)
     for key in args:
         if key not in accepted:
@@ -166,7 +168,7 @@ def make_learning_rate(cfg: OptimizerConfig) -> Any:
                           f"{_did_you_mean(cfg.schedule.name, names)} Known: {', '.join(names)}.")
     args = cfg.schedule.kwargs
     check_kwargs(cls, args, "optimizer.schedule")
-    if "initial_learning_rate" in inspect.signature(cls.__init__).parameters:
+    if "initial_learning_rate" in inspect.signature(cls).parameters:
         args.setdefault("initial_learning_rate", cfg.learning_rate)
     try:
         return cls(**args)
@@ -185,18 +187,21 @@ def make_metric(metric: str | NamedObject, index: int) -> Any:
 def _named_object(module_name: str, spec: str | NamedObject, where: str) -> Any:
     """A name goes to Keras's get(); a name with arguments to the matching class."""
     module = getattr(keras_module(), module_name)
+    kind = {"losses": "loss", "metrics": "metric"}[module_name]
     name, kwargs = (spec, {}) if isinstance(spec, str) else (spec.name, spec.kwargs)
+    if not kwargs and module_name == "metrics" and name in COMPILE_METRIC_ALIASES:
+        return name
     if not kwargs:
         try:
             module.get(name)
         except (ValueError, TypeError):
-            raise ConfigError(f"{where}: unknown {module_name[:-1]} '{name}'."
+            raise ConfigError(f"{where}: unknown {kind} '{name}'."
                               f"{_did_you_mean(name, _public_names(module))}") from None
         return name
     classes = {_squash(n): c for n, c in vars(module).items() if isinstance(c, type)}
     cls = classes.get(_squash(name))
     if cls is None:
-        raise ConfigError(f"{where}: no {module_name[:-1]} class named '{name}' takes arguments."
+        raise ConfigError(f"{where}: no {kind} class named '{name}' takes arguments."
                           f"{_did_you_mean(name, _public_names(module))}")
     check_kwargs(cls, kwargs, where)
     try:

@@ -10,7 +10,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,7 +29,7 @@ err = Console(stderr=True, highlight=False)
 
 ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config file.",
                                            show_default=False)]
-SetOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP007 - typer needs Optional
+SetOpt = Annotated[list[str] | None, typer.Option(  # noqa: UP007 - typer needs Optional
     "--set", help="Override a config value: key.path=value (repeatable).", show_default=False)]
 
 
@@ -62,15 +62,15 @@ def root(
 def fit(
     config: ConfigArg,
     set_: SetOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Shortcut for --set training.epochs=N.",  # noqa: UP007
+    epochs: Annotated[int | None, typer.Option(help="Shortcut for --set training.epochs=N.",  # noqa: UP007
                                                   show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(  # noqa: UP007
+    batch_size: Annotated[int | None, typer.Option(  # noqa: UP007
         help="Shortcut for --set training.batch_size=N.", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Shortcut for --set seed=N.",  # noqa: UP007
+    seed: Annotated[int | None, typer.Option(help="Shortcut for --set seed=N.",  # noqa: UP007
                                                 show_default=False)] = None,
     smoke: Annotated[bool, typer.Option(
         help="1 epoch on a small stratified subset (256 train / 128 test): for CI.")] = False,
-    run_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+    run_dir: Annotated[Path | None, typer.Option(  # noqa: UP007
         help="Put this run exactly here (default: runs/<name>-<timestamp>/).",
         show_default=False)] = None,
     device: DeviceOpt = Device.auto,
@@ -98,10 +98,10 @@ def fit(
 def evaluate(
     target: Annotated[Path, typer.Argument(help="A run directory, or a .keras file with --config.",
                                            show_default=False)],
-    config: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+    config: Annotated[Path | None, typer.Option(  # noqa: UP007
         help="The config that says which data to use (default: the run's config.yaml).",
         show_default=False)] = None,
-    model: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+    model: Annotated[Path | None, typer.Option(  # noqa: UP007
         help="Evaluate this model file instead of the run's model.keras (e.g. best.keras).",
         show_default=False)] = None,
     device: DeviceOpt = Device.auto,
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except DltrainError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
-    except (typer.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):  # typer itself turns Ctrl-C into exit code 130
         err.print("[red]interrupted[/]")
         return 130
     except typer.TyperException as exc:  # usage errors: click's own message and exit code 2

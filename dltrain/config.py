@@ -6,7 +6,7 @@ import copy
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from dltrain.errors import ConfigError
 from dltrain.schema import Config
 
-Key = tuple[Union[str, int], ...]
+Key = tuple[str | int, ...]
 
 
 @dataclass

@@ -135,7 +135,8 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
         raise DataError(f"model.input_shape is {list(input_shape)} but the data's samples have "
                         f"shape {list(splits.x_train.shape[1:])}. Set model.input_shape to match.")
     if "binary" in loss_name.lower():
-        bad = np.setdiff1d(np.unique(splits.y_train), [0, 1])
+        labels = [splits.y_train, splits.y_test] + ([] if splits.y_val is None else [splits.y_val])
+        bad = np.setdiff1d(np.unique(np.concatenate([y.reshape(-1) for y in labels])), [0, 1])
         if bad.size:
             raise DataError(f"loss {loss_name} needs labels 0 and 1; the data has labels "
                             f"{bad[:10].tolist()}. Use dataset.label_map or another loss.")

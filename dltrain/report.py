@@ -33,7 +33,8 @@ def print_fit(console: Console, run_dir: Path, metrics: dict[str, Any]) -> None:
 
 
 def print_eval(console: Console, result: dict[str, Any]) -> None:
-    console.print(metrics_table(f"Evaluation of {result['model']}", result["test"]))
+    console.print(metrics_table("Evaluation", result["test"]))
+    console.print(f"model: {result['model']}", highlight=False, soft_wrap=True)
     console.print(f"test samples: {result['test_samples']}", highlight=False)
 
 

@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -92,10 +93,13 @@ def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
         raise DataError(f"{path}: no such file; expected an .npz with x_train, y_train, "
                         "x_test, y_test.")
     try:
-        with np.load(path, allow_pickle=False) as arrays:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array (.npy), not named arrays")
+        with arrays:
             found = {key: arrays[key] for key in ("x_train", "y_train", "x_test", "y_test")
                      if key in arrays}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
     missing = {"x_train", "y_train", "x_test", "y_test"} - set(found)
     if missing:
@@ -145,14 +149,15 @@ def read_cifar(folder: Path, name: str) -> Raw:
              ["test_batch"]) if name == "cifar10" else (["train"], ["test"])
     label_key = b"labels" if name == "cifar10" else b"fine_labels"
     if inner.is_dir() or (folder / files[1][0]).is_file():
-        base = inner if inner.is_dir() else folder
-        read = lambda member: (base / member).read_bytes()  # noqa: E731
+        origin = inner if inner.is_dir() else folder
+        read = lambda member: (origin / member).read_bytes()  # noqa: E731
     elif archive.is_file():
+        origin = archive / inner.name
         read = _tar_reader(archive, inner.name)
     else:
         raise DataError(f"{folder}: no CIFAR files found; expected {_expected_files(name)}.")
-    x_train, y_train = _cifar_batches([read(f) for f in files[0]], label_key, name)
-    x_test, y_test = _cifar_batches([read(f) for f in files[1]], label_key, name)
+    x_train, y_train = _cifar_batches({f: read(f) for f in files[0]}, label_key, origin)
+    x_test, y_test = _cifar_batches({f: read(f) for f in files[1]}, label_key, origin)
     names = CIFAR10_CLASSES if name == "cifar10" else None
     return _checked(Raw(x_train, y_train, x_test, y_test, names), str(folder))
 
@@ -173,15 +178,22 @@ def _tar_reader(archive: Path, inner: str):  # type: ignore[no-untyped-def]
     return read
 
 
-def _cifar_batches(blobs: list[bytes], label_key: bytes, name: str) -> tuple[np.ndarray, ...]:
+def _cifar_batches(blobs: dict[str, bytes], label_key: bytes,
+                   folder: Path) -> tuple[np.ndarray, ...]:
     images, labels = [], []
-    for blob in blobs:
-        batch = _unpickle_batch(blob, name)
+    for member, blob in blobs.items():
+        where = folder / member
+        batch = _unpickle_batch(blob, where)
         if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
-            raise DataError(f"a {name} batch file is not a CIFAR batch (expected a dict with "
-                            f"b'data' and {label_key!r}).")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+            raise DataError(f"{where}: not a CIFAR batch (expected a dict with b'data' and "
+                            f"{label_key!r}).")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        label = np.asarray(batch[label_key], dtype=np.int64).reshape(-1)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(label):
+            raise DataError(f"{where}: not a CIFAR batch: b'data' has shape {data.shape} for "
+                            f"{len(label)} labels; expected ({len(label)}, 3072).")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(label)
     return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
 
 
@@ -197,11 +209,11 @@ class _ArraysOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _unpickle_batch(blob: bytes, name: str) -> object:
+def _unpickle_batch(blob: bytes, where: Path) -> object:
     try:
         return _ArraysOnly(io.BytesIO(blob), encoding="bytes").load()
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a CIFAR batch"
-        raise DataError(f"a {name} batch file is not a CIFAR batch ({exc}).") from None
+        raise DataError(f"{where}: not a CIFAR batch ({exc}).") from None
 
 
 def read_csv(cfg: DatasetConfig) -> Raw:
@@ -232,14 +244,15 @@ def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     if not path.is_file():
         raise DataError(f"{path}: no such CSV file.")
     with path.open(newline="", encoding="utf-8") as handle:
-        table = [row for row in csv.reader(handle) if row]
+        reader = csv.reader(handle)
+        table = [(reader.line_num, row) for row in reader if row]
     if len(table) < 2:
         raise DataError(f"{path}: a CSV dataset needs a header row and at least one data row.")
-    header = [name.strip() for name in table[0]]
-    for number, row in enumerate(table[1:], start=2):
+    header = [name.strip() for name in table[0][1]]
+    for number, row in table[1:]:
         if len(row) != len(header):
             raise DataError(f"{path}, line {number}: {len(row)} values for {len(header)} columns.")
-    return header, table[1:]
+    return header, [row for _, row in table[1:]]
 
 
 def _is_int(text: str) -> bool:
@@ -258,6 +271,9 @@ def _csv_arrays(rows: list[list[str]], header: list[str], features: list[str],
             bad = next(features[j] for j, c in enumerate(columns) if not _is_float(row[c]))
             raise DataError(f"{cfg.path}: column '{bad}' has a non-numeric value "
                             f"{row[header.index(bad)]!r}.") from None
+    if not np.isfinite(x).all():
+        bad = features[int(np.argwhere(~np.isfinite(x))[0][1])]
+        raise DataError(f"{cfg.path}: column '{bad}' has a value that is not a finite number.")
     raw_labels = [row[label_at] for row in rows]
     y = [class_names.index(v) for v in raw_labels] if class_names else [int(v) for v in raw_labels]
     return x, np.asarray(y, dtype=np.int64)
@@ -292,8 +308,10 @@ def _checked(raw: Raw, where: str) -> Raw:
     raw.y_test = raw.y_test.reshape(-1)
     for split in ("train", "test"):
         x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
-        if len(x) != len(y) or len(x) == 0:
+        if len(x) != len(y):
             raise DataError(f"{where}: x_{split} has {len(x)} samples but y_{split} has {len(y)}.")
+        if len(x) == 0:
+            raise DataError(f"{where}: the {split} split is empty.")
     if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
         raise DataError(f"{where}: train samples have shape {raw.x_train.shape[1:]} but test "
                         f"samples {raw.x_test.shape[1:]}.")

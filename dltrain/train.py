@@ -80,6 +80,8 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         metrics = _train(model, splits, config, path, augmenter, console, live)
     except KeyboardInterrupt:
         runs.set_state(path, "interrupted")
+        console.print(f"interrupted: {path} is marked interrupted; history.csv and best.keras "
+                      "hold the epochs that finished.", highlight=False, soft_wrap=True)
         raise
     except BaseException as exc:
         runs.set_state(path, "failed", error=f"{type(exc).__name__}: {exc}")

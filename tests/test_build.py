@@ -1,0 +1,155 @@
+"""Model building: Keras registries, signature checks and the mismatches caught before training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dltrain.build import build_model
+from dltrain.config import validate
+from dltrain.errors import ConfigError
+
+
+def config(**sections: Any) -> Any:
+    raw: dict[str, Any] = {
+        "name": "tiny",
+        "dataset": {"name": "fashion_mnist_mini"},
+        "model": {"input_shape": [28, 28, 1],
+                  "layers": [{"Flatten": {}}, {"Dense": {"units": 10, "activation": "softmax"}}]},
+        "loss": "sparse_categorical_crossentropy",
+    }
+    raw.update(sections)
+    return validate(raw, "test.yaml")
+
+
+def layers(*specs: dict[str, Any], input_shape: list[int] | None = None) -> dict[str, Any]:
+    return {"input_shape": input_shape or [28, 28, 1], "layers": list(specs)}
+
+
+def build_error(**sections: Any) -> str:
+    with pytest.raises(ConfigError) as caught:
+        build_model(config(**sections))
+    return str(caught.value)
+
+
+def test_classic_cnn_builds_with_expected_shapes_and_parameters() -> None:
+    model = build_model(config(model=layers(
+        {"Conv2D": {"filters": 32, "kernel_size": 3, "activation": "relu"}},
+        {"MaxPooling2D": {"pool_size": 2}}, {"Flatten": {}},
+        {"Dense": {"units": 128, "activation": "relu"}},
+        {"Dense": {"units": 10, "activation": "softmax"}})))
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.output_shape == (None, 10)
+    # conv 32*(9+1) + dense 13*13*32*128+128 + dense 128*10+10
+    assert model.count_params() == 320 + 692_352 + 1_290
+    assert model.optimizer.__class__.__name__ == "Adam"
+
+
+def test_initializers_and_regularizers_by_name_and_by_config() -> None:
+    model = build_model(config(model=layers({"Flatten": {}}, {"Dense": {
+        "units": 10, "activation": "softmax", "kernel_initializer": "he_normal",
+        "bias_initializer": {"class_name": "Constant", "config": {"value": 0.5}},
+        "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}}}})))
+    dense = model.layers[-1]
+    assert dense.kernel_initializer.__class__.__name__ == "HeNormal"
+    assert float(dense.bias.numpy()[0]) == 0.5
+    assert dense.kernel_regularizer.l2 == pytest.approx(0.01)
+
+
+def test_unknown_layer_argument_is_named_with_a_suggestion() -> None:
+    message = build_error(model=layers({"Flatten": {}}, {"Dense": {"unit": 10}}))
+    assert "model.layers.1.Dense: unknown argument 'unit' for Dense. Did you mean 'units'?" in message
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Dense2", "unknown layer 'Dense2'. Did you mean 'Dense'?"),
+    ("Lambda", "layer 'Lambda' is not allowed: configs cannot run code"),
+    ("TFSMLayer", "layer 'TFSMLayer' is not allowed"),
+    ("CuDNNLSTM", "'CuDNNLSTM' is the Keras 2 name; use 'LSTM'"),
+])
+def test_layer_names_come_from_the_registry(name: str, expected: str) -> None:
+    assert expected in build_error(model=layers({name: {}}, {"Dense": {"units": 10}}))
+
+
+def test_bad_activation_is_reported_at_its_layer() -> None:
+    message = build_error(model=layers({"Flatten": {}}, {"Dense": {"units": 10,
+                                                                    "activation": "relux"}}))
+    assert message.startswith("model.layers.1.Dense:") and "relux" in message
+
+
+def test_kernel_larger_than_input_is_caught_before_training() -> None:
+    message = build_error(model=layers({"Conv2D": {"filters": 4, "kernel_size": 9}},
+                                       {"Flatten": {}}, {"Dense": {"units": 10}},
+                                       input_shape=[4, 4, 1]))
+    assert message.startswith("model.layers.0.Conv2D: cannot follow the previous layer's output")
+
+
+def test_binary_crossentropy_with_ten_unit_softmax_is_refused() -> None:
+    message = build_error(loss="binary_crossentropy")
+    assert "binary_crossentropy expects 1 output unit (sigmoid), but the last layer has 10" in message
+
+
+def test_categorical_loss_with_one_unit_is_refused() -> None:
+    message = build_error(model=layers({"Flatten": {}}, {"Dense": {"units": 1}}))
+    assert "needs one output unit per class" in message
+
+
+def test_optimizer_arguments_are_checked_against_its_class() -> None:
+    message = build_error(optimizer={"name": "adam", "beta1": 0.8})
+    assert "optimizer: unknown argument 'beta1' for Adam. Did you mean 'beta_1'?" in message
+
+
+def test_unknown_optimizer_suggests_the_nearest() -> None:
+    assert "Did you mean 'adam'?" in build_error(optimizer={"name": "adamm"})
+
+
+def test_optimizer_with_clipping_and_extra_arguments() -> None:
+    model = build_model(config(optimizer={"name": "sgd", "learning_rate": 0.1, "momentum": 0.9,
+                                          "clipnorm": 1.0}))
+    assert model.optimizer.momentum == pytest.approx(0.9)
+    assert model.optimizer.clipnorm == pytest.approx(1.0)
+
+
+def test_learning_rate_schedule_starts_from_the_learning_rate() -> None:
+    model = build_model(config(optimizer={"name": "adam", "learning_rate": 0.01, "schedule": {
+        "name": "ExponentialDecay", "decay_steps": 10, "decay_rate": 0.5}}))
+    schedule = model.optimizer._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(10)) == pytest.approx(0.005)
+
+
+def test_unknown_schedule_lists_the_known_ones() -> None:
+    message = build_error(optimizer={"schedule": {"name": "CosineDecays", "decay_steps": 5}})
+    assert "unknown schedule 'CosineDecays'. Did you mean 'CosineDecay'?" in message
+
+
+def test_schedule_missing_a_required_argument() -> None:
+    message = build_error(optimizer={"schedule": {"name": "ExponentialDecay"}})
+    assert message.startswith("optimizer.schedule:") and "decay_steps" in message
+
+
+def test_loss_with_arguments_uses_the_loss_class() -> None:
+    model = build_model(config(loss={"name": "sparse_categorical_crossentropy",
+                                     "from_logits": True}))
+    assert model.loss.__class__.__name__ == "SparseCategoricalCrossentropy"
+    assert model.loss.from_logits is True
+
+
+@pytest.mark.parametrize(("sections", "expected"), [
+    ({"loss": "sparse_categorical_crossentropyy"},
+     "loss: unknown loss 'sparse_categorical_crossentropyy'"),
+    ({"metrics": ["accuracy", "precison"]}, "metrics.1: unknown metric 'precison'"),
+    ({"loss": {"name": "categorical_crossentropy", "smoothing": 0.1}},
+     "unknown argument 'smoothing'"),
+])
+def test_loss_and_metric_names_are_checked(sections: dict[str, Any], expected: str) -> None:
+    assert expected in build_error(**sections)
+
+
+def test_keras2_metric_alias_acc_is_accepted_and_logged_under_its_name() -> None:
+    import numpy as np
+
+    model = build_model(config(metrics=["acc"]))
+    logs = model.evaluate(np.zeros((4, 28, 28, 1)), np.zeros(4), verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "acc"}
