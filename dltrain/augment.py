@@ -8,10 +8,12 @@
 | width/height_shift_range: f | RandomTranslation(f_h, f_w)                     | fractions only        |
 | zoom_range: z or [lo, hi]   | RandomZoom(lo - 1 .. hi - 1, both axes)         | same scale semantics  |
 | fill_mode, cval             | fill_mode, fill_value of the layers above       | none                  |
+| brightness_range: [lo, hi]  | multiply by U(lo, hi) per image, clip to range  | none (a TF op)        |
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dltrain.build import keras_module
@@ -44,9 +46,26 @@ def _zoom_bounds(zoom: float | tuple[float, float]) -> tuple[float, float]:
     return zoom
 
 
-def make_augmenter(cfg: AugmentationConfig, seed: int) -> Any | None:
-    """One Sequential of the layers above, or None when the config asks for no augmentation."""
+def make_augmenter(cfg: AugmentationConfig, seed: int,
+                   value_max: float = 1.0) -> Callable[[Any], Any] | None:
+    """A function from a batch of images to an augmented batch; None when nothing is asked."""
     layers = augmentation_layers(cfg, seed)
-    if not layers:
+    if not layers and cfg.brightness_range is None:
         return None
-    return keras_module().Sequential(layers, name="augmentation")
+
+    def augment(images: Any) -> Any:
+        for layer in layers:
+            images = layer(images, training=True)
+        if cfg.brightness_range is not None:
+            images = scale_brightness(images, cfg.brightness_range, value_max, seed)
+        return images
+
+    return augment
+
+
+def scale_brightness(images: Any, bounds: tuple[float, float], value_max: float, seed: int) -> Any:
+    """ImageDataGenerator's brightness_range: each image times one factor, kept in range."""
+    import tensorflow as tf
+
+    factors = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], bounds[0], bounds[1], seed=seed)
+    return tf.clip_by_value(images * factors, 0.0, value_max)

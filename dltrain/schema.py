@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IMAGE_DATASETS = ("fashion_mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
-DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv")
+DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv", "image_folder")
 
 # ImageDataGenerator arguments that have no Keras 3 preprocessing-layer equivalent here yet,
 # with what to do instead.
@@ -22,7 +22,6 @@ UNSUPPORTED_AUGMENTATION = {
     "zca_epsilon": "whiten the data before training instead",
     "shear_range": "use rotation_range or zoom_range instead",
     "channel_shift_range": "remove it",
-    "brightness_range": "remove it (not implemented yet)",
     "preprocessing_function": "configs cannot run code; remove it",
     "rescale": "set dataset.rescale instead",
     "validation_split": "set dataset.validation_split instead",
@@ -57,11 +56,13 @@ class DatasetConfig(Strict):
     data_dir: Path | None = Field(
         None, description="Folder with the dataset's canonical files, read instead of downloading."
     )
-    path: Path | None = Field(None, description="File for the npz and csv sources.")
-    test_path: Path | None = Field(None, description="csv: a separate test file.")
+    path: Path | None = Field(None, description="npz/csv file, or image_folder's training folder.")
+    test_path: Path | None = Field(None, description="csv/image_folder: a separate test set.")
     label_column: str | None = Field(None, description="csv: the column that holds the label.")
     feature_columns: list[str] | None = Field(None, description="csv: feature columns (default all).")
-    test_split: float = Field(0.2, gt=0, lt=1, description="csv without test_path: test fraction.")
+    test_split: float = Field(0.2, gt=0, lt=1, description="Without test_path: test fraction.")
+    image_size: tuple[int, int] = Field((64, 64), description="image_folder: [height, width].")
+    color_mode: Literal["grayscale", "rgb", "rgba"] = Field("rgb", description="image_folder.")
     validation_split: float | Literal["test"] = Field(
         0.0, description="Fraction of the training data held out (seeded), or 'test'."
     )
@@ -81,6 +82,13 @@ class DatasetConfig(Strict):
             raise ValueError("must be in [0, 1) or 'test'")
         return value
 
+    @field_validator("image_size")
+    @classmethod
+    def _size_positive(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) <= 0:
+            raise ValueError("height and width must be positive")
+        return value
+
     @field_validator("rescale")
     @classmethod
     def _rescale_finite(cls, value: float | None) -> float | None:
@@ -88,7 +96,7 @@ class DatasetConfig(Strict):
 
     @model_validator(mode="after")
     def _source_needs_path(self) -> DatasetConfig:
-        if self.name in ("npz", "csv") and self.path is None:
+        if self.name in ("npz", "csv", "image_folder") and self.path is None:
             raise ValueError(f"dataset '{self.name}' needs dataset.path")
         if self.name == "csv" and self.label_column is None:
             raise ValueError("dataset 'csv' needs dataset.label_column")
@@ -110,6 +118,8 @@ class AugmentationConfig(Strict):
     zoom_range: float | tuple[float, float] = Field(0, description="z or [lower, upper].")
     fill_mode: Literal["nearest", "constant", "reflect", "wrap"] = "nearest"
     cval: float = Field(0, description="Fill value for fill_mode: constant.")
+    brightness_range: tuple[float, float] | None = Field(
+        None, description="[low, high]: multiply each image's brightness by a factor in it.")
 
     @model_validator(mode="before")
     @classmethod
@@ -129,9 +139,12 @@ class AugmentationConfig(Strict):
             raise ValueError("must be z in [0, 1) or [lower, upper] with 0 < lower <= upper")
         return value
 
-    @property
-    def enabled(self) -> bool:
-        return self != AugmentationConfig()
+    @field_validator("brightness_range")
+    @classmethod
+    def _brightness_bounds(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 <= value[0] <= value[1]:
+            raise ValueError("must be [low, high] with 0 <= low <= high, e.g. [0.8, 1.2]")
+        return value
 
 
 LayerSpec = dict[str, dict[str, Any]]

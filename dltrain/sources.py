@@ -53,15 +53,27 @@ def read_source(cfg: DatasetConfig) -> Raw:
         return read_npz(cfg.path)  # type: ignore[arg-type]
     if cfg.name == "csv":
         return read_csv(cfg)
-    folder = _local_folder(cfg)
+    if cfg.name == "image_folder":
+        from dltrain.images import read_image_folder
+
+        return read_image_folder(cfg)
+    folder = _local_folder(cfg) or _keras_cache(cfg.name)
     if cfg.name in ("mnist", "fashion_mnist"):
-        names = DIGITS if cfg.name == "mnist" else FASHION_CLASSES
-        if folder is not None:
-            return read_mnist_folder(folder, names)
-        return _from_keras(cfg.name, names)
-    if folder is not None:
-        return read_cifar(folder, cfg.name)
-    return _from_keras(cfg.name, CIFAR10_CLASSES if cfg.name == "cifar10" else None)
+        return read_mnist_folder(folder, DIGITS if cfg.name == "mnist" else FASHION_CLASSES)
+    return read_cifar(folder, cfg.name)
+
+
+def _keras_cache(name: str) -> Path:
+    """Keras's own cache: its extracted CIFAR folder if keras.datasets made one, else our files."""
+    from dltrain.download import cached_folder, keras_datasets_dir
+
+    extracted = keras_datasets_dir() / ("cifar-10-batches-py-target" if name == "cifar10"
+                                        else "cifar-100-python-target")
+    if name.startswith("cifar") and extracted.is_dir():
+        return extracted
+    hint = (f"Offline, put its files ({_expected_files(name)}) in a folder and set "
+            f"dataset.data_dir to it, or set {DATA_DIR_ENV} to a folder holding {name}/.")
+    return cached_folder(name, hint)
 
 
 def _shipped(name: str) -> Path:
@@ -224,10 +236,8 @@ def read_csv(cfg: DatasetConfig) -> Raw:
         if test_header != header:
             raise DataError(f"{cfg.test_path}: its columns differ from {cfg.path}.")
     else:
-        order = np.random.default_rng(0).permutation(len(rows))
-        cut = len(rows) - max(1, round(len(rows) * cfg.test_split))
-        test_rows = [rows[i] for i in order[cut:]]
-        rows = [rows[i] for i in order[:cut]]
+        train, test = split_off(len(rows), cfg.test_split)
+        rows, test_rows = [rows[i] for i in train], [rows[i] for i in test]
     features = cfg.feature_columns or [c for c in header if c != cfg.label_column]
     for column in [cfg.label_column, *features]:
         if column not in header:
@@ -238,6 +248,15 @@ def read_csv(cfg: DatasetConfig) -> Raw:
     x_train, y_train = _csv_arrays(rows, header, features, cfg, class_names)
     x_test, y_test = _csv_arrays(test_rows, header, features, cfg, class_names)
     return _checked(Raw(x_train, y_train, x_test, y_test, class_names), str(cfg.path))
+
+
+def split_off(count: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices for a source without a test file; fixed, so runs compare."""
+    order = np.random.default_rng(0).permutation(count)
+    cut = count - max(1, round(count * fraction))
+    if cut < 1:
+        raise DataError(f"dataset.test_split {fraction} of {count} samples leaves no training data.")
+    return np.sort(order[:cut]), np.sort(order[cut:])
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -285,22 +304,6 @@ def _is_float(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _from_keras(name: str, class_names: list[str] | None) -> Raw:
-    """Keras's own loader: its cache under KERAS_HOME, else a download with Keras's checksums."""
-    import keras
-
-    loader = getattr(keras.datasets, name)
-    try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as exc:  # noqa: BLE001 - urllib, ssl and Keras raise many kinds here
-        raise DataError(
-            f"dataset '{name}' is not in the Keras cache and could not be downloaded ({exc}). "
-            f"Offline, put its files ({_expected_files(name)}) in a folder and set "
-            f"dataset.data_dir to it, or set {DATA_DIR_ENV} to a folder holding {name}/."
-        ) from None
-    return _checked(Raw(x_train, y_train, x_test, y_test, class_names), f"keras.datasets.{name}")
 
 
 def _checked(raw: Raw, where: str) -> Raw:

@@ -55,7 +55,7 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
         data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size)
     if augmenter is not None:
-        data = data.map(lambda images, labels: (augmenter(images, training=True), labels),
+        data = data.map(lambda images, labels: (augmenter(images), labels),
                         num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
 
@@ -70,7 +70,8 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_name)
     from dltrain.augment import make_augmenter
 
-    augmenter = make_augmenter(config.augmentation, config.seed)
+    augmenter = make_augmenter(config.augmentation, config.seed,
+                               value_max=float(splits.x_train.max(initial=1.0)))
     path = runs.new_run_dir(config, run_dir)
     runs.write_atomic(path / runs.CONFIG_FILE, dump(config))
     runs.write_json(path / runs.ENV_FILE, runs.environment(device_name))

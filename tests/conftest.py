@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dltrain.cli import main
+from dltrain.sources import IDX_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -30,19 +31,23 @@ def images(rng: np.random.Generator, count: int, shape: tuple[int, ...]) -> tupl
     return x.astype(np.uint8), labels.astype(np.uint8)
 
 
+def write_mnist(folder: Path, seed: int = 0, train: int = 30, test: int = 20) -> dict:
+    """The four IDX files in `folder`; returns the arrays written, keyed like Raw's fields."""
+    rng = np.random.default_rng(seed)
+    x_train, y_train = images(rng, train, (28, 28))
+    x_test, y_test = images(rng, test, (28, 28))
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, name in IDX_FILES.items():
+        write_idx(folder / name, arrays[key])
+    return arrays
+
+
 @pytest.fixture
 def mnist_dir(tmp_path: Path) -> Path:
     """A folder with the four MNIST IDX files: 300 train and 100 test 28x28 images."""
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    x_train, y_train = images(rng, 300, (28, 28))
-    x_test, y_test = images(rng, 100, (28, 28))
-    write_idx(folder / "train-images-idx3-ubyte.gz", x_train)
-    write_idx(folder / "train-labels-idx1-ubyte.gz", y_train)
-    write_idx(folder / "t10k-images-idx3-ubyte.gz", x_test)
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", y_test)
-    return folder
+    write_mnist(tmp_path / "mnist", train=300, test=100)
+    return tmp_path / "mnist"
 
 
 def cifar_batch(rng: np.random.Generator, count: int) -> dict:

@@ -21,7 +21,7 @@ def test_no_augmentation_means_no_layers() -> None:
 def test_horizontal_flip_mirrors_the_width_axis_exactly() -> None:
     images = batch()
     augmenter = make_augmenter(AugmentationConfig(horizontal_flip=True), seed=3)
-    out = np.asarray(augmenter(images, training=True))
+    out = np.asarray(augmenter(images))
     mirrored = images[:, :, ::-1, :]
     flipped = [np.array_equal(o, m) for o, m in zip(out, mirrored, strict=True)]
     kept = [np.array_equal(o, i) for o, i in zip(out, images, strict=True)]
@@ -31,15 +31,25 @@ def test_horizontal_flip_mirrors_the_width_axis_exactly() -> None:
 
 def test_vertical_flip_mirrors_the_height_axis() -> None:
     images = batch()
-    out = np.asarray(make_augmenter(AugmentationConfig(vertical_flip=True), seed=3)(
-        images, training=True))
+    out = np.asarray(make_augmenter(AugmentationConfig(vertical_flip=True), seed=3)(images))
     assert all(np.array_equal(o, i) or np.array_equal(o, i[::-1]) for o, i in zip(out, images, strict=True))
 
 
-def test_augmentation_is_off_outside_training() -> None:
-    images = batch()
-    augmenter = make_augmenter(AugmentationConfig(horizontal_flip=True, rotation_range=30), 3)
-    np.testing.assert_array_equal(np.asarray(augmenter(images, training=False)), images)
+def test_brightness_range_scales_each_image_by_one_factor_in_range() -> None:
+    images = batch() * 0.5 + 0.25  # in [0.25, 0.75]: a factor up to 1.3 stays below 1
+    out = np.asarray(make_augmenter(AugmentationConfig(brightness_range=(0.7, 1.3)), 2)(images))
+    factors = out / images
+    per_image = factors.reshape(16, -1)
+    np.testing.assert_allclose(per_image, np.repeat(per_image[:, :1], per_image.shape[1], 1),
+                               rtol=1e-5)  # one factor per image
+    assert per_image.min() >= 0.7 - 1e-6 and per_image.max() <= 1.3 + 1e-6
+    assert per_image[:, 0].std() > 0.05  # not one factor for the whole batch
+
+
+def test_brightness_is_clipped_to_the_value_range() -> None:
+    out = np.asarray(make_augmenter(AugmentationConfig(brightness_range=(2.0, 2.0)), 2,
+                                    value_max=1.0)(np.full((2, 4, 4, 1), 0.8, np.float32)))
+    np.testing.assert_array_equal(out, np.ones((2, 4, 4, 1), np.float32))
 
 
 def test_only_the_training_pipeline_augments() -> None:

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import cifar_batch, images, write_idx
+from conftest import cifar_batch, write_idx, write_mnist
 from dltrain import sources
 from dltrain.errors import DataError
 from dltrain.schema import DatasetConfig
 from dltrain.sources import (
     DATA_DIR_ENV,
     FASHION_CLASSES,
-    IDX_FILES,
     read_cifar,
     read_idx,
     read_npz,
@@ -31,18 +30,6 @@ def data_error(call: Callable[..., object], *args: object) -> str:
     with pytest.raises(DataError) as caught:
         call(*args)
     return str(caught.value)
-
-
-def write_mnist(folder: Path, seed: int = 0, train: int = 30, test: int = 20) -> dict:
-    """The four IDX files in `folder`; returns the arrays written, keyed like Raw's fields."""
-    rng = np.random.default_rng(seed)
-    x_train, y_train = images(rng, train, (28, 28))
-    x_test, y_test = images(rng, test, (28, 28))
-    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    folder.mkdir(parents=True, exist_ok=True)
-    for key, name in IDX_FILES.items():
-        write_idx(folder / name, arrays[key])
-    return arrays
 
 
 # --- MNIST IDX files -------------------------------------------------------------------------
@@ -151,15 +138,6 @@ def test_data_dir_overrides_the_env_var(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "store"))
     raw = read_source(DatasetConfig(name="mnist", data_dir=tmp_path / "mine"))
     assert len(raw.x_train) == 12
-
-
-def test_env_var_without_the_dataset_folder_falls_back_to_keras(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    monkeypatch.setattr(sources, "_from_keras", lambda name, names: calls.append(name) or "keras")
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
-    assert read_source(DatasetConfig(name="mnist")) == "keras"
-    assert calls == ["mnist"]
 
 
 # --- CIFAR -----------------------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""The image_folder source: a folder of class sub-folders, read with Keras's own image loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.errors import DataError
+from dltrain.schema import DatasetConfig
+from dltrain.sources import Raw, split_off
+
+
+def read_image_folder(cfg: DatasetConfig) -> Raw:
+    """Train (and test) images as uint8 arrays; classes are the sub-folder names, sorted."""
+    x, y, names = read_class_folders(cfg.path, cfg)  # type: ignore[arg-type]
+    if cfg.test_path is not None:
+        x_test, y_test, test_names = read_class_folders(cfg.test_path, cfg)
+        if test_names != names:
+            raise DataError(f"{cfg.test_path}: its classes {test_names} differ from {cfg.path}'s "
+                            f"{names}.")
+        return Raw(x, y, x_test, y_test, names)
+    train, test = split_off(len(y), cfg.test_split)
+    return Raw(x[train], y[train], x[test], y[test], names)
+
+
+def read_class_folders(folder: Path, cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder; image_folder expects one sub-folder of images "
+                        "per class, e.g. cats/ and dogs/.")
+    names = sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+    if not names:
+        raise DataError(f"{folder}: no class sub-folders; put each class's images in a sub-folder "
+                        "named after the class.")
+    from dltrain.build import keras_module
+
+    try:
+        data = keras_module().utils.image_dataset_from_directory(
+            folder, labels="inferred", label_mode="int", class_names=names,
+            color_mode=cfg.color_mode, image_size=tuple(cfg.image_size), batch_size=None,
+            shuffle=False, verbose=False)
+    except ValueError as exc:
+        raise DataError(f"{folder}: {str(exc).splitlines()[0]}") from None
+    images, labels = [], []
+    for image, label in data.as_numpy_iterator():
+        images.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
+        labels.append(label)
+    return np.stack(images), np.asarray(labels, dtype=np.int64), names

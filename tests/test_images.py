@@ -1,0 +1,86 @@
+"""The image_folder source: class sub-folders of PNG files, read with Keras's loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, write_yaml
+from dltrain.errors import DataError
+from dltrain.images import read_image_folder
+from dltrain.schema import DatasetConfig
+
+
+def write_pngs(folder: Path, classes: dict[str, int], size: int = 12) -> None:
+    """`count` PNGs per class; class i's images have every pixel equal to 40 * (i + 1)."""
+    import tensorflow as tf
+
+    for index, (name, count) in enumerate(classes.items()):
+        (folder / name).mkdir(parents=True)
+        for n in range(count):
+            pixels = np.full((size, size, 3), 40 * (index + 1), dtype=np.uint8)
+            (folder / name / f"{n}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+
+
+def config(path: Path, **fields: object) -> DatasetConfig:
+    return DatasetConfig(name="image_folder", path=path, image_size=(8, 8), **fields)  # type: ignore[arg-type]
+
+
+def test_classes_come_from_sub_folders_and_images_are_resized(tmp_path: Path) -> None:
+    write_pngs(tmp_path / "train", {"cats": 6, "dogs": 4})
+    raw = read_image_folder(config(tmp_path / "train", test_split=0.2))
+    assert raw.class_names == ["cats", "dogs"]
+    assert raw.x_train.shape == (8, 8, 8, 3) and raw.x_test.shape == (2, 8, 8, 3)
+    assert raw.x_train.dtype == np.uint8
+    # Each image's pixel value tells its class: the labels must agree with the folders.
+    both = np.concatenate([raw.x_train, raw.x_test])[:, 0, 0, 0]
+    labels = np.concatenate([raw.y_train, raw.y_test])
+    np.testing.assert_array_equal(both, 40 * (labels + 1))
+    assert np.bincount(labels).tolist() == [6, 4]
+
+
+def test_grayscale_and_separate_test_folder(tmp_path: Path) -> None:
+    write_pngs(tmp_path / "train", {"a": 3, "b": 3})
+    write_pngs(tmp_path / "test", {"a": 1, "b": 2})
+    raw = read_image_folder(config(tmp_path / "train", test_path=tmp_path / "test",
+                                   color_mode="grayscale"))
+    assert raw.x_train.shape == (6, 8, 8, 1) and raw.y_test.tolist() == [0, 1, 1]
+
+
+def test_test_folder_with_other_classes_is_refused(tmp_path: Path) -> None:
+    write_pngs(tmp_path / "train", {"a": 2, "b": 2})
+    write_pngs(tmp_path / "test", {"a": 1, "c": 1})
+    with pytest.raises(DataError) as caught:
+        read_image_folder(config(tmp_path / "train", test_path=tmp_path / "test"))
+    assert "its classes ['a', 'c'] differ from" in str(caught.value)
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda root: None, "not a folder"),
+    (lambda root: root.mkdir(), "no class sub-folders"),
+    (lambda root: (root / "empty_class").mkdir(parents=True), "No images found"),
+])
+def test_unusable_folders_are_data_errors(tmp_path: Path, make, expected: str) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "images"
+    make(root)
+    with pytest.raises(DataError) as caught:
+        read_image_folder(config(root))
+    assert str(caught.value).startswith(str(root)) and expected in str(caught.value)
+
+
+def test_fit_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_pngs(tmp_path / "train", {"cats": 10, "dogs": 10})
+    path = write_yaml(tmp_path / "pets.yaml", """\
+name: pets
+dataset: {name: image_folder, path: train, image_size: [8, 8], test_split: 0.25}
+model:
+  input_shape: [8, 8, 3]
+  layers: [Flatten, {Dense: {units: 2, activation: softmax}}]
+loss: sparse_categorical_crossentropy
+training: {epochs: 2, batch_size: 4}
+""")
+    code, out, err = run_cli(capsys, "fit", path, "--run-dir", tmp_path / "run")
+    assert code == 0, err
+    assert "epoch 2/2" in out and (tmp_path / "run" / "model.keras").is_file()
