@@ -6,6 +6,7 @@ Appends a dated table to BENCHMARKS.md. Usage: python bench/run.py [--repeats N]
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -43,19 +44,39 @@ def startup(repeats: int) -> list[tuple[str, float, float]]:
     return [(name, seconds, baseline / seconds) for name, seconds in medians.items()]
 
 
+def table(title: str, unit: str, versus: str, rows: list[tuple[str, float, float]]) -> str:
+    lines = [f"## {title} — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, "
+             f"{os.cpu_count()} cores, Python {platform.python_version()}, {_versions()}", "",
+             f"| side | median {unit} | speed vs {versus} |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {seconds:.3f} | {ratio:.2f}x |" for name, seconds, ratio in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _versions() -> str:
+    from importlib.metadata import version
+
+    return f"TensorFlow {version('tensorflow')}, Keras {version('keras')}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", choices=["startup", "augment"])
     args = parser.parse_args()
-    rows = startup(args.repeats)
-    lines = [f"## Startup — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, "
-             f"{platform.python_version()}, {args.repeats} alternating repeats", "",
-             "| command | median s | speed-up vs importing TensorFlow |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {seconds:.3f} | {ratio:.1f}x |" for name, seconds, ratio in rows]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as out:
-        out.write("\n" + table)
+    tables = []
+    if args.only in (None, "startup"):
+        tables.append(table("Startup", "s", "importing TensorFlow", startup(args.repeats)))
+    if args.only in (None, "augment"):
+        sys.path.insert(0, str(Path(__file__).parent))
+        import augment
+
+        tables.append(table("Augmentation: one cifar_cnn epoch, 10,000 CIFAR-shaped images, "
+                            "batch 32", "s/epoch", "ImageDataGenerator.flow",
+                            augment.run(repeats=max(3, args.repeats // 2))))
+    for text in tables:
+        print(text)
+        with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as out:
+            out.write("\n" + text)
 
 
 if __name__ == "__main__":

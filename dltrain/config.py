@@ -37,13 +37,17 @@ def load_config(path: Path, overrides: list[str] | None = None, smoke: bool = Fa
     """
     source = str(path)
     raw, lines = read_yaml(path)
+    if smoke:  # before the overrides, so an explicit --epochs or --set still wins
+        shrink_for_smoke(raw, source)
     for override in overrides or []:
         apply_override(raw, override, source)
-    if smoke:
-        shrink_for_smoke(raw, source)
     notes = rewrite_keras2(raw, source)
     resolve_paths(raw, path.parent)
-    return Loaded(validate(raw, source, lines), source, notes)
+    config = validate(raw, source, lines)
+    if config.dataset.validation_split == "test":
+        notes.append("validating on the test split (dataset.validation_split: test): choices made "
+                     "on validation metrics then also fit the test data.")
+    return Loaded(config, source, notes)
 
 
 def validate(raw: Any, source: str, lines: dict[Key, int] | None = None) -> Config:

@@ -20,7 +20,7 @@ def read_image_folder(cfg: DatasetConfig) -> Raw:
             raise DataError(f"{cfg.test_path}: its classes {test_names} differ from {cfg.path}'s "
                             f"{names}.")
         return Raw(x, y, x_test, y_test, names)
-    train, test = split_off(len(y), cfg.test_split)
+    train, test = split_off(len(y), cfg.test_split, cfg.test_split_seed)
     return Raw(x[train], y[train], x[test], y[test], names)
 
 

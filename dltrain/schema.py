@@ -61,6 +61,8 @@ class DatasetConfig(Strict):
     label_column: str | None = Field(None, description="csv: the column that holds the label.")
     feature_columns: list[str] | None = Field(None, description="csv: feature columns (default all).")
     test_split: float = Field(0.2, gt=0, lt=1, description="Without test_path: test fraction.")
+    test_split_seed: int = Field(0, ge=0, description="Seed of that split; fixed apart from `seed` "
+                                 "so runs with different seeds test on the same rows.")
     image_size: tuple[int, int] = Field((64, 64), description="image_folder: [height, width].")
     color_mode: Literal["grayscale", "rgb", "rgba"] = Field("rgb", description="image_folder.")
     validation_split: float | Literal["test"] = Field(
@@ -221,6 +223,7 @@ class ReduceLROnPlateauConfig(Strict):
     monitor: str = "val_loss"
     factor: float = Field(0.1, gt=0, lt=1)
     patience: int = Field(2, ge=0)
+    min_delta: float = Field(0.0001, ge=0)
     min_lr: float = Field(0, ge=0)
 
 

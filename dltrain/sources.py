@@ -84,7 +84,8 @@ def _local_folder(cfg: DatasetConfig) -> Path | None:
     if cfg.data_dir is not None:
         if not cfg.data_dir.is_dir():
             raise DataError(f"dataset.data_dir: {cfg.data_dir} is not a folder. It should hold "
-                            f"the {cfg.name} files ({_expected_files(cfg.name)}).")
+                            f"the {cfg.name} files ({_expected_files(cfg.name)}). Without "
+                            "data_dir, dltrain uses Keras's cache and downloads what is missing.")
         return cfg.data_dir
     default = os.environ.get(DATA_DIR_ENV)
     if default and (Path(default) / cfg.name).is_dir():
@@ -127,7 +128,8 @@ def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
     missing = [path.name for path in paths.values() if not path.is_file()]
     if missing:
         raise DataError(f"{folder}: missing {', '.join(missing)}. Expected mnist.npz or the four "
-                        f"IDX files {', '.join(IDX_FILES.values())}.")
+                        f"IDX files {', '.join(IDX_FILES.values())}, as published with the "
+                        "dataset (Debian: dataset-fashion-mnist has Fashion-MNIST's).")
     arrays = {key: read_idx(path) for key, path in paths.items()}
     return _checked(Raw(**arrays, class_names=class_names), str(folder))
 
@@ -236,7 +238,7 @@ def read_csv(cfg: DatasetConfig) -> Raw:
         if test_header != header:
             raise DataError(f"{cfg.test_path}: its columns differ from {cfg.path}.")
     else:
-        train, test = split_off(len(rows), cfg.test_split)
+        train, test = split_off(len(rows), cfg.test_split, cfg.test_split_seed)
         rows, test_rows = [rows[i] for i in train], [rows[i] for i in test]
     features = cfg.feature_columns or [c for c in header if c != cfg.label_column]
     for column in [cfg.label_column, *features]:
@@ -250,9 +252,9 @@ def read_csv(cfg: DatasetConfig) -> Raw:
     return _checked(Raw(x_train, y_train, x_test, y_test, class_names), str(cfg.path))
 
 
-def split_off(count: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test indices for a source without a test file; fixed, so runs compare."""
-    order = np.random.default_rng(0).permutation(count)
+def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices for a source without a test file, seeded by test_split_seed."""
+    order = np.random.default_rng(seed).permutation(count)
     cut = count - max(1, round(count * fraction))
     if cut < 1:
         raise DataError(f"dataset.test_split {fraction} of {count} samples leaves no training data.")

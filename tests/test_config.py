@@ -176,6 +176,13 @@ def test_smoke_shrinks_epochs_and_data(tmp_path: Path) -> None:
         1, 256, 128)
 
 
+def test_explicit_overrides_beat_smoke_defaults(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    config = load_config(path, ["training.epochs=3", "dataset.test_limit=50"], smoke=True).config
+    assert (config.training.epochs, config.dataset.train_limit, config.dataset.test_limit) == (
+        3, 256, 50)
+
+
 def test_shipped_configs_validate() -> None:
     for path in sorted(CONFIGS.glob("*.yaml")):
         assert load_config(path).config.name == path.stem

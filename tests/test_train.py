@@ -1,0 +1,105 @@
+"""Training behaviour: callbacks, divergence, progress display, what the saved model holds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from conftest import CONFIGS, run_cli, write_yaml
+from dltrain.config import load_config
+from dltrain.train import fit
+
+QUICKSTART = CONFIGS / "quickstart.yaml"
+
+
+def history(run: Path) -> list[dict[str, str]]:
+    with (run / "history.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    # Inputs scaled to ~1e30 overflow the first layer: the loss is NaN on the first batch.
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run,
+                           "--set", "dataset.rescale=1e30", "--epochs", "3")
+    assert code == 2
+    assert "the loss became NaN or infinite" in err and "learning_rate" in err
+    state = json.loads((run / "run.json").read_text())
+    assert state["state"] == "failed" and "NaN" in state["error"]
+    assert not (run / "model.keras").exists()
+    assert len(history(run)) == 1  # stopped in the first epoch, not after three
+
+
+def test_early_stopping_ends_training_early(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    # No epoch can improve val_loss by 10, so patience 0 stops after the second epoch.
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run,
+                           "--epochs", "6", "--set",
+                           "training.early_stopping={monitor: val_loss, patience: 0, "
+                           "min_delta: 10}")
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+    assert [row["epoch"] for row in history(run)] == ["1", "2"]
+
+
+def test_reduce_lr_on_plateau_lowers_the_learning_rate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run,
+                           "--epochs", "3", "--set", "training.reduce_lr_on_plateau="
+                           "{monitor: val_loss, patience: 0, factor: 0.5, min_delta: 10}")
+    assert code == 0, err
+    # Each row holds the rate its epoch trained with: epoch 1 sets the best val_loss, epoch 2
+    # cannot beat it by 10, so the rate halves from epoch 3 on.
+    rates = [float(row["learning_rate"]) for row in history(run)]
+    assert rates == pytest.approx([0.001, 0.001, 0.0005])
+
+
+def test_live_progress_shows_batches_and_running_metrics(tmp_path: Path) -> None:
+    loaded = load_config(QUICKSTART, ["training.epochs=1"], smoke=True)
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    fit(loaded, run_dir=tmp_path / "run", device="cpu", console=console, live=True)
+    text = buffer.getvalue()
+    assert "batches" in text and "epochs" in text
+    assert "loss" in text and "accuracy" in text and "epoch 1/1" in text
+
+
+def test_augmentation_does_not_end_up_in_the_saved_model(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    run = tmp_path / "run"
+    assert run_cli(capsys, "fit", CONFIGS / "quickstart.yaml", "--smoke", "--run-dir", run,
+                   "--set", "augmentation.horizontal_flip=true")[0] == 0
+    model = keras.saving.load_model(run / "model.keras")
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+
+
+def test_validating_on_test_is_never_silent(tmp_path: Path) -> None:
+    text = QUICKSTART.read_text().replace("validation_split: 0.1", "validation_split: test")
+    loaded = load_config(write_yaml(tmp_path / "c.yaml", text))
+    assert any("validating on the test split" in note for note in loaded.notes)
+
+
+def test_deterministic_runs_write_identical_histories(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("dltrain")
+    for name in ("a", "b"):
+        subprocess.run([str(script), "fit", str(QUICKSTART), "--smoke", "--epochs", "2",
+                        "--set", "training.deterministic=true", "--set",
+                        "augmentation.horizontal_flip=true", "--run-dir", str(tmp_path / name)],
+                       check=True, capture_output=True, env={**os.environ, "CI": "1"}, timeout=300)
+    drop_time = [{k: v for k, v in row.items() if k != "seconds"} for row in history(tmp_path / "a")]
+    again = [{k: v for k, v in row.items() if k != "seconds"} for row in history(tmp_path / "b")]
+    assert drop_time == again and len(drop_time) == 2
