@@ -26,6 +26,9 @@ RESOLVERS = {"_initializer": "initializers", "_regularizer": "regularizers",
              "_constraint": "constraints"}
 # Names that compile() resolves from the loss rather than through keras.metrics.get().
 COMPILE_METRIC_ALIASES = {"accuracy", "acc", "crossentropy", "ce"}
+# A layer argument above this is a typo or an attack, not a model that fits in memory.
+MAX_LAYER_INT = 1_000_000
+MAX_PARAMETERS = 1_000_000_000
 BINARY_LOSSES = {"binary_crossentropy", "binarycrossentropy", "binary_focal_crossentropy",
                  "binaryfocalcrossentropy", "hinge", "squared_hinge"}
 
@@ -70,8 +73,20 @@ def layer_registry() -> dict[str, type]:
             and name not in FORBIDDEN_LAYERS}
 
 
-def build_model(config: Config) -> Any:
-    """Build and compile the model; every config mistake becomes a ConfigError with its key path."""
+def build_model(config: Config, source: str | None = None) -> Any:
+    """Build and compile the model; every config mistake becomes a ConfigError with its key path.
+
+    `source` (the config file) starts each message, as the schema's own errors do.
+    """
+    try:
+        return _build(config)
+    except ConfigError as exc:
+        if source is None:
+            raise
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build(config: Config) -> Any:
     keras = keras_module()
     model = keras.Sequential([keras.Input(shape=tuple(config.model.input_shape))],
                              name=config.name.replace(".", "_").replace("-", "_"))
@@ -84,6 +99,9 @@ def build_model(config: Config) -> Any:
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: cannot follow the previous layer's output: "
                               f"{_first_line(exc)}") from None
+        if model.count_params() > MAX_PARAMETERS:
+            raise ConfigError(f"{where}: the model would have {model.count_params():,} "
+                              f"parameters, more than {MAX_PARAMETERS:,}; make it smaller.")
     check_loss_fits_output(config, model.output_shape[-1])
     model.compile(optimizer=make_optimizer(config.optimizer), loss=make_loss(config.loss),
                   metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)])
@@ -96,11 +114,23 @@ def make_layer(name: str, args: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {_unknown_layer(name, registry)}")
     cls = registry[name]
     check_kwargs(cls, args, where, extra=BASE_LAYER_ARGS)
+    check_sizes(args, where)
     resolved = {key: _resolve(key, value, f"{where}.{key}") for key, value in args.items()}
     try:
         return cls(**resolved)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {_first_line(exc)}") from None
+
+
+def check_sizes(args: dict[str, Any], where: str) -> None:
+    """Refuse sizes that would exhaust memory while Keras allocates the weights."""
+    for key, value in args.items():
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        for number in numbers:
+            if isinstance(number, int) and not isinstance(number, bool) and (
+                    abs(number) > MAX_LAYER_INT):
+                raise ConfigError(f"{where}.{key} must be at most {MAX_LAYER_INT:,}. "
+                                  f"Received: {number}.")
 
 
 def _unknown_layer(name: str, registry: dict[str, type]) -> str:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dltrain.build import keras_module
-from dltrain.runs import save_model, write_history
+from dltrain.runs import LAST_FILE, LAST_META, save_model, write_history, write_json
 
 Callback = keras_module().callbacks.Callback
 
@@ -24,10 +24,10 @@ def format_logs(logs: dict[str, Any]) -> str:
 class HistoryFile(Callback):  # type: ignore[misc,valid-type]
     """Rewrite history.csv atomically after every epoch, so a killed run keeps what it did."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rows: list[dict[str, float]]) -> None:
         super().__init__()
         self.path = path
-        self.rows: list[dict[str, float]] = []
+        self.rows = list(rows)
         self.started = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -40,22 +40,64 @@ class HistoryFile(Callback):  # type: ignore[misc,valid-type]
         write_history(self.path, self.rows)
 
 
+def _finite(logs: dict[str, Any] | None) -> bool:
+    return all(math.isfinite(float(value)) for value in (logs or {}).values())
+
+
 class BestCheckpoint(Callback):  # type: ignore[misc,valid-type]
     """ModelCheckpoint(save_best_only=True), written atomically (Keras writes in place)."""
 
-    def __init__(self, path: Path, monitor: str, save_best_only: bool = True) -> None:
+    def __init__(self, path: Path, monitor: str, save_best_only: bool,
+                 history: list[dict[str, float]]) -> None:
         super().__init__()
         self.path, self.monitor, self.save_best_only = path, monitor, save_best_only
         self.mode = "max" if "acc" in monitor or "auc" in monitor else "min"
         self.best = -math.inf if self.mode == "max" else math.inf
         self.best_epoch: int | None = None
+        for row in history:  # a resumed run keeps competing with its earlier epochs
+            self._consider(row, int(row["epoch"]), save=False)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        value = float((logs or {}).get(self.monitor, math.nan))
+        self._consider(logs or {}, epoch + 1, save=True)
+
+    def _consider(self, logs: dict[str, Any], epoch: int, save: bool) -> None:
+        value = float(logs.get(self.monitor, math.nan))
         better = value > self.best if self.mode == "max" else value < self.best
-        if not self.save_best_only or (math.isfinite(value) and better):
-            self.best, self.best_epoch = value, epoch + 1
-            save_model(self.model, self.path)
+        if math.isfinite(value) and (better or not self.save_best_only):
+            self.best, self.best_epoch = value, epoch
+            if save:
+                save_model(self.model, self.path)
+
+
+class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]
+    """The whole training state after each good epoch (weights and optimizer), for --resume.
+
+    Written atomically, then last.json names its epoch: Keras's BackupAndRestore writes its
+    files in place, which a SIGKILL can leave half-written.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if _finite(logs):
+            save_model(self.model, self.folder / LAST_FILE)
+            write_json(self.folder / LAST_META, {"epoch": epoch + 1})
+
+
+class RaisePendingSignal(Callback):  # type: ignore[misc,valid-type]
+    """Re-raise a Ctrl-C or SIGTERM whose first exception a library swallowed."""
+
+    def __init__(self, signals: Any) -> None:
+        super().__init__()
+        self.signals = signals
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.signals.raise_pending()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.signals.raise_pending()
 
 
 class PlainProgress(Callback):  # type: ignore[misc,valid-type]
@@ -78,13 +120,13 @@ class PlainProgress(Callback):  # type: ignore[misc,valid-type]
 class RichProgress(Callback):  # type: ignore[misc,valid-type]
     """Live bars for epochs and batches with the running loss and metrics."""
 
-    def __init__(self, console: Console, epochs: int, steps: int) -> None:
+    def __init__(self, console: Console, epochs: int, steps: int, done: int = 0) -> None:
         super().__init__()
         self.epochs, self.steps = epochs, steps
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(),
                                  TextColumn("{task.fields[logs]}"), console=console)
-        self.epoch_task = self.progress.add_task("epochs", total=epochs, logs="")
+        self.epoch_task = self.progress.add_task("epochs", total=epochs, completed=done, logs="")
         self.batch_task = self.progress.add_task("batches", total=steps, logs="")
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dltrain import __version__
-from dltrain.errors import DltrainError
+from dltrain.errors import DltrainError, Terminated
 
 app = typer.Typer(
     help="Train Keras models from one YAML file.\n\n"
@@ -29,7 +29,7 @@ err = Console(stderr=True, highlight=False)
 
 ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config file.",
                                            show_default=False)]
-SetOpt = Annotated[list[str] | None, typer.Option(  # noqa: UP007 - typer needs Optional
+SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: key.path=value (repeatable).", show_default=False)]
 
 
@@ -60,37 +60,54 @@ def root(
 
 @app.command()
 def fit(
-    config: ConfigArg,
+    config: Annotated[Path | None, typer.Argument(
+        help="The experiment's YAML config file (optional with --resume).", show_default=False)]
+    = None,
     set_: SetOpt = None,
-    epochs: Annotated[int | None, typer.Option(help="Shortcut for --set training.epochs=N.",  # noqa: UP007
+    epochs: Annotated[int | None, typer.Option(help="Shortcut for --set training.epochs=N.",
                                                   show_default=False)] = None,
-    batch_size: Annotated[int | None, typer.Option(  # noqa: UP007
+    batch_size: Annotated[int | None, typer.Option(
         help="Shortcut for --set training.batch_size=N.", show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(help="Shortcut for --set seed=N.",  # noqa: UP007
+    seed: Annotated[int | None, typer.Option(help="Shortcut for --set seed=N.",
                                                 show_default=False)] = None,
     smoke: Annotated[bool, typer.Option(
         help="1 epoch on a small stratified subset (256 train / 128 test): for CI.")] = False,
-    run_dir: Annotated[Path | None, typer.Option(  # noqa: UP007
+    run_dir: Annotated[Path | None, typer.Option(
         help="Put this run exactly here (default: runs/<name>-<timestamp>/).",
         show_default=False)] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue this interrupted run from its last completed epoch; --epochs may extend "
+             "it.", show_default=False)] = None,
     device: DeviceOpt = Device.auto,
 ) -> None:
     """Validate, train, evaluate on the test split and write a run directory.
 
     Example: dltrain fit configs/cifar_cnn.yaml --set optimizer.learning_rate=0.01 --epochs 2
+
+    Resume: dltrain fit --resume runs/cifar_cnn-20260101-120000 [--epochs 20]
     """
     from dltrain.config import load_config, shortcut_overrides
     from dltrain.report import print_fit, print_notes
 
     overrides = [*(set_ or []), *shortcut_overrides(epochs=epochs, batch_size=batch_size,
                                                      seed=seed)]
-    loaded = load_config(config, overrides, smoke=smoke)
-    print_notes(err, loaded.notes)
-    from dltrain.train import fit as run_fit
+    if config is None and resume is None:
+        raise DltrainError("fit needs a CONFIG file, or --resume RUN_DIR.")
+    loaded = load_config(config, overrides, smoke=smoke) if config is not None else None
+    if loaded is not None:
+        print_notes(err, loaded.notes)
+    from dltrain import train
 
     live = out.is_terminal and not os.environ.get("CI")
-    result = run_fit(loaded, run_dir=run_dir, device=device.value, console=out,
-                     live=live)  # type: ignore[arg-type]
+    if resume is not None:
+        if run_dir is not None or smoke or (loaded is None and set_):
+            raise DltrainError("--resume continues the run in its own folder with its own "
+                               "config; drop --run-dir, --smoke and --set.")
+        result = train.resume(resume, epochs=epochs, changed=loaded, device=device.value,  # type: ignore[arg-type]
+                              console=out, live=live)
+    else:
+        result = train.fit(loaded, run_dir=run_dir, device=device.value, console=out,  # type: ignore[arg-type]
+                           live=live)
     print_fit(out, result.run_dir, result.metrics)
 
 
@@ -98,10 +115,10 @@ def fit(
 def evaluate(
     target: Annotated[Path, typer.Argument(help="A run directory, or a .keras file with --config.",
                                            show_default=False)],
-    config: Annotated[Path | None, typer.Option(  # noqa: UP007
+    config: Annotated[Path | None, typer.Option(
         help="The config that says which data to use (default: the run's config.yaml).",
         show_default=False)] = None,
-    model: Annotated[Path | None, typer.Option(  # noqa: UP007
+    model: Annotated[Path | None, typer.Option(
         help="Evaluate this model file instead of the run's model.keras (e.g. best.keras).",
         show_default=False)] = None,
     device: DeviceOpt = Device.auto,
@@ -110,9 +127,9 @@ def evaluate(
 
     Example: dltrain eval runs/quickstart-20260101-120000
     """
+    from dltrain.evaluate import evaluate_run
     from dltrain.report import print_eval
     from dltrain.runs import EVAL_FILE, write_json
-    from dltrain.train import evaluate_run
 
     if target.suffix == ".keras":
         if config is None:
@@ -149,7 +166,7 @@ def show(
     if summary:
         from dltrain.build import build_model
 
-        model = build_model(loaded.config)
+        model = build_model(loaded.config, loaded.source)
         model.summary(print_fn=lambda line, **_: out.print(line, markup=False))
         out.print(f"parameters: {model.count_params():,}")
     out.print(f"[green]ok[/]: {config}")
@@ -167,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):  # typer itself turns Ctrl-C into exit code 130
         err.print("[red]interrupted[/]")
         return 130
+    except Terminated:
+        return 143
     except typer.TyperException as exc:  # usage errors: click's own message and exit code 2
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))

@@ -57,7 +57,7 @@ def validate(raw: Any, source: str, lines: dict[Key, int] | None = None) -> Conf
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = [describe(error, lines or {}) for error in exc.errors()]
+        problems = [describe(error, raw, lines or {}) for error in exc.errors()]
         raise ConfigError(f"{source}: " + "\n".join(problems)) from None
 
 
@@ -228,9 +228,9 @@ def resolve_paths(raw: Any, base: Path) -> None:
             dataset[key] = str((base / Path(value).expanduser()).resolve())
 
 
-def describe(error: Any, lines: dict[Key, int]) -> str:
+def describe(error: Any, raw: Any, lines: dict[Key, int]) -> str:
     """One line for one pydantic error: key path, line, what was expected and received."""
-    loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+    loc = key_path(error["loc"], raw, keep_last=error["type"] == "missing")
     where = ".".join(map(str, loc)) or "top level"
     line = _nearest_line(loc, lines)
     at = f" (line {line})" if line else ""
@@ -243,10 +243,23 @@ def describe(error: Any, lines: dict[Key, int]) -> str:
     return f"{where}{at}: {message}.{received}"
 
 
-def _is_union_tag(part: Any) -> bool:
-    # pydantic adds the union member's name ("str", "NamedObject", "float") to the location.
-    return isinstance(part, str) and (part[:1].isupper() or part in {"str", "float", "int"}
-                                      or part.startswith(("literal[", "tuple[", "dict[")))
+def key_path(loc: Key, raw: Any, keep_last: bool) -> Key:
+    """The error's location as keys of the user's document.
+
+    pydantic adds the name of the union member it tried ("str", "NamedObject") to locations;
+    those are not keys of the document, so they are dropped. A missing key is kept.
+    """
+    path: list[str | int] = []
+    node = raw
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif not (keep_last and index == len(loc) - 1):
+            continue
+        path.append(part)
+    return tuple(path)
 
 
 def _nearest_line(loc: Key, lines: dict[Key, int]) -> int | None:

@@ -15,3 +15,7 @@ class DataError(DltrainError):
 
 class RunError(DltrainError):
     """A run directory or saved model cannot be used as asked."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop like Ctrl-C does, but exit 143 as the signal asks."""

@@ -28,8 +28,8 @@ def print_fit(console: Console, run_dir: Path, metrics: dict[str, Any]) -> None:
                     f"{metrics['validation_samples']}/{metrics['test_samples']}")
     summary.add_row("training time", f"{metrics['train_seconds']:.1f} s")
     summary.add_row("throughput", f"{metrics['samples_per_second']:.0f} samples/s")
-    summary.add_row("run directory", str(run_dir))
     console.print(summary)
+    console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
 
 
 def print_eval(console: Console, result: dict[str, Any]) -> None:

@@ -20,6 +20,8 @@ from dltrain.schema import Config
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
 BEST_FILE = "best.keras"
+LAST_FILE = "last.keras"
+LAST_META = "last.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 EVAL_FILE = "eval.json"
@@ -101,6 +103,26 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, out.getvalue())
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """history.csv as rows of floats (epoch as int); [] when there is none yet."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    try:
+        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+                for row in rows]
+    except (TypeError, ValueError):
+        raise RunError(f"{path}: not a history written by dltrain.") from None
+
+
+def completed_epochs(run_dir: Path) -> int:
+    """Epochs whose full training state is in last.keras (0 when there is none)."""
+    if not (run_dir / LAST_FILE).is_file() or not (run_dir / LAST_META).is_file():
+        return 0
+    return int(read_json(run_dir / LAST_META).get("epoch", 0))
 
 
 def set_state(run_dir: Path, state: str, **details: Any) -> None:

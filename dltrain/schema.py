@@ -195,15 +195,10 @@ class ScheduleConfig(Open):
 
 class OptimizerConfig(Open):
     name: str = Field("adam", description="A keras.optimizers name: adam, sgd, rmsprop, ...")
-    learning_rate: float = Field(0.001, gt=0, description="Initial learning rate.")
+    learning_rate: float = Field(0.001, gt=0, allow_inf_nan=False, description="Initial learning rate.")
     schedule: ScheduleConfig | None = None
     clipnorm: float | None = Field(None, gt=0)
     clipvalue: float | None = Field(None, gt=0)
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _lr_finite(cls, value: float) -> float:
-        return _finite(value)  # type: ignore[return-value]
 
 
 class NamedObject(Open):
@@ -243,7 +238,17 @@ class TrainingConfig(Strict):
 
 
 class OutputConfig(Strict):
-    runs_dir: Path = Field(Path("runs"), description="Runs go to <runs_dir>/<name>-<timestamp>/.")
+    runs_dir: Path = Field(Path("runs"), description="Runs go to <runs_dir>/<name>-<timestamp>/, "
+                           "relative to the working directory.")
+
+    @field_validator("runs_dir")
+    @classmethod
+    def _stays_inside(cls, value: Path) -> Path:
+        # A shared config must not write outside the folder it is run from; --run-dir can.
+        if value.is_absolute() or ".." in value.parts or str(value).startswith("~"):
+            raise ValueError("must be a relative path inside the working directory (no '..', "
+                             "no absolute path); use --run-dir to put a run elsewhere")
+        return value
 
 
 class Config(Strict):

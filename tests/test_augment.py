@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dltrain.augment import augmentation_layers, make_augmenter
+from dltrain.runtime import pipeline
 from dltrain.schema import AugmentationConfig
-from dltrain.train import pipeline
 
 
 def batch() -> np.ndarray:

@@ -172,7 +172,8 @@ def test_ctrl_c_exits_130_and_marks_the_run_interrupted(
 
     monkeypatch.setattr("dltrain.train._train", interrupted)
     code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "run")
-    assert code == 130 and f"interrupted: {tmp_path / 'run'} is marked interrupted" in out
+    assert code == 130 and "interrupted after 0 completed epoch(s)" in out
+    assert f"Resume with: dltrain fit --resume {tmp_path / 'run'}" in out
     assert json.loads((tmp_path / "run" / "run.json").read_text())["state"] == "interrupted"
 
 

@@ -1,0 +1,56 @@
+"""Score a saved model on the test split its run used, with the same data preparation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dltrain import runs
+from dltrain.build import keras_module
+from dltrain.config import load_config
+from dltrain.data import Splits, check_fits_model, load_splits
+from dltrain.errors import RunError
+from dltrain.runtime import Device, pipeline, prepare_runtime
+from dltrain.schema import Config
+
+
+def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
+    results = model.evaluate(pipeline(splits.x_test, splits.y_test, batch_size), verbose=0,
+                             return_dict=True)
+    return {key: float(value) for key, value in results.items()}
+
+
+def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
+                 config_path: Path | None = None, device: Device = "auto") -> dict[str, Any]:
+    """Reload a saved model (safe_mode) and score it on the test split its run used."""
+    if model_path is None:
+        state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
+        if state != "completed":
+            raise RunError(f"{run_dir}: the run is '{state}', not completed; its model.keras may "
+                           f"be missing or stale. Evaluate its checkpoint with --model "
+                           f"{run_dir / runs.BEST_FILE}.")
+    config = run_config(config_path or run_dir / runs.CONFIG_FILE)
+    prepare_runtime(device, config.seed, config.training.deterministic)
+    path = model_path or run_dir / runs.MODEL_FILE
+    model = load_model(path)
+    splits = load_splits(config.dataset, config.seed, config.loss_name)
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_name)
+    return {"test": evaluate(model, splits, config.training.batch_size),
+            "test_samples": len(splits.x_test), "model": str(path)}
+
+
+def run_config(path: Path) -> Config:
+    if not path.is_file():
+        raise RunError(f"{path}: missing; pass a run directory made by dltrain fit, or --config.")
+    return load_config(path).config
+
+
+def load_model(path: Path) -> Any:
+    """Load with safe_mode, so a model file carrying code (a Lambda layer) is refused."""
+    if not path.is_file():
+        raise RunError(f"{path}: no such model file.")
+    try:
+        return keras_module().saving.load_model(path, safe_mode=True)
+    except ValueError as exc:
+        raise RunError(f"{path}: refused or unreadable model file: {str(exc).splitlines()[0]}") \
+            from None

@@ -1,0 +1,77 @@
+"""What a run needs from TensorFlow before training: device, seeds, input pipeline, signals."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from dltrain.build import keras_module, quiet_native_logs
+from dltrain.errors import RunError, Terminated
+
+Device = Literal["auto", "cpu", "gpu"]
+
+
+def prepare_runtime(device: Device, seed: int, deterministic: bool) -> str:
+    """Pick the device, seed Python/NumPy/TensorFlow; returns what will run the model."""
+    keras_module()
+    import tensorflow as tf
+
+    with quiet_native_logs():
+        gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise RunError("--device gpu: TensorFlow sees no GPU here. Use --device cpu or auto.")
+    if device == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+        gpus = []
+    keras_module().utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
+
+
+def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+             augmenter: Any = None) -> Any:
+    """A tf.data pipeline: shuffle each epoch, batch, augment in parallel, prefetch."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size)
+    if augmenter is not None:
+        data = data.map(lambda images, labels: (augmenter(images), labels),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+class Signals:
+    """Ctrl-C and SIGTERM during training, raised where Python can, and again at batch ends.
+
+    A signal that lands while Keras or TensorFlow is calling back into Python can have its
+    exception swallowed ("Exception ignored in ..."); the flag makes the next batch end raise it.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def raise_pending(self) -> None:
+        if self.received == signal.SIGTERM:
+            raise Terminated
+        if self.received == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        self.raise_pending()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Signals]:
+        previous = {signum: signal.signal(signum, self._handle)
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
