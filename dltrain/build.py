@@ -39,6 +39,9 @@ def keras_module() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     with quiet_native_logs():
         import keras
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # initialises CUDA, which logs when there is none
     return keras
 
 
@@ -73,20 +76,8 @@ def layer_registry() -> dict[str, type]:
             and name not in FORBIDDEN_LAYERS}
 
 
-def build_model(config: Config, source: str | None = None) -> Any:
-    """Build and compile the model; every config mistake becomes a ConfigError with its key path.
-
-    `source` (the config file) starts each message, as the schema's own errors do.
-    """
-    try:
-        return _build(config)
-    except ConfigError as exc:
-        if source is None:
-            raise
-        raise ConfigError(f"{source}: {exc}") from None
-
-
-def _build(config: Config) -> Any:
+def build_model(config: Config) -> Any:
+    """Build and compile the model; every config mistake becomes a ConfigError with its key path."""
     keras = keras_module()
     model = keras.Sequential([keras.Input(shape=tuple(config.model.input_shape))],
                              name=config.name.replace(".", "_").replace("-", "_"))
@@ -129,7 +120,7 @@ def check_sizes(args: dict[str, Any], where: str) -> None:
         for number in numbers:
             if isinstance(number, int) and not isinstance(number, bool) and (
                     abs(number) > MAX_LAYER_INT):
-                raise ConfigError(f"{where}.{key} must be at most {MAX_LAYER_INT:,}. "
+                raise ConfigError(f"{where}.{key}: must be at most {MAX_LAYER_INT:,}. "
                                   f"Received: {number}.")
 
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dltrain import __version__
-from dltrain.errors import DltrainError, Terminated
+from dltrain.errors import ConfigError, DltrainError, Terminated
 
 app = typer.Typer(
     help="Train Keras models from one YAML file.\n\n"
@@ -166,7 +166,10 @@ def show(
     if summary:
         from dltrain.build import build_model
 
-        model = build_model(loaded.config, loaded.source)
+        try:
+            model = build_model(loaded.config)
+        except ConfigError as exc:
+            raise loaded.locate(exc) from None
         model.summary(print_fn=lambda line, **_: out.print(line, markup=False))
         out.print(f"parameters: {model.count_params():,}")
     out.print(f"[green]ok[/]: {config}")

@@ -24,6 +24,15 @@ class Loaded:
     config: Config
     source: str
     notes: list[str] = field(default_factory=list)
+    lines: dict[Key, int] = field(default_factory=dict)
+
+    def locate(self, error: ConfigError) -> ConfigError:
+        """Prefix a later stage's error ('model.layers.1.Dense: ...') with the file and line."""
+        where, sep, rest = str(error).partition(": ")
+        key = tuple(int(p) if p.isdigit() else p for p in where.split("."))
+        line = _nearest_line(key, self.lines) if sep else None
+        at = f" (line {line})" if line else ""
+        return ConfigError(f"{self.source}: {where}{at}{sep}{rest}")
 
 
 SMOKE_TRAIN, SMOKE_TEST = 256, 128
@@ -47,7 +56,7 @@ def load_config(path: Path, overrides: list[str] | None = None, smoke: bool = Fa
     if config.dataset.validation_split == "test":
         notes.append("validating on the test split (dataset.validation_split: test): choices made "
                      "on validation metrics then also fit the test data.")
-    return Loaded(config, source, notes)
+    return Loaded(config, source, notes, lines)
 
 
 def validate(raw: Any, source: str, lines: dict[Key, int] | None = None) -> Config:

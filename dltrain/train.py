@@ -14,7 +14,7 @@ from dltrain import runs
 from dltrain.build import build_model
 from dltrain.config import Loaded, dump, load_config
 from dltrain.data import Splits, check_fits_model, load_splits
-from dltrain.errors import RunError, Terminated
+from dltrain.errors import ConfigError, RunError, Terminated
 from dltrain.evaluate import evaluate, load_model
 from dltrain.runtime import Device, Signals, pipeline, prepare_runtime
 from dltrain.schema import Config
@@ -41,7 +41,10 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     """Everything that can fail on the user's input fails before the run directory exists."""
     config = loaded.config
     device_name = prepare_runtime(device, config.seed, config.training.deterministic)
-    start = Start(build_model(config, loaded.source))
+    try:
+        start = Start(build_model(config))
+    except ConfigError as exc:
+        raise loaded.locate(exc) from None
     splits = prepared_data(config, start.model)
     path = runs.new_run_dir(config, run_dir)
     runs.write_atomic(path / runs.CONFIG_FILE, dump(config))
