@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from dltrain import __version__
+from dltrain import __version__, commands
+from dltrain.console import emit_json, err, for_results, out
 from dltrain.errors import ConfigError, DltrainError, Terminated
 
 app = typer.Typer(
@@ -24,8 +24,8 @@ app = typer.Typer(
     "Example: dltrain fit configs/quickstart.yaml",
     no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; "
+                                                      "logs go to stderr.")]
 
 ConfigArg = Annotated[Path, typer.Argument(help="The experiment's YAML config file.",
                                            show_default=False)]
@@ -79,6 +79,7 @@ def fit(
         help="Continue this interrupted run from its last completed epoch; --epochs may extend "
              "it.", show_default=False)] = None,
     device: DeviceOpt = Device.auto,
+    as_json: JsonOpt = False,
 ) -> None:
     """Validate, train, evaluate on the test split and write a run directory.
 
@@ -98,17 +99,20 @@ def fit(
         print_notes(err, loaded.notes)
     from dltrain import train
 
-    live = out.is_terminal and not os.environ.get("CI")
+    console = for_results(as_json)
+    live = console.is_terminal and not os.environ.get("CI")
     if resume is not None:
         if run_dir is not None or smoke or (loaded is None and set_):
             raise DltrainError("--resume continues the run in its own folder with its own "
                                "config; drop --run-dir, --smoke and --set.")
         result = train.resume(resume, epochs=epochs, changed=loaded, device=device.value,  # type: ignore[arg-type]
-                              console=out, live=live)
+                              console=console, live=live)
     else:
-        result = train.fit(loaded, run_dir=run_dir, device=device.value, console=out,  # type: ignore[arg-type]
-                           live=live)
-    print_fit(out, result.run_dir, result.metrics)
+        result = train.fit(loaded, run_dir=run_dir, device=device.value, console=console,  # type: ignore[arg-type]
+                           live=live, smoke=smoke)
+    print_fit(console, result.run_dir, result.metrics)
+    if as_json:
+        emit_json({"run_dir": str(result.run_dir), **result.metrics})
 
 
 @app.command("eval")
@@ -122,6 +126,7 @@ def evaluate(
         help="Evaluate this model file instead of the run's model.keras (e.g. best.keras).",
         show_default=False)] = None,
     device: DeviceOpt = Device.auto,
+    as_json: JsonOpt = False,
 ) -> None:
     """Reload a saved model, score it on the test split and write eval.json.
 
@@ -143,7 +148,9 @@ def evaluate(
     result = evaluate_run(run_dir, model_path=model, config_path=config,
                           device=device.value)  # type: ignore[arg-type]
     write_json(run_dir / EVAL_FILE, result)
-    print_eval(out, result)
+    print_eval(for_results(as_json), result)
+    if as_json:
+        emit_json(result)
 
 
 @app.command()
@@ -153,6 +160,7 @@ def show(
     summary: Annotated[bool, typer.Option(
         help="Build the model and print its summary (imports TensorFlow). --no-summary only "
              "checks the config's keys and values.")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
     """Validate a config and print the model summary, without loading data or training.
 
@@ -163,6 +171,8 @@ def show(
 
     loaded = load_config(config, set_ or [])
     print_notes(err, loaded.notes)
+    console = for_results(as_json)
+    document: dict = {"config": loaded.config.model_dump(mode="json"), "notes": loaded.notes}
     if summary:
         from dltrain.build import build_model
 
@@ -170,9 +180,18 @@ def show(
             model = build_model(loaded.config)
         except ConfigError as exc:
             raise loaded.locate(exc) from None
-        model.summary(print_fn=lambda line, **_: out.print(line, markup=False))
-        out.print(f"parameters: {model.count_params():,}")
-    out.print(f"[green]ok[/]: {config}")
+        model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
+        console.print(f"parameters: {model.count_params():,}")
+        document["parameters"] = model.count_params()
+        document["layers"] = [{"name": layer.name, "class": type(layer).__name__,
+                               "output_shape": list(layer.output.shape),
+                               "parameters": layer.count_params()} for layer in model.layers]
+    console.print(f"[green]ok[/]: {escape(str(config))}")
+    if as_json:
+        emit_json(document)
+
+
+commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

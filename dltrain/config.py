@@ -313,6 +313,14 @@ def _section_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def config_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(key path, old value, new value) for every leaf that differs between two configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [change for key in sorted(set(old) | set(new), key=str)
+                for change in config_diff(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
 def dump(config: Config) -> str:
     """The resolved config as YAML, the form saved in every run directory."""
     data = copy.deepcopy(config.model_dump(mode="json"))

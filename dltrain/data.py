@@ -28,6 +28,7 @@ class Splits:
     y_test: np.ndarray
     num_classes: int
     class_names: list[str] | None
+    preparation: Preparation
 
     @property
     def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -43,7 +44,8 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_name: str) -> Splits:
     rng = np.random.default_rng(seed)
     x_train, y_train = subset(raw.x_train, raw.y_train, cfg.train_limit, rng)
     x_test, y_test = subset(raw.x_test, raw.y_test, cfg.test_limit, rng)
-    x_train, x_test = scale(x_train, x_test, cfg)
+    preparation = preparation_for(x_train, cfg)
+    x_train, x_test = preparation.apply(x_train), preparation.apply(x_test)
     x_train, y_train, x_val, y_val = hold_out(x_train, y_train, x_test, y_test, cfg, rng)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     if class_names is not None:
@@ -51,7 +53,7 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_name: str) -> Splits:
     one_hot = cfg.one_hot if cfg.one_hot is not None else wants_one_hot(loss_name)
     encode = (lambda y: encode_one_hot(y, num_classes)) if one_hot else (lambda y: y)
     return Splits(x_train, encode(y_train), x_val, None if y_val is None else encode(y_val),
-                  x_test, encode(y_test), num_classes, class_names)
+                  x_test, encode(y_test), num_classes, class_names, preparation)
 
 
 def wants_one_hot(loss_name: str) -> bool:
@@ -89,21 +91,46 @@ def subset(x: np.ndarray, y: np.ndarray, limit: int | None,
     return x[chosen], y[chosen]
 
 
-def scale(x_train: np.ndarray, x_test: np.ndarray,
-          cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Rescale (1/255 for uint8 images by default), add a grayscale channel, standardise."""
+@dataclass
+class Preparation:
+    """How raw inputs become model inputs; saved with a run so `predict` prepares files alike."""
+
+    rescale: float
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32) * np.float32(self.rescale)
+        if x.ndim == 3:  # grayscale images get their channel axis
+            x = x[..., None]
+        if self.mean is not None and self.std is not None:
+            x = (x - self.mean) / self.std
+        return x
+
+    def to_json(self) -> dict:
+        return {"rescale": self.rescale,
+                "mean": None if self.mean is None else self.mean.tolist(),
+                "std": None if self.std is None else self.std.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Preparation:
+        def array(value: list | None) -> np.ndarray | None:
+            return None if value is None else np.asarray(value, dtype=np.float32)
+
+        return cls(float(data["rescale"]), array(data.get("mean")), array(data.get("std")))
+
+
+def preparation_for(x_train: np.ndarray, cfg: DatasetConfig) -> Preparation:
+    """Rescale (1/255 for uint8 images by default); standardise with the training statistics."""
     factor = cfg.rescale if cfg.rescale is not None else (
         1 / 255 if x_train.dtype == np.uint8 else 1.0)
-    x_train = x_train.astype(np.float32) * np.float32(factor)
-    x_test = x_test.astype(np.float32) * np.float32(factor)
-    if x_train.ndim == 3:
-        x_train, x_test = x_train[..., None], x_test[..., None]
+    preparation = Preparation(float(factor))
     if cfg.standardize:
-        mean = x_train.mean(axis=0)
-        std = x_train.std(axis=0)
+        scaled = preparation.apply(x_train)
+        std = scaled.std(axis=0)
         std[std == 0] = 1
-        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    return x_train, x_test
+        preparation.mean, preparation.std = scaled.mean(axis=0), std
+    return preparation
 
 
 def hold_out(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,

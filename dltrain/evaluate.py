@@ -20,6 +20,27 @@ def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
     return {key: float(value) for key, value in results.items()}
 
 
+def is_classifier(loss_name: str) -> bool:
+    return "crossentropy" in loss_name.lower() or "hinge" in loss_name.lower()
+
+
+def score(model: Any, splits: Splits, config: Config, folder: Path, title: str) -> dict[str, Any]:
+    """Test metrics, and for classifiers the per-class report and confusion_matrix.png."""
+    from dltrain.classify import classification_report
+    from dltrain.plots import confusion_matrix
+
+    result: dict[str, Any] = {"test": evaluate(model, splits, config.training.batch_size),
+                              "test_samples": len(splits.x_test)}
+    if is_classifier(config.loss_name):
+        probabilities = model.predict(pipeline(splits.x_test, splits.y_test,
+                                               config.training.batch_size), verbose=0)
+        report = classification_report(splits.y_test, probabilities, splits.class_names)
+        confusion_matrix(report["confusion_matrix"], report["class_names"], title,
+                         folder / runs.CONFUSION_FILE)
+        result["report"] = report
+    return result
+
+
 def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
                  config_path: Path | None = None, device: Device = "auto") -> dict[str, Any]:
     """Reload a saved model (safe_mode) and score it on the test split its run used."""
@@ -35,8 +56,8 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     model = load_model(path)
     splits = load_splits(config.dataset, config.seed, config.loss_name)
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_name)
-    return {"test": evaluate(model, splits, config.training.batch_size),
-            "test_samples": len(splits.x_test), "model": str(path)}
+    result = score(model, splits, config, run_dir, f"{config.name}: {path.name} on the test split")
+    return {**result, "model": str(path)}
 
 
 def run_config(path: Path) -> Config:

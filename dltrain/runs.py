@@ -27,6 +27,11 @@ METRICS_FILE = "metrics.json"
 EVAL_FILE = "eval.json"
 ENV_FILE = "environment.json"
 STATE_FILE = "run.json"
+CURVES_FILE = "curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+TENSORBOARD_DIR = "tensorboard"
+MANIFEST_FILE = "manifest.json"
+PREPARATION_FILE = "preprocessing.json"
 
 
 def new_run_dir(config: Config, chosen: Path | None) -> Path:
@@ -147,6 +152,48 @@ def environment(device: str) -> dict[str, Any]:
         "command": sys.argv,
         "started": _now(),
     }
+
+
+def manifest(config_text: str, seed: int, arrays: dict[str, Any]) -> dict[str, Any]:
+    """What a run needs to be trusted later: config hash, code version, data fingerprint."""
+    import hashlib
+
+    return {
+        "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+        "git": git_state(Path.cwd()),
+        "seed": seed,
+        "data": {name: fingerprint(array) for name, array in arrays.items() if array is not None},
+    }
+
+
+def fingerprint(array: Any) -> dict[str, Any]:
+    """Shape, dtype and a hash of a fixed sample: enough to notice the data changed."""
+    import hashlib
+
+    import numpy as np
+
+    step = max(1, len(array) // 1000)
+    sample = np.ascontiguousarray(array[::step][:1000])
+    return {"shape": list(array.shape), "dtype": str(array.dtype),
+            "sample_sha256": hashlib.sha256(sample.tobytes()).hexdigest()}
+
+
+def git_state(folder: Path) -> dict[str, Any] | None:
+    """The commit of the working directory's repository and whether it had changes."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True,
+                                  timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def _now() -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 IMAGE_DATASETS = ("fashion_mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
 DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv", "image_folder")
@@ -149,7 +149,12 @@ class AugmentationConfig(Strict):
         return value
 
 
-LayerSpec = dict[str, dict[str, Any]]
+# In the schema a layer is `Name` or `{Name: {arguments}}`; validation turns both into the latter.
+LayerSpec = Annotated[dict[str, dict[str, Any]], WithJsonSchema({
+    "anyOf": [{"type": "string", "description": "A keras.layers class without arguments."},
+              {"type": "object", "minProperties": 1, "maxProperties": 1,
+               "additionalProperties": {"type": ["object", "null"]},
+               "description": "{LayerClass: {its keyword arguments}}"}]})]
 
 
 class ModelConfig(Strict):
@@ -232,6 +237,7 @@ class TrainingConfig(Strict):
     batch_size: int = Field(32, gt=0, le=1_000_000)
     shuffle: bool = True
     deterministic: bool = Field(False, description="TensorFlow op determinism (slower).")
+    tensorboard: bool = Field(True, description="Write TensorBoard logs to <run>/tensorboard.")
     early_stopping: EarlyStoppingConfig | None = None
     reduce_lr_on_plateau: ReduceLROnPlateauConfig | None = None
     checkpoint: CheckpointConfig = CheckpointConfig()
@@ -294,3 +300,10 @@ class Config(Strict):
     def checkpoint_monitor(self) -> str:
         chosen = self.training.checkpoint.monitor
         return chosen or ("val_loss" if self.dataset.has_validation else "loss")
+
+
+def json_schema() -> dict[str, Any]:
+    """The config's JSON Schema, for `dltrain schema` and the editors' yaml-language-server."""
+    schema = Config.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
+            "title": "dltrain experiment config"}

@@ -12,10 +12,10 @@ from rich.console import Console
 
 from dltrain import runs
 from dltrain.build import build_model
-from dltrain.config import Loaded, dump, load_config
+from dltrain.config import Loaded, config_diff, dump, load_config
 from dltrain.data import Splits, check_fits_model, load_splits
 from dltrain.errors import ConfigError, RunError, Terminated
-from dltrain.evaluate import evaluate, load_model
+from dltrain.evaluate import load_model, score
 from dltrain.runtime import Device, Signals, pipeline, prepare_runtime
 from dltrain.schema import Config
 
@@ -34,10 +34,11 @@ class Start:
     model: Any
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    smoke: bool = False  # measure the training loss before and after, to see it fall
 
 
 def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Console,
-        live: bool) -> FitResult:
+        live: bool, smoke: bool = False) -> FitResult:
     """Everything that can fail on the user's input fails before the run directory exists."""
     config = loaded.config
     device_name = prepare_runtime(device, config.seed, config.training.deterministic)
@@ -47,10 +48,26 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         raise loaded.locate(exc) from None
     splits = prepared_data(config, start.model)
     path = runs.new_run_dir(config, run_dir)
-    runs.write_atomic(path / runs.CONFIG_FILE, dump(config))
-    runs.write_json(path / runs.ENV_FILE, runs.environment(device_name))
+    write_run_files(path, config, splits, device_name)
     console.print(f"run directory: {path}", highlight=False, soft_wrap=True)
+    start.smoke = smoke
     return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
+
+
+def write_run_files(path: Path, config: Config, splits: Splits, device_name: str) -> None:
+    """What a run directory holds before training: config, environment, manifest, preparation."""
+    text = dump(config)
+    runs.write_atomic(path / runs.CONFIG_FILE, text)
+    runs.write_json(path / runs.ENV_FILE, runs.environment(device_name))
+    runs.write_json(path / runs.MANIFEST_FILE, {
+        **runs.manifest(text, config.seed, {"x_train": splits.x_train, "y_train": splits.y_train,
+                                            "x_val": splits.x_val, "x_test": splits.x_test,
+                                            "y_test": splits.y_test}),
+        "versions": {key: value for key, value in runs.environment(device_name).items()
+                     if key in ("dltrain", "python", "tensorflow", "keras", "numpy")}})
+    runs.write_json(path / runs.PREPARATION_FILE, {
+        **splits.preparation.to_json(), "class_names": splits.class_names,
+        "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape)})
 
 
 def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
@@ -79,8 +96,9 @@ def resumable_config(run_dir: Path, saved: Config, changed: Config | None,
     """The saved config with a longer training.epochs; any other change is refused."""
     target = epochs or (changed.training.epochs if changed else saved.training.epochs)
     if changed is not None:
-        diff = config_diff(saved.model_dump(mode="json"), changed.model_dump(mode="json"))
-        diff = [line for line in diff if not line.startswith("training.epochs:")]
+        diff = [f"{key}: {old!r} -> {new!r}" for key, old, new in config_diff(
+            saved.model_dump(mode="json"), changed.model_dump(mode="json"))
+            if key != "training.epochs"]
         if diff:
             raise RunError(f"{run_dir}: --resume continues the run's own config; only "
                            "training.epochs may change. Changed: " + "; ".join(diff))
@@ -90,14 +108,6 @@ def resumable_config(run_dir: Path, saved: Config, changed: Config | None,
                        f"N > {done} to train longer.")
     return saved.model_copy(update={"training": saved.training.model_copy(
         update={"epochs": target})})
-
-
-def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Key paths whose values differ, as 'path: old -> new'."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [line for key in sorted(set(old) | set(new), key=str)
-                for line in config_diff(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
 def prepared_data(config: Config, model: Any) -> Splits:
@@ -143,6 +153,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     history, checkpoint, callbacks = _callbacks(
         config, path, console, live, start, math.ceil(len(splits.x_train) / training.batch_size))
     callbacks.append(RaisePendingSignal(signals))
+    loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     started = time.perf_counter()
     start.model.fit(train_data, validation_data=val_data, epochs=training.epochs,
                     initial_epoch=start.epoch, verbose=0, shuffle=False, callbacks=callbacks)
@@ -151,23 +162,37 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
                        f"The last good epoch is kept in {path / runs.LAST_FILE}.")
-    test = evaluate(start.model, splits, training.batch_size)
     runs.save_model(start.model, path / runs.MODEL_FILE)
+    from dltrain.plots import learning_curves
+
+    learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
+                    f"{config.name}: learning curves", path / runs.CURVES_FILE)
+    scored = score(start.model, splits, config, path, f"{config.name}: final model on the test split")
     epochs_now = len(history.rows) - start.epoch
     metrics = {
-        "test": test,
+        **scored,
         "epochs_run": len(history.rows),
         "best_epoch": checkpoint.best_epoch,
         "resumed_at_epoch": start.epoch or None,
         "train_samples": len(splits.x_train),
         "validation_samples": 0 if val is None else len(val[0]),
-        "test_samples": len(splits.x_test),
         "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(len(splits.x_train) * epochs_now / train_seconds, 1),
         "final_epoch": history.rows[-1] if history.rows else {},
     }
+    if loss_before is not None:
+        after = train_loss(start.model, splits, training.batch_size)
+        metrics["smoke"] = {"loss_before": loss_before, "loss_after": after,
+                            "passed": math.isfinite(after) and after < loss_before}
     runs.write_json(path / runs.METRICS_FILE, metrics)
     return metrics
+
+
+def train_loss(model: Any, splits: Splits, batch_size: int) -> float:
+    """The loss on the training data as it stands, without augmentation or dropout."""
+    logs = model.evaluate(pipeline(splits.x_train, splits.y_train, batch_size), verbose=0,
+                          return_dict=True)
+    return float(logs["loss"])
 
 
 def _callbacks(config: Config, path: Path, console: Console, live: bool, start: Start,
@@ -189,4 +214,7 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
         callbacks.insert(0, stock.EarlyStopping(**training.early_stopping.model_dump()))
     if training.reduce_lr_on_plateau is not None:
         callbacks.insert(0, stock.ReduceLROnPlateau(**training.reduce_lr_on_plateau.model_dump()))
+    if training.tensorboard:
+        callbacks.append(stock.TensorBoard(log_dir=str(path / runs.TENSORBOARD_DIR),
+                                           write_graph=False))
     return history, checkpoint, callbacks

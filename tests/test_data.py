@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,13 @@ import pytest
 
 from conftest import images, write_idx
 from dltrain.data import (
+    Preparation,
     Splits,
     check_fits_model,
     hold_out,
     load_splits,
+    preparation_for,
     relabel,
-    scale,
     subset,
 )
 from dltrain.errors import DataError
@@ -131,6 +133,18 @@ def test_hold_out_that_leaves_no_training_data() -> None:
 
 
 # --- scale -----------------------------------------------------------------------------------
+
+
+def scale(x_train: np.ndarray, x_test: np.ndarray, cfg: DatasetConfig) -> tuple:
+    preparation = preparation_for(x_train, cfg)
+    return preparation.apply(x_train), preparation.apply(x_test)
+
+
+def test_preparation_survives_a_json_round_trip() -> None:
+    x = rng(2).normal(3, 2, size=(50, 4)).astype(np.float32)
+    preparation = preparation_for(x, DatasetConfig(name="mnist", standardize=True, rescale=0.5))
+    again = Preparation.from_json(json.loads(json.dumps(preparation.to_json())))
+    np.testing.assert_allclose(again.apply(x), preparation.apply(x), rtol=1e-6)
 
 
 def test_scale_uint8_to_unit_float32_with_a_channel_axis() -> None:
@@ -291,7 +305,8 @@ def splits_of(y_train: list[int], y_test: list[int] | None = None,
     y_test = y_train if y_test is None else y_test
     num_classes = max(y_train + y_test) + 1
     return Splits(np.zeros((len(y_train), *shape), np.float32), np.array(y_train), None, None,
-                  np.zeros((len(y_test), *shape), np.float32), np.array(y_test), num_classes, None)
+                  np.zeros((len(y_test), *shape), np.float32), np.array(y_test), num_classes, None,
+                  Preparation(1.0))
 
 
 def test_check_fits_model_accepts_matching_data() -> None:

@@ -1,0 +1,57 @@
+"""The evaluation report: per-class precision/recall/F1, confusion matrix, top-k, ROC AUC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+TOP_K = 5
+
+
+def class_labels(y: np.ndarray) -> np.ndarray:
+    """Integer labels from either integer or one-hot targets."""
+    return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1).astype(int)
+
+
+def classification_report(y_true: np.ndarray, probabilities: np.ndarray,
+                          class_names: list[str] | None) -> dict[str, Any]:
+    """Everything `eval` shows, from the true labels and the model's output probabilities."""
+    from sklearn import metrics
+
+    labels = class_labels(y_true)
+    binary = probabilities.ndim == 1 or probabilities.shape[-1] == 1
+    scores = probabilities.reshape(len(labels), -1)
+    if binary:
+        threshold = 0.5
+        predicted = (scores[:, 0] >= threshold).astype(int)
+        count = 2
+    else:
+        predicted = scores.argmax(axis=1)
+        count = scores.shape[1]
+    names = _names(class_names, count)
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        labels, predicted, labels=list(range(count)), zero_division=0)
+    report: dict[str, Any] = {
+        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        "per_class": [{"class": names[i], "precision": float(precision[i]),
+                       "recall": float(recall[i]), "f1": float(f1[i]),
+                       "support": int(support[i])} for i in range(count)],
+        "macro_f1": float(np.mean(f1)),
+        "confusion_matrix": metrics.confusion_matrix(
+            labels, predicted, labels=list(range(count))).tolist(),
+        "class_names": names,
+    }
+    if binary and len(np.unique(labels)) == 2:
+        report["roc_auc"] = float(metrics.roc_auc_score(labels, scores[:, 0]))
+        report["threshold"] = threshold
+    if count > TOP_K:
+        report[f"top_{TOP_K}_accuracy"] = float(metrics.top_k_accuracy_score(
+            labels, scores, k=TOP_K, labels=list(range(count))))
+    return report
+
+
+def _names(class_names: list[str] | None, count: int) -> list[str]:
+    if class_names is not None and len(class_names) == count:
+        return list(class_names)
+    return [str(index) for index in range(count)]

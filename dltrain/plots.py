@@ -1,0 +1,78 @@
+"""Pictures of a run: learning curves and the confusion matrix, as PNG files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """savefig beside the target, then rename: a killed run never leaves half a PNG."""
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    try:
+        figure.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        _pyplot().close(figure)
+
+
+def learning_curves(history: list[dict[str, float]], best_epoch: int | None, monitor: str,
+                    title: str, path: Path) -> None:
+    """Loss and each metric per epoch, train against validation, the best epoch marked."""
+    plt = _pyplot()
+    names = [key for key in history[0] if key not in ("epoch", "seconds", "learning_rate")
+             and not key.startswith("val_")]
+    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), squeeze=False)
+    epochs = [row["epoch"] for row in history]
+    for axis, name in zip(axes[0], names, strict=True):
+        axis.plot(epochs, [row[name] for row in history], marker="o", label="train")
+        if f"val_{name}" in history[0]:
+            axis.plot(epochs, [row[f"val_{name}"] for row in history], marker="o",
+                      label="validation")
+        if best_epoch is not None:
+            axis.axvline(best_epoch, color="grey", linestyle="--",
+                         label=f"best epoch ({best_epoch}, by {monitor})")
+        axis.set_title(name.replace("_", " "))
+        axis.set_xlabel("epoch")
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.set_ylabel(name)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    figure.suptitle(title)
+    save_figure(figure, path)
+
+
+def confusion_matrix(matrix: list[list[int]], class_names: list[str], title: str,
+                     path: Path) -> None:
+    """Rows normalised to 1 (recall per class), counts in each cell, classes on both axes."""
+    plt = _pyplot()
+    counts = np.asarray(matrix, dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.5, 0.6 * len(class_names) + 2)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    image = axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axis, fraction=0.046, label="fraction of the true class")
+    ticks = range(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    for row in ticks:
+        for column in ticks:
+            axis.text(column, row, f"{rates[row, column]:.2f}", ha="center", va="center",
+                      fontsize=7, color="white" if rates[row, column] > 0.5 else "black")
+    axis.set_title(title)
+    save_figure(figure, path)

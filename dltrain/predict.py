@@ -1,0 +1,98 @@
+"""Classify image files or CSV rows with a trained run, prepared exactly like its training data."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dltrain import runs
+from dltrain.data import Preparation
+from dltrain.errors import DataError, RunError
+from dltrain.evaluate import load_model, run_config
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+
+
+def predict_files(run_dir: Path, files: list[Path], top_k: int) -> list[dict[str, Any]]:
+    """The top-k classes with probabilities for every image file and every CSV row."""
+    config = run_config(run_dir / runs.CONFIG_FILE)
+    if not (run_dir / runs.PREPARATION_FILE).is_file():
+        raise RunError(f"{run_dir}: no {runs.PREPARATION_FILE}; predict needs a run made by "
+                       "this version of dltrain fit.")
+    saved = runs.read_json(run_dir / runs.PREPARATION_FILE)
+    preparation = Preparation.from_json(saved)
+    model = load_model(run_dir / runs.MODEL_FILE)
+    names, inputs = [], []
+    for path in files:
+        for label, raw in read_inputs(path, config.model.input_shape, config.dataset):
+            names.append(label)
+            inputs.append(raw)
+    if not inputs:
+        raise DataError("predict: no inputs given.")
+    x = preparation.apply(np.stack(inputs))
+    probabilities = model.predict(x, verbose=0)
+    classes = saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
+    return [{"input": name, "top": top_classes(row, classes, top_k)}
+            for name, row in zip(names, probabilities, strict=True)]
+
+
+def top_classes(scores: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]]:
+    scores = np.asarray(scores, dtype=float).reshape(-1)
+    if scores.size == 1:  # a sigmoid unit: the probability of class 1
+        scores = np.array([1 - scores[0], scores[0]])
+    names = classes if len(classes) == scores.size else [str(i) for i in range(scores.size)]
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{"class": names[i], "index": int(i), "probability": float(scores[i])} for i in order]
+
+
+def read_inputs(path: Path, input_shape: list[int], dataset: Any) -> list[tuple[str, np.ndarray]]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return [(str(path), read_image(path, input_shape))]
+    if path.suffix.lower() == ".csv":
+        return read_rows(path, dataset)
+    raise DataError(f"{path}: predict reads images ({', '.join(sorted(IMAGE_SUFFIXES))}) or .csv "
+                    "files.")
+
+
+def read_image(path: Path, input_shape: list[int]) -> np.ndarray:
+    """Decode, convert to the model's channels, resize to its height and width (bilinear)."""
+    if len(input_shape) != 3:
+        raise DataError(f"{path}: the model takes inputs of shape {input_shape}, not images.")
+    import tensorflow as tf
+
+    height, width, channels = input_shape
+    try:
+        image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError) as exc:
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", str(exc).splitlines()[0])
+        raise DataError(f"{path}: not a readable image ({reason}).") from None
+    if tuple(image.shape[:2]) != (height, width):
+        resized = tf.image.resize(image, (height, width))
+        image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    array = image.numpy()
+    return array[..., 0] if channels == 1 else array
+
+
+def read_rows(path: Path, dataset: Any) -> list[tuple[str, np.ndarray]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        features = dataset.feature_columns or [c for c in header if c != dataset.label_column]
+        missing = [column for column in features if column not in header]
+        if missing:
+            raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}.")
+        out = []
+        for number, row in enumerate(reader, start=2):
+            try:
+                values = np.array([float(row[column]) for column in features], dtype=np.float32)
+            except (TypeError, ValueError):
+                raise DataError(f"{path}, line {number}: a feature value is not a number.") \
+                    from None
+            out.append((f"{path}:{number}", values))
+    return out

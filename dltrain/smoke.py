@@ -1,0 +1,81 @@
+"""`dltrain smoke`: every config trained briefly on a small subset, for a project's CI."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from dltrain.config import load_config
+from dltrain.errors import DltrainError, RunError
+from dltrain.runtime import Device
+
+
+@dataclass
+class SmokeResult:
+    config: str
+    passed: bool
+    seconds: float
+    message: str
+
+
+def config_files(paths: list[Path]) -> list[Path]:
+    """The YAML files named, and those directly inside the folders named."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise RunError(f"{path}: no such config file or folder.")
+    if not found:
+        raise RunError(f"no .yaml configs in {', '.join(map(str, paths))}.")
+    return found
+
+
+def smoke_one(path: Path, device: Device, log: Console) -> SmokeResult:
+    """A --smoke fit in a temporary run folder: passes when the training loss is finite and falls."""
+    from dltrain.train import fit
+
+    started = time.perf_counter()
+    try:
+        loaded = load_config(path, smoke=True)
+        with tempfile.TemporaryDirectory(prefix="dltrain-smoke-") as folder:
+            metrics = fit(loaded, run_dir=Path(folder) / "run", device=device, console=log,
+                          live=False, smoke=True).metrics
+    except DltrainError as exc:
+        return SmokeResult(str(path), False, time.perf_counter() - started, str(exc))
+    smoke = metrics["smoke"]
+    before, after = smoke["loss_before"], smoke["loss_after"]
+    if not math.isfinite(after):
+        message = f"training loss is not finite ({after})"
+    elif after >= before:
+        message = f"training loss did not fall: {before:.4f} -> {after:.4f}"
+    else:
+        message = f"training loss {before:.4f} -> {after:.4f}"
+    return SmokeResult(str(path), bool(smoke["passed"]), time.perf_counter() - started, message)
+
+
+def write_junit(results: list[SmokeResult], path: Path) -> None:
+    """JUnit XML, one testcase per config, as CI systems read it."""
+    failures = sum(not result.passed for result in results)
+    suite = ET.Element("testsuite", name="dltrain smoke", tests=str(len(results)),
+                       failures=str(failures), errors="0",
+                       time=f"{sum(result.seconds for result in results):.3f}")
+    for result in results:
+        case = ET.SubElement(suite, "testcase", classname="dltrain.smoke",
+                             name=Path(result.config).stem, file=result.config,
+                             time=f"{result.seconds:.3f}")
+        if not result.passed:
+            ET.SubElement(case, "failure", message=result.message).text = result.message
+        else:
+            ET.SubElement(case, "system-out").text = result.message
+    from dltrain.runs import write_atomic
+
+    write_atomic(path, ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n")

@@ -1,0 +1,220 @@
+"""Reports: pictures, per-class metrics, TensorBoard, runs table, compare, predict, smoke, schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import CONFIGS, ROOT, run_cli, write_mnist
+from dltrain.cli import main
+
+QUICKSTART = CONFIGS / "quickstart.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One quickstart run on 600 real images, 3 epochs, shared by the tests of this module."""
+    run = tmp_path_factory.mktemp("reports") / "run"
+    code = main(["fit", str(QUICKSTART), "--run-dir", str(run), "--epochs", "3",
+                 "--set", "dataset.train_limit=600", "--set", "dataset.test_limit=200"])
+    assert code == 0
+    return run
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_fit_writes_learning_curves_and_confusion_matrix(trained: Path) -> None:
+    width, height = png_size(trained / "curves.png")
+    assert width >= 600 and height >= 300
+    width, height = png_size(trained / "confusion_matrix.png")
+    assert width >= 600 and height >= 600
+
+
+def test_eval_json_holds_per_class_metrics_that_add_up(
+        trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "eval", trained, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    report = result["report"]
+    assert [row["class"] for row in report["per_class"]][:2] == ["T-shirt/top", "Trouser"]
+    assert sum(row["support"] for row in report["per_class"]) == result["test_samples"] == 200
+    assert np.asarray(report["confusion_matrix"]).sum() == 200
+    assert np.trace(report["confusion_matrix"]) / 200 == pytest.approx(report["accuracy"])
+    assert report["accuracy"] == pytest.approx(result["test"]["accuracy"], abs=1e-6)
+    assert 0 <= report["top_5_accuracy"] <= 1 and report["top_5_accuracy"] >= report["accuracy"]
+    assert "Per class" in err and "precision" in err  # the tables go to stderr with --json
+
+
+def test_binary_problems_report_roc_auc_and_threshold(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "fit", CONFIGS / "tabular_binary.yaml", "--run-dir", run,
+                             "--epochs", "3", "--json")
+    assert code == 0, err
+    report = json.loads(out)["report"]
+    assert 0 <= report["roc_auc"] <= 1 and report["threshold"] == 0.5
+    assert [row["class"] for row in report["per_class"]] == ["0", "1"]
+    assert "top_5_accuracy" not in report
+
+
+def test_tensorboard_scalars_can_be_read_back(trained: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    accumulator = EventAccumulator(str(trained / "tensorboard" / "train"))
+    accumulator.Reload()
+    # Keras on TensorFlow writes epoch scalars as scalar tensor summaries.
+    events = accumulator.Tensors("epoch_loss")
+    losses = [float(make_ndarray(event.tensor_proto)) for event in events]
+    history = [float(row.split(",")[2]) for row in
+               (trained / "history.csv").read_text().splitlines()[1:]]
+    assert [event.step for event in events] == [0, 1, 2]
+    assert losses == pytest.approx(history, rel=1e-5)
+
+
+def test_manifest_pins_config_code_and_data(trained: Path) -> None:
+    manifest = json.loads((trained / "manifest.json").read_text())
+    config_text = (trained / "config.yaml").read_text()
+    assert manifest["config_sha256"] == hashlib.sha256(config_text.encode()).hexdigest()
+    assert manifest["seed"] == 42
+    assert manifest["data"]["x_train"]["shape"][1:] == [28, 28, 1]
+    assert len(manifest["data"]["x_test"]["sample_sha256"]) == 64
+    assert manifest["versions"]["keras"].startswith("3.")
+    assert manifest["git"] is None or len(manifest["git"]["commit"]) == 40
+
+
+def test_runs_lists_completed_interrupted_and_failed_runs(
+        trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "runs"
+    shutil.copytree(trained, folder / "done")
+    assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", folder / "diverged",
+                   "--set", "dataset.rescale=1e30")[0] == 2
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("dltrain.train._train", interrupted)
+        assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir",
+                       folder / "stopped")[0] == 130
+    code, out, err = run_cli(capsys, "runs", folder, "--json", "--sort", "name")
+    assert code == 0, err
+    states = {row["name"]: row["state"] for row in json.loads(out)}
+    assert states == {"done": "completed", "diverged": "failed", "stopped": "interrupted"}
+    code, out, _ = run_cli(capsys, "runs", folder)
+    assert "completed" in out and "interrupted" in out and "failed" in out
+
+
+def test_compare_shows_changed_keys_and_metric_differences(
+        trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other"
+    assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", other,
+                   "--set", "optimizer.learning_rate=0.01")[0] == 0
+    code, out, err = run_cli(capsys, "compare", trained, other, "--json")
+    assert code == 0, err
+    comparison = json.loads(out)
+    changed = {change["key"]: (change["a"], change["b"]) for change in comparison["config"]}
+    assert changed["optimizer.learning_rate"] == (0.001, 0.01)
+    assert changed["training.epochs"] == (3, 1)
+    accuracy = next(m for m in comparison["metrics"] if m["metric"] == "accuracy")
+    assert accuracy["delta"] == pytest.approx(accuracy["b"] - accuracy["a"])
+
+
+def test_predict_on_pngs_agrees_with_the_model_on_arrays(
+        trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+    import tensorflow as tf
+
+    images = np.load(ROOT / "dltrain" / "datasets" / "fashion_mnist_mini.npz")["x_test"][:6]
+    files = []
+    for index, image in enumerate(images):
+        files.append(tmp_path / f"item{index}.png")
+        files[-1].write_bytes(tf.io.encode_png(image[..., None]).numpy())
+    code, out, err = run_cli(capsys, "predict", trained, *files, "--json", "--top-k", "2")
+    assert code == 0, err
+    predicted = [result["top"][0]["index"] for result in json.loads(out)]
+    model = keras.saving.load_model(trained / "model.keras")
+    expected = model.predict(images[..., None].astype("float32") / 255, verbose=0).argmax(axis=1)
+    assert predicted == expected.tolist()
+    assert all(len(result["top"]) == 2 for result in json.loads(out))
+
+
+def test_predict_refuses_what_it_cannot_read(trained: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "broken.png").write_text("not an image")
+    code, _, err = run_cli(capsys, "predict", trained, tmp_path / "broken.png")
+    assert code == 2 and "broken.png: not a readable image" in err
+    code, _, err = run_cli(capsys, "predict", trained, tmp_path / "notes.txt")
+    assert code == 2 and "notes.txt: no such file" in err
+
+
+def test_smoke_passes_every_shipped_config_and_writes_junit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        cifar_dir: Path) -> None:
+    store = tmp_path / "data"
+    for name in ("mnist", "fashion_mnist"):
+        write_mnist(store / name, train=300, test=100)
+    shutil.copytree(cifar_dir, store / "cifar10")
+    monkeypatch.setenv("DLTRAIN_DATA_DIR", str(store))
+    junit = tmp_path / "smoke.xml"
+    code, out, err = run_cli(capsys, "smoke", CONFIGS, "--junit", junit)
+    shipped = sorted(CONFIGS.glob("*.yaml"))
+    assert code == 0, out + err
+    assert f"{len(shipped)} passed, 0 failed" in out
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite"
+    assert suite.get("tests") == str(len(shipped)) and suite.get("failures") == "0"
+    assert sorted(case.get("name") for case in suite.iter("testcase")) == [p.stem for p in shipped]
+
+
+def test_smoke_reports_a_failing_config_in_junit(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(QUICKSTART.read_text().replace("optimizer:", "optimiser:"))
+    junit = tmp_path / "smoke.xml"
+    code, out, _ = run_cli(capsys, "smoke", bad, QUICKSTART, "--junit", junit)
+    assert code == 1 and "1 passed, 1 failed" in out
+    failures = ET.parse(junit).getroot().findall("testcase/failure")
+    assert len(failures) == 1 and "unknown key 'optimiser'" in failures[0].get("message")
+
+
+def test_schema_is_current_and_every_shipped_config_validates(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import jsonschema
+
+    code, out, _ = run_cli(capsys, "schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert json.loads((ROOT / "dltrain.schema.json").read_text()) == schema
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        assert path.read_text().startswith("# yaml-language-server: $schema=../dltrain.schema.json")
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**yaml.safe_load(QUICKSTART.read_text()), "optimiser": {}}, schema)
+
+
+def test_show_and_fit_json_parse(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "show", QUICKSTART, "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["parameters"] == sum(layer["parameters"] for layer in shown["layers"])
+    assert shown["config"]["name"] == "quickstart"
+    code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "r",
+                           "--json")
+    assert code == 0
+    fitted = json.loads(out)
+    assert fitted["run_dir"] == str(tmp_path / "r") and fitted["epochs_run"] == 1
+    assert fitted["smoke"]["loss_after"] < fitted["smoke"]["loss_before"]
