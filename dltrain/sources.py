@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import os
@@ -52,6 +51,8 @@ def read_source(cfg: DatasetConfig) -> Raw:
     if cfg.name == "npz":
         return read_npz(cfg.path)  # type: ignore[arg-type]
     if cfg.name == "csv":
+        from dltrain.tabular import read_csv
+
         return read_csv(cfg)
     if cfg.name == "image_folder":
         from dltrain.images import read_image_folder
@@ -118,7 +119,7 @@ def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
     if missing:
         raise DataError(f"{path}: missing arrays {', '.join(sorted(missing))}; an .npz dataset "
                         "needs x_train, y_train, x_test, y_test.")
-    return _checked(Raw(**found, class_names=class_names), str(path))
+    return checked(Raw(**found, class_names=class_names), str(path))
 
 
 def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
@@ -131,7 +132,7 @@ def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
                         f"IDX files {', '.join(IDX_FILES.values())}, as published with the "
                         "dataset (Debian: dataset-fashion-mnist has Fashion-MNIST's).")
     arrays = {key: read_idx(path) for key, path in paths.items()}
-    return _checked(Raw(**arrays, class_names=class_names), str(folder))
+    return checked(Raw(**arrays, class_names=class_names), str(folder))
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -173,7 +174,7 @@ def read_cifar(folder: Path, name: str) -> Raw:
     x_train, y_train = _cifar_batches({f: read(f) for f in files[0]}, label_key, origin)
     x_test, y_test = _cifar_batches({f: read(f) for f in files[1]}, label_key, origin)
     names = CIFAR10_CLASSES if name == "cifar10" else None
-    return _checked(Raw(x_train, y_train, x_test, y_test, names), str(folder))
+    return checked(Raw(x_train, y_train, x_test, y_test, names), str(folder))
 
 
 def _tar_reader(archive: Path, inner: str):  # type: ignore[no-untyped-def]
@@ -230,28 +231,6 @@ def _unpickle_batch(blob: bytes, where: Path) -> object:
         raise DataError(f"{where}: not a CIFAR batch ({exc}).") from None
 
 
-def read_csv(cfg: DatasetConfig) -> Raw:
-    """A CSV with a header; numeric features; labels as integers or class names."""
-    header, rows = _csv_rows(cfg.path)  # type: ignore[arg-type]
-    if cfg.test_path is not None:
-        test_header, test_rows = _csv_rows(cfg.test_path)
-        if test_header != header:
-            raise DataError(f"{cfg.test_path}: its columns differ from {cfg.path}.")
-    else:
-        train, test = split_off(len(rows), cfg.test_split, cfg.test_split_seed)
-        rows, test_rows = [rows[i] for i in train], [rows[i] for i in test]
-    features = cfg.feature_columns or [c for c in header if c != cfg.label_column]
-    for column in [cfg.label_column, *features]:
-        if column not in header:
-            raise DataError(f"{cfg.path}: no column '{column}'. Columns: {', '.join(header)}.")
-    labels = sorted({row[header.index(cfg.label_column)] for row in rows + test_rows})  # type: ignore[arg-type]
-    numeric = all(_is_int(label) for label in labels)
-    class_names = None if numeric else labels
-    x_train, y_train = _csv_arrays(rows, header, features, cfg, class_names)
-    x_test, y_test = _csv_arrays(test_rows, header, features, cfg, class_names)
-    return _checked(Raw(x_train, y_train, x_test, y_test, class_names), str(cfg.path))
-
-
 def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and test indices for a source without a test file, seeded by test_split_seed."""
     order = np.random.default_rng(seed).permutation(count)
@@ -261,54 +240,8 @@ def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(order[:cut]), np.sort(order[cut:])
 
 
-def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such CSV file.")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        table = [(reader.line_num, row) for row in reader if row]
-    if len(table) < 2:
-        raise DataError(f"{path}: a CSV dataset needs a header row and at least one data row.")
-    header = [name.strip() for name in table[0][1]]
-    for number, row in table[1:]:
-        if len(row) != len(header):
-            raise DataError(f"{path}, line {number}: {len(row)} values for {len(header)} columns.")
-    return header, [row for _, row in table[1:]]
-
-
-def _is_int(text: str) -> bool:
-    return text.strip().lstrip("-").isdigit()
-
-
-def _csv_arrays(rows: list[list[str]], header: list[str], features: list[str],
-                cfg: DatasetConfig, class_names: list[str] | None) -> tuple[np.ndarray, ...]:
-    columns = [header.index(name) for name in features]
-    label_at = header.index(cfg.label_column)  # type: ignore[arg-type]
-    x = np.empty((len(rows), len(columns)), dtype=np.float32)
-    for i, row in enumerate(rows):
-        try:
-            x[i] = [float(row[c]) for c in columns]
-        except ValueError:
-            bad = next(features[j] for j, c in enumerate(columns) if not _is_float(row[c]))
-            raise DataError(f"{cfg.path}: column '{bad}' has a non-numeric value "
-                            f"{row[header.index(bad)]!r}.") from None
-    if not np.isfinite(x).all():
-        bad = features[int(np.argwhere(~np.isfinite(x))[0][1])]
-        raise DataError(f"{cfg.path}: column '{bad}' has a value that is not a finite number.")
-    raw_labels = [row[label_at] for row in rows]
-    y = [class_names.index(v) for v in raw_labels] if class_names else [int(v) for v in raw_labels]
-    return x, np.asarray(y, dtype=np.int64)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _checked(raw: Raw, where: str) -> Raw:
+def checked(raw: Raw, where: str) -> Raw:
+    """Flatten labels and check that x and y agree in length and train and test in shape."""
     raw.y_train = raw.y_train.reshape(-1)
     raw.y_test = raw.y_test.reshape(-1)
     for split in ("train", "test"):

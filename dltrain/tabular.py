@@ -1,0 +1,81 @@
+"""The csv source: a table with a header row, numeric features and a label column."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.errors import DataError
+from dltrain.schema import DatasetConfig
+from dltrain.sources import Raw, checked, split_off
+
+
+def read_csv(cfg: DatasetConfig) -> Raw:
+    """A CSV with a header; numeric features; labels as integers or class names."""
+    header, rows = _csv_rows(cfg.path)  # type: ignore[arg-type]
+    if cfg.test_path is not None:
+        test_header, test_rows = _csv_rows(cfg.test_path)
+        if test_header != header:
+            raise DataError(f"{cfg.test_path}: its columns differ from {cfg.path}.")
+    else:
+        train, test = split_off(len(rows), cfg.test_split, cfg.test_split_seed)
+        rows, test_rows = [rows[i] for i in train], [rows[i] for i in test]
+    features = cfg.feature_columns or [c for c in header if c != cfg.label_column]
+    for column in [cfg.label_column, *features]:
+        if column not in header:
+            raise DataError(f"{cfg.path}: no column '{column}'. Columns: {', '.join(header)}.")
+    labels = sorted({row[header.index(cfg.label_column)] for row in rows + test_rows})  # type: ignore[arg-type]
+    numeric = all(_is_int(label) for label in labels)
+    class_names = None if numeric else labels
+    x_train, y_train = _csv_arrays(rows, header, features, cfg, class_names)
+    x_test, y_test = _csv_arrays(test_rows, header, features, cfg, class_names)
+    return checked(Raw(x_train, y_train, x_test, y_test, class_names), str(cfg.path))
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such CSV file.")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        table = [(reader.line_num, row) for row in reader if row]
+    if len(table) < 2:
+        raise DataError(f"{path}: a CSV dataset needs a header row and at least one data row.")
+    header = [name.strip() for name in table[0][1]]
+    for number, row in table[1:]:
+        if len(row) != len(header):
+            raise DataError(f"{path}, line {number}: {len(row)} values for {len(header)} columns.")
+    return header, [row for _, row in table[1:]]
+
+
+def _is_int(text: str) -> bool:
+    return text.strip().lstrip("-").isdigit()
+
+
+def _csv_arrays(rows: list[list[str]], header: list[str], features: list[str],
+                cfg: DatasetConfig, class_names: list[str] | None) -> tuple[np.ndarray, ...]:
+    columns = [header.index(name) for name in features]
+    label_at = header.index(cfg.label_column)  # type: ignore[arg-type]
+    x = np.empty((len(rows), len(columns)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        try:
+            x[i] = [float(row[c]) for c in columns]
+        except ValueError:
+            bad = next(features[j] for j, c in enumerate(columns) if not _is_float(row[c]))
+            raise DataError(f"{cfg.path}: column '{bad}' has a non-numeric value "
+                            f"{row[header.index(bad)]!r}.") from None
+    if not np.isfinite(x).all():
+        bad = features[int(np.argwhere(~np.isfinite(x))[0][1])]
+        raise DataError(f"{cfg.path}: column '{bad}' has a value that is not a finite number.")
+    raw_labels = [row[label_at] for row in rows]
+    y = [class_names.index(v) for v in raw_labels] if class_names else [int(v) for v in raw_labels]
+    return x, np.asarray(y, dtype=np.int64)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
