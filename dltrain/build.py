@@ -95,7 +95,9 @@ def build_model(config: Config) -> Any:
                               f"parameters, more than {MAX_PARAMETERS:,}; make it smaller.")
     check_loss_fits_output(config, model.output_shape[-1])
     model.compile(optimizer=make_optimizer(config.optimizer), loss=make_loss(config.loss),
-                  metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)])
+                  metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)],
+                  steps_per_execution=config.training.steps_per_execution,
+                  jit_compile=config.training.jit_compile)
     return model
 
 

@@ -22,20 +22,26 @@ def format_logs(logs: dict[str, Any]) -> str:
 
 
 class HistoryFile(Callback):  # type: ignore[misc,valid-type]
-    """Rewrite history.csv atomically after every epoch, so a killed run keeps what it did."""
+    """Rewrite history.csv atomically after every epoch, so a killed run keeps what it did.
+
+    An epoch's `seconds` run from the previous epoch's end (or the start of training) to its
+    own end, so they include validation and the checkpoints written after the previous epoch.
+    """
 
     def __init__(self, path: Path, rows: list[dict[str, float]]) -> None:
         super().__init__()
         self.path = path
         self.rows = list(rows)
-        self.started = time.perf_counter()
+        self.last_end = time.perf_counter()
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.started = time.perf_counter()
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.last_end = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.perf_counter()
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
-               "seconds": round(time.perf_counter() - self.started, 3)}
+               "seconds": round(now - self.last_end, 3)}
+        self.last_end = now
         self.rows.append(row)
         write_history(self.path, self.rows)
 

@@ -32,8 +32,13 @@ def prepare_runtime(device: Device, seed: int, deterministic: bool) -> str:
 
 
 def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-             augmenter: Any = None) -> Any:
-    """A tf.data pipeline: shuffle each epoch, batch, augment in parallel, prefetch."""
+             augmenter: Any = None, repeat: bool = False) -> Any:
+    """A tf.data pipeline: shuffle each epoch, batch, augment in parallel, prefetch.
+
+    `repeat` makes it endless, one epoch after another (a fresh shuffle each time), for a fit
+    given steps_per_epoch: Keras then keeps one iterator for the whole fit. A new iterator per
+    epoch stalled training for 5-9 s in a third of the epochs here (bench/overhead.py).
+    """
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((x, y))
@@ -43,6 +48,8 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     if augmenter is not None:
         data = data.map(lambda images, labels: (augmenter(images), labels),
                         num_parallel_calls=tf.data.AUTOTUNE)
+    if repeat:
+        data = data.repeat()
     return data.prefetch(tf.data.AUTOTUNE)
 
 

@@ -144,19 +144,26 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     training = config.training
     augmenter = make_augmenter(config.augmentation, config.seed,
                                value_max=float(splits.x_train.max(initial=1.0)))
+    # Endless datasets with steps per epoch keep one iterator for the whole fit (see pipeline).
+    # Keras runs whole executions, so with steps_per_execution > 1 an endless dataset would
+    # shift the epochs' boundaries: then each epoch gets its own iterator.
+    repeat = training.steps_per_execution == 1
+    steps = math.ceil(len(splits.x_train) / training.batch_size)
     # A resumed run reshuffles from a new seed, so it does not replay epoch 1's order.
     train_data = pipeline(splits.x_train, splits.y_train, training.batch_size,
                           shuffle=training.shuffle, seed=config.seed + start.epoch,
-                          augmenter=augmenter)
+                          augmenter=augmenter, repeat=repeat)
     val = splits.validation
-    val_data = None if val is None else pipeline(*val, training.batch_size)
-    history, checkpoint, callbacks = _callbacks(
-        config, path, console, live, start, math.ceil(len(splits.x_train) / training.batch_size))
+    val_data = None if val is None else pipeline(*val, training.batch_size, repeat=repeat)
+    history, checkpoint, callbacks = _callbacks(config, path, console, live, start, steps)
     callbacks.append(RaisePendingSignal(signals))
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     started = time.perf_counter()
-    start.model.fit(train_data, validation_data=val_data, epochs=training.epochs,
-                    initial_epoch=start.epoch, verbose=0, shuffle=False, callbacks=callbacks)
+    start.model.fit(
+        train_data, validation_data=val_data, epochs=training.epochs, initial_epoch=start.epoch,
+        steps_per_epoch=steps if repeat else None,
+        validation_steps=math.ceil(len(val[0]) / training.batch_size) if repeat and val else None,
+        verbose=0, shuffle=False, callbacks=callbacks)
     train_seconds = time.perf_counter() - started
     if history.rows and not all(math.isfinite(v) for v in history.rows[-1].values()):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
@@ -215,6 +222,5 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     if training.reduce_lr_on_plateau is not None:
         callbacks.insert(0, stock.ReduceLROnPlateau(**training.reduce_lr_on_plateau.model_dump()))
     if training.tensorboard:
-        callbacks.append(stock.TensorBoard(log_dir=str(path / runs.TENSORBOARD_DIR),
-                                           write_graph=False))
+        callbacks.append(stock.TensorBoard(log_dir=str(path / runs.TENSORBOARD_DIR), write_graph=False))
     return history, checkpoint, callbacks

@@ -87,6 +87,8 @@ def test_unusable_documents_are_config_errors(tmp_path: Path, text: str, expecte
     ("augmentation: {shear_range: 0.2}\n", "'shear_range' is not supported"),
     ("augmentation: {rescale: 0.5}\n", "set dataset.rescale instead"),
     ("training: {early_stopping: {monitor: val_loss}}\n", "val_* metrics need"),
+    ("training: {steps_per_execution: 0}\n", "training.steps_per_execution"),
+    ("training: {jit_compile: sometimes}\n", "training.jit_compile"),
 ])
 def test_values_out_of_range_are_rejected(tmp_path: Path, extra: str, expected: str) -> None:
     assert expected in config_error(tmp_path, with_sections(extra))

@@ -1,0 +1,24 @@
+"""The input pipeline that feeds Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dltrain.runtime import pipeline
+
+
+def test_endless_pipeline_gives_every_sample_once_per_epoch_in_a_new_order() -> None:
+    x = np.arange(10, dtype=np.float32)[:, None]
+    y = np.arange(10)
+    batches = pipeline(x, y, 4, shuffle=True, seed=1, repeat=True).take(6)  # 2 epochs of 3
+    epochs = [np.concatenate([labels for _, labels in list(batches)[i:i + 3]]) for i in (0, 3)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(10))
+    assert epochs[0].tolist() != epochs[1].tolist()
+
+
+def test_finite_pipeline_keeps_the_order_and_the_last_partial_batch() -> None:
+    x = np.arange(10, dtype=np.float32)[:, None]
+    sizes = [len(labels) for _, labels in pipeline(x, np.arange(10), 4)]
+    assert sizes == [4, 4, 2]
+    assert np.concatenate([xb for xb, _ in pipeline(x, np.arange(10), 4)])[:, 0].tolist() == list(range(10))
