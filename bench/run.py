@@ -44,10 +44,14 @@ def startup(repeats: int) -> list[tuple[str, float, float]]:
     return [(name, seconds, baseline / seconds) for name, seconds in medians.items()]
 
 
+def heading(title: str) -> str:
+    return (f"## {title} — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, {_versions()}")
+
+
 def table(title: str, unit: str, versus: str, rows: list[tuple[str, float, float]]) -> str:
-    lines = [f"## {title} — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, "
-             f"{os.cpu_count()} cores, Python {platform.python_version()}, {_versions()}", "",
-             f"| side | median {unit} | speed vs {versus} |", "| --- | --- | --- |"]
+    lines = [heading(title), "", f"| side | median {unit} | speed vs {versus} |",
+             "| --- | --- | --- |"]
     lines += [f"| {name} | {seconds:.3f} | {ratio:.2f}x |" for name, seconds, ratio in rows]
     return "\n".join(lines) + "\n"
 
@@ -61,22 +65,35 @@ def _versions() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--only", choices=["startup", "augment"])
+    parser.add_argument("--only", choices=["startup", "overhead", "augment", "accuracy"])
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    started = time.perf_counter()
     tables = []
     if args.only in (None, "startup"):
         tables.append(table("Startup", "s", "importing TensorFlow", startup(args.repeats)))
+    if args.only in (None, "overhead"):
+        import overhead
+
+        tables.append(table("Overhead: configs/mnist_cnn.yaml, full Fashion-MNIST, batch 128, "
+                            "3 rounds of 3 epochs", "s/epoch",
+                            "the hand-written script", overhead.run(repeats=3, epochs=3)))
     if args.only in (None, "augment"):
-        sys.path.insert(0, str(Path(__file__).parent))
         import augment
 
-        tables.append(table("Augmentation: one cifar_cnn epoch, 10,000 CIFAR-shaped images, "
-                            "batch 32", "s/epoch", "ImageDataGenerator.flow",
-                            augment.run(repeats=max(3, args.repeats // 2))))
+        tables.append(table("Augmentation: cifar_cnn, 10,000 CIFAR-shaped images, batch 32",
+                            "s/epoch", "ImageDataGenerator.flow", augment.run(repeats=4)))
+    if args.only in (None, "accuracy"):
+        import accuracy
+
+        tables.append(accuracy.table(accuracy.run(), heading(
+            "Accuracy and memory: full Fashion-MNIST (Debian dataset-fashion-mnist)")))
+    minutes = (time.perf_counter() - started) / 60
     for text in tables:
         print(text)
         with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as out:
             out.write("\n" + text)
+    print(f"benchmarks took {minutes:.1f} min")
 
 
 if __name__ == "__main__":

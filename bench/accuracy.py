@@ -1,0 +1,80 @@
+"""Accuracy, wall time and memory of real `dltrain fit` runs on the full Fashion-MNIST.
+
+configs/fashion_mnist_cnn.yaml once and configs/fashion_mnist_best.yaml with three seeds, on
+Debian's dataset-fashion-mnist files (60,000 train / 10,000 test), one process at a time. While
+each run trains, its resident memory is read from /proc every 0.2 s: the value when each epoch's
+row reaches history.csv, and the peak (VmHWM). Wall time is the whole command, start to exit.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+RUNS = [("fashion_mnist_cnn", 42), ("fashion_mnist_best", 42), ("fashion_mnist_best", 43),
+        ("fashion_mnist_best", 44)]
+
+
+def _status_mb(pid: int, field: str) -> float | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def watched_fit(config: str, seed: int, run_dir: Path) -> dict:
+    """Run one fit; its test accuracy, wall time, peak memory and memory after each epoch."""
+    command = [str(Path(sys.executable).parent / "dltrain"), "fit",
+               str(ROOT / "configs" / f"{config}.yaml"), "--set", f"dataset.data_dir={DEBIAN}",
+               "--seed", str(seed), "--run-dir", str(run_dir)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**__import__("os").environ, "CI": "1"})
+    per_epoch: list[float] = []
+    peak = 0.0
+    history = run_dir / "history.csv"
+    while process.poll() is None:
+        peak = max(peak, _status_mb(process.pid, "VmHWM") or 0.0)
+        rows = len(history.read_text().splitlines()) - 1 if history.is_file() else 0
+        if rows > len(per_epoch):
+            per_epoch.append(_status_mb(process.pid, "VmRSS") or 0.0)
+        time.sleep(0.2)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"config": config, "seed": seed, "accuracy": metrics["test"]["accuracy"],
+            "epochs": metrics["epochs_run"], "wall": wall, "peak_mb": peak, "rss": per_epoch}
+
+
+def run() -> list[dict]:
+    if not DEBIAN.is_dir():
+        raise SystemExit(f"needs {DEBIAN}: apt-get install dataset-fashion-mnist")
+    with tempfile.TemporaryDirectory() as tmp:
+        return [watched_fit(config, seed, Path(tmp) / f"{config}-{seed}") for config, seed in RUNS]
+
+
+def table(results: list[dict], heading: str) -> str:
+    lines = [heading, "", "| config | seed | epochs | test accuracy | wall time | peak RSS | "
+             "RSS after epoch 2 → last |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        rss = f"{r['rss'][1]:.0f} → {r['rss'][-1]:.0f} MB" if len(r["rss"]) > 1 else "-"
+        lines.append(f"| {r['config']} | {r['seed']} | {r['epochs']} | {r['accuracy']:.4f} | "
+                     f"{r['wall'] / 60:.1f} min | {r['peak_mb']:.0f} MB | {rss} |")
+    best = [r["accuracy"] for r in results if r["config"] == "fashion_mnist_best"]
+    if len(best) > 1:
+        lines += ["", f"fashion_mnist_best over {len(best)} seeds: mean {statistics.mean(best):.4f}, "
+                  f"std {statistics.stdev(best):.4f}, min {min(best):.4f}, max {max(best):.4f}; "
+                  f"slowest run {max(r['wall'] for r in results) / 60:.1f} min."]
+    return "\n".join(lines) + "\n"
