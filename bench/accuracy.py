@@ -9,6 +9,7 @@ row reaches history.csv, and the peak (VmHWM). Wall time is the whole command, s
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,8 +40,9 @@ def watched_fit(config: str, seed: int, run_dir: Path) -> dict:
                str(ROOT / "configs" / f"{config}.yaml"), "--set", f"dataset.data_dir={DEBIAN}",
                "--seed", str(seed), "--run-dir", str(run_dir)]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**__import__("os").environ, "CI": "1"})
+    log = (run_dir.parent / f"{run_dir.name}.log").open("w+", encoding="utf-8")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "CI": "1"})
     per_epoch: list[float] = []
     peak = 0.0
     history = run_dir / "history.csv"
@@ -51,8 +53,10 @@ def watched_fit(config: str, seed: int, run_dir: Path) -> dict:
             per_epoch.append(_status_mb(process.pid, "VmRSS") or 0.0)
         time.sleep(0.2)
     wall = time.perf_counter() - started
+    log.seek(0)
     if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
+        raise SystemExit(f"{' '.join(command)} failed:\n{log.read()[-2000:]}")
+    log.close()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"config": config, "seed": seed, "accuracy": metrics["test"]["accuracy"],
             "epochs": metrics["epochs_run"], "wall": wall, "peak_mb": peak, "rss": per_epoch}

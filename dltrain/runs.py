@@ -149,6 +149,8 @@ def environment(device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "device": device,
         "cpu_count": os.cpu_count(),
+        # Kernels differ in round-off, so a rerun that should match needs the same setting.
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "command": sys.argv,
         "started": _now(),
     }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -153,3 +156,17 @@ def test_keras2_metric_alias_acc_is_accepted_and_logged_under_its_name() -> None
     model = build_model(config(metrics=["acc"]))
     logs = model.evaluate(np.zeros((4, 28, 28, 1)), np.zeros(4), verbose=0, return_dict=True)
     assert set(logs) == {"loss", "acc"}
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "True"), ("0", "False")])
+def test_onednn_kernels_are_on_unless_turned_off(setting: str | None, expected: str) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = ("from dltrain.build import keras_module; keras_module(); "
+            "from tensorflow.python.util import _pywrap_util_port; "
+            "print(_pywrap_util_port.IsMklEnabled())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
