@@ -138,32 +138,17 @@ def _run(start: Start, splits: Splits, config: Config, path: Path, console: Cons
 
 def _train(start: Start, splits: Splits, config: Config, path: Path, console: Console,
            live: bool, signals: Signals) -> dict[str, Any]:
-    from dltrain.augment import make_augmenter
     from dltrain.callbacks import RaisePendingSignal
 
     training = config.training
-    augmenter = make_augmenter(config.augmentation, config.seed,
-                               value_max=float(splits.x_train.max(initial=1.0)))
-    # Endless datasets with steps per epoch keep one iterator for the whole fit (see pipeline).
-    # Keras runs whole executions, so with steps_per_execution > 1 an endless dataset would
-    # shift the epochs' boundaries: then each epoch gets its own iterator.
-    repeat = training.steps_per_execution == 1
+    inputs = fit_inputs(splits, config, start.epoch)
     steps = math.ceil(len(splits.x_train) / training.batch_size)
-    # A resumed run reshuffles from a new seed, so it does not replay epoch 1's order.
-    train_data = pipeline(splits.x_train, splits.y_train, training.batch_size,
-                          shuffle=training.shuffle, seed=config.seed + start.epoch,
-                          augmenter=augmenter, repeat=repeat)
-    val = splits.validation
-    val_data = None if val is None else pipeline(*val, training.batch_size, repeat=repeat)
     history, checkpoint, callbacks = _callbacks(config, path, console, live, start, steps)
     callbacks.append(RaisePendingSignal(signals))
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     started = time.perf_counter()
-    start.model.fit(
-        train_data, validation_data=val_data, epochs=training.epochs, initial_epoch=start.epoch,
-        steps_per_epoch=steps if repeat else None,
-        validation_steps=math.ceil(len(val[0]) / training.batch_size) if repeat and val else None,
-        verbose=0, shuffle=False, callbacks=callbacks)
+    start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch, verbose=0,
+                    shuffle=False, callbacks=callbacks)
     train_seconds = time.perf_counter() - started
     if history.rows and not all(math.isfinite(v) for v in history.rows[-1].values()):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
@@ -182,7 +167,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         "best_epoch": checkpoint.best_epoch,
         "resumed_at_epoch": start.epoch or None,
         "train_samples": len(splits.x_train),
-        "validation_samples": 0 if val is None else len(val[0]),
+        "validation_samples": 0 if splits.x_val is None else len(splits.x_val),
         "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(len(splits.x_train) * epochs_now / train_seconds, 1),
         "final_epoch": history.rows[-1] if history.rows else {},
@@ -193,6 +178,33 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
                             "passed": math.isfinite(after) and after < loss_before}
     runs.write_json(path / runs.METRICS_FILE, metrics)
     return metrics
+
+
+def fit_inputs(splits: Splits, config: Config, epoch: int) -> dict[str, Any]:
+    """model.fit's data arguments: augmented, shuffled training data and the validation data.
+
+    Endless datasets with steps per epoch keep one iterator for the whole fit (see pipeline).
+    Keras runs whole executions, so with steps_per_execution > 1 an endless dataset would shift
+    the epochs' boundaries: then each epoch gets its own iterator.
+    """
+    from dltrain.augment import make_augmenter
+
+    training = config.training
+    batch = training.batch_size
+    repeat = training.steps_per_execution == 1
+    augmenter = make_augmenter(config.augmentation, config.seed,
+                               value_max=float(splits.x_train.max(initial=1.0)))
+    # A resumed run reshuffles from a new seed, so it does not replay epoch 1's order.
+    inputs: dict[str, Any] = {"x": pipeline(
+        splits.x_train, splits.y_train, batch, shuffle=training.shuffle, seed=config.seed + epoch,
+        augmenter=augmenter, repeat=repeat)}
+    if splits.validation is not None:
+        inputs["validation_data"] = pipeline(*splits.validation, batch, repeat=repeat)
+    if repeat:
+        inputs["steps_per_epoch"] = math.ceil(len(splits.x_train) / batch)
+        if splits.x_val is not None:
+            inputs["validation_steps"] = math.ceil(len(splits.x_val) / batch)
+    return inputs
 
 
 def train_loss(model: Any, splits: Splits, batch_size: int) -> float:
