@@ -10,8 +10,9 @@ from dltrain.runtime import pipeline
 def test_endless_pipeline_gives_every_sample_once_per_epoch_in_a_new_order() -> None:
     x = np.arange(10, dtype=np.float32)[:, None]
     y = np.arange(10)
-    batches = pipeline(x, y, 4, shuffle=True, seed=1, repeat=True).take(6)  # 2 epochs of 3
-    epochs = [np.concatenate([labels for _, labels in list(batches)[i:i + 3]]) for i in (0, 3)]
+    # One iterator over 2 epochs of 3 batches, as Keras reads it with steps_per_epoch=3.
+    batches = [labels for _, labels in pipeline(x, y, 4, shuffle=True, seed=1, repeat=True).take(6)]
+    epochs = [np.concatenate(batches[i:i + 3]) for i in (0, 3)]
     for order in epochs:
         assert sorted(order.tolist()) == list(range(10))
     assert epochs[0].tolist() != epochs[1].tolist()

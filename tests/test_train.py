@@ -39,7 +39,7 @@ def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
     assert len(history(run)) == 1  # stopped in the first epoch, not after three
 
 
-def test_steps_per_execution_still_trains_whole_epochs(
+def test_steps_per_execution_above_one_trains_and_records_every_epoch(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     # 256 smoke samples at batch 32 are 8 steps: 3 per call leaves a partial last call.
