@@ -11,6 +11,7 @@ from dltrain.build import keras_module, quiet_native_logs
 from dltrain.errors import RunError, Terminated
 
 Device = Literal["auto", "cpu", "gpu"]
+PREFETCH_BATCHES = 2  # enough to hide the per-batch map; more only costs memory
 
 
 def prepare_runtime(device: Device, seed: int, deterministic: bool) -> str:
@@ -38,8 +39,17 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     `repeat` makes it endless, one epoch after another (a fresh shuffle each time), for a fit
     given steps_per_epoch: Keras then keeps one iterator for the whole fit. A new iterator per
     epoch stalled training for 5-9 s in a third of the epochs here (bench/overhead.py).
+
+    tf.data's autotuner is off, with fixed parallelism instead: destroying an autotuned iterator
+    waits for its tuning thread, which sleeps up to 60 s between rounds, and Keras destroys the
+    validation iterator after every epoch. Those waits left the CPU idle for 30-60 s after one
+    epoch in three in full Fashion-MNIST runs (py-spy: ~IteratorResource in EpochIterator.reset).
     """
+    import os
+
     import tensorflow as tf
+
+    workers = os.cpu_count() or 1
 
     data = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
@@ -47,10 +57,12 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     data = data.batch(batch_size)
     if augmenter is not None:
         data = data.map(lambda images, labels: (augmenter(images), labels),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+                        num_parallel_calls=workers)
     if repeat:
         data = data.repeat()
-    return data.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return data.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 class Signals:

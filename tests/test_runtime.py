@@ -23,3 +23,14 @@ def test_finite_pipeline_keeps_the_order_and_the_last_partial_batch() -> None:
     sizes = [len(labels) for _, labels in pipeline(x, np.arange(10), 4)]
     assert sizes == [4, 4, 2]
     assert np.concatenate([xb for xb, _ in pipeline(x, np.arange(10), 4)])[:, 0].tolist() == list(range(10))
+
+
+def test_pipeline_runs_the_augmenter_without_tf_data_autotuning() -> None:
+    # An autotuned iterator can take up to a minute to destroy (its tuning thread sleeps), and
+    # Keras destroys the validation iterator after every epoch: the pipeline must not autotune.
+    x = np.arange(8, dtype=np.float32)[:, None]
+    data = pipeline(x, np.arange(8), 4, augmenter=lambda images: images * 2, repeat=True)
+    assert data.options().autotune.enabled is False
+    images, labels = next(iter(data))
+    assert images.numpy()[:, 0].tolist() == [0.0, 2.0, 4.0, 6.0]
+    assert labels.numpy().tolist() == [0, 1, 2, 3]
