@@ -41,9 +41,9 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     epoch stalled training for 5-9 s in a third of the epochs here (bench/overhead.py).
 
     tf.data's autotuner is off, with fixed parallelism instead: destroying an autotuned iterator
-    waits for its tuning thread, which sleeps up to 60 s between rounds, and Keras destroys the
-    validation iterator after every epoch. Those waits left the CPU idle for 30-60 s after one
-    epoch in three in full Fashion-MNIST runs (py-spy: ~IteratorResource in EpochIterator.reset).
+    waits for its background thread, and Keras destroys the validation iterator after every
+    epoch. Those waits left the CPU idle for 30-60 s after about one epoch in three of full
+    Fashion-MNIST runs (py-spy: ~IteratorResource under EpochIterator.reset).
     """
     import os
 
