@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -45,11 +46,7 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     epoch. Those waits left the CPU idle for 30-60 s after about one epoch in three of full
     Fashion-MNIST runs (py-spy: ~IteratorResource under EpochIterator.reset).
     """
-    import os
-
     import tensorflow as tf
-
-    workers = os.cpu_count() or 1
 
     data = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
@@ -57,7 +54,7 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     data = data.batch(batch_size)
     if augmenter is not None:
         data = data.map(lambda images, labels: (augmenter(images), labels),
-                        num_parallel_calls=workers)
+                        num_parallel_calls=os.cpu_count() or 1)
     if repeat:
         data = data.repeat()
     options = tf.data.Options()
