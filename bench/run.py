@@ -1,6 +1,8 @@
 """Benchmarks (never run in CI): both sides measured alternately in one run, medians and ratios.
 
-Appends a dated table to BENCHMARKS.md. Usage: python bench/run.py [--repeats N]
+Appends a dated table to BENCHMARKS.md. Usage: python bench/run.py [--repeats N] [--only NAME]
+The five of the performance issue run by default; `--only autotune` runs the tf.data autotuning
+comparison (bench/autotune.py) that explains the input pipeline's fixed parallelism.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def _versions() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--only", choices=["startup", "overhead", "augment", "accuracy"])
+    parser.add_argument("--only", choices=["startup", "overhead", "augment", "accuracy", "autotune"])
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     started = time.perf_counter()
@@ -83,6 +85,11 @@ def main() -> None:
 
         tables.append(table("Augmentation: cifar_cnn, 10,000 CIFAR-shaped images, batch 32",
                             "s/epoch", "ImageDataGenerator.flow", augment.run(repeats=4)))
+    if args.only == "autotune":
+        import autotune
+
+        tables.append(table("tf.data autotuning: fashion_mnist_best's net, 8 rounds of 30-step "
+                            "fits, batch 128", "ms/step", "autotuning on", autotune.run()))
     if args.only in (None, "accuracy"):
         import accuracy
 
