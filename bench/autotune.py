@@ -8,7 +8,6 @@ its wall time (2.0 is both cores busy). Tells whether an autotuned iterator star
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from pathlib import Path
@@ -58,18 +57,16 @@ def run(rounds: int = 8, steps: int = 30, batch: int = 128) -> list[tuple[str, f
     medians = {name: statistics.median(ms for ms, _ in samples) for name, samples in fits.items()}
     rows = [(name, medians[name], medians[ON] / medians[name]) for name in sides]
     for name, samples in fits.items():
-        slow = [(ms, use) for ms, use in samples if ms > SLOW * fastest]
-        fast = [(ms, use) for ms, use in samples if ms <= SLOW * fastest]
-        for label, group in (("slow", slow), ("fast", fast)):
+        for label, is_slow in (("slow", True), ("fast", False)):
+            group = [(ms, use) for ms, use in samples if (ms > SLOW * fastest) == is_slow]
             if group:
+                ms = statistics.median(ms for ms, _ in group)
                 rows.append((f"{name}: {len(group)} of {len(samples)} fits {label}, "
                              f"CPU/wall {statistics.median(use for _, use in group):.2f}",
-                             statistics.median(ms for ms, _ in group), medians[ON] /
-                             statistics.median(ms for ms, _ in group)))
+                             ms, medians[ON] / ms))
     return rows
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for row in run():
         print(f"{row[0]}: {row[1]:.0f} ms/step, {row[2]:.2f}x")

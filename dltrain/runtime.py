@@ -44,7 +44,9 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     tf.data's autotuner is off, with fixed parallelism instead: destroying an autotuned iterator
     waits for its background thread, and Keras destroys the validation iterator after every
     epoch. Those waits left the CPU idle for 30-60 s after about one epoch in three of full
-    Fashion-MNIST runs (py-spy: ~IteratorResource under EpochIterator.reset).
+    Fashion-MNIST runs (py-spy: ~IteratorResource under EpochIterator.reset). Autotuned
+    iterators also ran some whole fits at half speed, the cores waiting on input
+    (bench/autotune.py).
     """
     import tensorflow as tf
 
