@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from dltrain.augment import make_augmenter
-from dltrain.build import build_model, keras_module
-from dltrain.config import load_config
-from dltrain.runtime import pipeline
-from dltrain.schema import AugmentationConfig
+from dltrain.backend import keras_module
+from dltrain.config.load import load_config
+from dltrain.config.schema import AugmentationConfig
+from dltrain.data.pipeline import pipeline
+from dltrain.model.augment import make_augmenter
+from dltrain.model.build import build_model
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar_cnn.yaml"
 IDG = "ImageDataGenerator.flow, flips"

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from dltrain.build import build_model
-from dltrain.config import load_config
-from dltrain.runtime import pipeline
+from dltrain.config.load import load_config
+from dltrain.data.pipeline import pipeline
+from dltrain.model.build import build_model
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fashion_mnist_best.yaml"
 ON = "tf.data autotuning on (tf.data's default)"

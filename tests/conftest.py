@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dltrain.cli import main
-from dltrain.sources import IDX_FILES
+from dltrain.data.keras_files import IDX_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

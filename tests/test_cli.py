@@ -156,7 +156,7 @@ def test_internal_error_exits_1_without_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("dltrain.train.fit", broken)
+    monkeypatch.setattr("dltrain.train.fit.fit", broken)
     code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", tmp_path / "run")
     assert code == 1
     assert "internal error" in err and "boom" in err and "--debug" in err
@@ -170,7 +170,7 @@ def test_ctrl_c_exits_130_and_marks_the_run_interrupted(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("dltrain.train._train", interrupted)
+    monkeypatch.setattr("dltrain.train.fit._train", interrupted)
     code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "run")
     assert code == 130 and "interrupted after 0 completed epoch(s)" in out
     assert f"Resume with: dltrain fit --resume {tmp_path / 'run'}" in out

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, write_yaml
-from dltrain.config import dump, load_config
+from dltrain.config.load import dump, load_config
 from dltrain.errors import ConfigError
 
 BASE = """\

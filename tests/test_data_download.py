@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from conftest import CONFIGS, run_cli, write_mnist
-from dltrain import download
-from dltrain.download import MIRROR_ENV, Remote, file_sha256
+from dltrain.config.schema import DatasetConfig
+from dltrain.data import download
+from dltrain.data.download import MIRROR_ENV, Remote, file_sha256
+from dltrain.data.keras_files import DATA_DIR_ENV, IDX_FILES
+from dltrain.data.sources import read_source
 from dltrain.errors import DataError
-from dltrain.schema import DatasetConfig
-from dltrain.sources import DATA_DIR_ENV, IDX_FILES, read_source
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, write_yaml
+from dltrain.config.schema import DatasetConfig
+from dltrain.data.images import read_image_folder
 from dltrain.errors import DataError
-from dltrain.images import read_image_folder
-from dltrain.schema import DatasetConfig
 
 
 def write_pngs(folder: Path, classes: dict[str, int], size: int = 12) -> None:

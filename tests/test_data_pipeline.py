@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dltrain.runtime import pipeline
+from dltrain.data.pipeline import pipeline
 
 
 def test_endless_pipeline_gives_every_sample_once_per_epoch_in_a_new_order() -> None:

@@ -13,17 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import cifar_batch, write_idx, write_mnist
-from dltrain import sources
+from dltrain.config.schema import DatasetConfig
+from dltrain.data import keras_files as sources
+from dltrain.data.keras_files import DATA_DIR_ENV, FASHION_CLASSES, read_cifar, read_idx, read_npz
+from dltrain.data.sources import read_source
 from dltrain.errors import DataError
-from dltrain.schema import DatasetConfig
-from dltrain.sources import (
-    DATA_DIR_ENV,
-    FASHION_CLASSES,
-    read_cifar,
-    read_idx,
-    read_npz,
-    read_source,
-)
 
 
 def data_error(call: Callable[..., object], *args: object) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dltrain.augment import augmentation_layers, make_augmenter
-from dltrain.runtime import pipeline
-from dltrain.schema import AugmentationConfig
+from dltrain.config.schema import AugmentationConfig
+from dltrain.data.pipeline import pipeline
+from dltrain.model.augment import augmentation_layers, make_augmenter
 
 
 def batch() -> np.ndarray:

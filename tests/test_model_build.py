@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from dltrain.build import build_model
-from dltrain.config import validate
+from dltrain.config.load import validate
 from dltrain.errors import ConfigError
+from dltrain.model.build import build_model
 
 
 def config(**sections: Any) -> Any:
@@ -163,7 +163,7 @@ def test_onednn_kernels_are_on_unless_turned_off(setting: str | None, expected: 
     env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
     if setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = setting
-    code = ("from dltrain.build import keras_module; keras_module(); "
+    code = ("from dltrain.backend import keras_module; keras_module(); "
             "from tensorflow.python.util import _pywrap_util_port; "
             "print(_pywrap_util_port.IsMklEnabled())")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,

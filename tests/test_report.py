@@ -107,7 +107,7 @@ def test_runs_lists_completed_interrupted_and_failed_runs(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("dltrain.train._train", interrupted)
+        patch.setattr("dltrain.train.fit._train", interrupted)
         assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir",
                        folder / "stopped")[0] == 130
     code, out, err = run_cli(capsys, "runs", folder, "--json", "--sort", "name")
@@ -138,7 +138,7 @@ def test_predict_on_pngs_agrees_with_the_model_on_arrays(
     import keras
     import tensorflow as tf
 
-    images = np.load(ROOT / "dltrain" / "datasets" / "fashion_mnist_mini.npz")["x_test"][:6]
+    images = np.load(ROOT / "dltrain" / "data" / "shipped" / "fashion_mnist_mini.npz")["x_test"][:6]
     files = []
     for index, image in enumerate(images):
         files.append(tmp_path / f"item{index}.png")

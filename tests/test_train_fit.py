@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 
 from conftest import CONFIGS, run_cli, write_yaml
-from dltrain.config import load_config
-from dltrain.train import fit
+from dltrain.config.load import load_config
+from dltrain.train.fit import fit
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CONFIGS, run_cli
-from dltrain.runs import read_history
+from dltrain.runs.layout import read_history
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100"]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dltrain.data import subset
-from dltrain.sources import read_mnist_folder
+from dltrain.data.keras_files import read_mnist_folder
+from dltrain.data.prepare import subset
 
 TRAIN, TEST, SEED = 5000, 1000, 20171201  # the seed is Fashion-MNIST's arXiv date
 
@@ -21,7 +21,7 @@ def main(folder: str) -> None:
     rng = np.random.default_rng(SEED)
     x_train, y_train = subset(raw.x_train, raw.y_train, TRAIN, rng)
     x_test, y_test = subset(raw.x_test, raw.y_test, TEST, rng)
-    out = Path(__file__).resolve().parents[1] / "dltrain" / "datasets" / "fashion_mnist_mini.npz"
+    out = Path(__file__).resolve().parents[1] / "dltrain" / "data" / "shipped" / "fashion_mnist_mini.npz"
     np.savez_compressed(out, x_train=x_train, y_train=y_train.astype(np.uint8),
                         x_test=x_test, y_test=y_test.astype(np.uint8))
     print(out, x_train.shape, x_test.shape, np.bincount(y_train), np.bincount(y_test))

@@ -1,4 +1,4 @@
-"""The commands around training: runs, compare, predict, smoke and schema."""
+"""Commands that start from runs: eval, runs, compare and predict."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dltrain.console import emit_json, err, for_results, out
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; "
-                                                      "logs go to stderr.")]
+from dltrain.cli.options import Device, DeviceOpt, JsonOpt
+from dltrain.console import emit_json, for_results
+from dltrain.errors import DltrainError
 
 
 class SortKey(str, Enum):
@@ -23,6 +22,43 @@ class SortKey(str, Enum):
     loss = "loss"
     time = "time"
     state = "state"
+
+
+def eval_(
+    target: Annotated[Path, typer.Argument(help="A run directory, or a .keras file with --config.",
+                                           show_default=False)],
+    config: Annotated[Path | None, typer.Option(
+        help="The config that says which data to use (default: the run's config.yaml).",
+        show_default=False)] = None,
+    model: Annotated[Path | None, typer.Option(
+        help="Evaluate this model file instead of the run's model.keras (e.g. best.keras).",
+        show_default=False)] = None,
+    device: DeviceOpt = Device.auto,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reload a saved model, score it on the test split and write eval.json.
+
+    Example: dltrain eval runs/quickstart-20260101-120000
+    """
+    from dltrain.report.evaluate import evaluate_run
+    from dltrain.report.tables import print_eval
+    from dltrain.runs.layout import EVAL_FILE, write_json
+
+    if target.suffix == ".keras":
+        if config is None:
+            raise DltrainError(f"{target}: a bare model file needs --config to say which data "
+                               "to evaluate on.")
+        run_dir, model = target.parent, target
+    elif target.is_dir():
+        run_dir = target
+    else:
+        raise DltrainError(f"{target}: not a run directory or a .keras file.")
+    result = evaluate_run(run_dir, model_path=model, config_path=config,
+                          device=device.value)  # type: ignore[arg-type]
+    write_json(run_dir / EVAL_FILE, result)
+    print_eval(for_results(as_json), result)
+    if as_json:
+        emit_json(result)
 
 
 def runs(
@@ -35,8 +71,8 @@ def runs(
 
     Example: dltrain runs runs --sort accuracy
     """
-    from dltrain.catalog import list_runs
-    from dltrain.report import runs_table
+    from dltrain.report.tables import runs_table
+    from dltrain.runs.listing import list_runs
 
     rows = list_runs(folder, sort.value)
     for_results(as_json).print(runs_table(rows, folder))
@@ -53,8 +89,8 @@ def compare(
 
     Example: dltrain compare runs/cifar_cnn-20260101-120000 runs/cifar_cnn-20260102-090000
     """
-    from dltrain.catalog import compare as compare_runs
-    from dltrain.report import compare_tables
+    from dltrain.report.tables import compare_tables
+    from dltrain.runs.listing import compare as compare_runs
 
     comparison = compare_runs(run_a, run_b)
     console = for_results(as_json)
@@ -76,7 +112,7 @@ def predict(
 
     Example: dltrain predict runs/quickstart-20260101-120000 shoe.png shirt.png
     """
-    from dltrain.predict import predict_files
+    from dltrain.report.predict import predict_files
 
     results = predict_files(run_dir, files, top_k)
     table = Table(title="Predictions", title_justify="left")
@@ -88,50 +124,3 @@ def predict(
     for_results(as_json).print(table)
     if as_json:
         emit_json(results)
-
-
-def smoke(
-    paths: Annotated[list[Path] | None, typer.Argument(
-        help="Config files or folders of them (default: configs).", show_default=False)] = None,
-    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML here.",
-                                               show_default=False)] = None,
-) -> None:
-    """Train every config briefly on a small subset; pass when the loss is finite and falls.
-
-    Exits 1 when any config fails. Example: dltrain smoke configs/ --junit smoke.xml
-    """
-    from dltrain.smoke import config_files, smoke_one, write_junit
-
-    results = []
-    for path in config_files(paths or [Path("configs")]):
-        err.print(f"smoke: {path}", highlight=False)
-        results.append(smoke_one(path, "auto", err))
-    table = Table(title="Smoke runs", title_justify="left")
-    for column in ("config", "result", "seconds", "detail"):
-        table.add_column(column)
-    for result in results:
-        verdict = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
-        table.add_row(escape(result.config), verdict, f"{result.seconds:.1f}",
-                      escape(result.message))
-    out.print(table)
-    if junit is not None:
-        write_junit(results, junit)
-    failed = sum(not result.passed for result in results)
-    out.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
-    if failed:
-        raise typer.Exit(1)
-
-
-def schema() -> None:
-    """Print the JSON Schema of the config file, for editors and validators.
-
-    Example: dltrain schema > dltrain.schema.json
-    """
-    from dltrain.schema import json_schema
-
-    emit_json(json_schema())
-
-
-def register(app: typer.Typer) -> None:
-    for command in (runs, compare, predict, smoke, schema):
-        app.command()(command)

@@ -11,8 +11,8 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
-from dltrain.schema import Config
 
 Key = tuple[str | int, ...]
 

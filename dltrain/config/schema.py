@@ -8,6 +8,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+# What a loss expects of the labels and the last layer, by its name in any spelling
+# (binary_crossentropy, BinaryCrossentropy). Losses not listed are "other": no label encoding,
+# no class report.
+LossKind = Literal["binary", "categorical", "sparse_categorical", "other"]
+LOSS_KINDS: dict[str, LossKind] = {
+    **dict.fromkeys(["binarycrossentropy", "binaryfocalcrossentropy", "hinge", "squaredhinge"],
+                    "binary"),
+    **dict.fromkeys(["categoricalcrossentropy", "categoricalfocalcrossentropy",
+                     "categoricalhinge", "kldivergence", "kld", "kullbackleiblerdivergence"],
+                    "categorical"),
+    "sparsecategoricalcrossentropy": "sparse_categorical",
+}
+
+
+def kind_of_loss(name: str) -> LossKind:
+    """The loss's kind: binary (0/1 labels, one unit), categorical (one-hot), sparse or other."""
+    return LOSS_KINDS.get(name.replace("_", "").lower(), "other")
+
+
 IMAGE_DATASETS = ("fashion_mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
 DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv", "image_folder")
 
@@ -302,6 +321,14 @@ class Config(Strict):
     @property
     def loss_name(self) -> str:
         return self.loss if isinstance(self.loss, str) else self.loss.name
+
+    @property
+    def loss_kind(self) -> LossKind:
+        return kind_of_loss(self.loss_name)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.loss_kind != "other"
 
     @property
     def checkpoint_monitor(self) -> str:

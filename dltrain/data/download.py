@@ -68,7 +68,7 @@ def _origin(remote: Remote, file_name: str) -> str:
 
 def fetch(url: str, target: Path, sha256: str | None, offline_hint: str) -> None:
     """Download `url` to `target` via Keras, atomically: temporary folder, checksum, rename."""
-    from dltrain.build import keras_module
+    from dltrain.backend import keras_module
 
     get_file = keras_module().utils.get_file
     try:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dltrain.config.schema import DatasetConfig
+from dltrain.data.raw import Raw, split_off
 from dltrain.errors import DataError
-from dltrain.schema import DatasetConfig
-from dltrain.sources import Raw, split_off
 
 
 def read_image_folder(cfg: DatasetConfig) -> Raw:
@@ -32,7 +32,7 @@ def read_class_folders(folder: Path, cfg: DatasetConfig) -> tuple[np.ndarray, np
     if not names:
         raise DataError(f"{folder}: no class sub-folders; put each class's images in a sub-folder "
                         "named after the class.")
-    from dltrain.build import keras_module
+    from dltrain.backend import keras_module
 
     try:
         data = keras_module().utils.image_dataset_from_directory(

@@ -6,14 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dltrain.config.schema import DatasetConfig, LossKind
+from dltrain.data.raw import Raw
+from dltrain.data.sources import read_source
 from dltrain.errors import DataError
-from dltrain.schema import DatasetConfig
-from dltrain.sources import Raw, read_source
-
-# Losses whose targets are one-hot rows; every other loss gets integer (or 0/1) labels.
-ONE_HOT_LOSSES = {"categorical_crossentropy", "categoricalcrossentropy",
-                  "categorical_focal_crossentropy", "categoricalfocalcrossentropy",
-                  "categorical_hinge", "categoricalhinge", "kl_divergence", "kldivergence"}
 
 
 @dataclass
@@ -35,7 +31,7 @@ class Splits:
         return None if self.x_val is None else (self.x_val, self.y_val)  # type: ignore[return-value]
 
 
-def load_splits(cfg: DatasetConfig, seed: int, loss_name: str) -> Splits:
+def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind) -> Splits:
     """Read the dataset and prepare it as the config asks; deterministic for a seed."""
     raw = read_source(cfg)
     class_names = raw.class_names
@@ -50,14 +46,10 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_name: str) -> Splits:
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     if class_names is not None:
         num_classes = max(num_classes, len(class_names))
-    one_hot = cfg.one_hot if cfg.one_hot is not None else wants_one_hot(loss_name)
+    one_hot = cfg.one_hot if cfg.one_hot is not None else loss_kind == "categorical"
     encode = (lambda y: encode_one_hot(y, num_classes)) if one_hot else (lambda y: y)
     return Splits(x_train, encode(y_train), x_val, None if y_val is None else encode(y_val),
                   x_test, encode(y_test), num_classes, class_names, preparation)
-
-
-def wants_one_hot(loss_name: str) -> bool:
-    return loss_name.lower() in ONE_HOT_LOSSES
 
 
 def relabel(raw: Raw, label_map: dict[int, int]) -> Raw:
@@ -156,16 +148,16 @@ def encode_one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units: int,
-                     loss_name: str) -> None:
+                     loss_kind: LossKind) -> None:
     """Refuse data the model cannot take before anything trains."""
     if splits.x_train.shape[1:] != tuple(input_shape):
         raise DataError(f"model.input_shape is {list(input_shape)} but the data's samples have "
                         f"shape {list(splits.x_train.shape[1:])}. Set model.input_shape to match.")
-    if "binary" in loss_name.lower():
+    if loss_kind == "binary":
         labels = [splits.y_train, splits.y_test] + ([] if splits.y_val is None else [splits.y_val])
         bad = np.setdiff1d(np.unique(np.concatenate([y.reshape(-1) for y in labels])), [0, 1])
         if bad.size:
-            raise DataError(f"loss {loss_name} needs labels 0 and 1; the data has labels "
+            raise DataError("a binary loss needs labels 0 and 1; the data has labels "
                             f"{bad[:10].tolist()}. Use dataset.label_map or another loss.")
         return
     if splits.num_classes > output_units:

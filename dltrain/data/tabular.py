@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dltrain.config.schema import DatasetConfig
+from dltrain.data.raw import Raw, checked, split_off
 from dltrain.errors import DataError
-from dltrain.schema import DatasetConfig
-from dltrain.sources import Raw, checked, split_off
 
 
 def read_csv(cfg: DatasetConfig) -> Raw:

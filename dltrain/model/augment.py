@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dltrain.build import keras_module
-from dltrain.schema import AugmentationConfig
+from dltrain.backend import keras_module, random_brightness
+from dltrain.config.schema import AugmentationConfig
 
 
 def augmentation_layers(cfg: AugmentationConfig, seed: int) -> list[Any]:
@@ -65,7 +65,4 @@ def make_augmenter(cfg: AugmentationConfig, seed: int,
 
 def scale_brightness(images: Any, bounds: tuple[float, float], value_max: float, seed: int) -> Any:
     """ImageDataGenerator's brightness_range: each image times one factor, kept in range."""
-    import tensorflow as tf
-
-    factors = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], bounds[0], bounds[1], seed=seed)
-    return tf.clip_by_value(images * factors, 0.0, value_max)
+    return random_brightness(images, bounds, value_max, seed)

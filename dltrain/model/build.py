@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import inspect
-import os
-import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from typing import Any
 
+from dltrain.backend import keras_module
+from dltrain.config.schema import Config, NamedObject, OptimizerConfig
 from dltrain.errors import ConfigError
-from dltrain.schema import Config, NamedObject, OptimizerConfig
 
 # Layers a config may not name: they run arbitrary code or wrap other frameworks.
 FORBIDDEN_LAYERS = {"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
@@ -29,48 +27,6 @@ COMPILE_METRIC_ALIASES = {"accuracy", "acc", "crossentropy", "ce"}
 # A layer argument above this is a typo or an attack, not a model that fits in memory.
 MAX_LAYER_INT = 1_000_000
 MAX_PARAMETERS = 1_000_000_000
-BINARY_LOSSES = {"binary_crossentropy", "binarycrossentropy", "binary_focal_crossentropy",
-                 "binaryfocalcrossentropy", "hinge", "squared_hinge"}
-
-
-def keras_module() -> Any:
-    """Import Keras on the TensorFlow backend, quietly; the one place dltrain does it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 and the like;
-    # on an AVX2-only CPU they trained the MNIST convnet 1.8x and fashion_mnist_best 1.4x
-    # faster than the default kernels. TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    with quiet_native_logs():
-        import keras
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")  # initialises CUDA, which logs when there is none
-    return keras
-
-
-@contextlib.contextmanager
-def quiet_native_logs() -> Iterator[None]:
-    """Silence TensorFlow's C++ start-up lines, which ignore TF_CPP_MIN_LOG_LEVEL since 2.18.
-
-    They are written to file descriptor 2 before absl logging starts; Python's own errors are
-    raised after the descriptor is restored, so nothing a user needs is lost. DLTRAIN_TF_LOGS=1
-    keeps them.
-    """
-    if os.environ.get("DLTRAIN_TF_LOGS") == "1":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 @functools.cache
 def layer_registry() -> dict[str, type]:
     """Every public keras.layers class a config may name."""
@@ -239,12 +195,11 @@ def _named_object(module_name: str, spec: str | NamedObject, where: str) -> Any:
 
 def check_loss_fits_output(config: Config, units: int) -> None:
     """Catch the classic mismatches between the loss and the last layer before training."""
-    loss = config.loss_name.lower()
-    if loss in BINARY_LOSSES and units != 1:
+    if config.loss_kind == "binary" and units != 1:
         raise ConfigError(f"loss: {config.loss_name} expects 1 output unit (sigmoid), but the last "
                           f"layer has {units}. For {units} classes use "
                           "sparse_categorical_crossentropy with a softmax layer.")
-    if "categorical" in loss and units == 1:
+    if config.loss_kind in ("categorical", "sparse_categorical") and units == 1:
         raise ConfigError(f"loss: {config.loss_name} needs one output unit per class, but the "
                           "last layer has 1. For two classes use binary_crossentropy with a "
                           "sigmoid unit, or give the last layer 2 units.")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dltrain import runs
-from dltrain.build import keras_module
-from dltrain.config import load_config
-from dltrain.data import Splits, check_fits_model, load_splits
+from dltrain.backend import Device, keras_module, prepare_runtime
+from dltrain.config.load import load_config
+from dltrain.config.schema import Config
+from dltrain.data.pipeline import pipeline
+from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import RunError
-from dltrain.runtime import Device, pipeline, prepare_runtime
-from dltrain.schema import Config
+from dltrain.runs import layout as runs
 
 
 def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
@@ -20,18 +20,14 @@ def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
     return {key: float(value) for key, value in results.items()}
 
 
-def is_classifier(loss_name: str) -> bool:
-    return "crossentropy" in loss_name.lower() or "hinge" in loss_name.lower()
-
-
 def score(model: Any, splits: Splits, config: Config, folder: Path, title: str) -> dict[str, Any]:
     """Test metrics, and for classifiers the per-class report and confusion_matrix.png."""
-    from dltrain.classify import classification_report
-    from dltrain.plots import confusion_matrix
+    from dltrain.report.metrics import classification_report
+    from dltrain.report.plots import confusion_matrix
 
     result: dict[str, Any] = {"test": evaluate(model, splits, config.training.batch_size),
                               "test_samples": len(splits.x_test)}
-    if is_classifier(config.loss_name):
+    if config.is_classifier:
         probabilities = model.predict(pipeline(splits.x_test, splits.y_test,
                                                config.training.batch_size), verbose=0)
         report = classification_report(splits.y_test, probabilities, splits.class_names)
@@ -54,8 +50,8 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     prepare_runtime(device, config.seed, config.training.deterministic)
     path = model_path or run_dir / runs.MODEL_FILE
     model = load_model(path)
-    splits = load_splits(config.dataset, config.seed, config.loss_name)
-    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_name)
+    splits = load_splits(config.dataset, config.seed, config.loss_kind)
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind)
     result = score(model, splits, config, run_dir, f"{config.name}: {path.name} on the test split")
     return {**result, "model": str(path)}
 

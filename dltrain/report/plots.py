@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dltrain.runs.files import save_figure
 
 
 def _pyplot() -> Any:
@@ -16,17 +17,6 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def save_figure(figure: Any, path: Path) -> None:
-    """savefig beside the target, then rename: a killed run never leaves half a PNG."""
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    try:
-        figure.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-        _pyplot().close(figure)
 
 
 def learning_curves(history: list[dict[str, float]], best_epoch: int | None, monitor: str,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dltrain import runs
-from dltrain.data import Preparation
+from dltrain.backend import ImageDecodeError, decode_image
+from dltrain.data.prepare import Preparation
 from dltrain.errors import DataError, RunError
-from dltrain.evaluate import load_model, run_config
+from dltrain.report.evaluate import load_model, run_config
+from dltrain.runs import layout as runs
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
@@ -64,18 +64,11 @@ def read_image(path: Path, input_shape: list[int]) -> np.ndarray:
     """Decode, convert to the model's channels, resize to its height and width (bilinear)."""
     if len(input_shape) != 3:
         raise DataError(f"{path}: the model takes inputs of shape {input_shape}, not images.")
-    import tensorflow as tf
-
     height, width, channels = input_shape
     try:
-        image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, ValueError) as exc:
-        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", str(exc).splitlines()[0])
-        raise DataError(f"{path}: not a readable image ({reason}).") from None
-    if tuple(image.shape[:2]) != (height, width):
-        resized = tf.image.resize(image, (height, width))
-        image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-    array = image.numpy()
+        array = decode_image(path.read_bytes(), channels, (height, width))
+    except ImageDecodeError as exc:
+        raise DataError(f"{path}: not a readable image ({exc}).") from None
     return array[..., 0] if channels == 1 else array
 
 

@@ -1,21 +1,29 @@
-"""The run directory: where it goes, and writing its files so a crash never leaves half a file."""
+"""The run directory: what it holds and under which names, where it goes, and its state.
+
+The files themselves are written by `dltrain.runs.files`, whole or not at all.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from dltrain import __version__
 from dltrain.errors import RunError
-from dltrain.schema import Config
+from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run files through here
+    read_history,
+    read_json,
+    save_figure,
+    save_model,
+    write_atomic,
+    write_history,
+    write_json,
+)
+from dltrain.config.schema import Config
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
@@ -54,75 +62,6 @@ def new_run_dir(config: Config, chosen: Path | None) -> Path:
             path = base.with_name(f"{base.name}-{suffix}")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, flush to disk, then rename over `path`."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are for sharing
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing; is {path.parent} a dltrain run directory?") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: not valid JSON ({exc}).") from None
-
-
-def save_model(model: Any, path: Path) -> None:
-    """Keras saves in place; save beside the target and rename, so the target is always whole."""
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    try:
-        model.save(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_history(path: Path, rows: list[dict[str, float]]) -> None:
-    if not rows:
-        return
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, out.getvalue())
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """history.csv as rows of floats (epoch as int); [] when there is none yet."""
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    try:
-        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
-                for row in rows]
-    except (TypeError, ValueError):
-        raise RunError(f"{path}: not a history written by dltrain.") from None
-
-
 def completed_epochs(run_dir: Path) -> int:
     """Epochs whose full training state is in last.keras (0 when there is none)."""
     if not (run_dir / LAST_FILE).is_file() or not (run_dir / LAST_META).is_file():
@@ -136,24 +75,25 @@ def set_state(run_dir: Path, state: str, **details: Any) -> None:
 
 
 def environment(device: str) -> dict[str, Any]:
-    import keras
-    import numpy
-    import tensorflow as tf
+    from dltrain.backend import versions
 
     return {
         "dltrain": __version__,
         "python": sys.version.split()[0],
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
+        **versions(),
+        "numpy": _numpy_version(),
         "platform": platform.platform(),
         "device": device,
         "cpu_count": os.cpu_count(),
-        # Kernels differ in round-off, so a rerun that should match needs the same setting.
-        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "command": sys.argv,
         "started": _now(),
     }
+
+
+def _numpy_version() -> str:
+    import numpy
+
+    return numpy.__version__
 
 
 def manifest(config_text: str, seed: int, arrays: dict[str, Any]) -> dict[str, Any]:

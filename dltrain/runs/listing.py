@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from dltrain import runs
+from dltrain.runs import layout as runs
 from dltrain.errors import RunError
 
 SORT_KEYS = {"date": "date", "name": "name", "accuracy": "accuracy", "loss": "loss",
@@ -50,7 +50,7 @@ def summarise(path: Path) -> dict[str, Any]:
 
 def compare(run_a: Path, run_b: Path) -> dict[str, Any]:
     """Config keys that differ (old -> new) and the test metrics side by side."""
-    from dltrain.config import config_diff
+    from dltrain.config.load import config_diff
 
     configs = []
     for path in (run_a, run_b):

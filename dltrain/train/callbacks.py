@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dltrain.build import keras_module
-from dltrain.runs import LAST_FILE, LAST_META, save_model, write_history, write_json
+from dltrain.backend import keras_module
+from dltrain.runs.layout import LAST_FILE, LAST_META, save_model, write_history, write_json
 
 Callback = keras_module().callbacks.Callback
 

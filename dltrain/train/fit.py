@@ -10,14 +10,16 @@ from typing import Any
 
 from rich.console import Console
 
-from dltrain import runs
-from dltrain.build import build_model
-from dltrain.config import Loaded, config_diff, dump, load_config
-from dltrain.data import Splits, check_fits_model, load_splits
+from dltrain.backend import Device, prepare_runtime
+from dltrain.config.load import Loaded, config_diff, dump, load_config
+from dltrain.config.schema import Config
+from dltrain.data.pipeline import pipeline
+from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import ConfigError, RunError, Terminated
-from dltrain.evaluate import load_model, score
-from dltrain.runtime import Device, Signals, pipeline, prepare_runtime
-from dltrain.schema import Config
+from dltrain.model.build import build_model
+from dltrain.report.evaluate import load_model, score
+from dltrain.runs import layout as runs
+from dltrain.train.signals import Signals
 
 
 @dataclass
@@ -111,8 +113,8 @@ def resumable_config(run_dir: Path, saved: Config, changed: Config | None,
 
 
 def prepared_data(config: Config, model: Any) -> Splits:
-    splits = load_splits(config.dataset, config.seed, config.loss_name)
-    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_name)
+    splits = load_splits(config.dataset, config.seed, config.loss_kind)
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind)
     return splits
 
 
@@ -138,7 +140,7 @@ def _run(start: Start, splits: Splits, config: Config, path: Path, console: Cons
 
 def _train(start: Start, splits: Splits, config: Config, path: Path, console: Console,
            live: bool, signals: Signals) -> dict[str, Any]:
-    from dltrain.callbacks import RaisePendingSignal
+    from dltrain.train.callbacks import RaisePendingSignal
 
     training = config.training
     inputs = fit_inputs(splits, config, start.epoch)
@@ -155,7 +157,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
                        f"The last good epoch is kept in {path / runs.LAST_FILE}.")
     runs.save_model(start.model, path / runs.MODEL_FILE)
-    from dltrain.plots import learning_curves
+    from dltrain.report.plots import learning_curves
 
     learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
                     f"{config.name}: learning curves", path / runs.CURVES_FILE)
@@ -187,7 +189,7 @@ def fit_inputs(splits: Splits, config: Config, epoch: int) -> dict[str, Any]:
     Keras runs whole executions, so with steps_per_execution > 1 an endless dataset would shift
     the epochs' boundaries: then each epoch gets its own iterator.
     """
-    from dltrain.augment import make_augmenter
+    from dltrain.model.augment import make_augmenter
 
     training = config.training
     batch = training.batch_size
@@ -216,8 +218,14 @@ def train_loss(model: Any, splits: Splits, batch_size: int) -> float:
 
 def _callbacks(config: Config, path: Path, console: Console, live: bool, start: Start,
                steps: int) -> tuple[Any, Any, list[Any]]:
-    from dltrain.build import keras_module
-    from dltrain.callbacks import BestCheckpoint, HistoryFile, LastCheckpoint, PlainProgress, RichProgress
+    from dltrain.backend import keras_module
+    from dltrain.train.callbacks import (
+        BestCheckpoint,
+        HistoryFile,
+        LastCheckpoint,
+        PlainProgress,
+        RichProgress,
+    )
 
     stock = keras_module().callbacks
     training = config.training

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dltrain.config import load_config
+from dltrain.backend import Device
+from dltrain.config.load import load_config
 from dltrain.errors import DltrainError, RunError
-from dltrain.runtime import Device
 
 
 @dataclass
@@ -41,7 +41,7 @@ def config_files(paths: list[Path]) -> list[Path]:
 
 def smoke_one(path: Path, device: Device, log: Console) -> SmokeResult:
     """A --smoke fit in a temporary run folder: passes when the training loss is finite and falls."""
-    from dltrain.train import fit
+    from dltrain.train.fit import fit
 
     started = time.perf_counter()
     try:
@@ -76,6 +76,6 @@ def write_junit(results: list[SmokeResult], path: Path) -> None:
             ET.SubElement(case, "failure", message=result.message).text = result.message
         else:
             ET.SubElement(case, "system-out").text = result.message
-    from dltrain.runs import write_atomic
+    from dltrain.runs.layout import write_atomic
 
     write_atomic(path, ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n")

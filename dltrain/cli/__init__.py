@@ -1,0 +1,5 @@
+"""The `dltrain` command line: typer commands over the library, errors caught once."""
+
+from dltrain.cli.app import app, main
+
+__all__ = ["app", "main"]

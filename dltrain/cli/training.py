@@ -1,0 +1,150 @@
+"""Commands that start from a config: fit (and resume), show, smoke and schema."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dltrain.cli.options import ConfigArg, Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.console import emit_json, err, for_results, out
+from dltrain.errors import ConfigError, DltrainError
+
+
+def fit(
+    config: Annotated[Path | None, typer.Argument(
+        help="The experiment's YAML config file (optional with --resume).", show_default=False)]
+    = None,
+    set_: SetOpt = None,
+    epochs: Annotated[int | None, typer.Option(help="Shortcut for --set training.epochs=N.",
+                                                  show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Shortcut for --set training.batch_size=N.", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Shortcut for --set seed=N.",
+                                                show_default=False)] = None,
+    smoke: Annotated[bool, typer.Option(
+        help="1 epoch on a small stratified subset (256 train / 128 test): for CI.")] = False,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="Put this run exactly here (default: runs/<name>-<timestamp>/).",
+        show_default=False)] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue this interrupted run from its last completed epoch; --epochs may extend "
+             "it.", show_default=False)] = None,
+    device: DeviceOpt = Device.auto,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate, train, evaluate on the test split and write a run directory.
+
+    Example: dltrain fit configs/cifar_cnn.yaml --set optimizer.learning_rate=0.01 --epochs 2
+
+    Resume: dltrain fit --resume runs/cifar_cnn-20260101-120000 [--epochs 20]
+    """
+    from dltrain.config.load import load_config, shortcut_overrides
+    from dltrain.report.tables import print_fit, print_notes
+
+    overrides = [*(set_ or []), *shortcut_overrides(epochs=epochs, batch_size=batch_size,
+                                                     seed=seed)]
+    if config is None and resume is None:
+        raise DltrainError("fit needs a CONFIG file, or --resume RUN_DIR.")
+    loaded = load_config(config, overrides, smoke=smoke) if config is not None else None
+    if loaded is not None:
+        print_notes(err, loaded.notes)
+    from dltrain.train import fit as runner
+
+    console = for_results(as_json)
+    live = console.is_terminal and not os.environ.get("CI")
+    if resume is not None:
+        if run_dir is not None or smoke or (loaded is None and set_):
+            raise DltrainError("--resume continues the run in its own folder with its own "
+                               "config; drop --run-dir, --smoke and --set.")
+        result = runner.resume(resume, epochs=epochs, changed=loaded, device=device.value,  # type: ignore[arg-type]
+                              console=console, live=live)
+    else:
+        result = runner.fit(loaded, run_dir=run_dir, device=device.value, console=console,  # type: ignore[arg-type]
+                           live=live, smoke=smoke)
+    print_fit(console, result.run_dir, result.metrics)
+    if as_json:
+        emit_json({"run_dir": str(result.run_dir), **result.metrics})
+
+
+def show(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    summary: Annotated[bool, typer.Option(
+        help="Build the model and print its summary (imports TensorFlow). --no-summary only "
+             "checks the config's keys and values.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a config and print the model summary, without loading data or training.
+
+    Example: dltrain show configs/mnist_cnn.yaml
+    """
+    from dltrain.config.load import load_config
+    from dltrain.report.tables import print_notes
+
+    loaded = load_config(config, set_ or [])
+    print_notes(err, loaded.notes)
+    console = for_results(as_json)
+    document: dict = {"config": loaded.config.model_dump(mode="json"), "notes": loaded.notes}
+    if summary:
+        from dltrain.model.build import build_model
+
+        try:
+            model = build_model(loaded.config)
+        except ConfigError as exc:
+            raise loaded.locate(exc) from None
+        model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
+        console.print(f"parameters: {model.count_params():,}")
+        document["parameters"] = model.count_params()
+        document["layers"] = [{"name": layer.name, "class": type(layer).__name__,
+                               "output_shape": list(layer.output.shape),
+                               "parameters": layer.count_params()} for layer in model.layers]
+    console.print(f"[green]ok[/]: {escape(str(config))}")
+    if as_json:
+        emit_json(document)
+
+
+def smoke(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Config files or folders of them (default: configs).", show_default=False)] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML here.",
+                                               show_default=False)] = None,
+) -> None:
+    """Train every config briefly on a small subset; pass when the loss is finite and falls.
+
+    Exits 1 when any config fails. Example: dltrain smoke configs/ --junit smoke.xml
+    """
+    from dltrain.train.smoke import config_files, smoke_one, write_junit
+
+    results = []
+    for path in config_files(paths or [Path("configs")]):
+        err.print(f"smoke: {path}", highlight=False)
+        results.append(smoke_one(path, "auto", err))
+    table = Table(title="Smoke runs", title_justify="left")
+    for column in ("config", "result", "seconds", "detail"):
+        table.add_column(column)
+    for result in results:
+        verdict = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
+        table.add_row(escape(result.config), verdict, f"{result.seconds:.1f}",
+                      escape(result.message))
+    out.print(table)
+    if junit is not None:
+        write_junit(results, junit)
+    failed = sum(not result.passed for result in results)
+    out.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def schema() -> None:
+    """Print the JSON Schema of the config file, for editors and validators.
+
+    Example: dltrain schema > dltrain.schema.json
+    """
+    from dltrain.config.schema import json_schema
+
+    emit_json(json_schema())

@@ -1,0 +1,1 @@
+"""Stage 2, the data: one reader per source (registered in `sources`), preparation and pipelines."""

@@ -1,0 +1,222 @@
+"""The Keras datasets' canonical files: MNIST-style IDX or .npz, CIFAR pickles, and .npz files.
+
+Each is read from `dataset.data_dir`, `$DLTRAIN_DATA_DIR/<name>/` or Keras's cache (downloaded
+when missing), and returned as raw arrays in the datasets' own dtypes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import tarfile
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.config.schema import DatasetConfig
+from dltrain.data.raw import Raw, checked
+from dltrain.errors import DataError
+
+DATA_DIR_ENV = "DLTRAIN_DATA_DIR"
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+DIGITS = [str(digit) for digit in range(10)]
+
+
+def read_shipped_fashion_mnist(cfg: DatasetConfig) -> Raw:
+    return read_npz(_shipped("fashion_mnist_mini.npz"), FASHION_CLASSES)
+
+
+def read_npz_source(cfg: DatasetConfig) -> Raw:
+    return read_npz(cfg.path)  # type: ignore[arg-type]
+
+
+def read_mnist(cfg: DatasetConfig) -> Raw:
+    folder = _local_folder(cfg) or _keras_cache(cfg.name)
+    return read_mnist_folder(folder, DIGITS if cfg.name == "mnist" else FASHION_CLASSES)
+
+
+def read_cifar_source(cfg: DatasetConfig) -> Raw:
+    folder = _local_folder(cfg) or _keras_cache(cfg.name)
+    return read_cifar(folder, cfg.name)
+
+
+def _keras_cache(name: str) -> Path:
+    """Keras's own cache: its extracted CIFAR folder if keras.datasets made one, else our files."""
+    from dltrain.data.download import cached_folder, keras_datasets_dir
+
+    extracted = keras_datasets_dir() / ("cifar-10-batches-py-target" if name == "cifar10"
+                                        else "cifar-100-python-target")
+    if name.startswith("cifar") and extracted.is_dir():
+        return extracted
+    hint = (f"Offline, put its files ({_expected_files(name)}) in a folder and set "
+            f"dataset.data_dir to it, or set {DATA_DIR_ENV} to a folder holding {name}/.")
+    return cached_folder(name, hint)
+
+
+def _shipped(name: str) -> Path:
+    return Path(str(resources.files("dltrain.data.shipped") / name))
+
+
+def _local_folder(cfg: DatasetConfig) -> Path | None:
+    if cfg.data_dir is not None:
+        if not cfg.data_dir.is_dir():
+            raise DataError(f"dataset.data_dir: {cfg.data_dir} is not a folder. It should hold "
+                            f"the {cfg.name} files ({_expected_files(cfg.name)}). Without "
+                            "data_dir, dltrain uses Keras's cache and downloads what is missing.")
+        return cfg.data_dir
+    default = os.environ.get(DATA_DIR_ENV)
+    if default and (Path(default) / cfg.name).is_dir():
+        return Path(default) / cfg.name
+    return None
+
+
+def _expected_files(name: str) -> str:
+    if name in ("mnist", "fashion_mnist"):
+        return "mnist.npz or the four IDX files " + ", ".join(IDX_FILES.values())
+    if name == "cifar10":
+        return "cifar-10-batches-py/ or cifar-10-python.tar.gz"
+    return "cifar-100-python/ or cifar-100-python.tar.gz"
+
+
+def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; expected an .npz with x_train, y_train, "
+                        "x_test, y_test.")
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array (.npy), not named arrays")
+        with arrays:
+            found = {key: arrays[key] for key in ("x_train", "y_train", "x_test", "y_test")
+                     if key in arrays}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(found)
+    if missing:
+        raise DataError(f"{path}: missing arrays {', '.join(sorted(missing))}; an .npz dataset "
+                        "needs x_train, y_train, x_test, y_test.")
+    return checked(Raw(**found, class_names=class_names), str(path))
+
+
+def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
+    if (folder / "mnist.npz").is_file():
+        return read_npz(folder / "mnist.npz", class_names)
+    paths = {key: folder / name for key, name in IDX_FILES.items()}
+    missing = [path.name for path in paths.values() if not path.is_file()]
+    if missing:
+        raise DataError(f"{folder}: missing {', '.join(missing)}. Expected mnist.npz or the four "
+                        f"IDX files {', '.join(IDX_FILES.values())}, as published with the "
+                        "dataset (Debian: dataset-fashion-mnist has Fashion-MNIST's).")
+    arrays = {key: read_idx(path) for key, path in paths.items()}
+    return checked(Raw(**arrays, class_names=class_names), str(folder))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a gzipped IDX file (the MNIST format): magic 0x0000 08 NDIM, big-endian dims, uint8."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a valid gzip file ({exc}); download it again.") from None
+    if len(data) < 4 or data[0:3] != b"\x00\x00\x08" or not 1 <= data[3] <= 4:
+        raise DataError(f"{path}: wrong IDX magic number {data[:4].hex() or 'none'}; expected "
+                        "00000801 (labels) or 00000803 (images) for uint8 data.")
+    ndim = data[3]
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    expected = offset + int(np.prod(dims))
+    if len(data) != expected:
+        raise DataError(f"{path}: truncated or padded IDX file: {len(data)} bytes for shape "
+                        f"{dims}, expected {expected}.")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def read_cifar(folder: Path, name: str) -> Raw:
+    """Read CIFAR's python-pickle batches from the extracted folder or the .tar.gz archive."""
+    stem = "cifar-10" if name == "cifar10" else "cifar-100"
+    archive = folder / f"{stem}-python.tar.gz"
+    inner = folder / (f"{stem}-batches-py" if name == "cifar10" else f"{stem}-python")
+    files = (["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"],
+             ["test_batch"]) if name == "cifar10" else (["train"], ["test"])
+    label_key = b"labels" if name == "cifar10" else b"fine_labels"
+    if inner.is_dir() or (folder / files[1][0]).is_file():
+        origin = inner if inner.is_dir() else folder
+        read = lambda member: (origin / member).read_bytes()  # noqa: E731
+    elif archive.is_file():
+        origin = archive / inner.name
+        read = _tar_reader(archive, inner.name)
+    else:
+        raise DataError(f"{folder}: no CIFAR files found; expected {_expected_files(name)}.")
+    x_train, y_train = _cifar_batches({f: read(f) for f in files[0]}, label_key, origin)
+    x_test, y_test = _cifar_batches({f: read(f) for f in files[1]}, label_key, origin)
+    names = CIFAR10_CLASSES if name == "cifar10" else None
+    return checked(Raw(x_train, y_train, x_test, y_test, names), str(folder))
+
+
+def _tar_reader(archive: Path, inner: str):  # type: ignore[no-untyped-def]
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = {m.name.split("/")[-1]: tar.extractfile(m).read()  # type: ignore[union-attr]
+                       for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"{archive}: not a readable .tar.gz archive ({exc}).") from None
+
+    def read(member: str) -> bytes:
+        if member not in members:
+            raise DataError(f"{archive}: missing {inner}/{member} in the archive.")
+        return members[member]
+
+    return read
+
+
+def _cifar_batches(blobs: dict[str, bytes], label_key: bytes,
+                   folder: Path) -> tuple[np.ndarray, ...]:
+    images, labels = [], []
+    for member, blob in blobs.items():
+        where = folder / member
+        batch = _unpickle_batch(blob, where)
+        if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+            raise DataError(f"{where}: not a CIFAR batch (expected a dict with b'data' and "
+                            f"{label_key!r}).")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        label = np.asarray(batch[label_key], dtype=np.int64).reshape(-1)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(label):
+            raise DataError(f"{where}: not a CIFAR batch: b'data' has shape {data.shape} for "
+                            f"{len(label)} labels; expected ({len(label)}, 3072).")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(label)
+    return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR ships pickles; allow only the NumPy pieces they contain, so no file can run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _unpickle_batch(blob: bytes, where: Path) -> object:
+    try:
+        return _ArraysOnly(io.BytesIO(blob), encoding="bytes").load()
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a CIFAR batch"
+        raise DataError(f"{where}: not a CIFAR batch ({exc}).") from None

@@ -1,0 +1,45 @@
+"""What every dataset reader returns: train and test arrays as stored, checked for agreement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dltrain.errors import DataError
+
+
+@dataclass
+class Raw:
+    """Train and test arrays as stored, with class names where the dataset defines them."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str] | None = None
+
+
+def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices for a source without a test file, seeded by test_split_seed."""
+    order = np.random.default_rng(seed).permutation(count)
+    cut = count - max(1, round(count * fraction))
+    if cut < 1:
+        raise DataError(f"dataset.test_split {fraction} of {count} samples leaves no training data.")
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def checked(raw: Raw, where: str) -> Raw:
+    """Flatten labels and check that x and y agree in length and train and test in shape."""
+    raw.y_train = raw.y_train.reshape(-1)
+    raw.y_test = raw.y_test.reshape(-1)
+    for split in ("train", "test"):
+        x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
+        if len(x) != len(y):
+            raise DataError(f"{where}: x_{split} has {len(x)} samples but y_{split} has {len(y)}.")
+        if len(x) == 0:
+            raise DataError(f"{where}: the {split} split is empty.")
+    if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
+        raise DataError(f"{where}: train samples have shape {raw.x_train.shape[1:]} but test "
+                        f"samples {raw.x_test.shape[1:]}.")
+    return raw

@@ -1,0 +1,1 @@
+"""Stage 5, reports: evaluation, classification metrics, tables, plots and predictions."""
