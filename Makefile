@@ -16,6 +16,7 @@ test:
 lint:
 	$(BIN)/ruff check dltrain tests bench tools
 	$(BIN)/mypy dltrain
+	$(BIN)/python tools/check_layers.py
 
 # `dltrain show` and a --smoke fit of every shipped config, on local data.
 smoke:

@@ -1,0 +1,50 @@
+"""The layering lint: the package passes it, and each kind of violation is caught."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("check_layers", ROOT / "tools" / "check_layers.py")
+check_layers = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+spec.loader.exec_module(check_layers)  # type: ignore[union-attr]
+
+
+def package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "dltrain"
+    for name, text in {"__init__.py": "", **files}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_dltrain_follows_its_own_layers() -> None:
+    assert check_layers.check() == []
+
+
+def test_a_cycle_between_readers_is_found(tmp_path: Path) -> None:
+    # The shape the flat package had: sources -> tabular -> sources.
+    root = package(tmp_path, {"data/__init__.py": "",
+                              "data/sources.py": "def read():\n    from dltrain.data import tabular\n",
+                              "data/tabular.py": "from dltrain.data.sources import read\n"})
+    problems = check_layers.check(root)
+    assert problems == ["import cycle: dltrain.data.sources -> dltrain.data.tabular -> "
+                        "dltrain.data.sources"]
+
+
+def test_an_import_of_a_later_stage_is_found_even_inside_a_function(tmp_path: Path) -> None:
+    root = package(tmp_path, {"data/__init__.py": "", "model/__init__.py": "",
+                              "model/build.py": "X = 1\n",
+                              "data/augment.py": "def f():\n    from dltrain.model.build import X\n"})
+    problems = check_layers.check(root)
+    assert len(problems) == 1
+    assert "dltrain.data.augment (stage data) imports dltrain.model.build, a later stage" in problems[0]
+
+
+def test_tensorflow_outside_the_backend_seam_is_found(tmp_path: Path) -> None:
+    root = package(tmp_path, {"backend.py": "import tensorflow\n",
+                              "report.py": "def f():\n    import tensorflow as tf\n"})
+    problems = check_layers.check(root)
+    assert len(problems) == 1 and problems[0].startswith("dltrain/report.py:2: imports tensorflow")
