@@ -1,1 +1,1 @@
-"""Stage 1, the config: the pydantic schema, YAML loading, --set overrides and Keras 2 rewrites."""
+"""The config stage: the pydantic schema, YAML loading, --set overrides and Keras 2 rewrites."""

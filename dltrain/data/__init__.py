@@ -1,1 +1,1 @@
-"""Stage 2, the data: one reader per source (registered in `sources`), preparation and pipelines."""
+"""The data stage: one reader per source (registered in `sources`), preparation and pipelines."""

@@ -1,1 +1,1 @@
-"""Stage 3, the model: layers, optimizer, loss and metrics from the config; augmentation layers."""
+"""The model stage: layers, optimizer, loss and metrics from the config; augmentation layers."""

@@ -1,1 +1,1 @@
-"""Stage 5, reports: evaluation, classification metrics, tables, plots and predictions."""
+"""The reports stage: evaluation, classification metrics, tables, plots and predictions."""

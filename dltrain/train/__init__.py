@@ -1,1 +1,1 @@
-"""Stage 4, training: fit and resume with callbacks, signals, and smoke runs for CI."""
+"""The training stage: fit and resume with callbacks, signals, and smoke runs for CI."""
