@@ -1,0 +1,1 @@
+"""The run directory: its layout and state, atomic file writes, and listing many runs."""

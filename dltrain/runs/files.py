@@ -1,0 +1,103 @@
+"""Every file dltrain writes, written whole or not at all: temporary name, flush, fsync, rename.
+
+Models, JSON, CSV, YAML, figures and reports all go through `atomic_target`, so a crash or a
+SIGKILL at any moment leaves the previous version of a file or the next, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dltrain.errors import RunError
+
+
+@contextlib.contextmanager
+def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside `path` to write; renamed over `path` once the block succeeds.
+
+    The suffix matters to writers that pick a format from the file name (Keras: `.keras`,
+    matplotlib: `.png`).
+    """
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are for sharing
+        yield tmp
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, text: str) -> None:
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing; is {path.parent} a dltrain run directory?") from None
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: not valid JSON ({exc}).") from None
+
+
+def save_model(model: Any, path: Path) -> None:
+    """Keras saves in place; save beside the target and rename, so the target is always whole."""
+    with atomic_target(path, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """A matplotlib figure as PNG; the figure is closed either way."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_target(path, suffix=".png") as tmp:
+            figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, out.getvalue())
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """history.csv as rows of floats (epoch as int); [] when there is none yet."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    try:
+        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+                for row in rows]
+    except (TypeError, ValueError):
+        raise RunError(f"{path}: not a history written by dltrain.") from None
