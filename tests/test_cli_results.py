@@ -64,3 +64,19 @@ def test_eval_names_both_places_it_looked_for_a_missing_model(
     assert err == (f"error: --model nowhere.keras: no such file in the run "
                    f"({smoke_run / 'nowhere.keras'}) or the working directory "
                    f"({tmp_path / 'nowhere.keras'}).\n")
+
+
+@pytest.mark.slow
+def test_runs_marks_a_smoke_fit_as_smoke(smoke_run: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "runs", smoke_run.parent, "--json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert (row["name"], row["state"], row["kind"]) == (smoke_run.name, "completed", "smoke")
+    code, out, err = run_cli(capsys, "runs", smoke_run.parent)
+    assert code == 0, err
+    assert max(len(line) for line in out.splitlines()) <= 80
+    [line] = [line for line in out.splitlines() if smoke_run.name in line]
+    cells = line.split()
+    assert cells[0] == smoke_run.name
+    assert cells[cells.index("completed") + 1] == "smoke"
