@@ -114,3 +114,17 @@ def test_deterministic_runs_write_identical_histories(tmp_path: Path) -> None:
     drop_time = [{k: v for k, v in row.items() if k != "seconds"} for row in history(tmp_path / "a")]
     again = [{k: v for k, v in row.items() if k != "seconds"} for row in history(tmp_path / "b")]
     assert drop_time == again and len(drop_time) == 2
+
+
+@pytest.mark.slow
+def test_best_epoch_is_the_epoch_with_the_highest_val_precision(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "fit", CONFIGS / "tabular_binary.yaml", "--run-dir", run,
+                           "--epochs", "6", "--set", "metrics=[accuracy, precision, recall]",
+                           "--set", "training.checkpoint.monitor=val_precision")
+    assert code == 0, err
+    precision = [float(row["val_precision"]) for row in history(run)]
+    assert len(set(precision)) > 1  # else every direction picks epoch 1
+    best = precision.index(max(precision)) + 1
+    assert json.loads((run / "metrics.json").read_text())["best_epoch"] == best

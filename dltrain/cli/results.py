@@ -31,7 +31,8 @@ def eval_(
         help="The config that says which data to use (default: the run's config.yaml).",
         show_default=False)] = None,
     model: Annotated[Path | None, typer.Option(
-        help="Evaluate this model file instead of the run's model.keras (e.g. best.keras).",
+        help="Evaluate this model file instead of the run's model.keras (e.g. best.keras): a "
+        "relative path is looked up in the run first, then in the working directory.",
         show_default=False)] = None,
     device: DeviceOpt = Device.auto,
     as_json: JsonOpt = False,
@@ -40,7 +41,7 @@ def eval_(
 
     Example: dltrain eval runs/quickstart-20260101-120000
     """
-    from dltrain.report.evaluate import evaluate_run
+    from dltrain.report.evaluate import evaluate_run, model_in_run
     from dltrain.report.tables import print_eval
     from dltrain.runs.layout import EVAL_FILE, write_json
 
@@ -51,6 +52,7 @@ def eval_(
         run_dir, model = target.parent, target
     elif target.is_dir():
         run_dir = target
+        model = None if model is None else model_in_run(run_dir, model)
     else:
         raise DltrainError(f"{target}: not a run directory or a .keras file.")
     result = evaluate_run(run_dir, model_path=model, config_path=config,
@@ -67,7 +69,9 @@ def runs(
     sort: Annotated[SortKey, typer.Option(help="Sort by this column.")] = SortKey.date,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs: name, date, dataset, state, epochs, test accuracy and loss, time, samples/s.
+    """List runs: name, date, dataset, state, kind (fit, smoke or synthetic), epochs, test
+    accuracy and loss, training time and samples/s; a narrow terminal drops the least needed
+    columns (samples/s, dataset, date, epochs, time, loss) and keeps names whole.
 
     Example: dltrain runs runs --sort accuracy
     """

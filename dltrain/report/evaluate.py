@@ -56,6 +56,18 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     return {**result, "model": str(path)}
 
 
+def model_in_run(run_dir: Path, model: Path) -> Path:
+    """`--model` for a run: a relative path is looked up in the run first, then the working
+    directory (`--model best.keras` means the run's own); an absolute path is taken as it is."""
+    if model.is_absolute():
+        return model
+    for candidate in (run_dir / model, model):
+        if candidate.is_file():
+            return candidate
+    raise RunError(f"--model {model}: no such file in the run ({run_dir / model}) or the working "
+                   f"directory ({Path.cwd() / model}).")
+
+
 def run_config(path: Path) -> Config:
     if not path.is_file():
         raise RunError(f"{path}: missing; pass a run directory made by dltrain fit, or --config.")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 
@@ -70,24 +72,78 @@ def print_notes(console: Console, notes: list[str]) -> None:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
-RUN_COLUMNS = [("name", "name"), ("date", "date"), ("dataset", "dataset"), ("state", "state"),
-               ("epochs", "epochs"), ("test acc", "accuracy"), ("test loss", "loss"),
-               ("time s", "seconds"), ("samples/s", "samples_per_second")]
+# (header, row key, right-aligned); the order they are shown in.
+RUN_COLUMNS = [("name", "name", False), ("date", "date", False), ("dataset", "dataset", False),
+               ("state", "state", False), ("kind", "kind", False), ("epochs", "epochs", True),
+               ("acc", "accuracy", True), ("loss", "loss", True), ("time", "seconds", True),
+               ("samples/s", "samples_per_second", True)]
+# Dropped in this order until the table fits the terminal; name, state, kind and acc stay.
+RUN_OPTIONAL = ["samples_per_second", "dataset", "date", "epochs", "seconds", "loss"]
+STATE_COLOURS = {"completed": "green", "interrupted": "yellow", "failed": "red"}
+KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta"}
 
 
-def runs_table(rows: list[dict[str, Any]], folder: Path) -> Table:
-    table = Table(title=f"Runs in {folder}", title_justify="left")
-    for header, key in RUN_COLUMNS:
-        numeric = key in ("epochs", "accuracy", "loss", "seconds", "samples_per_second")
-        table.add_column(header, justify="right" if numeric else "left",
-                         no_wrap=key in ("state", "date"), overflow="fold")
-    colours = {"completed": "green", "interrupted": "yellow", "failed": "red"}
-    for row in rows:
-        cells = [_cell(row.get(key)) for _, key in RUN_COLUMNS]
-        state = row.get("state") or "?"
-        cells[3] = f"[{colours.get(state, 'white')}]{escape(state)}[/]"
-        table.add_row(*cells)
-    return table
+class RunsTable:
+    """The runs table, with as many columns as fit the width it is printed at.
+
+    Names are never wrapped (a run's name is its folder's name, to be copied); the least
+    needed columns go first at narrow widths.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], folder: Path) -> None:
+        self.rows, self.folder = rows, folder
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        keys = [key for _, key, _ in RUN_COLUMNS]
+        table = self.table(keys)
+        unbounded = options.update(max_width=10_000)  # the width it wants, not the one it gets
+        for key in RUN_OPTIONAL:
+            if Measurement.get(console, unbounded, table).maximum <= options.max_width:
+                break
+            keys.remove(key)
+            table = self.table(keys)
+        yield table
+
+    def table(self, keys: list[str]) -> Table:
+        table = Table(title=f"Runs in {escape(str(self.folder))}", title_justify="left",
+                      box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+        for header, key, right in RUN_COLUMNS:
+            if key in keys:
+                table.add_column(header, justify="right" if right else "left", no_wrap=True)
+        for row in self.rows:
+            table.add_row(*[run_cell(key, row.get(key)) for key in keys])
+        return table
+
+
+def runs_table(rows: list[dict[str, Any]], folder: Path) -> RunsTable:
+    return RunsTable(rows, folder)
+
+
+def run_cell(key: str, value: Any) -> str:
+    """One cell of the runs table, short: MM-DD HH:MM, 1m05s, whole samples per second."""
+    if value is None:
+        return "-"
+    if key == "state":
+        return f"[{STATE_COLOURS.get(value, 'white')}]{escape(str(value))}[/]"
+    if key == "kind":
+        return f"[{KIND_COLOURS.get(value, 'white')}]{escape(str(value))}[/]"
+    if key == "date":
+        return escape(str(value)[5:16])
+    if key == "seconds":
+        return duration(float(value))
+    if key == "samples_per_second":
+        return f"{float(value):.0f}"
+    return _cell(value)
+
+
+def duration(seconds: float) -> str:
+    """42s, 1m05s, 1h02m: as short as a table cell wants."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def _cell(value: Any) -> str:

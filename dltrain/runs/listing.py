@@ -40,12 +40,24 @@ def summarise(path: Path) -> dict[str, Any]:
         "date": (env.get("started") or "")[:16].replace("T", " ") or None,
         "dataset": (config.get("dataset") or {}).get("name"),
         "state": state.get("state"),
+        "kind": kind(state, metrics, env),
         "epochs": metrics.get("epochs_run", len(runs.read_history(path / runs.HISTORY_FILE))),
         "accuracy": test.get("accuracy", test.get("acc")),
         "loss": test.get("loss"),
         "seconds": metrics.get("train_seconds"),
         "samples_per_second": metrics.get("samples_per_second"),
     }
+
+
+def kind(state: dict[str, Any], metrics: dict[str, Any], env: dict[str, Any]) -> str:
+    """synthetic, smoke or fit, from the markers the run wrote (metrics.json has `smoke` after
+    a --smoke fit); a run stopped before its metrics is told by its command line."""
+    markers = {**state, **metrics}
+    if markers.get("synthetic"):
+        return "synthetic"
+    if markers.get("smoke") or "--smoke" in (env.get("command") or []):
+        return "smoke"
+    return "fit"
 
 
 def compare(run_a: Path, run_b: Path) -> dict[str, Any]:

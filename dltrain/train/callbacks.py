@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dltrain.backend import keras_module
+from dltrain.errors import ConfigError
 from dltrain.runs.layout import LAST_FILE, LAST_META, save_model, write_history, write_json
 
 Callback = keras_module().callbacks.Callback
+ModelCheckpoint = keras_module().callbacks.ModelCheckpoint
 
 
 def format_logs(logs: dict[str, Any]) -> str:
@@ -50,29 +52,57 @@ def _finite(logs: dict[str, Any] | None) -> bool:
     return all(math.isfinite(float(value)) for value in (logs or {}).values())
 
 
-class BestCheckpoint(Callback):  # type: ignore[misc,valid-type]
-    """ModelCheckpoint(save_best_only=True), written atomically (Keras writes in place)."""
+class BestCheckpoint(ModelCheckpoint):  # type: ignore[misc,valid-type]
+    """ModelCheckpoint(save_best_only=True), written atomically (Keras writes in place).
+
+    Keras's MonitorCallback takes the direction from the compiled metric (`_direction`:
+    precision and recall go up, mae goes down). Keras builds the metrics in the first training
+    step, so the direction is known at the first epoch's end: the earlier epochs of a resumed run
+    are weighed then, before it. With save_best_only false the file holds the latest finite
+    epoch, and `best_epoch` names it.
+    """
 
     def __init__(self, path: Path, monitor: str, save_best_only: bool,
                  history: list[dict[str, float]]) -> None:
-        super().__init__()
-        self.path, self.monitor, self.save_best_only = path, monitor, save_best_only
-        self.mode = "max" if "acc" in monitor or "auc" in monitor else "min"
-        self.best = -math.inf if self.mode == "max" else math.inf
+        super().__init__(str(path), monitor=monitor, save_best_only=save_best_only)
+        self.path = path
+        self.history = list(history)
+        self.best: float | None = None  # no baseline: the first finite epoch is the best so far
         self.best_epoch: int | None = None
-        for row in history:  # a resumed run keeps competing with its earlier epochs
-            self._consider(row, int(row["epoch"]), save=False)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._consider(logs or {}, epoch + 1, save=True)
+        if self.monitor_op is None:
+            self._set_direction()
+            for row in self.history:  # a resumed run keeps competing with its earlier epochs
+                self._consider(row, int(row["epoch"]))
+        if self._consider(logs or {}, epoch + 1):
+            save_model(self.model, self.path)
 
-    def _consider(self, logs: dict[str, Any], epoch: int, save: bool) -> None:
+    def _set_direction(self) -> None:
+        try:
+            self._set_monitor_op()
+        except ValueError:
+            raise ConfigError(
+                "training.checkpoint.monitor must name a metric whose direction Keras knows "
+                f"(loss or a built-in metric, val_ for validation). Received: '{self.monitor}'; "
+                f"the model's metrics are {', '.join(_metric_names(self.model))}.") from None
+
+    def _consider(self, logs: dict[str, Any], epoch: int) -> bool:
         value = float(logs.get(self.monitor, math.nan))
-        better = value > self.best if self.mode == "max" else value < self.best
-        if math.isfinite(value) and (better or not self.save_best_only):
-            self.best, self.best_epoch = value, epoch
-            if save:
-                save_model(self.model, self.path)
+        if not math.isfinite(value):
+            return False
+        if self.save_best_only and not self._is_improvement(value, self.best):
+            return False
+        self.best, self.best_epoch = value, epoch
+        return True
+
+
+def _metric_names(model: Any) -> list[str]:
+    """The names Keras logs for a compiled model: loss and each compiled metric's name."""
+    names = ["loss"]
+    for metric in model.metrics:
+        names += [inner.name for inner in getattr(metric, "metrics", [])]
+    return names
 
 
 class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]

@@ -1,0 +1,82 @@
+"""The commands that start from runs: eval and runs, on a real smoke run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import CONFIGS, run_cli
+from dltrain.cli import main
+
+QUICKSTART = CONFIGS / "quickstart.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One quickstart --smoke run, shared by the tests of this module (copy it to change it)."""
+    run = tmp_path_factory.mktemp("results") / "quickstart-20261126-031500"
+    assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(run)]) == 0
+    return run
+
+
+@pytest.mark.slow
+def test_eval_finds_a_bare_model_name_inside_the_run(
+        smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    monkeypatch.chdir(tmp_path)  # the README's example: the working directory is not the run
+    code, out, err = run_cli(capsys, "eval", run, "--model", "best.keras", "--json")
+    assert code == 0, err
+    assert json.loads(out)["model"] == str(run / "best.keras")
+    assert json.loads((run / "eval.json").read_text())["model"] == str(run / "best.keras")
+
+
+@pytest.mark.slow
+def test_eval_prefers_the_run_for_a_relative_model_and_still_takes_other_paths(
+        smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(run / "last.keras", elsewhere / "best.keras")  # a namesake outside the run
+    shutil.copy(run / "last.keras", elsewhere / "kept.keras")
+    monkeypatch.chdir(elsewhere)
+    code, out, err = run_cli(capsys, "eval", run, "--model", "best.keras", "--json")
+    assert code == 0, err
+    assert json.loads(out)["model"] == str(run / "best.keras")
+    code, out, err = run_cli(capsys, "eval", run, "--model", "kept.keras", "--json")
+    assert code == 0, err
+    assert json.loads(out)["model"] == "kept.keras"
+
+
+@pytest.mark.slow
+def test_eval_names_both_places_it_looked_for_a_missing_model(
+        smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "eval", smoke_run, "--model", "nowhere.keras")
+    assert code == 2 and out == ""
+    assert err == (f"error: --model nowhere.keras: no such file in the run "
+                   f"({smoke_run / 'nowhere.keras'}) or the working directory "
+                   f"({tmp_path / 'nowhere.keras'}).\n")
+
+
+@pytest.mark.slow
+def test_runs_marks_a_smoke_fit_as_smoke(smoke_run: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "runs", smoke_run.parent, "--json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert (row["name"], row["state"], row["kind"]) == (smoke_run.name, "completed", "smoke")
+    code, out, err = run_cli(capsys, "runs", smoke_run.parent)
+    assert code == 0, err
+    assert max(len(line) for line in out.splitlines()) <= 80
+    [line] = [line for line in out.splitlines() if smoke_run.name in line]
+    cells = line.split()
+    assert cells[0] == smoke_run.name
+    assert cells[cells.index("completed") + 1] == "smoke"

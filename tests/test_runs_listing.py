@@ -1,0 +1,155 @@
+"""The runs table: one row per run directory, what kind of run it was, and a table that fits."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from conftest import run_cli
+from dltrain.report.tables import runs_table
+from dltrain.runs.listing import list_runs, summarise
+
+LONG = "fashion_mnist_best-20261126-031500"
+
+
+def row(name: str, **fields: Any) -> dict[str, Any]:
+    """A row as list_runs makes it, for a completed fit unless told otherwise."""
+    return {"name": name, "path": f"runs/{name}", "date": "2026-11-26 03:15",
+            "dataset": "fashion_mnist", "state": "completed", "kind": "fit", "epochs": 30,
+            "accuracy": 0.91234, "loss": 0.25678, "seconds": 65.4321,
+            "samples_per_second": 1234.5678, **fields}
+
+
+ROWS = [
+    row(LONG),
+    row("quickstart-20261126-041500", dataset="fashion_mnist_mini", state="interrupted",
+        kind="smoke", epochs=1, seconds=3725.0),
+    row("tabular_binary-20261126-051500", dataset="csv", state="failed", kind="synthetic",
+        accuracy=None, loss=None, seconds=None, samples_per_second=None),
+    row("running-one", date=None, dataset=None, state="running", epochs=0, accuracy=None,
+        loss=None, seconds=None, samples_per_second=None),
+]
+
+
+def render(rows: list[dict[str, Any]], width: int) -> list[str]:
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, highlight=False).print(runs_table(rows, Path("runs")))
+    return buffer.getvalue().splitlines()
+
+
+def line_of(lines: list[str], name: str) -> str:
+    return next(line for line in lines if name in line)
+
+
+def test_typical_runs_fit_80_columns_with_whole_names_and_short_cells() -> None:
+    rows = [row("quickstart-20261126-041500"),
+            row("mnist_cnn-20261126-051500", state="failed", kind="smoke", epochs=1,
+                seconds=3725.0, accuracy=None)]
+    lines = render(rows, 80)
+    assert max(len(line) for line in lines) <= 80
+    assert lines[1].split() == ["name", "state", "kind", "epochs", "acc", "loss", "time"]
+    assert line_of(lines, "quickstart-").split() == [
+        "quickstart-20261126-041500", "completed", "fit", "30", "0.9123", "0.2568", "1m05s"]
+    assert line_of(lines, "mnist_cnn-").split() == [
+        "mnist_cnn-20261126-051500", "failed", "smoke", "1", "-", "0.2568", "1h02m"]
+
+
+def test_long_names_stay_whole_at_80_columns_and_fewer_columns_show() -> None:
+    lines = render(ROWS, 80)
+    assert max(len(line) for line in lines) <= 80
+    assert lines[1].split() == ["name", "state", "kind", "acc", "loss"]
+    for each in ROWS:
+        assert line_of(lines, each["name"]).split()[0] == each["name"]  # never wrapped or cut
+    assert line_of(lines, LONG).split()[1:] == ["completed", "fit", "0.9123", "0.2568"]
+    assert line_of(lines, "quickstart-").split()[1:] == [
+        "interrupted", "smoke", "0.9123", "0.2568"]
+    assert line_of(lines, "tabular_binary-").split()[1:] == ["failed", "synthetic", "-", "-"]
+
+
+def test_a_wide_terminal_shows_every_column_shortened() -> None:
+    lines = render(ROWS, 160)
+    assert max(len(line) for line in lines) <= 160
+    assert lines[1].split() == ["name", "date", "dataset", "state", "kind", "epochs", "acc",
+                                "loss", "time", "samples/s"]
+    assert line_of(lines, LONG).split()[1:] == [
+        "11-26", "03:15", "fashion_mnist", "completed", "fit", "30", "0.9123", "0.2568",
+        "1m05s", "1235"]
+    assert line_of(lines, "running-one").split()[1:] == [
+        "-", "-", "running", "fit", "0", "-", "-", "-", "-"]
+
+
+def test_a_narrow_terminal_still_shows_name_state_kind_and_accuracy() -> None:
+    lines = render(ROWS, 70)
+    assert max(len(line) for line in lines) <= 70
+    assert lines[1].split() == ["name", "state", "kind", "acc"]
+    assert line_of(lines, LONG).split() == [LONG, "completed", "fit", "0.9123"]
+
+
+def write_run(folder: Path, *, state: str = "completed", metrics: dict[str, Any] | None = None,
+              extra_state: dict[str, Any] | None = None, command: list[str] | None = None) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"state": state, **(extra_state or {})}))
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    if command is not None:
+        (folder / "environment.json").write_text(json.dumps(
+            {"started": "2026-11-26T03:15:00+0000", "command": command}))
+    return folder
+
+
+FINISHED = {"test": {"accuracy": 0.5, "loss": 1.5}, "epochs_run": 1, "train_seconds": 2.0,
+            "samples_per_second": 128.0}
+
+
+@pytest.mark.parametrize(("metrics", "extra_state", "command", "kind"), [
+    (FINISHED, None, ["dltrain", "fit", "c.yaml"], "fit"),
+    ({**FINISHED, "smoke": {"loss_before": 2.3, "loss_after": 2.1, "passed": True}}, None, None,
+     "smoke"),
+    ({**FINISHED, "smoke": {"passed": True}, "synthetic": True}, None, None, "synthetic"),
+    (None, {"synthetic": True}, None, "synthetic"),
+    (None, {"smoke": True}, None, "smoke"),
+    (None, None, ["dltrain", "fit", "c.yaml", "--smoke"], "smoke"),  # stopped before metrics
+    (None, None, None, "fit"),
+])
+def test_each_row_says_what_kind_of_run_it_was(
+        tmp_path: Path, metrics: dict[str, Any] | None, extra_state: dict[str, Any] | None,
+        command: list[str] | None, kind: str) -> None:
+    run = write_run(tmp_path / "run", metrics=metrics, extra_state=extra_state, command=command)
+    assert summarise(run)["kind"] == kind
+
+
+def test_runs_lists_runs_that_have_no_metrics_yet(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "runs"
+    write_run(folder / "a-done", metrics=FINISHED, command=["dltrain", "fit", "c.yaml"])
+    write_run(folder / "b-starting", state="running")
+    (folder / "b-starting" / "history.csv").write_text("epoch,loss,seconds\n1,2.5,1.0\n")
+    write_run(folder / "c-smoke", state="running", command=["dltrain", "fit", "c.yaml", "--smoke"])
+    (folder / "not-a-run").mkdir()
+    code, out, err = run_cli(capsys, "runs", folder, "--json", "--sort", "name")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [(r["name"], r["state"], r["kind"], r["epochs"], r["accuracy"]) for r in rows] == [
+        ("a-done", "completed", "fit", 1, 0.5), ("b-starting", "running", "fit", 1, None),
+        ("c-smoke", "running", "smoke", 0, None)]
+    code, out, err = run_cli(capsys, "runs", folder, "--sort", "accuracy")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert line_of(lines, "b-starting").split()[1:] == [
+        "-", "-", "running", "fit", "1", "-", "-", "-"]
+    assert line_of(lines, "c-smoke").split()[1:] == [
+        "11-26", "03:15", "-", "running", "smoke", "0", "-", "-", "-"]
+
+
+def test_list_runs_sorts_by_accuracy_with_the_unscored_last(tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    write_run(folder / "low", metrics={**FINISHED, "test": {"accuracy": 0.2}})
+    write_run(folder / "none", state="running")
+    write_run(folder / "high", metrics={**FINISHED, "test": {"accuracy": 0.9}})
+    assert [r["name"] for r in list_runs(folder, "accuracy")] == ["high", "low", "none"]

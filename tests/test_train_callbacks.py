@@ -1,0 +1,106 @@
+"""dltrain's own callbacks, driven the way Keras drives them, on real compiled tiny models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dltrain.backend import keras_module
+from dltrain.errors import ConfigError
+from dltrain.train.callbacks import BestCheckpoint
+
+# Monitored values for four epochs: a metric that goes up is best at epoch 2, one that goes
+# down at epoch 3; a guess from the name that gets the direction wrong picks the other one.
+SCRIPT = [0.5, 0.9, 0.2, 0.7]
+UP = ["accuracy", "precision", "recall", "auc", "binary_accuracy", "f1_score", "r2_score"]
+DOWN = ["loss", "mae", "mean_squared_error", "mse", "binary_crossentropy"]
+
+
+def compiled(metrics: list[Any]) -> Any:
+    """A 3-input, 1-output sigmoid model, compiled and fitted once so its metrics are built."""
+    keras = keras_module()
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=metrics)
+    x = np.random.default_rng(0).random((8, 3), dtype=np.float32)
+    y = (x[:, :1] > 0.5).astype("float32")
+    model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> Any:
+    return compiled([name for name in UP + DOWN if name != "loss"])
+
+
+def drive(checkpoint: BestCheckpoint, model: Any, values: list[float], first: int = 0) -> None:
+    """What model.fit does with a callback, with the monitored value scripted per epoch."""
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    for epoch, value in enumerate(values, start=first):
+        checkpoint.on_epoch_begin(epoch)
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0, checkpoint.monitor: value})
+
+
+@pytest.mark.parametrize("monitor", [prefix + name for name in UP + DOWN
+                                     for prefix in ("", "val_")])
+def test_best_checkpoint_takes_the_direction_from_the_metric(
+        monitor: str, model: Any, tmp_path: Path) -> None:
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", monitor, True, [])
+    drive(checkpoint, model, SCRIPT)
+    up = monitor.removeprefix("val_") in UP
+    assert checkpoint.best_epoch == (2 if up else 3)
+    assert checkpoint.best == (0.9 if up else 0.2)
+    assert (tmp_path / "best.keras").is_file()
+
+
+def test_a_resumed_run_competes_with_its_earlier_epochs(model: Any, tmp_path: Path) -> None:
+    earlier = [{"epoch": 1, "val_precision": 0.4}, {"epoch": 2, "val_precision": 0.8}]
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_precision", True, earlier)
+    drive(checkpoint, model, [0.6, 0.7], first=2)
+    assert checkpoint.best_epoch == 2 and checkpoint.best == 0.8
+    assert not (tmp_path / "best.keras").exists()  # no later epoch beat epoch 2's
+    drive(checkpoint, model, [0.85], first=4)
+    assert checkpoint.best_epoch == 5 and (tmp_path / "best.keras").is_file()
+
+
+def test_non_finite_values_are_never_the_best(model: Any, tmp_path: Path) -> None:
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, [])
+    drive(checkpoint, model, [math.nan, 0.5, math.inf])
+    assert checkpoint.best_epoch == 2
+
+
+def test_save_best_only_false_keeps_the_latest_finite_epoch(model: Any, tmp_path: Path) -> None:
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_accuracy", False, [])
+    drive(checkpoint, model, [0.9, 0.1, math.nan])
+    assert checkpoint.best_epoch == 2 and (tmp_path / "best.keras").is_file()
+
+
+def test_the_checkpoint_is_written_whole_through_a_temporary_file(
+        model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved: list[str] = []
+    original = type(model).save
+
+    def save(self: Any, path: Any, *args: Any, **kwargs: Any) -> None:
+        saved.append(Path(path).name)
+        original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "save", save)
+    drive(BestCheckpoint(tmp_path / "best.keras", "val_auc", True, []), model, [0.5, 0.6])
+    assert len(saved) == 2 and all(name.startswith(".best.keras.") for name in saved)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
+
+
+def test_a_metric_without_a_direction_is_refused_before_the_first_epoch(tmp_path: Path) -> None:
+    keras = keras_module()
+    guess = keras.metrics.MeanMetricWrapper(lambda y_true, y_pred: y_pred, name="mean_output")
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_mean_output", True, [])
+    with pytest.raises(ConfigError) as caught:
+        drive(checkpoint, compiled([guess]), [0.5])
+    assert str(caught.value) == (
+        "training.checkpoint.monitor must name a metric whose direction Keras knows (loss or "
+        "a built-in metric, val_ for validation). Received: 'val_mean_output'; the model's "
+        "metrics are loss, mean_output.")
