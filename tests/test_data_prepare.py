@@ -334,3 +334,10 @@ def test_check_fits_model_more_classes_than_output_units() -> None:
         check_fits_model(splits_of([0, 1], [9]), (4, 4, 1), 5, "categorical")
     assert str(caught.value) == ("the data has 10 classes but the last layer has 5 units. "
                                  "Set the last layer's units to 10.")
+
+
+def test_check_fits_model_one_unit_is_singular() -> None:
+    with pytest.raises(DataError) as caught:
+        check_fits_model(splits_of([0, 1]), (4, 4, 1), 1, "sparse_categorical")
+    assert str(caught.value) == ("the data has 2 classes but the last layer has 1 unit. "
+                                 "Set the last layer's units to 2.")

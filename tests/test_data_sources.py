@@ -114,7 +114,7 @@ def test_data_dir_that_is_not_a_folder(tmp_path: Path) -> None:
     assert "cifar-10-batches-py/ or cifar-10-python.tar.gz" in message
 
     mnist = data_error(read_source, DatasetConfig(name="mnist", data_dir=path))
-    assert "mnist.npz or the four IDX files train-images-idx3-ubyte.gz" in mnist
+    assert "mnist.npz or the four IDX files (train-images-idx3-ubyte.gz" in mnist
 
 
 def test_data_dir_env_var_points_at_a_folder_per_dataset(

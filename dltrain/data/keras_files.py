@@ -35,6 +35,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
 DIGITS = [str(digit) for digit in range(10)]
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 
 
 def read_shipped_fashion_mnist(cfg: DatasetConfig) -> Raw:
@@ -63,8 +64,11 @@ def _keras_cache(name: str) -> Path:
                                         else "cifar-100-python-target")
     if name.startswith("cifar") and extracted.is_dir():
         return extracted
-    hint = (f"Offline, put its files ({_expected_files(name)}) in a folder and set "
-            f"dataset.data_dir to it, or set {DATA_DIR_ENV} to a folder holding {name}/.")
+    hint = (f"Offline, put {_expected_files(name)} in a folder and set dataset.data_dir to "
+            f"it, or set {DATA_DIR_ENV} to a folder holding {name}/.")
+    if name == "fashion_mnist":
+        hint += (f" On Debian or Ubuntu: apt-get install dataset-fashion-mnist, then --set "
+                 f"dataset.data_dir={DEBIAN_FASHION_MNIST}")
     return cached_folder(name, hint)
 
 
@@ -76,7 +80,7 @@ def _local_folder(cfg: DatasetConfig) -> Path | None:
     if cfg.data_dir is not None:
         if not cfg.data_dir.is_dir():
             raise DataError(f"dataset.data_dir: {cfg.data_dir} is not a folder. It should hold "
-                            f"the {cfg.name} files ({_expected_files(cfg.name)}). Without "
+                            f"the {cfg.name} files: {_expected_files(cfg.name)}. Without "
                             "data_dir, dltrain uses Keras's cache and downloads what is missing.")
         return cfg.data_dir
     default = os.environ.get(DATA_DIR_ENV)
@@ -86,8 +90,11 @@ def _local_folder(cfg: DatasetConfig) -> Path | None:
 
 
 def _expected_files(name: str) -> str:
-    if name in ("mnist", "fashion_mnist"):
-        return "mnist.npz or the four IDX files " + ", ".join(IDX_FILES.values())
+    idx_files = f"the four IDX files ({', '.join(IDX_FILES.values())})"
+    if name == "fashion_mnist":  # Keras publishes Fashion-MNIST as IDX files only
+        return idx_files
+    if name == "mnist":
+        return "mnist.npz or " + idx_files
     if name == "cifar10":
         return "cifar-10-batches-py/ or cifar-10-python.tar.gz"
     return "cifar-100-python/ or cifar-100-python.tar.gz"

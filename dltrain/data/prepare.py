@@ -161,5 +161,6 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
                             f"{bad[:10].tolist()}. Use dataset.label_map or another loss.")
         return
     if splits.num_classes > output_units:
+        units = f"{output_units} unit" + ("" if output_units == 1 else "s")
         raise DataError(f"the data has {splits.num_classes} classes but the last layer has "
-                        f"{output_units} units. Set the last layer's units to {splits.num_classes}.")
+                        f"{units}. Set the last layer's units to {splits.num_classes}.")
