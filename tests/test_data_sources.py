@@ -409,3 +409,28 @@ def test_empty_split_says_so(tmp_path: Path) -> None:
     np.savez(path, x_train=np.ones((0, 3)), y_train=np.arange(0),
              x_test=np.zeros((2, 3)), y_test=np.array([1, 0]))
     assert f"{path}: the train split is empty." in data_error(read_npz, path)
+
+
+def test_shipped_mnist_mini_has_real_digits_stratified() -> None:
+    raw = read_source(DatasetConfig(name="mnist_mini"))
+    assert raw.x_train.shape == (4000, 28, 28) and raw.x_test.shape == (1000, 28, 28)
+    assert raw.x_train.dtype == np.uint8 and raw.y_train.dtype == np.uint8
+    assert np.bincount(raw.y_train).tolist() == [400] * 10
+    assert np.bincount(raw.y_test).tolist() == [100] * 10
+    assert raw.class_names == [str(digit) for digit in range(10)]
+    # Shuffled, so a first slice has every class; no image is in both splits.
+    assert set(raw.y_train[:50].tolist()) == set(range(10))
+    train = {image.tobytes() for image in raw.x_train}
+    assert not any(image.tobytes() in train for image in raw.x_test)
+    # Real handwriting: mostly background, a few hundred inked pixels per digit.
+    assert 0.1 < (raw.x_train > 0).mean() < 0.3 and raw.x_train.max() == 255
+
+
+def test_shipped_readme_gives_each_shipped_files_sha256() -> None:
+    from dltrain.data.download import file_sha256
+    from dltrain.data.keras_files import shipped_path
+
+    readme = shipped_path("README.md").read_text()
+    for name in ("fashion_mnist_mini.npz", "mnist_mini.npz"):
+        assert f"# {name}" in readme
+        assert f"`{file_sha256(shipped_path(name))}`" in readme, name

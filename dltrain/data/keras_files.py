@@ -39,7 +39,11 @@ DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-f
 
 
 def read_shipped_fashion_mnist(cfg: DatasetConfig) -> Raw:
-    return read_npz(_shipped("fashion_mnist_mini.npz"), FASHION_CLASSES)
+    return read_npz(shipped_path("fashion_mnist_mini.npz"), FASHION_CLASSES)
+
+
+def read_shipped_mnist(cfg: DatasetConfig) -> Raw:
+    return read_npz(shipped_path("mnist_mini.npz"), DIGITS)
 
 
 def read_npz_source(cfg: DatasetConfig) -> Raw:
@@ -72,7 +76,8 @@ def _keras_cache(name: str) -> Path:
     return cached_folder(name, hint)
 
 
-def _shipped(name: str) -> Path:
+def shipped_path(name: str) -> Path:
+    """A file shipped in dltrain/data/shipped/ (see its README for provenance and licences)."""
     return Path(str(resources.files("dltrain.data.shipped") / name))
 
 
