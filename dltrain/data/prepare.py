@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dltrain.config.schema import DatasetConfig, LossKind
 from dltrain.data.raw import Raw
 from dltrain.data.sources import read_source
+from dltrain.data.synthetic import stand_in_note, stand_in_source, synthetic_raw
 from dltrain.errors import DataError
 
 
@@ -25,15 +26,23 @@ class Splits:
     num_classes: int
     class_names: list[str] | None
     preparation: Preparation
+    synthetic: bool = False  # stand-in data (`smoke --synthetic`), not the dataset's own
+    notes: list[str] = field(default_factory=list)  # for the user, printed before training
 
     @property
     def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None if self.x_val is None else (self.x_val, self.y_val)  # type: ignore[return-value]
 
 
-def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind) -> Splits:
-    """Read the dataset and prepare it as the config asks; deterministic for a seed."""
-    raw = read_source(cfg)
+def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
+                synthetic: bool = False) -> Splits:
+    """Read the dataset and prepare it as the config asks; deterministic for a seed.
+
+    `synthetic` puts stand-ins with the same shapes and classes in place of datasets that
+    would be downloaded; local files are still read.
+    """
+    stand_in = synthetic and stand_in_source(cfg)
+    raw = synthetic_raw(cfg) if stand_in else read_source(cfg)
     class_names = raw.class_names
     if cfg.label_map is not None:
         raw, class_names = relabel(raw, cfg.label_map), None
@@ -49,7 +58,8 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind) -> Splits:
     one_hot = cfg.one_hot if cfg.one_hot is not None else loss_kind == "categorical"
     encode = (lambda y: encode_one_hot(y, num_classes)) if one_hot else (lambda y: y)
     return Splits(x_train, encode(y_train), x_val, None if y_val is None else encode(y_val),
-                  x_test, encode(y_test), num_classes, class_names, preparation)
+                  x_test, encode(y_test), num_classes, class_names, preparation,
+                  synthetic=stand_in, notes=[stand_in_note(cfg)] if stand_in else [])
 
 
 def relabel(raw: Raw, label_map: dict[int, int]) -> Raw:
