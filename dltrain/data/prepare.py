@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dltrain.config.schema import DatasetConfig, LossKind
+from dltrain.config.schema import AugmentationConfig, DatasetConfig, LossKind
 from dltrain.data.raw import Raw
 from dltrain.data.sources import read_source
 from dltrain.data.synthetic import stand_in_note, stand_in_source, synthetic_raw
@@ -100,6 +100,7 @@ class Preparation:
     rescale: float
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
+    flatten_from: list[int] | None = None  # the sample shape flattened for a flat model input
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float32) * np.float32(self.rescale)
@@ -107,19 +108,23 @@ class Preparation:
             x = x[..., None]
         if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
+        if self.flatten_from is not None:
+            x = x.reshape(len(x), -1)
         return x
 
     def to_json(self) -> dict:
         return {"rescale": self.rescale,
                 "mean": None if self.mean is None else self.mean.tolist(),
-                "std": None if self.std is None else self.std.tolist()}
+                "std": None if self.std is None else self.std.tolist(),
+                "flatten_from": self.flatten_from}
 
     @classmethod
     def from_json(cls, data: dict) -> Preparation:
         def array(value: list | None) -> np.ndarray | None:
             return None if value is None else np.asarray(value, dtype=np.float32)
 
-        return cls(float(data["rescale"]), array(data.get("mean")), array(data.get("std")))
+        return cls(float(data["rescale"]), array(data.get("mean")), array(data.get("std")),
+                   data.get("flatten_from"))
 
 
 def preparation_for(x_train: np.ndarray, cfg: DatasetConfig) -> Preparation:
@@ -158,8 +163,14 @@ def encode_one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units: int,
-                     loss_kind: LossKind) -> None:
-    """Refuse data the model cannot take before anything trains."""
+                     loss_kind: LossKind, augmentation: AugmentationConfig | None = None) -> None:
+    """Refuse data the model cannot take before anything trains.
+
+    Images meet a flat model.input_shape of their size (Keras 2's MLP habit, input_shape
+    [784] for MNIST) flattened, with a note and a record in the preparation.
+    """
+    if is_flat_fit(splits.x_train.shape[1:], tuple(input_shape)):
+        flatten(splits, tuple(input_shape), augmentation)
     if splits.x_train.shape[1:] != tuple(input_shape):
         raise DataError(f"model.input_shape is {list(input_shape)} but the data's samples have "
                         f"shape {list(splits.x_train.shape[1:])}. Set model.input_shape to match.")
@@ -174,3 +185,33 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
         units = f"{output_units} unit" + ("" if output_units == 1 else "s")
         raise DataError(f"the data has {splits.num_classes} classes but the last layer has "
                         f"{units}. Set the last layer's units to {splits.num_classes}.")
+
+
+def is_flat_fit(sample: tuple[int, ...], input_shape: tuple[int, ...]) -> bool:
+    return len(sample) > 1 and len(input_shape) == 1 and input_shape[0] == int(np.prod(sample))
+
+
+def flatten(splits: Splits, input_shape: tuple[int, ...],
+            augmentation: AugmentationConfig | None) -> None:
+    """Flatten every split's samples for a flat model input, and record it for predict/eval."""
+    sample = [int(size) for size in splits.x_train.shape[1:]]
+    shown = "x".join(map(str, sample))
+    if augmentation is not None and augments(augmentation):
+        raise DataError(f"model.input_shape {list(input_shape)} is flat, so the {shown} images "
+                        "would be flattened, but augmentation works on images. Set "
+                        f"model.input_shape to {sample} and make Flatten the first layer, or "
+                        "drop the augmentation section.")
+    for name in ("x_train", "x_val", "x_test"):
+        x = getattr(splits, name)
+        if x is not None:
+            setattr(splits, name, x.reshape(len(x), -1))
+    splits.preparation.flatten_from = sample
+    splits.notes.append(f"the samples ({shown}) are flattened to {input_shape[0]} values to fit "
+                        f"model.input_shape {list(input_shape)}.")
+
+
+def augments(augmentation: AugmentationConfig) -> bool:
+    """Whether the augmentation section asks for anything (fill settings alone do not)."""
+    settings = {"fill_mode", "cval"}
+    return augmentation.model_dump(exclude=settings) != AugmentationConfig().model_dump(
+        exclude=settings)

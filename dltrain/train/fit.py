@@ -117,7 +117,8 @@ def resumable_config(run_dir: Path, saved: Config, changed: Config | None,
 
 def prepared_data(config: Config, model: Any, synthetic: bool = False) -> Splits:
     splits = load_splits(config.dataset, config.seed, config.loss_kind, synthetic)
-    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind)
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
+                     config.augmentation)
     return splits
 
 
