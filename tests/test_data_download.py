@@ -174,6 +174,16 @@ def test_offline_fashion_mnist_hint_names_its_idx_files_and_debian_folder(
             "in a folder and set dataset.data_dir to it") in message
     assert ("On Debian or Ubuntu: apt-get install dataset-fashion-mnist, then "
             "--set dataset.data_dir=/usr/share/datasets/fashion-mnist") in message
+    assert message.endswith("To try a config offline on real images: "
+                            "--set dataset.name=fashion_mnist_mini (6,000 shipped with dltrain).")
+
+
+def test_offline_mnist_hint_offers_the_shipped_digits(keras_home: Path,
+                                                      nothing_listening: None) -> None:
+    with pytest.raises(DataError) as caught:
+        read_source(DatasetConfig(name="mnist"))
+    assert str(caught.value).endswith("To try a config offline on real digits: "
+                                      "--set dataset.name=mnist_mini (5,000 shipped with dltrain).")
 
 
 @pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")

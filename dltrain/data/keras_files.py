@@ -36,6 +36,9 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
 DIGITS = [str(digit) for digit in range(10)]
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+# The real subsets in dltrain/data/shipped/: name, what they hold, how many.
+SHIPPED_SUBSETS = {"mnist": ("mnist_mini", "real digits", "5,000"),
+                   "fashion_mnist": ("fashion_mnist_mini", "real images", "6,000")}
 
 
 def read_shipped_fashion_mnist(cfg: DatasetConfig) -> Raw:
@@ -72,7 +75,11 @@ def _keras_cache(name: str) -> Path:
             f"it, or set {DATA_DIR_ENV} to a folder holding {name}/.")
     if name == "fashion_mnist":
         hint += (f" On Debian or Ubuntu: apt-get install dataset-fashion-mnist, then --set "
-                 f"dataset.data_dir={DEBIAN_FASHION_MNIST}")
+                 f"dataset.data_dir={DEBIAN_FASHION_MNIST}.")
+    if name in SHIPPED_SUBSETS:
+        subset, what, count = SHIPPED_SUBSETS[name]
+        hint += (f" To try a config offline on {what}: --set dataset.name={subset} ({count} "
+                 "shipped with dltrain).")
     return cached_folder(name, hint)
 
 
