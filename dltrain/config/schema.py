@@ -27,7 +27,7 @@ def kind_of_loss(name: str) -> LossKind:
     return LOSS_KINDS.get(name.replace("_", "").lower(), "other")
 
 
-IMAGE_DATASETS = ("fashion_mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
+IMAGE_DATASETS = ("fashion_mnist_mini", "mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
 DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv", "image_folder")
 
 # ImageDataGenerator arguments that have no Keras 3 preprocessing-layer equivalent here yet,

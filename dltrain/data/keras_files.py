@@ -35,10 +35,18 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
 DIGITS = [str(digit) for digit in range(10)]
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+# The real subsets in dltrain/data/shipped/: name, what they hold, how many.
+SHIPPED_SUBSETS = {"mnist": ("mnist_mini", "real digits", "5,000"),
+                   "fashion_mnist": ("fashion_mnist_mini", "real images", "6,000")}
 
 
 def read_shipped_fashion_mnist(cfg: DatasetConfig) -> Raw:
-    return read_npz(_shipped("fashion_mnist_mini.npz"), FASHION_CLASSES)
+    return read_npz(shipped_path("fashion_mnist_mini.npz"), FASHION_CLASSES)
+
+
+def read_shipped_mnist(cfg: DatasetConfig) -> Raw:
+    return read_npz(shipped_path("mnist_mini.npz"), DIGITS)
 
 
 def read_npz_source(cfg: DatasetConfig) -> Raw:
@@ -63,12 +71,20 @@ def _keras_cache(name: str) -> Path:
                                         else "cifar-100-python-target")
     if name.startswith("cifar") and extracted.is_dir():
         return extracted
-    hint = (f"Offline, put its files ({_expected_files(name)}) in a folder and set "
-            f"dataset.data_dir to it, or set {DATA_DIR_ENV} to a folder holding {name}/.")
+    hint = (f"Offline, put {_expected_files(name)} in a folder and set dataset.data_dir to "
+            f"it, or set {DATA_DIR_ENV} to a folder holding {name}/.")
+    if name == "fashion_mnist":
+        hint += (f" On Debian or Ubuntu: apt-get install dataset-fashion-mnist, then --set "
+                 f"dataset.data_dir={DEBIAN_FASHION_MNIST}.")
+    if name in SHIPPED_SUBSETS:
+        subset, what, count = SHIPPED_SUBSETS[name]
+        hint += (f" To try a config offline on {what}: --set dataset.name={subset} ({count} "
+                 "shipped with dltrain).")
     return cached_folder(name, hint)
 
 
-def _shipped(name: str) -> Path:
+def shipped_path(name: str) -> Path:
+    """A file shipped in dltrain/data/shipped/ (see its README for provenance and licences)."""
     return Path(str(resources.files("dltrain.data.shipped") / name))
 
 
@@ -76,7 +92,7 @@ def _local_folder(cfg: DatasetConfig) -> Path | None:
     if cfg.data_dir is not None:
         if not cfg.data_dir.is_dir():
             raise DataError(f"dataset.data_dir: {cfg.data_dir} is not a folder. It should hold "
-                            f"the {cfg.name} files ({_expected_files(cfg.name)}). Without "
+                            f"the {cfg.name} files: {_expected_files(cfg.name)}. Without "
                             "data_dir, dltrain uses Keras's cache and downloads what is missing.")
         return cfg.data_dir
     default = os.environ.get(DATA_DIR_ENV)
@@ -86,8 +102,11 @@ def _local_folder(cfg: DatasetConfig) -> Path | None:
 
 
 def _expected_files(name: str) -> str:
-    if name in ("mnist", "fashion_mnist"):
-        return "mnist.npz or the four IDX files " + ", ".join(IDX_FILES.values())
+    idx_files = f"the four IDX files ({', '.join(IDX_FILES.values())})"
+    if name == "fashion_mnist":  # Keras publishes Fashion-MNIST as IDX files only
+        return idx_files
+    if name == "mnist":
+        return "mnist.npz or " + idx_files
     if name == "cifar10":
         return "cifar-10-batches-py/ or cifar-10-python.tar.gz"
     return "cifar-100-python/ or cifar-100-python.tar.gz"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from dltrain.config.schema import DatasetConfig, LossKind
+from dltrain.config.schema import AugmentationConfig, DatasetConfig, LossKind
 from dltrain.data.raw import Raw
 from dltrain.data.sources import read_source
+from dltrain.data.synthetic import stand_in_note, stand_in_source, synthetic_raw
 from dltrain.errors import DataError
 
 
@@ -25,15 +26,23 @@ class Splits:
     num_classes: int
     class_names: list[str] | None
     preparation: Preparation
+    synthetic: bool = False  # stand-in data (`smoke --synthetic`), not the dataset's own
+    notes: list[str] = field(default_factory=list)  # for the user, printed before training
 
     @property
     def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None if self.x_val is None else (self.x_val, self.y_val)  # type: ignore[return-value]
 
 
-def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind) -> Splits:
-    """Read the dataset and prepare it as the config asks; deterministic for a seed."""
-    raw = read_source(cfg)
+def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
+                synthetic: bool = False) -> Splits:
+    """Read the dataset and prepare it as the config asks; deterministic for a seed.
+
+    `synthetic` puts stand-ins with the same shapes and classes in place of datasets that
+    would be downloaded; local files are still read.
+    """
+    stand_in = synthetic and stand_in_source(cfg)
+    raw = synthetic_raw(cfg) if stand_in else read_source(cfg)
     class_names = raw.class_names
     if cfg.label_map is not None:
         raw, class_names = relabel(raw, cfg.label_map), None
@@ -49,7 +58,8 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind) -> Splits:
     one_hot = cfg.one_hot if cfg.one_hot is not None else loss_kind == "categorical"
     encode = (lambda y: encode_one_hot(y, num_classes)) if one_hot else (lambda y: y)
     return Splits(x_train, encode(y_train), x_val, None if y_val is None else encode(y_val),
-                  x_test, encode(y_test), num_classes, class_names, preparation)
+                  x_test, encode(y_test), num_classes, class_names, preparation,
+                  synthetic=stand_in, notes=[stand_in_note(cfg)] if stand_in else [])
 
 
 def relabel(raw: Raw, label_map: dict[int, int]) -> Raw:
@@ -90,6 +100,7 @@ class Preparation:
     rescale: float
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
+    flatten_from: list[int] | None = None  # the sample shape flattened for a flat model input
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float32) * np.float32(self.rescale)
@@ -97,19 +108,23 @@ class Preparation:
             x = x[..., None]
         if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
+        if self.flatten_from is not None:
+            x = x.reshape(len(x), -1)
         return x
 
     def to_json(self) -> dict:
         return {"rescale": self.rescale,
                 "mean": None if self.mean is None else self.mean.tolist(),
-                "std": None if self.std is None else self.std.tolist()}
+                "std": None if self.std is None else self.std.tolist(),
+                "flatten_from": self.flatten_from}
 
     @classmethod
     def from_json(cls, data: dict) -> Preparation:
         def array(value: list | None) -> np.ndarray | None:
             return None if value is None else np.asarray(value, dtype=np.float32)
 
-        return cls(float(data["rescale"]), array(data.get("mean")), array(data.get("std")))
+        return cls(float(data["rescale"]), array(data.get("mean")), array(data.get("std")),
+                   data.get("flatten_from"))
 
 
 def preparation_for(x_train: np.ndarray, cfg: DatasetConfig) -> Preparation:
@@ -148,8 +163,14 @@ def encode_one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units: int,
-                     loss_kind: LossKind) -> None:
-    """Refuse data the model cannot take before anything trains."""
+                     loss_kind: LossKind, augmentation: AugmentationConfig | None = None) -> None:
+    """Refuse data the model cannot take before anything trains.
+
+    Images meet a flat model.input_shape of their size (Keras 2's MLP habit, input_shape
+    [784] for MNIST) flattened, with a note and a record in the preparation.
+    """
+    if is_flat_fit(splits.x_train.shape[1:], tuple(input_shape)):
+        flatten(splits, tuple(input_shape), augmentation)
     if splits.x_train.shape[1:] != tuple(input_shape):
         raise DataError(f"model.input_shape is {list(input_shape)} but the data's samples have "
                         f"shape {list(splits.x_train.shape[1:])}. Set model.input_shape to match.")
@@ -161,5 +182,36 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
                             f"{bad[:10].tolist()}. Use dataset.label_map or another loss.")
         return
     if splits.num_classes > output_units:
+        units = f"{output_units} unit" + ("" if output_units == 1 else "s")
         raise DataError(f"the data has {splits.num_classes} classes but the last layer has "
-                        f"{output_units} units. Set the last layer's units to {splits.num_classes}.")
+                        f"{units}. Set the last layer's units to {splits.num_classes}.")
+
+
+def is_flat_fit(sample: tuple[int, ...], input_shape: tuple[int, ...]) -> bool:
+    return len(sample) > 1 and len(input_shape) == 1 and input_shape[0] == int(np.prod(sample))
+
+
+def flatten(splits: Splits, input_shape: tuple[int, ...],
+            augmentation: AugmentationConfig | None) -> None:
+    """Flatten every split's samples for a flat model input, and record it for predict/eval."""
+    sample = [int(size) for size in splits.x_train.shape[1:]]
+    shown = "x".join(map(str, sample))
+    if augmentation is not None and augments(augmentation):
+        raise DataError(f"model.input_shape {list(input_shape)} is flat, so the {shown} images "
+                        "would be flattened, but augmentation works on images. Set "
+                        f"model.input_shape to {sample} and make Flatten the first layer, or "
+                        "drop the augmentation section.")
+    for name in ("x_train", "x_val", "x_test"):
+        x = getattr(splits, name)
+        if x is not None:
+            setattr(splits, name, x.reshape(len(x), -1))
+    splits.preparation.flatten_from = sample
+    splits.notes.append(f"the samples ({shown}) are flattened to {input_shape[0]} values to fit "
+                        f"model.input_shape {list(input_shape)}.")
+
+
+def augments(augmentation: AugmentationConfig) -> bool:
+    """Whether the augmentation section asks for anything (fill settings alone do not)."""
+    settings = {"fill_mode", "cval"}
+    return augmentation.model_dump(exclude=settings) != AugmentationConfig().model_dump(
+        exclude=settings)

@@ -14,6 +14,7 @@ from dltrain.data.keras_files import (
     read_mnist,
     read_npz_source,
     read_shipped_fashion_mnist,
+    read_shipped_mnist,
 )
 from dltrain.data.raw import Raw
 from dltrain.data.tabular import read_csv
@@ -22,6 +23,7 @@ Reader = Callable[[DatasetConfig], Raw]
 
 SOURCES: dict[str, Reader] = {
     "fashion_mnist_mini": read_shipped_fashion_mnist,
+    "mnist_mini": read_shipped_mnist,
     "mnist": read_mnist,
     "fashion_mnist": read_mnist,
     "cifar10": read_cifar_source,

@@ -28,7 +28,9 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int) -> list[dict[str
     model = load_model(run_dir / runs.MODEL_FILE)
     names, inputs = [], []
     for path in files:
-        for label, raw in read_inputs(path, config.model.input_shape, config.dataset):
+        # A flat model input may take images, flattened by preparation.apply.
+        shape = preparation.flatten_from or config.model.input_shape
+        for label, raw in read_inputs(path, shape, config.dataset):
             names.append(label)
             inputs.append(raw)
     if not inputs:

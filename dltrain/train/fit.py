@@ -18,6 +18,7 @@ from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import ConfigError, RunError, Terminated
 from dltrain.model.build import build_model
 from dltrain.report.evaluate import load_model, score
+from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.train.signals import Signals
 
@@ -40,7 +41,7 @@ class Start:
 
 
 def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Console,
-        live: bool, smoke: bool = False) -> FitResult:
+        live: bool, smoke: bool = False, synthetic: bool = False) -> FitResult:
     """Everything that can fail on the user's input fails before the run directory exists."""
     config = loaded.config
     device_name = prepare_runtime(device, config.seed, config.training.deterministic)
@@ -48,7 +49,8 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         start = Start(build_model(config))
     except ConfigError as exc:
         raise loaded.locate(exc) from None
-    splits = prepared_data(config, start.model)
+    splits = prepared_data(config, start.model, synthetic)
+    print_notes(console, splits.notes)
     path = runs.new_run_dir(config, run_dir)
     write_run_files(path, config, splits, device_name)
     console.print(f"run directory: {path}", highlight=False, soft_wrap=True)
@@ -66,7 +68,8 @@ def write_run_files(path: Path, config: Config, splits: Splits, device_name: str
                                             "x_val": splits.x_val, "x_test": splits.x_test,
                                             "y_test": splits.y_test}),
         "versions": {key: value for key, value in runs.environment(device_name).items()
-                     if key in ("dltrain", "python", "tensorflow", "keras", "numpy")}})
+                     if key in ("dltrain", "python", "tensorflow", "keras", "numpy")},
+        **({"synthetic": True} if splits.synthetic else {})})
     runs.write_json(path / runs.PREPARATION_FILE, {
         **splits.preparation.to_json(), "class_names": splits.class_names,
         "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape)})
@@ -112,9 +115,10 @@ def resumable_config(run_dir: Path, saved: Config, changed: Config | None,
         update={"epochs": target})})
 
 
-def prepared_data(config: Config, model: Any) -> Splits:
-    splits = load_splits(config.dataset, config.seed, config.loss_kind)
-    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind)
+def prepared_data(config: Config, model: Any, synthetic: bool = False) -> Splits:
+    splits = load_splits(config.dataset, config.seed, config.loss_kind, synthetic)
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
+                     config.augmentation)
     return splits
 
 
@@ -173,6 +177,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         "train_seconds": round(train_seconds, 3),
         "samples_per_second": round(len(splits.x_train) * epochs_now / train_seconds, 1),
         "final_epoch": history.rows[-1] if history.rows else {},
+        **({"synthetic": True} if splits.synthetic else {}),
     }
     if loss_before is not None:
         after = train_loss(start.model, splits, training.batch_size)

@@ -22,6 +22,7 @@ class SmokeResult:
     passed: bool
     seconds: float
     message: str
+    synthetic: bool | None = None  # trained on stand-in data; None when no fit completed
 
 
 def config_files(paths: list[Path]) -> list[Path]:
@@ -39,8 +40,12 @@ def config_files(paths: list[Path]) -> list[Path]:
     return found
 
 
-def smoke_one(path: Path, device: Device, log: Console) -> SmokeResult:
-    """A --smoke fit in a temporary run folder: passes when the training loss is finite and falls."""
+def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False) -> SmokeResult:
+    """A --smoke fit in a temporary run folder: passes when the training loss is finite and falls.
+
+    `synthetic` trains on stand-ins for the datasets that would be downloaded (see
+    dltrain.data.synthetic), so no config needs the network.
+    """
     from dltrain.train.fit import fit
 
     started = time.perf_counter()
@@ -48,7 +53,7 @@ def smoke_one(path: Path, device: Device, log: Console) -> SmokeResult:
         loaded = load_config(path, smoke=True)
         with tempfile.TemporaryDirectory(prefix="dltrain-smoke-") as folder:
             metrics = fit(loaded, run_dir=Path(folder) / "run", device=device, console=log,
-                          live=False, smoke=True).metrics
+                          live=False, smoke=True, synthetic=synthetic).metrics
     except DltrainError as exc:
         return SmokeResult(str(path), False, time.perf_counter() - started, str(exc))
     smoke = metrics["smoke"]
@@ -59,7 +64,11 @@ def smoke_one(path: Path, device: Device, log: Console) -> SmokeResult:
         message = f"training loss did not fall: {before:.4f} -> {after:.4f}"
     else:
         message = f"training loss {before:.4f} -> {after:.4f}"
-    return SmokeResult(str(path), bool(smoke["passed"]), time.perf_counter() - started, message)
+    stand_in = bool(metrics.get("synthetic"))
+    if stand_in:
+        message += " (synthetic data)"
+    return SmokeResult(str(path), bool(smoke["passed"]), time.perf_counter() - started, message,
+                       stand_in)
 
 
 def write_junit(results: list[SmokeResult], path: Path) -> None:
@@ -72,6 +81,9 @@ def write_junit(results: list[SmokeResult], path: Path) -> None:
         case = ET.SubElement(suite, "testcase", classname="dltrain.smoke",
                              name=Path(result.config).stem, file=result.config,
                              time=f"{result.seconds:.3f}")
+        if result.synthetic is not None:
+            ET.SubElement(ET.SubElement(case, "properties"), "property", name="synthetic",
+                          value=str(result.synthetic).lower())
         if not result.passed:
             ET.SubElement(case, "failure", message=result.message).text = result.message
         else:

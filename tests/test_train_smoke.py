@@ -1,0 +1,91 @@
+"""`dltrain smoke --synthetic`: every shipped config checked offline on stand-in data."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from conftest import CONFIGS, run_cli
+from dltrain.config.load import load_config
+from dltrain.train.fit import fit
+
+DOWNLOADED = {"mnist", "fashion_mnist", "cifar10", "cifar100"}
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty home and Keras cache, and downloads pointed at a closed port on loopback."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KERAS_HOME", str(home / ".keras"))
+    monkeypatch.delenv("DLTRAIN_DATA_DIR", raising=False)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("DLTRAIN_DOWNLOAD_URL", f"http://127.0.0.1:{port}/")
+    return home
+
+
+@pytest.mark.slow
+def test_synthetic_smoke_passes_every_shipped_config_offline(
+        offline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junit = tmp_path / "smoke.xml"
+    code, out, err = run_cli(capsys, "smoke", CONFIGS, "--synthetic", "--junit", junit)
+    shipped = sorted(CONFIGS.glob("*.yaml"))
+    assert code == 0, out + err
+    assert f"{len(shipped)} passed, 0 failed" in out
+    assert out.count("synthetic") >= 6  # the table's data column (rich wraps the details)
+    assert err.count("note: synthetic stand-in data for ") == 6
+    expected = {path.stem: str(yaml.safe_load(path.read_text())["dataset"]["name"] in DOWNLOADED)
+                .lower() for path in shipped}
+    assert sorted(expected.values()).count("true") == 6
+    suite = ET.parse(junit).getroot()
+    assert suite.get("tests") == str(len(shipped)) and suite.get("failures") == "0"
+    found = {case.get("name"): case.find("properties/property[@name='synthetic']").get("value")
+             for case in suite.iter("testcase")}
+    assert found == expected
+    for case in suite.iter("testcase"):
+        synthetic = expected[case.get("name")] == "true"
+        assert ("(synthetic data)" in case.find("system-out").text) is synthetic
+    assert not (offline / ".keras" / "datasets").exists()  # nothing was downloaded or cached
+
+
+@pytest.mark.slow
+def test_a_synthetic_run_says_so_in_metrics_and_manifest(offline: Path, tmp_path: Path) -> None:
+    loaded = load_config(CONFIGS / "mnist_mlp.yaml", ["dataset.train_limit=64",
+                                                      "dataset.test_limit=32"], smoke=True)
+    log = Console(file=io.StringIO(), width=200)
+    run = fit(loaded, run_dir=tmp_path / "run", device="cpu", console=log, live=False, smoke=True,
+              synthetic=True).run_dir
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["synthetic"] is True and metrics["smoke"]["passed"] in (True, False)
+    assert json.loads((run / "manifest.json").read_text())["synthetic"] is True
+    assert ("note: synthetic stand-in data for mnist (uint8 28x28 images, 10 classes)"
+            in log.file.getvalue())  # type: ignore[attr-defined]
+    assert yaml.safe_load((run / "config.yaml").read_text())["dataset"]["name"] == "mnist"
+
+
+def test_synthetic_smoke_of_a_csv_config_without_its_file_fails_and_says_why(
+        offline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "tabular.yaml"
+    config.write_text((CONFIGS / "tabular_binary.yaml").read_text().replace(
+        "../data/pima_diabetes.csv", "nowhere.csv"))
+    junit = tmp_path / "smoke.xml"
+    code, out, _ = run_cli(capsys, "smoke", config, "--synthetic", "--junit", junit)
+    assert code == 1 and "0 passed, 1 failed" in out
+    case = ET.parse(junit).getroot().find("testcase")
+    assert case is not None and case.find("properties") is None  # no fit, so no data to label
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == (
+        f"dataset.path {tmp_path / 'nowhere.csv'} does not exist, and --synthetic cannot stand "
+        "in for a csv dataset: its shapes and classes come from the file. Put the file there, "
+        "or leave this config out of the smoke run.")
