@@ -20,7 +20,7 @@ lint:
 
 # `dltrain show` and a --smoke fit of every shipped config, on local data.
 smoke:
-	$(BIN)/python -m pytest -q tests/test_configs.py
+	$(BIN)/python -m pytest -q tests/test_shipped_configs.py
 
 bench:
 	$(BIN)/python bench/run.py

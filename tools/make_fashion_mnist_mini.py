@@ -1,4 +1,4 @@
-"""Rebuild dltrain/datasets/fashion_mnist_mini.npz from the original Fashion-MNIST IDX files.
+"""Rebuild dltrain/data/shipped/fashion_mnist_mini.npz from the original Fashion-MNIST IDX files.
 
 Usage: python tools/make_fashion_mnist_mini.py /usr/share/datasets/fashion-mnist
 (the folder of Debian's dataset-fashion-mnist package). The subset is stratified and seeded,
