@@ -61,6 +61,17 @@ def check_loaded(loaded: Loaded) -> str | None:
         raise loaded.locate(exc) from None
 
 
+def checked_scope(keras_version: str | None) -> str:
+    """What `check_loaded` checked, so that `show --no-summary`'s 'ok' promises no more."""
+    shapes = "shapes are checked when the model is built: run without --no-summary"
+    if keras_version is None:
+        return (f"keys and values checked; layer/optimizer/loss/metric names and arguments not "
+                f"checked: the catalog is for Keras {load_catalog()['keras']}, not the installed "
+                f"{installed_keras() or 'none'}; they and the {shapes}")
+    return (f"keys, values, layer/optimizer/loss/metric names and arguments checked against "
+            f"Keras {keras_version}; {shapes}")
+
+
 def check_names(config: Config) -> str | None:
     """Reject the names and arguments Keras would reject, without importing it.
 
