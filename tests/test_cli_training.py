@@ -23,6 +23,9 @@ BAD = {
     "activation": (DENSE, "- Dense: {units: 64, activation: relu6x}",
                    "model.layers.3.Dense.activation (line 14): unknown activation 'relu6x'. "
                    "Did you mean 'relu6'? Known: celu, elu,"),
+    "size": (DENSE, "- Dense: {units: 1000000000000, activation: relu}",
+             "model.layers.3.Dense.units (line 14): must be at most 1,000,000. "
+             "Received: 1000000000000."),
     "optimizer": (OPTIMIZER, "optimizer: {name: adam, learning_rat: 0.01}",
                   "optimizer (line 16): unknown argument 'learning_rat' for Adam. "
                   "Did you mean 'learning_rate'?"),
@@ -80,5 +83,5 @@ def test_name_errors_come_back_without_importing_tensorflow(command: str, tmp_pa
             "print(codes, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True,
                             text=True, cwd=tmp_path, timeout=60)
-    assert result.stdout.strip().endswith("[2, 2, 2, 2] False False"), (
+    assert result.stdout.strip().endswith("[2, 2, 2, 2, 2] False False"), (
         result.stdout + result.stderr)

@@ -226,3 +226,11 @@ def test_onednn_kernels_are_on_unless_turned_off(setting: str | None, expected: 
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
+
+
+def test_null_for_an_argument_keras_cannot_take_names_the_argument() -> None:
+    message = build_error(model=layers({"Conv2D": {"filters": 2, "kernel_size": 3,
+                                                   "padding": None}},
+                                       {"Flatten": {}}, {"Dense": {"units": 10}}))
+    assert message == ("model.layers.0.Conv2D.padding: must not be null. Received: None. "
+                       "Remove it for the default, 'valid'.")

@@ -36,6 +36,8 @@ RESOLVED_SUFFIXES = {"activation": "activations", "_initializer": "initializers"
                      "_regularizer": "regularizers", "_constraint": "constraints"}
 # Names that compile() resolves from the loss rather than through keras.metrics.get().
 COMPILE_METRIC_ALIASES = frozenset({"accuracy", "acc", "crossentropy", "ce"})
+# A layer argument above this is a typo or an attack, not a model that fits in memory.
+MAX_LAYER_INT = 1_000_000
 # The optimizer's and the schedule's `name` picks the class; it is not Keras's name argument.
 CLASS_PICKER = frozenset({"name"})
 
@@ -100,6 +102,7 @@ def check_layer(name: str, args: dict[str, Any], where: str, catalog: dict[str, 
     if name not in layers:
         raise ConfigError(f"{where}: {unknown_layer(name, layers)}")
     check_arguments(name, args, layers[name], where)
+    check_sizes(args, where)
     for key, value in args.items():
         kind = resolved_kind(key)
         if kind is not None and isinstance(value, str) and value not in catalog[kind]:
@@ -153,6 +156,17 @@ def check_arguments(owner: str, args: Iterable[str], spec: dict[str, list[str]],
     missing = [name for name in spec["required"] if name not in (*args, *given, *handled)]
     if missing:
         raise ConfigError(f"{where}: {missing_arguments(owner, missing)}")
+
+
+def check_sizes(args: dict[str, Any], where: str) -> None:
+    """Refuse sizes that would exhaust memory while Keras allocates the weights."""
+    for key, value in args.items():
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        for number in numbers:
+            if isinstance(number, int) and not isinstance(number, bool) and (
+                    abs(number) > MAX_LAYER_INT):
+                raise ConfigError(f"{where}.{key}: must be at most {MAX_LAYER_INT:,}. "
+                                  f"Received: {number}.")
 
 
 def resolved_kind(key: str) -> str | None:

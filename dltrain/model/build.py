@@ -12,8 +12,6 @@ from dltrain.config import catalog
 from dltrain.config.schema import Config, NamedObject, OptimizerConfig
 from dltrain.errors import ConfigError
 
-# A layer argument above this is a typo or an attack, not a model that fits in memory.
-MAX_LAYER_INT = 1_000_000
 MAX_PARAMETERS = 1_000_000_000
 
 
@@ -63,23 +61,23 @@ def make_layer(name: str, args: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {catalog.unknown_layer(name, registry)}")
     cls = registry[name]
     check_kwargs(cls, args, where, extra=catalog.BASE_LAYER_ARGS)
-    check_sizes(args, where)
+    catalog.check_sizes(args, where)
     resolved = {key: _resolve(key, value, f"{where}.{key}") for key, value in args.items()}
     try:
         return cls(**resolved)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
+        check_nulls(cls, args, where)
         raise ConfigError(f"{where}: {_first_line(exc)}") from None
 
 
-def check_sizes(args: dict[str, Any], where: str) -> None:
-    """Refuse sizes that would exhaust memory while Keras allocates the weights."""
+def check_nulls(cls: type, args: dict[str, Any], where: str) -> None:
+    """A null where Keras needs a value (`padding: null`) fails deep inside Keras; name it."""
+    params = inspect.signature(cls).parameters
     for key, value in args.items():
-        numbers = value if isinstance(value, (list, tuple)) else [value]
-        for number in numbers:
-            if isinstance(number, int) and not isinstance(number, bool) and (
-                    abs(number) > MAX_LAYER_INT):
-                raise ConfigError(f"{where}.{key}: must be at most {MAX_LAYER_INT:,}. "
-                                  f"Received: {number}.")
+        default = params[key].default if key in params else None
+        if value is None and default is not None and default is not inspect.Parameter.empty:
+            raise ConfigError(f"{where}.{key}: must not be null. Received: None. Remove it for "
+                              f"the default, {default!r}.") from None
 
 
 def _resolve(key: str, value: Any, where: str) -> Any:
