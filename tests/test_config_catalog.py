@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
-from conftest import ROOT
+from conftest import CONFIGS, ROOT
 from dltrain.config import catalog
-from dltrain.config.catalog import CATALOG_FILE, check_names, did_you_mean
+from dltrain.config.catalog import CATALOG_FILE, check_names, did_you_mean, with_layer_names
 from dltrain.config.load import validate
+from dltrain.config.schema import json_schema
 from dltrain.errors import ConfigError
 
 spec = importlib.util.spec_from_file_location("make_keras_catalog",
@@ -141,3 +144,14 @@ def test_names_keras_accepts_in_other_spellings_pass() -> None:
 def test_did_you_mean_prefers_the_users_spelling(name: str, choices: list[str],
                                                  expected: str) -> None:
     assert did_you_mean(name, choices) == expected
+
+
+def test_schema_with_layer_names_accepts_the_shipped_configs_and_refuses_unknown_names() -> None:
+    schema = with_layer_names(json_schema())
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+    document = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())
+    for bad in ("Dens", {"Dens": {"units": 1}}, {"Dense": {"unit": 1}}):
+        document["model"]["layers"][3] = bad
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(document, schema)

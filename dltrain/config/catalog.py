@@ -55,6 +55,22 @@ def installed_keras() -> str | None:
         return None
 
 
+def with_layer_names(schema: dict[str, Any]) -> dict[str, Any]:
+    """The config's JSON Schema with the catalog's layer names and their arguments, so that
+    editors complete them; `model.layers` must be where `schema.json_schema` puts it."""
+    layers = load_catalog()["layers"]
+    names = sorted(layers)
+    items = {"anyOf": [
+        {"type": "string", "enum": names, "description": "A keras.layers class without arguments."},
+        {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+         "description": "{LayerClass: {its keyword arguments}}",
+         "properties": {name: {"type": ["object", "null"], "additionalProperties": False,
+                               "properties": {arg: {} for arg in layers[name]["args"]}}
+                        for name in names}}]}
+    schema["$defs"]["ModelConfig"]["properties"]["layers"]["items"] = items
+    return schema
+
+
 def check_loaded(loaded: Loaded) -> str | None:
     """`check_names` with the error located at the config file's line."""
     try:
