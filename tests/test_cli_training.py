@@ -59,8 +59,8 @@ def test_show_no_summary_says_what_it_checked(capsys: pytest.CaptureFixture[str]
     assert code == 0
     assert " ".join(out.split()) == (
         f"ok: {QUICKSTART} (keys, values, layer/optimizer/loss/metric names and arguments "
-        f"checked against Keras {load_catalog()['keras']}; shapes are checked when the model is "
-        "built: run without --no-summary)")
+        f"checked against Keras {load_catalog()['keras']}; argument values and shapes are checked "
+        "when the model is built: run without --no-summary)")
 
 
 def test_show_no_summary_says_when_the_catalog_is_for_another_keras(
@@ -71,8 +71,8 @@ def test_show_no_summary_says_when_the_catalog_is_for_another_keras(
     assert " ".join(out.split()) == (
         f"ok: {QUICKSTART} (keys and values checked; layer/optimizer/loss/metric names and "
         f"arguments not checked: the catalog is for Keras {load_catalog()['keras']}, not the "
-        "installed 3.0.0; they and the shapes are checked when the model is built: run without "
-        "--no-summary)")
+        "installed 3.0.0; they, argument values and shapes are checked when the model is built: "
+        "run without --no-summary)")
 
 
 @pytest.mark.parametrize("command", ["show --no-summary", "fit"])

@@ -81,13 +81,14 @@ def check_loaded(loaded: Loaded) -> str | None:
 
 def checked_scope(keras_version: str | None) -> str:
     """What `check_loaded` checked, so that `show --no-summary`'s 'ok' promises no more."""
-    shapes = "shapes are checked when the model is built: run without --no-summary"
+    built = ("argument values and shapes are checked when the model is built: run "
+              "without --no-summary")
     if keras_version is None:
         return (f"keys and values checked; layer/optimizer/loss/metric names and arguments not "
                 f"checked: the catalog is for Keras {load_catalog()['keras']}, not the installed "
-                f"{installed_keras() or 'none'}; they and the {shapes}")
+                f"{installed_keras() or 'none'}; they, {built}")
     return (f"keys, values, layer/optimizer/loss/metric names and arguments checked against "
-            f"Keras {keras_version}; {shapes}")
+            f"Keras {keras_version}; {built}")
 
 
 def check_names(config: Config) -> str | None:
