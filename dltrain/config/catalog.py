@@ -82,7 +82,7 @@ def check_loaded(loaded: Loaded) -> str | None:
 def checked_scope(keras_version: str | None) -> str:
     """What `check_loaded` checked, so that `show --no-summary`'s 'ok' promises no more."""
     built = ("argument values and shapes are checked when the model is built: run "
-              "without --no-summary")
+             "without --no-summary")
     if keras_version is None:
         return (f"keys and values checked; layer/optimizer/loss/metric names and arguments not "
                 f"checked: the catalog is for Keras {load_catalog()['keras']}, not the installed "
