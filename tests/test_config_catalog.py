@@ -84,10 +84,27 @@ def test_unknown_layer_argument_lists_what_the_layer_takes() -> None:
         "lora_alpha, lora_rank, name, quantization_config, trainable, units, use_bias.")
 
 
-def test_initializer_given_as_a_config_dict_is_left_to_the_build() -> None:
+def test_initializers_given_as_a_class_and_config_pass() -> None:
     layer = {"Dense": {"units": 1, "bias_initializer": {"class_name": "Constant",
-                                                        "config": {"value": 0.5}}}}
+                                                        "config": {"value": 0.5}},
+                       "kernel_initializer": {"class_name": "he_normal"},
+                       "kernel_regularizer": {"class_name": "L1L2", "config": {"l1": 0.1}}}}
     assert check_names(config(layer)) is not None
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ({"class_name": "HeNormall"}, "model.layers.0.Dense.kernel_initializer: unknown initializer "
+     "class 'HeNormall'. Did you mean 'HeNormal'? Known: Constant, GlorotNormal,"),
+    ({"class_name": "Constant", "config": {"valu": 1}}, "model.layers.0.Dense.kernel_initializer: "
+     "unknown argument 'valu' for Constant. Did you mean 'value'? Constant takes: value."),
+    ({"class_name": "Constant"}, "model.layers.0.Dense.kernel_initializer: Constant needs the "
+     "argument 'value'; add it."),
+    ({"config": {"seed": 1}}, "model.layers.0.Dense.kernel_initializer: an initializer given as "
+     "a mapping needs class_name, e.g. {class_name: GlorotUniform, config: {...}}. "
+     "Received: {'config': {'seed': 1}}."),
+])
+def test_initializer_class_names_and_config_arguments(value: Any, expected: str) -> None:
+    assert catalog_error({"Dense": {"units": 1, "kernel_initializer": value}}).startswith(expected)
 
 
 @pytest.mark.parametrize(("sections", "expected"), [

@@ -234,3 +234,11 @@ def test_null_for_an_argument_keras_cannot_take_names_the_argument() -> None:
                                        {"Flatten": {}}, {"Dense": {"units": 10}}))
     assert message == ("model.layers.0.Conv2D.padding: must not be null. Received: None. "
                        "Remove it for the default, 'valid'.")
+
+
+def test_initializer_config_with_a_misspelt_argument_is_named() -> None:
+    expected = ("model.layers.1.Dense.bias_initializer: unknown argument 'valu' for Constant. "
+                "Did you mean 'value'? Constant takes: value.")
+    args = {"units": 10, "bias_initializer": {"class_name": "Constant", "config": {"valu": 1}}}
+    assert build_error(model=layers({"Flatten": {}}, {"Dense": args})) == expected
+    assert live_error(make_layer, "Dense", args, "model.layers.1.Dense") == expected

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dltrain.backend import keras_module
-from dltrain.config.catalog import BASE_LAYER_ARGS, CATALOG_FILE
+from dltrain.config.catalog import BASE_LAYER_ARGS, CATALOG_FILE, CONFIGURED
 from dltrain.model.build import layer_registry
 
 # Modules whose get() turns a string into an object; their registry lists every alias.
@@ -53,6 +53,27 @@ def accepted_names(module_name: str) -> list[str]:
     return sorted(names)
 
 
+def configurable_classes(module_name: str) -> dict[str, Any]:
+    """What {class_name: ..., config: {...}} may name, and each class's arguments."""
+    module = getattr(keras_module(), module_name)
+    registry = importlib.import_module(f"keras.src.{module_name}").ALL_OBJECTS_DICT
+    base = getattr(module, BASES[module_name])
+    classes = {alias: cls for alias, cls in registry.items()
+               if isinstance(cls, type) and cls is not base}
+    specs = {}
+    for cls in sorted(set(classes.values()), key=lambda cls: cls.__name__):
+        specs[cls.__name__] = arguments(cls)
+        try:
+            module.get({"class_name": cls.__name__, "config": {}})
+        except KeyError as exc:  # from_config needs it though __init__ has a default (Constant)
+            specs[cls.__name__]["required"] = sorted({*specs[cls.__name__]["required"],
+                                                      str(exc.args[0])})
+        except (ValueError, TypeError):
+            pass
+    return {f"{module_name}_classes": {alias: cls.__name__ for alias, cls in sorted(classes.items())},
+            f"{module_name}_arguments": specs}
+
+
 def public_classes(module: Any, base: type | None = None) -> dict[str, type]:
     return {name: cls for name, cls in vars(module).items()
             if not name.startswith("_") and isinstance(cls, type)
@@ -83,6 +104,8 @@ def make_catalog() -> dict[str, Any]:
     }
     for module_name in NAMED:
         catalog[module_name] = accepted_names(module_name)
+    for module_name in CONFIGURED:
+        catalog.update(configurable_classes(module_name))
     for module_name in ("losses", "metrics"):
         classes = public_classes(getattr(keras, module_name))
         catalog[f"{module_name}_classes"] = {name: arguments(cls)

@@ -34,6 +34,8 @@ BASE_LAYER_ARGS = frozenset({"name", "dtype", "trainable", "activity_regularizer
 # Layer arguments Keras resolves by name, by the end of the argument's name.
 RESOLVED_SUFFIXES = {"activation": "activations", "_initializer": "initializers",
                      "_regularizer": "regularizers", "_constraint": "constraints"}
+# Those that may also be given as {class_name: ..., config: {...}}, with an example class.
+CONFIGURED = {"initializers": "GlorotUniform", "regularizers": "L2", "constraints": "MaxNorm"}
 # Names that compile() resolves from the loss rather than through keras.metrics.get().
 COMPILE_METRIC_ALIASES = frozenset({"accuracy", "acc", "crossentropy", "ce"})
 # A layer argument above this is a typo or an attack, not a model that fits in memory.
@@ -124,6 +126,29 @@ def check_layer(name: str, args: dict[str, Any], where: str, catalog: dict[str, 
         kind = resolved_kind(key)
         if kind is not None and isinstance(value, str) and value not in catalog[kind]:
             raise ConfigError(f"{where}.{key}: {unknown_name(kind, value, catalog[kind])}")
+        if kind in CONFIGURED and isinstance(value, dict):
+            check_configured(kind, value, f"{where}.{key}", catalog)
+
+
+def check_configured(kind: str, value: dict[str, Any], where: str,
+                     catalog: dict[str, Any]) -> None:
+    """An initializer, regularizer or constraint given as {class_name: ..., config: {...}}."""
+    noun = KINDS[kind]
+    if "class_name" not in value:
+        raise ConfigError(f"{where}: {'an' if noun[0] in 'aeiou' else 'a'} {noun} given as a "
+                          f"mapping needs class_name, e.g. {{class_name: {CONFIGURED[kind]}, "
+                          f"config: {{...}}}}. Received: {value!r}.")
+    aliases = catalog[f"{kind}_classes"]
+    name = value["class_name"]
+    if not isinstance(name, str) or name not in aliases:
+        known = sorted(set(aliases.values()))
+        raise ConfigError(f"{where}: unknown {noun} class '{name}'."
+                          f"{did_you_mean(str(name), known)} Known: {', '.join(known)}.")
+    config = value.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}.config: must be a mapping of {aliases[name]}'s arguments. "
+                          f"Received: {config!r}.")
+    check_arguments(aliases[name], config, catalog[f"{kind}_arguments"][aliases[name]], where)
 
 
 def check_optimizer(cfg: OptimizerConfig, catalog: dict[str, Any]) -> None:

@@ -88,10 +88,15 @@ def _resolve(key: str, value: Any, where: str) -> Any:
         return value
     try:
         resolved = getattr(keras_module(), kind).get(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError) as exc:  # KeyError: a config without `value`
+        known = catalog.load_catalog()
         if isinstance(value, str):
-            known = catalog.load_catalog()[kind]
-            raise ConfigError(f"{where}: {catalog.unknown_name(kind, value, known)}") from None
+            raise ConfigError(f"{where}: {catalog.unknown_name(kind, value, known[kind])}") from None
+        if isinstance(value, dict) and kind in catalog.CONFIGURED:
+            try:
+                catalog.check_configured(kind, value, where, known)
+            except ConfigError as error:
+                raise error from None
         raise ConfigError(f"{where}: {_first_line(exc)}") from None
     return value if kind == "activations" else resolved
 
