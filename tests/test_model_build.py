@@ -232,7 +232,7 @@ def test_null_for_an_argument_keras_cannot_take_names_the_argument() -> None:
     message = build_error(model=layers({"Conv2D": {"filters": 2, "kernel_size": 3,
                                                    "padding": None}},
                                        {"Flatten": {}}, {"Dense": {"units": 10}}))
-    assert message == ("model.layers.0.Conv2D.padding: must not be null. Received: None. "
+    assert message == ("model.layers.0.Conv2D.padding: must not be null. Received: null. "
                        "Remove it for the default, 'valid'.")
 
 

@@ -76,7 +76,7 @@ def check_nulls(cls: type, args: dict[str, Any], where: str) -> None:
     for key, value in args.items():
         default = params[key].default if key in params else None
         if value is None and default is not None and default is not inspect.Parameter.empty:
-            raise ConfigError(f"{where}.{key}: must not be null. Received: None. Remove it for "
+            raise ConfigError(f"{where}.{key}: must not be null. Received: null. Remove it for "
                               f"the default, {default!r}.") from None
 
 
