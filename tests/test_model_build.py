@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from dltrain.config.load import validate
+from dltrain.config.schema import OptimizerConfig
 from dltrain.errors import ConfigError
-from dltrain.model.build import build_model
+from dltrain.model.build import build_model, make_layer, make_metric, make_optimizer
 
 
 def config(**sections: Any) -> Any:
@@ -75,10 +77,59 @@ def test_layer_names_come_from_the_registry(name: str, expected: str) -> None:
     assert expected in build_error(model=layers({name: {}}, {"Dense": {"units": 10}}))
 
 
-def test_bad_activation_is_reported_at_its_layer() -> None:
-    message = build_error(model=layers({"Flatten": {}}, {"Dense": {"units": 10,
-                                                                    "activation": "relux"}}))
-    assert message.startswith("model.layers.1.Dense:") and "relux" in message
+def live_error(make: Callable[..., Any], *args: Any) -> str:
+    """The message of a check against the live Keras, the catalog's safety net."""
+    with pytest.raises(ConfigError) as caught:
+        make(*args)
+    return str(caught.value)
+
+
+def test_bad_activation_is_reported_at_its_argument_with_the_known_ones() -> None:
+    expected = ("model.layers.1.Dense.activation: unknown activation 'relu6x'. Did you mean "
+                "'relu6'? Known: celu, elu, exponential, gelu, glu, hard_shrink, hard_sigmoid, "
+                "hard_silu, hard_swish, hard_tanh, leaky_relu, linear, log_sigmoid, log_softmax, "
+                "mish, relu, relu6, selu, sigmoid, silu, soft_shrink, softmax, softplus, "
+                "softsign, sparse_plus, sparse_sigmoid, sparsemax, squareplus, swish, tanh, "
+                "tanh_shrink, threshold.")
+    assert build_error(model=layers({"Flatten": {}}, {"Dense": {
+        "units": 10, "activation": "relu6x"}})) == expected
+    assert live_error(make_layer, "Dense", {"units": 10, "activation": "relu6x"},
+                      "model.layers.1.Dense") == expected
+
+
+def test_misspelt_learning_rate_is_suggested_and_listed() -> None:
+    expected = ("optimizer: unknown argument 'learning_rat' for Adam. Did you mean "
+                "'learning_rate'? Adam takes: amsgrad, beta_1, beta_2, clipnorm, clipvalue, "
+                "ema_momentum, ema_overwrite_frequency, epsilon, global_clipnorm, "
+                "gradient_accumulation_steps, learning_rate, loss_scale_factor, use_ema, "
+                "weight_decay.")
+    assert build_error(optimizer={"name": "adam", "learning_rat": 0.01}) == expected
+    assert live_error(make_optimizer, OptimizerConfig(name="adam", learning_rat=0.01)) == expected
+
+
+def test_misspelt_metric_is_suggested_in_the_users_spelling() -> None:
+    expected = "metrics.0: unknown metric 'acuracy'. Did you mean 'accuracy'?"
+    assert build_error(metrics=["acuracy"]) == expected
+    assert live_error(make_metric, "acuracy", 0) == expected
+
+
+def test_metric_class_that_needs_arguments_says_which() -> None:
+    expected = ("metrics.0: MeanIoU needs the argument 'num_classes'; write it as "
+                "{name: MeanIoU, num_classes: ...}.")
+    assert build_error(metrics=["MeanIoU"]) == expected
+    assert live_error(make_metric, "MeanIoU", 0) == expected
+
+
+def test_optimizer_keras_cannot_make_from_a_name_is_unknown() -> None:
+    expected = "optimizer.name: unknown optimizer 'multioptimizer'. Known: adadelta,"
+    assert build_error(optimizer={"name": "multioptimizer"}).startswith(expected)
+    assert live_error(make_optimizer, OptimizerConfig(name="multioptimizer")).startswith(expected)
+
+
+def test_missing_layer_argument_is_named() -> None:
+    expected = "model.layers.1.Dense: Dense needs the argument 'units'; add it."
+    assert build_error(model=layers({"Flatten": {}}, {"Dense": {}})) == expected
+    assert live_error(make_layer, "Dense", {}, "model.layers.1.Dense") == expected
 
 
 def test_kernel_larger_than_input_is_caught_before_training() -> None:
@@ -90,12 +141,17 @@ def test_kernel_larger_than_input_is_caught_before_training() -> None:
 
 def test_binary_crossentropy_with_ten_unit_softmax_is_refused() -> None:
     message = build_error(loss="binary_crossentropy")
-    assert "binary_crossentropy expects 1 output unit (sigmoid), but the last layer has 10" in message
+    assert message == (
+        "loss: binary_crossentropy expects 1 output unit (sigmoid), but the last layer has 10 "
+        "units. For 10 classes use sparse_categorical_crossentropy with a softmax layer.")
 
 
 def test_categorical_loss_with_one_unit_is_refused() -> None:
     message = build_error(model=layers({"Flatten": {}}, {"Dense": {"units": 1}}))
-    assert "needs one output unit per class" in message
+    assert message == (
+        "loss: sparse_categorical_crossentropy needs one output unit per class, but the last "
+        "layer has 1 unit. For two classes use binary_crossentropy with a sigmoid unit, or give "
+        "the last layer 2 units.")
 
 
 def test_optimizer_arguments_are_checked_against_its_class() -> None:
@@ -170,3 +226,19 @@ def test_onednn_kernels_are_on_unless_turned_off(setting: str | None, expected: 
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
+
+
+def test_null_for_an_argument_keras_cannot_take_names_the_argument() -> None:
+    message = build_error(model=layers({"Conv2D": {"filters": 2, "kernel_size": 3,
+                                                   "padding": None}},
+                                       {"Flatten": {}}, {"Dense": {"units": 10}}))
+    assert message == ("model.layers.0.Conv2D.padding: must not be null. Received: null. "
+                       "Remove it for the default, 'valid'.")
+
+
+def test_initializer_config_with_a_misspelt_argument_is_named() -> None:
+    expected = ("model.layers.1.Dense.bias_initializer: unknown argument 'valu' for Constant. "
+                "Did you mean 'value'? Constant takes: value.")
+    args = {"units": 10, "bias_initializer": {"class_name": "Constant", "config": {"valu": 1}}}
+    assert build_error(model=layers({"Flatten": {}}, {"Dense": args})) == expected
+    assert live_error(make_layer, "Dense", args, "model.layers.1.Dense") == expected

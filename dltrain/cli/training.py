@@ -43,6 +43,7 @@ def fit(
 
     Resume: dltrain fit --resume runs/cifar_cnn-20260101-120000 [--epochs 20]
     """
+    from dltrain.config.catalog import check_loaded
     from dltrain.config.load import load_config, shortcut_overrides
     from dltrain.report.tables import print_fit, print_notes
 
@@ -52,6 +53,7 @@ def fit(
         raise DltrainError("fit needs a CONFIG file, or --resume RUN_DIR.")
     loaded = load_config(config, overrides, smoke=smoke) if config is not None else None
     if loaded is not None:
+        check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
     from dltrain.train import fit as runner
 
@@ -75,18 +77,21 @@ def show(
     config: ConfigArg,
     set_: SetOpt = None,
     summary: Annotated[bool, typer.Option(
-        help="Build the model and print its summary (imports TensorFlow). --no-summary only "
-             "checks the config's keys and values.")] = True,
+        help="Build the model and print its summary (imports TensorFlow). --no-summary checks "
+             "the config's keys, values, and Keras names and arguments, without TensorFlow.")]
+    = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate a config and print the model summary, without loading data or training.
 
     Example: dltrain show configs/mnist_cnn.yaml
     """
+    from dltrain.config.catalog import check_loaded, checked_scope
     from dltrain.config.load import load_config
     from dltrain.report.tables import print_notes
 
     loaded = load_config(config, set_ or [])
+    checked = check_loaded(loaded)
     print_notes(err, loaded.notes)
     console = for_results(as_json)
     document: dict = {"config": loaded.config.model_dump(mode="json"), "notes": loaded.notes}
@@ -103,7 +108,9 @@ def show(
         document["layers"] = [{"name": layer.name, "class": type(layer).__name__,
                                "output_shape": list(layer.output.shape),
                                "parameters": layer.count_params()} for layer in model.layers]
-    console.print(f"[green]ok[/]: {escape(str(config))}")
+        console.print(f"[green]ok[/]: {escape(str(config))}")
+    else:
+        console.print(f"[green]ok[/]: {escape(str(config))} ({escape(checked_scope(checked))})")
     if as_json:
         emit_json(document)
 

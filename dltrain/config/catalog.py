@@ -1,0 +1,304 @@
+"""What Keras lets a config name, read from a shipped JSON catalog instead of importing Keras.
+
+`tools/make_keras_catalog.py` writes the catalog from the installed Keras; a test fails when it
+goes stale. The messages for unknown names and arguments are made here, for the catalog's
+checks and for `model.build`'s alike, so both say the same thing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Collection, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dltrain.config.schema import Config, NamedObject, OptimizerConfig
+from dltrain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dltrain.config.load import Loaded
+
+CATALOG_FILE = Path(__file__).with_name("keras_catalog.json")
+
+# Layers a config may not name: they run arbitrary code or wrap other frameworks.
+FORBIDDEN_LAYERS = frozenset({"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
+                              "Layer", "InputLayer", "InputSpec", "Input"})
+# Keras 2 layer names that Keras 3 dropped.
+RENAMED_LAYERS = {"Deconvolution2D": "Conv2DTranspose", "Deconvolution3D": "Conv3DTranspose",
+                  "CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU", "Merge": "Concatenate or Add"}
+# Arguments every Keras layer takes through its base class.
+BASE_LAYER_ARGS = frozenset({"name", "dtype", "trainable", "activity_regularizer", "autocast"})
+# Layer arguments Keras resolves by name, by the end of the argument's name.
+RESOLVED_SUFFIXES = {"activation": "activations", "_initializer": "initializers",
+                     "_regularizer": "regularizers", "_constraint": "constraints"}
+# Those that may also be given as {class_name: ..., config: {...}}, with an example class.
+CONFIGURED = {"initializers": "GlorotUniform", "regularizers": "L2", "constraints": "MaxNorm"}
+# Names that compile() resolves from the loss rather than through keras.metrics.get().
+COMPILE_METRIC_ALIASES = frozenset({"accuracy", "acc", "crossentropy", "ce"})
+# A layer argument above this is a typo or an attack, not a model that fits in memory.
+MAX_LAYER_INT = 1_000_000
+# The optimizer's and the schedule's `name` picks the class; it is not Keras's name argument.
+CLASS_PICKER = frozenset({"name"})
+
+
+@functools.cache
+def load_catalog() -> dict[str, Any]:
+    """The shipped catalog: layer, optimizer, schedule, loss, metric and activation names."""
+    return json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
+
+
+def installed_keras() -> str | None:
+    try:
+        return metadata.version("keras")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def with_layer_names(schema: dict[str, Any]) -> dict[str, Any]:
+    """The config's JSON Schema with the catalog's layer names and their arguments, so that
+    editors complete them; `model.layers` must be where `schema.json_schema` puts it."""
+    layers = load_catalog()["layers"]
+    names = sorted(layers)
+    items = {"anyOf": [
+        {"type": "string", "enum": names, "description": "A keras.layers class without arguments."},
+        {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+         "description": "{LayerClass: {its keyword arguments}}",
+         "properties": {name: {"type": ["object", "null"], "additionalProperties": False,
+                               "properties": {arg: {} for arg in layers[name]["args"]}}
+                        for name in names}}]}
+    schema["$defs"]["ModelConfig"]["properties"]["layers"]["items"] = items
+    return schema
+
+
+def check_loaded(loaded: Loaded) -> str | None:
+    """`check_names` with the error located at the config file's line."""
+    try:
+        return check_names(loaded.config)
+    except ConfigError as exc:
+        raise loaded.locate(exc) from None
+
+
+def checked_scope(keras_version: str | None) -> str:
+    """What `check_loaded` checked, so that `show --no-summary`'s 'ok' promises no more."""
+    built = ("argument values and shapes are checked when the model is built: run "
+             "without --no-summary")
+    if keras_version is None:
+        return (f"keys and values checked; layer/optimizer/loss/metric names and arguments not "
+                f"checked: the catalog is for Keras {load_catalog()['keras']}, not the installed "
+                f"{installed_keras() or 'none'}; they, {built}")
+    return (f"keys, values, layer/optimizer/loss/metric names and arguments checked against "
+            f"Keras {keras_version}; {built}")
+
+
+def check_names(config: Config) -> str | None:
+    """Reject the names and arguments Keras would reject, without importing it.
+
+    Returns:
+        The Keras version checked against, or None when the catalog was made for another
+        version (then building the model is the check).
+
+    Raises:
+        ConfigError: at the first unknown name or argument, with its key path.
+    """
+    catalog = load_catalog()
+    if catalog["keras"] != installed_keras():
+        return None
+    for index, spec in enumerate(config.model.layers):
+        ((name, args),) = spec.items()
+        check_layer(name, args, f"model.layers.{index}.{name}", catalog)
+    check_optimizer(config.optimizer, catalog)
+    check_named_object("loss", config.loss, "loss", catalog)
+    for index, metric in enumerate(config.metrics):
+        check_named_object("metric", metric, f"metrics.{index}", catalog)
+    return str(catalog["keras"])
+
+
+def check_layer(name: str, args: dict[str, Any], where: str, catalog: dict[str, Any]) -> None:
+    layers = catalog["layers"]
+    if name not in layers:
+        raise ConfigError(f"{where}: {unknown_layer(name, layers)}")
+    check_arguments(name, args, layers[name], where)
+    check_sizes(args, where)
+    for key, value in args.items():
+        kind = resolved_kind(key)
+        if kind is not None and isinstance(value, str) and value not in catalog[kind]:
+            raise ConfigError(f"{where}.{key}: {unknown_name(kind, value, catalog[kind])}")
+        if kind in CONFIGURED and isinstance(value, dict):
+            check_configured(kind, value, f"{where}.{key}", catalog)
+
+
+def check_configured(kind: str, value: dict[str, Any], where: str,
+                     catalog: dict[str, Any]) -> None:
+    """An initializer, regularizer or constraint given as {class_name: ..., config: {...}}."""
+    noun = KINDS[kind]
+    if "class_name" not in value:
+        raise ConfigError(f"{where}: {'an' if noun[0] in 'aeiou' else 'a'} {noun} given as a "
+                          f"mapping needs class_name, e.g. {{class_name: {CONFIGURED[kind]}, "
+                          f"config: {{...}}}}. Received: {value!r}.")
+    aliases = catalog[f"{kind}_classes"]
+    name = value["class_name"]
+    if not isinstance(name, str) or name not in aliases:
+        known = sorted(set(aliases.values()))
+        raise ConfigError(f"{where}: unknown {noun} class '{name}'."
+                          f"{did_you_mean(str(name), known)} Known: {', '.join(known)}.")
+    config = value.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}.config: must be a mapping of {aliases[name]}'s arguments. "
+                          f"Received: {config!r}.")
+    check_arguments(aliases[name], config, catalog[f"{kind}_arguments"][aliases[name]], where)
+
+
+def check_optimizer(cfg: OptimizerConfig, catalog: dict[str, Any]) -> None:
+    cls = catalog["optimizer_names"].get(cfg.name.lower())
+    if cls is None:
+        raise ConfigError(f"optimizer.name: {unknown_optimizer(cfg.name, catalog['optimizers'])}")
+    check_arguments(cls, cfg.kwargs, catalog["optimizers"][cls], "optimizer",
+                    handled=CLASS_PICKER, also=("schedule",))
+    if cfg.schedule is None:
+        return
+    schedules = catalog["schedules"]
+    if cfg.schedule.name not in schedules:
+        raise ConfigError(f"optimizer.schedule.name: {unknown_schedule(cfg.schedule.name, schedules)}")
+    check_arguments(cfg.schedule.name, cfg.schedule.kwargs, schedules[cfg.schedule.name],
+                    "optimizer.schedule", handled=CLASS_PICKER,
+                    given=("initial_learning_rate",))  # defaults to optimizer.learning_rate
+
+
+def check_named_object(kind: str, spec: str | NamedObject, where: str,
+                       catalog: dict[str, Any]) -> None:
+    """A loss or metric: a name Keras's get() accepts, or a class with its arguments."""
+    module = {"loss": "losses", "metric": "metrics"}[kind]
+    name, kwargs = (spec, {}) if isinstance(spec, str) else (spec.name, spec.kwargs)
+    names = catalog[module] + (sorted(COMPILE_METRIC_ALIASES) if kind == "metric" else [])
+    classes = catalog[f"{module}_classes"]
+    cls = class_for(name, classes)
+    if not kwargs:
+        if name in names:
+            return
+        if cls is not None and classes[cls]["required"]:
+            raise ConfigError(f"{where}: {needs_arguments_form(cls, classes[cls]['required'])}")
+        raise ConfigError(f"{where}: {unknown_name(module, name, names)}")
+    if cls is None:
+        raise ConfigError(f"{where}: {no_class_with_arguments(kind, name, list(classes))}")
+    check_arguments(cls, kwargs, classes[cls], where)
+
+
+def check_arguments(owner: str, args: Iterable[str], spec: dict[str, list[str]], where: str,
+                    handled: Collection[str] = (), also: Collection[str] = (),
+                    given: Collection[str] = ()) -> None:
+    """Unknown keyword arguments, then missing required ones, as Python would refuse them."""
+    accepted = sorted(set(spec["args"]) - set(handled))
+    args = list(args)
+    for key in args:
+        if key not in accepted:
+            raise ConfigError(f"{where}: {unknown_argument(owner, key, accepted, also)}")
+    missing = [name for name in spec["required"] if name not in (*args, *given, *handled)]
+    if missing:
+        raise ConfigError(f"{where}: {missing_arguments(owner, missing)}")
+
+
+def check_sizes(args: dict[str, Any], where: str) -> None:
+    """Refuse sizes that would exhaust memory while Keras allocates the weights."""
+    for key, value in args.items():
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        for number in numbers:
+            if isinstance(number, int) and not isinstance(number, bool) and (
+                    abs(number) > MAX_LAYER_INT):
+                raise ConfigError(f"{where}.{key}: must be at most {MAX_LAYER_INT:,}. "
+                                  f"Received: {number}.")
+
+
+def resolved_kind(key: str) -> str | None:
+    """Which Keras registry resolves this layer argument by name (activations, ...), if any."""
+    return next((kind for suffix, kind in RESOLVED_SUFFIXES.items() if key.endswith(suffix)),
+                None)
+
+
+def class_for(name: str, classes: Iterable[str]) -> str | None:
+    """The class a loss or metric name stands for, in any spelling (label_smoothing-style)."""
+    return next((cls for cls in classes if _squash(cls) == _squash(name)), None)
+
+
+# The messages: each made once, for the catalog's checks and model.build's alike.
+
+def unknown_layer(name: str, known: Iterable[str]) -> str:
+    if name in FORBIDDEN_LAYERS:
+        return f"layer '{name}' is not allowed: configs cannot run code or load other models."
+    if name in RENAMED_LAYERS:
+        return f"'{name}' is the Keras 2 name; use '{RENAMED_LAYERS[name]}'."
+    return f"unknown layer '{name}'.{did_you_mean(name, known)}"
+
+
+def unknown_argument(owner: str, key: str, accepted: Collection[str],
+                     also: Collection[str] = ()) -> str:
+    listed = ", ".join(sorted(accepted))
+    return (f"unknown argument '{key}' for {owner}.{did_you_mean(key, [*accepted, *also])} "
+            f"{owner} takes: {listed}.")
+
+
+def missing_arguments(owner: str, missing: list[str]) -> str:
+    names = ", ".join(f"'{name}'" for name in missing)
+    noun = "argument" if len(missing) == 1 else "arguments"
+    return f"{owner} needs the {noun} {names}; add {'it' if len(missing) == 1 else 'them'}."
+
+
+def needs_arguments_form(cls: str, required: list[str]) -> str:
+    """A loss or metric class named without the arguments it cannot do without."""
+    noun = "argument" if len(required) == 1 else "arguments"
+    example = ", ".join(f"{name}: ..." for name in required)
+    return (f"{cls} needs the {noun} {', '.join(repr(name) for name in required)}; write it as "
+            f"{{name: {cls}, {example}}}.")
+
+
+KINDS = {"activations": "activation", "initializers": "initializer",
+         "regularizers": "regularizer", "constraints": "constraint", "losses": "loss",
+         "metrics": "metric"}
+
+
+def unknown_name(module: str, name: str, known: Collection[str]) -> str:
+    """`unknown activation 'relu6x'. Did you mean 'relu6'? Known: ...` (in the user's case)."""
+    text = f"unknown {KINDS[module]} '{name}'.{did_you_mean(name, known)}"
+    if module in ("losses", "metrics"):  # dozens of each: the suggestion is enough
+        return text
+    return f"{text} Known: {', '.join(sorted(_same_style(name, known)))}."
+
+
+def unknown_optimizer(name: str, classes: Iterable[str]) -> str:
+    classes = sorted(classes)
+    lower = sorted(cls.lower() for cls in classes)
+    return (f"unknown optimizer '{name}'.{did_you_mean(name, classes + lower)} "
+            f"Known: {', '.join(lower)}.")
+
+
+def unknown_schedule(name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    return f"unknown schedule '{name}'.{did_you_mean(name, known)} Known: {', '.join(known)}."
+
+
+def no_class_with_arguments(kind: str, name: str, classes: list[str]) -> str:
+    return f"no {kind} class named '{name}' takes arguments.{did_you_mean(name, classes)}"
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """The nearest choice, preferring those spelt like the user's (lower case or CamelCase)."""
+    choices = list(choices)
+    for choice in choices:
+        if choice.lower() == name.lower() and choice != name:
+            return f" Did you mean '{choice}'?"
+    for pool in (_same_style(name, choices), choices):
+        close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+        if close:
+            return f" Did you mean '{close[0]}'?"
+    return ""
+
+
+def _same_style(name: str, choices: Iterable[str]) -> list[str]:
+    lower = name == name.lower()
+    return [choice for choice in choices if (choice == choice.lower()) == lower] or list(choices)
+
+
+def _squash(name: str) -> str:
+    return name.replace("_", "").lower()
