@@ -188,3 +188,36 @@ def test_explicit_overrides_beat_smoke_defaults(tmp_path: Path) -> None:
 def test_shipped_configs_validate() -> None:
     for path in sorted(CONFIGS.glob("*.yaml")):
         assert load_config(path).config.name == path.stem
+
+
+# --- hostile YAML: refused quickly, with the line --------------------------------------------
+
+def alias_bomb(levels: int = 9) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (alias_bomb(), "bad.yaml (line 6): more than 100,000 values once aliases (*name) are expanded"),
+    ("name: x\nmodel: " + "[" * 5000 + "]" * 5000 + "\n",
+     "bad.yaml (line 2): nested deeper than 100 levels"),
+    ("name: x\nmodel: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+     "bad.yaml (line 2): nested deeper than 100 levels"),
+    ("name: x\n" + "".join(f"{'  ' * depth}a:\n" for depth in range(150)),
+     "bad.yaml (line 102): nested deeper than 100 levels"),
+    ("name: x\nmodel: &loop [1, *loop]\n",
+     "bad.yaml (line 2): alias '*loop' refers to a collection that contains it"),
+])
+def test_hostile_yaml_is_a_config_error(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, text)
+
+
+def test_aliases_of_a_sane_size_still_work(tmp_path: Path) -> None:
+    text = BASE.replace("    - Flatten\n", "    - Dense: &hidden {units: 8, activation: relu}\n"
+                        "    - Dense: *hidden\n")
+    text = text.replace("layers:", "input_shape: [4]\n  layers:").replace(
+        "  input_shape: [28, 28, 1]\n", "")
+    layers = load_config(write_yaml(tmp_path / "c.yaml", text)).config.model.layers
+    assert layers[0] == layers[1] == {"Dense": {"units": 8, "activation": "relu"}}

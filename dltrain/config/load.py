@@ -78,9 +78,12 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
         raise ConfigError(f"{path}: no such config file.") from None
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
+    loader = _GuardedLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        raise ConfigError(f"{path} (line {exc.line}): {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -88,10 +91,67 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
         if "python/" in str(exc):
             problem = "python tags (!!python/...) are not allowed: configs cannot run code"
         raise ConfigError(f"{path}{where}: invalid YAML: {problem}.") from None
+    finally:
+        loader.dispose()
     lines: dict[Key, int] = {}
     if node is not None:
         _record_lines(node, (), lines, path)
     return data, lines
+
+
+MAX_DEPTH, MAX_VALUES = 100, 100_000  # a real config: under 10 levels, a few hundred values
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.line = mark.line + 1 if mark else 0
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """The safe loader, refusing documents that would exhaust the stack or the memory.
+
+    Nesting deeper than MAX_DEPTH would overflow the recursive composer; aliases, which YAML
+    lets a document reuse at no cost in text, are counted at their expanded size, so that
+    nine lines of nested aliases ("billion laughs") cannot grow into 10**9 values.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.values = 0  # the document's size with every alias expanded, so far
+        self.sizes: dict[int, int] = {}  # id(node) -> its expanded size, once composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            if id(node) not in self.sizes:
+                raise _Refused(f"alias '*{event.anchor}' refers to a collection that contains "
+                               "it; a config cannot be recursive. Write the values out.",
+                               event.start_mark)
+            self._count(self.sizes[id(node)], event.start_mark)
+            return node
+        nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if nests and self.depth >= MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels; a config needs a few. "
+                           "Check the brackets and indentation.", event.start_mark)
+        before = self.values
+        self._count(1, event.start_mark)
+        self.depth += nests
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= nests
+        self.sizes[id(node)] = self.values - before
+        return node
+
+    def _count(self, size: int, mark: Any) -> None:
+        self.values += size
+        if self.values > MAX_VALUES:
+            raise _Refused(f"more than {MAX_VALUES:,} values once aliases (*name) are expanded; "
+                           "a config needs a few hundred. Use fewer aliases, or write the values "
+                           "out.", mark)
 
 
 def _record_lines(node: yaml.Node, key: Key, lines: dict[Key, int], path: Path) -> None:
