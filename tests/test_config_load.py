@@ -190,6 +190,73 @@ def test_shipped_configs_validate() -> None:
         assert load_config(path).config.name == path.stem
 
 
+# --- where an error came from: the file's line, or the --set option that wrote the key -------
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("trainig.epochs=2",
+     "--set trainig.epochs=2: unknown key 'trainig' at top level. Did you mean 'training'?"),
+    ("training.epochz=2",
+     "--set training.epochz=2: unknown key 'epochz' at training. Did you mean 'epochs'?"),
+    ("training.epochs=two", "--set training.epochs=two: training.epochs: Input should be"),
+    ("model.layers.1={Dense: {units: 10, activation: softmax, bias: 1}}", None),
+])
+def test_a_key_from_set_is_blamed_on_set_not_on_a_file_line(
+        tmp_path: Path, override: str, expected: str | None) -> None:
+    text = with_sections("training: {epochs: 2, batch_size: 8}\n")
+    if expected is None:  # the layer's own arguments are checked when the model is built
+        load_config(write_yaml(tmp_path / "bad.yaml", text), [override])
+        return
+    message = config_error(tmp_path, text, [override])
+    assert message.startswith(expected), message
+    assert "(line" not in message and "bad.yaml" not in message
+
+
+def test_keys_from_the_file_keep_their_line_next_to_a_set_error(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "seed: -1\n", ["trainig.epochs=2"])
+    assert message.splitlines() == [
+        f"{tmp_path / 'bad.yaml'}: seed (line 9): Input should be greater than or equal to 0. "
+        "Received: -1.",
+        "--set trainig.epochs=2: unknown key 'trainig' at top level. Did you mean 'training'?",
+    ]
+
+
+def test_a_later_stage_error_on_a_set_key_names_the_set_option(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE + "optimizer: {name: adam}\n")
+    loaded = load_config(path, ["optimizer.learning_rat=0.01"])
+    error = ConfigError("optimizer: unknown argument 'learning_rat' for Adam. Did you mean "
+                        "'learning_rate'?")
+    assert str(loaded.locate(error)) == (
+        "--set optimizer.learning_rat=0.01: optimizer: unknown argument 'learning_rat' for Adam. "
+        "Did you mean 'learning_rate'?")
+    unrelated = ConfigError("optimizer: unknown argument 'beta_9' for Adam.")
+    assert str(loaded.locate(unrelated)) == (
+        f"{path}: optimizer (line 9): unknown argument 'beta_9' for Adam.")
+
+
+def test_a_later_stage_error_inside_a_set_value_names_the_set_option(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    loaded = load_config(path, ["model.layers.1.Dense.units=0"])
+    error = ConfigError("model.layers.1.Dense.units: must be positive.")
+    assert str(loaded.locate(error)) == (
+        "--set model.layers.1.Dense.units=0: model.layers.1.Dense.units: must be positive.")
+    error = ConfigError("model.layers.0.Flatten: bad.")
+    assert str(loaded.locate(error)) == f"{path}: model.layers.0.Flatten (line 6): bad."
+
+
+def test_set_paths_are_relative_to_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    path = write_yaml(tmp_path / "sub" / "c.yaml",
+                      with_sections("dataset: {name: csv, path: in_file.csv, label_column: y}"))
+    dataset = load_config(path, ["dataset.test_path=data/test.csv"]).config.dataset
+    assert dataset.test_path == tmp_path / "work" / "data" / "test.csv"
+    assert dataset.path == tmp_path / "sub" / "in_file.csv"
+    dataset = load_config(path, ["dataset={name: npz, path: x.npz}"]).config.dataset
+    assert dataset.path == tmp_path / "work" / "x.npz"
+
+
 # --- hostile YAML: refused quickly, with the line --------------------------------------------
 
 def alias_bomb(levels: int = 9) -> str:
@@ -221,3 +288,41 @@ def test_aliases_of_a_sane_size_still_work(tmp_path: Path) -> None:
         "  input_shape: [28, 28, 1]\n", "")
     layers = load_config(write_yaml(tmp_path / "c.yaml", text)).config.model.layers
     assert layers[0] == layers[1] == {"Dense": {"units": 8, "activation": "relu"}}
+
+
+# --- --smoke checks the config as written before shrinking it ---------------------------------
+
+@pytest.mark.parametrize(("epochs", "expected"), [
+    ("-1", "training.epochs (line 10): Input should be greater than 0. Received: -1."),
+    ("ten", "training.epochs (line 10): Input should be a valid integer"),
+    (str(10**30), "training.epochs (line 10): Input should be less than or equal to 100000"),
+])
+def test_smoke_refuses_epochs_the_real_run_would_refuse(
+        tmp_path: Path, epochs: str, expected: str) -> None:
+    path = write_yaml(tmp_path / "bad.yaml", BASE + f"training:\n  epochs: {epochs}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, smoke=True)
+    assert expected in str(caught.value)
+
+
+def test_smoke_refuses_a_bad_epochs_given_with_set(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["training.epochs=0"], smoke=True)
+    assert str(caught.value).startswith("--set training.epochs=0: training.epochs: Input should "
+                                        "be greater than 0. Received: 0.")
+
+
+def test_smoke_reads_the_keras1_epochs_spelling(tmp_path: Path) -> None:
+    loaded = load_config(write_yaml(tmp_path / "c.yaml", BASE + "training: {nb_epoch: 5}\n"),
+                         smoke=True)
+    assert loaded.config.training.epochs == 1
+    assert loaded.notes == ["training.nb_epoch is the Keras 1 name; read as training.epochs."]
+
+
+def test_explicit_limits_above_smoke_sizes_still_win(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE.replace(
+        "{name: fashion_mnist_mini}", "{name: fashion_mnist_mini, train_limit: 100}"))
+    config = load_config(path, ["dataset.test_limit=1000"], smoke=True).config
+    assert (config.training.epochs, config.dataset.train_limit, config.dataset.test_limit) == (
+        1, 100, 1000)
