@@ -257,6 +257,21 @@ def test_set_paths_are_relative_to_the_working_directory(
     assert dataset.path == tmp_path / "work" / "x.npz"
 
 
+# --- Keras 2 habits --------------------------------------------------------------------------
+
+def test_optimizer_given_as_a_bare_name_is_read_as_that_optimizer(tmp_path: Path) -> None:
+    loaded = load_config(write_yaml(tmp_path / "c.yaml", BASE + "optimizer: sgd\n"))
+    assert (loaded.config.optimizer.name, loaded.config.optimizer.learning_rate) == ("sgd", 0.001)
+    assert loaded.notes == []
+    config = load_config(write_yaml(tmp_path / "d.yaml", BASE), ["optimizer=rmsprop"]).config
+    assert config.optimizer.name == "rmsprop"
+
+
+def test_optimizer_that_is_neither_a_name_nor_a_section_is_rejected(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "optimizer: 5\n")
+    assert "optimizer (line 9): Input should be a valid dictionary" in message
+
+
 # --- hostile YAML: refused quickly, with the line --------------------------------------------
 
 def alias_bomb(levels: int = 9) -> str:

@@ -224,6 +224,12 @@ class OptimizerConfig(Open):
     clipnorm: float | None = Field(None, gt=0)
     clipvalue: float | None = Field(None, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, data: Any) -> Any:
+        # `optimizer: adam`, as Keras's compile(optimizer="adam") and as `loss:` accepts.
+        return {"name": data} if isinstance(data, str) else data
+
 
 class NamedObject(Open):
     """A loss or metric given with arguments: {name: categorical_crossentropy, label_smoothing: 0.1}."""
