@@ -341,3 +341,44 @@ def test_explicit_limits_above_smoke_sizes_still_win(tmp_path: Path) -> None:
     config = load_config(path, ["dataset.test_limit=1000"], smoke=True).config
     assert (config.training.epochs, config.dataset.train_limit, config.dataset.test_limit) == (
         1, 100, 1000)
+
+
+# --- dataset keys the chosen dataset never reads ----------------------------------------------
+
+@pytest.mark.parametrize(("dataset", "expected"), [
+    ("{name: fashion_mnist_mini, data_dir: data}",
+     "dataset.data_dir (line 2): fashion_mnist_mini does not read data_dir (it ships with "
+     "dltrain). Remove it."),
+    ("{name: mnist, label_column: y}",
+     "dataset.label_column (line 2): mnist does not read label_column (only csv does). "
+     "Remove it."),
+    ("{name: csv, path: x.csv, label_column: y, image_size: [8, 8]}",
+     "dataset.image_size (line 2): csv does not read image_size (only image_folder does). "
+     "Remove it."),
+    ("{name: cifar10, path: x}",
+     "dataset.path (line 2): cifar10 does not read path (it reads data_dir instead). Remove it."),
+    ("{name: npz, path: x.npz, test_split: 0.3}",
+     "dataset.test_split (line 2): npz does not read test_split (only csv and image_folder "
+     "do). Remove it."),
+    ("{name: image_folder, path: x, data_dir: y}",
+     "dataset.data_dir (line 2): image_folder does not read data_dir (it reads path instead). "
+     "Remove it."),
+])
+def test_a_dataset_key_the_dataset_never_reads_is_an_error(
+        tmp_path: Path, dataset: str, expected: str) -> None:
+    message = config_error(tmp_path, BASE.replace("{name: fashion_mnist_mini}", dataset))
+    assert expected in message
+    assert "Received" not in message
+
+
+def test_dataset_keys_left_at_their_defaults_are_not_errors(tmp_path: Path) -> None:
+    """A saved run's config.yaml lists every key with its default; it must load again."""
+    text = BASE.replace("{name: fashion_mnist_mini}", "{name: mnist, data_dir: null, path: null, "
+                        "test_split: 0.2, image_size: [64, 64], color_mode: rgb}")
+    assert load_config(write_yaml(tmp_path / "c.yaml", text)).config.dataset.name == "mnist"
+
+
+def test_a_saved_config_loads_again(tmp_path: Path) -> None:
+    first = load_config(write_yaml(tmp_path / "c.yaml", BASE)).config
+    again = load_config(write_yaml(tmp_path / "saved.yaml", dump(first))).config
+    assert again == first

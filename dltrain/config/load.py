@@ -339,6 +339,9 @@ def resolve_paths(raw: Any, base: Path, origins: dict[Key, str] | None = None) -
                                .resolve())
 
 
+NO_RECEIVED = ("missing", "key_not_read")  # errors whose message says all there is to say
+
+
 def describe(error: Any, raw: Any, lines: dict[Key, int],
              origins: dict[Key, str] | None = None) -> tuple[str | None, str]:
     """One line for one pydantic error: key path, line, what was expected and received.
@@ -354,7 +357,7 @@ def describe(error: Any, raw: Any, lines: dict[Key, int],
         hint = _suggest(str(loc[-1]), allowed_keys(loc[:-1]))
         return override, f"unknown key '{loc[-1]}' at {parent}{at}.{hint}"
     message = error["msg"].removeprefix("Value error, ")
-    received = "" if error["type"] == "missing" else f" Received: {_short(error['input'])}."
+    received = "" if error["type"] in NO_RECEIVED else f" Received: {_short(error['input'])}."
     return override, f"{where}{at}: {message}.{received}"
 
 
