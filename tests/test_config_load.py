@@ -305,6 +305,14 @@ def test_aliases_of_a_sane_size_still_work(tmp_path: Path) -> None:
     assert layers[0] == layers[1] == {"Dense": {"units": 8, "activation": "relu"}}
 
 
+def test_merge_keys_may_override_merged_values(tmp_path: Path) -> None:
+    text = BASE.replace("    - Flatten\n", "    - Flatten\n"
+                        "    - Dense: &hidden {units: 8, activation: relu}\n"
+                        "    - Dense: {<<: *hidden, units: 16}\n")
+    layers = load_config(write_yaml(tmp_path / "c.yaml", text)).config.model.layers
+    assert layers[2] == {"Dense": {"units": 16, "activation": "relu"}}
+
+
 # --- --smoke checks the config as written before shrinking it ---------------------------------
 
 @pytest.mark.parametrize(("epochs", "expected"), [

@@ -95,9 +95,13 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
     loader = _GuardedLoader(text)
+    lines: dict[Key, int] = {}
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if node is None:
+            return None, lines
+        _record_lines(node, (), lines, path)  # before merge keys (<<) are flattened into it
+        data = loader.construct_document(node)
     except _Refused as exc:
         raise ConfigError(f"{path} (line {exc.line}): {exc}") from None
     except yaml.YAMLError as exc:
@@ -109,9 +113,6 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
         raise ConfigError(f"{path}{where}: invalid YAML: {problem}.") from None
     finally:
         loader.dispose()
-    lines: dict[Key, int] = {}
-    if node is not None:
-        _record_lines(node, (), lines, path)
     return data, lines
 
 
