@@ -313,6 +313,15 @@ def test_merge_keys_may_override_merged_values(tmp_path: Path) -> None:
     assert layers[2] == {"Dense": {"units": 16, "activation": "relu"}}
 
 
+def test_set_on_an_aliased_value_changes_only_the_named_key(tmp_path: Path) -> None:
+    text = BASE.replace("    - Flatten\n", "    - Flatten\n"
+                        "    - Dense: &hidden {units: 8, activation: relu}\n"
+                        "    - Dense: *hidden\n")
+    path = write_yaml(tmp_path / "c.yaml", text)
+    layers = load_config(path, ["model.layers.2.Dense.units=3"]).config.model.layers
+    assert (layers[1]["Dense"]["units"], layers[2]["Dense"]["units"]) == (8, 3)
+
+
 # --- --smoke checks the config as written before shrinking it ---------------------------------
 
 @pytest.mark.parametrize(("epochs", "expected"), [

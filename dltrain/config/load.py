@@ -101,7 +101,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
         if node is None:
             return None, lines
         _record_lines(node, (), lines, path)  # before merge keys (<<) are flattened into it
-        data = loader.construct_document(node)
+        data = _unshared(loader.construct_document(node))
     except _Refused as exc:
         raise ConfigError(f"{path} (line {exc.line}): {exc}") from None
     except yaml.YAMLError as exc:
@@ -114,6 +114,15 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
     finally:
         loader.dispose()
     return data, lines
+
+
+def _unshared(data: Any) -> Any:
+    """A copy where an alias's values are its own, so --set changes only the key it names."""
+    if isinstance(data, dict):
+        return {key: _unshared(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_unshared(item) for item in data]
+    return data
 
 
 MAX_DEPTH, MAX_VALUES = 100, 100_000  # a real config: under 10 levels, a few hundred values
