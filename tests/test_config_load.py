@@ -322,6 +322,19 @@ def test_set_on_an_aliased_value_changes_only_the_named_key(tmp_path: Path) -> N
     assert (layers[1]["Dense"]["units"], layers[2]["Dense"]["units"]) == (8, 3)
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    ("[" * 3000 + "]" * 3000, "nested deeper than 100 levels"),
+    ("{a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], "
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, "
+     "*c], e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d], f: [*e, *e, *e, *e, *e, *e, *e, *e, "
+     "*e, *e]}", "more than 100,000 values once aliases (*name) are expanded"),
+])
+def test_hostile_set_values_are_config_errors(tmp_path: Path, value: str, expected: str) -> None:
+    message = config_error(tmp_path, BASE, [f"model.input_shape={value}"])
+    assert message.startswith(f"--set model.input_shape={value[:20]}"), message[:200]
+    assert expected in message
+
+
 # --- --smoke checks the config as written before shrinking it ---------------------------------
 
 @pytest.mark.parametrize(("epochs", "expected"), [

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dltrain.config.schema import Config
-from dltrain.config.yaml_file import Key, read_yaml
+from dltrain.config.yaml_file import Key, read_value, read_yaml
 from dltrain.errors import ConfigError
 
 
@@ -93,12 +93,10 @@ def apply_override(raw: Any, override: str, source: str, lines: dict[Key, int] |
     them names the option instead of a line of the file.
     """
     path, sep, text = override.partition("=")
+    override = override if len(override) <= 80 else override[:77] + "..."  # as messages show it
     if not sep or not path.strip():
         raise ConfigError(f"--set {override}: expected key.path=value, e.g. training.epochs=2.")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {override}: the value is not valid YAML.") from None
+    value = read_value(text, f"--set {override}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a mapping before --set can change it.")
     lines = {} if lines is None else lines

@@ -43,6 +43,20 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
     return data, lines
 
 
+def read_value(text: str, option: str) -> Any:
+    """A --set value, parsed with the same guards as a file; `option` names it in errors."""
+    loader = _GuardedLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _unshared(loader.construct_document(node))
+    except _Refused as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{option}: the value is not valid YAML.") from None
+    finally:
+        loader.dispose()
+
+
 def _unshared(data: Any) -> Any:
     """A copy where an alias's values are its own, so --set changes only the key it names."""
     if isinstance(data, dict):
