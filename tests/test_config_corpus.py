@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,20 @@ def expected_message(path: Path) -> str:
     return last.removeprefix("# expect: ")
 
 
+def header(path: Path, name: str) -> str | None:
+    """An optional first-lines comment '# args: --smoke ...' (extra fit options) or
+    '# seconds: 3' (the refusal must take less)."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.startswith("# "):
+                return None
+            if line.startswith(f"# {name}: "):
+                return line.removeprefix(f"# {name}: ").strip()
+    return None
+
+
 def test_the_corpus_is_large_enough() -> None:
-    assert len(CORPUS) >= 40
+    assert len(CORPUS) >= 80
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda path: path.stem)
@@ -32,13 +46,18 @@ def test_bad_config_is_refused_with_a_precise_message(
         path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "fit", path)
+    args = shlex.split(header(path, "args") or "")
+    started = time.perf_counter()
+    code, out, err = run_cli(capsys, "fit", path, *args)
+    seconds = time.perf_counter() - started
     assert code == 2, out + err
     assert "Traceback" not in out + err
     assert err.startswith(f"error: {path}") or "--set" in err or str(path) in err
     assert expected_message(path) in " ".join(err.split()), err
     assert not (tmp_path / "runs").exists()
     assert list(tmp_path.iterdir()) == []
+    limit = header(path, "seconds")
+    assert limit is None or seconds < float(limit), f"{seconds:.2f} s"
 
 
 # --- property-based: random YAML and mutations of the shipped configs --------------------------

@@ -188,3 +188,227 @@ def test_explicit_overrides_beat_smoke_defaults(tmp_path: Path) -> None:
 def test_shipped_configs_validate() -> None:
     for path in sorted(CONFIGS.glob("*.yaml")):
         assert load_config(path).config.name == path.stem
+
+
+# --- where an error came from: the file's line, or the --set option that wrote the key -------
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("trainig.epochs=2",
+     "--set trainig.epochs=2: unknown key 'trainig' at top level. Did you mean 'training'?"),
+    ("training.epochz=2",
+     "--set training.epochz=2: unknown key 'epochz' at training. Did you mean 'epochs'?"),
+    ("training.epochs=two", "--set training.epochs=two: training.epochs: Input should be"),
+    ("model.layers.1={Dense: {units: 10, activation: softmax, bias: 1}}", None),
+])
+def test_a_key_from_set_is_blamed_on_set_not_on_a_file_line(
+        tmp_path: Path, override: str, expected: str | None) -> None:
+    text = with_sections("training: {epochs: 2, batch_size: 8}\n")
+    if expected is None:  # the layer's own arguments are checked when the model is built
+        load_config(write_yaml(tmp_path / "bad.yaml", text), [override])
+        return
+    message = config_error(tmp_path, text, [override])
+    assert message.startswith(expected), message
+    assert "(line" not in message and "bad.yaml" not in message
+
+
+def test_keys_from_the_file_keep_their_line_next_to_a_set_error(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "seed: -1\n", ["trainig.epochs=2"])
+    assert message.splitlines() == [
+        f"{tmp_path / 'bad.yaml'}: seed (line 9): Input should be greater than or equal to 0. "
+        "Received: -1.",
+        "--set trainig.epochs=2: unknown key 'trainig' at top level. Did you mean 'training'?",
+    ]
+
+
+def test_a_later_stage_error_on_a_set_key_names_the_set_option(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE + "optimizer: {name: adam}\n")
+    loaded = load_config(path, ["optimizer.learning_rat=0.01"])
+    error = ConfigError("optimizer: unknown argument 'learning_rat' for Adam. Did you mean "
+                        "'learning_rate'?")
+    assert str(loaded.locate(error)) == (
+        "--set optimizer.learning_rat=0.01: optimizer: unknown argument 'learning_rat' for Adam. "
+        "Did you mean 'learning_rate'?")
+    unrelated = ConfigError("optimizer: unknown argument 'beta_9' for Adam.")
+    assert str(loaded.locate(unrelated)) == (
+        f"{path}: optimizer (line 9): unknown argument 'beta_9' for Adam.")
+
+
+def test_a_later_stage_error_inside_a_set_value_names_the_set_option(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    loaded = load_config(path, ["model.layers.1.Dense.units=0"])
+    error = ConfigError("model.layers.1.Dense.units: must be positive.")
+    assert str(loaded.locate(error)) == (
+        "--set model.layers.1.Dense.units=0: model.layers.1.Dense.units: must be positive.")
+    error = ConfigError("model.layers.0.Flatten: bad.")
+    assert str(loaded.locate(error)) == f"{path}: model.layers.0.Flatten (line 6): bad."
+
+
+def test_set_paths_are_relative_to_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    path = write_yaml(tmp_path / "sub" / "c.yaml",
+                      with_sections("dataset: {name: csv, path: in_file.csv, label_column: y}"))
+    dataset = load_config(path, ["dataset.test_path=data/test.csv"]).config.dataset
+    assert dataset.test_path == tmp_path / "work" / "data" / "test.csv"
+    assert dataset.path == tmp_path / "sub" / "in_file.csv"
+    dataset = load_config(path, ["dataset={name: npz, path: x.npz}"]).config.dataset
+    assert dataset.path == tmp_path / "work" / "x.npz"
+
+
+# --- Keras 2 habits --------------------------------------------------------------------------
+
+def test_optimizer_given_as_a_bare_name_is_read_as_that_optimizer(tmp_path: Path) -> None:
+    loaded = load_config(write_yaml(tmp_path / "c.yaml", BASE + "optimizer: sgd\n"))
+    assert (loaded.config.optimizer.name, loaded.config.optimizer.learning_rate) == ("sgd", 0.001)
+    assert loaded.notes == []
+    config = load_config(write_yaml(tmp_path / "d.yaml", BASE), ["optimizer=rmsprop"]).config
+    assert config.optimizer.name == "rmsprop"
+
+
+def test_optimizer_that_is_neither_a_name_nor_a_section_is_rejected(tmp_path: Path) -> None:
+    message = config_error(tmp_path, BASE + "optimizer: 5\n")
+    assert "optimizer (line 9): Input should be a valid dictionary" in message
+
+
+# --- hostile YAML: refused quickly, with the line --------------------------------------------
+
+def alias_bomb(levels: int = 9) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (alias_bomb(), "bad.yaml (line 6): more than 100,000 values once aliases (*name) are expanded"),
+    ("name: x\nmodel: " + "[" * 5000 + "]" * 5000 + "\n",
+     "bad.yaml (line 2): nested deeper than 100 levels"),
+    ("name: x\nmodel: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+     "bad.yaml (line 2): nested deeper than 100 levels"),
+    ("name: x\n" + "".join(f"{'  ' * depth}a:\n" for depth in range(150)),
+     "bad.yaml (line 102): nested deeper than 100 levels"),
+    ("name: x\nmodel: &loop [1, *loop]\n",
+     "bad.yaml (line 2): alias '*loop' refers to a collection that contains it"),
+])
+def test_hostile_yaml_is_a_config_error(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, text)
+
+
+def test_aliases_of_a_sane_size_still_work(tmp_path: Path) -> None:
+    text = BASE.replace("    - Flatten\n", "    - Dense: &hidden {units: 8, activation: relu}\n"
+                        "    - Dense: *hidden\n")
+    text = text.replace("layers:", "input_shape: [4]\n  layers:").replace(
+        "  input_shape: [28, 28, 1]\n", "")
+    layers = load_config(write_yaml(tmp_path / "c.yaml", text)).config.model.layers
+    assert layers[0] == layers[1] == {"Dense": {"units": 8, "activation": "relu"}}
+
+
+def test_merge_keys_may_override_merged_values(tmp_path: Path) -> None:
+    text = BASE.replace("    - Flatten\n", "    - Flatten\n"
+                        "    - Dense: &hidden {units: 8, activation: relu}\n"
+                        "    - Dense: {<<: *hidden, units: 16}\n")
+    layers = load_config(write_yaml(tmp_path / "c.yaml", text)).config.model.layers
+    assert layers[2] == {"Dense": {"units": 16, "activation": "relu"}}
+
+
+def test_set_on_an_aliased_value_changes_only_the_named_key(tmp_path: Path) -> None:
+    text = BASE.replace("    - Flatten\n", "    - Flatten\n"
+                        "    - Dense: &hidden {units: 8, activation: relu}\n"
+                        "    - Dense: *hidden\n")
+    path = write_yaml(tmp_path / "c.yaml", text)
+    layers = load_config(path, ["model.layers.2.Dense.units=3"]).config.model.layers
+    assert (layers[1]["Dense"]["units"], layers[2]["Dense"]["units"]) == (8, 3)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("[" * 3000 + "]" * 3000, "nested deeper than 100 levels"),
+    ("{a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], "
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, "
+     "*c], e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d], f: [*e, *e, *e, *e, *e, *e, *e, *e, "
+     "*e, *e]}", "more than 100,000 values once aliases (*name) are expanded"),
+])
+def test_hostile_set_values_are_config_errors(tmp_path: Path, value: str, expected: str) -> None:
+    message = config_error(tmp_path, BASE, [f"model.input_shape={value}"])
+    assert message.startswith(f"--set model.input_shape={value[:20]}"), message[:200]
+    assert expected in message
+
+
+# --- --smoke checks the config as written before shrinking it ---------------------------------
+
+@pytest.mark.parametrize(("epochs", "expected"), [
+    ("-1", "training.epochs (line 10): Input should be greater than 0. Received: -1."),
+    ("ten", "training.epochs (line 10): Input should be a valid integer"),
+    (str(10**30), "training.epochs (line 10): Input should be less than or equal to 100000"),
+])
+def test_smoke_refuses_epochs_the_real_run_would_refuse(
+        tmp_path: Path, epochs: str, expected: str) -> None:
+    path = write_yaml(tmp_path / "bad.yaml", BASE + f"training:\n  epochs: {epochs}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, smoke=True)
+    assert expected in str(caught.value)
+
+
+def test_smoke_refuses_a_bad_epochs_given_with_set(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["training.epochs=0"], smoke=True)
+    assert str(caught.value).startswith("--set training.epochs=0: training.epochs: Input should "
+                                        "be greater than 0. Received: 0.")
+
+
+def test_smoke_reads_the_keras1_epochs_spelling(tmp_path: Path) -> None:
+    loaded = load_config(write_yaml(tmp_path / "c.yaml", BASE + "training: {nb_epoch: 5}\n"),
+                         smoke=True)
+    assert loaded.config.training.epochs == 1
+    assert loaded.notes == ["training.nb_epoch is the Keras 1 name; read as training.epochs."]
+
+
+def test_explicit_limits_above_smoke_sizes_still_win(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE.replace(
+        "{name: fashion_mnist_mini}", "{name: fashion_mnist_mini, train_limit: 100}"))
+    config = load_config(path, ["dataset.test_limit=1000"], smoke=True).config
+    assert (config.training.epochs, config.dataset.train_limit, config.dataset.test_limit) == (
+        1, 100, 1000)
+
+
+# --- dataset keys the chosen dataset never reads ----------------------------------------------
+
+@pytest.mark.parametrize(("dataset", "expected"), [
+    ("{name: fashion_mnist_mini, data_dir: data}",
+     "dataset.data_dir (line 2): fashion_mnist_mini does not read data_dir (it ships with "
+     "dltrain). Remove it."),
+    ("{name: mnist, label_column: y}",
+     "dataset.label_column (line 2): mnist does not read label_column (only csv does). "
+     "Remove it."),
+    ("{name: csv, path: x.csv, label_column: y, image_size: [8, 8]}",
+     "dataset.image_size (line 2): csv does not read image_size (only image_folder does). "
+     "Remove it."),
+    ("{name: cifar10, path: x}",
+     "dataset.path (line 2): cifar10 does not read path (it reads data_dir instead). Remove it."),
+    ("{name: npz, path: x.npz, test_split: 0.3}",
+     "dataset.test_split (line 2): npz does not read test_split (only csv and image_folder "
+     "do). Remove it."),
+    ("{name: image_folder, path: x, data_dir: y}",
+     "dataset.data_dir (line 2): image_folder does not read data_dir (it reads path instead). "
+     "Remove it."),
+])
+def test_a_dataset_key_the_dataset_never_reads_is_an_error(
+        tmp_path: Path, dataset: str, expected: str) -> None:
+    message = config_error(tmp_path, BASE.replace("{name: fashion_mnist_mini}", dataset))
+    assert expected in message
+    assert "Received" not in message
+
+
+def test_dataset_keys_left_at_their_defaults_are_not_errors(tmp_path: Path) -> None:
+    """A saved run's config.yaml lists every key with its default; it must load again."""
+    text = BASE.replace("{name: fashion_mnist_mini}", "{name: mnist, data_dir: null, path: null, "
+                        "test_split: 0.2, image_size: [64, 64], color_mode: rgb}")
+    assert load_config(write_yaml(tmp_path / "c.yaml", text)).config.dataset.name == "mnist"
+
+
+def test_a_saved_config_loads_again(tmp_path: Path) -> None:
+    first = load_config(write_yaml(tmp_path / "c.yaml", BASE)).config
+    again = load_config(write_yaml(tmp_path / "saved.yaml", dump(first))).config
+    assert again == first

@@ -12,9 +12,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dltrain.config.schema import Config
+from dltrain.config.yaml_file import Key, read_value, read_yaml
 from dltrain.errors import ConfigError
-
-Key = tuple[str | int, ...]
 
 
 @dataclass
@@ -25,12 +24,20 @@ class Loaded:
     source: str
     notes: list[str] = field(default_factory=list)
     lines: dict[Key, int] = field(default_factory=dict)
+    origins: dict[Key, str] = field(default_factory=dict)
 
     def locate(self, error: ConfigError) -> ConfigError:
-        """Prefix a later stage's error ('model.layers.1.Dense: ...') with the file and line."""
+        """Prefix a later stage's error ('model.layers.1.Dense: ...') with where its key came
+        from: the file and line, or the --set option that wrote it."""
         where, sep, rest = str(error).partition(": ")
         key = tuple(int(p) if p.isdigit() else p for p in where.split("."))
-        line = _nearest_line(key, self.lines) if sep else None
+        line, override = blame(key, self.lines, self.origins) if sep else (None, None)
+        for path, text in self.origins.items():  # "optimizer: unknown argument 'x'" set by --set
+            if sep and len(path) > len(key) and path[:len(key)] == key and (
+                    f"'{path[len(key)]}'" in rest):
+                line, override = None, text
+        if override is not None:
+            return ConfigError(f"--set {override}: {where}{sep}{rest}")
         at = f" (line {line})" if line else ""
         return ConfigError(f"{self.source}: {where}{at}{sep}{rest}")
 
@@ -46,106 +53,89 @@ def load_config(path: Path, overrides: list[str] | None = None, smoke: bool = Fa
     """
     source = str(path)
     raw, lines = read_yaml(path)
-    if smoke:  # before the overrides, so an explicit --epochs or --set still wins
-        shrink_for_smoke(raw, source)
+    origins: dict[Key, str] = {}
     for override in overrides or []:
-        apply_override(raw, override, source)
+        apply_override(raw, override, source, lines, origins)
     notes = rewrite_keras2(raw, source)
-    resolve_paths(raw, path.parent)
-    config = validate(raw, source, lines)
+    resolve_paths(raw, path.parent, origins)
+    config = validate(raw, source, lines, origins)
+    if smoke:  # checked as written first: a smoke run must not pass a config that cannot run
+        shrink_for_smoke(raw, origins)
+        config = validate(raw, source, lines, origins)
     if config.dataset.validation_split == "test":
         notes.append("validating on the test split (dataset.validation_split: test): choices made "
                      "on validation metrics then also fit the test data.")
-    return Loaded(config, source, notes, lines)
+    return Loaded(config, source, notes, lines, origins)
 
 
-def validate(raw: Any, source: str, lines: dict[Key, int] | None = None) -> Config:
+def validate(raw: Any, source: str, lines: dict[Key, int] | None = None,
+             origins: dict[Key, str] | None = None) -> Config:
+    """The `Config`, or a ConfigError listing every failing key: the file's keys with their
+    line first, then those written by --set, each naming its option."""
     if not isinstance(raw, dict):
         kind = "an empty file" if raw is None else f"a {type(raw).__name__}"
         raise ConfigError(f"{source}: a config must be a mapping of sections. Received: {kind}.")
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = [describe(error, raw, lines or {}) for error in exc.errors()]
-        raise ConfigError(f"{source}: " + "\n".join(problems)) from None
+        problems = [describe(error, raw, lines or {}, origins or {}) for error in exc.errors()]
+        in_file = [text for override, text in problems if override is None]
+        from_set = [f"--set {override}: {text}" for override, text in problems if override]
+        message = "\n".join(([f"{source}: " + "\n".join(in_file)] if in_file else []) + from_set)
+        raise ConfigError(message) from None
 
 
-def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
-    """Parse with the safe loader and remember the line of every key."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file.") from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        if "python/" in str(exc):
-            problem = "python tags (!!python/...) are not allowed: configs cannot run code"
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}.") from None
-    lines: dict[Key, int] = {}
-    if node is not None:
-        _record_lines(node, (), lines, path)
-    return data, lines
+def apply_override(raw: Any, override: str, source: str, lines: dict[Key, int] | None = None,
+                   origins: dict[Key, str] | None = None) -> None:
+    """Apply one `--set key.path=value`; the value is parsed as YAML (numbers, lists, ...).
 
-
-def _record_lines(node: yaml.Node, key: Key, lines: dict[Key, int], path: Path) -> None:
-    """Map key paths to lines; a key given twice is an error (YAML would keep the last)."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*key, key_node.value)
-            if child in lines:
-                raise ConfigError(f"{path} (line {key_node.start_mark.line + 1}): duplicate key "
-                                  f"'{'.'.join(map(str, child))}', first given on line "
-                                  f"{lines[child]}. Keep one.")
-            lines[child] = key_node.start_mark.line + 1
-            _record_lines(value_node, child, lines, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*key, index)] = item.start_mark.line + 1
-            _record_lines(item, (*key, index), lines, path)
-
-
-def apply_override(raw: Any, override: str, source: str) -> None:
-    """Apply one `--set key.path=value`; the value is parsed as YAML (numbers, lists, ...)."""
+    The keys it writes are recorded in `origins` (and forgotten in `lines`), so an error about
+    them names the option instead of a line of the file.
+    """
     path, sep, text = override.partition("=")
+    override = override if len(override) <= 80 else override[:77] + "..."  # as messages show it
     if not sep or not path.strip():
         raise ConfigError(f"--set {override}: expected key.path=value, e.g. training.epochs=2.")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {override}: the value is not valid YAML.") from None
+    value = read_value(text, f"--set {override}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a mapping before --set can change it.")
+    lines = {} if lines is None else lines
+    origins = {} if origins is None else origins
     parts = path.strip().split(".")
     target: Any = raw
+    key: Key = ()
     for depth, part in enumerate(parts[:-1]):
-        target = _step(target, part, parts[: depth + 1], override)
-    _assign(target, parts[-1], value, override)
+        target, step = _step(target, part, parts[: depth + 1], override)
+        key = (*key, step)
+        if key not in lines and key not in origins:  # a section this option created
+            origins[key] = override
+    key = (*key, _assign(target, parts[-1], value, override))
+    for known in (lines, origins):
+        for old in [old for old in known if old[:len(key)] == key]:
+            del known[old]
+    origins[key] = override
 
 
-def _step(target: Any, part: str, walked: list[str], override: str) -> Any:
+def _step(target: Any, part: str, walked: list[str], override: str) -> tuple[Any, str | int]:
     if isinstance(target, list):
-        return target[_index(target, part, override)]
+        index = _index(target, part, override)
+        return target[index], index
     if not isinstance(target, dict):
         raise ConfigError(f"--set {override}: '{'.'.join(walked[:-1])}' is not a section.")
     if target.get(part) is None:
         target[part] = {}
-    return target[part]
+    return target[part], part
 
 
-def _assign(target: Any, part: str, value: Any, override: str) -> None:
+def _assign(target: Any, part: str, value: Any, override: str) -> str | int:
     if isinstance(target, list):
-        target[_index(target, part, override)] = value
-    elif isinstance(target, dict):
+        index = _index(target, part, override)
+        target[index] = value
+        return index
+    if isinstance(target, dict):
         target[part] = value
-    else:
-        raise ConfigError(f"--set {override}: the parent of '{part}' is not a section.")
+        return part
+    raise ConfigError(f"--set {override}: the parent of '{part}' is not a section.")
 
 
 def _index(items: list[Any], part: str, override: str) -> int:
@@ -162,14 +152,19 @@ def shortcut_overrides(**values: int | None) -> list[str]:
     return [f"{keys[name]}={value}" for name, value in values.items() if value is not None]
 
 
-def shrink_for_smoke(raw: Any, source: str) -> None:
-    """1 epoch on a stratified subset; written into the config so `eval` sees the same data."""
-    apply_override(raw, "training.epochs=1", source)
-    dataset = raw.get("dataset")
-    if isinstance(dataset, dict):
-        for key, limit in (("train_limit", SMOKE_TRAIN), ("test_limit", SMOKE_TEST)):
-            current = dataset.get(key)
-            dataset[key] = min(current, limit) if isinstance(current, int) else limit
+def shrink_for_smoke(raw: dict[str, Any], origins: dict[Key, str]) -> None:
+    """1 epoch on a stratified subset; written into the config so `eval` sees the same data.
+
+    Runs on a config already validated as written. A value given with --set (or --epochs)
+    is kept: the user chose it for this run.
+    """
+    for section, key, limit in (("training", "epochs", 1), ("dataset", "train_limit", SMOKE_TRAIN),
+                                ("dataset", "test_limit", SMOKE_TEST)):
+        values = raw.setdefault(section, {})
+        current = values.get(key)
+        if current is not None and blame((section, key), {}, origins)[1] is not None:
+            continue
+        values[key] = min(current, limit) if isinstance(current, int) else limit
 
 
 def rewrite_keras2(raw: Any, source: str) -> list[str]:
@@ -226,30 +221,40 @@ def _legacy_shape(value: Any, key: str) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def resolve_paths(raw: Any, base: Path) -> None:
-    """Make dataset paths relative to the config file's folder, as a reader expects."""
+def resolve_paths(raw: Any, base: Path, origins: dict[Key, str] | None = None) -> None:
+    """Make dataset paths absolute: the file's relative to its folder, those given with --set
+    relative to the working directory, where they were typed."""
     dataset = raw.get("dataset") if isinstance(raw, dict) else None
     if not isinstance(dataset, dict):
         return
     for key in ("data_dir", "path", "test_path"):
         value = dataset.get(key)
+        typed = blame(("dataset", key), {}, origins or {})[1] is not None
         if isinstance(value, str) and value:
-            dataset[key] = str((base / Path(value).expanduser()).resolve())
+            dataset[key] = str(((Path.cwd() if typed else base) / Path(value).expanduser())
+                               .resolve())
 
 
-def describe(error: Any, raw: Any, lines: dict[Key, int]) -> str:
-    """One line for one pydantic error: key path, line, what was expected and received."""
+NO_RECEIVED = ("missing", "key_not_read")  # errors whose message says all there is to say
+
+
+def describe(error: Any, raw: Any, lines: dict[Key, int],
+             origins: dict[Key, str] | None = None) -> tuple[str | None, str]:
+    """One line for one pydantic error: key path, line, what was expected and received.
+
+    Returns the --set option the failing key came from (None: from the file) and the line.
+    """
     loc = key_path(error["loc"], raw, keep_last=error["type"] == "missing")
     where = ".".join(map(str, loc)) or "top level"
-    line = _nearest_line(loc, lines)
+    line, override = blame(loc, lines, origins or {})
     at = f" (line {line})" if line else ""
     if error["type"] == "extra_forbidden":
         parent = ".".join(map(str, loc[:-1])) or "top level"
         hint = _suggest(str(loc[-1]), allowed_keys(loc[:-1]))
-        return f"unknown key '{loc[-1]}' at {parent}{at}.{hint}"
+        return override, f"unknown key '{loc[-1]}' at {parent}{at}.{hint}"
     message = error["msg"].removeprefix("Value error, ")
-    received = "" if error["type"] == "missing" else f" Received: {_short(error['input'])}."
-    return f"{where}{at}: {message}.{received}"
+    received = "" if error["type"] in NO_RECEIVED else f" Received: {_short(error['input'])}."
+    return override, f"{where}{at}: {message}.{received}"
 
 
 def key_path(loc: Key, raw: Any, keep_last: bool) -> Key:
@@ -271,11 +276,15 @@ def key_path(loc: Key, raw: Any, keep_last: bool) -> Key:
     return tuple(path)
 
 
-def _nearest_line(loc: Key, lines: dict[Key, int]) -> int | None:
+def blame(loc: Key, lines: dict[Key, int], origins: dict[Key, str]) -> tuple[int | None, str | None]:
+    """Where the key at `loc` (or its nearest enclosing key) was written: (line, None) in the
+    file, (None, "key=value") by a --set option, (None, None) nowhere (a default)."""
     for end in range(len(loc), 0, -1):
+        if loc[:end] in origins:
+            return None, origins[loc[:end]]
         if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
+            return lines[loc[:end]], None
+    return None, None
 
 
 def _short(value: Any) -> str:

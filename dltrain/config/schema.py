@@ -6,7 +6,16 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 # What a loss expects of the labels and the last layer, by its name in any spelling
 # (binary_crossentropy, BinaryCrossentropy). Losses not listed are "other": no label encoding,
@@ -29,6 +38,19 @@ def kind_of_loss(name: str) -> LossKind:
 
 IMAGE_DATASETS = ("fashion_mnist_mini", "mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
 DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv", "image_folder")
+
+# The optional dataset keys each dataset reads beyond those all of them read (validation_split,
+# rescale, standardize, label_map, one_hot, train_limit, test_limit). A name not listed reads
+# none: it ships with dltrain.
+DATASET_KEYS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(["mnist", "fashion_mnist", "cifar10", "cifar100"], ("data_dir",)),
+    "npz": ("path",),
+    "csv": ("path", "test_path", "label_column", "feature_columns", "test_split",
+            "test_split_seed"),
+    "image_folder": ("path", "test_path", "test_split", "test_split_seed", "image_size",
+                     "color_mode"),
+}
+SOURCE_KEYS = sorted({key for keys in DATASET_KEYS.values() for key in keys})
 
 # ImageDataGenerator arguments that have no Keras 3 preprocessing-layer equivalent here yet,
 # with what to do instead.
@@ -96,6 +118,19 @@ class DatasetConfig(Strict):
     train_limit: int | None = Field(None, gt=0, description="Stratified, seeded training subset.")
     test_limit: int | None = Field(None, gt=0, description="Stratified, seeded test subset.")
 
+    @field_validator(*SOURCE_KEYS)
+    @classmethod
+    def _read_by_the_dataset(cls, value: Any, info: ValidationInfo) -> Any:
+        # A key another dataset reads is a mistake the run would silently ignore. Its default
+        # is no mistake: a saved run's config.yaml lists every key.
+        name, key = info.data.get("name"), info.field_name
+        if name is None or key is None or key in DATASET_KEYS.get(name, ()):
+            return value
+        if value == cls.model_fields[key].default:
+            return value
+        raise PydanticCustomError("key_not_read", "{name} does not read {key} ({why}). Remove it",
+                                  {"name": name, "key": key, "why": _why_not_read(name, key)})
+
     @field_validator("validation_split")
     @classmethod
     def _split_range(cls, value: float | str) -> float | str:
@@ -126,6 +161,17 @@ class DatasetConfig(Strict):
     @property
     def has_validation(self) -> bool:
         return self.validation_split == "test" or self.validation_split > 0
+
+
+def _why_not_read(name: str, key: str) -> str:
+    instead = {"path": "data_dir", "data_dir": "path"}.get(key)
+    if instead in DATASET_KEYS.get(name, ()):
+        return f"it reads {instead} instead"
+    if key in ("data_dir", "path", "test_path") and not DATASET_KEYS.get(name):
+        return "it ships with dltrain"
+    readers = [other for other, keys in DATASET_KEYS.items() if key in keys]
+    listed = ", ".join(readers[:-1]) + " and " + readers[-1] if len(readers) > 1 else readers[0]
+    return f"only {listed} {'do' if len(readers) > 1 else 'does'}"
 
 
 class AugmentationConfig(Strict):
@@ -223,6 +269,12 @@ class OptimizerConfig(Open):
     schedule: ScheduleConfig | None = None
     clipnorm: float | None = Field(None, gt=0)
     clipvalue: float | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, data: Any) -> Any:
+        # `optimizer: adam`, as Keras's compile(optimizer="adam") and as `loss:` accepts.
+        return {"name": data} if isinstance(data, str) else data
 
 
 class NamedObject(Open):

@@ -1,0 +1,138 @@
+"""Read a config file's YAML: safely, with the line of every key, refusing documents that would
+exhaust the stack or the memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dltrain.errors import ConfigError
+
+Key = tuple[str | int, ...]
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
+    """Parse with the safe loader and remember the line of every key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file.") from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
+    loader = _GuardedLoader(text)
+    lines: dict[Key, int] = {}
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, lines
+        _record_lines(node, (), lines, path)  # before merge keys (<<) are flattened into it
+        data = _unshared(loader.construct_document(node))
+    except _Refused as exc:
+        raise ConfigError(f"{path} (line {exc.line}): {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        if "python/" in str(exc):
+            problem = "python tags (!!python/...) are not allowed: configs cannot run code"
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}.") from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def read_value(text: str, option: str) -> Any:
+    """A --set value, parsed with the same guards as a file; `option` names it in errors."""
+    loader = _GuardedLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _unshared(loader.construct_document(node))
+    except _Refused as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{option}: the value is not valid YAML.") from None
+    finally:
+        loader.dispose()
+
+
+def _unshared(data: Any) -> Any:
+    """A copy where an alias's values are its own, so --set changes only the key it names."""
+    if isinstance(data, dict):
+        return {key: _unshared(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_unshared(item) for item in data]
+    return data
+
+
+MAX_DEPTH, MAX_VALUES = 100, 100_000  # a real config: under 10 levels, a few hundred values
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.line = mark.line + 1 if mark else 0
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """The safe loader, refusing documents that would exhaust the stack or the memory.
+
+    Nesting deeper than MAX_DEPTH would overflow the recursive composer; aliases, which YAML
+    lets a document reuse at no cost in text, are counted at their expanded size, so that
+    nine lines of nested aliases ("billion laughs") cannot grow into 10**9 values.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.values = 0  # the document's size with every alias expanded, so far
+        self.sizes: dict[int, int] = {}  # id(node) -> its expanded size, once composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            if id(node) not in self.sizes:
+                raise _Refused(f"alias '*{event.anchor}' refers to a collection that contains "
+                               "it; a config cannot be recursive. Write the values out.",
+                               event.start_mark)
+            self._count(self.sizes[id(node)], event.start_mark)
+            return node
+        nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if nests and self.depth >= MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels; a config needs a few. "
+                           "Check the brackets and indentation.", event.start_mark)
+        before = self.values
+        self._count(1, event.start_mark)
+        self.depth += nests
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= nests
+        self.sizes[id(node)] = self.values - before
+        return node
+
+    def _count(self, size: int, mark: Any) -> None:
+        self.values += size
+        if self.values > MAX_VALUES:
+            raise _Refused(f"more than {MAX_VALUES:,} values once aliases (*name) are expanded; "
+                           "a config needs a few hundred. Use fewer aliases, or write the values "
+                           "out.", mark)
+
+
+def _record_lines(node: yaml.Node, key: Key, lines: dict[Key, int], path: Path) -> None:
+    """Map key paths to lines; a key given twice is an error (YAML would keep the last)."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*key, key_node.value)
+            if child in lines:
+                raise ConfigError(f"{path} (line {key_node.start_mark.line + 1}): duplicate key "
+                                  f"'{'.'.join(map(str, child))}', first given on line "
+                                  f"{lines[child]}. Keep one.")
+            lines[child] = key_node.start_mark.line + 1
+            _record_lines(value_node, child, lines, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*key, index)] = item.start_mark.line + 1
+            _record_lines(item, (*key, index), lines, path)
