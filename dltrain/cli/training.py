@@ -155,10 +155,11 @@ def smoke(
 
 
 def schema() -> None:
-    """Print the JSON Schema of the config file, for editors and validators.
+    """Print the JSON Schema of the config file, with Keras's layer names, for editors.
 
     Example: dltrain schema > dltrain.schema.json
     """
+    from dltrain.config.catalog import with_layer_names
     from dltrain.config.schema import json_schema
 
-    emit_json(json_schema())
+    emit_json(with_layer_names(json_schema()))

@@ -391,5 +391,11 @@ class Config(Strict):
 def json_schema() -> dict[str, Any]:
     """The config's JSON Schema, for `dltrain schema` and the editors' yaml-language-server."""
     schema = Config.model_json_schema()
+    # The section may also be a bare name (`optimizer: adam`), which validation expands.
+    section = schema["properties"]["optimizer"]
+    schema["properties"]["optimizer"] = {"anyOf": [
+        {"type": "string", "description": "A keras.optimizers name, with its defaults."},
+        {key: value for key, value in section.items() if key != "default"}],
+        "default": section.get("default")}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
             "title": "dltrain experiment config"}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dltrain import __version__
+from dltrain.config.schema import Config
 from dltrain.errors import RunError
 from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run files through here
     read_history,
@@ -23,7 +24,6 @@ from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run 
     write_history,
     write_json,
 )
-from dltrain.config.schema import Config
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
