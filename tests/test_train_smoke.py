@@ -42,11 +42,12 @@ def test_synthetic_smoke_passes_every_shipped_config_offline(
     shipped = sorted(CONFIGS.glob("*.yaml"))
     assert code == 0, out + err
     assert f"{len(shipped)} passed, 0 failed" in out
-    assert out.count("synthetic") >= 6  # the table's data column (rich wraps the details)
-    assert err.count("note: synthetic stand-in data for ") == 6
     expected = {path.stem: str(yaml.safe_load(path.read_text())["dataset"]["name"] in DOWNLOADED)
                 .lower() for path in shipped}
-    assert sorted(expected.values()).count("true") == 6
+    downloaded = sorted(expected.values()).count("true")
+    assert downloaded >= 6  # every shipped config but quickstart and tabular_binary
+    assert out.count("synthetic") >= downloaded  # the table's data column (rich wraps details)
+    assert err.count("note: synthetic stand-in data for ") == downloaded
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == str(len(shipped)) and suite.get("failures") == "0"
     found = {case.get("name"): case.find("properties/property[@name='synthetic']").get("value")
