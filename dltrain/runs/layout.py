@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from dltrain import __version__
+from dltrain.config.schema import Config
 from dltrain.errors import RunError
+from dltrain.runs import lock
 from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run files through here
     read_history,
     read_json,
@@ -23,7 +25,6 @@ from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run 
     write_history,
     write_json,
 )
-from dltrain.config.schema import Config
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
@@ -43,12 +44,21 @@ PREPARATION_FILE = "preprocessing.json"
 
 
 def new_run_dir(config: Config, chosen: Path | None) -> Path:
-    """`chosen` exactly (it must be empty or absent), else a fresh runs/<name>-<timestamp>/."""
+    """`chosen` exactly (it must be empty or absent), else a fresh runs/<name>-<timestamp>/.
+
+    The folder comes back locked for this process (`dltrain.runs.lock`): made, locked, then
+    checked to hold nothing but the lock, so two fits into one --run-dir cannot both start.
+    """
     if chosen is not None:
-        if chosen.exists() and (not chosen.is_dir() or any(chosen.iterdir())):
+        if chosen.exists() and (not chosen.is_dir() or _holds_files(chosen)):
             raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
                            "folder so no earlier run is overwritten.")
         chosen.mkdir(parents=True, exist_ok=True)
+        lock.acquire(chosen)
+        if _holds_files(chosen):  # another fit made it between the check and the lock
+            lock.release(chosen)
+            raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
+                           "folder so no earlier run is overwritten.")
         return chosen
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = config.output.runs_dir / f"{config.name}-{stamp}"
@@ -56,10 +66,15 @@ def new_run_dir(config: Config, chosen: Path | None) -> Path:
     while True:
         try:
             path.mkdir(parents=True, exist_ok=False)
+            lock.acquire(path)
             return path
         except FileExistsError:
             suffix += 1
             path = base.with_name(f"{base.name}-{suffix}")
+
+
+def _holds_files(folder: Path) -> bool:
+    return any(entry.name != lock.LOCK_FILE for entry in folder.iterdir())
 
 
 def completed_epochs(run_dir: Path) -> int:

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from dltrain.runs import layout as runs
 from dltrain.errors import RunError
+from dltrain.runs import layout as runs
 
 SORT_KEYS = {"date": "date", "name": "name", "accuracy": "accuracy", "loss": "loss",
              "time": "seconds", "state": "state"}
