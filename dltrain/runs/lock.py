@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,12 +86,17 @@ def writer_alive(run_dir: Path) -> bool | None:
 
 
 def _holder(descriptor: int) -> str:
-    """'process 12345 (dltrain fit ...)' from the lock file; the holder may not have written it
-    yet."""
-    try:
-        text = os.pread(descriptor, 4096, 0).decode(errors="replace")
-    except OSError:
-        text = ""
+    """'process 12345 (dltrain fit ...)' from the lock file; a holder that has just taken the
+    lock writes its PID a moment later, so wait a little for it."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            text = os.pread(descriptor, 4096, 0).decode(errors="replace")
+        except OSError:
+            text = ""
+        if text.endswith("\n") or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     pid, _, command = text.partition("\n")
     if not pid.strip().isdigit():
         return "another process"
