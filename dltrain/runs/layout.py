@@ -60,6 +60,7 @@ def new_run_dir(config: Config, chosen: Path | None) -> Path:
             raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
                            "folder so no earlier run is overwritten.")
         return chosen
+    inside_working_directory(config.output.runs_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = config.output.runs_dir / f"{config.name}-{stamp}"
     path, suffix = base, 1
@@ -71,6 +72,17 @@ def new_run_dir(config: Config, chosen: Path | None) -> Path:
         except FileExistsError:
             suffix += 1
             path = base.with_name(f"{base.name}-{suffix}")
+
+
+def inside_working_directory(runs_dir: Path) -> None:
+    """output.runs_dir as the file system sees it: a symlink must not lead a config's runs out
+    of the folder it is run from (the config's own check is lexical)."""
+    cwd = Path.cwd().resolve()
+    target = (cwd / runs_dir).resolve()
+    if not target.is_relative_to(cwd):
+        raise RunError(f"output.runs_dir {runs_dir} leads to {target}, outside the working "
+                       f"directory {cwd}; a config keeps its runs inside the folder it is run "
+                       "from. Use --run-dir to put a run elsewhere.")
 
 
 def _holds_files(folder: Path) -> bool:
