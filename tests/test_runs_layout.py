@@ -57,3 +57,20 @@ def test_fit_refuses_the_escape_before_training(workdir: Path,
     assert code == 2
     assert "outside the working directory" in " ".join(err.split())
     assert not any((workdir.parent / "elsewhere").iterdir())
+
+
+def test_a_run_dir_filled_between_the_check_and_the_lock_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    take = lock.acquire
+
+    def another_fit_first(folder: Path) -> None:  # it made the folder and wrote, then let go
+        (folder / "config.yaml").write_text("the other fit's")
+        take(folder)
+
+    monkeypatch.setattr(lock, "acquire", another_fit_first)
+    config = load_config(QUICKSTART).config
+    with pytest.raises(RunError, match="already exists and is not empty"):
+        new_run_dir(config, run)
+    assert lock.writer_alive(run) is False  # not left held
+    assert (run / "config.yaml").read_text() == "the other fit's"
