@@ -220,3 +220,17 @@ def test_show_and_fit_json_parse(capsys: pytest.CaptureFixture[str], tmp_path: P
     fitted = json.loads(out)
     assert fitted["run_dir"] == str(tmp_path / "r") and fitted["epochs_run"] == 1
     assert fitted["smoke"]["loss_after"] < fitted["smoke"]["loss_before"]
+
+
+@pytest.mark.parametrize("text", ["null", "[1, 2]", '{"mean": null}', '{"rescale": "x"}',
+                                  "{broken"])
+def test_predict_names_a_broken_preprocessing_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
+    (run / "preprocessing.json").write_text(text)
+    (tmp_path / "x.png").write_bytes(b"")
+    code, _, err = run_cli(capsys, "predict", run, tmp_path / "x.png")
+    assert code == 2, err
+    assert f"{run / 'preprocessing.json'}" in " ".join(err.split())

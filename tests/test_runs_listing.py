@@ -153,3 +153,31 @@ def test_list_runs_sorts_by_accuracy_with_the_unscored_last(tmp_path: Path) -> N
     write_run(folder / "none", state="running")
     write_run(folder / "high", metrics={**FINISHED, "test": {"accuracy": 0.9}})
     assert [r["name"] for r in list_runs(folder, "accuracy")] == ["high", "low", "none"]
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("run.json", "{not json"), ("run.json", "[1, 2]"), ("run.json", "null"),
+    ("metrics.json", '{"test": '), ("metrics.json", '{"test": [0.5]}'),
+    ("metrics.json", '{"test": {"accuracy": "high"}}'), ("metrics.json", '"text"'),
+    ("environment.json", "[]"), ("history.csv", "epoch,loss\n1,abc\n"),
+    ("config.yaml", "dataset: [unclosed"), ("config.yaml", "dataset: 3"),
+])
+def test_one_broken_run_is_marked_and_the_others_still_list(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str) -> None:
+    folder = tmp_path / "runs"
+    write_run(folder / "a-good", metrics=FINISHED, command=["dltrain", "fit", "c.yaml"])
+    broken = write_run(folder / "b-broken", metrics=FINISHED)
+    (broken / name).write_text(text)
+    write_run(folder / "c-good", metrics={**FINISHED, "test": {"accuracy": 0.7}})
+    code, out, err = run_cli(capsys, "runs", folder, "--json", "--sort", "accuracy")
+    assert code == 0, err
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert [row["name"] for row in json.loads(out)] == ["c-good", "a-good", "b-broken"]
+    assert rows["a-good"]["state"] == rows["c-good"]["state"] == "completed"
+    assert rows["b-broken"]["state"] == "corrupt"
+    assert rows["b-broken"]["unreadable"] == str(broken / name)
+    code, out, err = run_cli(capsys, "runs", folder)
+    assert code == 0, err
+    assert "corrupt" in line_of(out.splitlines(), "b-broken").split()
+    for sort in ("date", "name", "loss", "time", "state"):
+        assert run_cli(capsys, "runs", folder, "--sort", sort)[0] == 0

@@ -6,6 +6,9 @@ Exit codes: 0 success, 2 a problem with the user's input (config, data, argument
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import sys
 from typing import Annotated
 
@@ -63,13 +66,56 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors: click's own message and exit code 2
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))
-    except Exception:  # noqa: BLE001 - the one place internal errors are reported
+    except Exception as exc:  # noqa: BLE001 - the one place internal errors are reported
+        message = environment_error(exc, args)
+        if message is not None:
+            err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            return 2
         if "--debug" in args:
             raise
         err.print(f"[red]internal error:[/] {escape(repr(sys.exc_info()[1]))}. "
                   "Run again with --debug for the traceback, and please report it.")
         return 1
     return code if isinstance(code, int) else 0
+
+
+# OS errors that are the user's environment, with what to do about each.
+CANNOT_WRITE = {errno.ENOSPC: "Free space or choose another --run-dir.",
+                errno.EDQUOT: "Free space or choose another --run-dir.",
+                errno.EROFS: "Make it writable or work in another folder."}
+CANNOT_USE = {errno.EACCES: "Make it writable or work in another folder.",
+              errno.EPERM: "Make it writable or work in another folder.",
+              errno.ENAMETOOLONG: "Choose a shorter name."}
+
+
+def environment_error(exc: BaseException, args: list[str]) -> str | None:
+    """The message for an error the user's disk, permissions or input caused; None for ours.
+
+    A full disk or a read-only folder can strike at any write, deep in Keras or matplotlib;
+    a number with more digits than Python converts (sys.get_int_max_str_digits) can come from
+    any YAML the user gives.
+    """
+    if isinstance(exc, OSError) and exc.errno in (CANNOT_WRITE | CANNOT_USE):
+        path = exc.filename if exc.filename is not None else "a file"
+        verb = "write" if exc.errno in CANNOT_WRITE else "use"
+        hint = (CANNOT_WRITE | CANNOT_USE)[exc.errno]
+        return f"cannot {verb} {path}: {exc.strerror or os.strerror(exc.errno)}. {hint}"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        limit = sys.get_int_max_str_digits()
+        return (f"{_too_long_number(args, limit)}: a number has more digits than Python reads "
+                f"({limit}). Write a shorter number.")
+    return None
+
+
+def _too_long_number(args: list[str], limit: int) -> str:
+    """The argument that holds the number, shortened; else the config files given."""
+    for arg in args:
+        digits = max((len(run) for run in re.findall(r"\d+", arg)), default=0)
+        if digits > limit:
+            shown = arg[:arg.index("=") + 21] if "=" in arg[:100] else arg[:20]
+            return f"{'' if arg.startswith('-') else '--set '}{shown}... ({digits} digits)"
+    files = [arg for arg in args if arg.endswith((".yaml", ".yml"))]
+    return ", ".join(files) or "the config"
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ def eval_(
     """
     from dltrain.report.evaluate import evaluate_run, model_in_run
     from dltrain.report.tables import print_eval
-    from dltrain.runs.layout import EVAL_FILE, write_json
 
     if target.suffix == ".keras":
         if config is None:
@@ -55,12 +54,12 @@ def eval_(
         model = None if model is None else model_in_run(run_dir, model)
     else:
         raise DltrainError(f"{target}: not a run directory or a .keras file.")
-    result = evaluate_run(run_dir, model_path=model, config_path=config,
-                          device=device.value)  # type: ignore[arg-type]
-    write_json(run_dir / EVAL_FILE, result)
-    print_eval(for_results(as_json), result)
+    evaluation = evaluate_run(run_dir, model_path=model, config_path=config,
+                              device=device.value)  # type: ignore[arg-type]
+    print_eval(for_results(as_json), evaluation.result)
     if as_json:
-        emit_json(result)
+        emit_json(evaluation.result)
+    evaluation.save(run_dir)  # after the scores are shown: a read-only run still shows them
 
 
 def runs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
     return {key: float(value) for key, value in results.items()}
 
 
-def score(model: Any, splits: Splits, config: Config, folder: Path, title: str) -> dict[str, Any]:
-    """Test metrics, and for classifiers the per-class report and confusion_matrix.png."""
+def score(model: Any, splits: Splits, config: Config, folder: Path | None,
+          title: str) -> dict[str, Any]:
+    """Test metrics, and for classifiers the per-class report and (with a folder)
+    confusion_matrix.png."""
     from dltrain.report.metrics import classification_report
     from dltrain.report.plots import confusion_matrix
 
@@ -31,15 +34,36 @@ def score(model: Any, splits: Splits, config: Config, folder: Path, title: str) 
         probabilities = model.predict(pipeline(splits.x_test, splits.y_test,
                                                config.training.batch_size), verbose=0)
         report = classification_report(splits.y_test, probabilities, splits.class_names)
-        confusion_matrix(report["confusion_matrix"], report["class_names"], title,
-                         folder / runs.CONFUSION_FILE)
+        if folder is not None:
+            confusion_matrix(report["confusion_matrix"], report["class_names"], title,
+                             folder / runs.CONFUSION_FILE)
         result["report"] = report
     return result
 
 
+@dataclass
+class Evaluation:
+    """A model's scores, shown first and saved after (`save`)."""
+
+    result: dict[str, Any]
+    title: str
+
+    def save(self, run_dir: Path) -> None:
+        """eval.json, then the confusion matrix, once the scores are shown: a folder that
+        cannot be written (full, read-only) costs the files, never the scores."""
+        from dltrain.report.plots import confusion_matrix
+
+        runs.write_json(run_dir / runs.EVAL_FILE, self.result)
+        report = self.result.get("report")
+        if report is not None:
+            confusion_matrix(report["confusion_matrix"], report["class_names"], self.title,
+                             run_dir / runs.CONFUSION_FILE)
+
+
 def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
-                 config_path: Path | None = None, device: Device = "auto") -> dict[str, Any]:
-    """Reload a saved model (safe_mode) and score it on the test split its run used."""
+                 config_path: Path | None = None, device: Device = "auto") -> Evaluation:
+    """Reload a saved model (safe_mode) and score it on the test split its run used; nothing
+    is written until `Evaluation.save`."""
     if model_path is None:
         state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
         if state != "completed":
@@ -52,8 +76,9 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     model = load_model(path)
     splits = load_splits(config.dataset, config.seed, config.loss_kind)
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind)
-    result = score(model, splits, config, run_dir, f"{config.name}: {path.name} on the test split")
-    return {**result, "model": str(path)}
+    title = f"{config.name}: {path.name} on the test split"
+    result = score(model, splits, config, None, title)
+    return Evaluation({**result, "model": str(path)}, title)
 
 
 def model_in_run(run_dir: Path, model: Path) -> Path:

@@ -23,8 +23,7 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int) -> list[dict[str
     if not (run_dir / runs.PREPARATION_FILE).is_file():
         raise RunError(f"{run_dir}: no {runs.PREPARATION_FILE}; predict needs a run made by "
                        "this version of dltrain fit.")
-    saved = runs.read_json(run_dir / runs.PREPARATION_FILE)
-    preparation = Preparation.from_json(saved)
+    saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
     model = load_model(run_dir / runs.MODEL_FILE)
     names, inputs = [], []
     for path in files:
@@ -40,6 +39,22 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int) -> list[dict[str
     classes = saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
     return [{"input": name, "top": top_classes(row, classes, top_k)}
             for name, row in zip(names, probabilities, strict=True)]
+
+
+def read_preparation(path: Path) -> tuple[dict[str, Any], Preparation]:
+    """preprocessing.json and the preparation it describes; RunError naming it when broken."""
+    saved = runs.read_json(path)
+    try:
+        if not isinstance(saved, dict):
+            raise TypeError(type(saved).__name__)
+        preparation = Preparation.from_json(saved)
+        classes, count = saved.get("class_names"), saved.get("num_classes", 0)
+        if not (classes is None or isinstance(classes, list)) or not isinstance(count, int):
+            raise TypeError("class_names or num_classes")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"{path}: not the preprocessing dltrain fit writes ({type(exc).__name__}: "
+                       f"{exc}); fit the run again to recreate it.") from None
+    return saved, preparation
 
 
 def top_classes(scores: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]]:

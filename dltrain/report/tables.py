@@ -79,7 +79,8 @@ RUN_COLUMNS = [("name", "name", False), ("date", "date", False), ("dataset", "da
                ("samples/s", "samples_per_second", True)]
 # Dropped in this order until the table fits the terminal; name, state, kind and acc stay.
 RUN_OPTIONAL = ["samples_per_second", "dataset", "date", "epochs", "seconds", "loss"]
-STATE_COLOURS = {"completed": "green", "interrupted": "yellow", "failed": "red"}
+STATE_COLOURS = {"completed": "green", "interrupted": "yellow", "failed": "red",
+                 "corrupt": "red"}
 KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta"}
 
 

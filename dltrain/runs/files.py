@@ -26,7 +26,10 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     The suffix matters to writers that pick a format from the file name (Keras: `.keras`,
     matplotlib: `.png`).
     """
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     os.close(handle)
     tmp = Path(name)
     try:
@@ -35,8 +38,18 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The error with the file the user asked for as its name, not the temporary one (writers
+    such as zipfile give none): a full disk or a read-only folder is reported for `path`."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def _umask() -> int:

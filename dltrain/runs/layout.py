@@ -15,6 +15,7 @@ from typing import Any
 from dltrain import __version__
 from dltrain.config.schema import Config
 from dltrain.errors import RunError
+from dltrain.runs import lock
 from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run files through here
     read_history,
     read_json,
@@ -43,23 +44,49 @@ PREPARATION_FILE = "preprocessing.json"
 
 
 def new_run_dir(config: Config, chosen: Path | None) -> Path:
-    """`chosen` exactly (it must be empty or absent), else a fresh runs/<name>-<timestamp>/."""
+    """`chosen` exactly (it must be empty or absent), else a fresh runs/<name>-<timestamp>/.
+
+    The folder comes back locked for this process (`dltrain.runs.lock`): made, locked, then
+    checked to hold nothing but the lock, so two fits into one --run-dir cannot both start.
+    """
     if chosen is not None:
-        if chosen.exists() and (not chosen.is_dir() or any(chosen.iterdir())):
+        if chosen.exists() and (not chosen.is_dir() or _holds_files(chosen)):
             raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
                            "folder so no earlier run is overwritten.")
         chosen.mkdir(parents=True, exist_ok=True)
+        lock.acquire(chosen)
+        if _holds_files(chosen):  # another fit made it between the check and the lock
+            lock.release(chosen)
+            raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
+                           "folder so no earlier run is overwritten.")
         return chosen
+    inside_working_directory(config.output.runs_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = config.output.runs_dir / f"{config.name}-{stamp}"
     path, suffix = base, 1
     while True:
         try:
             path.mkdir(parents=True, exist_ok=False)
+            lock.acquire(path)
             return path
         except FileExistsError:
             suffix += 1
             path = base.with_name(f"{base.name}-{suffix}")
+
+
+def inside_working_directory(runs_dir: Path) -> None:
+    """output.runs_dir as the file system sees it: a symlink must not lead a config's runs out
+    of the folder it is run from (the config's own check is lexical)."""
+    cwd = Path.cwd().resolve()
+    target = (cwd / runs_dir).resolve()
+    if not target.is_relative_to(cwd):
+        raise RunError(f"output.runs_dir {runs_dir} leads to {target}, outside the working "
+                       f"directory {cwd}; a config keeps its runs inside the folder it is run "
+                       "from. Use --run-dir to put a run elsewhere.")
+
+
+def _holds_files(folder: Path) -> bool:
+    return any(entry.name != lock.LOCK_FILE for entry in folder.iterdir())
 
 
 def completed_epochs(run_dir: Path) -> int:

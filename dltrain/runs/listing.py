@@ -9,6 +9,7 @@ import yaml
 
 from dltrain.errors import RunError
 from dltrain.runs import layout as runs
+from dltrain.runs import lock
 
 SORT_KEYS = {"date": "date", "name": "name", "accuracy": "accuracy", "loss": "loss",
              "time": "seconds", "state": "state"}
@@ -28,25 +29,85 @@ def list_runs(folder: Path, sort: str = "date") -> list[dict[str, Any]]:
 
 
 def summarise(path: Path) -> dict[str, Any]:
-    """A run's row: what it trained on, how far it got and how it scored."""
-    state = _json(path / runs.STATE_FILE) or {}
-    env = _json(path / runs.ENV_FILE) or {}
-    metrics = _json(path / runs.METRICS_FILE) or {}
-    config = _yaml(path / runs.CONFIG_FILE) or {}
-    test = metrics.get("test", {})
-    return {
+    """A run's row: what it trained on, how far it got and how it scored.
+
+    A run whose files cannot be read is still a row, state `corrupt`, with `unreadable` naming
+    the first such file and `error` saying what is wrong, so one broken run hides no other. A
+    run marked running whose lock no process holds is shown interrupted, `writer: gone`.
+    """
+    try:
+        row = _row(path)
+    except Unreadable as exc:
+        return {"name": path.name, "path": str(path), "date": None, "dataset": None,
+                "state": "corrupt", "kind": "fit", "epochs": None, "accuracy": None,
+                "loss": None, "seconds": None, "samples_per_second": None,
+                "unreadable": str(exc.path), "error": exc.reason}
+    if row["state"] == "running" and lock.writer_alive(path) is False:
+        row.update(state="interrupted", writer="gone")
+    return row
+
+
+class Unreadable(Exception):
+    """A run file that is missing its shape: not the JSON, CSV or YAML dltrain wrote."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _row(path: Path) -> dict[str, Any]:
+    state = _mapping(path / runs.STATE_FILE, _json, required=True)
+    env = _mapping(path / runs.ENV_FILE, _json)
+    metrics = _mapping(path / runs.METRICS_FILE, _json)
+    config = _mapping(path / runs.CONFIG_FILE, _yaml)
+    test = metrics.get("test") or {}
+    dataset = config.get("dataset") or {}
+    if not isinstance(test, dict) or not isinstance(dataset, dict):
+        name = runs.METRICS_FILE if not isinstance(test, dict) else runs.CONFIG_FILE
+        raise Unreadable(path / name, "not the layout dltrain writes")
+    try:
+        history = runs.read_history(path / runs.HISTORY_FILE)
+    except (OSError, UnicodeDecodeError, RunError) as exc:
+        raise Unreadable(path / runs.HISTORY_FILE, str(exc)) from None
+    row = {
         "name": path.name,
         "path": str(path),
-        "date": (env.get("started") or "")[:16].replace("T", " ") or None,
-        "dataset": (config.get("dataset") or {}).get("name"),
+        "date": _text(env.get("started"))[:16].replace("T", " ") or None,
+        "dataset": dataset.get("name"),
         "state": state.get("state"),
         "kind": kind(state, metrics, env),
-        "epochs": metrics.get("epochs_run", len(runs.read_history(path / runs.HISTORY_FILE))),
+        "epochs": metrics.get("epochs_run", len(history)),
         "accuracy": test.get("accuracy", test.get("acc")),
         "loss": test.get("loss"),
         "seconds": metrics.get("train_seconds"),
         "samples_per_second": metrics.get("samples_per_second"),
     }
+    for key in ("epochs", "accuracy", "loss", "seconds", "samples_per_second"):
+        if row[key] is not None and (isinstance(row[key], bool)
+                                     or not isinstance(row[key], int | float)):
+            raise Unreadable(path / runs.METRICS_FILE, f"{key} is not a number")
+    if not isinstance(row["state"], str) or not isinstance(row["dataset"], str | None):
+        raise Unreadable(path / (runs.STATE_FILE if not isinstance(row["state"], str)
+                                 else runs.CONFIG_FILE), "not the layout dltrain writes")
+    return row
+
+
+def _mapping(path: Path, read: Any, required: bool = False) -> dict[str, Any]:
+    """The file's mapping; {} when it is absent (a run not that far yet) and not required."""
+    try:
+        data = read(path)
+    except (OSError, UnicodeDecodeError, RunError, yaml.YAMLError) as exc:
+        raise Unreadable(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) \
+            from None
+    if data is None and not required and not path.exists():
+        return {}
+    if not isinstance(data, dict):
+        raise Unreadable(path, f"holds a {type(data).__name__}, not the mapping dltrain writes")
+    return data
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def kind(state: dict[str, Any], metrics: dict[str, Any], env: dict[str, Any]) -> str:

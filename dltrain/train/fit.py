@@ -20,6 +20,7 @@ from dltrain.model.build import build_model
 from dltrain.report.evaluate import load_model, score
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
+from dltrain.runs import lock as run_lock
 from dltrain.train.signals import Signals
 
 
@@ -51,11 +52,14 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         raise loaded.locate(exc) from None
     splits = prepared_data(config, start.model, synthetic)
     print_notes(console, splits.notes)
-    path = runs.new_run_dir(config, run_dir)
-    write_run_files(path, config, splits, device_name)
-    console.print(f"run directory: {path}", highlight=False, soft_wrap=True)
-    start.smoke = smoke
-    return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
+    path = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
+    try:
+        write_run_files(path, config, splits, device_name)
+        console.print(f"run directory: {path}", highlight=False, soft_wrap=True)
+        start.smoke = smoke
+        return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
+    finally:
+        run_lock.release(path)
 
 
 def write_run_files(path: Path, config: Config, splits: Splits, device_name: str) -> None:
@@ -77,7 +81,19 @@ def write_run_files(path: Path, config: Config, splits: Splits, device_name: str
 
 def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
            console: Console, live: bool) -> FitResult:
-    """Continue a run from its last completed epoch; only training.epochs may grow."""
+    """Continue a run from its last completed epoch; only training.epochs may grow.
+
+    The run is locked first, so a second resume (or anything else writing it) is refused.
+    """
+    if not (run_dir / runs.CONFIG_FILE).is_file():  # not a run: leave no lock file there
+        raise RunError(f"{run_dir}: no config.yaml; --resume takes a run directory made by fit.")
+    with run_lock.writing(run_dir):
+        return _resume(run_dir, epochs=epochs, changed=changed, device=device, console=console,
+                       live=live)
+
+
+def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
+            console: Console, live: bool) -> FitResult:
     saved = load_config(run_dir / runs.CONFIG_FILE).config if (
         run_dir / runs.CONFIG_FILE).is_file() else None
     if saved is None:

@@ -1,0 +1,104 @@
+"""One writer per run: an OS lock on <run>/.lock, held while a process writes the run.
+
+`fcntl.flock` locks belong to the open file, so the kernel drops them when the holder exits or
+is killed: a lock never goes stale, and a free lock on a run marked running means its writer
+is gone. The file is never deleted (a deleted lock file could be locked twice); it holds the
+holder's PID and command line, to name it to whoever is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from dltrain.errors import RunError
+
+LOCK_FILE = ".lock"
+
+_held: dict[Path, int] = {}  # run folder (resolved) -> open descriptor holding its lock
+
+
+def acquire(run_dir: Path) -> None:
+    """Lock `run_dir` for this process, or raise RunError naming the process that holds it.
+
+    Taking a lock this process already holds does nothing.
+    """
+    key = run_dir.resolve()
+    if key in _held:
+        return
+    descriptor = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(descriptor)
+        os.close(descriptor)
+        raise RunError(f"{run_dir} is being written by {holder}; wait for it or stop it.") \
+            from None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    _held[key] = descriptor
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n{command}\n".encode(), 0)
+
+
+def release(run_dir: Path) -> None:
+    """Drop this process's lock on `run_dir`, if it holds one."""
+    descriptor = _held.pop(run_dir.resolve(), None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def writing(run_dir: Path) -> Iterator[None]:
+    """Hold the lock on `run_dir` for the block."""
+    acquire(run_dir)
+    try:
+        yield
+    finally:
+        release(run_dir)
+
+
+def writer_alive(run_dir: Path) -> bool | None:
+    """Whether some process holds `run_dir`'s lock; None when the run has no lock file (made
+    before dltrain locked runs) or it cannot be read."""
+    if run_dir.resolve() in _held:
+        return True
+    try:
+        descriptor = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: probes don't collide
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)  # closing drops the probe's own lock
+    return False
+
+
+def _holder(descriptor: int) -> str:
+    """'process 12345 (dltrain fit ...)' from the lock file; a holder that has just taken the
+    lock writes its PID a moment later, so wait a little for it."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            text = os.pread(descriptor, 4096, 0).decode(errors="replace")
+        except OSError:
+            text = ""
+        if text.endswith("\n") or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    pid, _, command = text.partition("\n")
+    if not pid.strip().isdigit():
+        return "another process"
+    command = command.strip()
+    return f"process {pid.strip()}" + (f" ({command})" if command else "")

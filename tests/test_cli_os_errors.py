@@ -1,0 +1,102 @@
+"""The user's environment, not dltrain: a full disk, a read-only folder, a name too long, a
+number too long. Each is exit 2 with one message that names the path, never an internal error."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import CONFIGS, run_cli, write_yaml
+from dltrain.cli import main
+
+QUICKSTART = CONFIGS / "quickstart.yaml"
+SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100"]
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs at `folder`, unmounted afterwards; skips where it cannot be mounted."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.slow
+def test_fit_onto_a_full_disk_says_so_and_leaves_nothing_half_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with tmpfs(tmp_path / "small", "600k") as disk:
+        run = disk / "run"
+        code, _, err = run_cli(capsys, "fit", QUICKSTART, *SMALL, "--epochs", "1",
+                               "--run-dir", run)
+        assert code == 2, err
+        message = one_line(err)
+        assert "internal error" not in message
+        assert f"error: cannot write {run}/" in message
+        assert ": No space left on device. Free space or choose another --run-dir." in message
+        assert not [p.name for p in run.iterdir() if ".tmp" in p.name]
+        for name in ("run.json", "environment.json", "manifest.json", "preprocessing.json"):
+            json.loads((run / name).read_text())
+        assert json.loads((run / "run.json").read_text())["state"] == "failed"
+
+
+@pytest.mark.slow
+def test_eval_in_a_read_only_folder_prints_its_metrics_then_names_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trained = tmp_path / "trained"
+    assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(trained)]) == 0
+    capsys.readouterr()
+    with tmpfs(tmp_path / "readonly", "20m") as disk:
+        run = disk / "run"
+        shutil.copytree(trained, run)
+        (run / "confusion_matrix.png").unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, timeout=30)
+        code, out, err = run_cli(capsys, "eval", run)
+        assert code == 2, err
+        assert "accuracy" in out and "loss" in out  # the scores came first
+        assert one_line(err) == (f"error: cannot write {run / 'eval.json'}: Read-only file "
+                                 "system. Make it writable or work in another folder.")
+        assert not (run / "eval.json").exists() and not (run / "confusion_matrix.png").exists()
+
+
+def test_a_file_name_too_long_names_the_path(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / ("a" * 300)
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run)
+    assert code == 2, err
+    assert one_line(err) == f"error: cannot use {run}: File name too long. Choose a shorter name."
+
+
+def test_a_number_with_too_many_digits_is_refused(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    digits = "9" * 5000
+    code, _, err = run_cli(capsys, "show", "--no-summary", QUICKSTART,
+                           "--set", f"training.epochs={digits}")
+    assert code == 2, err
+    assert one_line(err) == (
+        f"error: --set training.epochs={'9' * 20}... (5000 digits): a number has more digits "
+        "than Python reads (4300). Write a shorter number.")
+    config = write_yaml(tmp_path / "huge.yaml",
+                        QUICKSTART.read_text().replace("epochs: 4", f"epochs: {digits}"))
+    code, _, err = run_cli(capsys, "show", "--no-summary", config)
+    assert code == 2, err
+    assert one_line(err) == (f"error: {config}: a number has more digits than Python reads "
+                             "(4300). Write a shorter number.")

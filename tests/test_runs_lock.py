@@ -1,0 +1,116 @@
+"""One writer per run: the run folder's lock, who holds it, and runs whose writer is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_train_resume import QUICKSTART, SMALL, start_fit, wait_for_epochs
+
+from conftest import run_cli
+from dltrain.errors import RunError
+from dltrain.runs import lock
+from dltrain.runs.layout import read_history, set_state
+
+HOLD = ("import sys, time; from pathlib import Path; from dltrain.runs import lock; "
+        "lock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)")
+
+
+def hold_lock(run: Path) -> subprocess.Popen:
+    """Another process holding the run's lock (until killed); returns once it holds it."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(run), "--holder"],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline() == "held\n"
+    return process
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = hold_lock(run)
+    try:
+        assert lock.writer_alive(run) is True
+        with pytest.raises(RunError) as refused:
+            lock.acquire(run)
+        assert str(refused.value) == (
+            f"{run} is being written by process {holder.pid} (-c {run} --holder); "
+            "wait for it or stop it.")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert lock.writer_alive(run) is False  # the kernel dropped the dead holder's lock
+    with lock.writing(run):
+        assert lock.writer_alive(run) is True
+    assert lock.writer_alive(run) is False
+
+
+def test_a_run_without_a_lock_file_is_not_judged(tmp_path: Path) -> None:
+    assert lock.writer_alive(tmp_path) is None
+
+
+def test_fit_into_a_run_dir_another_process_is_writing_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = hold_lock(run)
+    try:
+        code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, "--smoke")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert code == 2
+    assert f"is being written by process {holder.pid}" in " ".join(err.split())
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]
+
+
+@pytest.mark.slow
+def test_two_resumes_at_once_one_proceeds_the_other_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    set_state(run, "interrupted", epochs_done=1)  # as a Ctrl-C after epoch 1 leaves it
+    script = Path(sys.executable).with_name("dltrain")
+    processes = [subprocess.Popen([str(script), "fit", "--resume", str(run), "--epochs", "3"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "CI": "1"}) for _ in range(2)]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        results.append((process.returncode, out, " ".join(err.split()), process.pid))
+    assert sorted(code for code, *_ in results) == [0, 2], results
+    (_, _, _, winner), (_, _, refusal, _) = sorted(results)
+    assert f"{run} is being written by process {winner} (dltrain fit --resume {run} " \
+           "--epochs 3); wait for it or stop it." in refusal
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(read_history(run / "history.csv")) == metrics["epochs_run"] == 3
+    assert json.loads((run / "run.json").read_text())["state"] == "completed"
+
+
+@pytest.mark.slow
+def test_runs_shows_a_killed_fit_as_interrupted(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "runs" / "killed"
+    process = start_fit(run, "--epochs", "200", "--set", "dataset.train_limit=128")
+    wait_for_epochs(run, 1, process)
+    code, out, err = run_cli(capsys, "runs", run.parent, "--json")
+    assert code == 0, err
+    assert [row["state"] for row in json.loads(out)] == ["running"]
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert json.loads((run / "run.json").read_text())["state"] == "running"  # never told
+    deadline = time.monotonic() + 10
+    while lock.writer_alive(run) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    code, out, err = run_cli(capsys, "runs", run.parent, "--json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert row["state"] == "interrupted"
+    assert row["writer"] == "gone"
+    code, out, err = run_cli(capsys, "runs", run.parent)
+    assert "killed" in out and "interrupted" in out
