@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install test lint smoke bench clean
+.PHONY: install test test-fast lint smoke bench clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,10 @@ install:
 
 test:
 	$(BIN)/python -m pytest -q
+
+# Everything but the end-to-end fits (marked slow): under a minute on 2 cores.
+test-fast:
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint:
 	$(BIN)/ruff check dltrain tests bench tools

@@ -24,6 +24,7 @@ def dltrain(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
                           env={**os.environ, "CI": "true", **(env or {})}, timeout=300)
 
 
+@pytest.mark.slow
 def test_quickstart_fit_then_eval_agree(tmp_path: Path) -> None:
     fitted = dltrain("fit", QUICKSTART, cwd=tmp_path)
     assert fitted.returncode == 0, fitted.stderr
@@ -86,6 +87,7 @@ def test_missing_data_exits_2_naming_the_folder(
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_overrides_and_shortcuts_land_in_the_saved_config(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
@@ -114,6 +116,7 @@ def test_run_dir_that_holds_files_is_not_overwritten(
     assert (tmp_path / "keep.txt").read_text() == "earlier work"
 
 
+@pytest.mark.slow
 def test_eval_refuses_an_incomplete_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run)[0] == 0

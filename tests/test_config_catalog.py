@@ -163,6 +163,7 @@ def test_did_you_mean_prefers_the_users_spelling(name: str, choices: list[str],
     assert did_you_mean(name, choices) == expected
 
 
+@pytest.mark.slow
 def test_schema_with_layer_names_accepts_the_shipped_configs_and_refuses_unknown_names() -> None:
     schema = with_layer_names(json_schema())
     for path in sorted(CONFIGS.glob("*.yaml")):

@@ -70,6 +70,7 @@ def test_unusable_folders_are_data_errors(tmp_path: Path, make, expected: str) -
     assert str(caught.value).startswith(str(root)) and expected in str(caught.value)
 
 
+@pytest.mark.slow
 def test_fit_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_pngs(tmp_path / "train", {"cats": 10, "dogs": 10})
     path = write_yaml(tmp_path / "pets.yaml", """\

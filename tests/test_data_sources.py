@@ -436,6 +436,7 @@ def test_shipped_readme_gives_each_shipped_files_sha256() -> None:
         assert f"`{file_sha256(shipped_path(name))}`" in readme, name
 
 
+@pytest.mark.slow
 def test_make_mnist_mini_is_reproducible_and_checks_its_input(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib

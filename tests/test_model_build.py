@@ -214,6 +214,7 @@ def test_keras2_metric_alias_acc_is_accepted_and_logged_under_its_name() -> None
     assert set(logs) == {"loss", "acc"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("setting", "expected"), [(None, "True"), ("0", "False")])
 def test_onednn_kernels_are_on_unless_turned_off(setting: str | None, expected: str) -> None:
     env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}

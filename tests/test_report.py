@@ -35,6 +35,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow
 def test_fit_writes_learning_curves_and_confusion_matrix(trained: Path) -> None:
     width, height = png_size(trained / "curves.png")
     assert width >= 600 and height >= 300
@@ -42,6 +43,7 @@ def test_fit_writes_learning_curves_and_confusion_matrix(trained: Path) -> None:
     assert width >= 600 and height >= 600
 
 
+@pytest.mark.slow
 def test_eval_json_holds_per_class_metrics_that_add_up(
         trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "eval", trained, "--json")
@@ -57,6 +59,7 @@ def test_eval_json_holds_per_class_metrics_that_add_up(
     assert "Per class" in err and "precision" in err  # the tables go to stderr with --json
 
 
+@pytest.mark.slow
 def test_binary_problems_report_roc_auc_and_threshold(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
@@ -69,6 +72,7 @@ def test_binary_problems_report_roc_auc_and_threshold(
     assert "top_5_accuracy" not in report
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars_can_be_read_back(trained: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
@@ -84,6 +88,7 @@ def test_tensorboard_scalars_can_be_read_back(trained: Path) -> None:
     assert losses == pytest.approx(history, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_manifest_pins_config_code_and_data(trained: Path) -> None:
     manifest = json.loads((trained / "manifest.json").read_text())
     config_text = (trained / "config.yaml").read_text()
@@ -95,6 +100,7 @@ def test_manifest_pins_config_code_and_data(trained: Path) -> None:
     assert manifest["git"] is None or len(manifest["git"]["commit"]) == 40
 
 
+@pytest.mark.slow
 def test_runs_lists_completed_interrupted_and_failed_runs(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,6 +124,7 @@ def test_runs_lists_completed_interrupted_and_failed_runs(
     assert "completed" in out and "interrupted" in out and "failed" in out
 
 
+@pytest.mark.slow
 def test_compare_shows_changed_keys_and_metric_differences(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = tmp_path / "other"
@@ -133,6 +140,7 @@ def test_compare_shows_changed_keys_and_metric_differences(
     assert accuracy["delta"] == pytest.approx(accuracy["b"] - accuracy["a"])
 
 
+@pytest.mark.slow
 def test_predict_on_pngs_agrees_with_the_model_on_arrays(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import keras
@@ -152,6 +160,7 @@ def test_predict_on_pngs_agrees_with_the_model_on_arrays(
     assert all(len(result["top"]) == 2 for result in json.loads(out))
 
 
+@pytest.mark.slow
 def test_predict_refuses_what_it_cannot_read(trained: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "broken.png").write_text("not an image")
@@ -161,6 +170,7 @@ def test_predict_refuses_what_it_cannot_read(trained: Path, tmp_path: Path,
     assert code == 2 and "notes.txt: no such file" in err
 
 
+@pytest.mark.slow
 def test_smoke_passes_every_shipped_config_and_writes_junit(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         cifar_dir: Path) -> None:
@@ -180,6 +190,7 @@ def test_smoke_passes_every_shipped_config_and_writes_junit(
     assert sorted(case.get("name") for case in suite.iter("testcase")) == [p.stem for p in shipped]
 
 
+@pytest.mark.slow
 def test_smoke_reports_a_failing_config_in_junit(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
@@ -191,6 +202,7 @@ def test_smoke_reports_a_failing_config_in_junit(tmp_path: Path,
     assert len(failures) == 1 and "unknown key 'optimiser'" in failures[0].get("message")
 
 
+@pytest.mark.slow
 def test_schema_is_current_and_every_shipped_config_validates(
         capsys: pytest.CaptureFixture[str]) -> None:
     import jsonschema
@@ -208,6 +220,7 @@ def test_schema_is_current_and_every_shipped_config_validates(
     jsonschema.validate({**yaml.safe_load(QUICKSTART.read_text()), "optimizer": "adam"}, schema)
 
 
+@pytest.mark.slow
 def test_show_and_fit_json_parse(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "show", QUICKSTART, "--json")
     assert code == 0

@@ -39,6 +39,7 @@ def test_show_builds_the_model(config: Path, capsys: pytest.CaptureFixture[str])
     assert "parameters:" in out and f"ok: {config}" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", SHIPPED, ids=lambda path: path.stem)
 def test_smoke_fit_writes_a_complete_run(config: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str],

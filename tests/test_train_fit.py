@@ -17,6 +17,8 @@ from conftest import CONFIGS, run_cli, write_yaml
 from dltrain.config.load import load_config
 from dltrain.train.fit import fit
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
 

@@ -15,6 +15,8 @@ import pytest
 from conftest import CONFIGS, run_cli
 from dltrain.runs.layout import read_history
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 QUICKSTART = CONFIGS / "quickstart.yaml"
 SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100"]
 
