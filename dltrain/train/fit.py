@@ -37,6 +37,10 @@ class Start:
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     smoke: bool = False  # measure the training loss before and after, to see it fall
+    kept: int = 0  # the epochs last.keras holds now: where a resume would start
+
+    def __post_init__(self) -> None:
+        self.kept = self.epoch
 
 
 def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Console,
@@ -50,62 +54,124 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         raise loaded.locate(exc) from None
     splits = prepared_data(config, start.model)
     path = runs.new_run_dir(config, run_dir)
+    # config.yaml, then run.json: from then on the folder is a run that `dltrain runs` lists
+    # and `fit --resume` can start or finish; before, it holds nothing worth keeping.
+    runs.write_atomic(path / runs.CONFIG_FILE, dump(config))
+    runs.set_state(path, "running")
     write_run_files(path, config, splits, device_name)
     console.print(f"run directory: {path}", highlight=False, soft_wrap=True)
     start.smoke = smoke
     return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
 
 
-def write_run_files(path: Path, config: Config, splits: Splits, device_name: str) -> None:
-    """What a run directory holds before training: config, environment, manifest, preparation."""
+def write_run_files(path: Path, config: Config, splits: Splits, device_name: str,
+                    missing_only: bool = False) -> None:
+    """What a run directory holds besides its config before training: environment, manifest,
+    preparation (with `missing_only`, those a kill at its start left unwritten)."""
     text = dump(config)
-    runs.write_atomic(path / runs.CONFIG_FILE, text)
-    runs.write_json(path / runs.ENV_FILE, runs.environment(device_name))
+    if not (missing_only and (path / runs.ENV_FILE).is_file()):
+        runs.write_json(path / runs.ENV_FILE, runs.environment(device_name))
+    if not (missing_only and (path / runs.MANIFEST_FILE).is_file()):
+        write_manifest(path, text, config, splits, device_name)
+    if not (missing_only and (path / runs.PREPARATION_FILE).is_file()):
+        runs.write_json(path / runs.PREPARATION_FILE, {
+            **splits.preparation.to_json(), "class_names": splits.class_names,
+            "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape)})
+
+
+def write_manifest(path: Path, text: str, config: Config, splits: Splits,
+                   device_name: str) -> None:
     runs.write_json(path / runs.MANIFEST_FILE, {
         **runs.manifest(text, config.seed, {"x_train": splits.x_train, "y_train": splits.y_train,
                                             "x_val": splits.x_val, "x_test": splits.x_test,
                                             "y_test": splits.y_test}),
         "versions": {key: value for key, value in runs.environment(device_name).items()
                      if key in ("dltrain", "python", "tensorflow", "keras", "numpy")}})
-    runs.write_json(path / runs.PREPARATION_FILE, {
-        **splits.preparation.to_json(), "class_names": splits.class_names,
-        "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape)})
 
 
 def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
            console: Console, live: bool) -> FitResult:
-    """Continue a run from its last completed epoch; only training.epochs may grow."""
-    saved = load_config(run_dir / runs.CONFIG_FILE).config if (
-        run_dir / runs.CONFIG_FILE).is_file() else None
-    if saved is None:
-        raise RunError(f"{run_dir}: no config.yaml; --resume takes a run directory made by fit.")
-    done = runs.completed_epochs(run_dir)
-    if done == 0:
-        raise RunError(f"{run_dir}: no completed epoch to resume from; start it again with "
-                       "dltrain fit.")
-    config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done)
-    history = runs.read_history(run_dir / runs.HISTORY_FILE)[:done]
-    prepare_runtime(device, config.seed, config.training.deterministic)
-    start = Start(load_model(run_dir / runs.LAST_FILE), done, history)
-    splits = prepared_data(config, start.model)
+    """Continue a run from the epoch last.keras holds, or from epoch 0 when it holds none; a run
+    whose epochs are all done gets its missing final files. Only training.epochs may grow."""
+    if not (run_dir / runs.CONFIG_FILE).is_file():
+        raise RunError(f"{run_dir}: no config.yaml, so no run to resume: a fit killed this early "
+                       f"kept nothing. Start it again: dltrain fit CONFIG --run-dir {run_dir}")
+    saved = load_config(run_dir / runs.CONFIG_FILE).config
+    check_unchanged(run_dir, saved, changed.config if changed else None)
+    runs.remove_leftovers(run_dir)
+    device_name = prepare_runtime(device, saved.seed, saved.training.deterministic)
+    last = run_dir / runs.LAST_FILE
+    model = load_model(last) if last.is_file() else build_model(saved)
+    splits = prepared_data(saved, model)
+    steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
+    done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
+    history = agreeing_history(run_dir, done)
+    state = (runs.read_json(run_dir / runs.STATE_FILE).get("state")
+             if (run_dir / runs.STATE_FILE).is_file() else None)
+    config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done,
+                              state)
+    start = Start(model, done, history)
+    write_run_files(run_dir, config, splits, device_name, missing_only=True)
     runs.write_atomic(run_dir / runs.CONFIG_FILE, dump(config))
-    console.print(f"resuming {run_dir} after epoch {start.epoch}", highlight=False, soft_wrap=True)
+    (run_dir / runs.LAST_META).unlink(missing_ok=True)  # an older dltrain's, now stale
+    what = ("finishing" if done >= config.training.epochs else "resuming")
+    console.print(f"{what} {run_dir} after epoch {start.epoch}", highlight=False, soft_wrap=True)
     return FitResult(run_dir, _run(start, splits, config, run_dir, console, live))
 
 
+def checkpoint_epochs(run_dir: Path, model: Any, steps: int) -> int:
+    """The epochs last.keras holds: its optimizer's step count over the steps per epoch (the
+    config, hence the steps, cannot change on resume)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        raise RunError(f"{run_dir / runs.LAST_FILE}: holds no optimizer state, so it cannot be "
+                       f"resumed; start the run again with dltrain fit.")
+    taken = int(optimizer.iterations.numpy())
+    done, rest = divmod(taken, steps)
+    if rest:
+        raise RunError(f"{run_dir / runs.LAST_FILE}: its optimizer took {taken} steps, not a "
+                       f"whole number of epochs of {steps} steps; the run's training state is "
+                       f"inconsistent, so start the run again with dltrain fit.")
+    return done
+
+
+def agreeing_history(run_dir: Path, done: int) -> list[dict[str, float]]:
+    """history.csv's rows for the `done` epochs of last.keras. Each epoch's row is written before
+    its checkpoint, so a kill between them leaves a row more: it is dropped (the epoch is trained
+    again). Fewer rows, or rows out of order, mean the parts disagree: refused."""
+    path = run_dir / runs.HISTORY_FILE
+    rows = runs.read_history(path)
+    if [row["epoch"] for row in rows[:done]] != list(range(1, done + 1)):
+        found = ", ".join(str(row["epoch"]) for row in rows) or "no"
+        raise RunError(f"{run_dir}: last.keras holds {done} epoch(s) but history.csv has "
+                       f"{len(rows)} rows (epochs {found}); the run's training state is "
+                       f"inconsistent, so start the run again with dltrain fit.")
+    if len(rows) > done:
+        if done:
+            runs.write_history(path, rows[:done])
+        else:
+            path.unlink()
+    return rows[:done]
+
+
+def check_unchanged(run_dir: Path, saved: Config, changed: Config | None) -> None:
+    """--resume with a config: only its training.epochs may differ from the run's own."""
+    if changed is None:
+        return
+    diff = [f"{key}: {old!r} -> {new!r}" for key, old, new in config_diff(
+        saved.model_dump(mode="json"), changed.model_dump(mode="json"))
+        if key != "training.epochs"]
+    if diff:
+        raise RunError(f"{run_dir}: --resume continues the run's own config; only "
+                       "training.epochs may change. Changed: " + "; ".join(diff))
+
+
 def resumable_config(run_dir: Path, saved: Config, changed: Config | None,
-                     epochs: int | None, done: int) -> Config:
-    """The saved config with a longer training.epochs; any other change is refused."""
+                     epochs: int | None, done: int, state: str | None) -> Config:
+    """The saved config with the target training.epochs: more than `done`, or `done` itself to
+    finish a run that was not completed."""
     target = epochs or (changed.training.epochs if changed else saved.training.epochs)
-    if changed is not None:
-        diff = [f"{key}: {old!r} -> {new!r}" for key, old, new in config_diff(
-            saved.model_dump(mode="json"), changed.model_dump(mode="json"))
-            if key != "training.epochs"]
-        if diff:
-            raise RunError(f"{run_dir}: --resume continues the run's own config; only "
-                           "training.epochs may change. Changed: " + "; ".join(diff))
-    state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
-    if target <= done:
+    if target < done or (target == done and state == "completed"):
         raise RunError(f"{run_dir}: the run is {state} after {done} epochs; pass --epochs N with "
                        f"N > {done} to train longer.")
     return saved.model_copy(update={"training": saved.training.model_copy(
@@ -126,7 +192,7 @@ def _run(start: Start, splits: Splits, config: Config, path: Path, console: Cons
         with Signals().installed() as signals:
             metrics = _train(start, splits, config, path, console, live, signals)
     except (KeyboardInterrupt, Terminated):
-        done = runs.completed_epochs(path)
+        done = start.kept
         runs.set_state(path, "interrupted", epochs_done=done)
         console.print(f"interrupted after {done} completed epoch(s); {path} keeps them. "
                       f"Resume with: dltrain fit --resume {path}", highlight=False, soft_wrap=True)
@@ -149,8 +215,9 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     callbacks.append(RaisePendingSignal(signals))
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     started = time.perf_counter()
-    start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch, verbose=0,
-                    shuffle=False, callbacks=callbacks)
+    if start.epoch < training.epochs:  # else a resume only finishes the final files
+        start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch, verbose=0,
+                        shuffle=False, callbacks=callbacks)
     train_seconds = time.perf_counter() - started
     if history.rows and not all(math.isfinite(v) for v in history.rows[-1].values()):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
@@ -162,6 +229,9 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
                     f"{config.name}: learning curves", path / runs.CURVES_FILE)
     scored = score(start.model, splits, config, path, f"{config.name}: final model on the test split")
+    if checkpoint.best_epoch is None and start.history:  # no epoch trained: weigh the run's own
+        checkpoint.set_model(start.model)
+        checkpoint.settle()
     epochs_now = len(history.rows) - start.epoch
     metrics = {
         **scored,
@@ -171,7 +241,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         "train_samples": len(splits.x_train),
         "validation_samples": 0 if splits.x_val is None else len(splits.x_val),
         "train_seconds": round(train_seconds, 3),
-        "samples_per_second": round(len(splits.x_train) * epochs_now / train_seconds, 1),
+        "samples_per_second": (round(len(splits.x_train) * epochs_now / train_seconds, 1)
+                               if epochs_now else None),
         "final_epoch": history.rows[-1] if history.rows else {},
     }
     if loss_before is not None:
@@ -231,11 +302,15 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     training = config.training
     history = HistoryFile(path / runs.HISTORY_FILE, start.history)
     checkpoint = BestCheckpoint(path / runs.BEST_FILE, config.checkpoint_monitor,
-                                training.checkpoint.save_best_only, start.history)
+                                training.checkpoint.save_best_only, start.history,
+                                path / runs.LAST_FILE)
     progress = (RichProgress(console, training.epochs, steps, start.epoch) if live
                 else PlainProgress(console, training.epochs))
-    # The last checkpoint comes after the history, so a history row never lacks its state.
-    callbacks = [stock.TerminateOnNaN(), history, LastCheckpoint(path),
+    # At each epoch's end: the history row, then last.keras (the training state: --resume keeps
+    # the rows it holds and drops a newer one), then best.keras (which --resume mends from
+    # last.keras when a kill came between them; see BestCheckpoint.settle).
+    callbacks = [stock.TerminateOnNaN(), history,
+                 LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch)),
                  checkpoint, progress]
     if training.early_stopping is not None:
         callbacks.insert(0, stock.EarlyStopping(**training.early_stopping.model_dump()))
