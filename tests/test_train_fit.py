@@ -37,6 +37,13 @@ def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
     assert state["state"] == "failed" and "NaN" in state["error"]
     assert not (run / "model.keras").exists()
     assert len(history(run)) == 1  # stopped in the first epoch, not after three
+    message = " ".join(err.split())
+    assert "No epoch completed, so no checkpoint was kept" in message and "kept in" not in message
+    assert not (run / "last.keras").exists() and not (run / "best.keras").exists()
+    code, _, err = run_cli(capsys, "eval", run)
+    message = " ".join(err.split())
+    assert code == 2 and "the run is 'failed', not completed" in message
+    assert "It kept no checkpoint: no epoch completed." in message and "--model" not in message
 
 
 def test_steps_per_execution_above_one_trains_and_records_every_epoch(

@@ -222,7 +222,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     if history.rows and not all(math.isfinite(v) for v in history.rows[-1].values()):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
-                       f"The last good epoch is kept in {path / runs.LAST_FILE}.")
+                       + kept_after_divergence(path, start.kept))
     runs.save_model(start.model, path / runs.MODEL_FILE)
     from dltrain.report.plots import learning_curves
 
@@ -251,6 +251,16 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
                             "passed": math.isfinite(after) and after < loss_before}
     runs.write_json(path / runs.METRICS_FILE, metrics)
     return metrics
+
+
+def kept_after_divergence(path: Path, kept: int) -> str:
+    """What a diverged run keeps, by the files that exist."""
+    if kept == 0:
+        return ("No epoch completed, so no checkpoint was kept; start the run again with dltrain "
+                "fit once the config is changed.")
+    best = (f" and the best one in {path / runs.BEST_FILE}" if (path / runs.BEST_FILE).is_file()
+            else "")
+    return f"The last good epoch ({kept}) is kept in {path / runs.LAST_FILE}{best}."
 
 
 def fit_inputs(splits: Splits, config: Config, epoch: int) -> dict[str, Any]:
