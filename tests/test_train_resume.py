@@ -137,6 +137,27 @@ def test_resume_finishes_a_run_killed_after_its_last_epoch(
     assert run_cli(capsys, "eval", run)[0] == 0
 
 
+def test_resume_finishes_an_early_stopped_run_without_training_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    # No epoch can improve val_loss by 10, so patience 0 stops after the second of six epochs;
+    # Ctrl-C comes while the final files are written.
+    with monkeypatch.context() as patch:
+        patch.setattr("dltrain.train.fit.score", interrupted)
+        code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "6",
+                               "--set", "training.early_stopping={monitor: val_loss, patience: 0, "
+                               "min_delta: 10}")
+    assert code == 130 and state(run) == "interrupted"
+    code, out, err = run_cli(capsys, "fit", "--resume", run)
+    assert code == 0, err
+    assert f"finishing {run} after epoch 2" in out
+    assert_consistent(run, 2)
+    assert "epochs: 6" in (run / "config.yaml").read_text()
+
+
 def test_resume_refuses_a_state_whose_parts_disagree(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import keras

@@ -38,6 +38,7 @@ class Start:
     history: list[dict[str, float]] = field(default_factory=list)
     smoke: bool = False  # measure the training loss before and after, to see it fall
     kept: int = 0  # the epochs last.keras holds now: where a resume would start
+    trained: int | None = None  # set when training is over (early stopping may end it sooner)
 
     def __post_init__(self) -> None:
         self.kept = self.epoch
@@ -92,7 +93,8 @@ def write_manifest(path: Path, text: str, config: Config, splits: Splits,
 def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
            console: Console, live: bool) -> FitResult:
     """Continue a run from the epoch last.keras holds, or from epoch 0 when it holds none; a run
-    whose epochs are all done gets its missing final files. Only training.epochs may grow."""
+    whose training is over (all epochs, or early stopping as run.json's `trained` says) gets its
+    missing final files. Only training.epochs may grow."""
     if not (run_dir / runs.CONFIG_FILE).is_file():
         raise RunError(f"{run_dir}: no config.yaml, so no run to resume: a fit killed this early "
                        f"kept nothing. Start it again: dltrain fit CONFIG --run-dir {run_dir}")
@@ -106,15 +108,18 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
     steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
     done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
     history = agreeing_history(run_dir, done)
-    state = (runs.read_json(run_dir / runs.STATE_FILE).get("state")
-             if (run_dir / runs.STATE_FILE).is_file() else None)
+    recorded = (runs.read_json(run_dir / runs.STATE_FILE)
+                if (run_dir / runs.STATE_FILE).is_file() else {})
     config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done,
-                              state)
+                              recorded.get("state"))
     start = Start(model, done, history)
+    if recorded.get("trained") == done and config.training.epochs == saved.training.epochs:
+        start.trained = done  # training was over (early stopping): only the final files are missing
     write_run_files(run_dir, config, splits, device_name, missing_only=True)
     runs.write_atomic(run_dir / runs.CONFIG_FILE, dump(config))
     (run_dir / runs.LAST_META).unlink(missing_ok=True)  # an older dltrain's, now stale
-    what = ("finishing" if done >= config.training.epochs else "resuming")
+    what = ("finishing" if start.trained is not None or done >= config.training.epochs
+            else "resuming")
     console.print(f"{what} {run_dir} after epoch {start.epoch}", highlight=False, soft_wrap=True)
     return FitResult(run_dir, _run(start, splits, config, run_dir, console, live))
 
@@ -193,15 +198,20 @@ def _run(start: Start, splits: Splits, config: Config, path: Path, console: Cons
             metrics = _train(start, splits, config, path, console, live, signals)
     except (KeyboardInterrupt, Terminated):
         done = start.kept
-        runs.set_state(path, "interrupted", epochs_done=done)
+        runs.set_state(path, "interrupted", epochs_done=done, **ended(start))
         console.print(f"interrupted after {done} completed epoch(s); {path} keeps them. "
                       f"Resume with: dltrain fit --resume {path}", highlight=False, soft_wrap=True)
         raise
     except BaseException as exc:
-        runs.set_state(path, "failed", error=f"{type(exc).__name__}: {exc}")
+        runs.set_state(path, "failed", error=f"{type(exc).__name__}: {exc}", **ended(start))
         raise
     runs.set_state(path, "completed")
     return metrics
+
+
+def ended(start: Start) -> dict[str, int]:
+    """run.json's mark that training is over, for a resume to finish the run, not train on."""
+    return {} if start.trained is None else {"trained": start.trained}
 
 
 def _train(start: Start, splits: Splits, config: Config, path: Path, console: Console,
@@ -215,7 +225,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     callbacks.append(RaisePendingSignal(signals))
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     started = time.perf_counter()
-    if start.epoch < training.epochs:  # else a resume only finishes the final files
+    if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
         start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch, verbose=0,
                         shuffle=False, callbacks=callbacks)
     train_seconds = time.perf_counter() - started
@@ -223,6 +233,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
                        + kept_after_divergence(path, start.kept))
+    start.trained = len(history.rows)
+    runs.set_state(path, "running", resumed_from_epoch=start.epoch or None, **ended(start))
     runs.save_model(start.model, path / runs.MODEL_FILE)
     from dltrain.report.plots import learning_curves
 
