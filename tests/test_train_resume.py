@@ -268,12 +268,14 @@ def test_sigkill_at_each_state_write_then_resume_is_consistent(
     run = tmp_path / "run"
     process = start_fit(run, "--epochs", "2", "--set", "dataset.train_limit=128")
     hit = kill_at(run, process, *KILL_POINTS[write])
-    print(f"killed at {hit}")  # shown by pytest -rP: which point the kill landed on
     assert process.returncode == -signal.SIGKILL, hit
+    code, out, _ = run_cli(capsys, "runs", tmp_path, "--json")
+    assert code == 0 and [row["name"] for row in json.loads(out)] == ["run"]  # listed at once
     if state(run) != "completed":  # the kill can land after the last write
         code, out, err = run_cli(capsys, "fit", "--resume", run)
         assert code == 0, f"killed at {hit}: {err}"
     assert_consistent(run, 2)
+    print(f"killed at {hit}")  # pytest -rP shows where the kill landed
 
 
 def test_sigkill_never_leaves_a_half_written_artifact(tmp_path: Path) -> None:
