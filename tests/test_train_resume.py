@@ -172,6 +172,15 @@ def test_resume_refuses_a_state_whose_parts_disagree(
     assert "last.keras holds 1 epoch(s) but history.csv has 0 rows" in " ".join(err.split())
     assert "start the run again" in " ".join(err.split())
 
+    gone = tmp_path / "gone"  # a completed run whose last.keras was deleted
+    shutil.copytree(run, gone)
+    (gone / "run.json").write_text(json.dumps({"state": "completed"}))
+    (gone / "last.keras").unlink()
+    code, _, err = run_cli(capsys, "fit", "--resume", gone, "--epochs", "3")
+    assert code == 2
+    assert "there is no last.keras but history.csv has 1 rows" in " ".join(err.split())
+    assert len(read_history(gone / "history.csv")) == 1
+
     model = keras.saving.load_model(run / "last.keras")
     model.optimizer.iterations.assign(model.optimizer.iterations + 1)
     model.save(run / "last.keras")

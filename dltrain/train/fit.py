@@ -107,9 +107,9 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
     splits = prepared_data(saved, model)
     steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
     done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
-    history = agreeing_history(run_dir, done)
     recorded = (runs.read_json(run_dir / runs.STATE_FILE)
                 if (run_dir / runs.STATE_FILE).is_file() else {})
+    history = agreeing_history(run_dir, done, recorded.get("state") == "completed")
     config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done,
                               recorded.get("state"))
     start = Start(model, done, history)
@@ -140,17 +140,20 @@ def checkpoint_epochs(run_dir: Path, model: Any, steps: int) -> int:
     return done
 
 
-def agreeing_history(run_dir: Path, done: int) -> list[dict[str, float]]:
+def agreeing_history(run_dir: Path, done: int, completed: bool) -> list[dict[str, float]]:
     """history.csv's rows for the `done` epochs of last.keras. Each epoch's row is written before
-    its checkpoint, so a kill between them leaves a row more: it is dropped (the epoch is trained
-    again). Fewer rows, or rows out of order, mean the parts disagree: refused."""
+    its checkpoint, so a kill between them leaves one row more: it is dropped (the epoch is
+    trained again). Any other count (a completed run has none to spare), or rows out of order,
+    mean the parts disagree: refused."""
     path = run_dir / runs.HISTORY_FILE
     rows = runs.read_history(path)
-    if [row["epoch"] for row in rows[:done]] != list(range(1, done + 1)):
-        found = ", ".join(str(row["epoch"]) for row in rows) or "no"
-        raise RunError(f"{run_dir}: last.keras holds {done} epoch(s) but history.csv has "
-                       f"{len(rows)} rows (epochs {found}); the run's training state is "
-                       f"inconsistent, so start the run again with dltrain fit.")
+    epochs = [row["epoch"] for row in rows]
+    spare = [] if completed else [list(range(1, done + 2))]
+    if epochs not in [list(range(1, done + 1)), *spare]:
+        kept = f"last.keras holds {done} epoch(s)" if done else "there is no last.keras"
+        raise RunError(f"{run_dir}: {kept} but history.csv has {len(rows)} rows; the run's "
+                       f"training state is inconsistent, so start the run again with dltrain "
+                       f"fit.")
     if len(rows) > done:
         if done:
             runs.write_history(path, rows[:done])
