@@ -49,12 +49,16 @@ def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
 def test_steps_per_execution_above_one_trains_and_records_every_epoch(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    # 256 smoke samples at batch 32 are 8 steps: 3 per call leaves a partial last call.
+    # 230 smoke training samples at batch 64 are 4 steps: 3 per call leaves a partial last call.
     code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run, "--epochs", "2",
                            "--set", "training.steps_per_execution=3")
     assert code == 0, err
     assert [row["epoch"] for row in history(run)] == ["1", "2"]
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+    # --resume counts epochs by the optimizer's steps: the partial call still makes 4 per epoch.
+    import keras
+
+    assert int(keras.saving.load_model(run / "last.keras").optimizer.iterations.numpy()) == 2 * 4
 
 
 def test_early_stopping_ends_training_early(tmp_path: Path,
