@@ -67,6 +67,23 @@ def test_a_resumed_run_competes_with_its_earlier_epochs(model: Any, tmp_path: Pa
     assert checkpoint.best_epoch == 5 and (tmp_path / "best.keras").is_file()
 
 
+@pytest.mark.parametrize(("earlier", "mended"), [([0.4, 0.8], True), ([0.8, 0.4], False)])
+def test_a_resumed_run_mends_best_keras_from_last_keras(
+        model: Any, tmp_path: Path, earlier: list[float], mended: bool) -> None:
+    """A kill between last.keras and best.keras of the last epoch left best.keras older."""
+    model.save(tmp_path / "last.keras")
+    (tmp_path / "best.keras").write_bytes(b"epoch 1's")
+    rows = [{"epoch": epoch, "val_precision": value} for epoch, value in enumerate(earlier, 1)]
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_precision", True, rows,
+                                tmp_path / "last.keras")
+    checkpoint.set_model(model)
+    checkpoint.on_train_batch_end(0)  # the first step of the resumed run: before last.keras moves
+    assert checkpoint.best_epoch == (2 if mended else 1)
+    best = (tmp_path / "best.keras").read_bytes()
+    assert (best == (tmp_path / "last.keras").read_bytes()) == mended
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]
+
+
 def test_non_finite_values_are_never_the_best(model: Any, tmp_path: Path) -> None:
     checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, [])
     drive(checkpoint, model, [math.nan, 0.5, math.inf])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CONFIGS, run_cli
-from dltrain.runs.layout import read_history
+from dltrain.config.load import dump, load_config
+from dltrain.runs.layout import read_history, write_history
 
 pytestmark = pytest.mark.slow  # every test here trains a model
 
@@ -93,13 +96,197 @@ def test_resume_refuses_other_changes_with_a_diff(tmp_path: Path,
     assert len(read_history(run / "history.csv")) == 1
 
 
-def test_resume_without_a_completed_epoch(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "run"
+def steps_taken(path: Path) -> int:
+    """The optimizer's step count saved in a .keras file."""
+    import keras
+
+    return int(keras.saving.load_model(path).optimizer.iterations.numpy())
+
+
+def steps_per_epoch(run: Path, batch_size: int = 64) -> int:
+    return math.ceil(json.loads((run / "metrics.json").read_text())["train_samples"] / batch_size)
+
+
+def assert_consistent(run: Path, epochs: int) -> None:
+    """Weights, optimizer steps, history, metrics and best.keras all tell the same epochs."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    steps = steps_per_epoch(run)
+    assert state(run) == "completed"
+    assert steps_taken(run / "model.keras") == epochs * steps
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == list(
+        range(1, epochs + 1))
+    assert metrics["epochs_run"] == epochs
+    assert steps_taken(run / "best.keras") == metrics["best_epoch"] * steps
+    assert (run / "curves.png").is_file() and (run / "confusion_matrix.png").is_file()
+    assert [path.name for path in run.iterdir() if path.name.startswith(".")] == []
+
+
+def finished_then_cut_back(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A one-epoch run as a kill after its epoch but before its final files leaves it."""
     assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
-    (run / "last.json").unlink()
+    for name in ("model.keras", "metrics.json", "curves.png", "confusion_matrix.png"):
+        (run / name).unlink()
+    (run / "run.json").write_text(json.dumps({"state": "running"}))
+
+
+def test_resume_finishes_a_run_killed_after_its_last_epoch(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    finished_then_cut_back(run, capsys)
+    code, out, err = run_cli(capsys, "fit", "--resume", run)
+    assert code == 0, err
+    assert_consistent(run, 1)
+    assert run_cli(capsys, "eval", run)[0] == 0
+
+
+def test_resume_finishes_an_early_stopped_run_without_training_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    # No epoch can improve val_loss by 10, so patience 0 stops after the second of six epochs;
+    # Ctrl-C comes while the final files are written.
+    with monkeypatch.context() as patch:
+        patch.setattr("dltrain.train.fit.score", interrupted)
+        code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "6",
+                               "--set", "training.early_stopping={monitor: val_loss, patience: 0, "
+                               "min_delta: 10}")
+    assert code == 130 and state(run) == "interrupted"
+    code, out, err = run_cli(capsys, "fit", "--resume", run)
+    assert code == 0, err
+    assert f"finishing {run} after epoch 2" in out
+    assert_consistent(run, 2)
+    assert "epochs: 6" in (run / "config.yaml").read_text()
+
+
+def test_resume_refuses_a_state_whose_parts_disagree(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    run = tmp_path / "run"
+    finished_then_cut_back(run, capsys)
+    short = tmp_path / "short"
+    shutil.copytree(run, short)
+    (short / "history.csv").unlink()
+    code, _, err = run_cli(capsys, "fit", "--resume", short)
+    assert code == 2
+    assert "last.keras holds 1 epoch(s) but history.csv has 0 rows" in " ".join(err.split())
+    assert "start the run again" in " ".join(err.split())
+
+    gone = tmp_path / "gone"  # a completed run whose last.keras was deleted
+    shutil.copytree(run, gone)
+    (gone / "run.json").write_text(json.dumps({"state": "completed"}))
+    (gone / "last.keras").unlink()
+    code, _, err = run_cli(capsys, "fit", "--resume", gone, "--epochs", "3")
+    assert code == 2
+    assert "there is no last.keras but history.csv has 1 rows" in " ".join(err.split())
+    assert len(read_history(gone / "history.csv")) == 1
+
+    model = keras.saving.load_model(run / "last.keras")
+    model.optimizer.iterations.assign(model.optimizer.iterations + 1)
+    model.save(run / "last.keras")
     code, _, err = run_cli(capsys, "fit", "--resume", run)
-    assert code == 2 and "no completed epoch to resume from" in err
+    assert code == 2
+    assert "not a whole number of epochs" in " ".join(err.split())
+    assert "start the run again" in " ".join(err.split())
+
+
+def test_resume_of_a_run_without_a_completed_epoch_starts_it_and_cleans_up(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    config = load_config(QUICKSTART, ["dataset.train_limit=600", "dataset.test_limit=100",
+                                      "training.epochs=1"]).config
+    (run / "config.yaml").write_text(dump(config))
+    (run / "run.json").write_text(json.dumps({"state": "running"}))
+    write_history(run / "history.csv", [{"epoch": 1, "loss": 2.0, "seconds": 1.0}])
+    leftovers = [".last.keras.k2j4h5g6.keras", ".history.csv.ab_d12e4.tmp",
+                 ".curves.png.zz99yy88.png"]
+    for name in leftovers:
+        (run / name).write_bytes(b"half")
+    (run / "notes.txt").write_text("mine")
+    (run / ".my.keras.k2j4h5g6.keras").write_text("mine too")
+    code, out, err = run_cli(capsys, "fit", "--resume", run)
+    assert code == 0, err
+    (run / "notes.txt").unlink()
+    (run / ".my.keras.k2j4h5g6.keras").unlink()
+    assert_consistent(run, 1)
+
+
+def test_fit_run_dir_takes_a_folder_holding_only_its_own_temporary_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".config.yaml.ab_d12e4.tmp").write_text("half")
+    code, _, err = run_cli(capsys, "fit", "--resume", run)
+    assert code == 2 and f"dltrain fit CONFIG --run-dir {run}" in " ".join(err.split())
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")
+    assert code == 0, err
+    assert_consistent(run, 1)
+    (run / "notes.txt").write_text("mine")
+    for item in run.iterdir():
+        if item.is_dir():
+            shutil.rmtree(item)
+        elif item.name != "notes.txt":
+            item.unlink()
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")
+    assert code == 2 and "already exists and is not empty" in err
+
+
+# Where to SIGKILL a fit: once `arm` exists, at the first sight of a name starting with one of
+# `names` (a write's temporary file, or the next write's when polling missed it), or when
+# `replaced` is renamed over (right after that write).
+KILL_POINTS = {
+    "run.json": ("config.yaml", ("run.json", ".environment.json."), None),
+    "history.csv": ("best.keras", (".history.csv.", ".last.keras."), None),
+    "last.keras": ("best.keras", (".best.keras.", ".model.keras."), "last.keras"),
+    "best.keras": ("best.keras", (".best.keras.", ".model.keras."), None),
+    "model.keras": ("best.keras", (".model.keras.", ".curves.png."), None),
+    "curves.png": ("model.keras", (".curves.png.", ".confusion_matrix.png.", "curves.png"), None),
+    "metrics.json": ("model.keras", (".metrics.json.", ".run.json.", "metrics.json"), None),
+}
+
+
+def kill_at(run: Path, process: subprocess.Popen, arm: str, names: tuple[str, ...],
+            replaced: str | None, limit: float = 240) -> str:
+    """SIGKILL `process` at the kill point; returns what it saw then."""
+    deadline = time.monotonic() + limit
+    armed_inode: int | None = None
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            seen = {entry.name: entry.inode() for entry in os.scandir(run)}
+        except FileNotFoundError:
+            seen = {}
+        if armed_inode is None and arm in seen:
+            armed_inode = seen.get(replaced or "", -1)
+        if armed_inode is not None:
+            hit = next((name for name in seen if name.startswith(names)), None)
+            if replaced is not None and seen.get(replaced, -1) != armed_inode:
+                hit = f"{replaced} replaced"
+            if hit is not None:
+                process.kill()
+                process.communicate(timeout=60)
+                return hit
+        time.sleep(0.002)
+    raise AssertionError(f"no kill point within {limit}s: {process.communicate(timeout=60)}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("write", list(KILL_POINTS))
+def test_sigkill_at_each_state_write_then_resume_is_consistent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], write: str) -> None:
+    run = tmp_path / "run"
+    process = start_fit(run, "--epochs", "2", "--set", "dataset.train_limit=128")
+    hit = kill_at(run, process, *KILL_POINTS[write])
+    assert process.returncode == -signal.SIGKILL, hit
+    code, out, _ = run_cli(capsys, "runs", tmp_path, "--json")
+    assert code == 0 and [row["name"] for row in json.loads(out)] == ["run"]  # listed at once
+    if state(run) != "completed":  # the kill can land after the last write
+        code, out, err = run_cli(capsys, "fit", "--resume", run)
+        assert code == 0, f"killed at {hit}: {err}"
+    assert_consistent(run, 2)
+    print(f"killed at {hit}")  # pytest -rP shows where the kill landed
 
 
 def test_sigkill_never_leaves_a_half_written_artifact(tmp_path: Path) -> None:
@@ -115,7 +302,7 @@ def test_sigkill_never_leaves_a_half_written_artifact(tmp_path: Path) -> None:
         for name in ("model.keras", "best.keras", "last.keras"):
             if (run / name).exists():
                 keras.saving.load_model(run / name)
-        for name in ("metrics.json", "run.json", "last.json", "environment.json"):
+        for name in ("metrics.json", "run.json", "environment.json"):
             if (run / name).exists():
                 json.loads((run / name).read_text())
         assert len(read_history(run / "history.csv")) >= 1
@@ -128,7 +315,7 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(
     import keras
 
     run = tmp_path / "run"
-    # A sane rate for the first epoch (10 steps of 60 samples), then a huge one.
+    # A sane rate for the first epoch (9 steps of 60 samples) and on, then a huge one.
     schedule = ("optimizer.schedule={name: PiecewiseConstantDecay, boundaries: [10], "
                 "values: [0.001, 1.0e+12]}")
     code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "5",
@@ -136,8 +323,8 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(
     assert code == 2
     assert "the loss became NaN or infinite" in err and "optimizer.clipnorm" in err
     assert state(run) == "failed"
-    assert json.loads((run / "last.json").read_text())["epoch"] == 1
     history = read_history(run / "history.csv")
+    assert steps_taken(run / "last.keras") == 9  # one epoch of 9 steps (540 samples): the good one
     assert len(history) == 2  # the diverging epoch stopped early, the run did not go on
     kept = keras.saving.load_model(run / "best.keras")
     assert kept.count_params() > 0

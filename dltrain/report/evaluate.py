@@ -68,8 +68,7 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
         state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
         if state != "completed":
             raise RunError(f"{run_dir}: the run is '{state}', not completed; its model.keras may "
-                           f"be missing or stale. Evaluate its checkpoint with --model "
-                           f"{run_dir / runs.BEST_FILE}.")
+                           f"be missing or stale. {_checkpoints(run_dir)}")
     config = run_config(config_path or run_dir / runs.CONFIG_FILE)
     prepare_runtime(device, config.seed, config.training.deterministic)
     path = model_path or run_dir / runs.MODEL_FILE
@@ -79,6 +78,15 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     title = f"{config.name}: {path.name} on the test split"
     result = score(model, splits, config, None, title)
     return Evaluation({**result, "model": str(path)}, title)
+
+
+def _checkpoints(run_dir: Path) -> str:
+    """What an unfinished run offers to evaluate instead, by the files that exist."""
+    kept = [run_dir / name for name in (runs.BEST_FILE, runs.LAST_FILE) if (run_dir / name).is_file()]
+    if not kept:
+        return ("It kept no checkpoint: no epoch completed. Finish it with dltrain fit --resume "
+                f"{run_dir}, or change its config and start it again.")
+    return "Evaluate a checkpoint with " + " or ".join(f"--model {path}" for path in kept) + "."
 
 
 def model_in_run(run_dir: Path, model: Path) -> Path:

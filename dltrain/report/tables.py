@@ -52,7 +52,8 @@ def print_fit(console: Console, run_dir: Path, metrics: dict[str, Any]) -> None:
     summary.add_row("samples (train/val/test)", f"{metrics['train_samples']}/"
                     f"{metrics['validation_samples']}/{metrics['test_samples']}")
     summary.add_row("training time", f"{metrics['train_seconds']:.1f} s")
-    summary.add_row("throughput", f"{metrics['samples_per_second']:.0f} samples/s")
+    if metrics["samples_per_second"] is not None:  # None: a resume that only finished the run
+        summary.add_row("throughput", f"{metrics['samples_per_second']:.0f} samples/s")
     if "smoke" in metrics:
         smoke = metrics["smoke"]
         summary.add_row("smoke: train loss", f"{smoke['loss_before']:.4f} -> "

@@ -11,12 +11,24 @@ import csv
 import io
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from dltrain.errors import RunError
+
+# atomic_target's temporary names: "." + the target's name + "." + mkstemp's 8 random characters
+# + the suffix. A kill leaves them behind; `temporary_of` tells them from a user's files.
+TEMPORARY = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}(\.tmp|\.keras|\.png)")
+
+
+def temporary_of(name: str) -> str | None:
+    """The target whose temporary file `name` is (written by atomic_target), else None."""
+    match = TEMPORARY.fullmatch(name)
+    return match["target"] if match else None
 
 
 @contextlib.contextmanager
@@ -80,6 +92,11 @@ def save_model(model: Any, path: Path) -> None:
     """Keras saves in place; save beside the target and rename, so the target is always whole."""
     with atomic_target(path, suffix=".keras") as tmp:
         model.save(tmp)
+
+
+def copy_file(source: Path, path: Path) -> None:
+    with atomic_target(path, suffix=source.suffix) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def save_figure(figure: Any, path: Path) -> None:

@@ -17,10 +17,12 @@ from dltrain.config.schema import Config
 from dltrain.errors import RunError
 from dltrain.runs import lock
 from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run files through here
+    copy_file,
     read_history,
     read_json,
     save_figure,
     save_model,
+    temporary_of,
     write_atomic,
     write_history,
     write_json,
@@ -30,7 +32,7 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
 BEST_FILE = "best.keras"
 LAST_FILE = "last.keras"
-LAST_META = "last.json"
+LAST_META = "last.json"  # older runs' epoch of last.keras: now its optimizer's step count says
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 EVAL_FILE = "eval.json"
@@ -41,24 +43,32 @@ CONFUSION_FILE = "confusion_matrix.png"
 TENSORBOARD_DIR = "tensorboard"
 MANIFEST_FILE = "manifest.json"
 PREPARATION_FILE = "preprocessing.json"
+# What fit writes in a run directory: a kill can leave their temporary files behind.
+FIT_FILES = frozenset({CONFIG_FILE, STATE_FILE, ENV_FILE, MANIFEST_FILE, PREPARATION_FILE,
+                       HISTORY_FILE, LAST_FILE, LAST_META, BEST_FILE, MODEL_FILE, CURVES_FILE,
+                       CONFUSION_FILE, METRICS_FILE})
 
 
 def new_run_dir(config: Config, chosen: Path | None) -> Path:
-    """`chosen` exactly (it must be empty or absent), else a fresh runs/<name>-<timestamp>/.
+    """`chosen` exactly (it must be absent, empty, or hold only the temporary files of a fit
+    killed at its start), else a fresh runs/<name>-<timestamp>/.
 
     The folder comes back locked for this process (`dltrain.runs.lock`): made, locked, then
-    checked to hold nothing but the lock, so two fits into one --run-dir cannot both start.
+    checked again, so two fits into one --run-dir cannot both start.
     """
     if chosen is not None:
         if chosen.exists() and (not chosen.is_dir() or _holds_files(chosen)):
+            hint = (f" To finish the run in it, dltrain fit --resume {chosen}."
+                    if (chosen / CONFIG_FILE).is_file() else "")
             raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
-                           "folder so no earlier run is overwritten.")
+                           f"folder so no earlier run is overwritten.{hint}")
         chosen.mkdir(parents=True, exist_ok=True)
         lock.acquire(chosen)
         if _holds_files(chosen):  # another fit made it between the check and the lock
             lock.release(chosen)
             raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
                            "folder so no earlier run is overwritten.")
+        remove_leftovers(chosen)
         return chosen
     inside_working_directory(config.output.runs_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -86,14 +96,23 @@ def inside_working_directory(runs_dir: Path) -> None:
 
 
 def _holds_files(folder: Path) -> bool:
-    return any(entry.name != lock.LOCK_FILE for entry in folder.iterdir())
+    """Anything but the lock and the temporary files of a fit killed at its start."""
+    return any(entry.name != lock.LOCK_FILE and temporary_of(entry.name) not in FIT_FILES
+               for entry in folder.iterdir())
 
 
-def completed_epochs(run_dir: Path) -> int:
-    """Epochs whose full training state is in last.keras (0 when there is none)."""
-    if not (run_dir / LAST_FILE).is_file() or not (run_dir / LAST_META).is_file():
-        return 0
-    return int(read_json(run_dir / LAST_META).get("epoch", 0))
+def remove_leftovers(run_dir: Path) -> list[str]:
+    """Delete the temporary files a killed fit left (half-written models: megabytes each).
+
+    Only atomic_target's names for fit's own files: never a user's file, nor a temporary file
+    of another command (eval writes eval.json) that may be writing now.
+    """
+    removed = []
+    for item in run_dir.iterdir():
+        if temporary_of(item.name) in FIT_FILES and item.is_file():
+            item.unlink(missing_ok=True)
+            removed.append(item.name)
+    return removed
 
 
 def set_state(run_dir: Path, state: str, **details: Any) -> None:

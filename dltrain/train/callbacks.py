@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dltrain.backend import keras_module
 from dltrain.errors import ConfigError
-from dltrain.runs.layout import LAST_FILE, LAST_META, save_model, write_history, write_json
+from dltrain.runs.layout import LAST_FILE, copy_file, save_model, write_history
 
 Callback = keras_module().callbacks.Callback
 ModelCheckpoint = keras_module().callbacks.ModelCheckpoint
@@ -57,26 +58,42 @@ class BestCheckpoint(ModelCheckpoint):  # type: ignore[misc,valid-type]
 
     Keras's MonitorCallback takes the direction from the compiled metric (`_direction`:
     precision and recall go up, mae goes down). Keras builds the metrics in the first training
-    step, so the direction is known at the first epoch's end: the earlier epochs of a resumed run
-    are weighed then, before it. With save_best_only false the file holds the latest finite
-    epoch, and `best_epoch` names it.
+    step, so the direction is known after it: the earlier epochs of a resumed run are weighed
+    then (`settle`), before the first new epoch. With save_best_only false the file holds the
+    latest finite epoch, and `best_epoch` names it.
     """
 
     def __init__(self, path: Path, monitor: str, save_best_only: bool,
-                 history: list[dict[str, float]]) -> None:
+                 history: list[dict[str, float]], last: Path | None = None) -> None:
         super().__init__(str(path), monitor=monitor, save_best_only=save_best_only)
         self.path = path
         self.history = list(history)
+        self.last = last
         self.best: float | None = None  # no baseline: the first finite epoch is the best so far
         self.best_epoch: int | None = None
 
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.settle()  # the first step built the metrics; last.keras still holds the start
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.monitor_op is None:
-            self._set_direction()
-            for row in self.history:  # a resumed run keeps competing with its earlier epochs
-                self._consider(row, int(row["epoch"]))
+        self.settle()
         if self._consider(logs or {}, epoch + 1):
             save_model(self.model, self.path)
+
+    def settle(self) -> None:
+        """Weigh a resumed run's earlier epochs, once the direction is known.
+
+        When the best of them is the last one, best.keras should hold last.keras: a kill
+        between the two writes of that epoch's end left it older, so copy it.
+        """
+        if self.monitor_op is not None:
+            return
+        self._set_direction()
+        for row in self.history:
+            self._consider(row, int(row["epoch"]))
+        if (self.history and self.best_epoch == len(self.history) and self.last is not None
+                and self.last.is_file()):
+            copy_file(self.last, self.path)
 
     def _set_direction(self) -> None:
         try:
@@ -108,18 +125,20 @@ def _metric_names(model: Any) -> list[str]:
 class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]
     """The whole training state after each good epoch (weights and optimizer), for --resume.
 
-    Written atomically, then last.json names its epoch: Keras's BackupAndRestore writes its
-    files in place, which a SIGKILL can leave half-written.
+    One file, written atomically: its optimizer's step count says how many epochs it holds, so
+    the state cannot disagree with itself. (Keras's BackupAndRestore writes its files in place,
+    which a SIGKILL can leave half-written.) `saved` hears each saved epoch.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, saved: Callable[[int], None]) -> None:
         super().__init__()
         self.folder = folder
+        self.saved = saved
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if _finite(logs):
             save_model(self.model, self.folder / LAST_FILE)
-            write_json(self.folder / LAST_META, {"epoch": epoch + 1})
+            self.saved(epoch + 1)
 
 
 class RaisePendingSignal(Callback):  # type: ignore[misc,valid-type]

@@ -39,6 +39,11 @@ class Start:
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     smoke: bool = False  # measure the training loss before and after, to see it fall
+    kept: int = 0  # the epochs last.keras holds now: where a resume would start
+    trained: int | None = None  # set when training is over (early stopping may end it sooner)
+
+    def __post_init__(self) -> None:
+        self.kept = self.epoch
 
 
 def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Console,
@@ -54,6 +59,10 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     print_notes(console, splits.notes)
     path = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
     try:
+        # config.yaml, then run.json: from then on the folder is a run that `dltrain runs` lists
+        # and `fit --resume` can start or finish; before, it holds nothing worth keeping.
+        runs.write_atomic(path / runs.CONFIG_FILE, dump(config))
+        runs.set_state(path, "running")
         write_run_files(path, config, splits, device_name)
         console.print(f"run directory: {path}", highlight=False, soft_wrap=True)
         start.smoke = smoke
@@ -62,11 +71,23 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         run_lock.release(path)
 
 
-def write_run_files(path: Path, config: Config, splits: Splits, device_name: str) -> None:
-    """What a run directory holds before training: config, environment, manifest, preparation."""
+def write_run_files(path: Path, config: Config, splits: Splits, device_name: str,
+                    missing_only: bool = False) -> None:
+    """What a run directory holds besides its config before training: environment, manifest,
+    preparation (with `missing_only`, those a kill at its start left unwritten)."""
     text = dump(config)
-    runs.write_atomic(path / runs.CONFIG_FILE, text)
-    runs.write_json(path / runs.ENV_FILE, runs.environment(device_name))
+    if not (missing_only and (path / runs.ENV_FILE).is_file()):
+        runs.write_json(path / runs.ENV_FILE, runs.environment(device_name))
+    if not (missing_only and (path / runs.MANIFEST_FILE).is_file()):
+        write_manifest(path, text, config, splits, device_name)
+    if not (missing_only and (path / runs.PREPARATION_FILE).is_file()):
+        runs.write_json(path / runs.PREPARATION_FILE, {
+            **splits.preparation.to_json(), "class_names": splits.class_names,
+            "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape)})
+
+
+def write_manifest(path: Path, text: str, config: Config, splits: Splits,
+                   device_name: str) -> None:
     runs.write_json(path / runs.MANIFEST_FILE, {
         **runs.manifest(text, config.seed, {"x_train": splits.x_train, "y_train": splits.y_train,
                                             "x_val": splits.x_val, "x_test": splits.x_test,
@@ -74,19 +95,19 @@ def write_run_files(path: Path, config: Config, splits: Splits, device_name: str
         "versions": {key: value for key, value in runs.environment(device_name).items()
                      if key in ("dltrain", "python", "tensorflow", "keras", "numpy")},
         **({"synthetic": True} if splits.synthetic else {})})
-    runs.write_json(path / runs.PREPARATION_FILE, {
-        **splits.preparation.to_json(), "class_names": splits.class_names,
-        "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape)})
 
 
 def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
            console: Console, live: bool) -> FitResult:
-    """Continue a run from its last completed epoch; only training.epochs may grow.
+    """Continue a run from the epoch last.keras holds, or from epoch 0 when it holds none; a run
+    whose training is over (all epochs, or early stopping as run.json's `trained` says) gets its
+    missing final files. Only training.epochs may grow.
 
     The run is locked first, so a second resume (or anything else writing it) is refused.
     """
     if not (run_dir / runs.CONFIG_FILE).is_file():  # not a run: leave no lock file there
-        raise RunError(f"{run_dir}: no config.yaml; --resume takes a run directory made by fit.")
+        raise RunError(f"{run_dir}: no config.yaml, so no run to resume: a fit killed this early "
+                       f"kept nothing. Start it again: dltrain fit CONFIG --run-dir {run_dir}")
     with run_lock.writing(run_dir):
         return _resume(run_dir, epochs=epochs, changed=changed, device=device, console=console,
                        live=live)
@@ -94,37 +115,88 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
 
 def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
             console: Console, live: bool) -> FitResult:
-    saved = load_config(run_dir / runs.CONFIG_FILE).config if (
-        run_dir / runs.CONFIG_FILE).is_file() else None
-    if saved is None:
-        raise RunError(f"{run_dir}: no config.yaml; --resume takes a run directory made by fit.")
-    done = runs.completed_epochs(run_dir)
-    if done == 0:
-        raise RunError(f"{run_dir}: no completed epoch to resume from; start it again with "
-                       "dltrain fit.")
-    config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done)
-    history = runs.read_history(run_dir / runs.HISTORY_FILE)[:done]
-    prepare_runtime(device, config.seed, config.training.deterministic)
-    start = Start(load_model(run_dir / runs.LAST_FILE), done, history)
-    splits = prepared_data(config, start.model)
+    saved = load_config(run_dir / runs.CONFIG_FILE).config
+    check_unchanged(run_dir, saved, changed.config if changed else None)
+    runs.remove_leftovers(run_dir)
+    device_name = prepare_runtime(device, saved.seed, saved.training.deterministic)
+    last = run_dir / runs.LAST_FILE
+    model = load_model(last) if last.is_file() else build_model(saved)
+    splits = prepared_data(saved, model)
+    steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
+    done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
+    recorded = (runs.read_json(run_dir / runs.STATE_FILE)
+                if (run_dir / runs.STATE_FILE).is_file() else {})
+    history = agreeing_history(run_dir, done, recorded.get("state") == "completed")
+    config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done,
+                              recorded.get("state"))
+    start = Start(model, done, history)
+    if recorded.get("trained") == done and config.training.epochs == saved.training.epochs:
+        start.trained = done  # training was over (early stopping): only the final files are missing
+    write_run_files(run_dir, config, splits, device_name, missing_only=True)
     runs.write_atomic(run_dir / runs.CONFIG_FILE, dump(config))
-    console.print(f"resuming {run_dir} after epoch {start.epoch}", highlight=False, soft_wrap=True)
+    (run_dir / runs.LAST_META).unlink(missing_ok=True)  # an older dltrain's, now stale
+    what = ("finishing" if start.trained is not None or done >= config.training.epochs
+            else "resuming")
+    console.print(f"{what} {run_dir} after epoch {start.epoch}", highlight=False, soft_wrap=True)
     return FitResult(run_dir, _run(start, splits, config, run_dir, console, live))
 
 
+def checkpoint_epochs(run_dir: Path, model: Any, steps: int) -> int:
+    """The epochs last.keras holds: its optimizer's step count over the steps per epoch (the
+    config, hence the steps, cannot change on resume)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        raise RunError(f"{run_dir / runs.LAST_FILE}: holds no optimizer state, so it cannot be "
+                       f"resumed; start the run again with dltrain fit.")
+    taken = int(optimizer.iterations.numpy())
+    done, rest = divmod(taken, steps)
+    if rest:
+        raise RunError(f"{run_dir / runs.LAST_FILE}: its optimizer took {taken} steps, not a "
+                       f"whole number of epochs of {steps} steps; the run's training state is "
+                       f"inconsistent, so start the run again with dltrain fit.")
+    return done
+
+
+def agreeing_history(run_dir: Path, done: int, completed: bool) -> list[dict[str, float]]:
+    """history.csv's rows for the `done` epochs of last.keras. Each epoch's row is written before
+    its checkpoint, so a kill between them leaves one row more: it is dropped (the epoch is
+    trained again). Any other count (a completed run has none to spare), or rows out of order,
+    mean the parts disagree: refused."""
+    path = run_dir / runs.HISTORY_FILE
+    rows = runs.read_history(path)
+    epochs = [row["epoch"] for row in rows]
+    spare = [] if completed else [list(range(1, done + 2))]
+    if epochs not in [list(range(1, done + 1)), *spare]:
+        kept = f"last.keras holds {done} epoch(s)" if done else "there is no last.keras"
+        raise RunError(f"{run_dir}: {kept} but history.csv has {len(rows)} rows; the run's "
+                       f"training state is inconsistent, so start the run again with dltrain "
+                       f"fit.")
+    if len(rows) > done:
+        if done:
+            runs.write_history(path, rows[:done])
+        else:
+            path.unlink()
+    return rows[:done]
+
+
+def check_unchanged(run_dir: Path, saved: Config, changed: Config | None) -> None:
+    """--resume with a config: only its training.epochs may differ from the run's own."""
+    if changed is None:
+        return
+    diff = [f"{key}: {old!r} -> {new!r}" for key, old, new in config_diff(
+        saved.model_dump(mode="json"), changed.model_dump(mode="json"))
+        if key != "training.epochs"]
+    if diff:
+        raise RunError(f"{run_dir}: --resume continues the run's own config; only "
+                       "training.epochs may change. Changed: " + "; ".join(diff))
+
+
 def resumable_config(run_dir: Path, saved: Config, changed: Config | None,
-                     epochs: int | None, done: int) -> Config:
-    """The saved config with a longer training.epochs; any other change is refused."""
+                     epochs: int | None, done: int, state: str | None) -> Config:
+    """The saved config with the target training.epochs: more than `done`, or `done` itself to
+    finish a run that was not completed."""
     target = epochs or (changed.training.epochs if changed else saved.training.epochs)
-    if changed is not None:
-        diff = [f"{key}: {old!r} -> {new!r}" for key, old, new in config_diff(
-            saved.model_dump(mode="json"), changed.model_dump(mode="json"))
-            if key != "training.epochs"]
-        if diff:
-            raise RunError(f"{run_dir}: --resume continues the run's own config; only "
-                           "training.epochs may change. Changed: " + "; ".join(diff))
-    state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
-    if target <= done:
+    if target < done or (target == done and state == "completed"):
         raise RunError(f"{run_dir}: the run is {state} after {done} epochs; pass --epochs N with "
                        f"N > {done} to train longer.")
     return saved.model_copy(update={"training": saved.training.model_copy(
@@ -146,16 +218,21 @@ def _run(start: Start, splits: Splits, config: Config, path: Path, console: Cons
         with Signals().installed() as signals:
             metrics = _train(start, splits, config, path, console, live, signals)
     except (KeyboardInterrupt, Terminated):
-        done = runs.completed_epochs(path)
-        runs.set_state(path, "interrupted", epochs_done=done)
+        done = start.kept
+        runs.set_state(path, "interrupted", epochs_done=done, **ended(start))
         console.print(f"interrupted after {done} completed epoch(s); {path} keeps them. "
                       f"Resume with: dltrain fit --resume {path}", highlight=False, soft_wrap=True)
         raise
     except BaseException as exc:
-        runs.set_state(path, "failed", error=f"{type(exc).__name__}: {exc}")
+        runs.set_state(path, "failed", error=f"{type(exc).__name__}: {exc}", **ended(start))
         raise
     runs.set_state(path, "completed")
     return metrics
+
+
+def ended(start: Start) -> dict[str, int]:
+    """run.json's mark that training is over, for a resume to finish the run, not train on."""
+    return {} if start.trained is None else {"trained": start.trained}
 
 
 def _train(start: Start, splits: Splits, config: Config, path: Path, console: Console,
@@ -169,19 +246,25 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     callbacks.append(RaisePendingSignal(signals))
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     started = time.perf_counter()
-    start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch, verbose=0,
-                    shuffle=False, callbacks=callbacks)
+    if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
+        start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch, verbose=0,
+                        shuffle=False, callbacks=callbacks)
     train_seconds = time.perf_counter() - started
     if history.rows and not all(math.isfinite(v) for v in history.rows[-1].values()):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
-                       f"The last good epoch is kept in {path / runs.LAST_FILE}.")
+                       + kept_after_divergence(path, start.kept))
+    start.trained = len(history.rows)
+    runs.set_state(path, "running", resumed_from_epoch=start.epoch or None, **ended(start))
     runs.save_model(start.model, path / runs.MODEL_FILE)
     from dltrain.report.plots import learning_curves
 
     learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
                     f"{config.name}: learning curves", path / runs.CURVES_FILE)
     scored = score(start.model, splits, config, path, f"{config.name}: final model on the test split")
+    if checkpoint.best_epoch is None and start.history:  # no epoch trained: weigh the run's own
+        checkpoint.set_model(start.model)
+        checkpoint.settle()
     epochs_now = len(history.rows) - start.epoch
     metrics = {
         **scored,
@@ -191,7 +274,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         "train_samples": len(splits.x_train),
         "validation_samples": 0 if splits.x_val is None else len(splits.x_val),
         "train_seconds": round(train_seconds, 3),
-        "samples_per_second": round(len(splits.x_train) * epochs_now / train_seconds, 1),
+        "samples_per_second": (round(len(splits.x_train) * epochs_now / train_seconds, 1)
+                               if epochs_now else None),
         "final_epoch": history.rows[-1] if history.rows else {},
         **({"synthetic": True} if splits.synthetic else {}),
     }
@@ -201,6 +285,16 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
                             "passed": math.isfinite(after) and after < loss_before}
     runs.write_json(path / runs.METRICS_FILE, metrics)
     return metrics
+
+
+def kept_after_divergence(path: Path, kept: int) -> str:
+    """What a diverged run keeps, by the files that exist."""
+    if kept == 0:
+        return ("No epoch completed, so no checkpoint was kept; start the run again with dltrain "
+                "fit once the config is changed.")
+    best = (f" and the best one in {path / runs.BEST_FILE}" if (path / runs.BEST_FILE).is_file()
+            else "")
+    return f"The last good epoch ({kept}) is kept in {path / runs.LAST_FILE}{best}."
 
 
 def fit_inputs(splits: Splits, config: Config, epoch: int) -> dict[str, Any]:
@@ -252,11 +346,15 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     training = config.training
     history = HistoryFile(path / runs.HISTORY_FILE, start.history)
     checkpoint = BestCheckpoint(path / runs.BEST_FILE, config.checkpoint_monitor,
-                                training.checkpoint.save_best_only, start.history)
+                                training.checkpoint.save_best_only, start.history,
+                                path / runs.LAST_FILE)
     progress = (RichProgress(console, training.epochs, steps, start.epoch) if live
                 else PlainProgress(console, training.epochs))
-    # The last checkpoint comes after the history, so a history row never lacks its state.
-    callbacks = [stock.TerminateOnNaN(), history, LastCheckpoint(path),
+    # At each epoch's end: the history row, then last.keras (the training state: --resume keeps
+    # the rows it holds and drops a newer one), then best.keras (which --resume mends from
+    # last.keras when a kill came between them; see BestCheckpoint.settle).
+    callbacks = [stock.TerminateOnNaN(), history,
+                 LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch)),
                  checkpoint, progress]
     if training.early_stopping is not None:
         callbacks.insert(0, stock.EarlyStopping(**training.early_stopping.model_dump()))
