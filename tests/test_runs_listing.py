@@ -153,3 +153,14 @@ def test_list_runs_sorts_by_accuracy_with_the_unscored_last(tmp_path: Path) -> N
     write_run(folder / "none", state="running")
     write_run(folder / "high", metrics={**FINISHED, "test": {"accuracy": 0.9}})
     assert [r["name"] for r in list_runs(folder, "accuracy")] == ["high", "low", "none"]
+
+
+def test_rows_name_the_backend_and_older_runs_count_as_tensorflow(tmp_path: Path) -> None:
+    for name, env in (("new", {"backend": "jax", "jax": "0.10.2"}),
+                      ("old", {"tensorflow": "2.21.0"})):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"state": "completed"}))
+        (run / "environment.json").write_text(json.dumps(env))
+    rows = {row["name"]: row for row in list_runs(tmp_path, "name")}
+    assert rows["new"]["backend"] == "jax" and rows["old"]["backend"] == "tensorflow"

@@ -38,7 +38,8 @@ def score(model: Any, splits: Splits, config: Config, folder: Path, title: str) 
 
 
 def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
-                 config_path: Path | None = None, device: Device = "auto") -> dict[str, Any]:
+                 config_path: Path | None = None, device: Device = "auto",
+                 backend: str | None = None) -> dict[str, Any]:
     """Reload a saved model (safe_mode) and score it on the test split its run used."""
     if model_path is None:
         state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
@@ -47,7 +48,7 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
                            f"be missing or stale. Evaluate its checkpoint with --model "
                            f"{run_dir / runs.BEST_FILE}.")
     config = run_config(config_path or run_dir / runs.CONFIG_FILE)
-    prepare_runtime(device, config.seed, config.training.deterministic)
+    prepare_runtime(device, config.seed, config.training.deterministic, backend or config.backend)
     path = model_path or run_dir / runs.MODEL_FILE
     model = load_model(path)
     splits = load_splits(config.dataset, config.seed, config.loss_kind)

@@ -41,6 +41,8 @@ def summarise(path: Path) -> dict[str, Any]:
         "dataset": (config.get("dataset") or {}).get("name"),
         "state": state.get("state"),
         "kind": kind(state, metrics, env),
+        # Runs from before backends were a choice ran on TensorFlow.
+        "backend": env.get("backend") or ("tensorflow" if env.get("tensorflow") else None),
         "epochs": metrics.get("epochs_run", len(runs.read_history(path / runs.HISTORY_FILE))),
         "accuracy": test.get("accuracy", test.get("acc")),
         "loss": test.get("loss"),
