@@ -21,6 +21,9 @@ from dltrain.errors import RunError
 
 Device = Literal["auto", "cpu", "gpu"]
 BACKENDS = ("tensorflow", "jax", "torch")
+# TensorFlow is a dependency of dltrain itself; the others are extras (GPU wheels: see README).
+INSTALL = {"tensorflow": 'pip install "tensorflow>=2.21,<2.22"', "jax": 'pip install "dltrain[jax]"',
+           "torch": 'pip install "dltrain[torch]"'}
 
 
 def installed(name: str) -> bool:
@@ -46,7 +49,7 @@ def use_backend(name: str, device: Device = "auto") -> None:
     if not installed(name):
         others = " or ".join(b for b in BACKENDS if b != name and installed(b))
         raise RunError(f"backend {name}: the {name} package is not installed here. Install it "
-                       f"with: pip install \"dltrain[{name}]\""
+                       f"with: {INSTALL[name]}"
                        + (f" (or choose --backend {others})." if others else "."))
     if "keras" in sys.modules:
         current = active_backend()
