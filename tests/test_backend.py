@@ -75,3 +75,13 @@ def test_show_checks_the_backend_too(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, _, err = run_cli(capsys, "show", path)
     assert code == 2
     assert 'pip install "dltrain[torch]"' in " ".join(err.split())
+
+
+def test_fit_says_how_long_the_first_epoch_took_against_the_steady_ones() -> None:
+    from dltrain.train.fit import compile_note
+
+    rows = [{"epoch": 1, "seconds": 13.9}, {"epoch": 2, "seconds": 0.7},
+            {"epoch": 3, "seconds": 0.64}, {"epoch": 4, "seconds": 0.66}]
+    assert compile_note(rows) == ["first epoch 13.9 s, later epochs 0.7 s (median): about "
+                                  "13.2 s went to compiling the model."]
+    assert compile_note(rows[:1]) == []
