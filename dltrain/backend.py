@@ -21,6 +21,7 @@ from dltrain.errors import RunError
 
 Device = Literal["auto", "cpu", "gpu"]
 BACKENDS = ("tensorflow", "jax", "torch")
+NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 # TensorFlow is a dependency of dltrain itself; the others are extras (GPU wheels: see README).
 INSTALL = {"tensorflow": 'pip install "tensorflow>=2.21,<2.22"', "jax": 'pip install "dltrain[jax]"',
            "torch": 'pip install "dltrain[torch]"'}
@@ -176,8 +177,7 @@ def prepare_runtime(device: Device, seed: int, deterministic: bool,
     keras = keras_module()
     gpus = _gpu_names(name)
     if device == "gpu" and not gpus:
-        raise RunError(f"--device gpu: the {name} backend sees no GPU here. Use --device cpu "
-                       "or auto.")
+        raise RunError(f"--device gpu: {NAMES[name]} sees no GPU here. Use --device cpu or auto.")
     if device == "cpu" and gpus and name == "tensorflow":
         tensorflow_module().config.set_visible_devices([], "GPU")
         gpus = []

@@ -85,3 +85,10 @@ def test_fit_says_how_long_the_first_epoch_took_against_the_steady_ones() -> Non
     assert compile_note(rows) == ["first epoch 13.9 s, later epochs 0.7 s (median): about "
                                   "13.2 s went to compiling the model."]
     assert compile_note(rows[:1]) == []
+
+
+def test_resume_refuses_another_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "fit", "--resume", tmp_path, "--backend", "jax")
+    assert code == 2
+    assert " ".join(err.split()) == ("error: --resume continues the run on the backend it was "
+                                     "trained on (its config.yaml says which); drop --backend.")

@@ -173,3 +173,16 @@ def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Pa
     assert done.returncode == 2
     assert 'pip install "dltrain[torch]"' in " ".join(done.stderr.split())
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_device_gpu_without_a_gpu_exits_2(backend: str, cache: Path, tmp_path: Path) -> None:
+    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--device", "gpu",
+                   "--run-dir", tmp_path / "r")
+    if done.returncode == 0:
+        pytest.skip("this machine has a GPU")
+    assert done.returncode == 2
+    name = {"tensorflow": "TensorFlow", "jax": "JAX"}[backend]
+    assert f"--device gpu: {name} sees no GPU here. Use --device cpu or auto." \
+        in " ".join(done.stderr.split())
+    assert not (tmp_path / "r").exists()

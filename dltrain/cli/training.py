@@ -67,6 +67,9 @@ def fit(
     console = for_results(as_json)
     live = console.is_terminal and not os.environ.get("CI")
     if resume is not None:
+        if backend is not None:
+            raise DltrainError("--resume continues the run on the backend it was trained on "
+                               "(its config.yaml says which); drop --backend.")
         if run_dir is not None or smoke or (loaded is None and set_):
             raise DltrainError("--resume continues the run in its own folder with its own "
                                "config; drop --run-dir, --smoke and --set.")
