@@ -186,3 +186,22 @@ def test_device_gpu_without_a_gpu_exits_2(backend: str, cache: Path, tmp_path: P
     assert f"--device gpu: {name} sees no GPU here. Use --device cpu or auto." \
         in " ".join(done.stderr.split())
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mixed_precision_is_applied_and_recorded(backend: str, cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, "--epochs",
+                   "1", "--set", "dataset.train_limit=300", "--set", "dataset.test_limit=100",
+                   "--set", "training.mixed_precision=bf16")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((run / "environment.json").read_text())["mixed_precision"] == "mixed_bfloat16"
+    assert json.loads((run / "manifest.json").read_text())["versions"]["mixed_precision"] \
+        == "mixed_bfloat16"
+    assert 0 <= accuracy(run / "metrics.json") <= 1
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys, keras; m = keras.saving.load_model(sys.argv[1]); "
+         "print(m.layers[0].dtype_policy.name)", str(run / "model.keras")],
+        capture_output=True, text=True, timeout=TIMEOUT,
+        env={**environment(cache), "KERAS_BACKEND": backend})
+    assert check.stdout.split()[-1] == "mixed_bfloat16", check.stderr

@@ -42,6 +42,10 @@ def build_model(config: Config) -> Any:
     for index, spec in enumerate(config.model.layers):
         ((name, args),) = spec.items()
         where = f"model.layers.{index}.{name}"
+        if index == len(config.model.layers) - 1 and config.training.mixed_precision != "none":
+            # Keras's advice: the output (a softmax, mostly) in float32, for stable losses and
+            # for probabilities that NumPy and scikit-learn read as they are.
+            args = {"dtype": "float32", **args}
         layer = make_layer(name, args, where)
         try:
             model.add(layer)
