@@ -47,7 +47,7 @@ def test_the_environment_has_no_tensorflow(tmp_path: Path) -> None:
     assert done.stdout.split()[1].startswith(str(ROOT)), "the venv should hold this checkout (-e)"
 
 
-def test_fit_and_eval_on_jax_never_import_tensorflow(tmp_path: Path) -> None:
+def test_fit_eval_and_predict_on_jax_never_import_tensorflow(tmp_path: Path) -> None:
     fit = dltrain(tmp_path, "fit", CONFIGS / "quickstart.yaml", "--backend", "jax", "--run-dir",
                   tmp_path / "run", "--epochs", "1", "--json")
     assert fit.returncode == 0, fit.stderr
@@ -60,6 +60,12 @@ def test_fit_and_eval_on_jax_never_import_tensorflow(tmp_path: Path) -> None:
         metrics["test"]["accuracy"], abs=0.001)
     env = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert env["backend"] == "jax" and "tensorflow" not in env
+    from PIL import Image
+
+    Image.new("L", (40, 40), 200).save(tmp_path / "grey.png")  # decoded and resized by Pillow
+    predicted = dltrain(tmp_path, "predict", tmp_path / "run", tmp_path / "grey.png", "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert len(json.loads(predicted.stdout)[0]["top"]) == 3
 
 
 def test_a_tensorflow_run_without_tensorflow_says_what_to_install(tmp_path: Path) -> None:
