@@ -3,12 +3,22 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install test test-fast lint smoke bench clean
+.PHONY: install test test-fast lint smoke bench clean tf-free-env
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,jax]"  # JAX's CPU wheel: the tests run on both backends
+
+# A second environment without TensorFlow: dltrain's dependencies except tensorflow and
+# tensorboard, plus JAX; tests/test_tf_free.py runs the CLI in it (and is skipped without it).
+TF_FREE_VENV ?= .venv-tf-free
+tf-free-env:
+	$(PYTHON) -m venv $(TF_FREE_VENV)
+	$(TF_FREE_VENV)/bin/pip install --quiet --upgrade pip
+	$(PYTHON) tools/tf_free_requirements.py > $(TF_FREE_VENV)/requirements.txt
+	$(TF_FREE_VENV)/bin/pip install --quiet -r $(TF_FREE_VENV)/requirements.txt
+	$(TF_FREE_VENV)/bin/pip install --quiet --no-deps -e .
 
 test:
 	$(BIN)/python -m pytest -q
@@ -30,4 +40,4 @@ bench:
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(TF_FREE_VENV) runs .pytest_cache .mypy_cache .ruff_cache

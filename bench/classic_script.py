@@ -5,7 +5,8 @@ Same model as configs/mnist_cnn.yaml, NumPy arrays straight into `model.fit`, va
 gets (a progress bar would sync every batch). Writes the wall time from the start of training to
 each epoch's end, as JSON, to the file named on the command line.
 
-Usage: python bench/classic_script.py DATASET EPOCHS OUT.json   (DATASET: mnist | fashion_mnist)
+Usage: python bench/classic_script.py DATASET EPOCHS OUT.json [BATCH]   (DATASET: mnist |
+fashion_mnist; BATCH: 128 unless given)
 """
 
 import json
@@ -28,7 +29,7 @@ class EpochClock(keras.callbacks.Callback):
         self.last = now
 
 
-def main(dataset: str, epochs: int, out: str) -> None:
+def main(dataset: str, epochs: int, out: str, batch: int = 128) -> None:
     (x_train, y_train), _ = getattr(keras.datasets, dataset).load_data()
     x_train = np.expand_dims(x_train.astype("float32") / 255, -1)
     keras.utils.set_random_seed(42)
@@ -43,11 +44,11 @@ def main(dataset: str, epochs: int, out: str) -> None:
     model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-3),
                   metrics=["accuracy"])
     clock = EpochClock()
-    model.fit(x_train, y_train, batch_size=128, epochs=epochs, validation_split=0.1, verbose=0,
+    model.fit(x_train, y_train, batch_size=batch, epochs=epochs, validation_split=0.1, verbose=0,
               callbacks=[clock])
     with open(out, "w", encoding="utf-8") as file:
         json.dump(clock.seconds, file)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 128)

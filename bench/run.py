@@ -1,8 +1,9 @@
 """Benchmarks (never run in CI): both sides measured alternately in one run, medians and ratios.
 
 Appends a dated table to BENCHMARKS.md. Usage: python bench/run.py [--repeats N] [--only NAME]
-The five of the performance issue run by default; `--only autotune` runs the tf.data autotuning
-comparison (bench/autotune.py) that explains the input pipeline's fixed parallelism.
+The performance issue's five and the backend comparison run by default; `--only autotune`
+runs the tf.data autotuning comparison (bench/autotune.py) that explains the input
+pipeline's fixed parallelism.
 """
 
 from __future__ import annotations
@@ -61,13 +62,18 @@ def table(title: str, unit: str, versus: str, rows: list[tuple[str, float, float
 def _versions() -> str:
     from importlib.metadata import version
 
-    return f"TensorFlow {version('tensorflow')}, Keras {version('keras')}"
+    found = f"TensorFlow {version('tensorflow')}, Keras {version('keras')}"
+    try:
+        return f"{found}, JAX {version('jax')}"
+    except Exception:  # noqa: BLE001 - JAX is optional
+        return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--only", choices=["startup", "overhead", "augment", "accuracy", "autotune"])
+    parser.add_argument("--only", choices=["startup", "overhead", "backends", "augment", "accuracy",
+                                           "autotune"])
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     started = time.perf_counter()
@@ -80,6 +86,15 @@ def main() -> None:
         tables.append(table("Overhead: configs/mnist_cnn.yaml, full Fashion-MNIST, batch 128, "
                             "3 rounds of 3 epochs", "s/epoch",
                             "the hand-written script", overhead.run(repeats=3, epochs=3)))
+        tables.append(table("Overhead: configs/mnist_cnn.yaml, full Fashion-MNIST, batch 32, "
+                            "3 rounds of 3 epochs", "s/epoch", "the hand-written script",
+                            overhead.run(repeats=3, epochs=3, batch=32)))
+    if args.only in (None, "backends"):
+        import backends
+
+        tables.append(table("Backends: mnist_cnn and fashion_mnist_best, full Fashion-MNIST, 2 "
+                            "rounds of 3 epochs, JAX's compilation cache off", "s/epoch",
+                            "TensorFlow", backends.run(repeats=2, epochs=3)))
     if args.only in (None, "augment"):
         import augment
 

@@ -1,45 +1,144 @@
-"""The one seam that knows TensorFlow: importing Keras, devices, seeds, determinism, versions.
+"""The one seam that knows the Keras backend: choosing it, importing Keras, devices, seeds,
+determinism, versions, and the few raw operations dltrain needs.
 
-Every other module asks this one for Keras (`keras_module`) or for TensorFlow
-(`tensorflow_module`) and for the few raw TensorFlow operations dltrain needs, so that a second
-backend is a change here and in the input pipeline, not across the package.
+Every other module asks this one for Keras (`keras_module`) or, on the TensorFlow backend, for
+TensorFlow (`tensorflow_module`). The backend (tensorflow, jax or torch) is fixed per process
+by KERAS_BACKEND before Keras is first imported: `use_backend` sets it and refuses a switch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from dltrain.errors import RunError
 
 Device = Literal["auto", "cpu", "gpu"]
+BACKENDS = ("tensorflow", "jax", "torch")
+NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+# TensorFlow is a dependency of dltrain itself; the others are extras (GPU wheels: see README).
+INSTALL = {"tensorflow": 'pip install "tensorflow>=2.21,<2.22"', "jax": 'pip install "dltrain[jax]"',
+           "torch": 'pip install "dltrain[torch]"'}
+
+
+def installed(name: str) -> bool:
+    """Whether a backend's package can be imported here, without importing it."""
+    return importlib.util.find_spec(name) is not None
+
+
+def active_backend() -> str:
+    """The backend this process runs (or will run, once Keras is imported)."""
+    loaded = sys.modules.get("keras")
+    if loaded is not None and hasattr(loaded, "backend"):
+        return str(loaded.backend.backend())
+    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+
+def use_backend(name: str, device: Device = "auto") -> None:
+    """Choose the backend for this process, before Keras is imported; checks it is installed.
+
+    `--device cpu` hides the GPUs from JAX and torch here, since they read it at import.
+    """
+    if name not in BACKENDS:
+        raise RunError(f"backend must be one of {', '.join(BACKENDS)}. Received: {name!r}.")
+    if not installed(name):
+        others = " or ".join(b for b in BACKENDS if b != name and installed(b))
+        raise RunError(f"backend {name}: the {name} package is not installed here. Install it "
+                       f"with: {INSTALL[name]}"
+                       + (f" (or choose --backend {others})." if others else "."))
+    if "keras" in sys.modules:
+        current = active_backend()
+        if current != name:
+            raise RunError(f"backend {name}: Keras is already loaded on the {current} backend in "
+                           "this process, and a process cannot switch; run dltrain again (a new "
+                           f"process) with --backend {name}.")
+        return
+    os.environ["KERAS_BACKEND"] = name
+    if device == "cpu" and name == "jax":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    if device == "cpu" and name == "torch":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 def keras_module() -> Any:
-    """Import Keras on the TensorFlow backend, quietly; the one place dltrain does it."""
+    """Import Keras on the chosen backend, quietly; the one place dltrain does it."""
+    return _import_keras()
+
+
+@functools.cache
+def _import_keras() -> Any:
+    name = active_backend()
+    os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 and the like;
-    # on an AVX2-only CPU they trained the MNIST convnet 1.8x and fashion_mnist_best 1.4x
-    # faster than the default kernels. TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
+    # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 and the
+    # like; on an AVX2-only CPU they trained the MNIST convnet 1.8x and fashion_mnist_best
+    # 1.4x faster than the default kernels. TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     with quiet_native_logs():
         import keras
-        import tensorflow as tf
 
-        tf.config.list_physical_devices("GPU")  # initialises CUDA, which logs when there is none
+        # Keras imports TensorFlow whenever it is installed, whatever the backend (to seed it,
+        # and in saving): do it here, quietly, and keep it off the GPUs the backend trains on.
+        if name == "tensorflow" or installed("tensorflow"):
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # initialises CUDA, which logs when there is none
+            if name != "tensorflow":
+                tf.config.set_visible_devices([], "GPU")
+    if keras.backend.backend() != name:
+        raise RunError(f"Keras is loaded on the {keras.backend.backend()} backend, not {name}; "
+                       "run dltrain in a new process.")
+    if name == "jax":
+        _jax_compilation_cache()
     return keras
 
 
 def tensorflow_module() -> Any:
     """TensorFlow itself, imported the way keras_module does (quiet, oneDNN on)."""
-    keras_module()
+    if active_backend() == "tensorflow":
+        keras_module()
     import tensorflow as tf
 
     return tf
+
+
+def jax_cache_dir() -> Path | None:
+    """JAX's persistent compilation cache: on by default in the user's cache folder, so a second
+    run of the same net skips XLA's compilation. DLTRAIN_JAX_CACHE=0 turns it off; a path moves it.
+    """
+    chosen = os.environ.get("DLTRAIN_JAX_CACHE", "")
+    if chosen.lower() in ("0", "off", "false", "no"):
+        return None
+    if chosen and chosen != "1":
+        return Path(chosen).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dltrain" / "jax"
+
+
+def _jax_compilation_cache() -> None:
+    folder = jax_cache_dir()
+    if folder is None:
+        return
+    import jax
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # a read-only home: run without the cache rather than fail
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+
+
+def tensorboard_available() -> bool:
+    """Keras's TensorBoard callback writes through tf.summary, so it needs TensorFlow installed.
+
+    On another backend TensorFlow then only writes the logs: keras_module hid its GPUs.
+    """
+    return active_backend() == "tensorflow" or installed("tensorflow")
 
 
 @contextlib.contextmanager
@@ -64,34 +163,111 @@ def quiet_native_logs() -> Iterator[None]:
         os.close(saved)
 
 
-def prepare_runtime(device: Device, seed: int, deterministic: bool) -> str:
-    """Pick the device, seed Python/NumPy/TensorFlow; returns what will run the model."""
-    tf = tensorflow_module()
-    with quiet_native_logs():
-        gpus = tf.config.list_physical_devices("GPU")
+def prepare_runtime(device: Device, seed: int, deterministic: bool,
+                    backend: str | None = None) -> str:
+    """Choose the backend, pick the device, seed Python/NumPy/the backend; returns what will
+    run the model ("CPU", or "GPU (<model>, ...)")."""
+    name = backend or active_backend()
+    use_backend(name, device)
+    if deterministic and name == "jax" and "jax" not in sys.modules:
+        # XLA reads its flags once, when JAX starts: GPU reductions in a fixed order.
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_gpu_deterministic_ops" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+    keras = keras_module()
+    gpus = _gpu_names(name)
     if device == "gpu" and not gpus:
-        raise RunError("--device gpu: TensorFlow sees no GPU here. Use --device cpu or auto.")
-    if device == "cpu" and gpus:
-        tf.config.set_visible_devices([], "GPU")
+        raise RunError(f"--device gpu: {NAMES[name]} sees no GPU here. Use --device cpu or auto.")
+    if device == "cpu" and gpus and name == "tensorflow":
+        tensorflow_module().config.set_visible_devices([], "GPU")
         gpus = []
-    keras_module().utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    return f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
+    keras.utils.set_random_seed(seed)
+    if deterministic and name == "tensorflow":
+        tensorflow_module().config.experimental.enable_op_determinism()
+    if deterministic and name == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return f"GPU ({', '.join(gpus)})" if gpus else "CPU"
+
+
+def _gpu_names(name: str) -> list[str]:
+    """The GPUs the backend can use, by model name (one entry per GPU)."""
+    if name == "tensorflow":
+        tf = tensorflow_module()
+        with quiet_native_logs():
+            gpus = tf.config.list_physical_devices("GPU")
+            return [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+                    for gpu in gpus]
+    if name == "jax":
+        import jax
+
+        try:
+            return [str(d.device_kind) for d in jax.devices("gpu")]
+        except RuntimeError:  # no GPU platform (or JAX_PLATFORMS=cpu)
+            return []
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def runtime_notes(deterministic: bool) -> list[str]:
+    """What training.deterministic guarantees on a backend other than TensorFlow."""
+    name = active_backend()
+    if not deterministic or name == "tensorflow":
+        return []
+    if name == "jax":
+        return ["training.deterministic on jax: seeds fixed and XLA's deterministic GPU ops on "
+                "(XLA_FLAGS=--xla_gpu_deterministic_ops=true); on a CPU, JAX's ops are "
+                "deterministic already."]
+    return ["training.deterministic on torch: seeds fixed and "
+            "torch.use_deterministic_algorithms on (ops without a deterministic kernel warn)."]
 
 
 def versions() -> dict[str, Any]:
-    """The framework versions a run records, and the kernel setting that changes round-off."""
+    """The backend and framework versions a run records, and settings that change round-off."""
     keras = keras_module()
-    tf = tensorflow_module()
-    return {"tensorflow": tf.__version__, "keras": keras.__version__,
-            # Kernels differ in round-off, so a rerun that should match needs the same setting.
-            "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+    name = active_backend()
+    found: dict[str, Any] = {"backend": name, "keras": keras.__version__}
+    if name == "tensorflow":
+        found["tensorflow"] = tensorflow_module().__version__
+        # Kernels differ in round-off, so a rerun that should match needs the same setting.
+        found["tf_enable_onednn_opts"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    elif name == "jax":
+        import jax
+        import jaxlib
+
+        cache = jax_cache_dir()
+        found.update(jax=jax.__version__, jaxlib=jaxlib.__version__,
+                     jax_compilation_cache=None if cache is None else str(cache))
+    else:
+        import torch
+
+        found["torch"] = torch.__version__
+    found["mixed_precision"] = keras.mixed_precision.global_policy().name
+    return found
+
+
+def brightness_seed(seed: int) -> Any:
+    """The seed random_brightness takes: TF's op seed, or Keras's SeedGenerator elsewhere (a
+    plain integer would make Keras draw the same factors for every batch)."""
+    if active_backend() == "tensorflow":
+        return seed
+    return keras_module().random.SeedGenerator(seed)
 
 
 def random_brightness(images: Any, bounds: tuple[float, float], value_max: float,
-                      seed: int) -> Any:
+                      seed: Any) -> Any:
     """Each image times one factor drawn from `bounds`, clipped to [0, value_max]."""
+    if active_backend() != "tensorflow":
+        keras = keras_module()
+        ops = keras.ops
+        images = ops.convert_to_tensor(images, dtype="float32")
+        factors = keras.random.uniform((ops.shape(images)[0], 1, 1, 1), bounds[0], bounds[1],
+                                       seed=seed)
+        return ops.clip(images * factors, 0.0, value_max)
     tf = tensorflow_module()
     factors = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], bounds[0], bounds[1], seed=seed)
     return tf.clip_by_value(images * factors, 0.0, value_max)
@@ -102,7 +278,13 @@ class ImageDecodeError(ValueError):
 
 
 def decode_image(data: bytes, channels: int, size: tuple[int, int]) -> Any:
-    """Decode PNG/JPEG/BMP/GIF bytes to uint8 [height, width, channels], resized bilinearly."""
+    """Decode PNG/JPEG/BMP/GIF bytes to uint8 [height, width, channels], resized bilinearly.
+
+    TensorFlow's decoder on its backend (as always), Pillow elsewhere; both resize with the
+    same half-pixel bilinear kernel and no antialiasing.
+    """
+    if active_backend() != "tensorflow":
+        return _decode_with_pillow(data, channels, size)
     import re
 
     tf = tensorflow_module()
@@ -115,3 +297,24 @@ def decode_image(data: bytes, channels: int, size: tuple[int, int]) -> Any:
         resized = tf.image.resize(image, size)
         image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
     return image.numpy()
+
+
+def _decode_with_pillow(data: bytes, channels: int, size: tuple[int, int]) -> Any:
+    import io
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            image = opened.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageDecodeError(str(exc).split(" <")[0] if isinstance(
+            exc, UnidentifiedImageError) else str(exc)) from None
+    array = np.asarray(image, dtype=np.uint8).reshape(image.height, image.width, channels)
+    if array.shape[:2] == tuple(size):
+        return array
+    ops = keras_module().ops
+    resized = ops.image.resize(array[None].astype("float32"), size, interpolation="bilinear",
+                               antialias=False, data_format="channels_last")[0]
+    return np.clip(np.round(ops.convert_to_numpy(resized)), 0, 255).astype(np.uint8)

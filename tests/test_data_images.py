@@ -85,3 +85,27 @@ training: {epochs: 2, batch_size: 4}
     code, out, err = run_cli(capsys, "fit", path, "--run-dir", tmp_path / "run")
     assert code == 0, err
     assert "epoch 2/2" in out and (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_the_file_by_file_reader_of_other_backends_matches_keras_loader(tmp_path: Path) -> None:
+    """JAX and torch read image folders with Pillow (no tf.data); on PNGs that needs resizing it
+    gives exactly what Keras's loader gives on TensorFlow."""
+    from PIL import Image
+
+    from dltrain.backend import _decode_with_pillow
+    from dltrain.data.images import read_class_folders, read_files
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for n in range(3):
+            Image.fromarray(rng.integers(0, 256, (13, 11, 3), dtype=np.uint8)).save(
+                tmp_path / name / f"{n}.png")
+    for mode in ("rgb", "grayscale"):
+        cfg = config(tmp_path, color_mode=mode)
+        x, y, names = read_class_folders(tmp_path, cfg)
+        x2, y2, names2 = read_files(tmp_path, ["a", "b"], cfg, _decode_with_pillow)
+        np.testing.assert_array_equal(y, y2)
+        assert names == names2 and x.shape == x2.shape
+        # Pillow's grey (ITU-R 601-2 in integers) may round one level apart from TensorFlow's.
+        assert np.abs(x.astype(int) - x2.astype(int)).max() <= (0 if mode == "rgb" else 1)

@@ -20,7 +20,8 @@ LONG = "fashion_mnist_best-20261126-031500"
 def row(name: str, **fields: Any) -> dict[str, Any]:
     """A row as list_runs makes it, for a completed fit unless told otherwise."""
     return {"name": name, "path": f"runs/{name}", "date": "2026-11-26 03:15",
-            "dataset": "fashion_mnist", "state": "completed", "kind": "fit", "epochs": 30,
+            "dataset": "fashion_mnist", "state": "completed", "kind": "fit", "backend": "jax",
+            "epochs": 30,
             "accuracy": 0.91234, "loss": 0.25678, "seconds": 65.4321,
             "samples_per_second": 1234.5678, **fields}
 
@@ -74,13 +75,13 @@ def test_long_names_stay_whole_at_80_columns_and_fewer_columns_show() -> None:
 def test_a_wide_terminal_shows_every_column_shortened() -> None:
     lines = render(ROWS, 160)
     assert max(len(line) for line in lines) <= 160
-    assert lines[1].split() == ["name", "date", "dataset", "state", "kind", "epochs", "acc",
-                                "loss", "time", "samples/s"]
+    assert lines[1].split() == ["name", "date", "dataset", "state", "kind", "backend", "epochs",
+                                "acc", "loss", "time", "samples/s"]
     assert line_of(lines, LONG).split()[1:] == [
-        "11-26", "03:15", "fashion_mnist", "completed", "fit", "30", "0.9123", "0.2568",
+        "11-26", "03:15", "fashion_mnist", "completed", "fit", "jax", "30", "0.9123", "0.2568",
         "1m05s", "1235"]
     assert line_of(lines, "running-one").split()[1:] == [
-        "-", "-", "running", "fit", "0", "-", "-", "-", "-"]
+        "-", "-", "running", "fit", "jax", "0", "-", "-", "-", "-"]
 
 
 def test_a_narrow_terminal_still_shows_name_state_kind_and_accuracy() -> None:
@@ -181,3 +182,14 @@ def test_one_broken_run_is_marked_and_the_others_still_list(
     assert "corrupt" in line_of(out.splitlines(), "b-broken").split()
     for sort in ("date", "name", "loss", "time", "state"):
         assert run_cli(capsys, "runs", folder, "--sort", sort)[0] == 0
+
+
+def test_rows_name_the_backend_and_older_runs_count_as_tensorflow(tmp_path: Path) -> None:
+    for name, env in (("new", {"backend": "jax", "jax": "0.10.2"}),
+                      ("old", {"tensorflow": "2.21.0"})):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"state": "completed"}))
+        (run / "environment.json").write_text(json.dumps(env))
+    rows = {row["name"]: row for row in list_runs(tmp_path, "name")}
+    assert rows["new"]["backend"] == "jax" and rows["old"]["backend"] == "tensorflow"

@@ -23,3 +23,13 @@ class Device(str, Enum):
 
 
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run the model.")]
+
+
+class Backend(str, Enum):
+    tensorflow = "tensorflow"
+    jax = "jax"
+    torch = "torch"
+
+
+BackendOpt = Annotated[Backend | None, typer.Option(
+    help="The Keras backend to run on (default: the run's own).", show_default=False)]

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dltrain.cli.options import Device, DeviceOpt, JsonOpt
+from dltrain.cli.options import BackendOpt, Device, DeviceOpt, JsonOpt
 from dltrain.console import emit_json, for_results
 from dltrain.errors import DltrainError
 
@@ -35,6 +35,7 @@ def eval_(
         "relative path is looked up in the run first, then in the working directory.",
         show_default=False)] = None,
     device: DeviceOpt = Device.auto,
+    backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Reload a saved model, score it on the test split and write eval.json.
@@ -55,7 +56,8 @@ def eval_(
     else:
         raise DltrainError(f"{target}: not a run directory or a .keras file.")
     evaluation = evaluate_run(run_dir, model_path=model, config_path=config,
-                              device=device.value)  # type: ignore[arg-type]
+                              device=device.value,  # type: ignore[arg-type]
+                              backend=None if backend is None else backend.value)
     print_eval(for_results(as_json), evaluation.result)
     if as_json:
         emit_json(evaluation.result)
@@ -68,9 +70,9 @@ def runs(
     sort: Annotated[SortKey, typer.Option(help="Sort by this column.")] = SortKey.date,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs: name, date, dataset, state, kind (fit, smoke or synthetic), epochs, test
-    accuracy and loss, training time and samples/s; a narrow terminal drops the least needed
-    columns (samples/s, dataset, date, epochs, time, loss) and keeps names whole.
+    """List runs: name, date, dataset, state, kind (fit, smoke or synthetic), backend, epochs,
+    test accuracy and loss, training time and samples/s; a narrow terminal drops the least
+    needed columns (backend, samples/s, dataset, date, epochs, time, loss) and keeps names whole.
 
     Example: dltrain runs runs --sort accuracy
     """
@@ -109,6 +111,7 @@ def predict(
     files: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, ...) or CSV files.",
                                                 show_default=False)],
     top_k: Annotated[int, typer.Option(min=1, help="How many classes to show per input.")] = 3,
+    backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Classify images or CSV rows, prepared like the run's training data.
@@ -117,7 +120,7 @@ def predict(
     """
     from dltrain.report.predict import predict_files
 
-    results = predict_files(run_dir, files, top_k)
+    results = predict_files(run_dir, files, top_k, None if backend is None else backend.value)
     table = Table(title="Predictions", title_justify="left")
     table.add_column("input")
     table.add_column(f"top {top_k} (probability)")

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dltrain.cli.options import ConfigArg, Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.cli.options import Backend, ConfigArg, Device, DeviceOpt, JsonOpt, SetOpt
 from dltrain.console import emit_json, err, for_results, out
 from dltrain.errors import ConfigError, DltrainError
 
@@ -35,6 +35,9 @@ def fit(
         help="Continue this interrupted run from its last completed epoch; --epochs may extend "
              "it.", show_default=False)] = None,
     device: DeviceOpt = Device.auto,
+    backend: Annotated[Backend | None, typer.Option(
+        help="Shortcut for --set backend=NAME (default: $KERAS_BACKEND, else tensorflow). "
+             "A resumed run keeps its own.", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate, train, evaluate on the test split and write a run directory.
@@ -43,23 +46,30 @@ def fit(
 
     Resume: dltrain fit --resume runs/cifar_cnn-20260101-120000 [--epochs 20]
     """
+    from dltrain.backend import use_backend
     from dltrain.config.catalog import check_loaded
     from dltrain.config.load import load_config, shortcut_overrides
     from dltrain.report.tables import print_fit, print_notes
 
-    overrides = [*(set_ or []), *shortcut_overrides(epochs=epochs, batch_size=batch_size,
-                                                     seed=seed)]
+    overrides = [*(set_ or []), *shortcut_overrides(
+        epochs=epochs, batch_size=batch_size, seed=seed,
+        backend=None if backend is None or resume is not None else backend.value)]
     if config is None and resume is None:
         raise DltrainError("fit needs a CONFIG file, or --resume RUN_DIR.")
     loaded = load_config(config, overrides, smoke=smoke) if config is not None else None
     if loaded is not None:
         check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
+        if resume is None:
+            use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
     from dltrain.train import fit as runner
 
     console = for_results(as_json)
     live = console.is_terminal and not os.environ.get("CI")
     if resume is not None:
+        if backend is not None:
+            raise DltrainError("--resume continues the run on the backend it was trained on "
+                               "(its config.yaml says which); drop --backend.")
         if run_dir is not None or smoke or (loaded is None and set_):
             raise DltrainError("--resume continues the run in its own folder with its own "
                                "config; drop --run-dir, --smoke and --set.")
@@ -96,8 +106,10 @@ def show(
     console = for_results(as_json)
     document: dict = {"config": loaded.config.model_dump(mode="json"), "notes": loaded.notes}
     if summary:
+        from dltrain.backend import use_backend
         from dltrain.model.build import build_model
 
+        use_backend(loaded.config.backend)
         try:
             model = build_model(loaded.config)
         except ConfigError as exc:
@@ -125,18 +137,25 @@ def smoke(
              "would be downloaded (mnist, fashion_mnist, cifar10, cifar100); shipped and local "
              "files are read as usual. Checks that configs run, not how well they learn.")]
     = False,
+    backend: Annotated[Backend | None, typer.Option(
+        help="Run every config on this Keras backend (default: each config's own).",
+        show_default=False)] = None,
 ) -> None:
     """Train every config briefly on a small subset; pass when the loss is finite and falls.
 
     Exits 1 when any config fails. Example: dltrain smoke configs/ --junit smoke.xml
     Without network: dltrain smoke configs/ --synthetic
     """
+    from dltrain.backend import use_backend
     from dltrain.train.smoke import config_files, smoke_one, write_junit
 
+    if backend is not None:
+        use_backend(backend.value)
     results = []
     for path in config_files(paths or [Path("configs")]):
         err.print(f"smoke: {path}", highlight=False)
-        results.append(smoke_one(path, "auto", err, synthetic))
+        results.append(smoke_one(path, "auto", err, synthetic,
+                                 None if backend is None else backend.value))
     table = Table(title="Smoke runs", title_justify="left")
     for column in ("config", "result", "seconds", "data", "detail"):
         table.add_column(column)

@@ -146,9 +146,10 @@ def _index(items: list[Any], part: str, override: str) -> int:
     return int(part)
 
 
-def shortcut_overrides(**values: int | None) -> list[str]:
-    """--epochs/--batch-size/--seed as the --set overrides they stand for."""
-    keys = {"epochs": "training.epochs", "batch_size": "training.batch_size", "seed": "seed"}
+def shortcut_overrides(**values: int | str | None) -> list[str]:
+    """--epochs/--batch-size/--seed/--backend as the --set overrides they stand for."""
+    keys = {"epochs": "training.epochs", "batch_size": "training.batch_size", "seed": "seed",
+            "backend": "backend"}
     return [f"{keys[name]}={value}" for name, value in values.items() if value is not None]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -313,6 +314,10 @@ class TrainingConfig(Strict):
         1, ge=1, le=10_000, description="Training steps per call into TensorFlow (Keras's "
         "compile argument): more can help small models on a GPU; batch-level callbacks then see "
         "every Nth batch. 1 keeps one data iterator for the whole fit, measured faster on a CPU.")
+    mixed_precision: Literal["none", "bf16", "fp16"] = Field(
+        "none", description="Compute in bfloat16 or float16 with float32 weights "
+        "(keras.mixed_precision: mixed_bfloat16, mixed_float16 with loss scaling): faster on "
+        "recent GPUs, slower on most CPUs.")
     jit_compile: bool | Literal["auto"] = Field(
         "auto", description="XLA compilation; auto is Keras's choice: off on a CPU-only machine "
         "(measured 2x slower there), on with a GPU when every layer supports it.")
@@ -335,8 +340,20 @@ class OutputConfig(Strict):
         return value
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def default_backend() -> str:
+    """KERAS_BACKEND when set (an unknown name fails validation like a written one), else TF."""
+    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+
 class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Run name.")
+    backend: Literal["tensorflow", "jax", "torch"] = Field(
+        default_factory=default_backend, validate_default=True,  # type: ignore[arg-type]
+        description="The Keras backend that trains the model (default: $KERAS_BACKEND, else "
+        "tensorflow). jax and torch need their extra: pip install \"dltrain[jax]\".")
     seed: int = Field(42, ge=0, lt=2**32)
     dataset: DatasetConfig
     augmentation: AugmentationConfig = AugmentationConfig()

@@ -1,8 +1,11 @@
-"""The image_folder source: a folder of class sub-folders, read with Keras's own image loader."""
+"""The image_folder source: a folder of class sub-folders, read with Keras's own image loader
+on TensorFlow (it is built on tf.data), and file by file with the backend's decoder elsewhere."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +35,10 @@ def read_class_folders(folder: Path, cfg: DatasetConfig) -> tuple[np.ndarray, np
     if not names:
         raise DataError(f"{folder}: no class sub-folders; put each class's images in a sub-folder "
                         "named after the class.")
-    from dltrain.backend import keras_module
+    from dltrain.backend import active_backend, decode_image, keras_module
 
+    if active_backend() != "tensorflow":
+        return read_files(folder, names, cfg, decode_image)
     try:
         data = keras_module().utils.image_dataset_from_directory(
             folder, labels="inferred", label_mode="int", class_names=names,
@@ -45,4 +50,30 @@ def read_class_folders(folder: Path, cfg: DatasetConfig) -> tuple[np.ndarray, np
     for image, label in data.as_numpy_iterator():
         images.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
         labels.append(label)
+    return np.stack(images), np.asarray(labels, dtype=np.int64), names
+
+
+FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras's loader reads
+
+
+Decoder = Callable[[bytes, int, tuple[int, int]], Any]
+
+
+def read_files(folder: Path, names: list[str], cfg: DatasetConfig,
+               decode: Decoder) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Keras's loader without tf.data: class by class, files in sorted order, resized bilinearly."""
+    from dltrain.backend import ImageDecodeError
+
+    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[cfg.color_mode]
+    images, labels = [], []
+    for label, name in enumerate(names):
+        for path in sorted(p for p in (folder / name).rglob("*")
+                           if p.suffix.lower() in FORMATS and p.is_file()):
+            try:
+                images.append(decode(path.read_bytes(), channels, tuple(cfg.image_size)))  # type: ignore[arg-type]
+            except ImageDecodeError as exc:
+                raise DataError(f"{path}: not a readable image ({exc}).") from None
+            labels.append(label)
+    if not images:
+        raise DataError(f"{folder}: no images ({', '.join(FORMATS)}) in its class sub-folders.")
     return np.stack(images), np.asarray(labels, dtype=np.int64), names

@@ -8,7 +8,7 @@
 | width/height_shift_range: f | RandomTranslation(f_h, f_w)                     | fractions only        |
 | zoom_range: z or [lo, hi]   | RandomZoom(lo - 1 .. hi - 1, both axes)         | same scale semantics  |
 | fill_mode, cval             | fill_mode, fill_value of the layers above       | none                  |
-| brightness_range: [lo, hi]  | multiply by U(lo, hi) per image, clip to range  | none (a TF op)        |
+| brightness_range: [lo, hi]  | multiply by U(lo, hi) per image, clip to range  | none (backend op)     |
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dltrain.backend import keras_module, random_brightness
+from dltrain.backend import brightness_seed, keras_module, random_brightness
 from dltrain.config.schema import AugmentationConfig
 
 
@@ -52,17 +52,18 @@ def make_augmenter(cfg: AugmentationConfig, seed: int,
     layers = augmentation_layers(cfg, seed)
     if not layers and cfg.brightness_range is None:
         return None
+    brightness = brightness_seed(seed)
 
     def augment(images: Any) -> Any:
         for layer in layers:
             images = layer(images, training=True)
         if cfg.brightness_range is not None:
-            images = scale_brightness(images, cfg.brightness_range, value_max, seed)
+            images = scale_brightness(images, cfg.brightness_range, value_max, brightness)
         return images
 
     return augment
 
 
-def scale_brightness(images: Any, bounds: tuple[float, float], value_max: float, seed: int) -> Any:
+def scale_brightness(images: Any, bounds: tuple[float, float], value_max: float, seed: Any) -> Any:
     """ImageDataGenerator's brightness_range: each image times one factor, kept in range."""
     return random_brightness(images, bounds, value_max, seed)

@@ -13,6 +13,7 @@ from dltrain.config.schema import Config, NamedObject, OptimizerConfig
 from dltrain.errors import ConfigError
 
 MAX_PARAMETERS = 1_000_000_000
+MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 @functools.cache
@@ -33,11 +34,18 @@ def build_model(config: Config) -> Any:
     """
     catalog.check_names(config)
     keras = keras_module()
+    # Layers take the global policy when built: float32 weights, bf16/fp16 compute. Keras wraps
+    # the optimizer in a LossScaleOptimizer for mixed_float16 by itself.
+    keras.mixed_precision.set_global_policy(MIXED_PRECISION[config.training.mixed_precision])
     model = keras.Sequential([keras.Input(shape=tuple(config.model.input_shape))],
                              name=config.name.replace(".", "_").replace("-", "_"))
     for index, spec in enumerate(config.model.layers):
         ((name, args),) = spec.items()
         where = f"model.layers.{index}.{name}"
+        if index == len(config.model.layers) - 1 and config.training.mixed_precision != "none":
+            # Keras's advice: the output (a softmax, mostly) in float32, for stable losses and
+            # for probabilities that NumPy and scikit-learn read as they are.
+            args = {"dtype": "float32", **args}
         layer = make_layer(name, args, where)
         try:
             model.add(layer)

@@ -61,7 +61,8 @@ class Evaluation:
 
 
 def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
-                 config_path: Path | None = None, device: Device = "auto") -> Evaluation:
+                 config_path: Path | None = None, device: Device = "auto",
+                 backend: str | None = None) -> Evaluation:
     """Reload a saved model (safe_mode) and score it on the test split its run used; nothing
     is written until `Evaluation.save`."""
     if model_path is None:
@@ -70,7 +71,7 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
             raise RunError(f"{run_dir}: the run is '{state}', not completed; its model.keras may "
                            f"be missing or stale. {_checkpoints(run_dir)}")
     config = run_config(config_path or run_dir / runs.CONFIG_FILE)
-    prepare_runtime(device, config.seed, config.training.deterministic)
+    prepare_runtime(device, config.seed, config.training.deterministic, backend or config.backend)
     path = model_path or run_dir / runs.MODEL_FILE
     model = load_model(path)
     splits = load_splits(config.dataset, config.seed, config.loss_kind)

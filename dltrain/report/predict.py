@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dltrain.backend import ImageDecodeError, decode_image
+from dltrain.backend import ImageDecodeError, decode_image, use_backend
 from dltrain.data.prepare import Preparation
 from dltrain.errors import DataError, RunError
 from dltrain.report.evaluate import load_model, run_config
@@ -17,9 +17,11 @@ from dltrain.runs import layout as runs
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 
-def predict_files(run_dir: Path, files: list[Path], top_k: int) -> list[dict[str, Any]]:
+def predict_files(run_dir: Path, files: list[Path], top_k: int,
+                  backend: str | None = None) -> list[dict[str, Any]]:
     """The top-k classes with probabilities for every image file and every CSV row."""
     config = run_config(run_dir / runs.CONFIG_FILE)
+    use_backend(backend or config.backend)
     if not (run_dir / runs.PREPARATION_FILE).is_file():
         raise RunError(f"{run_dir}: no {runs.PREPARATION_FILE}; predict needs a run made by "
                        "this version of dltrain fit.")

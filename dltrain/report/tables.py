@@ -75,11 +75,12 @@ def print_notes(console: Console, notes: list[str]) -> None:
 
 # (header, row key, right-aligned); the order they are shown in.
 RUN_COLUMNS = [("name", "name", False), ("date", "date", False), ("dataset", "dataset", False),
-               ("state", "state", False), ("kind", "kind", False), ("epochs", "epochs", True),
+               ("state", "state", False), ("kind", "kind", False), ("backend", "backend", False),
+               ("epochs", "epochs", True),
                ("acc", "accuracy", True), ("loss", "loss", True), ("time", "seconds", True),
                ("samples/s", "samples_per_second", True)]
 # Dropped in this order until the table fits the terminal; name, state, kind and acc stay.
-RUN_OPTIONAL = ["samples_per_second", "dataset", "date", "epochs", "seconds", "loss"]
+RUN_OPTIONAL = ["backend", "samples_per_second", "dataset", "date", "epochs", "seconds", "loss"]
 STATE_COLOURS = {"completed": "green", "interrupted": "yellow", "failed": "red",
                  "corrupt": "red"}
 KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta"}

@@ -76,6 +76,8 @@ def _row(path: Path) -> dict[str, Any]:
         "dataset": dataset.get("name"),
         "state": state.get("state"),
         "kind": kind(state, metrics, env),
+        # Runs from before backends were a choice ran on TensorFlow.
+        "backend": env.get("backend") or ("tensorflow" if env.get("tensorflow") else None),
         "epochs": metrics.get("epochs_run", len(history)),
         "accuracy": test.get("accuracy", test.get("acc")),
         "loss": test.get("loss"),

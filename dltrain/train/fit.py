@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from dltrain.backend import Device, prepare_runtime
+from dltrain.backend import Device, prepare_runtime, runtime_notes
 from dltrain.config.load import Loaded, config_diff, dump, load_config
 from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
@@ -50,13 +50,14 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         live: bool, smoke: bool = False, synthetic: bool = False) -> FitResult:
     """Everything that can fail on the user's input fails before the run directory exists."""
     config = loaded.config
-    device_name = prepare_runtime(device, config.seed, config.training.deterministic)
+    device_name = prepare_runtime(device, config.seed, config.training.deterministic,
+                                  config.backend)
     try:
         start = Start(build_model(config))
     except ConfigError as exc:
         raise loaded.locate(exc) from None
     splits = prepared_data(config, start.model, synthetic)
-    print_notes(console, splits.notes)
+    print_notes(console, [*runtime_notes(config.training.deterministic), *splits.notes])
     path = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
     try:
         # config.yaml, then run.json: from then on the folder is a run that `dltrain runs` lists
@@ -93,7 +94,8 @@ def write_manifest(path: Path, text: str, config: Config, splits: Splits,
                                             "x_val": splits.x_val, "x_test": splits.x_test,
                                             "y_test": splits.y_test}),
         "versions": {key: value for key, value in runs.environment(device_name).items()
-                     if key in ("dltrain", "python", "tensorflow", "keras", "numpy")},
+                     if key in ("dltrain", "python", "backend", "tensorflow", "jax", "torch",
+                                "keras", "numpy", "mixed_precision")},
         **({"synthetic": True} if splits.synthetic else {})})
 
 
@@ -118,7 +120,7 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     saved = load_config(run_dir / runs.CONFIG_FILE).config
     check_unchanged(run_dir, saved, changed.config if changed else None)
     runs.remove_leftovers(run_dir)
-    device_name = prepare_runtime(device, saved.seed, saved.training.deterministic)
+    device_name = prepare_runtime(device, saved.seed, saved.training.deterministic, saved.backend)
     last = run_dir / runs.LAST_FILE
     model = load_model(last) if last.is_file() else build_model(saved)
     splits = prepared_data(saved, model)
@@ -250,6 +252,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch, verbose=0,
                         shuffle=False, callbacks=callbacks)
     train_seconds = time.perf_counter() - started
+    print_notes(console, compile_note(history.rows[start.epoch:]))
     if history.rows and not all(math.isfinite(v) for v in history.rows[-1].values()):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
@@ -308,7 +311,8 @@ def fit_inputs(splits: Splits, config: Config, epoch: int) -> dict[str, Any]:
 
     training = config.training
     batch = training.batch_size
-    repeat = training.steps_per_execution == 1
+    # tf.data only: other backends get one pass per epoch from a PyDataset (see pipeline).
+    repeat = training.steps_per_execution == 1 and config.backend == "tensorflow"
     augmenter = make_augmenter(config.augmentation, config.seed,
                                value_max=float(splits.x_train.max(initial=1.0)))
     # A resumed run reshuffles from a new seed, so it does not replay epoch 1's order.
@@ -324,6 +328,16 @@ def fit_inputs(splits: Splits, config: Config, epoch: int) -> dict[str, Any]:
     return inputs
 
 
+def compile_note(rows: list[dict[str, float]]) -> list[str]:
+    """The first epoch's time against the later ones': the difference is mostly compilation."""
+    seconds = [row["seconds"] for row in rows if row.get("seconds") is not None]
+    if len(seconds) < 2:
+        return []
+    steady = sorted(seconds[1:])[len(seconds[1:]) // 2]
+    return [f"first epoch {seconds[0]:.1f} s, later epochs {steady:.1f} s (median): about "
+            f"{max(seconds[0] - steady, 0.0):.1f} s went to compiling the model."]
+
+
 def train_loss(model: Any, splits: Splits, batch_size: int) -> float:
     """The loss on the training data as it stands, without augmentation or dropout."""
     logs = model.evaluate(pipeline(splits.x_train, splits.y_train, batch_size), verbose=0,
@@ -333,7 +347,7 @@ def train_loss(model: Any, splits: Splits, batch_size: int) -> float:
 
 def _callbacks(config: Config, path: Path, console: Console, live: bool, start: Start,
                steps: int) -> tuple[Any, Any, list[Any]]:
-    from dltrain.backend import keras_module
+    from dltrain.backend import keras_module, tensorboard_available
     from dltrain.train.callbacks import (
         BestCheckpoint,
         HistoryFile,
@@ -360,6 +374,10 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
         callbacks.insert(0, stock.EarlyStopping(**training.early_stopping.model_dump()))
     if training.reduce_lr_on_plateau is not None:
         callbacks.insert(0, stock.ReduceLROnPlateau(**training.reduce_lr_on_plateau.model_dump()))
-    if training.tensorboard:
+    if training.tensorboard and tensorboard_available():
         callbacks.append(stock.TensorBoard(log_dir=str(path / runs.TENSORBOARD_DIR), write_graph=False))
+    elif training.tensorboard:
+        print_notes(console, [f"training.tensorboard: no TensorBoard logs on the {config.backend} "
+                              "backend without TensorFlow installed (Keras writes them through "
+                              "tf.summary); pip install tensorflow to get them."])
     return history, checkpoint, callbacks

@@ -40,7 +40,8 @@ def config_files(paths: list[Path]) -> list[Path]:
     return found
 
 
-def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False) -> SmokeResult:
+def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False,
+              backend: str | None = None) -> SmokeResult:
     """A --smoke fit in a temporary run folder: passes when the training loss is finite and falls.
 
     `synthetic` trains on stand-ins for the datasets that would be downloaded (see
@@ -50,7 +51,7 @@ def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False)
 
     started = time.perf_counter()
     try:
-        loaded = load_config(path, smoke=True)
+        loaded = load_config(path, [f"backend={backend}"] if backend else [], smoke=True)
         with tempfile.TemporaryDirectory(prefix="dltrain-smoke-") as folder:
             metrics = fit(loaded, run_dir=Path(folder) / "run", device=device, console=log,
                           live=False, smoke=True, synthetic=synthetic).metrics

@@ -1,0 +1,94 @@
+"""Choosing a Keras backend: the config key, the --backend shortcut, and the guards around it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import CONFIGS, run_cli, write_yaml
+from dltrain import backend
+from dltrain.config.load import load_config
+from dltrain.errors import ConfigError, RunError
+
+QUICKSTART = CONFIGS / "quickstart.yaml"
+
+
+def test_backend_defaults_to_keras_backend_then_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert load_config(QUICKSTART).config.backend == "tensorflow"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert load_config(QUICKSTART).config.backend == "jax"
+    assert load_config(QUICKSTART, ["backend=torch"]).config.backend == "torch"
+
+
+def test_an_unknown_backend_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    with pytest.raises(ConfigError, match="backend"):
+        load_config(QUICKSTART, ["backend=numpy"])
+
+
+def test_mixed_precision_is_a_training_switch() -> None:
+    assert load_config(QUICKSTART).config.training.mixed_precision == "none"
+    assert load_config(QUICKSTART, ["training.mixed_precision=bf16"]).config.training \
+        .mixed_precision == "bf16"
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        load_config(QUICKSTART, ["training.mixed_precision=fp8"])
+
+
+def test_a_backend_that_is_not_installed_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    with pytest.raises(RunError) as caught:
+        backend.use_backend("torch", "auto")
+    assert str(caught.value) == (
+        "backend torch: the torch package is not installed here. Install it with: "
+        'pip install "dltrain[torch]" (or choose --backend tensorflow or jax).')
+
+
+def test_fit_with_a_missing_backend_exits_2_before_anything_is_loaded(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    code, out, err = run_cli(capsys, "fit", QUICKSTART, "--backend", "torch")
+    assert code == 2, out + err
+    assert 'pip install "dltrain[torch]"' in " ".join(err.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keras_already_loaded_on_another_backend_is_a_clear_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    backend.keras_module()  # this process runs Keras on TensorFlow, as the other tests do
+    monkeypatch.setattr(backend, "installed", lambda name: True)
+    with pytest.raises(RunError) as caught:
+        backend.use_backend("jax", "auto")
+    assert str(caught.value) == (
+        "backend jax: Keras is already loaded on the tensorflow backend in this process, and a "
+        "process cannot switch; run dltrain again (a new process) with --backend jax.")
+
+
+def test_show_checks_the_backend_too(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    path = write_yaml(tmp_path / "t.yaml", QUICKSTART.read_text() + "backend: torch\n")
+    code, _, err = run_cli(capsys, "show", path)
+    assert code == 2
+    assert 'pip install "dltrain[torch]"' in " ".join(err.split())
+
+
+def test_fit_says_how_long_the_first_epoch_took_against_the_steady_ones() -> None:
+    from dltrain.train.fit import compile_note
+
+    rows = [{"epoch": 1, "seconds": 13.9}, {"epoch": 2, "seconds": 0.7},
+            {"epoch": 3, "seconds": 0.64}, {"epoch": 4, "seconds": 0.66}]
+    assert compile_note(rows) == ["first epoch 13.9 s, later epochs 0.7 s (median): about "
+                                  "13.2 s went to compiling the model."]
+    assert compile_note(rows[:1]) == []
+
+
+def test_resume_refuses_another_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "fit", "--resume", tmp_path, "--backend", "jax")
+    assert code == 2
+    assert " ".join(err.split()) == ("error: --resume continues the run on the backend it was "
+                                     "trained on (its config.yaml says which); drop --backend.")

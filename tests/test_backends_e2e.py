@@ -1,0 +1,207 @@
+"""The CLI end to end on each installed backend: fit, eval, predict, resume, determinism, smoke.
+
+A process runs one Keras backend, so every command here is a real `dltrain` subprocess with a
+timeout; the same tests run on TensorFlow and JAX (skipped with a reason where JAX is absent).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CONFIGS, ROOT
+from dltrain.runs.layout import read_history
+
+pytestmark = pytest.mark.slow
+QUICKSTART = CONFIGS / "quickstart.yaml"
+SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=200"]
+# Seeded augmentation, so the deterministic rerun checks its draws too.
+SEEDED = ["--set", "training.deterministic=true", "--set", "augmentation.horizontal_flip=true",
+          "--set", "augmentation.brightness_range=[0.8,1.2]"]
+BACKENDS = [pytest.param("tensorflow"), pytest.param("jax", marks=pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="JAX is not installed: pip install "
+    '"dltrain[jax]" to run these on JAX'))]
+TIMEOUT = 300
+
+
+def environment(cache: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    return {**env, "CI": "1", "PYTHONPATH": str(ROOT), "DLTRAIN_JAX_CACHE": str(cache)}
+
+
+def command(*args: object) -> list[str]:
+    return [sys.executable, "-c", "import sys; from dltrain.cli import main; sys.exit(main())",
+            *map(str, args)]
+
+
+def dltrain(cache: Path, *args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=TIMEOUT,
+                          env=environment(cache), cwd=cache.parent)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("backends") / "jax-cache"
+
+
+@pytest.fixture(scope="module")
+def trained(cache: Path) -> dict[str, Path]:
+    """One deterministic 2-epoch quickstart run per installed backend, with augmentation."""
+    runs = {}
+    for backend in ("tensorflow", "jax"):
+        if importlib.util.find_spec(backend) is None:
+            continue
+        run = cache.parent / f"run-{backend}"
+        done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL,
+                       "--epochs", "2", *SEEDED)
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs[backend] = run
+    return runs
+
+
+def accuracy(path: Path) -> float:
+    return float(json.loads(path.read_text())["test"]["accuracy"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str, Path],
+                                                 cache: Path) -> None:
+    run = trained[backend]
+    env = json.loads((run / "environment.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert env["backend"] == manifest["versions"]["backend"] == backend
+    assert backend in env and "backend: " + backend in (run / "config.yaml").read_text()
+    done = dltrain(cache, "eval", run, "--json")
+    assert done.returncode == 0, done.stderr
+    assert accuracy(run / "eval.json") == pytest.approx(accuracy(run / "metrics.json"), abs=0.001)
+    listed = dltrain(cache, "runs", cache.parent, "--json")
+    assert {row["name"]: row["backend"] for row in json.loads(listed.stdout)}[run.name] == backend
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_model_evaluates_the_same_on_the_other_backend(backend: str, trained: dict[str, Path],
+                                                         cache: Path) -> None:
+    if len(trained) < 2:
+        pytest.skip("needs two backends installed")
+    other = next(name for name in trained if name != backend)
+    run = trained[backend]
+    done = dltrain(cache, "eval", run, "--backend", other, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["test"]["accuracy"] == pytest.approx(
+        accuracy(run / "metrics.json"), abs=0.001)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_on_pngs_is_the_same_on_every_backend(backend: str, trained: dict[str, Path],
+                                                      cache: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    files = []
+    for index, size in enumerate((28, 28, 40, 19)):  # two need resizing, up and down
+        files.append(tmp_path / f"{index}.png")
+        Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(files[-1])
+    tops = {}
+    for name in trained:
+        done = dltrain(cache, "predict", trained[backend], *files, "--backend", name, "--json")
+        assert done.returncode == 0, done.stderr
+        tops[name] = [[round(top["probability"], 4) for top in result["top"]]
+                      for result in json.loads(done.stdout)]
+    first = next(iter(tops.values()))
+    assert all(np.allclose(top, first, atol=1e-3) for top in tops.values()), tops
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_deterministic_rerun_repeats_the_history(backend: str, trained: dict[str, Path],
+                                                   cache: Path) -> None:
+    run = cache.parent / f"rerun-{backend}"
+    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL,
+                   "--epochs", "2", *SEEDED)
+    assert done.returncode == 0, done.stderr
+
+    def losses(path: Path) -> list[float]:
+        return [row["loss"] for row in read_history(path / "history.csv")]
+
+    assert losses(run) == losses(trained[backend])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigterm_then_resume_keeps_the_backend(backend: str, cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    process = subprocess.Popen(command("fit", QUICKSTART, "--backend", backend, "--run-dir", run,
+                                       *SMALL, "--epochs", "12"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=environment(cache), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while len(read_history(run / "history.csv")) < 2:  # the first epoch's checkpoint is kept
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    assert process.returncode == 143, out + err
+    # The resumed process is not told the backend: it comes from the run's config.yaml.
+    done = dltrain(cache, "fit", "--resume", run)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == list(range(1, 13))
+    assert json.loads((run / "environment.json").read_text())["backend"] == backend
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_smoke_runs_on_the_backend(backend: str, cache: Path) -> None:
+    done = dltrain(cache, "smoke", QUICKSTART, "--backend", backend)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed, 0 failed" in done.stdout
+
+
+def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Path,
+                                                                      tmp_path: Path) -> None:
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here")
+    done = dltrain(cache, "fit", QUICKSTART, "--backend", "torch", "--run-dir", tmp_path / "r")
+    assert done.returncode == 2
+    assert 'pip install "dltrain[torch]"' in " ".join(done.stderr.split())
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_device_gpu_without_a_gpu_exits_2(backend: str, cache: Path, tmp_path: Path) -> None:
+    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--device", "gpu",
+                   "--run-dir", tmp_path / "r")
+    if done.returncode == 0:
+        pytest.skip("this machine has a GPU")
+    assert done.returncode == 2
+    name = {"tensorflow": "TensorFlow", "jax": "JAX"}[backend]
+    assert f"--device gpu: {name} sees no GPU here. Use --device cpu or auto." \
+        in " ".join(done.stderr.split())
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mixed_precision_is_applied_and_recorded(backend: str, cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, "--epochs",
+                   "1", "--set", "dataset.train_limit=300", "--set", "dataset.test_limit=100",
+                   "--set", "training.mixed_precision=bf16")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((run / "environment.json").read_text())["mixed_precision"] == "mixed_bfloat16"
+    assert json.loads((run / "manifest.json").read_text())["versions"]["mixed_precision"] \
+        == "mixed_bfloat16"
+    assert 0 <= accuracy(run / "metrics.json") <= 1
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys, keras; m = keras.saving.load_model(sys.argv[1]); "
+         "print(m.layers[0].dtype_policy.name)", str(run / "model.keras")],
+        capture_output=True, text=True, timeout=TIMEOUT,
+        env={**environment(cache), "KERAS_BACKEND": backend})
+    assert check.stdout.split()[-1] == "mixed_bfloat16", check.stderr
