@@ -1,0 +1,196 @@
+"""The GPU benchmark of issue #14, in one go: dltrain against the hand-written Keras script.
+
+Side by side, on one machine, in one process tree (bench/gpu/run.sh prepares the machine):
+1. steady epoch time of the classic convnet (fashion_mnist_cnn), hand-written vs `dltrain fit`;
+2. fashion_mnist_gpu whole commands, start to exit: hand-written and `dltrain fit`, each twice,
+   the second with the compilation cache the first left (dltrain's default JAX cache; the script
+   gets the same folder through JAX_COMPILATION_CACHE_DIR), with test accuracy;
+3. augmentation on 50,000 CIFAR-shaped images, batch 32: dltrain without and with flips, and the
+   hand-written script without augmentation and fed by ImageDataGenerator flips.
+
+Writes results.json and results.md to OUT. `--dry` runs every step on a few hundred samples
+and 2 epochs, on the CPU, to check the wiring (tests/test_bench_gpu.py does).
+
+Usage: python bench/gpu/bench.py OUT [--backend jax] [--data FASHION_MNIST_DIR] [--dry]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDWRITTEN = Path(__file__).with_name("handwritten.py")
+LIMIT = 600  # seconds for any one command
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
+    """Run a command to its end; its wall time and stdout. Fails loudly with its stderr."""
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=LIMIT)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}")
+    return round(seconds, 2), done.stdout
+
+
+def steady(seconds: list[float]) -> float:
+    """The median epoch after the first (which compiles)."""
+    return round(statistics.median(seconds[1:] or seconds), 3)
+
+
+class Bench:
+    def __init__(self, out: Path, backend: str, data: Path | None, dry: bool) -> None:
+        self.out, self.backend, self.dry = out, backend, dry
+        self.work = Path(tempfile.mkdtemp(prefix="dltrain-gpu-bench-"))
+        self.env = {**os.environ, "KERAS_BACKEND": backend, "CI": "1",
+                    "XDG_CACHE_HOME": str(self.work / "cache"),
+                    "JAX_COMPILATION_CACHE_DIR": str(self.work / "cache" / "dltrain" / "jax"),
+                    "KERAS_HOME": str(self.work / "keras")}
+        if dry:
+            self.env["JAX_PLATFORMS"] = "cpu"
+        cache = self.work / "keras" / "datasets" / "fashion-mnist"
+        cache.mkdir(parents=True)
+        for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                     "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+            source = (data or Path("/usr/share/datasets/fashion-mnist")) / name
+            if source.is_file():
+                shutil.copy(source, cache / name)
+        if dry and not (cache / "t10k-labels-idx1-ubyte.gz").is_file():
+            _fake_fashion_mnist(cache)
+        self.device = "cpu" if dry else "gpu"
+        self.results: dict = {"backend": backend, "dry": dry}
+
+    def handwritten(self, *args: str) -> tuple[float, dict]:
+        extra = ["--dry"] if self.dry else []
+        wall, stdout = run([sys.executable, str(HANDWRITTEN), *args, *extra], self.env, self.work)
+        return wall, json.loads(stdout.strip().splitlines()[-1])
+
+    def dltrain(self, config: str, name: str, *sets: str, epochs: int) -> tuple[float, dict]:
+        run_dir = self.work / "runs" / name
+        shrink = ["--set", "dataset.train_limit=512", "--set", "dataset.test_limit=256"] \
+            if self.dry else []
+        command = [sys.executable, "-m", "dltrain.cli.app", "fit", str(ROOT / "configs" / config),
+                   "--backend", self.backend, "--device", self.device, "--run-dir", str(run_dir),
+                   "--epochs", str(epochs), *shrink, *[arg for s in sets for arg in ("--set", s)]]
+        wall, _ = run(command, self.env, self.work)
+        with (run_dir / "history.csv").open() as handle:
+            seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        return wall, {"epoch_seconds": seconds, "test_accuracy": metrics["test"]["accuracy"]}
+
+    def classic(self) -> None:
+        epochs = 2 if self.dry else 6
+        _, script = self.handwritten("classic", str(epochs))
+        _, tool = self.dltrain("fashion_mnist_cnn.yaml", "classic", epochs=epochs)
+        self.results["classic"] = {
+            "script_steady_s": steady(script["epoch_seconds"]),
+            "dltrain_steady_s": steady(tool["epoch_seconds"]),
+            "ratio": round(steady(tool["epoch_seconds"]) / steady(script["epoch_seconds"]), 3),
+            "script_epochs": script["epoch_seconds"], "dltrain_epochs": tool["epoch_seconds"]}
+
+    def gpu_config(self) -> None:
+        epochs = 2 if self.dry else 30
+        rows = {}
+        for attempt in ("cold", "warm"):
+            wall, script = self.handwritten("best", str(epochs))
+            rows[f"script_{attempt}"] = {"wall_s": wall, **script}
+            wall, tool = self.dltrain("fashion_mnist_gpu.yaml", f"gpu-{attempt}", epochs=epochs)
+            rows[f"dltrain_{attempt}"] = {"wall_s": wall, **tool}
+        self.results["fashion_mnist_gpu"] = rows
+
+    def augmentation(self) -> None:
+        epochs = 2 if self.dry else 3
+        count = 512 if self.dry else 50_000
+        data = self.work / "cifar_shaped.npz"
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        np.savez(data, x_train=rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
+                 y_train=rng.integers(0, 10, count), x_test=rng.integers(
+                     0, 256, (1000, 32, 32, 3), dtype=np.uint8), y_test=rng.integers(0, 10, 1000))
+        common = ("dataset.name=npz", f"dataset.path={data}", "dataset.validation_split=0")
+        rows = {}
+        for flips in (False, True):
+            _, tool = self.dltrain("cifar_cnn.yaml", f"cifar-flips-{flips}", *common,
+                                   f"augmentation.horizontal_flip={str(flips).lower()}",
+                                   epochs=epochs)
+            rows[f"dltrain_{'flips' if flips else 'none'}"] = steady(tool["epoch_seconds"])
+        for mode in ("none", "idg"):
+            _, script = self.handwritten("cifar", mode, str(epochs))
+            rows[f"script_{mode}"] = steady(script["epoch_seconds"])
+        rows["flips_cost"] = round(rows["dltrain_flips"] / rows["dltrain_none"] - 1, 3)
+        rows["idg_vs_dltrain_flips"] = round(rows["script_idg"] / rows["dltrain_flips"], 3)
+        self.results["augmentation"] = rows
+
+    def write(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=2) + "\n")
+        (self.out / "results.md").write_text(markdown(self.results))
+        print(markdown(self.results))
+
+
+def markdown(results: dict) -> str:
+    lines = [f"backend {results['backend']}{' (dry run, CPU)' if results['dry'] else ''}", ""]
+    if "classic" in results:
+        c = results["classic"]
+        lines += [f"- classic convnet, steady epoch: script {c['script_steady_s']} s, dltrain "
+                  f"{c['dltrain_steady_s']} s, ratio {c['ratio']}"]
+    for key, row in results.get("fashion_mnist_gpu", {}).items():
+        lines += [f"- fashion_mnist_gpu {key}: {row['wall_s']} s whole command, test accuracy "
+                  f"{row.get('test_accuracy')}, first epoch {row['epoch_seconds'][0]} s, steady "
+                  f"{steady(row['epoch_seconds'])} s"]
+    if "augmentation" in results:
+        a = results["augmentation"]
+        lines += [f"- cifar-shaped, steady epoch: dltrain none {a['dltrain_none']} s, flips "
+                  f"{a['dltrain_flips']} s (cost {a['flips_cost']:+.1%}); script none "
+                  f"{a['script_none']} s, ImageDataGenerator {a['script_idg']} s "
+                  f"({a['idg_vs_dltrain_flips']}x dltrain's flips)"]
+    return "\n".join(lines) + "\n"
+
+
+def _fake_fashion_mnist(folder: Path) -> None:
+    """IDX files of random images, for --dry on a machine without the real ones."""
+    import gzip
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name, shape in (("train-images-idx3-ubyte.gz", (600, 28, 28)),
+                        ("train-labels-idx1-ubyte.gz", (600,)),
+                        ("t10k-images-idx3-ubyte.gz", (300, 28, 28)),
+                        ("t10k-labels-idx1-ubyte.gz", (300,))):
+        array = rng.integers(0, 10 if len(shape) == 1 else 256, shape, dtype=np.uint8)
+        header = bytes([0, 0, 8, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+        with gzip.open(folder / name, "wb") as handle:
+            handle.write(header + array.tobytes())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--backend", default="jax")
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--dry", action="store_true")
+    parser.add_argument("--only", choices=["classic", "gpu_config", "augmentation"], nargs="*")
+    options = parser.parse_args()
+    bench = Bench(options.out, options.backend, options.data, options.dry)
+    for step in options.only or ["classic", "gpu_config", "augmentation"]:
+        started = time.perf_counter()
+        getattr(bench, step)()
+        print(f"{step}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        bench.write()  # after each step, so a call cut short still returns what it measured
+
+
+if __name__ == "__main__":
+    main()
