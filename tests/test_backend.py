@@ -92,3 +92,13 @@ def test_resume_refuses_another_backend(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2
     assert " ".join(err.split()) == ("error: --resume continues the run on the backend it was "
                                      "trained on (its config.yaml says which); drop --backend.")
+
+
+def test_jax_compilation_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("DLTRAIN_JAX_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert backend.jax_cache_dir() == tmp_path / "dltrain" / "jax"
+    monkeypatch.setenv("DLTRAIN_JAX_CACHE", "0")
+    assert backend.jax_cache_dir() is None
+    monkeypatch.setenv("DLTRAIN_JAX_CACHE", str(tmp_path / "elsewhere"))
+    assert backend.jax_cache_dir() == tmp_path / "elsewhere"

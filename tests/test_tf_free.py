@@ -60,6 +60,9 @@ def test_fit_eval_and_predict_on_jax_never_import_tensorflow(tmp_path: Path) -> 
         metrics["test"]["accuracy"], abs=0.001)
     env = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert env["backend"] == "jax" and "tensorflow" not in env
+    # JAX's persistent compilation cache is on, where DLTRAIN_JAX_CACHE says, and was filled.
+    assert env["jax_compilation_cache"] == str(tmp_path / "cache")
+    assert any((tmp_path / "cache").iterdir())
     from PIL import Image
 
     Image.new("L", (40, 40), 200).save(tmp_path / "grey.png")  # decoded and resized by Pillow
