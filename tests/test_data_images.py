@@ -60,7 +60,7 @@ def test_test_folder_with_other_classes_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("make", "expected"), [
     (lambda root: None, "not a folder"),
     (lambda root: root.mkdir(), "no class sub-folders"),
-    (lambda root: (root / "empty_class").mkdir(parents=True), "No images found"),
+    (lambda root: (root / "empty_class").mkdir(parents=True), "class folder 'empty_class' holds no images"),
 ])
 def test_unusable_folders_are_data_errors(tmp_path: Path, make, expected: str) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path / "images"
@@ -93,7 +93,7 @@ def test_the_file_by_file_reader_of_other_backends_matches_keras_loader(tmp_path
     from PIL import Image
 
     from dltrain.backend import _decode_with_pillow
-    from dltrain.data.images import read_class_folders, read_files
+    from dltrain.data.images import image_files, read_class_folders, read_files
 
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
@@ -104,8 +104,75 @@ def test_the_file_by_file_reader_of_other_backends_matches_keras_loader(tmp_path
     for mode in ("rgb", "grayscale"):
         cfg = config(tmp_path, color_mode=mode)
         x, y, names = read_class_folders(tmp_path, cfg)
-        x2, y2, names2 = read_files(tmp_path, ["a", "b"], cfg, _decode_with_pillow)
+        x2, y2, names2 = read_files(image_files(tmp_path, ["a", "b"]), cfg, _decode_with_pillow)
         np.testing.assert_array_equal(y, y2)
         assert names == names2 and x.shape == x2.shape
         # Pillow's grey (ITU-R 601-2 in integers) may round one level apart from TensorFlow's.
         assert np.abs(x.astype(int) - x2.astype(int)).max() <= (0 if mode == "rgb" else 1)
+
+
+def test_a_file_with_an_image_name_that_is_no_image_is_named(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    write_pngs(root, {"cats": 3, "dogs": 3})
+    (root / "dogs" / "notes.png").write_text("not a picture")
+    with pytest.raises(DataError) as caught:
+        read_image_folder(config(root))
+    assert str(caught.value) == (
+        f"{root / 'dogs' / 'notes.png'}: not an image, though its name ends in .png. Remove it "
+        "or replace it with the image.")
+
+
+def test_a_file_with_an_image_name_that_is_no_image_exits_2_through_fit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "images"
+    write_pngs(root, {"cats": 3, "dogs": 3})
+    (root / "cats" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    path = write_yaml(tmp_path / "c.yaml", f"""
+name: folder
+dataset: {{name: image_folder, path: {root}, image_size: [8, 8]}}
+model:
+  input_shape: [8, 8, 3]
+  layers: [Flatten, {{Dense: {{units: 2, activation: softmax}}}}]
+loss: sparse_categorical_crossentropy
+""")
+    code, out, err = run_cli(capsys, "fit", path, "--run-dir", tmp_path / "run")
+    assert code == 2 and "Traceback" not in out + err
+    assert str(root / "cats" / "broken.jpg") in " ".join(err.split())
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_symlink_out_of_the_data_folder_is_refused(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / "images"
+    write_pngs(root, {"cats": 3, "dogs": 3})
+    outside = tmp_path / "elsewhere"
+    write_pngs(outside, {"birds": 2})
+    link = root / "dogs" / "x.png" if kind == "file" else root / "birds"
+    target = outside / "birds" / "0.png" if kind == "file" else outside / "birds"
+    link.symlink_to(target)
+    with pytest.raises(DataError) as caught:
+        read_image_folder(config(root))
+    assert str(caught.value) == (
+        f"{link}: a symbolic link to {target}, outside {root}; dltrain reads only what is "
+        "inside the data folder. Copy it in, or "
+        "point dataset.path at a folder that holds it.")
+
+
+def test_a_symlink_inside_the_data_folder_is_read(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    write_pngs(root, {"cats": 3, "dogs": 3})
+    (root / "dogs" / "again.png").symlink_to(root / "dogs" / "0.png")
+    raw = read_image_folder(config(root, test_split=0.25))
+    assert len(raw.y_train) + len(raw.y_test) == 7
+
+
+def test_an_empty_class_folder_is_refused_by_name(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    write_pngs(root, {"cats": 3, "dogs": 3})
+    (root / "birds").mkdir()
+    (root / "birds" / "readme.txt").write_text("to do")
+    with pytest.raises(DataError) as caught:
+        read_image_folder(config(root))
+    assert str(caught.value) == (
+        f"{root}: class folder 'birds' holds no images (.bmp, .gif, .jpeg, .jpg, .png), so the "
+        "model would learn a class it never sees. Add its images or remove the folder.")

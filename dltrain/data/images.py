@@ -35,21 +35,23 @@ def read_class_folders(folder: Path, cfg: DatasetConfig) -> tuple[np.ndarray, np
     if not names:
         raise DataError(f"{folder}: no class sub-folders; put each class's images in a sub-folder "
                         "named after the class.")
+    files = image_files(folder, names)
     from dltrain.backend import active_backend, decode_image, keras_module
 
     if active_backend() != "tensorflow":
-        return read_files(folder, names, cfg, decode_image)
+        return read_files(files, cfg, decode_image)
     try:
         data = keras_module().utils.image_dataset_from_directory(
             folder, labels="inferred", label_mode="int", class_names=names,
             color_mode=cfg.color_mode, image_size=tuple(cfg.image_size), batch_size=None,
             shuffle=False, verbose=False)
-    except ValueError as exc:
-        raise DataError(f"{folder}: {str(exc).splitlines()[0]}") from None
-    images, labels = [], []
-    for image, label in data.as_numpy_iterator():
-        images.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
-        labels.append(label)
+        images, labels = [], []
+        for image, label in data.as_numpy_iterator():
+            images.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
+            labels.append(label)
+    except Exception as exc:  # noqa: BLE001 - ValueError, or TensorFlow's own decode errors
+        raise DataError(f"{folder}: an image could not be read: "
+                        f"{str(exc).strip().splitlines()[0]}") from None
     return np.stack(images), np.asarray(labels, dtype=np.int64), names
 
 
@@ -59,21 +61,50 @@ FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras's loader reads
 Decoder = Callable[[bytes, int, tuple[int, int]], Any]
 
 
-def read_files(folder: Path, names: list[str], cfg: DatasetConfig,
+# The first bytes of each format Keras's loader reads: a file named .png that is not one is
+# named before decoding, where TensorFlow would fail without saying which file it was.
+SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+
+
+def image_files(folder: Path, names: list[str]) -> dict[str, list[Path]]:
+    """Each class's image files in sorted order, checked before any is decoded: every class has
+    images, every file is one, and no symbolic link leads out of the data folder."""
+    root = folder.resolve()
+    found = {}
+    for name in names:
+        files = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in FORMATS)
+        for path in [folder / name, *files]:
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                raise DataError(f"{path}: a symbolic link to {path.resolve()}, outside {folder}; "
+                                "dltrain reads only what is inside the data folder. Copy it in, "
+                                "or point dataset.path at a folder that holds it.")
+        files = [path for path in files if path.is_file()]
+        if not files:
+            raise DataError(f"{folder}: class folder '{name}' holds no images "
+                            f"({', '.join(FORMATS)}), so the model would learn a class it never "
+                            "sees. Add its images or remove the folder.")
+        for path in files:
+            with path.open("rb") as handle:
+                head = handle.read(8)
+            if not head.startswith(SIGNATURES):
+                raise DataError(f"{path}: not an image, though its name ends in "
+                                f"{path.suffix}. Remove it or replace it with the image.")
+        found[name] = files
+    return found
+
+
+def read_files(files: dict[str, list[Path]], cfg: DatasetConfig,
                decode: Decoder) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Keras's loader without tf.data: class by class, files in sorted order, resized bilinearly."""
     from dltrain.backend import ImageDecodeError
 
     channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[cfg.color_mode]
     images, labels = [], []
-    for label, name in enumerate(names):
-        for path in sorted(p for p in (folder / name).rglob("*")
-                           if p.suffix.lower() in FORMATS and p.is_file()):
+    for label, paths in enumerate(files.values()):
+        for path in paths:
             try:
                 images.append(decode(path.read_bytes(), channels, tuple(cfg.image_size)))  # type: ignore[arg-type]
             except ImageDecodeError as exc:
                 raise DataError(f"{path}: not a readable image ({exc}).") from None
             labels.append(label)
-    if not images:
-        raise DataError(f"{folder}: no images ({', '.join(FORMATS)}) in its class sub-folders.")
-    return np.stack(images), np.asarray(labels, dtype=np.int64), names
+    return np.stack(images), np.asarray(labels, dtype=np.int64), list(files)
