@@ -13,7 +13,9 @@ there is one, and the whole process's seconds so far.
   cifar MODE EPOCHS    cifar_cnn on 50,000 random CIFAR-shaped images, batch 32; MODE is none
                        (no augmentation) or idg (ImageDataGenerator(horizontal_flip=True).flow)
 
-`--dry` shrinks every dataset to a few hundred samples, for a check on a CPU.
+`--dry` shrinks every dataset to a few hundred samples, for a check on a CPU. `--nan-check`
+adds Keras's TerminateOnNaN, a batch-level callback like the ones dltrain's fit has, to measure
+what the per-batch sync it causes costs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 DRY = "--dry" in sys.argv
+NAN_CHECK = "--nan-check" in sys.argv
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -39,6 +42,10 @@ class EpochClock(keras.callbacks.Callback):
         now = time.perf_counter()
         self.seconds.append(round(now - self.last, 3))
         self.last = now
+
+
+def callbacks(clock: keras.callbacks.Callback) -> list:
+    return [clock, *([keras.callbacks.TerminateOnNaN()] if NAN_CHECK else [])]
 
 
 def fashion_mnist():
@@ -64,7 +71,7 @@ def classic(epochs: int) -> dict:
                   metrics=["accuracy"])
     clock = EpochClock()
     model.fit(x_train, y_train, batch_size=128, epochs=epochs, validation_split=0.1, verbose=0,
-              callbacks=[clock])
+              callbacks=callbacks(clock))
     return {"epoch_seconds": clock.seconds}
 
 
@@ -94,7 +101,7 @@ def best(epochs: int) -> dict:
                   metrics=["accuracy"])
     clock = EpochClock()
     model.fit(x_train, keras.utils.to_categorical(y_train, 10), batch_size=512, epochs=epochs,
-              validation_split=0.05, verbose=0, callbacks=[clock])
+              validation_split=0.05, verbose=0, callbacks=callbacks(clock))
     _, accuracy = model.evaluate(x_test, keras.utils.to_categorical(y_test, 10), verbose=0)
     return {"epoch_seconds": clock.seconds, "test_accuracy": round(float(accuracy), 4)}
 
@@ -118,14 +125,14 @@ def cifar(mode: str, epochs: int) -> dict:
         from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
         flow = ImageDataGenerator(horizontal_flip=True).flow(x, y, batch_size=32, seed=0)
-        model.fit(flow, epochs=epochs, verbose=0, callbacks=[clock])
+        model.fit(flow, epochs=epochs, verbose=0, callbacks=callbacks(clock))
     else:
-        model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[clock])
+        model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=callbacks(clock))
     return {"epoch_seconds": clock.seconds}
 
 
 def main(argv: list[str]) -> None:
-    args = [arg for arg in argv if arg != "--dry"]
+    args = [arg for arg in argv if arg not in ("--dry", "--nan-check")]
     program = args[0]
     if program == "cifar":
         result = cifar(args[1], int(args[2]))
