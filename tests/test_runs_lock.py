@@ -114,3 +114,32 @@ def test_runs_shows_a_killed_fit_as_interrupted(tmp_path: Path,
     assert row["writer"] == "gone"
     code, out, err = run_cli(capsys, "runs", run.parent)
     assert "killed" in out and "interrupted" in out
+
+
+def test_a_released_lock_names_no_one(tmp_path: Path) -> None:
+    # The in-process fit of the two-resumes test left its PID behind: a later refusal named it,
+    # a process that had long finished, instead of the one that held the lock.
+    lock.acquire(tmp_path)
+    lock.release(tmp_path)
+    assert (tmp_path / lock.LOCK_FILE).read_text() == ""
+
+
+def test_a_stale_holder_in_the_lock_file_is_not_named(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A holder killed earlier left its PID; a new holder has the lock but has not written its
+    # own yet: the refusal must not name the dead process.
+    monkeypatch.setattr(lock, "HOLDER_WAIT", 0.2)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+    (tmp_path / lock.LOCK_FILE).write_text(f"{dead}\ndltrain fit old.yaml\n")
+    import fcntl
+
+    holder = os.open(tmp_path / lock.LOCK_FILE, os.O_RDWR)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunError) as caught:
+            lock.acquire(tmp_path)
+    finally:
+        os.close(holder)
+    assert str(caught.value) == f"{tmp_path} is being written by another process; wait for it " \
+                                "or stop it."

@@ -20,6 +20,7 @@ from dltrain.errors import RunError
 
 LOCK_FILE = ".lock"
 
+HOLDER_WAIT = 3.0  # seconds a refused writer waits for a fresh holder to write its PID
 _held: dict[Path, int] = {}  # run folder (resolved) -> open descriptor holding its lock
 
 
@@ -52,6 +53,9 @@ def release(run_dir: Path) -> None:
     """Drop this process's lock on `run_dir`, if it holds one."""
     descriptor = _held.pop(run_dir.resolve(), None)
     if descriptor is not None:
+        # Empty it while still holding it: a PID left behind would be named to a later refused
+        # writer as the holder, though the holder then is another process.
+        os.ftruncate(descriptor, 0)
         os.close(descriptor)
 
 
@@ -86,19 +90,28 @@ def writer_alive(run_dir: Path) -> bool | None:
 
 
 def _holder(descriptor: int) -> str:
-    """'process 12345 (dltrain fit ...)' from the lock file; a holder that has just taken the
-    lock writes its PID a moment later, so wait a little for it."""
-    deadline = time.monotonic() + 1.0
-    while True:
+    """'process 12345 (dltrain fit ...)' from the lock file. A holder that has just taken the
+    lock writes its PID a moment later, over what a killed holder may have left: wait for a
+    PID of a live process, and name none if it does not come."""
+    deadline = time.monotonic() + HOLDER_WAIT
+    while time.monotonic() <= deadline:
         try:
             text = os.pread(descriptor, 4096, 0).decode(errors="replace")
         except OSError:
             text = ""
-        if text.endswith("\n") or time.monotonic() > deadline:
-            break
+        pid, _, command = text.partition("\n")
+        if text.endswith("\n") and pid.strip().isdigit() and _alive(int(pid)):
+            command = command.strip()
+            return f"process {pid.strip()}" + (f" ({command})" if command else "")
         time.sleep(0.02)
-    pid, _, command = text.partition("\n")
-    if not pid.strip().isdigit():
-        return "another process"
-    command = command.strip()
-    return f"process {pid.strip()}" + (f" ({command})" if command else "")
+    return "another process"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
