@@ -205,3 +205,25 @@ def test_mixed_precision_is_applied_and_recorded(backend: str, cache: Path, tmp_
         capture_output=True, text=True, timeout=TIMEOUT,
         env={**environment(cache), "KERAS_BACKEND": backend})
     assert check.stdout.split()[-1] == "mixed_bfloat16", check.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("good_epochs", [0, 1])
+def test_a_diverging_loss_fails_the_run_and_keeps_only_good_epochs(
+        cache: Path, tmp_path: Path, backend: str, good_epochs: int) -> None:
+    # On JAX the NaN check runs in Keras's worker thread and raises (StopOnNonFinite); setting
+    # stop_training from there instead crashed on donated buffers.
+    run = tmp_path / "run"
+    rate = ("optimizer.learning_rate=1e12" if good_epochs == 0 else
+            # 540 training samples at batch 64: 9 steps an epoch, the 10th diverges.
+            "optimizer.schedule={name: PiecewiseConstantDecay, boundaries: [9], "
+            "values: [0.001, 1.0e+12]}")
+    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL,
+                   "--epochs", "3", "--set", rate, "--set", "training.tensorboard=false")
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "error: the loss became NaN or infinite; training stopped." in message
+    assert "Traceback" not in done.stderr
+    assert json.loads((run / "run.json").read_text())["state"] == "failed"
+    assert len(read_history(run / "history.csv")) >= good_epochs
+    assert (run / "last.keras").is_file() is (good_epochs > 0)

@@ -11,7 +11,7 @@ import pytest
 
 from dltrain.backend import keras_module
 from dltrain.errors import ConfigError
-from dltrain.train.callbacks import BestCheckpoint
+from dltrain.train.callbacks import BestCheckpoint, SettleBest
 
 # Monitored values for four epochs: a metric that goes up is best at epoch 2, one that goes
 # down at epoch 3; a guess from the name that gets the direction wrong picks the other one.
@@ -77,7 +77,7 @@ def test_a_resumed_run_mends_best_keras_from_last_keras(
     checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_precision", True, rows,
                                 tmp_path / "last.keras")
     checkpoint.set_model(model)
-    checkpoint.on_train_batch_end(0)  # the first step of the resumed run: before last.keras moves
+    SettleBest(checkpoint).on_epoch_end(2)  # the resumed run's first epoch end, before last.keras
     assert checkpoint.best_epoch == (2 if mended else 1)
     best = (tmp_path / "best.keras").read_bytes()
     assert (best == (tmp_path / "last.keras").read_bytes()) == mended

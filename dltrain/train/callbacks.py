@@ -58,9 +58,9 @@ class BestCheckpoint(ModelCheckpoint):  # type: ignore[misc,valid-type]
 
     Keras's MonitorCallback takes the direction from the compiled metric (`_direction`:
     precision and recall go up, mae goes down). Keras builds the metrics in the first training
-    step, so the direction is known after it: the earlier epochs of a resumed run are weighed
-    then (`settle`), before the first new epoch. With save_best_only false the file holds the
-    latest finite epoch, and `best_epoch` names it.
+    step, so the direction is known after it: a resumed run's earlier epochs are weighed at
+    the first epoch's end (`settle`, which `SettleBest` runs before last.keras is rewritten).
+    With save_best_only false the file holds the latest finite epoch, and `best_epoch` names it.
     """
 
     def __init__(self, path: Path, monitor: str, save_best_only: bool,
@@ -71,9 +71,6 @@ class BestCheckpoint(ModelCheckpoint):  # type: ignore[misc,valid-type]
         self.last = last
         self.best: float | None = None  # no baseline: the first finite epoch is the best so far
         self.best_epoch: int | None = None
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.settle()  # the first step built the metrics; last.keras still holds the start
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.settle()
@@ -114,6 +111,22 @@ class BestCheckpoint(ModelCheckpoint):  # type: ignore[misc,valid-type]
         return True
 
 
+class SettleBest(Callback):  # type: ignore[misc,valid-type]
+    """BestCheckpoint.settle at each epoch's end, placed before LastCheckpoint: last.keras then
+    still holds the resumed run's start, which settle may copy to best.keras.
+
+    An epoch-level hook, not a batch-level one: a batch-level callback that is not async-safe
+    makes Keras wait for the device after every step (BENCHMARKS.md, GPU).
+    """
+
+    def __init__(self, checkpoint: BestCheckpoint) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.checkpoint.settle()
+
+
 def _metric_names(model: Any) -> list[str]:
     """The names Keras logs for a compiled model: loss and each compiled metric's name."""
     names = ["loss"]
@@ -139,6 +152,24 @@ class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]
         if _finite(logs):
             save_model(self.model, self.folder / LAST_FILE)
             self.saved(epoch + 1)
+
+
+class NonFiniteLoss(Exception):
+    """A batch's loss was NaN or infinite (StopOnNonFinite raised it)."""
+
+
+class StopOnNonFinite(Callback):  # type: ignore[misc,valid-type]
+    """Keras's TerminateOnNaN for Keras's worker thread (JAX, torch): it raises, which reaches
+    model.fit at the next batch, instead of setting stop_training from another thread, after
+    which Keras read metric buffers its next step had already donated ("Buffer has been
+    deleted or donated")."""
+
+    async_safe = True
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLoss(f"batch {batch + 1}")
 
 
 class RaisePendingSignal(Callback):  # type: ignore[misc,valid-type]

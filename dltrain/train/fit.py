@@ -239,21 +239,27 @@ def ended(start: Start) -> dict[str, int]:
 
 def _train(start: Start, splits: Splits, config: Config, path: Path, console: Console,
            live: bool, signals: Signals) -> dict[str, Any]:
-    from dltrain.train.callbacks import RaisePendingSignal
+    from dltrain.train.callbacks import NonFiniteLoss, RaisePendingSignal
 
     training = config.training
     inputs = fit_inputs(splits, config, start.epoch)
     steps = math.ceil(len(splits.x_train) / training.batch_size)
     history, checkpoint, callbacks = _callbacks(config, path, console, live, start, steps)
     callbacks.append(RaisePendingSignal(signals))
+    if config.backend != "tensorflow":
+        callbacks = dispatch_off_the_loop(callbacks)
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     started = time.perf_counter()
+    diverged = False
     if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
-        start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch, verbose=0,
-                        shuffle=False, callbacks=callbacks)
+        try:
+            start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch,
+                            verbose=0, shuffle=False, callbacks=callbacks)
+        except NonFiniteLoss:
+            diverged = True
     train_seconds = time.perf_counter() - started
     print_notes(console, compile_note(history.rows[start.epoch:]))
-    if history.rows and not all(math.isfinite(v) for v in history.rows[-1].values()):
+    if diverged or (history.rows and not all(math.isfinite(v) for v in history.rows[-1].values())):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
                        + kept_after_divergence(path, start.kept))
@@ -345,6 +351,29 @@ def train_loss(model: Any, splits: Splits, batch_size: int) -> float:
     return float(logs["loss"])
 
 
+def dispatch_off_the_loop(callbacks: list[Any]) -> list[Any]:
+    """The callbacks, made safe for Keras's worker thread (JAX, torch).
+
+    With any batch-level callback that is not `async_safe`, Keras turns every batch's logs into
+    Python floats before the next step, waiting for the device: one such callback cost a plain
+    Keras script 25-60% per epoch on an H200 (BENCHMARKS.md). The pending-signal check only
+    reads a flag, the best checkpoint's batch hook (Keras's, for save_freq) does nothing at
+    save_freq "epoch", and TerminateOnNaN becomes StopOnNonFinite, which raises. A NaN or a
+    signal then stops training a batch or two later; the last good epoch is kept as before.
+    TensorFlow keeps the synchronous dispatch its tests pin down.
+    """
+    from dltrain.backend import keras_module
+    from dltrain.train.callbacks import BestCheckpoint, RaisePendingSignal, StopOnNonFinite
+
+    nan_check = keras_module().callbacks.TerminateOnNaN
+    made = [StopOnNonFinite() if isinstance(callback, nan_check) else callback
+            for callback in callbacks]
+    for callback in made:
+        if isinstance(callback, (RaisePendingSignal, BestCheckpoint)):
+            callback.async_safe = True
+    return made
+
+
 def _callbacks(config: Config, path: Path, console: Console, live: bool, start: Start,
                steps: int) -> tuple[Any, Any, list[Any]]:
     from dltrain.backend import keras_module, tensorboard_available
@@ -354,6 +383,7 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
         LastCheckpoint,
         PlainProgress,
         RichProgress,
+        SettleBest,
     )
 
     stock = keras_module().callbacks
@@ -366,8 +396,8 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
                 else PlainProgress(console, training.epochs))
     # At each epoch's end: the history row, then last.keras (the training state: --resume keeps
     # the rows it holds and drops a newer one), then best.keras (which --resume mends from
-    # last.keras when a kill came between them; see BestCheckpoint.settle).
-    callbacks = [stock.TerminateOnNaN(), history,
+    # last.keras when a kill came between them: SettleBest, before last.keras moves).
+    callbacks = [stock.TerminateOnNaN(), history, SettleBest(checkpoint),
                  LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch)),
                  checkpoint, progress]
     if training.early_stopping is not None:
