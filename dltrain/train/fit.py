@@ -47,8 +47,13 @@ class Start:
 
 
 def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Console,
-        live: bool, smoke: bool = False, synthetic: bool = False) -> FitResult:
-    """Everything that can fail on the user's input fails before the run directory exists."""
+        live: bool, smoke: bool = False, synthetic: bool = False,
+        splits: Splits | None = None) -> FitResult:
+    """Everything that can fail on the user's input fails before the run directory exists.
+
+    `splits`, when given, is data already loaded for this config (the folds of a
+    cross-validation, the trials of a search): used as it is instead of reading the dataset again.
+    """
     config = loaded.config
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
                                   config.backend)
@@ -56,7 +61,7 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         start = Start(build_model(config))
     except ConfigError as exc:
         raise loaded.locate(exc) from None
-    splits = prepared_data(config, start.model, synthetic)
+    splits = prepared_data(config, start.model, synthetic, splits)
     print_notes(console, [*runtime_notes(config.training.deterministic), *splits.notes])
     path = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
     try:
@@ -205,8 +210,9 @@ def resumable_config(run_dir: Path, saved: Config, changed: Config | None,
         update={"epochs": target})})
 
 
-def prepared_data(config: Config, model: Any, synthetic: bool = False) -> Splits:
-    splits = load_splits(config.dataset, config.seed, config.loss_kind, synthetic)
+def prepared_data(config: Config, model: Any, synthetic: bool = False,
+                  loaded: Splits | None = None) -> Splits:
+    splits = loaded or load_splits(config.dataset, config.seed, config.loss_kind, synthetic)
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
                      config.augmentation)
     return splits
