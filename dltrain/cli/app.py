@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from dltrain import __version__
-from dltrain.cli import results, training
+from dltrain.cli import results, training, tuning
 from dltrain.console import err, out
 from dltrain.errors import DltrainError, Terminated
 
@@ -45,7 +45,7 @@ def root(
 
 # One style for every command: a plain function in the module of its kind, registered here.
 for command in (training.fit, results.eval_, training.show, results.runs, results.compare,
-                results.predict, training.smoke, training.schema):
+                results.predict, training.smoke, training.schema, tuning.tune):
     app.command(command.__name__.rstrip("_"))(command)
 
 
