@@ -45,6 +45,7 @@ def tune(
     from dltrain.config.catalog import check_loaded
     from dltrain.config.load import load_config
     from dltrain.report.tables import print_notes
+    from dltrain.search.space import check_space
 
     if (config is None) == (resume is None):
         raise DltrainError("tune needs a CONFIG file, or --resume SEARCH_DIR (not both).")
@@ -55,6 +56,7 @@ def tune(
     if config is not None:
         loaded = load_config(config, set_ or [], smoke=smoke)
         check_loaded(loaded)
+        check_space(loaded.config, loaded.source)  # before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
         use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
         from dltrain.search import tune as search

@@ -364,13 +364,13 @@ class SpaceConfig(Strict):
                              f"{', '.join(given) or 'none'}")
         bounds = getattr(self, given[0])
         if given[0] != "choice" and bounds[0] > bounds[1]:
-            raise ValueError(f"{given[0]}: low must not be above high. Received: {list(bounds)}")
+            raise ValueError(f"{given[0]}: low must not be above high")
         if given[0] == "log_uniform" and bounds[0] <= 0:
-            raise ValueError(f"log_uniform: both bounds must be above 0. Received: {list(bounds)}")
+            raise ValueError("log_uniform: both bounds must be above 0 (a log scale)")
         if self.step is not None and given[0] not in ("int", "uniform"):
             raise ValueError(f"step goes with int or uniform, not {given[0]}")
         if given[0] == "int" and self.step is not None and self.step != round(self.step):
-            raise ValueError(f"int: step must be a whole number. Received: {self.step}")
+            raise ValueError("int: step must be a whole number")
         return self
 
     @property
