@@ -141,8 +141,10 @@ def open_study(config: Config, storage: str, goal: Literal["maximize", "minimize
     study = optuna.create_study(
         storage=optuna.storages.RDBStorage(storage, engine_kwargs=engine), study_name=name,
         direction=goal, load_if_exists=True, pruner=pruner(config.search))
-    # Each process its own seed: two sampling with one would propose the same values.
-    study.sampler = sampler(config.search, config.seed + len(study.get_trials(deepcopy=False)))
+    # Random and TPE: each process its own seed, or two would propose the same values. The grid:
+    # one seed for all, since it orders the grid points and a trial's number picks its point.
+    offset = 0 if config.search.method == "grid" else len(study.get_trials(deepcopy=False))
+    study.sampler = sampler(config.search, config.seed + offset)
     return study
 
 
