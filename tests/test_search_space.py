@@ -128,3 +128,15 @@ def test_each_value_is_checked_not_only_the_first(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="the value 0 does not fit"):
         check_space(load_config(search_config(tmp_path, grid(
             {"training.epochs": {"choice": [2, 0]}}))).config, "x")
+
+
+def test_tune_takes_a_config_or_a_search_directory(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "tune")
+    assert code == 2 and "tune needs a CONFIG file, or --resume SEARCH_DIR" in err
+    code, _, err = run_cli(capsys, "tune", "--resume", tmp_path, "--smoke")
+    assert code == 2 and "drop --smoke, --set and --run-dir" in err
+    code, _, err = run_cli(capsys, "tune", "--resume", tmp_path)
+    assert code == 2 and "not a search directory" in err
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and "tune" in out

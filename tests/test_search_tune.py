@@ -147,3 +147,22 @@ def test_two_processes_share_one_study_without_repeating_a_trial(tmp_path: Path)
     assert {values(trial) for trial in finished(document)} == GRID
     assert sorted(path.name for path in parent.glob("trial-*")) == [
         f"trial-{number:04d}" for number in range(4)]
+
+
+def test_a_failing_trial_is_recorded_with_its_reason_and_the_search_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())
+    raw["search"] = {"method": "grid", "parameters": {  # 40 > the 28x28 input: cannot build
+        "model.layers.0.Conv2D.kernel_size": {"choice": [40, 3]}}}
+    path = tmp_path / "kernel.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, out, err = run_cli(capsys, "tune", path, "--smoke", "--run-dir", tmp_path / "s", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    states = {trial["params"]["model.layers.0.Conv2D.kernel_size"]: trial
+              for trial in document["trials"]}
+    assert states[3]["state"] == "complete" and states[40]["state"] == "failed"
+    assert "model.layers.0.Conv2D" in states[40]["error"] and states[40]["objective"] is None
+    assert document["best"]["number"] == states[3]["number"]
+    assert document["direction"] == "minimize"  # the default objective: val_loss
+    assert "no importance.png: parameter importance needs at least 2 completed trials" in err

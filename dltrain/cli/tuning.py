@@ -65,9 +65,10 @@ def tune(
                               device=device.value, console=console)  # type: ignore[arg-type]
     else:
         assert resume is not None
-        saved = load_config(resume / "config.yaml") if (resume / "config.yaml").is_file() else None
-        if saved is not None:
-            use_backend(saved.config.backend, device.value)  # type: ignore[arg-type]
+        from dltrain.search.results import search_state
+
+        search_state(resume)  # before TensorFlow's seconds-long import
+        use_backend(load_config(resume / "config.yaml").config.backend, device.value)  # type: ignore[arg-type]
         from dltrain.search import tune as search
 
         result = search.resume(resume, storage=storage, trials=trials, device=device.value,  # type: ignore[arg-type]

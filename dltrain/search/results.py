@@ -13,16 +13,31 @@ from rich.markup import escape
 from rich.table import Table
 
 from dltrain.config.load import dump
+from dltrain.errors import RunError
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.search.space import applied
 
+KIND = "tune"  # run.json's kind for a search's parent run
 TUNE_FILE = "tune.json"
 BEST_CONFIG = "best.yaml"
 HISTORY_PLOT = "trials.png"
 IMPORTANCE_PLOT = "importance.png"
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
           "WAITING": "waiting"}
+
+
+def search_state(parent: Path) -> dict[str, Any]:
+    """The parent's run.json, when `parent` is a search directory.
+
+    Raises:
+        RunError: when it is not one.
+    """
+    state = runs.read_json(parent / runs.STATE_FILE) if (parent / runs.STATE_FILE).is_file() else {}
+    if state.get("kind") != KIND or not (parent / runs.CONFIG_FILE).is_file():
+        raise RunError(f"{parent}: not a search directory (no run.json of kind tune with its "
+                       "config.yaml); --resume takes the folder dltrain tune printed.")
+    return dict(state)
 
 
 def interrupted(trial: Any) -> bool:

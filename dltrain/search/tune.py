@@ -23,7 +23,7 @@ from rich.console import Console
 from dltrain.backend import Device
 from dltrain.config.load import Loaded, dump, load_config
 from dltrain.config.schema import Config, SearchConfig
-from dltrain.errors import DltrainError, RunError, Terminated
+from dltrain.errors import DltrainError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
 from dltrain.search import results
@@ -32,7 +32,7 @@ from dltrain.search.trial import Runner, direction, objective_of
 
 STUDY_FILE = "study.db"
 LOCK_FILE = "study.lock"
-KIND = "tune"
+KIND = results.KIND
 
 
 @dataclass
@@ -60,10 +60,7 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
 def resume(parent: Path, *, storage: str | None, trials: int | None, device: Device,
            console: Console) -> TuneResult:
     """Continue (or join, while another process runs it) the search in `parent`."""
-    state = runs.read_json(parent / runs.STATE_FILE) if (parent / runs.STATE_FILE).is_file() else {}
-    if state.get("kind") != KIND or not (parent / runs.CONFIG_FILE).is_file():
-        raise RunError(f"{parent}: not a search directory (no run.json of kind tune with its "
-                       "config.yaml); --resume takes the folder dltrain tune printed.")
+    state = results.search_state(parent)
     source = str(parent / runs.CONFIG_FILE)
     config = load_config(parent / runs.CONFIG_FILE).config
     notes = check_space(config, source)
