@@ -3,6 +3,7 @@ before any trial runs (and before TensorFlow is imported)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import CONFIGS, run_cli
 from dltrain.config.load import load_config, read_value
 from dltrain.config.schema import SearchConfig
 from dltrain.errors import ConfigError
+from dltrain.search.results import shown
 from dltrain.search.space import applied, check_space, grid_values, override, planned_trials
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
@@ -140,3 +142,14 @@ def test_tune_takes_a_config_or_a_search_directory(tmp_path: Path,
     assert code == 2 and "not a search directory" in err
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0 and "tune" in out
+
+
+def test_a_storage_password_is_not_written_down(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert shown("postgresql://me:secret@db:5432/studies") == "postgresql://me:***@db:5432/studies"
+    assert shown("sqlite:///runs/s/study.db") == "sqlite:///runs/s/study.db"
+    (tmp_path / "config.yaml").write_text(QUICKSTART.read_text())
+    (tmp_path / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune",
+                                                   "storage": shown("mysql://me:pw@db/s")}))
+    code, _, err = run_cli(capsys, "tune", "--resume", tmp_path)
+    assert code == 2 and "its study is in mysql://me:***@db/s; pass --storage again" in err

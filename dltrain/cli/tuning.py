@@ -67,7 +67,7 @@ def tune(
         assert resume is not None
         from dltrain.search.results import search_state
 
-        search_state(resume)  # before TensorFlow's seconds-long import
+        search_state(resume, storage)  # before TensorFlow's seconds-long import
         use_backend(load_config(resume / "config.yaml").config.backend, device.value)  # type: ignore[arg-type]
         from dltrain.search import tune as search
 

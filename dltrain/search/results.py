@@ -7,6 +7,7 @@ import socket
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 from rich.markup import escape
@@ -27,17 +28,34 @@ STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING
           "WAITING": "waiting"}
 
 
-def search_state(parent: Path) -> dict[str, Any]:
-    """The parent's run.json, when `parent` is a search directory.
+def search_state(parent: Path, storage: str | None) -> dict[str, Any]:
+    """The parent's run.json, when `parent` is a search directory whose study can be reached
+    (with `storage`, or the URL run.json keeps).
 
     Raises:
-        RunError: when it is not one.
+        RunError: when it is not one, or its study's password is needed.
     """
     state = runs.read_json(parent / runs.STATE_FILE) if (parent / runs.STATE_FILE).is_file() else {}
     if state.get("kind") != KIND or not (parent / runs.CONFIG_FILE).is_file():
         raise RunError(f"{parent}: not a search directory (no run.json of kind tune with its "
                        "config.yaml); --resume takes the folder dltrain tune printed.")
+    saved = state.get("storage")
+    if storage is None and isinstance(saved, str) and f":{HIDDEN}@" in saved:
+        raise RunError(f"{parent}: its study is in {saved}; pass --storage again with the "
+                       "password, which dltrain does not write down.")
     return dict(state)
+
+
+HIDDEN = "***"
+
+
+def shown(storage: str) -> str:
+    """The storage URL as run.json keeps it: without its password."""
+    parts = urlsplit(storage)
+    if parts.password is None:
+        return storage
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(
+        f":{parts.password}@", f":{HIDDEN}@", 1)))
 
 
 def interrupted(trial: Any) -> bool:
@@ -50,11 +68,13 @@ def interrupted(trial: Any) -> bool:
         return False
     if attrs.get("interrupted"):
         return True
+    if not isinstance(attrs.get("pid"), int):  # asked for, not started yet
+        return False
     try:
-        os.kill(int(attrs.get("pid", 0)) or -1, 0)
+        os.kill(attrs["pid"], 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return True
-    except (OSError, ValueError):
+    except OSError:
         return False
     return False
 

@@ -52,7 +52,7 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     parent = runs.new_run_dir(config.model_copy(update={"name": f"{config.name}-tune"}), run_dir)
     run_lock.release(parent)  # shared by the search's processes; the study locks itself
     runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
-    runs.set_state(parent, "running", kind=KIND, **({"storage": storage} if storage else {}))
+    runs.set_state(parent, "running", kind=KIND, **({"storage": results.shown(storage)} if storage else {}))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
     return _search(parent, config, runner, storage, trials, notes)
 
@@ -60,7 +60,7 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
 def resume(parent: Path, *, storage: str | None, trials: int | None, device: Device,
            console: Console) -> TuneResult:
     """Continue (or join, while another process runs it) the search in `parent`."""
-    state = results.search_state(parent)
+    state = results.search_state(parent, storage)
     source = str(parent / runs.CONFIG_FILE)
     config = load_config(parent / runs.CONFIG_FILE).config
     notes = check_space(config, source)
