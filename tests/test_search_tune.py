@@ -166,3 +166,14 @@ def test_a_failing_trial_is_recorded_with_its_reason_and_the_search_goes_on(
     assert document["best"]["number"] == states[3]["number"]
     assert document["direction"] == "minimize"  # the default objective: val_loss
     assert "no importance.png: parameter importance needs at least 2 completed trials" in err
+
+
+def test_fit_trains_a_search_config_as_written_and_says_tune_searches_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = grid_config(tmp_path)
+    code, _, err = run_cli(capsys, "fit", config, "--smoke", "--run-dir", tmp_path / "run")
+    assert code == 0, err
+    assert f"has a search: section: fit trains the config as written; dltrain tune {config} " \
+        "runs the search" in " ".join(err.split())
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["optimizer"]["learning_rate"] == 0.001 and saved["training"]["batch_size"] == 64
