@@ -50,7 +50,10 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     notes = check_space(config, loaded.source)
     runner = _runner(config, loaded.source, device, console)
     parent = runs.new_run_dir(config.model_copy(update={"name": f"{config.name}-tune"}), run_dir)
-    run_lock.release(parent)  # shared by the search's processes; the study locks itself
+    # Shared by the search's processes, so no one process's lock: without a lock file,
+    # `dltrain runs` shows the state run.json gives (each trial's run has its own lock).
+    run_lock.release(parent)
+    (parent / run_lock.LOCK_FILE).unlink(missing_ok=True)
     runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
     runs.set_state(parent, "running", kind=KIND, **({"storage": results.shown(storage)} if storage else {}))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
