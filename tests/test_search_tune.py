@@ -100,13 +100,14 @@ def test_grid_search_runs_each_combination_once_and_writes_a_runnable_best_yaml(
 def test_ctrl_c_during_trial_2_then_resume_runs_exactly_the_planned_trials(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parent = tmp_path / "search"
-    # 8 epochs a trial, so the signal lands while trial 2 trains.
-    process = start_tune(grid_config(tmp_path), "--smoke", "--set", "training.epochs=8",
+    # 4 epochs a trial, so the signal lands while trial 2 trains.
+    process = start_tune(grid_config(tmp_path), "--smoke", "--set", "training.epochs=4",
                          "--run-dir", parent)
     wait_for(parent / "trial-0002" / "history.csv", process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, out + err
+    assert f"Continue with: dltrain tune --resume {parent}" in " ".join(out.split())
     stopped = json.loads((parent / "tune.json").read_text())
     assert [trial["state"] for trial in sorted(stopped["trials"], key=lambda t: t["number"])] \
         == ["complete", "complete", "interrupted"]
@@ -127,7 +128,7 @@ def test_ctrl_c_during_trial_2_then_resume_runs_exactly_the_planned_trials(
 
 def test_two_processes_share_one_study_without_repeating_a_trial(tmp_path: Path) -> None:
     parent = tmp_path / "search"
-    first = start_tune(grid_config(tmp_path), "--smoke", "--set", "training.epochs=3",
+    first = start_tune(grid_config(tmp_path), "--smoke", "--set", "training.epochs=2",
                        "--run-dir", parent)
     second = None
     try:

@@ -46,7 +46,7 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
           device: Device, console: Console) -> TuneResult:
     """A new search of `loaded`'s search section; everything the user's input can fail on
     (the space, the objective's direction, the data) fails before the parent exists."""
-    config = loaded.config
+    config = with_trials(loaded.config, trials)
     notes = check_space(config, loaded.source)
     runner = _runner(config, loaded.source, device, console)
     parent = runs.new_run_dir(config.model_copy(update={"name": f"{config.name}-tune"}), run_dir)
@@ -55,9 +55,10 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     run_lock.release(parent)
     (parent / run_lock.LOCK_FILE).unlink(missing_ok=True)
     runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
-    runs.set_state(parent, "running", kind=KIND, **({"storage": results.shown(storage)} if storage else {}))
+    runs.set_state(parent, "running", kind=KIND,
+                   **({"storage": results.shown(storage)} if storage else {}))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
-    return _search(parent, config, runner, storage, trials, notes)
+    return _search(parent, config, runner, storage, notes)
 
 
 def resume(parent: Path, *, storage: str | None, trials: int | None, device: Device,
@@ -65,10 +66,20 @@ def resume(parent: Path, *, storage: str | None, trials: int | None, device: Dev
     """Continue (or join, while another process runs it) the search in `parent`."""
     state = results.search_state(parent, storage)
     source = str(parent / runs.CONFIG_FILE)
-    config = load_config(parent / runs.CONFIG_FILE).config
+    config = with_trials(load_config(parent / runs.CONFIG_FILE).config, trials)
     notes = check_space(config, source)
     runner = _runner(config, source, device, console)
-    return _search(parent, config, runner, storage or state.get("storage"), trials, notes)
+    if trials is not None:  # the new count, for the processes that join later
+        runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
+    return _search(parent, config, runner, storage or state.get("storage"), notes)
+
+
+def with_trials(config: Config, trials: int | None) -> Config:
+    """The config with --trials as its search.trials: saved with the search, so every process
+    that joins it plans the same number."""
+    if trials is None or config.search is None:
+        return config
+    return config.model_copy(update={"search": config.search.model_copy(update={"trials": trials})})
 
 
 def _runner(config: Config, source: str, device: Device, console: Console) -> Runner:
@@ -83,9 +94,8 @@ def _runner(config: Config, source: str, device: Device, console: Console) -> Ru
 
 
 def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
-            trials: int | None, notes: list[str]) -> TuneResult:
-    search = runner.search
-    planned = trials or planned_trials(search)
+            notes: list[str]) -> TuneResult:
+    planned = planned_trials(runner.search)
     study = open_study(config, storage or f"sqlite:///{parent.resolve() / STUDY_FILE}",
                        runner.goal)
     runner.parent = parent
@@ -97,10 +107,14 @@ def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
         budget.acquire()
         if not budget.reached(study):
             study.optimize(runner, callbacks=[budget.after_trial], catch=(DltrainError,))
-    except Terminated:  # Optuna lets it through with the trial still running: end it
-        if runner.current is not None:
+    except (KeyboardInterrupt, Terminated) as stop:
+        if isinstance(stop, Terminated) and runner.current is not None:
+            # Optuna lets it through with the trial still running: end it.
             study.tell(runner.current, state=optuna.trial.TrialState.FAIL,
                        skip_if_finished=True)
+        runner.console.print(f"search interrupted; a trial it stopped runs again when it "
+                             f"continues. Continue with: dltrain tune --resume {parent}",
+                             highlight=False, soft_wrap=True)
         raise
     finally:  # also after Ctrl-C: tune.json and the table say how far the search got
         budget.release()
