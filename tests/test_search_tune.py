@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -134,9 +135,8 @@ def test_two_processes_share_one_study_without_repeating_a_trial(tmp_path: Path)
     try:
         wait_for(parent / "trial-0000" / "run.json", first)
         second = start_tune("--resume", parent, "--json")
-        out, err = second.communicate(timeout=300)
-        assert second.returncode == 0, err
-        assert first.wait(timeout=300) == 0, first.communicate(timeout=60)
+        logs = [*second.communicate(timeout=300), *first.communicate(timeout=300)]
+        assert second.returncode == 0 and first.returncode == 0, logs
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
@@ -146,6 +146,8 @@ def test_two_processes_share_one_study_without_repeating_a_trial(tmp_path: Path)
     numbers = [trial["number"] for trial in document["trials"]]
     assert sorted(numbers) == [0, 1, 2, 3]
     assert {values(trial) for trial in finished(document)} == GRID
+    started = re.findall(r"^trial (\d+): ", "\n".join(logs), flags=re.MULTILINE)
+    assert sorted(started) == ["0", "1", "2", "3"]  # each trial run by one process, once
     assert sorted(path.name for path in parent.glob("trial-*")) == [
         f"trial-{number:04d}" for number in range(4)]
 
