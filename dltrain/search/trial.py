@@ -144,5 +144,8 @@ class Runner:
         trial.set_user_attr("epochs", len(rows))
         trial.set_user_attr("test", result.metrics.get("test") or {})
         if report.pruned_at is not None:
+            self.console.print(f"trial {trial.number} pruned after epoch {report.pruned_at}: its "
+                               f"{self.objective} was worse than the median of earlier trials "
+                               "there.", highlight=False, soft_wrap=True)
             raise optuna.TrialPruned(f"pruned after epoch {report.pruned_at}")
         return best
