@@ -180,3 +180,34 @@ def test_fit_trains_a_search_config_as_written_and_says_tune_searches_it(
         "runs the search" in " ".join(err.split())
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["optimizer"]["learning_rate"] == 0.001 and saved["training"]["batch_size"] == 64
+
+
+class FakeTrial:
+    """What ReportEpochs asks of an Optuna trial: report, and whether to prune."""
+
+    def __init__(self, prune_from: int) -> None:
+        self.reported: list[tuple[float, int]] = []
+        self.prune_from = prune_from
+
+    def report(self, value: float, step: int) -> None:
+        self.reported.append((value, step))
+
+    def should_prune(self) -> bool:
+        return self.reported[-1][1] >= self.prune_from
+
+
+def test_report_epochs_stops_training_when_the_pruner_says_so_not_before_after_epoch() -> None:
+    from types import SimpleNamespace
+
+    from dltrain.search.trial import ReportEpochs
+
+    trial = FakeTrial(prune_from=1)
+    callback = ReportEpochs(trial, "val_accuracy", after_epoch=2)
+    model = SimpleNamespace(stop_training=False)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_accuracy": 0.5, "loss": 1.0})
+    assert trial.reported == [(0.5, 1)] and not model.stop_training  # epoch 1 < after_epoch
+    callback.on_epoch_end(1, {"val_accuracy": float("nan")})
+    assert len(trial.reported) == 1  # a NaN epoch is not reported
+    callback.on_epoch_end(2, {"val_accuracy": 0.6})
+    assert model.stop_training and callback.pruned_at == 3
