@@ -153,3 +153,18 @@ def test_a_storage_password_is_not_written_down(tmp_path: Path,
                                                    "storage": shown("mysql://me:pw@db/s")}))
     code, _, err = run_cli(capsys, "tune", "--resume", tmp_path)
     assert code == 2 and "its study is in mysql://me:***@db/s; pass --storage again" in err
+
+
+def test_runs_lists_a_search_as_one_row_of_kind_tune(tmp_path: Path) -> None:
+    from dltrain.runs.listing import list_runs
+
+    parent = tmp_path / "runs" / "quickstart-tune-20260101-000000"
+    (parent / "trial-0000").mkdir(parents=True)
+    (parent / "config.yaml").write_text(QUICKSTART.read_text())
+    (parent / "run.json").write_text(json.dumps({"state": "completed", "kind": "tune"}))
+    (parent / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.8, "loss": 0.5},
+                                                     "epochs_run": 3, "best_trial": 0}))
+    (parent / "trial-0000" / "run.json").write_text(json.dumps({"state": "completed"}))
+    rows = list_runs(tmp_path / "runs")
+    assert [(row["name"], row["kind"], row["accuracy"]) for row in rows] == [
+        (parent.name, "tune", 0.8)]
