@@ -102,7 +102,7 @@ def trial_rows(trials: list[Any], goal: str) -> list[dict[str, Any]]:
 def _pruned(trial: Any) -> str | None:
     if trial.state.name != "PRUNED":
         return None
-    return f"pruned after epoch {trial.last_step}" if trial.last_step is not None else "pruned"
+    return f"after epoch {trial.last_step}" if trial.last_step is not None else None
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -117,17 +117,18 @@ def print_trials(console: Console, rows: list[dict[str, Any]], keys: list[str],
         table.add_column(escape(name), justify="right" if name != "state" else "left",
                          overflow="fold")
     for row in rows:
-        state = row["state"] + (f": {row['error']}" if row["error"] else "")
-        table.add_row(str(row["number"]), *[escape(str(row["params"].get(key, "-")))
-                                            for key in keys],
-                      _number(row["objective"]), str(row["epochs"] or "-"),
+        reason = row["error"] if len(row["error"] or "") <= 100 else row["error"][:97] + "..."
+        table.add_row(str(row["number"]), *[_value(row["params"].get(key, "-")) for key in keys],
+                      "-" if row["objective"] is None else f"{row['objective']:.4f}",
+                      str(row["epochs"] or "-"),
                       "-" if row["seconds"] is None else f"{row['seconds']:.1f}s",
-                      escape(state[:120]))
+                      escape(row["state"] + (f" ({reason})" if reason else "")))
     console.print(table)
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+def _value(value: Any) -> str:
+    """A searched value as short as it reads well (tune.json keeps it whole)."""
+    return escape(f"{value:.4g}" if isinstance(value, float) else str(value))
 
 
 def write_results(parent: Path, study: Any, document: dict[str, Any], base: dict[str, Any],
