@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dltrain.backend import keras_module
 from dltrain.errors import ConfigError
+from dltrain.model.augment import saved_model
 from dltrain.runs.layout import LAST_FILE, copy_file, save_model, write_history
 
 Callback = keras_module().callbacks.Callback
@@ -75,7 +76,7 @@ class BestCheckpoint(ModelCheckpoint):  # type: ignore[misc,valid-type]
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.settle()
         if self._consider(logs or {}, epoch + 1):
-            save_model(self.model, self.path)
+            save_model(saved_model(self.model), self.path)
 
     def settle(self) -> None:
         """Weigh a resumed run's earlier epochs, once the direction is known.
@@ -150,7 +151,7 @@ class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if _finite(logs):
-            save_model(self.model, self.folder / LAST_FILE)
+            save_model(saved_model(self.model), self.folder / LAST_FILE)
             self.saved(epoch + 1)
 
 
