@@ -411,7 +411,7 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     # the rows it holds and drops a newer one), then best.keras (which --resume mends from
     # last.keras when a kill came between them: SettleBest, before last.keras moves).
     callbacks = [stock.TerminateOnNaN(), history, SettleBest(checkpoint),
-                 LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch)),
+                 LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint),
                  checkpoint, progress]
     if training.early_stopping is not None:
         callbacks.insert(0, stock.EarlyStopping(**training.early_stopping.model_dump()))
