@@ -3,8 +3,11 @@ loaded back by its own runtime and checked against the Keras model on the test s
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -93,8 +96,8 @@ def test_the_wrapper_prepares_raw_inputs_like_preparation_apply() -> None:
                               flatten_from=[4, 3, 1])
     inner = keras.Sequential([keras.Input((12,)), keras.layers.Dense(3, activation="softmax")])
     wrapped = export.with_preparation(inner, preparation, [4, 3, 1])
-    expected = inner.predict(preparation.apply(raw), verbose=0)
-    np.testing.assert_allclose(wrapped.predict(raw, verbose=0), expected, atol=1e-6)
+    expected = keras.ops.convert_to_numpy(inner(preparation.apply(raw)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(wrapped(raw)), expected, atol=1e-6)
     assert wrapped.input_shape == (None, 4, 3, 1)
 
 
@@ -253,3 +256,71 @@ def test_cli_refuses_bad_inputs_with_exit_2(
     code, _, err = run_cli(capsys, "export", run, "--format", "onnx")
     assert code == 2 and 'pip install "dltrain[export]"' in err
     assert not (run / "export.json").exists()
+
+
+MLP = """name: flat_mlp
+seed: 1
+dataset: {name: fashion_mnist_mini, standardize: true}
+model:
+  input_shape: [784]
+  layers:
+    - Dense: {units: 16, activation: relu}
+    - Dense: {units: 10, activation: softmax}
+loss: categorical_crossentropy
+metrics: [accuracy]
+training: {epochs: 1, batch_size: 32}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("config", "fmt"), [("mlp", "onnx"), ("tabular", "tflite")])
+def test_standardised_flattened_and_tabular_inputs_are_exported_raw(
+        config: str, fmt: str, tmp_path: Path) -> None:
+    """The images of a flat model (standardised, then flattened) and Pima's CSV features
+    (standardised, one sigmoid output): the export takes the values as they were read."""
+    from dltrain.report.predict import predict_files
+
+    if config == "mlp":
+        path = tmp_path / "mlp.yaml"
+        path.write_text(MLP)
+    else:
+        path = tmp_path / "tabular.yaml"
+        path.write_text((CONFIGS / "tabular_binary.yaml").read_text().replace(
+            "../data/pima_diabetes.csv", str(ROOT / "data" / "pima_diabetes.csv")))
+    run = tmp_path / "run"
+    assert main(["fit", str(path), "--smoke", "--run-dir", str(run)]) == 0
+    entry = export.export_run(run, fmt)
+    assert entry["status"] == "passed", entry
+    assert entry["accuracy"]["export"] == entry["accuracy"]["keras"]
+    steps = entry["input"]["included_steps"]
+    assert "standardize with the training mean and std" in steps
+    if config == "mlp":
+        assert entry["input"]["shape"] == [None, 28, 28, 1] and "flatten 28x28x1 to 784" in steps
+        return
+    assert entry["input"]["shape"] == [None, 8] and entry["output"]["shape"] == [None, 1]
+    rows = (ROOT / "data" / "pima_diabetes.csv").read_text().splitlines()[:6]
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
+    predicted = predict_files(run, [tmp_path / "rows.csv"], top_k=2)
+    expected = [next(top["probability"] for top in result["top"] if top["index"] == 1)
+                for result in predicted]
+    features = np.array([[float(v) for v in row.split(",")[:8]] for row in rows[1:]], np.float32)
+    got = export.RUNTIMES[fmt](Path(entry["path"]), features)
+    np.testing.assert_allclose(got.reshape(-1), expected, atol=export.TOLERANCE[fmt])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason='JAX is not installed: pip '
+                    'install "dltrain[jax]"')
+def test_a_saved_model_exports_from_the_jax_backend_too(run: Path, tmp_path: Path) -> None:
+    """Keras converts through jax2tf there; a process runs one backend, so a subprocess."""
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from dltrain.cli import main; sys.exit(main())",
+         "export", str(run), "--format", "saved_model", "--backend", "jax", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT), "DLTRAIN_JAX_CACHE": str(tmp_path / "jax-cache")})
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(done.stdout)
+    assert entry["status"] == "passed" and entry["backend"] == "jax"
+    assert entry["max_abs_diff"] <= export.TOLERANCE["saved_model"]
+    assert "WARNING" not in done.stderr  # jax2tf's note about gradients is not the user's business

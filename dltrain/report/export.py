@@ -73,8 +73,10 @@ def check_installed(fmt: str, backend: str) -> None:
     if missing:
         names = " and ".join(module for module, _ in missing)
         commands = " and ".join(dict.fromkeys(install for _, install in missing))
+        other = (f" (or export with --backend tensorflow and {EXTRA})"
+                 if backend != "tensorflow" and fmt == "onnx" else "")
         raise RunError(f"--format {fmt} on the {backend} backend needs {names}, not installed "
-                       f"here. Install with: {commands}")
+                       f"here. Install with: {commands}{other}.")
 
 
 def default_output(run_dir: Path, model_path: Path, fmt: str) -> Path:
@@ -105,11 +107,14 @@ def with_preparation(model: Any, preparation: Preparation, raw_shape: list[int])
     keras = keras_module()
     inputs = keras.Input(tuple(raw_shape), dtype="float32", name="raw_input")
     x = keras.layers.Rescaling(preparation.rescale, name="rescale")(inputs)
-    if preparation.mean is not None and preparation.std is not None:
-        axes = tuple(range(1, len(raw_shape) + 1))  # a mean and std per input value
-        x = keras.layers.Normalization(axis=axes, mean=preparation.mean,
-                                       variance=np.square(preparation.std),
-                                       name="standardize")(x)
+    mean, std = preparation.mean, preparation.std
+    if mean is not None and std is not None:
+        # Not keras.layers.Normalization: its mean and variance are tensors made outside the
+        # traced call, which tf2onnx turns into inputs the caller would have to feed. Arrays
+        # used inside the call become constants of the graph, and the arithmetic is apply's.
+        ops = keras.ops
+        x = keras.layers.Lambda(lambda v: ops.divide(ops.subtract(v, mean), std),
+                                name="standardize")(x)
     if preparation.flatten_from is not None:
         x = keras.layers.Flatten(name="flatten")(x)
     wrapped = keras.Model(inputs, model(x), name=f"{model.name}_with_preparation")

@@ -4,6 +4,7 @@ TensorFlow's SavedModel loader, ONNX Runtime, the TFLite (LiteRT) interpreter.""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,13 @@ def chunks(x: np.ndarray, size: int = BATCH) -> Iterator[np.ndarray]:
 def run_saved_model(path: Path, x: np.ndarray) -> np.ndarray:
     """The `serve` endpoint Keras's export writes, through tf.saved_model.load."""
     tf = tensorflow_module()
-    loaded = tf.saved_model.load(str(path))  # held: `serve` reads the variables it owns
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)  # a JAX-made SavedModel warns of gradients that serving never needs
+    try:
+        loaded = tf.saved_model.load(str(path))  # held: `serve` reads the variables it owns
+    finally:
+        absl.setLevel(level)
     return np.concatenate([np.asarray(loaded.serve(tf.constant(chunk))) for chunk in chunks(x)])
 
 
