@@ -131,6 +131,20 @@ def test_parity_compares_outputs_and_accuracy() -> None:
     assert flipped["predictions_agree"] == 0.0
 
 
+def test_an_export_its_runtime_cannot_load_or_that_answers_in_another_shape_fails(
+        tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    reference = np.full((2, 3), 1 / 3, np.float32)
+    result = export.check("onnx", tmp_path / "broken.onnx", np.zeros((2, 4), np.float32),
+                          reference, np.array([0, 1]))
+    assert not result["passed"] and result["max_abs_diff"] is None
+    assert result["problem"].startswith("does not run in onnxruntime ")
+    shaped = export.compare(reference, reference[:, :2], None, 1e-4)
+    assert not shaped["passed"] and "outputs of shape [2, 2], the Keras model [2, 3]" in \
+        shaped["problem"]
+
+
 # --- on the trained quickstart run ------------------------------------------------------------
 
 def png_files(folder: Path, images: np.ndarray) -> list[Path]:

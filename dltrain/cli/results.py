@@ -171,8 +171,9 @@ def export(
         emit_json(entry)
     if entry["status"] != "passed":
         diff = entry["max_abs_diff"]
-        how = entry.get("problem") if diff is None else f"by up to {diff:.3g}"
-        err.print(f"[red]parity FAILED:[/] the {format_.value} export differs from the Keras "
-                  f"model {how} (tolerance {entry['tolerance']:g}); set aside as "
-                  f"{escape(entry['path'])}.", highlight=False, soft_wrap=True)
+        why = entry.get("problem") if diff is None else (
+            f"its outputs differ from the Keras model's by up to {diff:.3g} (tolerance "
+            f"{entry['tolerance']:g})")
+        err.print(f"[red]parity FAILED:[/] the {format_.value} export {escape(str(why))}; set "
+                  f"aside as {escape(entry['path'])}.", highlight=False, soft_wrap=True)
         raise typer.Exit(1)

@@ -136,7 +136,8 @@ def compare(reference: np.ndarray, got: np.ndarray, labels: np.ndarray | None,
     reference, got = np.asarray(reference, np.float64), np.asarray(got, np.float64)
     if reference.shape != got.shape:
         return {"passed": False, "max_abs_diff": None,
-                "problem": f"output shape {list(got.shape)}, Keras's {list(reference.shape)}"}
+                "problem": f"gives outputs of shape {list(got.shape)}, the Keras model "
+                           f"{list(reference.shape)}"}
     diff = float(np.max(np.abs(reference - got))) if reference.size else 0.0
     scale = max(1.0, float(np.max(np.abs(reference))) if reference.size else 1.0)
     result: dict[str, Any] = {"passed": bool(np.isfinite(diff) and diff <= tolerance * scale),
@@ -157,7 +158,7 @@ def check(fmt: str, path: Path, raw: np.ndarray, reference: np.ndarray,
     except Exception as exc:  # noqa: BLE001 - any runtime's refusal is this export's failure
         first = (str(exc).strip().splitlines() or [""])[0]
         return {"passed": False, "max_abs_diff": None,
-                "problem": f"{runtime_name(fmt)} could not run it: {type(exc).__name__}: {first}"}
+                "problem": f"does not run in {runtime_name(fmt)}: {type(exc).__name__}: {first}"}
     return compare(reference, got, labels, TOLERANCE[fmt])
 
 
