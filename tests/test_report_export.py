@@ -22,6 +22,10 @@ from dltrain.errors import RunError
 from dltrain.report import export
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
+NEEDS_ONNX = pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in ("tf2onnx", "onnxruntime")),
+    reason='ONNX export needs tf2onnx and onnxruntime: pip install "dltrain[export]"')
+ONNX = pytest.param("onnx", marks=NEEDS_ONNX)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +54,7 @@ def test_each_format_names_the_backends_keras_exports_it_from() -> None:
     assert "--backend tensorflow" in message  # the .keras file loads on any backend
 
 
+@NEEDS_ONNX  # it shows that only the missing one of the two is named
 def test_a_missing_converter_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # makes `import tf2onnx` fail
     with pytest.raises(RunError) as caught:
@@ -133,7 +138,7 @@ def test_parity_compares_outputs_and_accuracy() -> None:
 
 def test_an_export_its_runtime_cannot_load_or_that_answers_in_another_shape_fails(
         tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime", reason='pip install "dltrain[export]"')
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     reference = np.full((2, 3), 1 / 3, np.float32)
     result = export.check("onnx", tmp_path / "broken.onnx", np.zeros((2, 4), np.float32),
@@ -159,7 +164,7 @@ def png_files(folder: Path, images: np.ndarray) -> list[Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["saved_model", "onnx", "tflite"])
+@pytest.mark.parametrize("fmt", ["saved_model", ONNX, "tflite"])
 def test_each_format_predicts_what_keras_and_dltrain_predict_do(
         fmt: str, run: Path, tmp_path: Path) -> None:
     from dltrain.report.predict import predict_files
@@ -204,6 +209,7 @@ def tamper_onnx(path: Path) -> None:
 
 
 @pytest.mark.slow
+@NEEDS_ONNX
 def test_a_tampered_onnx_file_fails_parity_and_is_set_aside(
         run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     write = export.write_export
@@ -243,6 +249,7 @@ def test_cli_exports_tflite_then_a_tampered_runtime_fails_it(
 
 
 @pytest.mark.slow
+@NEEDS_ONNX
 def test_cli_exports_a_checkpoint_to_a_chosen_path(
         run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "out" / "fashion.onnx"
@@ -287,7 +294,8 @@ training: {epochs: 1, batch_size: 32}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("config", "fmt"), [("mlp", "onnx"), ("tabular", "tflite")])
+@pytest.mark.parametrize(("config", "fmt"), [pytest.param("mlp", "onnx", marks=NEEDS_ONNX),
+                                             ("tabular", "tflite")])
 def test_standardised_flattened_and_tabular_inputs_are_exported_raw(
         config: str, fmt: str, tmp_path: Path) -> None:
     """The images of a flat model (standardised, then flattened) and Pima's CSV features
