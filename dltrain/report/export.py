@@ -243,15 +243,8 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     model = load_model(model_path)
     raw_shape = preparation.flatten_from or [int(size) for size in model.input_shape[1:]]
     raw, reference, labels = parity_data(config, preparation, raw_shape, model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # Keras wants .tflite last
-    remove(partial)
-    started = time.perf_counter()
-    write_export(with_preparation(model, preparation, raw_shape), fmt, partial)
-    exported = time.perf_counter()
-    result = check(fmt, partial, raw, reference, labels)
-    checked = time.perf_counter()
-    kept = place(partial, path, result["passed"])
+    kept, result, seconds = export_and_check(with_preparation(model, preparation, raw_shape),
+                                             fmt, path, raw, reference, labels)
     entry = {"status": "passed" if result.pop("passed") else "failed", "format": fmt,
              "keras_format": FORMATS[fmt], "path": str(kept), "model": str(model_path),
              "backend": name, "runtime": runtime_name(fmt), "tolerance": TOLERANCE[fmt],
@@ -260,10 +253,25 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
              "output": {"shape": [None, *[int(s) for s in model.output_shape[1:]]],
                         "values": "the Keras model's outputs, as dltrain predict shows them",
                         "class_names": saved.get("class_names")},
-             "seconds": {"export": round(exported - started, 3),
-                         "check": round(checked - exported, 3)}}
+             "seconds": seconds}
     record(run_dir, fmt, entry)
     return entry
+
+
+def export_and_check(model: Any, fmt: str, path: Path, raw: np.ndarray, reference: np.ndarray,
+                     labels: np.ndarray | None) -> tuple[Path, dict[str, Any], dict[str, float]]:
+    """Export beside `path` under a temporary name, check it, then put it in place or aside;
+    returns where it went, the comparison and the seconds each step took."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # Keras wants .tflite last
+    remove(partial)
+    started = time.perf_counter()
+    write_export(model, fmt, partial)
+    exported = time.perf_counter()
+    result = check(fmt, partial, raw, reference, labels)
+    checked = time.perf_counter()
+    return place(partial, path, result["passed"]), result, {
+        "export": round(exported - started, 3), "check": round(checked - exported, 3)}
 
 
 def completed_model(run_dir: Path) -> Path:
