@@ -276,6 +276,11 @@ def test_cli_refuses_bad_inputs_with_exit_2(
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
     code, _, err = run_cli(capsys, "export", run, "--format", "onnx")
     assert code == 2 and 'pip install "dltrain[export]"' in err
+    saved = json.loads((run / "preprocessing.json").read_text())
+    (run / "preprocessing.json").write_text(json.dumps({**saved, "target_mean": 3.0}))
+    code, _, err = run_cli(capsys, "export", run, "--format", "saved_model")
+    assert code == 2 and "holds steps export cannot build into the exported model yet " \
+        "(target_mean)" in err
     assert not (run / "export.json").exists()
 
 

@@ -52,6 +52,11 @@ REQUIRES: dict[tuple[str, str], list[tuple[str, str]]] = {
 # scaling does (0.01 and up).
 TOLERANCE = {"saved_model": 1e-5, "onnx": 1e-4, "tflite": 1e-4}
 FAILED_SUFFIX = ".parity-failed"
+# The preprocessing.json entries that with_preparation turns into layers, or that describe the
+# run. A step it does not know (one added to fit later) is refused: the export would leave it
+# out, and the parity check cannot notice a step applied to the outputs.
+KNOWN_PREPARATION = {"rescale", "mean", "std", "flatten_from", "class_names", "num_classes",
+                     "input_shape"}
 
 
 def check_supported(fmt: str, backend: str) -> None:
@@ -237,6 +242,11 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     path = output or default_output(run_dir, model_path, fmt)
     check_output(path, fmt)
     saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
+    unknown = sorted(set(saved) - KNOWN_PREPARATION)
+    if unknown:
+        raise RunError(f"{run_dir / runs.PREPARATION_FILE}: holds steps export cannot build into "
+                       f"the exported model yet ({', '.join(unknown)}); it would answer "
+                       "differently from dltrain predict, so nothing was exported.")
     # On the CPU, where the runtimes that check ONNX and TFLite run too: the difference then
     # measures the conversion, not GPU kernels (TF32) against CPU ones.
     prepare_runtime("cpu", config.seed, False, name)
