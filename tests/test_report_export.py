@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import CONFIGS, ROOT, run_cli
 from dltrain.cli import main
@@ -310,10 +311,12 @@ def test_standardised_flattened_and_tabular_inputs_are_exported_raw(
     if config == "mlp":
         path = tmp_path / "mlp.yaml"
         path.write_text(MLP)
-    else:
+    else:  # the shipped config, its CSV path made absolute
+        text = (CONFIGS / "tabular_binary.yaml").read_text()
+        source = yaml.safe_load(text)["dataset"]["path"]
+        csv = (CONFIGS / source).resolve()
         path = tmp_path / "tabular.yaml"
-        path.write_text((CONFIGS / "tabular_binary.yaml").read_text().replace(
-            "../data/pima_diabetes.csv", str(ROOT / "data" / "pima_diabetes.csv")))
+        path.write_text(text.replace(source, str(csv)))
     run = tmp_path / "run"
     assert main(["fit", str(path), "--smoke", "--run-dir", str(run)]) == 0
     entry = export.export_run(run, fmt)
@@ -325,7 +328,7 @@ def test_standardised_flattened_and_tabular_inputs_are_exported_raw(
         assert entry["input"]["shape"] == [None, 28, 28, 1] and "flatten 28x28x1 to 784" in steps
         return
     assert entry["input"]["shape"] == [None, 8] and entry["output"]["shape"] == [None, 1]
-    rows = (ROOT / "data" / "pima_diabetes.csv").read_text().splitlines()[:6]
+    rows = csv.read_text().splitlines()[:6]
     (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
     predicted = predict_files(run, [tmp_path / "rows.csv"], top_k=2)
     expected = [next(top["probability"] for top in result["top"] if top["index"] == 1)
