@@ -45,7 +45,7 @@ def root(
 
 # One style for every command: a plain function in the module of its kind, registered here.
 for command in (training.fit, results.eval_, training.show, results.runs, results.compare,
-                results.predict, training.smoke, training.schema, training.init):
+                results.predict, results.export, training.smoke, training.schema, training.init):
     app.command(command.__name__.rstrip("_"))(command)
 
 

@@ -172,3 +172,25 @@ def compare_tables(comparison: dict[str, Any]) -> list[Table]:
         metrics.add_row(change["metric"], _cell(change["a"]), _cell(change["b"]),
                         "-" if change["delta"] is None else f"{change['delta']:+.4f}")
     return [config, metrics]
+
+
+def export_table(entry: dict[str, Any]) -> Table:
+    """`dltrain export`: where the export went and how it compared with the Keras model."""
+    passed = entry["status"] == "passed"
+    table = Table(title=f"Export: {entry['format']}", title_justify="left", show_header=False)
+    table.add_row("parity", "[green]passed[/]" if passed else "[red]FAILED[/]")
+    table.add_row("file", escape(entry["path"]))
+    diff = entry["max_abs_diff"]
+    table.add_row("max |diff| vs Keras", ("-" if diff is None else f"{diff:.3g}")
+                  + f" (tolerance {entry['tolerance']:g}, {entry['test_samples']} test samples)")
+    if "accuracy" in entry:
+        accuracy = entry["accuracy"]
+        table.add_row("test accuracy", f"Keras {accuracy['keras']:.4f}, export "
+                      f"{accuracy['export']:.4f}, same class {entry['predictions_agree']:.1%}")
+    given = entry["input"]
+    table.add_row("input", f"{given['dtype']} {given['shape']}, {escape(given['values'])}, "
+                  f"range {given['value_range']}; includes {', '.join(given['included_steps'])}")
+    table.add_row("checked with", escape(entry["runtime"]))
+    seconds = entry["seconds"]
+    table.add_row("time", f"export {seconds['export']:.2f} s, check {seconds['check']:.2f} s")
+    return table
