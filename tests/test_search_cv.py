@@ -124,7 +124,7 @@ def test_interrupted_cv_resumes_only_the_missing_folds(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parent = tmp_path / "cv"
     # Many short epochs, so fold 1 is still training when the signal comes.
-    process = start_cv(parent, "--set", "training.epochs=60")
+    process = start_cv(parent, "--refit", "--set", "training.epochs=8")
     wait_until(lambda: folds_recorded(parent) == 1
                and len(read_history(parent / "fold-1" / "history.csv")) >= 1, process,
                "fold 0 completed and fold 1 training")
@@ -141,26 +141,17 @@ def test_interrupted_cv_resumes_only_the_missing_folds(
     assert code == 0, err
     assert f"resuming cross-validation {parent}: 1 of 3 folds completed" in out
     assert "fold 0: completed earlier, kept" in out
-    assert out.count("run directory: ") == 2  # fit ran twice: folds 1 and 2
+    assert out.count("run directory: ") == 3  # fit ran three times: folds 1 and 2, the refit
     assert (parent / "fold-0" / "environment.json").read_text() == first  # not run again
     assert (parent / "fold-1" / "environment.json").read_text() != interrupted  # run anew
     record = read(parent / "cv.json")
     assert [entry["fold"] for entry in record["per_fold"]] == [0, 1, 2]
-    assert all(entry["epochs_run"] == 60 for entry in record["per_fold"])
+    assert all(entry["epochs_run"] == 8 for entry in record["per_fold"])
     assert read(parent / "run.json")["state"] == "completed"
+    # --refit, asked at the start, is done by the resume: one fit on all the training data.
+    metrics = read(parent / "refit" / "metrics.json")
+    assert record["refit_result"]["test"] == metrics["test"]
+    assert metrics["train_samples"] == 256 and metrics["validation_samples"] == 0
+    assert "Refit: test split" in out and "refit on all 256 training samples: refit/" in out
     code, out, err = run_cli(capsys, "cv", "--resume", parent)  # nothing left: kept as it is
     assert code == 0 and out.count("completed earlier, kept") == 3
-
-
-@pytest.mark.slow
-def test_refit_trains_on_all_the_training_data(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    parent = tmp_path / "cv"
-    code, out, err = run_cli(capsys, "cv", QUICKSTART, "--folds", "2", "--smoke", "--refit",
-                             "--run-dir", parent)
-    assert code == 0, err
-    refit = read(parent / "cv.json")["refit_result"]
-    metrics = read(parent / "refit" / "metrics.json")
-    assert refit["test"] == metrics["test"]
-    assert metrics["train_samples"] == 256 and metrics["validation_samples"] == 0
-    assert "Refit on all the training data" in out

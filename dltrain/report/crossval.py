@@ -50,8 +50,10 @@ def headline(record: dict[str, Any]) -> str:
 
 def print_cv(console: Console, record: dict[str, Any], parent: str) -> None:
     console.print(folds_table(record))
-    console.print(headline(record), highlight=False)
+    console.print(headline(record), highlight=False, soft_wrap=True)
     refit = record.get("refit_result")
     if refit is not None:
-        console.print(metrics_table("Refit on all the training data: test split", refit["test"]))
+        console.print(metrics_table("Refit: test split", refit["test"]))
+        console.print(f"refit on all {refit['train_samples']} training samples: "
+                      f"{escape(refit['run_dir'])}/", highlight=False)
     console.print(f"cross-validation directory: {parent}", highlight=False, soft_wrap=True)

@@ -63,6 +63,8 @@ def cross_validate(loaded: Loaded, *, folds: int, run_dir: Path | None, device: 
     """
     config = loaded.config
     plan = make_plan(loaded, folds, refit, device, console, live, smoke)
+    device_name = prepare_runtime(device, config.seed, config.training.deterministic,
+                                  config.backend)
     parent = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
     try:
         runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
@@ -72,7 +74,7 @@ def cross_validate(loaded: Loaded, *, folds: int, run_dir: Path | None, device: 
                   "per_fold": [], "refit_result": None}
         runs.write_json(parent / runs.CV_FILE, record)
         runs.set_state(parent, "running", kind="cv")
-        runs.write_json(parent / runs.ENV_FILE, runs.environment(device))
+        runs.write_json(parent / runs.ENV_FILE, runs.environment(device_name))
         console.print(f"cross-validation directory: {parent}", highlight=False, soft_wrap=True)
         return run_folds(parent, record, plan)
     finally:
@@ -118,18 +120,18 @@ def make_plan(loaded: Loaded, folds: int, refit: bool, device: Device, console: 
               live: bool, smoke: bool) -> Plan:
     """The data (read once) and its folds, and the configs the folds and the refit run."""
     config = loaded.config
-    fold_loaded = variant(loaded, 1 / folds, "each fold validates on its held-out fold")
-    refit_loaded = (variant(loaded, 0.0, "--refit trains on all the training data, none held "
-                                         "out for validation") if refit else None)
     # The folds divide all the training data: the config's own validation split is not made.
     dataset = config.dataset.model_copy(update={"validation_split": 0.0})
     data = load_splits(dataset, config.seed, config.loss_kind)
     made = make_folds(data.y_train, folds, config.seed, config.is_classifier)
-    prepare_runtime(device, config.seed, config.training.deterministic, config.backend)
+    fold_loaded = variant(loaded, 1 / folds, "each fold validates on its held-out fold")
+    refit_loaded = (variant(loaded, 0.0, "--refit trains on all the training data, none held "
+                            "out for validation", " Change the config to monitor training "
+                            "metrics (loss) or drop --refit.") if refit else None)
     return Plan(fold_loaded, refit_loaded, data, made, device, console, live, smoke)
 
 
-def variant(loaded: Loaded, validation_split: float, why: str) -> Loaded:
+def variant(loaded: Loaded, validation_split: float, why: str, fix: str = "") -> Loaded:
     """The config with dataset.validation_split set, so val_* monitors match the data the run
     gets; refused (ConfigError) when the config cannot run so."""
     data = loaded.config.model_dump(mode="json")
@@ -140,8 +142,7 @@ def variant(loaded: Loaded, validation_split: float, why: str) -> Loaded:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
         raise ConfigError(f"{loaded.source}: {why}, so {where + ': ' if where else ''}"
-                          f"{error['msg'].removeprefix('Value error, ')}. Change the config "
-                          "to monitor training metrics (loss) or drop --refit.") from None
+                          f"{error['msg'].removeprefix('Value error, ')}.{fix}") from None
     return dataclasses.replace(loaded, config=config, notes=[])
 
 
@@ -161,8 +162,8 @@ def run_folds(parent: Path, record: dict[str, Any], plan: Plan) -> CvResult:
             if any(entry["fold"] == fold.index for entry in record["per_fold"]):
                 console.print(f"fold {fold.index}: completed earlier, kept", highlight=False)
                 continue
-            console.print(f"[bold]fold {fold.index} of {len(plan.folds)}[/] (folds 0 to "
-                          f"{len(plan.folds) - 1})", highlight=False)
+            console.print(f"[bold]fold-{fold.index}[/] ({fold.index + 1} of "
+                          f"{len(plan.folds)})", highlight=False)
             record["per_fold"].append(run_fold(parent, fold, plan))
             record["per_fold"].sort(key=lambda entry: entry["fold"])
             record.update(summarise(record["per_fold"]))
