@@ -134,6 +134,10 @@ def test_interrupted_cv_resumes_only_the_missing_folds(
     assert f"Resume with: dltrain cv --resume {parent}" in out
     assert read(parent / "run.json")["state"] == "interrupted"
     assert read(parent / "fold-1" / "run.json")["state"] == "interrupted"
+    partial = read(parent / "cv.json")  # what is done is kept: one fold, no std yet
+    assert [entry["fold"] for entry in partial["per_fold"]] == [0]
+    assert partial["validation"]["accuracy"] == {
+        "mean": partial["per_fold"][0]["validation"]["accuracy"], "std": None}
     first = (parent / "fold-0" / "environment.json").read_text()
     interrupted = (parent / "fold-1" / "environment.json").read_text()
 

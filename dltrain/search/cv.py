@@ -25,6 +25,7 @@ from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
 from dltrain.search.cv_summary import fold_entry, summarise
 from dltrain.train.fit import fit
+from dltrain.train.signals import Signals
 
 REFIT_DIR = "refit"
 
@@ -158,19 +159,21 @@ def run_folds(parent: Path, record: dict[str, Any], plan: Plan) -> CvResult:
     console = plan.console
     try:
         runs.set_state(parent, "running", kind="cv")
-        for fold in plan.folds:
-            if any(entry["fold"] == fold.index for entry in record["per_fold"]):
-                console.print(f"fold {fold.index}: completed earlier, kept", highlight=False)
-                continue
-            console.print(f"[bold]fold-{fold.index}[/] ({fold.index + 1} of "
-                          f"{len(plan.folds)})", highlight=False)
-            record["per_fold"].append(run_fold(parent, fold, plan))
-            record["per_fold"].sort(key=lambda entry: entry["fold"])
-            record.update(summarise(record["per_fold"]))
-            runs.write_json(parent / runs.CV_FILE, record)
-        if plan.refit_loaded is not None and record.get("refit_result") is None:
-            record["refit_result"] = run_refit(parent, plan, plan.refit_loaded)
-            runs.write_json(parent / runs.CV_FILE, record)
+        # Between folds too, SIGTERM stops like Ctrl-C: the parent is marked interrupted.
+        with Signals().installed():
+            for fold in plan.folds:
+                if any(entry["fold"] == fold.index for entry in record["per_fold"]):
+                    console.print(f"fold {fold.index}: completed earlier, kept", highlight=False)
+                    continue
+                console.print(f"[bold]fold-{fold.index}[/] ({fold.index + 1} of "
+                              f"{len(plan.folds)})", highlight=False)
+                record["per_fold"].append(run_fold(parent, fold, plan))
+                record["per_fold"].sort(key=lambda entry: entry["fold"])
+                record.update(summarise(record["per_fold"]))
+                runs.write_json(parent / runs.CV_FILE, record)
+            if plan.refit_loaded is not None and record.get("refit_result") is None:
+                record["refit_result"] = run_refit(parent, plan, plan.refit_loaded)
+                runs.write_json(parent / runs.CV_FILE, record)
     except (KeyboardInterrupt, Terminated):
         runs.set_state(parent, "interrupted", kind="cv", folds_done=len(record["per_fold"]))
         console.print(f"cross-validation interrupted with {len(record['per_fold'])} of "
