@@ -71,8 +71,10 @@ def cv_parent(folder: Path, record: object) -> Path:
     return folder
 
 
-def test_resume_of_a_broken_cv_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parent = cv_parent(tmp_path / "cv", {"folds": "three"})
+@pytest.mark.parametrize("record", [{"folds": "three"}, [3], {"folds": 3, "per_fold": [{}]}])
+def test_resume_of_a_broken_cv_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    record: object) -> None:
+    parent = cv_parent(tmp_path / "cv", record)
     assert (f"error: {parent / 'cv.json'}: not the cv.json dltrain writes; start a new "
             "cross-validation with dltrain cv.") in refused(capsys, "--resume", parent)
 

@@ -94,7 +94,7 @@ def resume_cv(parent: Path, *, device: Device, console: Console, live: bool,
     with run_lock.writing(parent):
         record = read_record(parent)
         loaded = load_config(parent / runs.CONFIG_FILE)
-        record["refit"] = bool(record["refit"] or refit)
+        record["refit"] = bool(record.get("refit") or refit)
         plan = make_plan(loaded, record["folds"], record["refit"], device, console, live,
                          bool(record.get("smoke")))
         if data_marks(plan) != {key: record.get(key) for key in ("folds_sha256", "data")}:
@@ -111,7 +111,9 @@ def resume_cv(parent: Path, *, device: Device, console: Console, live: bool,
 def read_record(parent: Path) -> dict[str, Any]:
     record = runs.read_json(parent / runs.CV_FILE)
     if not (isinstance(record, dict) and isinstance(record.get("folds"), int)
-            and isinstance(record.get("per_fold"), list)):
+            and isinstance(record.get("per_fold"), list)
+            and all(isinstance(entry, dict) and isinstance(entry.get("fold"), int)
+                    for entry in record["per_fold"])):
         raise RunError(f"{parent / runs.CV_FILE}: not the cv.json dltrain writes; start a new "
                        "cross-validation with dltrain cv.")
     return record
