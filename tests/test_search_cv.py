@@ -159,3 +159,47 @@ def test_interrupted_cv_resumes_only_the_missing_folds(
     assert "Refit: test split" in out and "refit on all 256 training samples: refit/" in out
     code, out, err = run_cli(capsys, "cv", "--resume", parent)  # nothing left: kept as it is
     assert code == 0 and out.count("completed earlier, kept") == 3
+
+
+def fold_record(index: int, accuracy: float, loss: float) -> dict[str, Any]:
+    return {"fold": index, "train_samples": 8, "validation_samples": 4, "epochs_run": 2,
+            "validation": {"accuracy": accuracy, "loss": loss},
+            "test": {"accuracy": accuracy - 0.1, "loss": loss + 0.1}}
+
+
+def test_summary_is_the_mean_and_sample_std_of_each_metric() -> None:
+    from dltrain.search.cv_summary import summarise
+
+    entries = [fold_record(0, 0.5, 1.0), fold_record(1, 0.7, 0.8), fold_record(2, 0.9, 0.3)]
+    summary = summarise(entries)
+    assert summary["validation"]["accuracy"]["mean"] == pytest.approx(0.7)
+    assert summary["validation"]["accuracy"]["std"] == pytest.approx(0.2)  # ddof=1, not 0.163
+    assert summary["test"]["loss"] == pytest.approx(dict(zip(
+        ("mean", "std"), by_hand([1.1, 0.9, 0.4]), strict=True)))
+    assert summarise(entries[:1])["validation"]["loss"] == {"mean": 1.0, "std": None}
+
+
+def test_the_folds_table_fits_80_columns_with_mean_and_std() -> None:
+    import io
+
+    from rich.console import Console
+
+    from dltrain.report.crossval import print_cv
+    from dltrain.search.cv_summary import summarise
+
+    entries = [fold_record(0, 0.5, 1.0), fold_record(1, 0.7, 0.8)]
+    record = {"folds": 2, "per_fold": entries, "std": "sample standard deviation (ddof=1)",
+              "refit_result": {"run_dir": "refit", "train_samples": 12,
+                               "test": {"accuracy": 0.75, "loss": 0.6}}, **summarise(entries)}
+    buffer = io.StringIO()
+    print_cv(Console(file=buffer, width=80), record, "runs/cv")
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert [cell.strip() for cell in next(line for line in lines if "mean" in line).split(
+        "│")[1:-1]] == ["mean", "", "", "0.6000", "0.9000", "0.5000", "1.0000"]
+    assert [cell.strip() for cell in next(line for line in lines if "std" in line
+                                          and "│" in line).split("│")[1:-1]] == [
+        "std", "", "", "0.1414", "0.1414", "0.1414", "0.1414"]
+    assert lines[lines.index("cross-validation over 2 folds (mean ± std):") + 1:][:2] == [
+        "  val accuracy 0.6000 ± 0.1414", "  val loss 0.9000 ± 0.1414"]
+    assert "refit on all 12 training samples: refit/" in lines

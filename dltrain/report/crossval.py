@@ -41,16 +41,17 @@ def number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def headline(record: dict[str, Any]) -> str:
-    """The estimate in one line: each validation metric's mean ± std."""
-    parts = [f"val {name} {number(stats['mean'])} ± {number(stats['std'])}"
-             for name, stats in (record.get("validation") or {}).items()]
-    return f"cross-validation ({len(record['per_fold'])} folds): " + ", ".join(parts)
+def headline(record: dict[str, Any]) -> list[str]:
+    """The estimate: each validation metric's mean ± std over the folds, one a line."""
+    return [f"cross-validation over {len(record['per_fold'])} folds (mean ± std):"] + [
+        f"  val {name} {number(stats['mean'])} ± {number(stats['std'])}"
+        for name, stats in (record.get("validation") or {}).items()]
 
 
 def print_cv(console: Console, record: dict[str, Any], parent: str) -> None:
     console.print(folds_table(record))
-    console.print(headline(record), highlight=False, soft_wrap=True)
+    for line in headline(record):
+        console.print(escape(line), highlight=False, soft_wrap=True)
     refit = record.get("refit_result")
     if refit is not None:
         console.print(metrics_table("Refit: test split", refit["test"]))
