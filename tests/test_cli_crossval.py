@@ -108,3 +108,15 @@ def test_an_existing_run_dir_is_not_overwritten(tmp_path: Path,
     assert (f"error: --run-dir {tmp_path / 'cv'} already exists and is not empty; choose a new "
             "folder so no earlier run is overwritten.") in refused(
         capsys, QUICKSTART, "--folds", "2", "--smoke", "--run-dir", tmp_path / "cv")
+
+
+def test_fit_resume_of_a_fold_points_to_cv_resume(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    parent = cv_parent(tmp_path / "cv", {"folds": 3, "per_fold": []})
+    fold = parent / "fold-1"
+    fold.mkdir()
+    (fold / "config.yaml").write_text((parent / "config.yaml").read_text())
+    code, out, err = run_cli(capsys, "fit", "--resume", fold)
+    assert code == 2, out + err
+    assert (f"error: {fold}: a run of the cross-validation {parent}; finish it with: dltrain "
+            f"cv --resume {parent}") in " ".join(err.split())
