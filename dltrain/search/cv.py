@@ -85,7 +85,12 @@ def cross_validate(loaded: Loaded, *, folds: int, run_dir: Path | None, device: 
 def resume_cv(parent: Path, *, device: Device, console: Console, live: bool,
               refit: bool = False) -> CvResult:
     """Finish a cross-validation: the folds cv.json records are kept, any other is run again
-    from its start (an interrupted fold's folder is replaced), then the refit if asked."""
+    from its start (an interrupted fold's folder is replaced), then the refit if asked.
+
+    An interrupted fold is rerun, not resumed from its last epoch: `fit --resume` remakes the
+    config's data, not the fold's, and a rerun fold gives the numbers an uninterrupted one
+    would (same seed, same data order). It costs at most one fold's training.
+    """
     if not (parent / runs.CV_FILE).is_file():
         hint = (f" It is a fit's run directory: dltrain fit --resume {parent}"
                 if (parent / runs.CONFIG_FILE).is_file() else "")
