@@ -88,8 +88,8 @@ def resume_cv(parent: Path, *, device: Device, console: Console, live: bool,
     from its start (an interrupted fold's folder is replaced), then the refit if asked.
 
     An interrupted fold is rerun, not resumed from its last epoch: `fit --resume` remakes the
-    config's data, not the fold's, and a rerun fold gives the numbers an uninterrupted one
-    would (same seed, same data order). It costs at most one fold's training.
+    config's data, not the fold's, and a rerun fold starts as an uninterrupted one would (the
+    same seed, initial weights and data order). It costs at most one fold's training.
     """
     if not (parent / runs.CV_FILE).is_file():
         hint = (f" It is a fit's run directory: dltrain fit --resume {parent}"
