@@ -203,3 +203,15 @@ def test_the_folds_table_fits_80_columns_with_mean_and_std() -> None:
     assert lines[lines.index("cross-validation over 2 folds (mean ± std):") + 1:][:2] == [
         "  val accuracy 0.6000 ± 0.1414", "  val loss 0.9000 ± 0.1414"]
     assert "refit on all 12 training samples: refit/" in lines
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda path: path.stem)
+def test_each_shipped_config_gets_its_folds_validation_and_nothing_else(path: Path) -> None:
+    from dltrain.search.cv import variant
+
+    loaded = load_config(path)
+    folds = variant(loaded, 1 / 3, "each fold validates on its held-out fold").config
+    assert folds.dataset.validation_split == pytest.approx(1 / 3)
+    assert folds.model_dump(exclude={"dataset"}) == loaded.config.model_dump(exclude={"dataset"})
+    assert folds.dataset.model_dump(exclude={"validation_split"}) == (
+        loaded.config.dataset.model_dump(exclude={"validation_split"}))
