@@ -70,7 +70,7 @@ def runs(
     sort: Annotated[SortKey, typer.Option(help="Sort by this column.")] = SortKey.date,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs: name, date, dataset, state, kind (fit, smoke or synthetic), backend, epochs,
+    """List runs: name, date, dataset, state, kind (fit, smoke, synthetic or cv), backend, epochs,
     test accuracy and loss, training time and samples/s; a narrow terminal drops the least
     needed columns (backend, samples/s, dataset, date, epochs, time, loss) and keeps names whole.
 

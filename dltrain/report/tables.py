@@ -83,7 +83,7 @@ RUN_COLUMNS = [("name", "name", False), ("date", "date", False), ("dataset", "da
 RUN_OPTIONAL = ["backend", "samples_per_second", "dataset", "date", "epochs", "seconds", "loss"]
 STATE_COLOURS = {"completed": "green", "interrupted": "yellow", "failed": "red",
                  "corrupt": "red"}
-KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta"}
+KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta", "cv": "cyan"}
 
 
 class RunsTable:
@@ -114,12 +114,19 @@ class RunsTable:
             if key in keys:
                 table.add_column(header, justify="right" if right else "left", no_wrap=True)
         for row in self.rows:
-            table.add_row(*[run_cell(key, row.get(key)) for key in keys])
+            table.add_row(*[row_cell(row, key) for key in keys])
         return table
 
 
 def runs_table(rows: list[dict[str, Any]], folder: Path) -> RunsTable:
     return RunsTable(rows, folder)
+
+
+def row_cell(row: dict[str, Any], key: str) -> str:
+    """A cell of the row; a cross-validation's accuracy with its std over the folds."""
+    std = row.get(f"{key}_std") if key == "accuracy" else None
+    cell = run_cell(key, row.get(key))
+    return cell if std is None or row.get(key) is None else f"{cell}±{std:.4f}"
 
 
 def run_cell(key: str, value: Any) -> str:

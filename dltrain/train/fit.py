@@ -115,6 +115,9 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
     if not (run_dir / runs.CONFIG_FILE).is_file():  # not a run: leave no lock file there
         raise RunError(f"{run_dir}: no config.yaml, so no run to resume: a fit killed this early "
                        f"kept nothing. Start it again: dltrain fit CONFIG --run-dir {run_dir}")
+    if (run_dir.parent / runs.CV_FILE).is_file():  # a fold's data, which fit cannot remake
+        raise RunError(f"{run_dir}: a run of the cross-validation {run_dir.parent}; finish it "
+                       f"with: dltrain cv --resume {run_dir.parent}")
     with run_lock.writing(run_dir):
         return _resume(run_dir, epochs=epochs, changed=changed, device=device, console=console,
                        live=live)

@@ -1,0 +1,1 @@
+"""Runs of many fits from one config: K-fold cross-validation (`cv`)."""
