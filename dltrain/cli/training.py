@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dltrain.cli.options import Backend, ConfigArg, Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.config.starter import TEMPLATES
 from dltrain.console import emit_json, err, for_results, out
 from dltrain.errors import ConfigError, DltrainError
 
@@ -185,3 +187,28 @@ def schema() -> None:
     from dltrain.config.schema import json_schema
 
     emit_json(with_layer_names(json_schema()))
+
+
+Template = Enum("Template", {name: name for name in TEMPLATES}, type=str)  # type: ignore[misc]
+
+
+def init(
+    template: Annotated[Template, typer.Argument(  # type: ignore[valid-type]
+        help="What to train: image (Fashion-MNIST subset), tabular (a CSV).")] = "image",  # type: ignore[assignment]
+    path: Annotated[Path | None, typer.Argument(
+        help="Where to write the config (default: TEMPLATE.yaml here).", show_default=False)]
+    = None,
+) -> None:
+    """Write a short, commented starter config that trains on data shipped with dltrain.
+
+    Never overwrites a file. Example: dltrain init tabular my_first.yaml
+    """
+    from dltrain.config.starter import write_starter
+
+    name = template.value  # type: ignore[attr-defined]
+    target = path or Path(f"{name}.yaml")
+    written = write_starter(name, target)
+    for file in written:
+        out.print(f"wrote {escape(str(file))}", highlight=False)
+    out.print(f"next: dltrain show {escape(str(target))}, then dltrain fit {escape(str(target))}",
+              highlight=False)

@@ -1,1 +1,2 @@
-"""Hyperparameter search and cross-validation: many fits of one config, in one parent run."""
+"""Runs of many fits from one config: K-fold cross-validation (`cv`) and hyperparameter search
+(`tune`)."""

@@ -19,8 +19,7 @@ SCALARS = (str, int, float, bool, type(None))
 
 
 def override(key: str, value: Any) -> str:
-    """`key=value` as --set takes it; the value written as YAML so it reads back the same
-    (PyYAML reads 1e-05 as a string, 1.0e-05 as a float)."""
+    """`key=value` as --set takes it; the value written as YAML so it reads back the same."""
     text = yaml.safe_dump(value, default_flow_style=True).strip()
     return f"{key}={text.removesuffix('...').strip()}"
 
