@@ -168,3 +168,27 @@ def test_runs_lists_a_search_as_one_row_of_kind_tune(tmp_path: Path) -> None:
     rows = list_runs(tmp_path / "runs")
     assert [(row["name"], row["kind"], row["accuracy"]) for row in rows] == [
         (parent.name, "tune", 0.8)]
+
+
+def test_interrupted_trials_are_told_apart_from_running_and_failed_ones() -> None:
+    import os
+    import socket
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from dltrain.search.results import interrupted
+
+    def trial(state: str, minutes_ago: float = 0, **attrs: object) -> SimpleNamespace:
+        return SimpleNamespace(state=SimpleNamespace(name=state), user_attrs=attrs,
+                               datetime_start=datetime.now() - timedelta(minutes=minutes_ago))
+
+    here = socket.gethostname()
+    gone = 2**22  # above the largest pid_max Linux allows: no such process
+    assert interrupted(trial("FAIL", interrupted=True))
+    assert not interrupted(trial("FAIL", error="kernel too large"))
+    assert not interrupted(trial("RUNNING", host=here, pid=os.getpid()))  # this process: alive
+    assert interrupted(trial("RUNNING", host=here, pid=gone))  # killed
+    assert not interrupted(trial("RUNNING", host="elsewhere", pid=gone))  # another machine's
+    assert not interrupted(trial("RUNNING"))  # just asked for
+    assert interrupted(trial("RUNNING", minutes_ago=10))  # asked for, never started
+    assert not interrupted(trial("COMPLETE"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +25,7 @@ TUNE_FILE = "tune.json"
 BEST_CONFIG = "best.yaml"
 HISTORY_PLOT = "trials.png"
 IMPORTANCE_PLOT = "importance.png"
+UNSTARTED = 300  # seconds after which a trial that never named its process counts as stopped
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
           "WAITING": "waiting"}
 
@@ -64,12 +66,17 @@ def interrupted(trial: Any) -> bool:
     attrs = trial.user_attrs
     if trial.state.name == "FAIL":
         return bool(attrs.get("interrupted"))
-    if trial.state.name != "RUNNING" or attrs.get("host") != socket.gethostname():
+    if trial.state.name != "RUNNING":
+        return False
+    if not isinstance(attrs.get("pid"), int):
+        # Asked of Optuna but not started: a trial names its process at once, so one this old
+        # was stopped in between (a Ctrl-C while Optuna made it).
+        started = trial.datetime_start
+        return started is not None and (datetime.now() - started).total_seconds() > UNSTARTED
+    if attrs.get("host") != socket.gethostname():
         return False
     if attrs.get("interrupted"):
         return True
-    if not isinstance(attrs.get("pid"), int):  # asked for, not started yet
-        return False
     try:
         os.kill(attrs["pid"], 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
