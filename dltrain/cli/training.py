@@ -62,6 +62,9 @@ def fit(
     if loaded is not None:
         check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
+        if loaded.config.search is not None:
+            print_notes(err, [f"{config} has a search: section: fit trains the config as written; "
+                              f"dltrain tune {config} runs the search."])
         if resume is None:
             use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
     from dltrain.train import fit as runner

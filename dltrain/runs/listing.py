@@ -142,9 +142,11 @@ def _text(value: Any) -> str:
 
 
 def kind(state: dict[str, Any], metrics: dict[str, Any], env: dict[str, Any]) -> str:
-    """synthetic, smoke or fit, from the markers the run wrote (metrics.json has `smoke` after
+    """tune, synthetic, smoke or fit, from the markers the run wrote (metrics.json has `smoke` after
     a --smoke fit); a run stopped before its metrics is told by its command line."""
     markers = {**state, **metrics}
+    if state.get("kind") == "tune":  # a search's parent run: its trials are inside it
+        return "tune"
     if markers.get("synthetic"):
         return "synthetic"
     if markers.get("smoke") or "--smoke" in (env.get("command") or []):

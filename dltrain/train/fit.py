@@ -41,6 +41,7 @@ class Start:
     smoke: bool = False  # measure the training loss before and after, to see it fall
     kept: int = 0  # the epochs last.keras holds now: where a resume would start
     trained: int | None = None  # set when training is over (early stopping may end it sooner)
+    callbacks: list[Any] = field(default_factory=list)  # the caller's own (a search's pruning)
 
     def __post_init__(self) -> None:
         self.kept = self.epoch
@@ -48,11 +49,12 @@ class Start:
 
 def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Console,
         live: bool, smoke: bool = False, synthetic: bool = False,
-        splits: Splits | None = None) -> FitResult:
+        splits: Splits | None = None, callbacks: list[Any] | None = None) -> FitResult:
     """Everything that can fail on the user's input fails before the run directory exists.
 
     `splits`, when given, is data already loaded for this config (the folds of a
     cross-validation, the trials of a search): used as it is instead of reading the dataset again.
+    `callbacks` are Keras callbacks added after dltrain's own (a search reports each epoch).
     """
     config = loaded.config
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
@@ -72,6 +74,7 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         write_run_files(path, config, splits, device_name)
         console.print(f"run directory: {path}", highlight=False, soft_wrap=True)
         start.smoke = smoke
+        start.callbacks = list(callbacks or [])
         return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
     finally:
         run_lock.release(path)
@@ -426,4 +429,4 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
         print_notes(console, [f"training.tensorboard: no TensorBoard logs on the {config.backend} "
                               "backend without TensorFlow installed (Keras writes them through "
                               "tf.summary); pip install tensorflow to get them."])
-    return history, checkpoint, callbacks
+    return history, checkpoint, [*callbacks, *start.callbacks]
