@@ -192,3 +192,16 @@ def test_interrupted_trials_are_told_apart_from_running_and_failed_ones() -> Non
     assert not interrupted(trial("RUNNING"))  # just asked for
     assert interrupted(trial("RUNNING", minutes_ago=10))  # asked for, never started
     assert not interrupted(trial("COMPLETE"))
+
+
+def test_fit_resume_of_a_trial_points_to_tune_resume(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    parent = tmp_path / "search"
+    trial = parent / "trial-0001"
+    trial.mkdir(parents=True)
+    (parent / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune"}))
+    (trial / "config.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
+    code, out, err = run_cli(capsys, "fit", "--resume", trial)
+    assert code == 2, out + err
+    assert (f"error: {trial}: a trial of the search {parent}; its study must hear how it ends, "
+            f"so go on with: dltrain tune --resume {parent}") in " ".join(err.split())
