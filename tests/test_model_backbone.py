@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -97,6 +98,30 @@ def test_a_backbone_only_as_the_first_layer_and_on_images() -> None:
     raw = raw_config()
     raw["dataset"]["standardize"] = True
     assert "dataset.standardize: a backbone normalises its inputs itself" in config_error(raw)
+
+
+@pytest.mark.parametrize(("change", "where", "expected"), [
+    ({"name": "MobileNet2"}, "model.layers.0.Backbone.name",
+     "unknown backbone 'MobileNet2'. Did you mean 'MobileNetV2'?"),
+    ({"input_size": [28, 28]}, "model.layers.0.Backbone.input_size",
+     "MobileNetV2 takes images of at least 32x32. Received: [28, 28]."),
+    ({"weights": "nowhere.weights.h5"}, "model.layers.0.Backbone.weights",
+     "no such weights file: "),
+    (None, "model.layers.1.Backbone", "a backbone must be the first layer (model.layers.0)"),
+])
+def test_the_cli_refuses_bad_backbones_at_their_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any] | None,
+        where: str, expected: str) -> None:
+    raw = raw_config(change)
+    if change is None:
+        raw["model"]["layers"].insert(0, {"Flatten": {}})
+    code, _, err = run_cli(capsys, "show", write_config(tmp_path, raw), "--no-summary")
+    message = " ".join(err.split())
+    assert code == 2 and re.search(rf"backbone\.yaml: {re.escape(where)} \(line \d+\): ",
+                                   message), err
+    assert expected in message
+    if change and "weights" in change:  # relative to the config file's folder
+        assert str(tmp_path / "nowhere.weights.h5") in message
 
 
 @pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50", "DenseNet121", "EfficientNetB0"])
@@ -303,3 +328,15 @@ def check_fine_tuned(model: Any, tune: dict[str, Any], epochs: int, steps: int) 
                              if isinstance(layer, keras.layers.BatchNormalization))
     assert float(model.optimizer.learning_rate) == pytest.approx(tune["learning_rate"])
     assert int(model.optimizer.iterations.numpy()) == epochs * steps
+
+
+def test_images_not_scaled_to_0_1_are_refused_before_training(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = raw_config()
+    raw["dataset"]["rescale"] = 1.0
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "fit", write_config(tmp_path, raw), "--run-dir", run)
+    message = " ".join(err.split())
+    assert code == 2 and "a backbone takes images scaled to [0, 1]" in message, err
+    assert "range over [0, 255]. Set dataset.rescale" in message
+    assert not run.exists()

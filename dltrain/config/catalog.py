@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from dltrain.config.backbone import WHERE as BACKBONE_WHERE
 from dltrain.config.backbone import check_size, check_structure
-from dltrain.config.schema import BackboneConfig, Config, NamedObject, OptimizerConfig
+from dltrain.config.schema import (
+    BACKBONE_LAYER,
+    BackboneConfig,
+    Config,
+    NamedObject,
+    OptimizerConfig,
+)
 from dltrain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -68,11 +74,23 @@ def with_layer_names(schema: dict[str, Any]) -> dict[str, Any]:
         {"type": "string", "enum": names, "description": "A keras.layers class without arguments."},
         {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
          "description": "{LayerClass: {its keyword arguments}}",
-         "properties": {name: {"type": ["object", "null"], "additionalProperties": False,
-                               "properties": {arg: {} for arg in layers[name]["args"]}}
-                        for name in names}}]}
+         "properties": {**{name: {"type": ["object", "null"], "additionalProperties": False,
+                                  "properties": {arg: {} for arg in layers[name]["args"]}}
+                           for name in names},
+                        BACKBONE_LAYER: backbone_schema(schema)}}]}
     schema["$defs"]["ModelConfig"]["properties"]["layers"]["items"] = items
     return schema
+
+
+def backbone_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`Backbone`'s keys: BackboneConfig's, with the catalog's names, and the applications'."""
+    backbones = load_catalog()["backbones"]
+    backbone = BackboneConfig.model_json_schema(ref_template="#/$defs/{model}")
+    schema["$defs"].update(backbone.pop("$defs", {}))
+    backbone["properties"]["name"]["enum"] = sorted(backbones)
+    backbone["properties"].update({arg: {} for arg in sorted(
+        {arg for spec in backbones.values() for arg in spec["args"]})})
+    return {**backbone, "additionalProperties": False}
 
 
 def check_loaded(loaded: Loaded) -> str | None:

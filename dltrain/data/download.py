@@ -98,14 +98,15 @@ def fetch(url: str, target: Path, sha256: str | None, offline_hint: str) -> None
                         f"({str(exc).splitlines()[0]}). Nothing was cached. {offline_hint}") from None
     except Exception as exc:  # noqa: BLE001 - get_file raises bare Exception for network errors
         raise DataError(f"{target.name} is not in the Keras cache ({target.parent}) and could not "
-                        f"be downloaded from {url} ({_reason(exc)}). {offline_hint}") from None
+                        f"be downloaded from {url} ({_reason(exc, url)}). {offline_hint}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, url: str) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    # Keras's "URL fetch failure on <url>: None -- [Errno -2] ...": the URL is said already.
+    return text[0].removeprefix(f"URL fetch failure on {url}: ") if text else type(exc).__name__
 
 
 def file_hash_matches(path: Path, expected: str | None) -> bool:
