@@ -158,7 +158,9 @@ def test_a_backbone_model_fits_evaluates_and_predicts_with_its_preprocessing(
     assert backbone["name"] == "MobileNetV2" and backbone["image_size"] == [32, 32]
     assert backbone["preprocess_input"] == "keras.applications.mobilenet_v2.preprocess_input"
     assert backbone["in_model"] == ["backbone_resize", "backbone_preprocess"]
-    assert backbone["channels"] == "1 -> 3 (grayscale repeated)"
+    assert backbone["input_channels"] == 1 and backbone["grayscale_repeated_to_rgb"]
+    assert np.asarray(backbone["kernel"]) == pytest.approx(np.full((1, 3), 255 / 127.5))
+    assert backbone["bias"] == pytest.approx([-1.0, -1.0, -1.0])  # MobileNetV2: x / 127.5 - 1
     metrics = json.loads((run / "metrics.json").read_text())
 
     code, out, err = run_cli(capsys, "eval", run, "--json")

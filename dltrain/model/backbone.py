@@ -57,11 +57,15 @@ def backbone_layers(config: Config, spec: BackboneConfig, function: Any) -> list
     keras = keras_module()
     height, width = image_size(spec, default_size(spec.name))
     layers = []
-    if tuple(config.model.input_shape[:2]) != (height, width):
+    if resizes(config, spec):
         layers.append(keras.layers.Resizing(height, width, name=RESIZE_LAYER, dtype="float32"))
     layers.append(keras.layers.Dense(3, name=PREPROCESS_LAYER, trainable=False, dtype="float32"))
     layers.append(make_application(function, spec, (height, width, 3)))
     return layers
+
+
+def resizes(config: Config, spec: BackboneConfig) -> bool:
+    return tuple(config.model.input_shape[:2]) != image_size(spec, default_size(spec.name))
 
 
 def default_size(name: str) -> int:
@@ -156,8 +160,9 @@ def backbone_preprocessing(config: Config) -> dict[str, Any]:
     return {"backbone": {
         "name": spec.name, "weights": spec.weights, "input_range": [0.0, 1.0],
         "image_size": list(image_size(spec, default_size(spec.name))),
-        "in_model": [RESIZE_LAYER, PREPROCESS_LAYER], "preprocess_input": public,
-        "channels": f"{channels} -> 3" + (" (grayscale repeated)" if channels == 1 else ""),
+        "in_model": [RESIZE_LAYER] * resizes(config, spec) + [PREPROCESS_LAYER],
+        "preprocess_input": public,
+        "input_channels": channels, "grayscale_repeated_to_rgb": channels == 1,
         "kernel": kernel.tolist(), "bias": bias.tolist(),
         "note": ("the saved model resizes and preprocesses images itself: feed it images "
                  "scaled to [0, 1] at model.input_shape, as fit, eval and predict do")}}
