@@ -342,3 +342,16 @@ def test_images_not_scaled_to_0_1_are_refused_before_training(
     assert code == 2 and "a backbone takes images scaled to [0, 1]" in message, err
     assert "range over [0, 255]. Set dataset.rescale" in message
     assert not run.exists()
+
+
+def test_smoke_runs_both_phases_of_a_fine_tuning_config(tmp_path: Path) -> None:
+    from dltrain.config.backbone import backbone_of
+    from dltrain.config.load import load_config
+
+    tune = {"at_epoch": 8, "layers": 10, "learning_rate": 1e-5}
+    raw = raw_config({"fine_tune": tune}, training={"epochs": 20})
+    config = load_config(write_config(tmp_path, raw), smoke=True).config
+    spec = backbone_of(config)
+    assert spec is not None and spec.fine_tune is not None
+    assert (config.training.epochs, spec.fine_tune.at_epoch) == (2, 1)
+    assert check_names(config) is not None

@@ -167,6 +167,11 @@ def shrink_for_smoke(raw: dict[str, Any], origins: dict[Key, str]) -> None:
         if current is not None and blame((section, key), {}, origins)[1] is not None:
             continue
         values[key] = min(current, limit) if isinstance(current, int) else limit
+    tune = (_backbone_section(raw) or {}).get("fine_tune")
+    if isinstance(tune, dict) and raw["training"]["epochs"] == 1 and blame(
+            ("training", "epochs"), {}, origins)[1] is None:
+        # Two epochs, fine-tuning in the second: the smoke run goes through both phases.
+        raw["training"]["epochs"], tune["at_epoch"] = 2, 1
 
 
 def rewrite_keras2(raw: Any, source: str) -> list[str]:
