@@ -217,6 +217,17 @@ def same_weights(found: list[np.ndarray], expected: list[np.ndarray]) -> bool:
         np.array_equal(a, b) for a, b in zip(found, expected, strict=True))
 
 
+@pytest.mark.parametrize(("layers", "expected"), [
+    (2, "model.layers.0.Backbone.fine_tune.layers: the last 2 layer(s) of MobileNetV2 hold no "
+        "weights that fine-tuning would train"),
+    (1000, "model.layers.0.Backbone.fine_tune.layers: MobileNetV2 has 155 layers. Received: 1000."),
+])
+def test_fine_tuning_must_reach_weights_that_train(layers: int, expected: str) -> None:
+    tune = {"at_epoch": 1, "layers": layers, "learning_rate": 1e-5}
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        built_backbone_weights(raw_config({"fine_tune": tune}, training={"epochs": 2}))
+
+
 def test_weights_from_a_file_are_loaded(weights_file: tuple[Path, list[np.ndarray]]) -> None:
     path, expected = weights_file
     assert same_weights(built_backbone_weights(raw_config({"weights": str(path)})), expected)

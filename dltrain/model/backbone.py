@@ -85,10 +85,23 @@ def make_application(function: Any, spec: BackboneConfig, shape: tuple[int, int,
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{WHERE}: {_first_line(exc)}") from None
     model.trainable = spec.trainable
-    if spec.fine_tune is not None and spec.fine_tune.layers > len(model.layers):
-        raise ConfigError(f"{WHERE}.fine_tune.layers: {spec.name} has {len(model.layers)} layers. "
-                          f"Received: {spec.fine_tune.layers}. Unfreeze at most that many.")
+    if spec.fine_tune is not None:
+        check_fine_tune_layers(model, spec.name, spec.fine_tune.layers)
     return model
+
+
+def check_fine_tune_layers(model: Any, name: str, count: int) -> None:
+    """fine_tune.layers must reach weights that can train (not only pooling or BatchNorm)."""
+    where = f"{WHERE}.fine_tune.layers"
+    if count > len(model.layers):
+        raise ConfigError(f"{where}: {name} has {len(model.layers)} layers. Received: {count}. "
+                          f"Unfreeze at most that many.")
+    batch_norm = keras_module().layers.BatchNormalization
+    if not any(layer.weights and not isinstance(layer, batch_norm)
+               for layer in model.layers[-count:]):
+        raise ConfigError(f"{where}: the last {count} layer(s) of {name} hold no weights that "
+                          f"fine-tuning would train (pooling, activations and BatchNormalization "
+                          f"stay as they are). Received: {count}. Unfreeze more layers.")
 
 
 @contextlib.contextmanager
