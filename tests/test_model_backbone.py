@@ -317,6 +317,8 @@ def test_fine_tuning_unfreezes_the_top_layers_and_resumes_across_it(
     code, out, err = run_cli(capsys, "fit", "--resume", run)
     assert code == 0, out + err
     assert f"resuming {run} after epoch 1" in out
+    assert "fine-tuning from epoch 2: the last 10 layers of mobilenetv2_0.35_32 unfrozen" in (
+        " ".join(out.split()))
     tuned = keras.saving.load_model(run / "last.keras")
     check_fine_tuned(tuned, tune, epochs=2, steps=2)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from dltrain.backend import keras_module
 from dltrain.config.backbone import backbone_of
 from dltrain.config.schema import Config, FineTuneConfig
@@ -22,9 +24,11 @@ from dltrain.model.build import compile_model
 FitFrom = Callable[[int, int], None]
 
 
-def fit_in_phases(model: Any, config: Config, fit_from: FitFrom, first: int) -> None:
+def fit_in_phases(model: Any, config: Config, fit_from: FitFrom, first: int,
+                  say: Callable[[str], None]) -> None:
     """Train from epoch `first` to training.epochs, unfreezing the backbone on the way when the
-    config fine-tunes it; training stopped early (early stopping) does not go on to fine-tune."""
+    config fine-tunes it (`say` tells the user); training stopped early (early stopping) does
+    not go on to fine-tune."""
     spec = backbone_of(config)
     tune = spec.fine_tune if spec is not None else None
     if tune is not None and first < tune.at_epoch:
@@ -34,6 +38,11 @@ def fit_in_phases(model: Any, config: Config, fit_from: FitFrom, first: int) -> 
         first = tune.at_epoch
     if tune is not None and not is_unfrozen(model):
         unfreeze(model, config, tune)
+        trained = sum(int(np.prod(weight.shape))
+                      for weight in backbone_model(model).trainable_weights)
+        say(f"fine-tuning from epoch {first + 1}: the last {tune.layers} layers of "
+            f"{backbone_model(model).name} unfrozen ({trained:,} weights, BatchNormalization "
+            f"frozen), learning rate {tune.learning_rate:g}.")
     fit_from(first, config.training.epochs)
 
 

@@ -275,7 +275,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
             fit_in_phases(start.model, config, lambda first, last: trainer.fit(
                 **(inputs if first == start.epoch else fit_inputs(splits, config, first, augment_to)),
                 epochs=last, initial_epoch=first, verbose=0, shuffle=False, callbacks=callbacks),
-                start.epoch)
+                start.epoch, lambda text: print_notes(console, [text]))
         except NonFiniteLoss:
             diverged = True
     train_seconds = time.perf_counter() - started
