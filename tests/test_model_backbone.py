@@ -300,8 +300,10 @@ def test_fine_tuning_unfreezes_the_top_layers_and_resumes_across_it(
     from dltrain.train import finetune
 
     tune = {"at_epoch": 1, "layers": 10, "learning_rate": 1e-5}
+    # Augmented: on JAX and torch the model then trains inside a wrapper, made anew on unfreezing.
     raw = raw_config({"fine_tune": tune}, training={"epochs": 2, "batch_size": 8,
-                                                    "tensorboard": False})
+                                                    "tensorboard": False},
+                     augmentation={"horizontal_flip": True})
     config, run = write_config(tmp_path, raw), tmp_path / "run"
 
     def interrupted(*args: Any) -> None:

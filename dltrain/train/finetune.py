@@ -18,32 +18,39 @@ import numpy as np
 from dltrain.backend import keras_module
 from dltrain.config.backbone import backbone_of
 from dltrain.config.schema import Config, FineTuneConfig
+from dltrain.model.augment import saved_model
 from dltrain.model.build import compile_model
 
-# model.fit from a first epoch to a last one (Keras's initial_epoch and epochs).
-FitFrom = Callable[[int, int], None]
+# The trainer's fit from a first epoch to a last one (Keras's initial_epoch and epochs).
+FitFrom = Callable[[Any, int, int], None]
 
 
-def fit_in_phases(model: Any, config: Config, fit_from: FitFrom, first: int,
-                  say: Callable[[str], None]) -> None:
+def fit_in_phases(trainer: Any, config: Config, fit_from: FitFrom, first: int,
+                  say: Callable[[str], None], rewrap: Callable[[Any], Any]) -> None:
     """Train from epoch `first` to training.epochs, unfreezing the backbone on the way when the
     config fine-tunes it (`say` tells the user); training stopped early (early stopping) does
-    not go on to fine-tune."""
+    not go on to fine-tune.
+
+    `trainer` is the model, or the model inside the augmentation that JAX and torch run in the
+    training step; `rewrap` makes that anew around the recompiled model.
+    """
+    model = saved_model(trainer)
     spec = backbone_of(config)
     tune = spec.fine_tune if spec is not None else None
     if tune is not None and first < tune.at_epoch:
-        fit_from(first, tune.at_epoch)
-        if model.stop_training:
+        fit_from(trainer, first, tune.at_epoch)
+        if trainer.stop_training:
             return
         first = tune.at_epoch
     if tune is not None and not is_unfrozen(model):
         unfreeze(model, config, tune)
+        trainer = rewrap(model)
         trained = sum(int(np.prod(weight.shape))
                       for weight in backbone_model(model).trainable_weights)
         say(f"fine-tuning from epoch {first + 1}: the last {tune.layers} layers of "
             f"{backbone_model(model).name} unfrozen ({trained:,} weights, BatchNormalization "
             f"frozen), learning rate {tune.learning_rate:g}.")
-    fit_from(first, config.training.epochs)
+    fit_from(trainer, first, config.training.epochs)
 
 
 def backbone_model(model: Any) -> Any:

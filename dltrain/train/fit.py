@@ -272,10 +272,11 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     diverged = False
     if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
         try:
-            fit_in_phases(start.model, config, lambda first, last: trainer.fit(
+            fit_in_phases(trainer, config, lambda model, first, last: model.fit(
                 **(inputs if first == start.epoch else fit_inputs(splits, config, first, augment_to)),
                 epochs=last, initial_epoch=first, verbose=0, shuffle=False, callbacks=callbacks),
-                start.epoch, lambda text: print_notes(console, [text]))
+                start.epoch, lambda text: print_notes(console, [text]),
+                lambda model: model if augment_to is not None else in_step(model, config, value_max))
         except NonFiniteLoss:
             diverged = True
     train_seconds = time.perf_counter() - started
