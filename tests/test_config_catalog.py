@@ -173,3 +173,17 @@ def test_schema_with_layer_names_accepts_the_shipped_configs_and_refuses_unknown
         document["model"]["layers"][3] = bad
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(document, schema)
+
+
+def test_schema_with_layer_names_knows_the_backbones() -> None:
+    schema = with_layer_names(json_schema())
+    document = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())
+    document["model"]["layers"][0] = {"Backbone": {
+        "name": "MobileNetV2", "alpha": 0.35, "weights": None, "pooling": "avg",
+        "fine_tune": {"at_epoch": 1, "layers": 20, "learning_rate": 1e-5}}}
+    jsonschema.validate(document, schema)
+    for bad in ({"name": "MobileNetV5"}, {"name": "MobileNetV2", "alfa": 1},
+                {"name": "MobileNetV2", "fine_tune": {"at_epoch": 1}}):
+        document["model"]["layers"][0] = {"Backbone": bad}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(document, schema)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dltrain.backend import keras_module
+from dltrain.config.backbone import MANAGED_ARGS
 from dltrain.config.catalog import BASE_LAYER_ARGS, CATALOG_FILE, CONFIGURED
 from dltrain.model.build import layer_registry
 
@@ -80,6 +81,53 @@ def public_classes(module: Any, base: type | None = None) -> dict[str, type]:
             and (base is None or issubclass(cls, base))}
 
 
+# Applications that check their input size themselves, with what their docstring says.
+DOCUMENTED_SIZES = {"mobilenet_v3": {"default_size": 224, "min_size": 32}}
+
+
+class _Seen(Exception):
+    """Stops an application's constructor once its input sizes are known."""
+
+
+def input_sizes(function: Any) -> dict[str, int]:
+    """The default and minimum image size an application passes to Keras's own input check."""
+    utils = importlib.import_module("keras.src.applications.imagenet_utils")
+    original, seen = utils.obtain_input_shape, {}
+
+    def capture(input_shape: Any, default_size: int, min_size: int, *args: Any,
+                **kwargs: Any) -> None:
+        seen.update(default_size=default_size, min_size=min_size)
+        raise _Seen
+
+    family = function.__module__.rsplit(".", 1)[-1]
+    if family in DOCUMENTED_SIZES:
+        return DOCUMENTED_SIZES[family]
+    utils.obtain_input_shape = capture
+    try:
+        function(include_top=False, weights=None)
+    except _Seen:
+        pass
+    finally:
+        utils.obtain_input_shape = original
+    if not seen:
+        raise RuntimeError(f"{function.__name__}: no input size check found; add it to "
+                           "DOCUMENTED_SIZES")
+    return seen
+
+
+def backbones() -> dict[str, Any]:
+    """keras.applications by name: the arguments a config may give and the input sizes."""
+    keras = keras_module()
+    found = {}
+    for name, function in sorted(vars(keras.applications).items()):
+        if not (callable(function) and name[:1].isupper()):
+            continue
+        spec = arguments(function)
+        spec["args"] = [arg for arg in spec["args"] if arg not in MANAGED_ARGS]
+        found[name] = {**spec, **input_sizes(function)}
+    return found
+
+
 def make_catalog() -> dict[str, Any]:
     """The catalog as a JSON-ready dict, from the Keras installed now."""
     keras = keras_module()
@@ -104,6 +152,7 @@ def make_catalog() -> dict[str, Any]:
     }
     for module_name in NAMED:
         catalog[module_name] = accepted_names(module_name)
+    catalog["backbones"] = backbones()
     for module_name in CONFIGURED:
         catalog.update(configurable_classes(module_name))
     for module_name in ("losses", "metrics"):

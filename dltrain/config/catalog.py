@@ -15,7 +15,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dltrain.config.schema import Config, NamedObject, OptimizerConfig
+from dltrain.config.backbone import WHERE as BACKBONE_WHERE
+from dltrain.config.backbone import check_size, check_structure
+from dltrain.config.schema import (
+    BACKBONE_LAYER,
+    BackboneConfig,
+    Config,
+    NamedObject,
+    OptimizerConfig,
+)
 from dltrain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -66,11 +74,23 @@ def with_layer_names(schema: dict[str, Any]) -> dict[str, Any]:
         {"type": "string", "enum": names, "description": "A keras.layers class without arguments."},
         {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
          "description": "{LayerClass: {its keyword arguments}}",
-         "properties": {name: {"type": ["object", "null"], "additionalProperties": False,
-                               "properties": {arg: {} for arg in layers[name]["args"]}}
-                        for name in names}}]}
+         "properties": {**{name: {"type": ["object", "null"], "additionalProperties": False,
+                                  "properties": {arg: {} for arg in layers[name]["args"]}}
+                           for name in names},
+                        BACKBONE_LAYER: backbone_schema(schema)}}]}
     schema["$defs"]["ModelConfig"]["properties"]["layers"]["items"] = items
     return schema
+
+
+def backbone_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`Backbone`'s keys: BackboneConfig's, with the catalog's names, and the applications'."""
+    backbones = load_catalog()["backbones"]
+    backbone = BackboneConfig.model_json_schema(ref_template="#/$defs/{model}")
+    schema["$defs"].update(backbone.pop("$defs", {}))
+    backbone["properties"]["name"]["enum"] = sorted(backbones)
+    backbone["properties"].update({arg: {} for arg in sorted(
+        {arg for spec in backbones.values() for arg in spec["args"]})})
+    return {**backbone, "additionalProperties": False}
 
 
 def check_loaded(loaded: Loaded) -> str | None:
@@ -103,12 +123,16 @@ def check_names(config: Config) -> str | None:
     Raises:
         ConfigError: at the first unknown name or argument, with its key path.
     """
+    backbone = check_structure(config)
     catalog = load_catalog()
     if catalog["keras"] != installed_keras():
         return None
+    if backbone is not None:
+        check_backbone(backbone, catalog)
     for index, spec in enumerate(config.model.layers):
         ((name, args),) = spec.items()
-        check_layer(name, args, f"model.layers.{index}.{name}", catalog)
+        if index or backbone is None:
+            check_layer(name, args, f"model.layers.{index}.{name}", catalog)
     check_optimizer(config.optimizer, catalog)
     check_named_object("loss", config.loss, "loss", catalog)
     for index, metric in enumerate(config.metrics):
@@ -128,6 +152,17 @@ def check_layer(name: str, args: dict[str, Any], where: str, catalog: dict[str, 
             raise ConfigError(f"{where}.{key}: {unknown_name(kind, value, catalog[kind])}")
         if kind in CONFIGURED and isinstance(value, dict):
             check_configured(kind, value, f"{where}.{key}", catalog)
+
+
+def check_backbone(spec: BackboneConfig, catalog: dict[str, Any]) -> None:
+    """A keras.applications name, its own arguments and the image size it is given."""
+    known = catalog["backbones"]
+    if spec.name not in known:
+        raise ConfigError(f"{BACKBONE_WHERE}.name: {unknown_backbone(spec.name, known)}")
+    own = known[spec.name]  # the application's arguments, and dltrain's keys beside them
+    check_arguments(spec.name, spec.kwargs, {**own, "args": [*own["args"], *BackboneConfig.model_fields]},
+                    BACKBONE_WHERE)
+    check_size(spec, known[spec.name]["min_size"], known[spec.name]["default_size"])
 
 
 def check_configured(kind: str, value: dict[str, Any], where: str,
@@ -230,6 +265,12 @@ def unknown_layer(name: str, known: Iterable[str]) -> str:
     if name in RENAMED_LAYERS:
         return f"'{name}' is the Keras 2 name; use '{RENAMED_LAYERS[name]}'."
     return f"unknown layer '{name}'.{did_you_mean(name, known)}"
+
+
+def unknown_backbone(name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    return (f"unknown backbone '{name}'.{did_you_mean(name, known)} Known "
+            f"(keras.applications): {', '.join(known)}.")
 
 
 def unknown_argument(owner: str, key: str, accepted: Collection[str],

@@ -11,7 +11,8 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from dltrain.config.schema import Config
+from dltrain.config.backbone import IMAGENET
+from dltrain.config.schema import BACKBONE_LAYER, Config
 from dltrain.config.yaml_file import Key, read_value, read_yaml
 from dltrain.errors import ConfigError
 
@@ -166,6 +167,11 @@ def shrink_for_smoke(raw: dict[str, Any], origins: dict[Key, str]) -> None:
         if current is not None and blame((section, key), {}, origins)[1] is not None:
             continue
         values[key] = min(current, limit) if isinstance(current, int) else limit
+    tune = (_backbone_section(raw) or {}).get("fine_tune")
+    if isinstance(tune, dict) and raw["training"]["epochs"] == 1 and blame(
+            ("training", "epochs"), {}, origins)[1] is None:
+        # Two epochs, fine-tuning in the second: the smoke run goes through both phases.
+        raw["training"]["epochs"], tune["at_epoch"] = 2, 1
 
 
 def rewrite_keras2(raw: Any, source: str) -> list[str]:
@@ -223,17 +229,32 @@ def _legacy_shape(value: Any, key: str) -> Any:
 
 
 def resolve_paths(raw: Any, base: Path, origins: dict[Key, str] | None = None) -> None:
-    """Make dataset paths absolute: the file's relative to its folder, those given with --set
-    relative to the working directory, where they were typed."""
+    """Make dataset paths and a backbone's weights file absolute: the file's relative to its
+    folder, those given with --set relative to the working directory, where they were typed."""
     dataset = raw.get("dataset") if isinstance(raw, dict) else None
-    if not isinstance(dataset, dict):
-        return
-    for key in ("data_dir", "path", "test_path"):
-        value = dataset.get(key)
-        typed = blame(("dataset", key), {}, origins or {})[1] is not None
-        if isinstance(value, str) and value:
-            dataset[key] = str(((Path.cwd() if typed else base) / Path(value).expanduser())
-                               .resolve())
+    if isinstance(dataset, dict):
+        for key in ("data_dir", "path", "test_path"):
+            _resolve_path(dataset, key, ("dataset", key), base, origins or {})
+    backbone = _backbone_section(raw)
+    if backbone is not None and backbone.get("weights") != IMAGENET:
+        _resolve_path(backbone, "weights", ("model", "layers", 0, BACKBONE_LAYER, "weights"), base,
+                      origins or {})
+
+
+def _resolve_path(section: dict[str, Any], key: str, loc: Key, base: Path,
+                  origins: dict[Key, str]) -> None:
+    value = section.get(key)
+    typed = blame(loc, {}, origins)[1] is not None
+    if isinstance(value, str) and value:
+        section[key] = str(((Path.cwd() if typed else base) / Path(value).expanduser()).resolve())
+
+
+def _backbone_section(raw: Any) -> dict[str, Any] | None:
+    model = raw.get("model") if isinstance(raw, dict) else None
+    layers = model.get("layers") if isinstance(model, dict) else None
+    first = layers[0] if isinstance(layers, list) and layers else None
+    section = first.get(BACKBONE_LAYER) if isinstance(first, dict) else None
+    return section if isinstance(section, dict) else None
 
 
 NO_RECEIVED = ("missing", "key_not_read")  # errors whose message says all there is to say

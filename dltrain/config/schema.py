@@ -258,6 +258,43 @@ def _normalise_layer(item: Any, index: int) -> Any:
     return item
 
 
+# A model may start with a keras.applications backbone: `- Backbone: {name: MobileNetV2, ...}`.
+BACKBONE_LAYER = "Backbone"
+
+
+class FineTuneConfig(Strict):
+    """Unfreeze the backbone's top layers after `at_epoch` epochs, with a lower learning rate."""
+
+    at_epoch: int = Field(gt=0, description="Epochs trained with the backbone frozen; its top "
+                          "layers train from the next epoch on.")
+    layers: int = Field(gt=0, description="How many of the backbone's last layers to unfreeze "
+                        "(BatchNormalization layers stay frozen).")
+    learning_rate: float = Field(gt=0, allow_inf_nan=False, description="The learning rate from "
+                                 "then on (recompiled, as Keras's transfer-learning guide does).")
+
+
+class BackboneConfig(Open):
+    """A keras.applications model without its classifier; extra keys are its own arguments."""
+
+    name: str = Field(description="A keras.applications name: MobileNetV2, ResNet50, ...")
+    weights: str | None = Field("imagenet", description="imagenet (through Keras's cache, "
+                                "$KERAS_HOME/models), null (random), or a weights file.")
+    trainable: bool = Field(False, description="Train the backbone's weights too (default: "
+                            "frozen, the transfer-learning recipe).")
+    pooling: Literal["avg", "max"] | None = Field(None, description="Keras's pooling: avg or max "
+                                                  "gives one vector per image.")
+    input_size: tuple[int, int] | None = Field(None, description="[height, width] the images are "
+                                               "resized to; default the backbone's own.")
+    fine_tune: FineTuneConfig | None = None
+
+    @model_validator(mode="after")
+    def _fine_tune_needs_frozen(self) -> BackboneConfig:
+        if self.fine_tune is not None and self.trainable:
+            raise ValueError("fine_tune unfreezes a frozen backbone; with trainable: true it is "
+                             "all trained from the start. Set trainable: false or drop fine_tune")
+        return self
+
+
 class ScheduleConfig(Open):
     """A keras.optimizers.schedules class; initial_learning_rate defaults to the optimizer's."""
 

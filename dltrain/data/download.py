@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dltrain.errors import DataError
 
@@ -46,7 +47,12 @@ REMOTES = {
 
 
 def keras_datasets_dir() -> Path:
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "datasets"
+    return keras_cache_dir("datasets")
+
+
+def keras_cache_dir(subdir: str) -> Path:
+    """A folder of Keras's cache ($KERAS_HOME, else ~/.keras), read now: Keras reads it once."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / subdir
 
 
 def cached_folder(name: str, offline_hint: str) -> Path:
@@ -62,8 +68,13 @@ def cached_folder(name: str, offline_hint: str) -> Path:
 
 
 def _origin(remote: Remote, file_name: str) -> str:
+    return mirrored(remote.origin + file_name, file_name)
+
+
+def mirrored(url: str, file_name: str) -> str:
+    """The file's URL on the mirror that DLTRAIN_DOWNLOAD_URL names, else `url` itself."""
     mirror = os.environ.get(MIRROR_ENV)
-    return (mirror.rstrip("/") + "/" if mirror else remote.origin) + file_name
+    return mirror.rstrip("/") + "/" + file_name if mirror else url
 
 
 def fetch(url: str, target: Path, sha256: str | None, offline_hint: str) -> None:
@@ -78,7 +89,8 @@ def fetch(url: str, target: Path, sha256: str | None, offline_hint: str) -> None
         raise DataError(f"cannot write to the Keras cache {target.parent} ({exc}); set "
                         "KERAS_HOME to a writable folder.") from None
     try:
-        get_file(fname=target.name, origin=url, file_hash=sha256, hash_algorithm="sha256",
+        # "auto": sha256 for a 64-digit hash, md5 for the 32-digit ones of older weight files.
+        get_file(fname=target.name, origin=url, file_hash=sha256, hash_algorithm="auto",
                  cache_dir=str(staging), cache_subdir="")
         os.replace(staging / target.name, target)
     except ValueError as exc:  # get_file's checksum mismatch
@@ -86,18 +98,30 @@ def fetch(url: str, target: Path, sha256: str | None, offline_hint: str) -> None
                         f"({str(exc).splitlines()[0]}). Nothing was cached. {offline_hint}") from None
     except Exception as exc:  # noqa: BLE001 - get_file raises bare Exception for network errors
         raise DataError(f"{target.name} is not in the Keras cache ({target.parent}) and could not "
-                        f"be downloaded from {url} ({_reason(exc)}). {offline_hint}") from None
+                        f"be downloaded from {url} ({_reason(exc, url)}). {offline_hint}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, url: str) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    # Keras's "URL fetch failure on <url>: None -- [Errno -2] ...": the URL is said already.
+    return text[0].removeprefix(f"URL fetch failure on {url}: ") if text else type(exc).__name__
+
+
+def file_hash_matches(path: Path, expected: str | None) -> bool:
+    """Whether the file has the published hash (md5 or sha256, by its length); True for none."""
+    if expected is None:
+        return True
+    digest = hashlib.md5(usedforsecurity=False) if len(expected) == 32 else hashlib.sha256()
+    return _hexdigest(path, digest) == expected
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _hexdigest(path, hashlib.sha256())
+
+
+def _hexdigest(path: Path, digest: Any) -> str:
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

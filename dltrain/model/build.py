@@ -9,8 +9,10 @@ from typing import Any
 
 from dltrain.backend import keras_module
 from dltrain.config import catalog
+from dltrain.config.backbone import MANAGED_ARGS, WHERE, check_structure
 from dltrain.config.schema import Config, NamedObject, OptimizerConfig
 from dltrain.errors import ConfigError
+from dltrain.model.backbone import application, backbone_layers, set_preprocessing
 
 MAX_PARAMETERS = 1_000_000_000
 MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -33,13 +35,21 @@ def build_model(config: Config) -> Any:
     messages, for a Keras the catalog was not made from.
     """
     catalog.check_names(config)
+    backbone = check_structure(config)
     keras = keras_module()
     # Layers take the global policy when built: float32 weights, bf16/fp16 compute. Keras wraps
     # the optimizer in a LossScaleOptimizer for mixed_float16 by itself.
     keras.mixed_precision.set_global_policy(MIXED_PRECISION[config.training.mixed_precision])
     model = keras.Sequential([keras.Input(shape=tuple(config.model.input_shape))],
                              name=config.name.replace(".", "_").replace("-", "_"))
+    if backbone is not None:
+        function = application(backbone.name)
+        check_kwargs(function, backbone.kwargs, WHERE, handled=MANAGED_ARGS)
+        for layer in backbone_layers(config, backbone, function):
+            model.add(layer)
     for index, spec in enumerate(config.model.layers):
+        if index == 0 and backbone is not None:
+            continue
         ((name, args),) = spec.items()
         where = f"model.layers.{index}.{name}"
         if index == len(config.model.layers) - 1 and config.training.mixed_precision != "none":
@@ -55,12 +65,19 @@ def build_model(config: Config) -> Any:
         if model.count_params() > MAX_PARAMETERS:
             raise ConfigError(f"{where}: the model would have {model.count_params():,} "
                               f"parameters, more than {MAX_PARAMETERS:,}; make it smaller.")
+    if backbone is not None:
+        set_preprocessing(model, backbone, config.model.input_shape[-1])
     check_loss_fits_output(config, model.output_shape[-1])
-    model.compile(optimizer=make_optimizer(config.optimizer), loss=make_loss(config.loss),
+    compile_model(model, config, config.optimizer)
+    return model
+
+
+def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> None:
+    """Compile with the config's loss and metrics and this optimizer (fine-tuning's is another)."""
+    model.compile(optimizer=make_optimizer(optimizer), loss=make_loss(config.loss),
                   metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)],
                   steps_per_execution=config.training.steps_per_execution,
                   jit_compile=config.training.jit_compile)
-    return model
 
 
 def make_layer(name: str, args: dict[str, Any], where: str) -> Any:

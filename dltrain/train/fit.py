@@ -16,6 +16,7 @@ from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import ConfigError, RunError, Terminated
+from dltrain.model.backbone import backbone_preprocessing, check_backbone_inputs
 from dltrain.model.build import build_model
 from dltrain.report.evaluate import load_model, score
 from dltrain.report.tables import print_notes
@@ -92,7 +93,8 @@ def write_run_files(path: Path, config: Config, splits: Splits, device_name: str
     if not (missing_only and (path / runs.PREPARATION_FILE).is_file()):
         runs.write_json(path / runs.PREPARATION_FILE, {
             **splits.preparation.to_json(), "class_names": splits.class_names,
-            "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape)})
+            "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape),
+            **backbone_preprocessing(config)})
 
 
 def write_manifest(path: Path, text: str, config: Config, splits: Splits,
@@ -233,6 +235,7 @@ def prepared_data(config: Config, model: Any, synthetic: bool = False,
     splits = loaded or load_splits(config.dataset, config.seed, config.loss_kind, synthetic)
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
                      config.augmentation)
+    check_backbone_inputs(config, splits)
     return splits
 
 
@@ -265,13 +268,15 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
            live: bool, signals: Signals) -> dict[str, Any]:
     from dltrain.model.augment import in_step
     from dltrain.train.callbacks import NonFiniteLoss, RaisePendingSignal
+    from dltrain.train.finetune import fit_in_phases
 
     training = config.training
     value_max = float(splits.x_train.max(initial=1.0))
     # tf.data augments in its own parallel map (measured, tuned); elsewhere the compiled step does.
     trainer = (start.model if config.backend == "tensorflow"
                else in_step(start.model, config, value_max))
-    inputs = fit_inputs(splits, config, start.epoch, value_max if trainer is start.model else None)
+    augment_to = value_max if trainer is start.model else None
+    inputs = fit_inputs(splits, config, start.epoch, augment_to)
     steps = math.ceil(len(splits.x_train) / training.batch_size)
     history, checkpoint, callbacks = _callbacks(config, path, console, live, start, steps)
     callbacks.append(RaisePendingSignal(signals))
@@ -282,8 +287,11 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     diverged = False
     if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
         try:
-            trainer.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch,
-                            verbose=0, shuffle=False, callbacks=callbacks)
+            fit_in_phases(trainer, config, lambda model, first, last: model.fit(
+                **(inputs if first == start.epoch else fit_inputs(splits, config, first, augment_to)),
+                epochs=last, initial_epoch=first, verbose=0, shuffle=False, callbacks=callbacks),
+                start.epoch, lambda text: print_notes(console, [text]),
+                lambda model: model if augment_to is not None else in_step(model, config, value_max))
         except NonFiniteLoss:
             diverged = True
     train_seconds = time.perf_counter() - started
