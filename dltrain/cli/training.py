@@ -107,16 +107,21 @@ def show(
     document: dict = {"config": loaded.config.model_dump(mode="json"), "notes": loaded.notes}
     if summary:
         from dltrain.backend import use_backend
+        from dltrain.backend.distribution import place
         from dltrain.model.build import build_model
 
         use_backend(loaded.config.backend)
         try:
-            model = build_model(loaded.config)
+            placement = place(loaded.config.distribution)
+            with placement.scope():
+                model = build_model(loaded.config)
         except ConfigError as exc:
             raise loaded.locate(exc) from None
         model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
         console.print(f"parameters: {model.count_params():,}")
+        console.print(placement.describe(), markup=False, highlight=False, soft_wrap=True)
         document["parameters"] = model.count_params()
+        document["distribution"] = placement.to_json()
         document["layers"] = [{"name": layer.name, "class": type(layer).__name__,
                                "output_shape": list(layer.output.shape),
                                "parameters": layer.count_params()} for layer in model.layers]

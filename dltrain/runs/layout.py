@@ -122,6 +122,7 @@ def set_state(run_dir: Path, state: str, **details: Any) -> None:
 
 def environment(device: str) -> dict[str, Any]:
     from dltrain.backend import versions
+    from dltrain.backend.distribution import current
 
     return {
         "dltrain": __version__,
@@ -130,6 +131,7 @@ def environment(device: str) -> dict[str, Any]:
         "numpy": _numpy_version(),
         "platform": platform.platform(),
         "device": device,
+        "distribution": current().to_json(),
         "cpu_count": os.cpu_count(),
         "command": sys.argv,
         "started": _now(),

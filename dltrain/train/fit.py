@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from dltrain.backend import Device, prepare_runtime, runtime_notes
+from dltrain.backend.distribution import check_even_batches, current, place
 from dltrain.config.load import Loaded, config_diff, dump, load_config
 from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
@@ -58,7 +59,8 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
                                   config.backend)
     try:
-        start = Start(build_model(config))
+        with place(config.distribution).scope():
+            start = Start(build_model(config))
     except ConfigError as exc:
         raise loaded.locate(exc) from None
     splits = prepared_data(config, start.model, synthetic, splits)
@@ -127,7 +129,8 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     runs.remove_leftovers(run_dir)
     device_name = prepare_runtime(device, saved.seed, saved.training.deterministic, saved.backend)
     last = run_dir / runs.LAST_FILE
-    model = load_model(last) if last.is_file() else build_model(saved)
+    with place(saved.distribution).scope():
+        model = load_model(last) if last.is_file() else build_model(saved)
     splits = prepared_data(saved, model)
     steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
     done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
@@ -215,6 +218,9 @@ def prepared_data(config: Config, model: Any, synthetic: bool = False,
     splits = loaded or load_splits(config.dataset, config.seed, config.loss_kind, synthetic)
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
                      config.augmentation)
+    check_even_batches(current(), config.training.batch_size, {
+        "training": len(splits.x_train), "test": len(splits.x_test),
+        **({} if splits.x_val is None else {"validation": len(splits.x_val)})})
     return splits
 
 
