@@ -13,11 +13,11 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from dltrain.backend import active_backend, keras_module, tensorflow_module
 from dltrain.config.schema import DistributionConfig
-from dltrain.errors import ConfigError
+from dltrain.errors import ConfigError, RunError
 
 BATCH_AXIS = "batch"
 
@@ -159,3 +159,135 @@ def check_even_batches(placement: Placement, batch_size: int, sizes: dict[str, i
                 f"the {split} split ({size} samples, batches of {batch_size}) has a batch of "
                 f"{rows}. Choose training.batch_size (and dataset.train_limit/test_limit) so "
                 f"that every batch, the last one too, is a multiple of {count}.")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The processes that train one model together (jax.distributed), one per machine."""
+
+    coordinator: str
+    processes: int
+    process_id: int
+
+
+def cluster(coordinator: str | None, processes: int | None,
+            process_id: int | None) -> Cluster | None:
+    """The cluster the options (or KERAS_DISTRIBUTION_*) describe; None for one process.
+
+    Raises:
+        ConfigError: an option missing, an address that is no HOST:PORT, an id out of range.
+    """
+    given = {"--coordinator": coordinator, "--num-processes": processes,
+             "--process-id": process_id}
+    if all(value is None for value in given.values()):
+        return None
+    missing = [name for name, value in given.items() if value is None]
+    if missing:
+        raise ConfigError(f"several processes need --coordinator, --num-processes and "
+                          f"--process-id together (or KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_"
+                          f"PROCESSES and _PROCESS_ID). Missing: {', '.join(missing)}.")
+    address = str(coordinator).split(",")[0].strip()
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--coordinator must be HOST:PORT of process 0, e.g. 10.0.0.1:1234. "
+                          f"Received: {coordinator!r}.")
+    if not 0 <= int(process_id or 0) < int(processes or 0):
+        raise ConfigError(f"--process-id must be 0 to {int(processes or 0) - 1} for "
+                          f"--num-processes {processes}. Received: {process_id}.")
+    return Cluster(address, int(processes or 0), int(process_id or 0))
+
+
+def check_cluster(joined: Cluster, backend: str, strategy: str) -> None:
+    """Several processes train one model on JAX only, and only data_parallel shares it."""
+    if backend != "jax":
+        raise ConfigError(f"several processes (--num-processes) run on the jax backend only "
+                          f"(jax.distributed); TensorFlow's MultiWorkerMirroredStrategy is broken "
+                          f"under Keras 3 (keras#20585). Received: backend {backend}. Use "
+                          f"--backend jax.")
+    if strategy != "data_parallel":
+        raise ConfigError("several processes (--num-processes) share one model only with "
+                          "distribution.strategy: data_parallel. Received: "
+                          f"{strategy}. Add --set distribution.strategy=data_parallel.")
+
+
+def join(joined: Cluster, timeout: int) -> None:
+    """Join the cluster before JAX starts: process 0 serves as its coordinator.
+
+    JAX ends a process that cannot reach the coordinator with an abort (SIGABRT and a stack
+    trace), so the other processes first check that it answers, and stop with a message.
+
+    Raises:
+        RunError: the coordinator did not answer within `timeout` seconds.
+    """
+    if joined.process_id != 0:
+        _wait_for(joined.coordinator, timeout)
+    import jax
+
+    # CPU devices of several processes exchange gradients over gloo; GPUs use NCCL anyway.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(joined.coordinator, joined.processes, joined.process_id,
+                               initialization_timeout=timeout,
+                               heartbeat_timeout_seconds=timeout)
+
+
+def _wait_for(address: str, timeout: int) -> None:
+    import socket
+    import time
+
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise RunError(f"--coordinator {address}: process 0 did not answer within "
+                               f"{timeout} s. Start process 0 there first (or check the "
+                               "address, port and firewall), or raise --join-timeout.") from None
+            time.sleep(0.2)
+
+
+def process_rows(count: int) -> slice:
+    """This process's rows of a batch of `count`: each process reads its own contiguous part,
+    which Keras joins into the global batch in process order."""
+    placed = current()
+    if placed.processes == 1:
+        return slice(None)
+    share = count // placed.processes
+    return slice(placed.process_id * share, (placed.process_id + 1) * share)
+
+
+def score_alone() -> bool:
+    """Leave the mesh of several processes, so this one can score a model by itself: Keras's
+    predict cannot gather outputs that other processes hold. True if there was a mesh to leave
+    (then the model must be loaded again, off it)."""
+    placed = current()
+    if placed.processes == 1:
+        return False
+    keras_module().distribution.set_distribution(None)
+    _placed[:] = [Placement("none", process_id=placed.process_id)]
+    return True
+
+
+def abandon(joined: Cluster, error: Exception, run_dir: object) -> NoReturn:
+    """Stop this process when another of the cluster stopped: its collectives fail at once
+    (gloo: "Connection reset by peer"). Exit 2 with a message, skipping JAX's shutdown barrier,
+    which would wait for the lost process and then abort with a stack trace."""
+    import os
+    import sys
+
+    from rich.markup import escape
+
+    from dltrain.console import err
+
+    where = f"{run_dir}" if joined.process_id == 0 and run_dir else "process 0's run directory"
+    cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    err.print(f"[red]error:[/] process {joined.process_id} of {joined.processes}: training "
+              f"stopped because another process stopped or cannot be reached "
+              f"({escape(cause)}). {escape(where)} keeps the completed epochs: finish the run on "
+              f"one machine with dltrain fit --resume RUN_DIR, or start all {joined.processes} "
+              "processes again with a new --run-dir.", soft_wrap=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)

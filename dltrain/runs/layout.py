@@ -84,6 +84,20 @@ def new_run_dir(config: Config, chosen: Path | None) -> Path:
             path = base.with_name(f"{base.name}-{suffix}")
 
 
+def scratch_dir() -> Path:
+    """A folder outside any run, for a process that trains but does not write (several
+    processes: all but process 0)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="dltrain-process-"))
+
+
+def remove_scratch(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def inside_working_directory(runs_dir: Path) -> None:
     """output.runs_dir as the file system sees it: a symlink must not lead a config's runs out
     of the folder it is run from (the config's own check is lexical)."""
