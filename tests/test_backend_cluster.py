@@ -121,6 +121,21 @@ def test_a_coordinator_that_does_not_answer_exits_2_in_bounded_time(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_process_0_whose_peers_never_come_exits_2_in_bounded_time(tmp_path: Path) -> None:
+    # Past its own check, JAX would abort (SIGABRT, a stack trace) at its own deadline.
+    started = time.monotonic()
+    port = free_port()
+    done = dltrain(tmp_path, "fit", QUICKSTART, *SMALL, "--coordinator", f"127.0.0.1:{port}",
+                   "--num-processes", "2", "--process-id", "0", "--join-timeout", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message(done) == (
+        f"error: process 0 of 2: the 2 processes did not all join at 127.0.0.1:{port} within "
+        "3 s. Start every process (--process-id 0 to 1) with the same --coordinator and "
+        "--num-processes, or raise --join-timeout.")
+    assert time.monotonic() - started < 60
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_two_processes_train_one_run_that_evaluates(tmp_path: Path) -> None:
     port = free_port()

@@ -184,3 +184,19 @@ def test_sigterm_then_resume_under_data_parallel(tmp_path: Path) -> None:
     assert json.loads((run_dir / "run.json").read_text())["state"] == "completed"
     assert json.loads((run_dir / "environment.json").read_text())["distribution"]["devices"] \
         == ["cpu:0", "cpu:1"]
+
+
+@pytest.mark.slow
+@needs_jax
+def test_a_diverging_loss_under_data_parallel_keeps_the_good_epoch(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    # 540 training samples at batch 64: 9 steps an epoch, the 10th diverges.
+    done = run(tmp_path, "jax", "fit", QUICKSTART, "--backend", "jax", "--run-dir", run_dir,
+               *SMALL, *PARALLEL, "--epochs", "3", "--set", "optimizer.schedule={name: "
+               "PiecewiseConstantDecay, boundaries: [9], values: [0.001, 1.0e+12]}")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "error: the loss became NaN or infinite; training stopped." in " ".join(
+        done.stderr.split())
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "failed"
+    assert len(read_history(run_dir / "history.csv")) >= 1
+    assert (run_dir / "last.keras").is_file()

@@ -221,13 +221,24 @@ def join(joined: Cluster, timeout: int) -> None:
     """
     if joined.process_id != 0:
         _wait_for(joined.coordinator, timeout)
+    import threading
+
     import jax
 
     # CPU devices of several processes exchange gradients over gloo; GPUs use NCCL anyway.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # JAX aborts when the others do not come in time: stop first, with a message and exit 2.
+    watchdog = threading.Timer(timeout, _exit_with, [
+        f"process {joined.process_id} of {joined.processes}: the {joined.processes} processes "
+        f"did not all join at {joined.coordinator} within {timeout} s. Start every process "
+        f"(--process-id 0 to {joined.processes - 1}) with the same --coordinator and "
+        "--num-processes, or raise --join-timeout."])
+    watchdog.daemon = True
+    watchdog.start()
     jax.distributed.initialize(joined.coordinator, joined.processes, joined.process_id,
-                               initialization_timeout=timeout,
+                               initialization_timeout=timeout + 30,
                                heartbeat_timeout_seconds=timeout)
+    watchdog.cancel()
 
 
 def _wait_for(address: str, timeout: int) -> None:
@@ -274,6 +285,17 @@ def abandon(joined: Cluster, error: Exception, run_dir: object) -> NoReturn:
     """Stop this process when another of the cluster stopped: its collectives fail at once
     (gloo: "Connection reset by peer"). Exit 2 with a message, skipping JAX's shutdown barrier,
     which would wait for the lost process and then abort with a stack trace."""
+    where = f"{run_dir}" if joined.process_id == 0 and run_dir else "process 0's run directory"
+    cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    _exit_with(f"process {joined.process_id} of {joined.processes}: training stopped because "
+               f"another process stopped or cannot be reached ({cause}). {where} keeps the "
+               "completed epochs: finish the run on one machine with dltrain fit --resume "
+               f"RUN_DIR, or start all {joined.processes} processes again with a new --run-dir.")
+
+
+def _exit_with(message: str) -> NoReturn:
+    """Print the error and exit 2 now: past jax.distributed.initialize, a normal exit waits in
+    JAX's shutdown barrier for every process, then aborts."""
     import os
     import sys
 
@@ -281,13 +303,7 @@ def abandon(joined: Cluster, error: Exception, run_dir: object) -> NoReturn:
 
     from dltrain.console import err
 
-    where = f"{run_dir}" if joined.process_id == 0 and run_dir else "process 0's run directory"
-    cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    err.print(f"[red]error:[/] process {joined.process_id} of {joined.processes}: training "
-              f"stopped because another process stopped or cannot be reached "
-              f"({escape(cause)}). {escape(where)} keeps the completed epochs: finish the run on "
-              f"one machine with dltrain fit --resume RUN_DIR, or start all {joined.processes} "
-              "processes again with a new --run-dir.", soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(2)

@@ -66,8 +66,8 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         raise loaded.locate(exc) from None
     splits = prepared_data(config, start.model, synthetic, splits)
     print_notes(console, [*runtime_notes(config.training.deterministic), *splits.notes])
-    # Several processes: only process 0 writes the run; the others train the same steps (saving
-    # is collective too) into a scratch folder that is removed at the end.
+    # Several processes: only process 0 writes the run; the others run the very same code into
+    # a scratch folder, removed at the end, so no step of theirs can differ.
     path = runs.new_run_dir(config, run_dir if placement.writes else runs.scratch_dir())
     try:
         # config.yaml, then run.json: from then on the folder is a run that `dltrain runs` lists
