@@ -8,7 +8,7 @@ BIN = $(VENV)/bin
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,jax]"  # JAX's CPU wheel: the tests run on both backends
+	$(BIN)/pip install --quiet -e ".[dev,jax,export]"  # JAX's CPU wheel: the tests run on both backends
 
 # A second environment without TensorFlow: dltrain's dependencies except tensorflow and
 # tensorboard, plus JAX; tests/test_tf_free.py runs the CLI in it (and is skipped without it).

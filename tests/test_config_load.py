@@ -412,3 +412,32 @@ def test_a_saved_config_loads_again(tmp_path: Path) -> None:
     first = load_config(write_yaml(tmp_path / "c.yaml", BASE)).config
     again = load_config(write_yaml(tmp_path / "saved.yaml", dump(first))).config
     assert again == first
+
+
+@pytest.mark.parametrize("written, value", [("1e-3", 0.001), ("1E3", 1000.0), ("1.0e12", 1e12),
+                                            ("-2e-1", -0.2), ("1_000e-3", 1.0)])
+def test_exponents_without_a_dot_or_sign_are_numbers_as_in_yaml_1_2(
+        tmp_path: Path, written: str, value: float) -> None:
+    # PyYAML follows YAML 1.1, where 1e-3 is the string "1e-3": Keras habits (lr 1e-3) and
+    # schedules' free-form arguments would reach Keras as strings.
+    text = BASE + ("optimizer:\n  name: adam\n"
+                   f"  schedule: {{name: ExponentialDecay, decay_steps: {written}, "
+                   "decay_rate: 0.9}\n")
+    config = load_config(write_yaml(tmp_path / "c.yaml", text), []).config
+    assert config.optimizer.schedule is not None
+    assert config.optimizer.schedule.model_extra["decay_steps"] == value
+
+
+def test_set_values_read_exponents_as_numbers_too(tmp_path: Path) -> None:
+    config = load_config(write_yaml(tmp_path / "c.yaml", BASE), [
+        "optimizer.schedule={name: ExponentialDecay, decay_steps: 1e3, decay_rate: 0.9}"]).config
+    assert config.optimizer.schedule is not None
+    assert config.optimizer.schedule.model_extra["decay_steps"] == 1000.0
+
+
+def test_version_like_strings_stay_strings(tmp_path: Path) -> None:
+    text = BASE + "optimizer:\n  name: adam\n  schedule: {name: e1e2, tag: 1e, v: 1.2e}\n"
+    config = load_config(write_yaml(tmp_path / "c.yaml", text), []).config
+    assert config.optimizer.schedule is not None
+    assert config.optimizer.schedule.model_extra["tag"] == "1e"
+    assert config.optimizer.schedule.model_extra["v"] == "1.2e"

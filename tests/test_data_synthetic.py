@@ -46,7 +46,7 @@ def test_downloaded_datasets_get_stand_ins_local_ones_are_read() -> None:
         assert stand_in_source(DatasetConfig(name=name)) is True  # type: ignore[arg-type]
     for name in ("mnist_mini", "fashion_mnist_mini"):
         assert stand_in_source(DatasetConfig(name=name)) is False  # type: ignore[arg-type]
-    pima = DatasetConfig(name="csv", path=ROOT / "data" / "pima_diabetes.csv",
+    pima = DatasetConfig(name="csv", path=ROOT / "dltrain" / "data" / "shipped" / "pima_diabetes.csv",
                          label_column="diabetes")
     assert stand_in_source(pima) is False
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
-from dltrain.config.schema import AugmentationConfig
+from dltrain.config.schema import AugmentationConfig, Config
 from dltrain.data.pipeline import pipeline
-from dltrain.model.augment import augmentation_layers, make_augmenter
+from dltrain.model.augment import augmentation_layers, in_step, make_augmenter
+from dltrain.model.build import build_model
 
 
 def batch() -> np.ndarray:
@@ -75,3 +77,50 @@ def test_imagedatagenerator_arguments_map_to_layer_factors() -> None:
     assert (zoom.width_lower, zoom.width_upper) == pytest.approx((-0.25, 0.25))
     assert layers["RandomZoom"].fill_mode == "constant"
     assert layers["RandomZoom"].fill_value == 0.5
+
+
+def tiny_config(augmentation: str) -> Config:
+    return Config.model_validate(yaml.safe_load(f"""
+name: tiny
+dataset: {{name: fashion_mnist_mini}}
+augmentation: {augmentation}
+model:
+  input_shape: [8, 8, 3]
+  layers: [Flatten, {{Dense: {{units: 3, activation: softmax}}}}]
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+"""))
+
+
+def test_in_step_augmentation_flips_in_training_and_is_the_model_otherwise() -> None:
+    config = tiny_config("{horizontal_flip: true, brightness_range: [0.9, 0.9]}")
+    model = build_model(config)
+    trainer = in_step(model, config, value_max=1.0)
+    images = batch() * 0.5
+    plain = np.asarray(model(images))
+    np.testing.assert_array_equal(np.asarray(trainer(images)), plain)  # inference: no change
+    out = np.asarray(trainer(images, training=True))
+    mirrored = np.asarray(model(images[:, :, ::-1, :] * 0.9))
+    kept = np.asarray(model(images * 0.9))
+    flipped = [np.allclose(o, m, atol=1e-6) for o, m in zip(out, mirrored, strict=True)]
+    unflipped = [np.allclose(o, k, atol=1e-6) for o, k in zip(out, kept, strict=True)]
+    assert all(f or k for f, k in zip(flipped, unflipped, strict=True))
+    assert any(flipped) and any(unflipped)
+
+
+def test_in_step_training_trains_the_saved_model_and_adds_no_layer_to_it() -> None:
+    config = tiny_config("{vertical_flip: true}")
+    model = build_model(config)
+    before = [w.copy() for w in model.get_weights()]
+    trainer = in_step(model, config, value_max=1.0)
+    assert trainer.saved is model and trainer.optimizer is model.optimizer
+    trainer.fit(batch(), np.arange(16) % 3, epochs=1, batch_size=8, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    assert [type(layer).__name__ for layer in model.layers] == ["Flatten", "Dense"]
+    assert int(model.optimizer.iterations) == 2  # the one optimizer: the state --resume reads
+
+
+def test_no_in_step_wrapper_without_augmentation() -> None:
+    config = tiny_config("{}")
+    model = build_model(config)
+    assert in_step(model, config, value_max=1.0) is model

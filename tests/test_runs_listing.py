@@ -193,3 +193,50 @@ def test_rows_name_the_backend_and_older_runs_count_as_tensorflow(tmp_path: Path
         (run / "environment.json").write_text(json.dumps(env))
     rows = {row["name"]: row for row in list_runs(tmp_path, "name")}
     assert rows["new"]["backend"] == "jax" and rows["old"]["backend"] == "tensorflow"
+
+
+# --- cross-validations -----------------------------------------------------------------------
+
+CV_NAME = "fashion_mnist_cnn-20261126-061500"
+
+
+def write_cv(folder: Path, *, record: dict[str, Any] | None = None) -> Path:
+    """A finished 2-fold cross-validation's parent, with a complete run inside it."""
+    parent = write_run(folder, extra_state={"kind": "cv"},
+                       command=["dltrain", "cv", "c.yaml", "--folds", "2"])
+    fold = {"epochs_run": 5, "train_seconds": 30.0, "validation": {}, "test": {}}
+    (parent / "cv.json").write_text(json.dumps(record or {
+        "folds": 2, "per_fold": [fold, {**fold, "epochs_run": 4}],
+        "test": {"accuracy": {"mean": 0.91234, "std": 0.00456},
+                 "loss": {"mean": 0.25, "std": 0.01}}, "refit_result": None}))
+    write_run(parent / "fold-0", metrics=FINISHED)
+    return parent
+
+
+def test_a_cross_validation_is_one_row_with_its_mean_and_std(tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    write_cv(folder / CV_NAME)
+    write_run(folder / "a-fit", metrics=FINISHED)
+    rows = {row["name"]: row for row in list_runs(folder, "name")}
+    assert sorted(rows) == ["a-fit", CV_NAME]  # the fold inside it is no row of its own
+    cv = rows[CV_NAME]
+    assert (cv["kind"], cv["accuracy"], cv["accuracy_std"], cv["loss"], cv["loss_std"]) == (
+        "cv", 0.91234, 0.00456, 0.25, 0.01)
+    assert (cv["epochs"], cv["seconds"], cv["samples_per_second"]) == (5, 60.0, None)
+
+
+def test_a_cross_validation_row_fits_80_columns_with_its_std() -> None:
+    lines = render([*ROWS, row(CV_NAME, kind="cv", accuracy_std=0.00456, epochs=5,
+                               samples_per_second=None)], 80)
+    assert max(len(line) for line in lines) <= 80
+    assert lines[1].split()[:4] == ["name", "state", "kind", "acc"]
+    assert line_of(lines, CV_NAME).split()[:4] == [CV_NAME, "completed", "cv", "0.9123±0.0046"]
+    assert line_of(lines, LONG).split()[:4] == [LONG, "completed", "fit", "0.9123"]
+
+
+@pytest.mark.parametrize("record", [{"folds": 2, "per_fold": {}}, {"folds": 2, "per_fold": [],
+                                                                   "test": {"accuracy": 0.9}}])
+def test_a_broken_cv_json_marks_the_row_corrupt(tmp_path: Path, record: dict[str, Any]) -> None:
+    parent = write_cv(tmp_path / "cv", record=record)
+    row_ = summarise(parent)
+    assert row_["state"] == "corrupt" and row_["unreadable"] == str(parent / "cv.json")

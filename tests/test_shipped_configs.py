@@ -61,4 +61,4 @@ def test_smoke_fit_writes_a_complete_run(config: Path, tmp_path: Path,
 
 def test_mnist_configs_smoke_on_the_shipped_real_digits(request: pytest.FixtureRequest) -> None:
     mnist = [path.stem for path in SHIPPED if "dataset.name=mnist_mini" in local_data(path, request)]
-    assert mnist == ["mnist_cnn", "mnist_even_odd", "mnist_mlp"]
+    assert mnist == ["mnist_cnn", "mnist_cnn_search", "mnist_even_odd", "mnist_mlp"]

@@ -11,7 +11,7 @@ import pytest
 
 from dltrain.backend import keras_module
 from dltrain.errors import ConfigError
-from dltrain.train.callbacks import BestCheckpoint, SettleBest
+from dltrain.train.callbacks import BestCheckpoint, LastCheckpoint, SettleBest
 
 # Monitored values for four epochs: a metric that goes up is best at epoch 2, one that goes
 # down at epoch 3; a guess from the name that gets the direction wrong picks the other one.
@@ -121,3 +121,43 @@ def test_a_metric_without_a_direction_is_refused_before_the_first_epoch(tmp_path
         "training.checkpoint.monitor must name a metric whose direction Keras knows (loss or "
         "a built-in metric, val_ for validation). Received: 'val_mean_output'; the model's "
         "metrics are loss, mean_output.")
+
+
+def test_an_improving_epoch_copies_last_keras_instead_of_saving_the_model_twice(
+        model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dltrain.train.callbacks as callbacks
+
+    saves: list[str] = []
+    real_save = callbacks.save_model
+    monkeypatch.setattr(callbacks, "save_model",
+                        lambda m, path: (saves.append(path.name), real_save(m, path)))
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, [],
+                                tmp_path / "last.keras")
+    last = LastCheckpoint(tmp_path, lambda epoch: None, best=checkpoint)
+    for callback in (last, checkpoint):
+        callback.set_model(model)
+        callback.on_train_begin()
+    for epoch, value in enumerate([0.5, 0.7, 0.3]):  # epochs 1 and 3 improve
+        logs = {"loss": 1.0, "val_loss": value}
+        last.on_epoch_end(epoch, logs)  # fit's order: last.keras first, then best.keras
+        checkpoint.on_epoch_end(epoch, logs)
+    assert saves == ["last.keras"] * 3
+    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
+    assert checkpoint.best_epoch == 3
+
+
+def test_best_keras_is_saved_when_last_keras_skipped_the_epoch(
+        model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dltrain.train.callbacks as callbacks
+
+    saves: list[str] = []
+    monkeypatch.setattr(callbacks, "save_model", lambda m, path: saves.append(path.name))
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, [],
+                                tmp_path / "last.keras")
+    last = LastCheckpoint(tmp_path, lambda epoch: None, best=checkpoint)
+    for callback in (last, checkpoint):
+        callback.set_model(model)
+    logs = {"loss": math.nan, "val_loss": 0.5}  # not a good epoch to resume from
+    last.on_epoch_end(0, logs)
+    checkpoint.on_epoch_end(0, logs)
+    assert saves == ["best.keras"]

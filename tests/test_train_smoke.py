@@ -78,7 +78,7 @@ def test_synthetic_smoke_of_a_csv_config_without_its_file_fails_and_says_why(
         offline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "tabular.yaml"
     config.write_text((CONFIGS / "tabular_binary.yaml").read_text().replace(
-        "../data/pima_diabetes.csv", "nowhere.csv"))
+        "../dltrain/data/shipped/pima_diabetes.csv", "nowhere.csv"))
     junit = tmp_path / "smoke.xml"
     code, out, _ = run_cli(capsys, "smoke", config, "--synthetic", "--junit", junit)
     assert code == 1 and "0 passed, 1 failed" in out

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from dltrain import __version__
-from dltrain.cli import results, training
+from dltrain.cli import crossval, results, training, tuning
 from dltrain.console import err, out
 from dltrain.errors import DltrainError, Terminated
 
@@ -45,8 +45,10 @@ def root(
 
 # One style for every command: a plain function in the module of its kind, registered here.
 for command in (training.fit, results.eval_, training.show, results.runs, results.compare,
-                results.predict, training.smoke, training.schema):
+                results.predict, results.export, training.smoke, training.schema, training.init,
+                tuning.tune):
     app.command(command.__name__.rstrip("_"))(command)
+app.command("cv")(crossval.cv)  # K-fold cross-validation (dltrain/search/cv.py)
 
 
 def main(argv: list[str] | None = None) -> int:

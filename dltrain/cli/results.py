@@ -1,4 +1,4 @@
-"""Commands that start from runs: eval, runs, compare and predict."""
+"""Commands that start from runs: eval, runs, compare, predict and export."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dltrain.cli.options import BackendOpt, Device, DeviceOpt, JsonOpt
-from dltrain.console import emit_json, for_results
+from dltrain.console import emit_json, err, for_results
 from dltrain.errors import DltrainError
 
 
@@ -70,7 +70,7 @@ def runs(
     sort: Annotated[SortKey, typer.Option(help="Sort by this column.")] = SortKey.date,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs: name, date, dataset, state, kind (fit, smoke or synthetic), backend, epochs,
+    """List runs: name, date, dataset, state, kind (fit, smoke, synthetic or cv), backend, epochs,
     test accuracy and loss, training time and samples/s; a narrow terminal drops the least
     needed columns (backend, samples/s, dataset, date, epochs, time, loss) and keeps names whole.
 
@@ -130,3 +130,50 @@ def predict(
     for_results(as_json).print(table)
     if as_json:
         emit_json(results)
+
+
+class ExportFormat(str, Enum):
+    saved_model = "saved_model"
+    onnx = "onnx"
+    tflite = "tflite"
+
+
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A completed run directory.", show_default=False)],
+    format_: Annotated[ExportFormat, typer.Option(
+        "--format", help="saved_model (TensorFlow), onnx (ONNX Runtime) or tflite (LiteRT).",
+        show_default=False)],
+    model: Annotated[Path | None, typer.Option(
+        help="Export this model file instead of the run's model.keras (e.g. best.keras).",
+        show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option(
+        help="Where to write the export (default: beside the model in the run, e.g. "
+        "model.onnx, model.tflite, model_saved_model/).", show_default=False)] = None,
+    backend: BackendOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the model with its input scaling, check it predicts what Keras does on the test
+    split, and record the check in export.json. Exits 1 when the check fails.
+
+    Example: dltrain export runs/quickstart-20260101-120000 --format onnx
+    """
+    from dltrain.report.evaluate import model_in_run
+    from dltrain.report.export import export_run
+    from dltrain.report.tables import export_table
+
+    if not run_dir.is_dir():
+        raise DltrainError(f"{run_dir}: not a run directory; pass a folder made by dltrain fit.")
+    entry = export_run(run_dir, format_.value,
+                       model_path=None if model is None else model_in_run(run_dir, model),
+                       output=output, backend=None if backend is None else backend.value)
+    for_results(as_json).print(export_table(entry))
+    if as_json:
+        emit_json(entry)
+    if entry["status"] != "passed":
+        diff = entry["max_abs_diff"]
+        why = entry.get("problem") if diff is None else (
+            f"its outputs differ from the Keras model's by up to {diff:.3g} (tolerance "
+            f"{entry['tolerance']:g})")
+        err.print(f"[red]parity FAILED:[/] the {format_.value} export {escape(str(why))}; set "
+                  f"aside as {escape(entry['path'])}.", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)

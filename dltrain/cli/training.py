@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from dltrain.cli.options import (
     ProcessIdOpt,
     SetOpt,
 )
+from dltrain.config.starter import TEMPLATES
 from dltrain.console import emit_json, err, for_results, out
 from dltrain.errors import ConfigError, DltrainError
 
@@ -84,6 +86,9 @@ def fit(
     if loaded is not None:
         check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
+        if loaded.config.search is not None:
+            print_notes(err, [f"{config} has a search: section: fit trains the config as written; "
+                              f"dltrain tune {config} runs the search."])
         if resume is None:
             use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
         if joined is not None:
@@ -225,3 +230,28 @@ def schema() -> None:
     from dltrain.config.schema import json_schema
 
     emit_json(with_layer_names(json_schema()))
+
+
+Template = Enum("Template", {name: name for name in TEMPLATES}, type=str)  # type: ignore[misc]
+
+
+def init(
+    template: Annotated[Template, typer.Argument(  # type: ignore[valid-type]
+        help="What to train: image (Fashion-MNIST subset), tabular (a CSV).")] = "image",  # type: ignore[assignment]
+    path: Annotated[Path | None, typer.Argument(
+        help="Where to write the config (default: TEMPLATE.yaml here).", show_default=False)]
+    = None,
+) -> None:
+    """Write a short, commented starter config that trains on data shipped with dltrain.
+
+    Never overwrites a file. Example: dltrain init tabular my_first.yaml
+    """
+    from dltrain.config.starter import write_starter
+
+    name = template.value  # type: ignore[attr-defined]
+    target = path or Path(f"{name}.yaml")
+    written = write_starter(name, target)
+    for file in written:
+        out.print(f"wrote {escape(str(file))}", highlight=False)
+    out.print(f"next: dltrain show {escape(str(target))}, then dltrain fit {escape(str(target))}",
+              highlight=False)

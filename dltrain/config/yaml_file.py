@@ -3,6 +3,7 @@ exhaust the stack or the memory."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,10 @@ def _record_lines(node: yaml.Node, key: Key, lines: dict[Key, int], path: Path) 
         for index, item in enumerate(node.value):
             lines[(*key, index)] = item.start_mark.line + 1
             _record_lines(item, (*key, index), lines, path)
+
+
+# YAML 1.1 (PyYAML) needs a dot and a signed exponent for a float, so `1e-3` and `1.0e12` would be
+# strings; YAML 1.2 and every Keras example read them as numbers, and so does a config here.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_GuardedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT,
+                                     list("-+0123456789"))

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dltrain.backend import brightness_seed, keras_module, random_brightness
-from dltrain.config.schema import AugmentationConfig
+from dltrain.config.schema import AugmentationConfig, Config
+from dltrain.model.build import make_loss, make_metric
 
 
 def augmentation_layers(cfg: AugmentationConfig, seed: int) -> list[Any]:
@@ -67,3 +68,53 @@ def make_augmenter(cfg: AugmentationConfig, seed: int,
 def scale_brightness(images: Any, bounds: tuple[float, float], value_max: float, seed: Any) -> Any:
     """ImageDataGenerator's brightness_range: each image times one factor, kept in range."""
     return random_brightness(images, bounds, value_max, seed)
+
+
+def in_step(model: Any, config: Config, value_max: float) -> Any:
+    """The model to train when augmentation runs inside the compiled training step (JAX, torch).
+
+    A Keras model around `model` that augments its inputs in training calls and is `model`
+    otherwise; compiled with `model`'s own optimizer, so the weights and the optimizer state
+    that are trained are the ones saved (`.saved`: what checkpoints write, without the
+    augmentation). On a GPU the draws then run in the step instead of eagerly per batch from
+    the host (BENCHMARKS.md, GPU). `model` itself when nothing is to be augmented.
+    """
+    cfg = config.augmentation
+    layers = augmentation_layers(cfg, config.seed)
+    if not layers and cfg.brightness_range is None:
+        return model
+    keras = keras_module()
+
+    class Augmented(keras.Model):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__(name=f"{model.name}_augmented")
+            self.saved = model
+            self.augmentation = layers  # attributes, so Keras tracks their seed state
+            self.brightness = (None if cfg.brightness_range is None
+                               else brightness_seed(config.seed))
+
+        def build(self, input_shape: Any) -> None:
+            for layer in self.augmentation:
+                layer.build(input_shape)
+
+        def call(self, images: Any, training: bool = False) -> Any:
+            if training:
+                for layer in self.augmentation:
+                    images = layer(images, training=True)
+                if cfg.brightness_range is not None:
+                    images = scale_brightness(images, cfg.brightness_range, value_max,
+                                              self.brightness)
+            return self.saved(images, training=training)
+
+    trainer = Augmented()
+    training = config.training
+    trainer.compile(optimizer=model.optimizer, loss=make_loss(config.loss),
+                    metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)],
+                    steps_per_execution=training.steps_per_execution,
+                    jit_compile=training.jit_compile)
+    return trainer
+
+
+def saved_model(model: Any) -> Any:
+    """What a checkpoint writes of the model being trained: never the augmentation around it."""
+    return getattr(model, "saved", model)

@@ -83,7 +83,7 @@ RUN_COLUMNS = [("name", "name", False), ("date", "date", False), ("dataset", "da
 RUN_OPTIONAL = ["backend", "samples_per_second", "dataset", "date", "epochs", "seconds", "loss"]
 STATE_COLOURS = {"completed": "green", "interrupted": "yellow", "failed": "red",
                  "corrupt": "red"}
-KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta"}
+KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta", "cv": "cyan"}
 
 
 class RunsTable:
@@ -114,12 +114,19 @@ class RunsTable:
             if key in keys:
                 table.add_column(header, justify="right" if right else "left", no_wrap=True)
         for row in self.rows:
-            table.add_row(*[run_cell(key, row.get(key)) for key in keys])
+            table.add_row(*[row_cell(row, key) for key in keys])
         return table
 
 
 def runs_table(rows: list[dict[str, Any]], folder: Path) -> RunsTable:
     return RunsTable(rows, folder)
+
+
+def row_cell(row: dict[str, Any], key: str) -> str:
+    """A cell of the row; a cross-validation's accuracy with its std over the folds."""
+    std = row.get(f"{key}_std") if key == "accuracy" else None
+    cell = run_cell(key, row.get(key))
+    return cell if std is None or row.get(key) is None else f"{cell}±{std:.4f}"
 
 
 def run_cell(key: str, value: Any) -> str:
@@ -172,3 +179,25 @@ def compare_tables(comparison: dict[str, Any]) -> list[Table]:
         metrics.add_row(change["metric"], _cell(change["a"]), _cell(change["b"]),
                         "-" if change["delta"] is None else f"{change['delta']:+.4f}")
     return [config, metrics]
+
+
+def export_table(entry: dict[str, Any]) -> Table:
+    """`dltrain export`: where the export went and how it compared with the Keras model."""
+    passed = entry["status"] == "passed"
+    table = Table(title=f"Export: {entry['format']}", title_justify="left", show_header=False)
+    table.add_row("parity", "[green]passed[/]" if passed else "[red]FAILED[/]")
+    table.add_row("file", escape(entry["path"]))
+    diff = entry["max_abs_diff"]
+    table.add_row("max |diff| vs Keras", ("-" if diff is None else f"{diff:.3g}")
+                  + f" (tolerance {entry['tolerance']:g}, {entry['test_samples']} test samples)")
+    if "accuracy" in entry:
+        accuracy = entry["accuracy"]
+        table.add_row("test accuracy", f"Keras {accuracy['keras']:.4f}, export "
+                      f"{accuracy['export']:.4f}, same class {entry['predictions_agree']:.1%}")
+    given = entry["input"]
+    table.add_row("input", f"{given['dtype']} {given['shape']}, {escape(given['values'])}, "
+                  f"range {given['value_range']}; includes {', '.join(given['included_steps'])}")
+    table.add_row("checked with", escape(entry["runtime"]))
+    seconds = entry["seconds"]
+    table.add_row("time", f"export {seconds['export']:.2f} s, check {seconds['check']:.2f} s")
+    return table

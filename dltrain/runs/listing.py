@@ -91,7 +91,36 @@ def _row(path: Path) -> dict[str, Any]:
     if not isinstance(row["state"], str) or not isinstance(row["dataset"], str | None):
         raise Unreadable(path / (runs.STATE_FILE if not isinstance(row["state"], str)
                                  else runs.CONFIG_FILE), "not the layout dltrain writes")
+    if (path / runs.CV_FILE).is_file():
+        row.update(cv_row(path))
     return row
+
+
+def cv_row(path: Path) -> dict[str, Any]:
+    """A cross-validation's figures: the mean and std over its folds of the test accuracy and
+    loss, the most epochs a fold ran and the time all of them (and a refit) trained. Its folds
+    are run directories inside it, not rows of their own."""
+    record = _mapping(path / runs.CV_FILE, _json, required=True)
+    folds, test = record.get("per_fold"), record.get("test") or {}
+    if not (isinstance(folds, list) and all(isinstance(fold, dict) for fold in folds)
+            and isinstance(test, dict)
+            and all(isinstance(stats, dict) for stats in test.values())):
+        raise Unreadable(path / runs.CV_FILE, "not the layout dltrain writes")
+    accuracy = test.get("accuracy", test.get("acc")) or {}
+    loss = test.get("loss") or {}
+    trained = [*folds, record.get("refit_result") or {}]
+    try:
+        seconds = sum(run.get("train_seconds") or 0.0 for run in trained) if folds else None
+        epochs = max((fold.get("epochs_run") or 0 for fold in folds), default=None)
+    except TypeError:
+        raise Unreadable(path / runs.CV_FILE, "not the layout dltrain writes") from None
+    figures = {"accuracy": accuracy.get("mean"), "accuracy_std": accuracy.get("std"),
+               "loss": loss.get("mean"), "loss_std": loss.get("std"), "epochs": epochs,
+               "seconds": seconds}
+    if any(isinstance(value, bool) or not isinstance(value, int | float | None)
+           for value in figures.values()):
+        raise Unreadable(path / runs.CV_FILE, "not the layout dltrain writes")
+    return {"kind": "cv", **figures, "samples_per_second": None}
 
 
 def _mapping(path: Path, read: Any, required: bool = False) -> dict[str, Any]:
@@ -113,9 +142,11 @@ def _text(value: Any) -> str:
 
 
 def kind(state: dict[str, Any], metrics: dict[str, Any], env: dict[str, Any]) -> str:
-    """synthetic, smoke or fit, from the markers the run wrote (metrics.json has `smoke` after
+    """tune, synthetic, smoke or fit, from the markers the run wrote (metrics.json has `smoke` after
     a --smoke fit); a run stopped before its metrics is told by its command line."""
     markers = {**state, **metrics}
+    if state.get("kind") == "tune":  # a search's parent run: its trials are inside it
+        return "tune"
     if markers.get("synthetic"):
         return "synthetic"
     if markers.get("smoke") or "--smoke" in (env.get("command") or []):

@@ -42,6 +42,7 @@ class Start:
     smoke: bool = False  # measure the training loss before and after, to see it fall
     kept: int = 0  # the epochs last.keras holds now: where a resume would start
     trained: int | None = None  # set when training is over (early stopping may end it sooner)
+    callbacks: list[Any] = field(default_factory=list)  # the caller's own (a search's pruning)
 
     def __post_init__(self) -> None:
         self.kept = self.epoch
@@ -49,11 +50,12 @@ class Start:
 
 def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Console,
         live: bool, smoke: bool = False, synthetic: bool = False,
-        splits: Splits | None = None) -> FitResult:
+        splits: Splits | None = None, callbacks: list[Any] | None = None) -> FitResult:
     """Everything that can fail on the user's input fails before the run directory exists.
 
     `splits`, when given, is data already loaded for this config (the folds of a
     cross-validation, the trials of a search): used as it is instead of reading the dataset again.
+    `callbacks` are Keras callbacks added after dltrain's own (a search reports each epoch).
     """
     config = loaded.config
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
@@ -79,6 +81,7 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
                       f"process {placement.process_id}: process 0 writes the run directory",
                       highlight=False, soft_wrap=True)
         start.smoke = smoke
+        start.callbacks = list(callbacks or [])
         return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
     finally:
         run_lock.release(path)
@@ -124,6 +127,9 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
     if not (run_dir / runs.CONFIG_FILE).is_file():  # not a run: leave no lock file there
         raise RunError(f"{run_dir}: no config.yaml, so no run to resume: a fit killed this early "
                        f"kept nothing. Start it again: dltrain fit CONFIG --run-dir {run_dir}")
+    if (run_dir.parent / runs.CV_FILE).is_file():  # a fold's data, which fit cannot remake
+        raise RunError(f"{run_dir}: a run of the cross-validation {run_dir.parent}; finish it "
+                       f"with: dltrain cv --resume {run_dir.parent}")
     with run_lock.writing(run_dir):
         return _resume(run_dir, epochs=epochs, changed=changed, device=device, console=console,
                        live=live)
@@ -258,10 +264,15 @@ def ended(start: Start) -> dict[str, int]:
 
 def _train(start: Start, splits: Splits, config: Config, path: Path, console: Console,
            live: bool, signals: Signals) -> dict[str, Any]:
+    from dltrain.model.augment import in_step
     from dltrain.train.callbacks import NonFiniteLoss, RaisePendingSignal
 
     training = config.training
-    inputs = fit_inputs(splits, config, start.epoch)
+    value_max = float(splits.x_train.max(initial=1.0))
+    # tf.data augments in its own parallel map (measured, tuned); elsewhere the compiled step does.
+    trainer = (start.model if config.backend == "tensorflow"
+               else in_step(start.model, config, value_max))
+    inputs = fit_inputs(splits, config, start.epoch, value_max if trainer is start.model else None)
     steps = math.ceil(len(splits.x_train) / training.batch_size)
     history, checkpoint, callbacks = _callbacks(config, path, console, live, start, steps)
     callbacks.append(RaisePendingSignal(signals))
@@ -272,7 +283,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     diverged = False
     if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
         try:
-            start.model.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch,
+            trainer.fit(**inputs, epochs=training.epochs, initial_epoch=start.epoch,
                             verbose=0, shuffle=False, callbacks=callbacks)
         except NonFiniteLoss:
             diverged = True
@@ -327,8 +338,10 @@ def kept_after_divergence(path: Path, kept: int) -> str:
     return f"The last good epoch ({kept}) is kept in {path / runs.LAST_FILE}{best}."
 
 
-def fit_inputs(splits: Splits, config: Config, epoch: int) -> dict[str, Any]:
-    """model.fit's data arguments: augmented, shuffled training data and the validation data.
+def fit_inputs(splits: Splits, config: Config, epoch: int,
+               augment_to: float | None) -> dict[str, Any]:
+    """model.fit's data arguments: shuffled training data and the validation data, the training
+    data augmented here when `augment_to` gives its value range (None: the model augments).
 
     Endless datasets with steps per epoch keep one iterator for the whole fit (see pipeline).
     Keras runs whole executions, so with steps_per_execution > 1 an endless dataset would shift
@@ -340,8 +353,8 @@ def fit_inputs(splits: Splits, config: Config, epoch: int) -> dict[str, Any]:
     batch = training.batch_size
     # tf.data only: other backends get one pass per epoch from a PyDataset (see pipeline).
     repeat = training.steps_per_execution == 1 and config.backend == "tensorflow"
-    augmenter = make_augmenter(config.augmentation, config.seed,
-                               value_max=float(splits.x_train.max(initial=1.0)))
+    augmenter = (None if augment_to is None
+                 else make_augmenter(config.augmentation, config.seed, value_max=augment_to))
     # A resumed run reshuffles from a new seed, so it does not replay epoch 1's order.
     inputs: dict[str, Any] = {"x": pipeline(
         splits.x_train, splits.y_train, batch, shuffle=training.shuffle, seed=config.seed + epoch,
@@ -419,7 +432,7 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     # the rows it holds and drops a newer one), then best.keras (which --resume mends from
     # last.keras when a kill came between them: SettleBest, before last.keras moves).
     callbacks = [stock.TerminateOnNaN(), history, SettleBest(checkpoint),
-                 LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch)),
+                 LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint),
                  checkpoint, progress]
     if training.early_stopping is not None:
         callbacks.insert(0, stock.EarlyStopping(**training.early_stopping.model_dump()))
@@ -431,4 +444,4 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
         print_notes(console, [f"training.tensorboard: no TensorBoard logs on the {config.backend} "
                               "backend without TensorFlow installed (Keras writes them through "
                               "tf.summary); pip install tensorflow to get them."])
-    return history, checkpoint, callbacks
+    return history, checkpoint, [*callbacks, *start.callbacks]

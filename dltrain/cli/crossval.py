@@ -1,0 +1,79 @@
+"""`dltrain cv`: K-fold cross-validation of a config, and its resume."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dltrain.cli.options import Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.console import emit_json, err, for_results
+from dltrain.errors import DltrainError
+
+DEFAULT_FOLDS = 5
+
+
+def cv(
+    config: Annotated[Path | None, typer.Argument(
+        help="The experiment's YAML config file (not with --resume).", show_default=False)]
+    = None,
+    folds: Annotated[int | None, typer.Option(
+        help=f"How many folds of the training data (default {DEFAULT_FOLDS}).",
+        show_default=False)] = None,
+    set_: SetOpt = None,
+    smoke: Annotated[bool, typer.Option(
+        help="Each fold 1 epoch on a small stratified subset, as fit --smoke: for CI.")] = False,
+    refit: Annotated[bool, typer.Option(
+        help="Then train once on all the training data (child refit/) and test it.")] = False,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="Put the cross-validation exactly here (default: runs/<name>-<timestamp>/).",
+        show_default=False)] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Finish this interrupted cross-validation: completed folds are kept.",
+        show_default=False)] = None,
+    device: DeviceOpt = Device.auto,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cross-validate: K fits on K folds of the training data (stratified for classifiers),
+    each a run directory inside one parent; mean ± std of the validation and test metrics.
+
+    Example: dltrain cv configs/quickstart.yaml --folds 5 --refit
+
+    Resume: dltrain cv --resume runs/quickstart-20260101-120000
+    """
+    from dltrain.config.catalog import check_loaded
+    from dltrain.config.load import load_config
+    from dltrain.report.tables import print_notes
+
+    if resume is not None and (config is not None or folds is not None or set_ or smoke
+                               or run_dir is not None):
+        raise DltrainError("--resume finishes the cross-validation with its own config and "
+                           "folds; drop CONFIG, --folds, --set, --smoke and --run-dir.")
+    console = for_results(as_json)
+    live = console.is_terminal and not os.environ.get("CI")
+    if resume is not None:
+        from dltrain.search.cv import resume_cv
+
+        result = resume_cv(resume, device=device.value, console=console, live=live,  # type: ignore[arg-type]
+                           refit=refit)
+    elif config is None:
+        raise DltrainError("cv needs a CONFIG file, or --resume PARENT_RUN_DIR.")
+    else:
+        loaded = load_config(config, set_ or [], smoke=smoke)
+        check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
+        print_notes(err, loaded.notes)
+        from dltrain.backend import use_backend
+
+        use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
+        from dltrain.search.cv import cross_validate
+
+        result = cross_validate(loaded, folds=DEFAULT_FOLDS if folds is None else folds,
+                                run_dir=run_dir, device=device.value, console=console,  # type: ignore[arg-type]
+                                live=live, smoke=smoke, refit=refit)
+    from dltrain.report.crossval import print_cv
+
+    print_cv(console, result.record, str(result.run_dir))
+    if as_json:
+        emit_json({"run_dir": str(result.run_dir), **result.record})

@@ -1,0 +1,80 @@
+"""`dltrain tune`: a hyperparameter search from the config's search section (Optuna)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dltrain.cli.options import Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.console import emit_json, err, for_results
+from dltrain.errors import DltrainError
+
+
+def tune(
+    config: Annotated[Path | None, typer.Argument(
+        help="A YAML config with a search: section (optional with --resume).",
+        show_default=False)] = None,
+    trials: Annotated[int | None, typer.Option(
+        min=1, help="How many trials (default: search.trials; grid: all combinations).",
+        show_default=False)] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage URL (postgresql://..., mysql://...) to share the study between "
+             "machines (default: sqlite:///<search directory>/study.db).", show_default=False)]
+    = None,
+    smoke: Annotated[bool, typer.Option(
+        help="Each trial 1 epoch on a small stratified subset (256 train / 128 test).")] = False,
+    set_: SetOpt = None,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="Put the search exactly here (default: runs/<name>-tune-<timestamp>/).",
+        show_default=False)] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue the search in this directory after Ctrl-C, or join it from another "
+             "process while it runs.", show_default=False)] = None,
+    device: DeviceOpt = Device.auto,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the config's search: section with Optuna; each trial is a run in one directory.
+
+    Example: dltrain tune configs/mnist_cnn_search.yaml --trials 8
+
+    Resume or add a process: dltrain tune --resume runs/mnist_cnn-tune-20260101-120000
+    """
+    from dltrain.backend import use_backend
+    from dltrain.config.catalog import check_loaded
+    from dltrain.config.load import load_config
+    from dltrain.report.tables import print_notes
+    from dltrain.search.space import check_space
+
+    if (config is None) == (resume is None):
+        raise DltrainError("tune needs a CONFIG file, or --resume SEARCH_DIR (not both).")
+    if resume is not None and (smoke or set_ or run_dir is not None):
+        raise DltrainError("--resume continues the search with its own config in its own "
+                           "folder; drop --smoke, --set and --run-dir.")
+    console = for_results(as_json)
+    if config is not None:
+        loaded = load_config(config, set_ or [], smoke=smoke)
+        check_loaded(loaded)
+        check_space(loaded.config, loaded.source)  # before TensorFlow's seconds-long import
+        print_notes(err, loaded.notes)
+        use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
+        from dltrain.search import tune as search
+
+        result = search.start(loaded, run_dir=run_dir, storage=storage, trials=trials,
+                              device=device.value, console=console)  # type: ignore[arg-type]
+    else:
+        assert resume is not None
+        from dltrain.search.results import search_state
+
+        search_state(resume, storage)  # before TensorFlow's seconds-long import
+        use_backend(load_config(resume / "config.yaml").config.backend, device.value)  # type: ignore[arg-type]
+        from dltrain.search import tune as search
+
+        result = search.resume(resume, storage=storage, trials=trials, device=device.value,  # type: ignore[arg-type]
+                               console=console)
+    from dltrain.search.results import print_summary
+
+    print_summary(console, result.document, result.parent)
+    if as_json:
+        emit_json(result.document)

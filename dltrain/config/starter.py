@@ -1,0 +1,78 @@
+"""`dltrain init`: write a short, commented starter config that trains on data shipped with dltrain.
+
+The templates live beside this module (templates/*.yaml); a template that reads a CSV brings a
+copy of dltrain's sample file, so the config works as written and shows where a user's own
+file goes. Nothing is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from dltrain.errors import DltrainError
+
+# template -> the shipped sample files it reads, copied beside the config
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "image": (),
+    "tabular": ("pima_diabetes.csv",),
+}
+SCHEMA_FILE = "dltrain.schema.json"  # what each template's modeline names
+
+
+def template_text(template: str) -> str:
+    return (resources.files("dltrain.config") / "templates" / f"{template}.yaml").read_text(
+        encoding="utf-8")
+
+
+def sample_bytes(name: str) -> bytes:
+    # A resource lookup in the shipped data, not an import of the data stage.
+    return (resources.files("dltrain.data.shipped") / name).read_bytes()
+
+
+def write_starter(template: str, path: Path) -> list[Path]:
+    """Write the template to `path` (with its sample data and the schema beside it).
+
+    Returns the files written, the config first. Raises DltrainError, before writing anything,
+    when the config exists, its folder does not, or a sample file of another content is in the
+    way; an identical sample file or an existing schema file is kept as it is.
+    """
+    if template not in TEMPLATES:
+        raise DltrainError(f"unknown template {template!r}. Choose one of: "
+                           f"{', '.join(sorted(TEMPLATES))}.")
+    folder = path.parent
+    if not folder.is_dir():
+        raise DltrainError(f"no such folder: {folder}. Create it first, or give another PATH.")
+    if path.exists():
+        raise DltrainError(f"{path} already exists; dltrain init never overwrites a file. "
+                           "Choose another PATH.")
+    samples = {folder / name: sample_bytes(name) for name in TEMPLATES[template]}
+    for target, data in samples.items():
+        if target.exists() and target.read_bytes() != data:
+            raise DltrainError(f"{target} already exists and is not dltrain's sample data; "
+                               "move it away or write the config to another folder.")
+    written = [path]
+    for target, data in samples.items():
+        if not target.exists():
+            target.write_bytes(data)
+            written.append(target)
+    schema = folder / SCHEMA_FILE
+    if not schema.exists():
+        schema.write_text(json.dumps(editor_schema(), indent=2) + "\n", encoding="utf-8")
+        written.append(schema)
+    text = template_text(template).replace(f"{template}.yaml", path.name)  # its how-to lines
+    try:
+        with path.open("x", encoding="utf-8") as file:  # "x": never over a file made meanwhile
+            file.write(text)
+    except FileExistsError:
+        raise DltrainError(f"{path} already exists; dltrain init never overwrites a file. "
+                           "Choose another PATH.") from None
+    return written
+
+
+def editor_schema() -> dict:
+    from dltrain.config.catalog import with_layer_names
+    from dltrain.config.schema import json_schema
+
+    return with_layer_names(json_schema())

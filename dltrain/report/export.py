@@ -1,0 +1,303 @@
+"""Export a run's model, input scaling included, through Keras's `model.export`, and prove the
+export still predicts what the Keras model does: each file is loaded back by its own runtime,
+run on the run's test split and compared, and the result is written to export.json.
+
+The runtimes that load the exports back live in `dltrain.report.export_runtimes`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dltrain.backend import keras_module, prepare_runtime, quiet_native_logs
+from dltrain.config.schema import Config
+from dltrain.data.prepare import Preparation, load_splits
+from dltrain.errors import RunError
+from dltrain.report.evaluate import load_model, run_config
+from dltrain.report.export_runtimes import RUNTIMES, runtime_name
+from dltrain.report.predict import read_preparation
+from dltrain.runs import layout as runs
+
+# dltrain's names for Keras's formats: the names users know from TensorFlow's own tools.
+FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
+# Where Keras 3.15's model.export has a path for a format (it refuses LiteRT on JAX).
+BACKENDS = {"saved_model": ("tensorflow", "jax", "torch"), "onnx": ("tensorflow", "jax", "torch"),
+            "tflite": ("tensorflow", "torch")}
+EXTRA = 'pip install "dltrain[export]"'
+# (module, what installs it) that exporting and checking need, by format and backend: Keras's
+# converter for the backend, then the runtime that loads the file back.
+REQUIRES: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("saved_model", "jax"): [("tensorflow", 'pip install "tensorflow>=2.21,<2.22"')],
+    ("saved_model", "torch"): [("tensorflow", 'pip install "tensorflow>=2.21,<2.22"'),
+                               ("torch_xla", "pip install torch_xla")],
+    ("onnx", "tensorflow"): [("tf2onnx", EXTRA), ("onnxruntime", EXTRA)],
+    ("onnx", "jax"): [("jax2onnx", "pip install jax2onnx"), ("onnxruntime", EXTRA)],
+    ("onnx", "torch"): [("onnxscript", "pip install onnxscript"), ("onnxruntime", EXTRA)],
+    ("tflite", "torch"): [("litert_torch", "pip install litert-torch"),
+                          ("ai_edge_litert", "pip install ai-edge-litert")],
+}
+# Largest |export - Keras| allowed on outputs of size ~1 (probabilities); scaled up for larger
+# outputs. Float32 has a rounding step of 1.2e-7 near 1. A SavedModel runs TensorFlow's own
+# kernels on the same graph, so only graph rewrites change the rounding: 1e-5. ONNX Runtime and
+# TFLite (XNNPACK) have their own kernels that sum in other orders, a few rounding steps per
+# layer: 1e-4. Both are far above what a faithful conversion shows (at most 2e-7 on the
+# quickstart model) and far below what a wrong weight, a dropped layer or a missed input
+# scaling does (0.01 and up).
+TOLERANCE = {"saved_model": 1e-5, "onnx": 1e-4, "tflite": 1e-4}
+FAILED_SUFFIX = ".parity-failed"
+# The preprocessing.json entries that with_preparation turns into layers, or that describe the
+# run. A step it does not know (one added to fit later) is refused: the export would leave it
+# out, and the parity check cannot notice a step applied to the outputs.
+KNOWN_PREPARATION = {"rescale", "mean", "std", "flatten_from", "class_names", "num_classes",
+                     "input_shape"}
+
+
+def check_supported(fmt: str, backend: str) -> None:
+    """Refuse a format Keras cannot export on this backend, naming the ones that can."""
+    if fmt not in FORMATS:
+        raise RunError(f"--format must be one of {', '.join(FORMATS)}. Received: {fmt!r}.")
+    if backend not in BACKENDS[fmt]:
+        able = " or ".join(BACKENDS[fmt])
+        raise RunError(f"--format {fmt}: Keras exports it from the {able} backend, not {backend}. "
+                       f"Export with --backend {BACKENDS[fmt][0]} (the .keras file loads on any "
+                       "backend).")
+
+
+def check_installed(fmt: str, backend: str) -> None:
+    """The converter and runtime the export needs, looked up (not imported: tf2onnx would load
+    TensorFlow before the backend is chosen) so a missing one is named before anything loads."""
+    missing = [(module, install) for module, install in REQUIRES.get((fmt, backend), [])
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        names = " and ".join(module for module, _ in missing)
+        commands = " and ".join(dict.fromkeys(install for _, install in missing))
+        other = (f" (or export with --backend tensorflow and {EXTRA})"
+                 if backend != "tensorflow" and fmt == "onnx" else "")
+        raise RunError(f"--format {fmt} on the {backend} backend needs {names}, not installed "
+                       f"here. Install with: {commands}{other}.")
+
+
+def default_output(run_dir: Path, model_path: Path, fmt: str) -> Path:
+    """Beside the model in the run: model.onnx, model.tflite, model_saved_model/."""
+    stem = model_path.stem
+    return run_dir / {"onnx": f"{stem}.onnx", "tflite": f"{stem}.tflite",
+                      "saved_model": f"{stem}_saved_model"}[fmt]
+
+
+def check_output(path: Path, fmt: str) -> None:
+    """An output the export may take: replaced only if it is an earlier export of the format."""
+    if fmt == "tflite" and path.suffix != ".tflite":
+        raise RunError(f"--output {path}: a tflite export's name must end with .tflite (Keras's "
+                       f"rule). Try --output {path.with_suffix('.tflite')}.")
+    if fmt != "saved_model" and path.is_dir():
+        raise RunError(f"--output {path}: is a folder; a {fmt} export is one file. Name a file.")
+    if fmt == "saved_model" and path.exists():
+        if not path.is_dir():
+            raise RunError(f"--output {path}: is a file; a SavedModel is a folder. Name a folder.")
+        if any(path.iterdir()) and not (path / "saved_model.pb").is_file():
+            raise RunError(f"--output {path}: holds other files and is not a SavedModel; choose "
+                           "a new folder so nothing is overwritten.")
+
+
+def with_preparation(model: Any, preparation: Preparation, raw_shape: list[int]) -> Any:
+    """The model behind the run's input scaling as layers, so the export takes raw values:
+    rescale, then standardise with the training statistics, then flatten (Preparation.apply)."""
+    keras = keras_module()
+    inputs = keras.Input(tuple(raw_shape), dtype="float32", name="raw_input")
+    x = keras.layers.Rescaling(preparation.rescale, name="rescale")(inputs)
+    mean, std = preparation.mean, preparation.std
+    if mean is not None and std is not None:
+        # Not keras.layers.Normalization: its mean and variance are tensors made outside the
+        # traced call, which tf2onnx turns into inputs the caller would have to feed. Arrays
+        # used inside the call become constants of the graph, and the arithmetic is apply's.
+        ops = keras.ops
+        x = keras.layers.Lambda(lambda v: ops.divide(ops.subtract(v, mean), std),
+                                name="standardize")(x)
+    if preparation.flatten_from is not None:
+        x = keras.layers.Flatten(name="flatten")(x)
+    wrapped = keras.Model(inputs, model(x), name=f"{model.name}_with_preparation")
+    wrapped(np.zeros((1, *raw_shape), np.float32))  # Keras exports to ONNX only a called model
+    return wrapped
+
+
+def write_export(model: Any, fmt: str, path: Path) -> None:
+    """Keras's model.export, quiet (its converters warn about their own NumPy use)."""
+    with warnings.catch_warnings(), quiet_native_logs():  # and TensorFlow's graph optimiser logs
+        warnings.simplefilter("ignore")
+        model.export(str(path), format=FORMATS[fmt], verbose=False)
+
+
+def compare(reference: np.ndarray, got: np.ndarray, labels: np.ndarray | None,
+            tolerance: float) -> dict[str, Any]:
+    """Max |difference| (passed when within the tolerance, scaled for outputs beyond 1) and,
+    for classifiers, both test accuracies and how often their predicted classes agree."""
+    reference, got = np.asarray(reference, np.float64), np.asarray(got, np.float64)
+    if reference.shape != got.shape:
+        return {"passed": False, "max_abs_diff": None,
+                "problem": f"gives outputs of shape {list(got.shape)}, the Keras model "
+                           f"{list(reference.shape)}"}
+    diff = float(np.max(np.abs(reference - got))) if reference.size else 0.0
+    scale = max(1.0, float(np.max(np.abs(reference))) if reference.size else 1.0)
+    result: dict[str, Any] = {"passed": bool(np.isfinite(diff) and diff <= tolerance * scale),
+                              "max_abs_diff": diff}
+    if labels is not None:
+        keras_class, export_class = classes(reference), classes(got)
+        result["accuracy"] = {"keras": float(np.mean(keras_class == labels)),
+                              "export": float(np.mean(export_class == labels))}
+        result["predictions_agree"] = float(np.mean(keras_class == export_class))
+    return result
+
+
+def check(fmt: str, path: Path, raw: np.ndarray, reference: np.ndarray,
+          labels: np.ndarray | None) -> dict[str, Any]:
+    """Run the export in its runtime and compare; one its runtime cannot load or run fails."""
+    try:
+        got = RUNTIMES[fmt](path, raw)
+    except Exception as exc:  # noqa: BLE001 - any runtime's refusal is this export's failure
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return {"passed": False, "max_abs_diff": None,
+                "problem": f"does not run in {runtime_name(fmt)}: {type(exc).__name__}: {first}"}
+    return compare(reference, got, labels, TOLERANCE[fmt])
+
+
+def classes(outputs: np.ndarray) -> np.ndarray:
+    """Predicted class ids: a sigmoid unit above 0.5 is class 1, else the largest output."""
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        return (outputs.reshape(len(outputs)) > 0.5).astype(np.int64)
+    return outputs.argmax(axis=-1)
+
+
+def parity_data(config: Config, preparation: Preparation, raw_shape: list[int],
+               model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The run's test split as raw values (the export's input), the Keras model's outputs on it
+    prepared like eval and predict do, and the class ids (None for a model that does not
+    classify)."""
+    unscaled = config.dataset.model_copy(update={"rescale": 1.0, "standardize": False})
+    splits = load_splits(unscaled, config.seed, config.loss_kind)  # the same seeded subset
+    raw = splits.x_test
+    if list(raw.shape[1:]) != list(raw_shape):
+        raise RunError(f"the test split's samples have shape {list(raw.shape[1:])}, not the "
+                       f"{raw_shape} the run was trained on; has the data changed?")
+    reference = model.predict(preparation.apply(raw), batch_size=config.training.batch_size,
+                              verbose=0)
+    labels = None
+    if config.is_classifier:
+        y = splits.y_test
+        labels = y.argmax(axis=-1) if y.ndim == 2 and y.shape[-1] > 1 else y.reshape(len(y))
+    return raw, np.asarray(reference), labels
+
+
+def describe_input(preparation: Preparation, raw_shape: list[int],
+                   raw: np.ndarray) -> dict[str, Any]:
+    """What a caller must feed the export: shape, dtype, and the values it expects."""
+    steps = [f"rescale x{preparation.rescale:.6g}"]
+    if preparation.mean is not None:
+        steps.append("standardize with the training mean and std")
+    if preparation.flatten_from is not None:
+        steps.append(f"flatten {'x'.join(map(str, raw_shape))} to {int(np.prod(raw_shape))}")
+    image = len(raw_shape) == 3
+    low, high = (float(raw.min()), float(raw.max())) if raw.size else (0.0, 0.0)
+    return {"shape": [None, *raw_shape], "dtype": "float32",
+            "values": ("raw pixel values as decoded from image files (height, width, channels)"
+                       if image else "raw feature values, unscaled, in the training columns' order"),
+            "value_range": [0, 255] if image and low >= 0 and high <= 255 else [low, high],
+            "included_steps": steps}
+
+
+def place(partial: Path, path: Path, passed: bool) -> Path:
+    """A checked export takes its place (replacing an earlier one); a failed one is set aside
+    as NAME.parity-failed, kept for a look but under a name no tool loads by accident."""
+    target = path if passed else path.with_name(path.name + FAILED_SUFFIX)
+    remove(target)
+    partial.replace(target)
+    return target
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
+               output: Path | None = None, backend: str | None = None) -> dict[str, Any]:
+    """Export the run's model (or `model_path`) to `fmt`, check it on the test split, record the
+    result in export.json and return it; entry["status"] is "passed" or "failed"."""
+    if not (run_dir / runs.CONFIG_FILE).is_file():
+        raise RunError(f"{run_dir}: not a run directory (no {runs.CONFIG_FILE}); pass a folder "
+                       "made by dltrain fit.")
+    config = run_config(run_dir / runs.CONFIG_FILE)
+    name = backend or config.backend
+    check_supported(fmt, name)
+    check_installed(fmt, name)
+    model_path = model_path or completed_model(run_dir)
+    path = output or default_output(run_dir, model_path, fmt)
+    check_output(path, fmt)
+    saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
+    unknown = sorted(set(saved) - KNOWN_PREPARATION)
+    if unknown:
+        raise RunError(f"{run_dir / runs.PREPARATION_FILE}: holds steps export cannot build into "
+                       f"the exported model yet ({', '.join(unknown)}); it would answer "
+                       "differently from dltrain predict, so nothing was exported.")
+    # On the CPU, where the runtimes that check ONNX and TFLite run too: the difference then
+    # measures the conversion, not GPU kernels (TF32) against CPU ones.
+    prepare_runtime("cpu", config.seed, False, name)
+    model = load_model(model_path)
+    raw_shape = preparation.flatten_from or [int(size) for size in model.input_shape[1:]]
+    raw, reference, labels = parity_data(config, preparation, raw_shape, model)
+    kept, result, seconds = export_and_check(with_preparation(model, preparation, raw_shape),
+                                             fmt, path, raw, reference, labels)
+    entry = {"status": "passed" if result.pop("passed") else "failed", "format": fmt,
+             "keras_format": FORMATS[fmt], "path": str(kept), "model": str(model_path),
+             "backend": name, "runtime": runtime_name(fmt), "tolerance": TOLERANCE[fmt],
+             **result, "test_samples": len(raw),
+             "input": describe_input(preparation, raw_shape, raw),
+             "output": {"shape": [None, *[int(s) for s in model.output_shape[1:]]],
+                        "values": "the Keras model's outputs, as dltrain predict shows them",
+                        "class_names": saved.get("class_names")},
+             "seconds": seconds}
+    record(run_dir, fmt, entry)
+    return entry
+
+
+def export_and_check(model: Any, fmt: str, path: Path, raw: np.ndarray, reference: np.ndarray,
+                     labels: np.ndarray | None) -> tuple[Path, dict[str, Any], dict[str, float]]:
+    """Export beside `path` under a temporary name, check it, then put it in place or aside;
+    returns where it went, the comparison and the seconds each step took."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # Keras wants .tflite last
+    remove(partial)
+    started = time.perf_counter()
+    write_export(model, fmt, partial)
+    exported = time.perf_counter()
+    result = check(fmt, partial, raw, reference, labels)
+    checked = time.perf_counter()
+    return place(partial, path, result["passed"]), result, {
+        "export": round(exported - started, 3), "check": round(checked - exported, 3)}
+
+
+def completed_model(run_dir: Path) -> Path:
+    """model.keras of a completed run; an unfinished run's may be missing or stale."""
+    state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
+    if state != "completed":
+        raise RunError(f"{run_dir}: the run is '{state}', not completed; its {runs.MODEL_FILE} "
+                       f"may be missing or stale. Export a checkpoint with --model "
+                       f"{runs.BEST_FILE} or --model {runs.LAST_FILE}.")
+    return run_dir / runs.MODEL_FILE
+
+
+def record(run_dir: Path, fmt: str, entry: dict[str, Any]) -> None:
+    """export.json: one entry per format, the latest export of each."""
+    path = run_dir / runs.EXPORT_FILE
+    entries = runs.read_json(path) if path.is_file() else {}
+    if not isinstance(entries, dict):
+        entries = {}
+    runs.write_json(path, {**entries, fmt: entry})

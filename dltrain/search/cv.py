@@ -1,0 +1,228 @@
+"""K-fold cross-validation: one parent run directory, a complete child run per fold, cv.json.
+
+The data is read once; each fold is an ordinary `fit` on the other folds' rows, validated on
+its own, tested on the untouched test split, so `dltrain eval` and `show` work on each child.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from dltrain.backend import Device, prepare_runtime
+from dltrain.config.load import Loaded, dump, load_config
+from dltrain.config.schema import Config
+from dltrain.data.folds import Fold, fold_splits, folds_digest, make_folds, validation_counts
+from dltrain.data.prepare import Splits, load_splits
+from dltrain.errors import ConfigError, RunError, Terminated
+from dltrain.runs import layout as runs
+from dltrain.runs import lock as run_lock
+from dltrain.search.cv_summary import fold_entry, summarise
+from dltrain.train.fit import fit
+from dltrain.train.signals import Signals
+
+REFIT_DIR = "refit"
+
+
+def fold_dir(parent: Path, index: int) -> Path:
+    return parent / f"fold-{index}"
+
+
+@dataclass
+class CvResult:
+    run_dir: Path  # the parent run directory
+    record: dict[str, Any]  # cv.json's contents
+
+
+@dataclass
+class Plan:
+    """What a cross-validation runs: its folds' configs and data, and where output goes."""
+
+    fold_loaded: Loaded
+    refit_loaded: Loaded | None
+    data: Splits  # all the training data (no validation held out) and the test split
+    folds: list[Fold]
+    device: Device
+    console: Console
+    live: bool
+    smoke: bool
+
+
+def cross_validate(loaded: Loaded, *, folds: int, run_dir: Path | None, device: Device,
+                   console: Console, live: bool, smoke: bool = False,
+                   refit: bool = False) -> CvResult:
+    """K fits on K folds of the config's training data, in one new parent run directory.
+
+    Everything that can fail on the user's input (the folds, a config the folds or the refit
+    cannot run) fails before the parent exists.
+    """
+    config = loaded.config
+    plan = make_plan(loaded, folds, refit, device, console, live, smoke)
+    device_name = prepare_runtime(device, config.seed, config.training.deterministic,
+                                  config.backend)
+    parent = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
+    try:
+        runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
+        record = {"folds": folds, "stratified": config.is_classifier, "smoke": smoke,
+                  "refit": refit, "std": "sample standard deviation over the folds (ddof=1)",
+                  "samples": len(plan.data.x_train), **data_marks(plan),
+                  "per_fold": [], "refit_result": None}
+        runs.write_json(parent / runs.CV_FILE, record)
+        runs.set_state(parent, "running", kind="cv")
+        runs.write_json(parent / runs.ENV_FILE, runs.environment(device_name))
+        console.print(f"cross-validation directory: {parent}", highlight=False, soft_wrap=True)
+        return run_folds(parent, record, plan)
+    finally:
+        run_lock.release(parent)
+
+
+def resume_cv(parent: Path, *, device: Device, console: Console, live: bool,
+              refit: bool = False) -> CvResult:
+    """Finish a cross-validation: the folds cv.json records are kept, any other is run again
+    from its start (an interrupted fold's folder is replaced), then the refit if asked.
+
+    An interrupted fold is rerun, not resumed from its last epoch: `fit --resume` remakes the
+    config's data, not the fold's, and a rerun fold starts as an uninterrupted one would (the
+    same seed, initial weights and data order). It costs at most one fold's training.
+    """
+    if not (parent / runs.CV_FILE).is_file():
+        hint = (f" It is a fit's run directory: dltrain fit --resume {parent}"
+                if (parent / runs.CONFIG_FILE).is_file() else "")
+        raise RunError(f"{parent}: no cv.json, so it is not a cross-validation to resume.{hint} "
+                       "Start one with: dltrain cv CONFIG --folds K")
+    with run_lock.writing(parent):
+        record = read_record(parent)
+        loaded = load_config(parent / runs.CONFIG_FILE)
+        record["refit"] = bool(record.get("refit") or refit)
+        plan = make_plan(loaded, record["folds"], record["refit"], device, console, live,
+                         bool(record.get("smoke")))
+        if data_marks(plan) != {key: record.get(key) for key in ("folds_sha256", "data")}:
+            raise RunError(f"{parent}: the training data or its folds differ from those the "
+                           "finished folds used (the dataset changed), so their results cannot "
+                           "be combined. Start a new cross-validation with dltrain cv.")
+        done = len(record["per_fold"])
+        console.print(f"resuming cross-validation {parent}: {done} of {record['folds']} folds "
+                      "completed", highlight=False, soft_wrap=True)
+        runs.write_json(parent / runs.CV_FILE, record)
+        return run_folds(parent, record, plan)
+
+
+def read_record(parent: Path) -> dict[str, Any]:
+    record = runs.read_json(parent / runs.CV_FILE)
+    if not (isinstance(record, dict) and isinstance(record.get("folds"), int)
+            and isinstance(record.get("per_fold"), list)
+            and all(isinstance(entry, dict) and isinstance(entry.get("fold"), int)
+                    for entry in record["per_fold"])):
+        raise RunError(f"{parent / runs.CV_FILE}: not the cv.json dltrain writes; start a new "
+                       "cross-validation with dltrain cv.")
+    return record
+
+
+def make_plan(loaded: Loaded, folds: int, refit: bool, device: Device, console: Console,
+              live: bool, smoke: bool) -> Plan:
+    """The data (read once) and its folds, and the configs the folds and the refit run."""
+    config = loaded.config
+    # The folds divide all the training data: the config's own validation split is not made.
+    dataset = config.dataset.model_copy(update={"validation_split": 0.0})
+    data = load_splits(dataset, config.seed, config.loss_kind)
+    made = make_folds(data.y_train, folds, config.seed, config.is_classifier)
+    fold_loaded = variant(loaded, 1 / folds, "each fold validates on its held-out fold")
+    refit_loaded = (variant(loaded, 0.0, "--refit trains on all the training data, none held "
+                            "out for validation", " Change the config to monitor training "
+                            "metrics (loss) or drop --refit.") if refit else None)
+    return Plan(fold_loaded, refit_loaded, data, made, device, console, live, smoke)
+
+
+def variant(loaded: Loaded, validation_split: float, why: str, fix: str = "") -> Loaded:
+    """The config with dataset.validation_split set, so val_* monitors match the data the run
+    gets; refused (ConfigError) when the config cannot run so."""
+    data = loaded.config.model_dump(mode="json")
+    data["dataset"]["validation_split"] = validation_split
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"{loaded.source}: {why}, so {where + ': ' if where else ''}"
+                          f"{error['msg'].removeprefix('Value error, ')}.{fix}") from None
+    return dataclasses.replace(loaded, config=config, notes=[])
+
+
+def data_marks(plan: Plan) -> dict[str, Any]:
+    """What must not change between a cross-validation's start and its resume."""
+    return {"folds_sha256": folds_digest(plan.folds),
+            "data": runs.fingerprint(plan.data.x_train)["sample_sha256"]}
+
+
+def run_folds(parent: Path, record: dict[str, Any], plan: Plan) -> CvResult:
+    """Run the folds cv.json does not record yet, then the refit; parent's run.json says how
+    far it got (interrupted: resume with `dltrain cv --resume`)."""
+    console = plan.console
+    try:
+        runs.set_state(parent, "running", kind="cv")
+        # Between folds too, SIGTERM stops like Ctrl-C: the parent is marked interrupted.
+        with Signals().installed():
+            for fold in plan.folds:
+                if any(entry["fold"] == fold.index for entry in record["per_fold"]):
+                    console.print(f"fold {fold.index}: completed earlier, kept", highlight=False)
+                    continue
+                console.print(f"[bold]fold-{fold.index}[/] ({fold.index + 1} of "
+                              f"{len(plan.folds)})", highlight=False)
+                record["per_fold"].append(run_fold(parent, fold, plan))
+                record["per_fold"].sort(key=lambda entry: entry["fold"])
+                record.update(summarise(record["per_fold"]))
+                runs.write_json(parent / runs.CV_FILE, record)
+            if plan.refit_loaded is not None and record.get("refit_result") is None:
+                record["refit_result"] = run_refit(parent, plan, plan.refit_loaded)
+                runs.write_json(parent / runs.CV_FILE, record)
+    except (KeyboardInterrupt, Terminated):
+        runs.set_state(parent, "interrupted", kind="cv", folds_done=len(record["per_fold"]))
+        console.print(f"cross-validation interrupted with {len(record['per_fold'])} of "
+                      f"{len(plan.folds)} folds completed. Resume with: dltrain cv --resume "
+                      f"{parent}", highlight=False, soft_wrap=True)
+        raise
+    except BaseException as exc:
+        runs.set_state(parent, "failed", kind="cv", error=f"{type(exc).__name__}: {exc}")
+        raise
+    runs.set_state(parent, "completed", kind="cv")
+    return CvResult(parent, record)
+
+
+def run_fold(parent: Path, fold: Fold, plan: Plan) -> dict[str, Any]:
+    """One fold's fit in parent/fold-<i>, from its start (a folder left by an interrupted
+    try is replaced), and its results for cv.json."""
+    child = fold_dir(parent, fold.index)
+    clear(child)
+    splits = fold_splits(plan.data, fold)
+    result = fit(plan.fold_loaded, run_dir=child, device=plan.device, console=plan.console,
+                 live=plan.live, smoke=plan.smoke, splits=splits)
+    counts = (validation_counts(plan.data.y_train, fold) if plan.fold_loaded.config.is_classifier
+              else None)
+    return fold_entry(fold.index, child, splits, plan.fold_loaded.config, result.metrics, counts)
+
+
+def run_refit(parent: Path, plan: Plan, loaded: Loaded) -> dict[str, Any]:
+    """One fit on all the training data, in parent/refit, tested on the test split."""
+    child = parent / REFIT_DIR
+    clear(child)
+    plan.console.print("[bold]refit on all the training data[/]", highlight=False)
+    whole = dataclasses.replace(plan.data, preparation=dataclasses.replace(plan.data.preparation),
+                                notes=list(plan.data.notes))
+    metrics = fit(loaded, run_dir=child, device=plan.device, console=plan.console,
+                  live=plan.live, smoke=plan.smoke, splits=whole).metrics
+    return {"run_dir": REFIT_DIR, "test": metrics["test"], "epochs_run": metrics["epochs_run"],
+            "train_samples": metrics["train_samples"], "train_seconds": metrics["train_seconds"]}
+
+
+def clear(child: Path) -> None:
+    """Remove what an unfinished try of this fold left, unless a process still writes it."""
+    if not child.exists():
+        return
+    with run_lock.writing(child):  # refused, naming the holder, while another process writes
+        shutil.rmtree(child)

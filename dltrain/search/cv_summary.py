@@ -1,0 +1,69 @@
+"""A cross-validation's figures: each fold's validation and test metrics, their mean and std.
+
+The std is the sample standard deviation over the folds (ddof=1: the K folds are a sample of
+the ways the data could be split); scikit-learn's cv_results_ report the population one.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dltrain.config.schema import Config
+from dltrain.data.pipeline import pipeline
+from dltrain.data.prepare import Splits
+from dltrain.report.evaluate import load_model
+from dltrain.runs import layout as runs
+
+
+def fold_entry(index: int, child: Path, splits: Splits, config: Config, metrics: dict[str, Any],
+               counts: dict[str, int] | None) -> dict[str, Any]:
+    """cv.json's record of one finished fold.
+
+    Its validation metrics are those of the fold's model.keras on its held-out fold: the model
+    whose test metrics are reported (with early stopping's restore_best_weights, the last
+    epoch's val_* in history.csv belong to another one).
+    """
+    return {
+        "fold": index,
+        "run_dir": child.name,
+        "train_samples": metrics["train_samples"],
+        "validation_samples": metrics["validation_samples"],
+        "validation_class_counts": counts,
+        "epochs_run": metrics["epochs_run"],
+        "best_epoch": metrics["best_epoch"],
+        "train_seconds": metrics["train_seconds"],
+        "validation": validation_metrics(child / runs.MODEL_FILE, splits,
+                                         config.training.batch_size),
+        "test": metrics["test"],
+    }
+
+
+def validation_metrics(model_path: Path, splits: Splits, batch_size: int) -> dict[str, float]:
+    model = load_model(model_path)
+    results = model.evaluate(pipeline(splits.x_val, splits.y_val, batch_size), verbose=0,
+                             return_dict=True)
+    return {key: float(value) for key, value in results.items()}
+
+
+def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample std of every validation and test metric the folds share; the std is
+    None while fewer than two folds are done."""
+    summary: dict[str, Any] = {}
+    for section in ("validation", "test"):
+        names = [name for name in entries[0][section]
+                 if all(name in entry[section] for entry in entries)] if entries else []
+        summary[section] = {name: mean_std([entry[section][name] for entry in entries])
+                            for name in names}
+    return summary
+
+
+def mean_std(values: list[float]) -> dict[str, float | None]:
+    array = np.asarray(values, dtype=np.float64)
+    std = float(array.std(ddof=1)) if len(array) > 1 else None
+    mean = float(array.mean())
+    return {"mean": mean if math.isfinite(mean) else None,
+            "std": std if std is None or math.isfinite(std) else None}

@@ -1,0 +1,195 @@
+"""What a search leaves: the table of trials, best.yaml, tune.json and Optuna's own plots."""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from dltrain.config.load import dump
+from dltrain.errors import RunError
+from dltrain.report.tables import print_notes
+from dltrain.runs import layout as runs
+from dltrain.search.space import applied
+
+KIND = "tune"  # run.json's kind for a search's parent run
+TUNE_FILE = "tune.json"
+BEST_CONFIG = "best.yaml"
+HISTORY_PLOT = "trials.png"
+IMPORTANCE_PLOT = "importance.png"
+UNSTARTED = 300  # seconds after which a trial that never named its process counts as stopped
+STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
+          "WAITING": "waiting"}
+
+
+def search_state(parent: Path, storage: str | None) -> dict[str, Any]:
+    """The parent's run.json, when `parent` is a search directory whose study can be reached
+    (with `storage`, or the URL run.json keeps).
+
+    Raises:
+        RunError: when it is not one, or its study's password is needed.
+    """
+    state = runs.read_json(parent / runs.STATE_FILE) if (parent / runs.STATE_FILE).is_file() else {}
+    if state.get("kind") != KIND or not (parent / runs.CONFIG_FILE).is_file():
+        raise RunError(f"{parent}: not a search directory (no run.json of kind tune with its "
+                       "config.yaml); --resume takes the folder dltrain tune printed.")
+    saved = state.get("storage")
+    if storage is None and isinstance(saved, str) and f":{HIDDEN}@" in saved:
+        raise RunError(f"{parent}: its study is in {saved}; pass --storage again with the "
+                       "password, which dltrain does not write down.")
+    return dict(state)
+
+
+HIDDEN = "***"
+
+
+def shown(storage: str) -> str:
+    """The storage URL as run.json keeps it: without its password."""
+    parts = urlsplit(storage)
+    if parts.password is None:
+        return storage
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(
+        f":{parts.password}@", f":{HIDDEN}@", 1)))
+
+
+def interrupted(trial: Any) -> bool:
+    """Stopped by Ctrl-C or SIGTERM, or running in a process of this machine that is gone
+    (killed): its values are tried again, and it does not count against the budget."""
+    attrs = trial.user_attrs
+    if trial.state.name == "FAIL":
+        return bool(attrs.get("interrupted"))
+    if trial.state.name != "RUNNING":
+        return False
+    if not isinstance(attrs.get("pid"), int):
+        # Asked of Optuna but not started: a trial names its process at once, so one this old
+        # was stopped in between (a Ctrl-C while Optuna made it).
+        started = trial.datetime_start
+        return started is not None and (datetime.now() - started).total_seconds() > UNSTARTED
+    if attrs.get("host") != socket.gethostname():
+        return False
+    if attrs.get("interrupted"):
+        return True
+    try:
+        os.kill(attrs["pid"], 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def state_of(trial: Any) -> str:
+    return "interrupted" if interrupted(trial) else STATES.get(trial.state.name, trial.state.name)
+
+
+def trial_rows(trials: list[Any], goal: str) -> list[dict[str, Any]]:
+    """One row per trial, best objective first; trials without one after, by number."""
+    rows = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        objective = attrs.get("objective")
+        rows.append({"number": trial.number, "state": state_of(trial), "params": trial.params,
+                     "objective": objective, "epochs": attrs.get("epochs"),
+                     "seconds": attrs.get("seconds"), "run_dir": attrs.get("run_dir"),
+                     "test": attrs.get("test"), "retry_of": attrs.get("retry_of"),
+                     "error": attrs.get("error") or _pruned(trial)})
+    scored = [row for row in rows if row["objective"] is not None]
+    scored.sort(key=lambda row: row["objective"], reverse=goal == "maximize")
+    return scored + [row for row in rows if row["objective"] is None]
+
+
+def _pruned(trial: Any) -> str | None:
+    if trial.state.name != "PRUNED":
+        return None
+    return f"after epoch {trial.last_step}" if trial.last_step is not None else None
+
+
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best completed trial (pruned ones stopped early: their scores are not comparable)."""
+    return next((row for row in rows if row["state"] == "complete"), None)
+
+
+def print_trials(console: Console, rows: list[dict[str, Any]], keys: list[str],
+                 objective: str) -> None:
+    table = Table(title=f"Trials by {objective}", title_justify="left")
+    for name in ["trial", *keys, objective, "epochs", "time", "state"]:
+        table.add_column(escape(name), justify="right" if name != "state" else "left",
+                         overflow="fold")
+    for row in rows:
+        reason = row["error"] if len(row["error"] or "") <= 100 else row["error"][:97] + "..."
+        table.add_row(str(row["number"]), *[_value(row["params"].get(key, "-")) for key in keys],
+                      "-" if row["objective"] is None else f"{row['objective']:.4f}",
+                      str(row["epochs"] or "-"),
+                      "-" if row["seconds"] is None else f"{row['seconds']:.1f}s",
+                      escape(row["state"] + (f" ({reason})" if reason else "")))
+    console.print(table)
+
+
+def _value(value: Any) -> str:
+    """A searched value as short as it reads well (tune.json keeps it whole)."""
+    return escape(f"{value:.4g}" if isinstance(value, float) else str(value))
+
+
+def write_results(parent: Path, study: Any, document: dict[str, Any], base: dict[str, Any],
+                  source: str) -> list[str]:
+    """tune.json, best.yaml (the best values filled in, no search section), the parent's
+    metrics.json (the best trial's, for `dltrain runs`) and the plots; returns notes."""
+    notes: list[str] = []
+    best = document["best"]
+    if best is not None:
+        config = applied(base, source, best["params"]).config
+        runs.write_atomic(parent / BEST_CONFIG, dump(config))
+        runs.write_json(parent / runs.METRICS_FILE, {
+            "test": best["test"] or {}, "epochs_run": best["epochs"], "best_trial": best["number"],
+            "train_seconds": round(sum(row["seconds"] or 0 for row in document["trials"]), 3)})
+    else:
+        notes.append("no trial completed, so there is no best.yaml yet.")
+    notes += plots(parent, study, document)
+    runs.write_json(parent / TUNE_FILE, {**document, "notes": document["notes"] + notes})
+    return notes
+
+
+def plots(parent: Path, study: Any, document: dict[str, Any]) -> list[str]:
+    """Optuna's optimisation history and parameter importances, as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    from optuna.visualization import matplotlib as optuna_plots
+
+    complete = [row for row in document["trials"] if row["state"] == "complete"]
+    if not complete:
+        return []
+    with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+        warnings.simplefilter("ignore")
+        runs.save_figure(optuna_plots.plot_optimization_history(
+            study, target_name=document["objective"]).figure,
+                         parent / HISTORY_PLOT)
+        varied = [key for key in document["parameters"]
+                  if len({repr(row["params"].get(key)) for row in complete}) > 1]
+        if len(complete) < 2 or not varied:
+            return [f"no {IMPORTANCE_PLOT}: parameter importance needs at least 2 completed "
+                    f"trials and a parameter whose value varies among them (now "
+                    f"{len(complete)} completed, {len(varied)} varied)."]
+        runs.save_figure(optuna_plots.plot_param_importances(study).figure,
+                         parent / IMPORTANCE_PLOT)
+    return []
+
+
+def print_summary(console: Console, document: dict[str, Any], parent: Path) -> None:
+    print_trials(console, document["trials"], document["parameters"], document["objective"])
+    best = document["best"]
+    if best is not None:
+        shown = ", ".join(f"{key}={value}" for key, value in best["params"].items())
+        console.print(f"best: trial {best['number']} ({document['objective']} "
+                      f"{best['objective']:.4f}): {shown}", highlight=False, soft_wrap=True)
+        console.print(f"train it: dltrain fit {parent / BEST_CONFIG}", highlight=False,
+                      soft_wrap=True)
+    print_notes(console, document["notes"])

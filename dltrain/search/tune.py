@@ -1,0 +1,238 @@
+"""`dltrain tune`: an Optuna study of a config's search section, in one parent run directory.
+
+The parent holds the config searched, the study (SQLite, `study.db`, unless --storage names a
+server) and one child run per trial (`trial-NNNN/`, made by the ordinary `fit`). Every process
+that opens the parent (`--resume`) joins the same study: after Ctrl-C it continues, and several
+at once share the trials. A file lock makes "count the trials, then ask Optuna for one" a single
+step for the processes of one machine, so together they run exactly the planned number.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from rich.console import Console
+
+from dltrain.backend import Device
+from dltrain.config.load import Loaded, dump, load_config
+from dltrain.config.schema import Config, SearchConfig
+from dltrain.errors import DltrainError, Terminated
+from dltrain.runs import layout as runs
+from dltrain.runs import lock as run_lock
+from dltrain.search import results
+from dltrain.search.space import check_space, grid_space, planned_trials
+from dltrain.search.trial import Runner, direction, objective_of
+
+STUDY_FILE = "study.db"
+LOCK_FILE = "study.lock"
+KIND = results.KIND
+
+
+@dataclass
+class TuneResult:
+    parent: Path
+    document: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: int | None,
+          device: Device, console: Console) -> TuneResult:
+    """A new search of `loaded`'s search section; everything the user's input can fail on
+    (the space, the objective's direction, the data) fails before the parent exists."""
+    config = with_trials(loaded.config, trials)
+    notes = check_space(config, loaded.source)
+    runner = _runner(config, loaded.source, device, console)
+    parent = runs.new_run_dir(config.model_copy(update={"name": f"{config.name}-tune"}), run_dir)
+    # Shared by the search's processes, so no one process's lock: without a lock file,
+    # `dltrain runs` shows the state run.json gives (each trial's run has its own lock).
+    run_lock.release(parent)
+    (parent / run_lock.LOCK_FILE).unlink(missing_ok=True)
+    runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
+    runs.set_state(parent, "running", kind=KIND,
+                   **({"storage": results.shown(storage)} if storage else {}))
+    console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
+    return _search(parent, config, runner, storage, notes)
+
+
+def resume(parent: Path, *, storage: str | None, trials: int | None, device: Device,
+           console: Console) -> TuneResult:
+    """Continue (or join, while another process runs it) the search in `parent`."""
+    state = results.search_state(parent, storage)
+    source = str(parent / runs.CONFIG_FILE)
+    config = with_trials(load_config(parent / runs.CONFIG_FILE).config, trials)
+    notes = check_space(config, source)
+    runner = _runner(config, source, device, console)
+    if trials is not None:  # the new count, for the processes that join later
+        runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
+    return _search(parent, config, runner, storage or state.get("storage"), notes)
+
+
+def with_trials(config: Config, trials: int | None) -> Config:
+    """The config with --trials as its search.trials: saved with the search, so every process
+    that joins it plans the same number."""
+    if trials is None or config.search is None:
+        return config
+    return config.model_copy(update={"search": config.search.model_copy(update={"trials": trials})})
+
+
+def _runner(config: Config, source: str, device: Device, console: Console) -> Runner:
+    from dltrain.backend import prepare_runtime
+
+    assert config.search is not None  # check_space refused a config without one
+    runner = Runner(config.model_dump(mode="json"), source, config.search, objective_of(config),
+                    device, console)
+    prepare_runtime(device, config.seed, config.training.deterministic, config.backend)
+    runner.goal = direction(config, runner.splits(config))
+    return runner
+
+
+def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
+            notes: list[str]) -> TuneResult:
+    planned = planned_trials(runner.search)
+    study = open_study(config, storage or f"sqlite:///{parent.resolve() / STUDY_FILE}",
+                       runner.goal)
+    runner.parent = parent
+    budget = Budget(parent / LOCK_FILE, planned)
+    runner.started = budget.release
+    with budget.held():
+        retry_interrupted(study)
+    try:
+        budget.acquire()
+        if not budget.reached(study):
+            study.optimize(runner, callbacks=[budget.after_trial], catch=(DltrainError,))
+    except (KeyboardInterrupt, Terminated) as stop:
+        if isinstance(stop, Terminated) and runner.current is not None:
+            # Optuna lets it through with the trial still running: end it.
+            study.tell(runner.current, state=optuna.trial.TrialState.FAIL,
+                       skip_if_finished=True)
+        runner.console.print(f"search interrupted; a trial it stopped runs again when it "
+                             f"continues. Continue with: dltrain tune --resume {parent}",
+                             highlight=False, soft_wrap=True)
+        raise
+    finally:  # also after Ctrl-C: tune.json and the table say how far the search got
+        budget.release()
+        document = summary(parent, study, config, runner, planned, notes)
+        notes += results.write_results(parent, study, document, runner.base, runner.source)
+    return TuneResult(parent, {**document, "notes": notes}, notes)
+
+
+def summary(parent: Path, study: Any, config: Config, runner: Runner, planned: int,
+            notes: list[str]) -> dict[str, Any]:
+    """The search as tune.json and --json give it; run.json's state follows it."""
+    rows = results.trial_rows(study.get_trials(deepcopy=False), runner.goal)
+    done = sum(row["state"] in ("complete", "pruned", "failed") for row in rows)
+    live = any(row["state"] in ("running", "waiting") for row in rows)
+    state = "completed" if done >= planned else "running" if live else "interrupted"
+    runs.set_state(parent, state, kind=KIND, **_storage_of(parent))
+    assert config.search is not None
+    return {"parent": str(parent), "study": study.study_name, "method": config.search.method,
+            "objective": runner.objective, "direction": runner.goal, "planned": planned,
+            "done": done, "parameters": list(config.search.parameters), "trials": rows,
+            "best": results.best_row(rows), "notes": list(notes)}
+
+
+def _storage_of(parent: Path) -> dict[str, Any]:
+    state = runs.read_json(parent / runs.STATE_FILE)
+    return {"storage": state["storage"]} if state.get("storage") else {}
+
+
+def open_study(config: Config, storage: str, goal: Literal["maximize", "minimize"]) -> Any:
+    """The search's study, made or joined: its name comes from the config (its trial count
+    aside), so processes given the same config and --storage share one study."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # dltrain prints each trial itself
+    assert config.search is not None
+    searched = config.model_copy(update={"search": config.search.model_copy(
+        update={"trials": None})})
+    name = f"{config.name}-{hashlib.sha256(dump(searched).encode()).hexdigest()[:12]}"
+    engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+    study = optuna.create_study(
+        storage=optuna.storages.RDBStorage(storage, engine_kwargs=engine), study_name=name,
+        direction=goal, load_if_exists=True, pruner=pruner(config.search))
+    # Random and TPE: each process its own seed, or two would propose the same values. The grid:
+    # one seed for all, since it orders the grid points and a trial's number picks its point.
+    offset = 0 if config.search.method == "grid" else len(study.get_trials(deepcopy=False))
+    study.sampler = sampler(config.search, config.seed + offset)
+    return study
+
+
+def pruner(search: SearchConfig) -> Any:
+    if search.prune is None:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_warmup_steps=search.prune.after_epoch)
+
+
+def sampler(search: SearchConfig, seed: int) -> Any:
+    if search.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.method == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    return ResumableGrid(grid_space(search), seed=seed)
+
+
+class ResumableGrid(optuna.samplers.GridSampler):  # type: ignore[misc]
+    """Optuna's GridSampler, also for the retry of an interrupted trial: Optuna enqueues it
+    with its values fixed, so it has no grid point, which GridSampler's after_trial expects."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        if "grid_id" in trial.system_attrs:
+            super().after_trial(study, trial, state, values)
+
+
+def retry_interrupted(study: Any) -> None:
+    """Enqueue the values of each interrupted trial not yet retried (Optuna's own way to
+    retry a trial: RetryFailedTrialCallback), so no planned trial is lost to a Ctrl-C."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {trial.user_attrs.get("retry_of") for trial in trials}
+    for trial in trials:
+        if results.interrupted(trial) and trial.number not in retried and trial.params:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+
+
+class Budget:
+    """The planned number of trials across every process of the study.
+
+    Counted: finished trials (an interrupted one is retried instead), running and enqueued
+    ones. The lock is taken after each trial and before the first, and let go when the next
+    trial has started (Optuna asks for it in between), so on one machine no two processes
+    can both start the last trial. Processes on other machines (--storage) can, rarely: one
+    trial more, as with Optuna's own MaxTrialsCallback.
+    """
+
+    def __init__(self, path: Path, planned: int) -> None:
+        self.path, self.planned = path, planned
+        self.handle: Any = None
+
+    def acquire(self) -> None:
+        if self.handle is None:
+            self.handle = self.path.open("a")
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing drops the lock
+            self.handle = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def reached(self, study: Any) -> bool:
+        counted = [trial for trial in study.get_trials(deepcopy=False)
+                   if not results.interrupted(trial)]
+        return len(counted) >= self.planned
+
+    def after_trial(self, study: Any, trial: Any) -> None:
+        self.acquire()
+        if self.reached(study):
+            study.stop()

@@ -1,0 +1,108 @@
+"""`dltrain init`: a starter config that passes `show` as written and trains on shipped data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run_cli
+from dltrain.config.load import load_config
+from dltrain.config.starter import TEMPLATES, write_starter
+from dltrain.errors import DltrainError
+
+MODELINE = "# yaml-language-server: $schema=dltrain.schema.json"
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_each_template_loads_as_written_and_is_commented(template: str, tmp_path: Path) -> None:
+    written = write_starter(template, tmp_path / f"{template}.yaml")
+    config = tmp_path / f"{template}.yaml"
+    assert written[0] == config
+    text = config.read_text()
+    assert text.startswith(MODELINE + "\n")
+    comments = [line for line in text.splitlines()
+                if line.lstrip().startswith("#") or "  # " in line]
+    assert len(comments) >= 8  # a starter explains itself
+    loaded = load_config(config, [])
+    assert loaded.config.name == template
+    # the schema the modeline names is written beside the config, for the editor
+    assert json.loads((tmp_path / "dltrain.schema.json").read_text())["title"] == "dltrain experiment config"
+
+
+def test_tabular_starter_brings_its_csv_and_reads_it_relative_to_itself(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    written = write_starter("tabular", tmp_path / "sub" / "pima.yaml")
+    csv = tmp_path / "sub" / "pima_diabetes.csv"
+    assert csv in written and csv.read_text().startswith("pregnant,glucose")
+    config = load_config(tmp_path / "sub" / "pima.yaml", []).config
+    assert config.dataset.path == csv
+
+
+def test_refuses_to_overwrite_a_config(tmp_path: Path) -> None:
+    target = tmp_path / "mine.yaml"
+    target.write_text("name: mine\n")
+    with pytest.raises(DltrainError, match=r"mine.yaml already exists; dltrain init never "
+                                           r"overwrites a file\. Choose another PATH"):
+        write_starter("image", target)
+    assert target.read_text() == "name: mine\n"
+
+
+def test_refuses_a_different_file_in_place_of_the_sample_data(tmp_path: Path) -> None:
+    (tmp_path / "pima_diabetes.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DltrainError, match="pima_diabetes.csv already exists and is not "
+                                           "dltrain's sample data"):
+        write_starter("tabular", tmp_path / "t.yaml")
+    assert not (tmp_path / "t.yaml").exists()  # nothing half-written
+
+
+def test_keeps_an_identical_sample_file_and_an_existing_schema(tmp_path: Path) -> None:
+    write_starter("tabular", tmp_path / "a.yaml")
+    (tmp_path / "dltrain.schema.json").write_text("{}")
+    written = write_starter("tabular", tmp_path / "b.yaml")
+    assert written == [tmp_path / "b.yaml"]
+    assert (tmp_path / "dltrain.schema.json").read_text() == "{}"
+
+
+def test_a_missing_folder_is_an_error_not_a_new_tree(tmp_path: Path) -> None:
+    with pytest.raises(DltrainError, match=r"no such folder: .*typo.*Create it first"):
+        write_starter("image", tmp_path / "typo" / "x.yaml")
+
+
+def test_cli_init_then_show(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "init", "tabular")
+    assert code == 0, err
+    assert "wrote tabular.yaml" in out and "dltrain fit tabular.yaml" in out
+    code, out, err = run_cli(capsys, "show", "tabular.yaml")
+    assert code == 0, err
+    assert "ok: tabular.yaml" in out
+
+
+def test_cli_init_unknown_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "init", "images", str(tmp_path / "x.yaml"))
+    assert code == 2 and "'images' is not one of" in err
+
+
+def test_cli_init_refusal_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x.yaml").write_text("")
+    code, _, err = run_cli(capsys, "init", "image", str(tmp_path / "x.yaml"))
+    assert code == 2 and "already exists" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_each_template_smoke_fits(template: str, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / f"{template}.yaml"
+    code, _, err = run_cli(capsys, "init", template, str(config))
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "fit", str(config), "--smoke", "--json",
+                             "--run-dir", str(tmp_path / "run"))
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["epochs_run"] == 1
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["name"] == template

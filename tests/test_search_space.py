@@ -1,0 +1,194 @@
+"""The search: section and its space: a space that cannot be valid is exit 2, naming the key,
+before any trial runs (and before TensorFlow is imported)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CONFIGS, run_cli
+from dltrain.config.load import load_config, read_value
+from dltrain.config.schema import SearchConfig
+from dltrain.errors import ConfigError
+from dltrain.search.results import shown
+from dltrain.search.space import applied, check_space, grid_values, override, planned_trials
+
+QUICKSTART = CONFIGS / "quickstart.yaml"
+
+
+def search_config(tmp_path: Path, search: dict) -> Path:
+    raw = yaml.safe_load(QUICKSTART.read_text())
+    raw["search"] = search
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def grid(parameters: dict) -> dict:
+    return {"method": "grid", "parameters": parameters}
+
+
+@pytest.mark.parametrize(("search", "expected"), [
+    (grid({"training.bach_size": {"choice": [32]}}),
+     "search.parameters.training.bach_size: the value 32 does not fit this key: unknown key "
+     "'bach_size' at training. Did you mean 'batch_size'?"),
+    (grid({"optimizer.learnin_rate": {"choice": [0.01]}}),
+     "search.parameters.optimizer.learnin_rate: the value 0.01 does not fit this key"),
+    (grid({"model.layers.0.Conv2D.filtrs": {"choice": [8, 16]}}),
+     "search.parameters.model.layers.0.Conv2D.filtrs: the value 8 does not fit this key"),
+    (grid({"model.layers.9.Dense.units": {"choice": [8]}}),
+     "'9' must be an index below 5 into that list"),
+    (grid({"training.batch_size": {"choice": [32, "big"]}}),
+     "search.parameters.training.batch_size: the value 'big' does not fit this key: "
+     "training.batch_size: Input should be a valid integer"),
+    (grid({"optimizer.learning_rate": {"choice": [0.01, -1]}}),
+     "search.parameters.optimizer.learning_rate: the value -1 does not fit this key: "
+     "optimizer.learning_rate: Input should be greater than 0"),
+    (grid({"optimizer.learning_rate": {"log_uniform": [0.0001, 0.1]}}),
+     "search.parameters.optimizer.learning_rate: method grid needs values it can list, and "
+     "log_uniform without step has none"),
+    (grid({"model.layers.0.Conv2D.kernel_size": {"choice": [[3, 3]]}}),
+     "search.parameters.model.layers.0.Conv2D.kernel_size: choice values must be numbers, "
+     "strings, booleans or null"),
+    (grid({"search.trials": {"choice": [1]}}), "search.parameters.search.trials: a search "
+     "cannot change its own section"),
+])
+def test_a_space_that_cannot_be_valid_is_exit_2_naming_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], search: dict, expected: str) -> None:
+    code, out, err = run_cli(capsys, "tune", search_config(tmp_path, search))
+    assert code == 2, out + err
+    assert expected in " ".join(err.split()), err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("space", "expected"), [
+    ({"uniform": [0.5, 0.1]}, "uniform: low must not be above high. Received: {'uniform': [0.5, 0.1]}"),
+    ({"log_uniform": [0, 0.1]}, "log_uniform: both bounds must be above 0 (a log scale). Received: "),
+    ({"int": [1, 4], "choice": [1]}, "give exactly one of choice, uniform, log_uniform, int; "
+     "received choice, int"),
+    ({"choice": [0.1], "step": 2}, "step goes with int or uniform, not choice"),
+])
+def test_a_bad_range_is_refused_by_the_schema_naming_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], space: dict, expected: str) -> None:
+    code, _, err = run_cli(capsys, "tune", search_config(
+        tmp_path, grid({"optimizer.learning_rate": space})))
+    assert code == 2
+    assert "search.parameters.optimizer.learning_rate" in err and expected in " ".join(err.split())
+
+
+def test_random_and_tpe_need_a_trial_count_and_a_known_objective(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    space = {"optimizer.learning_rate": {"log_uniform": [0.0001, 0.1]}}
+    code, _, err = run_cli(capsys, "tune", search_config(tmp_path, {"method": "tpe",
+                                                                    "parameters": space}))
+    assert code == 2 and "trials is needed with method tpe" in err
+    code, _, err = run_cli(capsys, "tune", search_config(tmp_path, {
+        "method": "random", "trials": 2, "objective": "val_acc", "parameters": space}))
+    assert code == 2 and "search.objective must be one of loss, accuracy, val_loss, " \
+        "val_accuracy. Received: 'val_acc'" in " ".join(err.split())
+
+
+def test_tune_without_a_search_section_says_how_to_add_one(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "tune", QUICKSTART)
+    assert code == 2 and "no search: section, so nothing to tune" in " ".join(err.split())
+
+
+def test_values_are_applied_as_set_would_and_the_search_section_dropped(tmp_path: Path) -> None:
+    path = search_config(tmp_path, grid({"optimizer.learning_rate": {"choice": [1e-5]}}))
+    loaded = load_config(path)
+    assert check_space(loaded.config, str(path)) == []
+    trial = applied(loaded.config.model_dump(mode="json"), str(path), {
+        "optimizer.learning_rate": 1e-5, "model.layers.3.Dense.units": 16}).config
+    assert trial.optimizer.learning_rate == 1e-5 and trial.search is None
+    assert trial.model.layers[3] == {"Dense": {"units": 16, "activation": "relu"}}
+    assert read_value(override("k", 1e-5).partition("=")[2], "x") == 1e-5  # a float, not '1e-05'
+
+
+def test_grid_values_and_planned_trials() -> None:
+    search = SearchConfig.model_validate({"method": "grid", "parameters": {
+        "a": {"int": [8, 32], "step": 8}, "b": {"uniform": [0.0, 0.5], "step": 0.25},
+        "c": {"choice": ["relu", "tanh"]}}})
+    assert grid_values(search.parameters["a"]) == [8, 16, 24, 32]
+    assert grid_values(search.parameters["b"]) == [0.0, 0.25, 0.5]
+    assert planned_trials(search) == 4 * 3 * 2
+    assert planned_trials(search.model_copy(update={"trials": 5})) == 5
+    assert grid_values(SearchConfig.model_validate({"method": "tpe", "trials": 3, "parameters": {
+        "a": {"uniform": [0.0, 1.0]}}}).parameters["a"]) is None
+
+
+def test_show_accepts_a_search_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = search_config(tmp_path, grid({"optimizer.learning_rate": {"choice": [0.1]}}))
+    code, _, err = run_cli(capsys, "show", path, "--no-summary")
+    assert code == 0, err
+
+
+def test_each_value_is_checked_not_only_the_first(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="the value 0 does not fit"):
+        check_space(load_config(search_config(tmp_path, grid(
+            {"training.epochs": {"choice": [2, 0]}}))).config, "x")
+
+
+def test_tune_takes_a_config_or_a_search_directory(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "tune")
+    assert code == 2 and "tune needs a CONFIG file, or --resume SEARCH_DIR" in err
+    code, _, err = run_cli(capsys, "tune", "--resume", tmp_path, "--smoke")
+    assert code == 2 and "drop --smoke, --set and --run-dir" in err
+    code, _, err = run_cli(capsys, "tune", "--resume", tmp_path)
+    assert code == 2 and "not a search directory" in err
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and "tune" in out
+
+
+def test_a_storage_password_is_not_written_down(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert shown("postgresql://me:secret@db:5432/studies") == "postgresql://me:***@db:5432/studies"
+    assert shown("sqlite:///runs/s/study.db") == "sqlite:///runs/s/study.db"
+    (tmp_path / "config.yaml").write_text(QUICKSTART.read_text())
+    (tmp_path / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune",
+                                                   "storage": shown("mysql://me:pw@db/s")}))
+    code, _, err = run_cli(capsys, "tune", "--resume", tmp_path)
+    assert code == 2 and "its study is in mysql://me:***@db/s; pass --storage again" in err
+
+
+def test_runs_lists_a_search_as_one_row_of_kind_tune(tmp_path: Path) -> None:
+    from dltrain.runs.listing import list_runs
+
+    parent = tmp_path / "runs" / "quickstart-tune-20260101-000000"
+    (parent / "trial-0000").mkdir(parents=True)
+    (parent / "config.yaml").write_text(QUICKSTART.read_text())
+    (parent / "run.json").write_text(json.dumps({"state": "completed", "kind": "tune"}))
+    (parent / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.8, "loss": 0.5},
+                                                     "epochs_run": 3, "best_trial": 0}))
+    (parent / "trial-0000" / "run.json").write_text(json.dumps({"state": "completed"}))
+    rows = list_runs(tmp_path / "runs")
+    assert [(row["name"], row["kind"], row["accuracy"]) for row in rows] == [
+        (parent.name, "tune", 0.8)]
+
+
+def test_interrupted_trials_are_told_apart_from_running_and_failed_ones() -> None:
+    import os
+    import socket
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from dltrain.search.results import interrupted
+
+    def trial(state: str, minutes_ago: float = 0, **attrs: object) -> SimpleNamespace:
+        return SimpleNamespace(state=SimpleNamespace(name=state), user_attrs=attrs,
+                               datetime_start=datetime.now() - timedelta(minutes=minutes_ago))
+
+    here = socket.gethostname()
+    gone = 2**22  # above the largest pid_max Linux allows: no such process
+    assert interrupted(trial("FAIL", interrupted=True))
+    assert not interrupted(trial("FAIL", error="kernel too large"))
+    assert not interrupted(trial("RUNNING", host=here, pid=os.getpid()))  # this process: alive
+    assert interrupted(trial("RUNNING", host=here, pid=gone))  # killed
+    assert not interrupted(trial("RUNNING", host="elsewhere", pid=gone))  # another machine's
+    assert not interrupted(trial("RUNNING"))  # just asked for
+    assert interrupted(trial("RUNNING", minutes_ago=10))  # asked for, never started
+    assert not interrupted(trial("COMPLETE"))

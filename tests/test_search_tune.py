@@ -1,0 +1,213 @@
+"""`dltrain tune` end to end on the shipped Fashion-MNIST subset: a grid, Ctrl-C and resume,
+two processes on one study."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CONFIGS, run_cli
+
+pytestmark = pytest.mark.slow  # every test here trains models
+
+LEARNING_RATES, BATCH_SIZES = [0.001, 0.003], [32, 64]
+GRID = {(rate, size) for rate in LEARNING_RATES for size in BATCH_SIZES}
+
+
+def grid_config(tmp_path: Path) -> Path:
+    """The quickstart config with a grid of 2 learning rates x 2 batch sizes."""
+    raw = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())
+    raw["search"] = {"method": "grid", "objective": "val_accuracy", "parameters": {
+        "optimizer.learning_rate": {"choice": LEARNING_RATES},
+        "training.batch_size": {"choice": BATCH_SIZES}}}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def values(trial: dict) -> tuple:
+    return trial["params"]["optimizer.learning_rate"], trial["params"]["training.batch_size"]
+
+
+def finished(document: dict) -> list[dict]:
+    return [trial for trial in document["trials"]
+            if trial["state"] in ("complete", "pruned", "failed")]
+
+
+def start_tune(*args: object) -> subprocess.Popen:
+    script = Path(sys.executable).with_name("dltrain")
+    return subprocess.Popen([str(script), "tune", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "1"})
+
+
+def wait_for(path: Path, process: subprocess.Popen, limit: float = 180) -> None:
+    """Poll until `path` exists (bounded by `limit` seconds, and by the process ending)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists():
+            return
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"no {path} within {limit}s: {process.communicate(timeout=60)}")
+
+
+def test_grid_search_runs_each_combination_once_and_writes_a_runnable_best_yaml(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parent = tmp_path / "search"
+    code, out, err = run_cli(capsys, "tune", grid_config(tmp_path), "--smoke", "--run-dir",
+                             parent, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document == json.loads((parent / "tune.json").read_text())
+    trials = document["trials"]
+    assert len(trials) == 4 and {trial["state"] for trial in trials} == {"complete"}
+    assert {values(trial) for trial in trials} == GRID
+    scores = [trial["objective"] for trial in trials]
+    assert scores == sorted(scores, reverse=True)  # val_accuracy: higher is better
+    assert document["direction"] == "maximize" and document["best"] == trials[0]
+    for trial in trials:
+        run = Path(trial["run_dir"])
+        assert run.parent == parent and run.name == f"trial-{trial['number']:04d}"
+        assert json.loads((run / "run.json").read_text())["state"] == "completed"
+        history = [line.split(",") for line in (run / "history.csv").read_text().splitlines()]
+        best = max(float(row[history[0].index("val_accuracy")]) for row in history[1:])
+        assert trial["objective"] == pytest.approx(best) and trial["epochs"] == 1
+    assert "Trials by val_accuracy" in err and "train it: dltrain fit" in err
+    for name in ("study.db", "trials.png", "importance.png", "best.yaml", "config.yaml"):
+        assert (parent / name).is_file(), name
+
+    best = yaml.safe_load((parent / "best.yaml").read_text())
+    assert "search" not in best
+    assert (best["optimizer"]["learning_rate"], best["training"]["batch_size"]) == values(trials[0])
+    assert run_cli(capsys, "show", parent / "best.yaml")[0] == 0
+    code, _, err = run_cli(capsys, "fit", parent / "best.yaml", "--run-dir", tmp_path / "best")
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "runs", tmp_path, "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["search"]["kind"] == "tune" and rows["search"]["state"] == "completed"
+    assert set(rows) == {"search", "best"}  # the trials are inside the search's row
+
+
+def test_ctrl_c_during_trial_2_then_resume_runs_exactly_the_planned_trials(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parent = tmp_path / "search"
+    # 4 epochs a trial, so the signal lands while trial 2 trains.
+    process = start_tune(grid_config(tmp_path), "--smoke", "--set", "training.epochs=4",
+                         "--run-dir", parent)
+    wait_for(parent / "trial-0002" / "history.csv", process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert f"Continue with: dltrain tune --resume {parent}" in " ".join(out.split())
+    stopped = json.loads((parent / "tune.json").read_text())
+    assert [trial["state"] for trial in sorted(stopped["trials"], key=lambda t: t["number"])] \
+        == ["complete", "complete", "interrupted"]
+    assert json.loads((parent / "run.json").read_text())["state"] == "interrupted"
+
+    code, out, err = run_cli(capsys, "tune", "--resume", parent, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    done = finished(document)
+    assert len(done) == 4 and {values(trial) for trial in done} == GRID  # none twice
+    retry = next(trial for trial in document["trials"] if trial["retry_of"] == 2)
+    interrupted = next(trial for trial in document["trials"] if trial["number"] == 2)
+    assert interrupted["state"] == "interrupted" and values(retry) == values(interrupted)
+    assert json.loads((parent / "run.json").read_text())["state"] == "completed"
+    code, out, err = run_cli(capsys, "tune", "--resume", parent, "--json")
+    assert code == 0 and len(json.loads(out)["trials"]) == 5  # nothing left to run
+
+
+def test_two_processes_share_one_study_without_repeating_a_trial(tmp_path: Path) -> None:
+    parent = tmp_path / "search"
+    first = start_tune(grid_config(tmp_path), "--smoke", "--set", "training.epochs=2",
+                       "--run-dir", parent)
+    second = None
+    try:
+        wait_for(parent / "trial-0000" / "run.json", first)
+        second = start_tune("--resume", parent, "--json")
+        logs = [*second.communicate(timeout=300), *first.communicate(timeout=300)]
+        assert second.returncode == 0 and first.returncode == 0, logs
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate(timeout=60)
+    document = json.loads((parent / "tune.json").read_text())
+    numbers = [trial["number"] for trial in document["trials"]]
+    assert sorted(numbers) == [0, 1, 2, 3]
+    assert {values(trial) for trial in finished(document)} == GRID
+    started = re.findall(r"^trial (\d+): ", "\n".join(logs), flags=re.MULTILINE)
+    assert sorted(started) == ["0", "1", "2", "3"]  # each trial run by one process, once
+    assert sorted(path.name for path in parent.glob("trial-*")) == [
+        f"trial-{number:04d}" for number in range(4)]
+
+
+def test_a_failing_trial_is_recorded_with_its_reason_and_the_search_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())
+    raw["search"] = {"method": "grid", "parameters": {  # 40 > the 28x28 input: cannot build
+        "model.layers.0.Conv2D.kernel_size": {"choice": [40, 3]}}}
+    path = tmp_path / "kernel.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, out, err = run_cli(capsys, "tune", path, "--smoke", "--run-dir", tmp_path / "s", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    states = {trial["params"]["model.layers.0.Conv2D.kernel_size"]: trial
+              for trial in document["trials"]}
+    assert states[3]["state"] == "complete" and states[40]["state"] == "failed"
+    assert "model.layers.0.Conv2D" in states[40]["error"] and states[40]["objective"] is None
+    assert document["best"]["number"] == states[3]["number"]
+    assert document["direction"] == "minimize"  # the default objective: val_loss
+    assert "no importance.png: parameter importance needs at least 2 completed trials" in err
+
+
+def test_fit_trains_a_search_config_as_written_and_says_tune_searches_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = grid_config(tmp_path)
+    code, _, err = run_cli(capsys, "fit", config, "--smoke", "--run-dir", tmp_path / "run")
+    assert code == 0, err
+    assert f"has a search: section: fit trains the config as written; dltrain tune {config} " \
+        "runs the search" in " ".join(err.split())
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["optimizer"]["learning_rate"] == 0.001 and saved["training"]["batch_size"] == 64
+
+
+class FakeTrial:
+    """What ReportEpochs asks of an Optuna trial: report, and whether to prune."""
+
+    def __init__(self, prune_from: int) -> None:
+        self.reported: list[tuple[float, int]] = []
+        self.prune_from = prune_from
+
+    def report(self, value: float, step: int) -> None:
+        self.reported.append((value, step))
+
+    def should_prune(self) -> bool:
+        return self.reported[-1][1] >= self.prune_from
+
+
+def test_report_epochs_stops_training_when_the_pruner_says_so_not_before_after_epoch() -> None:
+    from types import SimpleNamespace
+
+    from dltrain.search.trial import ReportEpochs
+
+    trial = FakeTrial(prune_from=1)
+    callback = ReportEpochs(trial, "val_accuracy", after_epoch=2)
+    model = SimpleNamespace(stop_training=False)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_accuracy": 0.5, "loss": 1.0})
+    assert trial.reported == [(0.5, 1)] and not model.stop_training  # epoch 1 < after_epoch
+    callback.on_epoch_end(1, {"val_accuracy": float("nan")})
+    assert len(trial.reported) == 1  # a NaN epoch is not reported
+    callback.on_epoch_end(2, {"val_accuracy": 0.6})
+    assert model.stop_training and callback.pruned_at == 3
