@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 from dltrain.cli import main
 from dltrain.data.keras_files import IDX_FILES
+from dltrain.runs.layout import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -95,3 +98,13 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     code = main([str(arg) for arg in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def wait_for_history(process: subprocess.Popen[str], history: Path, rows: int,
+                     timeout: float) -> None:
+    """Until a fit's history.csv has `rows` rows (each epoch's row comes before its checkpoint);
+    fails with the process's output if it ends first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while len(read_history(history)) < rows:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)

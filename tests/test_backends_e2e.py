@@ -12,13 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, ROOT
+from conftest import CONFIGS, ROOT, wait_for_history
 from dltrain.runs.layout import read_history
 
 pytestmark = pytest.mark.slow
@@ -142,10 +141,8 @@ def test_sigterm_then_resume_keeps_the_backend(backend: str, cache: Path, tmp_pa
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=environment(cache), cwd=tmp_path)
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while len(read_history(run / "history.csv")) < 2:  # the first epoch's checkpoint is kept
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.05)
+        # Two rows: the first epoch's checkpoint is kept.
+        wait_for_history(process, run / "history.csv", 2, TIMEOUT)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=TIMEOUT)
     finally:

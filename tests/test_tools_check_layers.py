@@ -48,3 +48,11 @@ def test_tensorflow_outside_the_backend_seam_is_found(tmp_path: Path) -> None:
                               "report.py": "def f():\n    import tensorflow as tf\n"})
     problems = check_layers.check(root)
     assert len(problems) == 1 and problems[0].startswith("dltrain/report.py:2: imports tensorflow")
+
+
+def test_any_module_of_the_backend_package_may_import_a_framework(tmp_path: Path) -> None:
+    root = package(tmp_path, {"backend/__init__.py": "import keras\n",
+                              "backend/distribution.py": "def f():\n    import jax\n",
+                              "backendish.py": "import jax\n"})
+    problems = check_layers.check(root)
+    assert len(problems) == 1 and problems[0].startswith("dltrain/backendish.py:1: imports jax")

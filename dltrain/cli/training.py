@@ -11,7 +11,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dltrain.cli.options import Backend, ConfigArg, Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.cli.options import (
+    Backend,
+    ConfigArg,
+    CoordinatorOpt,
+    Device,
+    DeviceOpt,
+    JoinTimeoutOpt,
+    JsonOpt,
+    NumProcessesOpt,
+    ProcessIdOpt,
+    SetOpt,
+)
 from dltrain.config.starter import TEMPLATES
 from dltrain.console import emit_json, err, for_results, out
 from dltrain.errors import ConfigError, DltrainError
@@ -41,14 +52,22 @@ def fit(
         help="Shortcut for --set backend=NAME (default: $KERAS_BACKEND, else tensorflow). "
              "A resumed run keeps its own.", show_default=False)] = None,
     as_json: JsonOpt = False,
+    coordinator: CoordinatorOpt = None,
+    num_processes: NumProcessesOpt = None,
+    process_id: ProcessIdOpt = None,
+    join_timeout: JoinTimeoutOpt = 300,
 ) -> None:
     """Validate, train, evaluate on the test split and write a run directory.
 
     Example: dltrain fit configs/cifar_cnn.yaml --set optimizer.learning_rate=0.01 --epochs 2
 
     Resume: dltrain fit --resume runs/cifar_cnn-20260101-120000 [--epochs 20]
+
+    N machines (JAX, distribution.strategy data_parallel), on machine I of 0..N-1:
+    dltrain fit CONFIG --coordinator HOST0:PORT --num-processes N --process-id I
     """
     from dltrain.backend import use_backend
+    from dltrain.backend.distribution import abandon, check_cluster, cluster, join
     from dltrain.config.catalog import check_loaded
     from dltrain.config.load import load_config, shortcut_overrides
     from dltrain.report.tables import print_fit, print_notes
@@ -58,6 +77,11 @@ def fit(
         backend=None if backend is None or resume is not None else backend.value)]
     if config is None and resume is None:
         raise DltrainError("fit needs a CONFIG file, or --resume RUN_DIR.")
+    joined = cluster(coordinator, num_processes, process_id)
+    if joined is not None and resume is not None:
+        raise DltrainError("--resume continues a run in one process, on this machine's devices; "
+                           "drop --coordinator, --num-processes and --process-id (and unset "
+                           "KERAS_DISTRIBUTION_*).")
     loaded = load_config(config, overrides, smoke=smoke) if config is not None else None
     if loaded is not None:
         check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
@@ -67,6 +91,9 @@ def fit(
                               f"dltrain tune {config} runs the search."])
         if resume is None:
             use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
+        if joined is not None:
+            check_cluster(joined, loaded.config.backend, loaded.config.distribution.strategy)
+            join(joined, join_timeout)  # before JAX starts
     from dltrain.train import fit as runner
 
     console = for_results(as_json)
@@ -81,8 +108,19 @@ def fit(
         result = runner.resume(resume, epochs=epochs, changed=loaded, device=device.value,  # type: ignore[arg-type]
                               console=console, live=live)
     else:
-        result = runner.fit(loaded, run_dir=run_dir, device=device.value, console=console,  # type: ignore[arg-type]
-                           live=live, smoke=smoke)
+        try:
+            result = runner.fit(loaded, run_dir=run_dir, device=device.value, console=console,  # type: ignore[arg-type]
+                               live=live, smoke=smoke)
+        except DltrainError:
+            raise
+        except Exception as exc:  # several processes: a lost one fails the others' collectives
+            if joined is None:
+                raise
+            abandon(joined, exc, run_dir)
+    if joined is not None and joined.process_id != 0:
+        console.print(f"process {joined.process_id} done; process 0 wrote the run directory.",
+                      highlight=False)
+        return
     print_fit(console, result.run_dir, result.metrics)
     if as_json:
         emit_json({"run_dir": str(result.run_dir), **result.metrics})
@@ -112,16 +150,21 @@ def show(
     document: dict = {"config": loaded.config.model_dump(mode="json"), "notes": loaded.notes}
     if summary:
         from dltrain.backend import use_backend
+        from dltrain.backend.distribution import place
         from dltrain.model.build import build_model
 
         use_backend(loaded.config.backend)
         try:
-            model = build_model(loaded.config)
+            placement = place(loaded.config.distribution)
+            with placement.scope():
+                model = build_model(loaded.config)
         except ConfigError as exc:
             raise loaded.locate(exc) from None
         model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
         console.print(f"parameters: {model.count_params():,}")
+        console.print(placement.describe(), markup=False, highlight=False, soft_wrap=True)
         document["parameters"] = model.count_params()
+        document["distribution"] = placement.to_json()
         document["layers"] = [{"name": layer.name, "class": type(layer).__name__,
                                "output_shape": list(layer.output.shape),
                                "parameters": layer.count_params()} for layer in model.layers]

@@ -377,6 +377,18 @@ class OutputConfig(Strict):
         return value
 
 
+class DistributionConfig(Strict):
+    """Data-parallel training on Keras's own engines: keras.distribution (JAX), MirroredStrategy
+    (TensorFlow). training.batch_size stays the global batch, split across the devices."""
+
+    strategy: Literal["none", "data_parallel"] = Field(
+        "none", description="data_parallel: one model replica per device, each a slice of every "
+        "batch (jax, tensorflow).")
+    devices: Literal["all"] | Annotated[int, Field(gt=0)] = Field(
+        "all", description="How many of this machine's accelerators (or CPU devices) to use: "
+        "all, or the first N.")
+
+
 # A searched range [low, high]; module-level so the field named `int` below cannot shadow it.
 FloatRange = tuple[float, float]
 IntRange = tuple[int, int]
@@ -464,10 +476,19 @@ class Config(Strict):
     metrics: list[str | NamedObject] = ["accuracy"]
     training: TrainingConfig = TrainingConfig()
     output: OutputConfig = OutputConfig()
+    distribution: DistributionConfig = DistributionConfig()
     # Left out of a dump when absent, so a run's config.yaml is as before searches existed.
     search: SearchConfig | None = Field(None, exclude_if=lambda value: value is None,
                                         description="What `dltrain tune` searches; `dltrain "
                                         "fit` trains the config as written.")
+
+    @model_validator(mode="after")
+    def _distribution_on_its_backend(self) -> Config:
+        if self.distribution.strategy == "data_parallel" and self.backend == "torch":
+            raise ValueError("distribution.strategy: data_parallel runs on the jax and tensorflow "
+                             "backends; Keras's torch distribution is not in a release. Received: "
+                             "backend torch. Use backend: jax (or tensorflow), or strategy: none")
+        return self
 
     @model_validator(mode="after")
     def _monitors_exist(self) -> Config:

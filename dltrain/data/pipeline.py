@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dltrain.backend import active_backend, keras_module, tensorflow_module
+from dltrain.backend.distribution import process_rows
 
 PREFETCH_BATCHES = 2  # enough to hide the per-batch map; more only costs memory
 
@@ -29,7 +30,8 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     (bench/autotune.py).
 
     On JAX and torch, `array_batches` (no tf.data, so no TensorFlow needed); `repeat` is then
-    not used: each epoch is one pass over a PyDataset.
+    not used: each epoch is one pass over a PyDataset. With several processes (JAX), each
+    reads its own part of every batch, all drawn from the same seeded order.
     """
     if active_backend() != "tensorflow":
         return array_batches(x, y, batch_size, shuffle=shuffle, seed=seed, augmenter=augmenter)
@@ -80,6 +82,8 @@ def array_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, see
             else:
                 picked = np.sort(self.order[rows])  # sorted reads are faster; order is random already
                 images, labels = x[picked], y[picked]
+            own = process_rows(len(images))  # several processes: each its part of the batch
+            images, labels = images[own], labels[own]
             if augmenter is not None:
                 images = augmenter(images)
             return images, labels

@@ -86,6 +86,20 @@ def new_run_dir(config: Config, chosen: Path | None) -> Path:
             path = base.with_name(f"{base.name}-{suffix}")
 
 
+def scratch_dir() -> Path:
+    """A folder outside any run, for a process that trains but does not write (several
+    processes: all but process 0)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="dltrain-process-"))
+
+
+def remove_scratch(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def inside_working_directory(runs_dir: Path) -> None:
     """output.runs_dir as the file system sees it: a symlink must not lead a config's runs out
     of the folder it is run from (the config's own check is lexical)."""
@@ -124,6 +138,7 @@ def set_state(run_dir: Path, state: str, **details: Any) -> None:
 
 def environment(device: str) -> dict[str, Any]:
     from dltrain.backend import versions
+    from dltrain.backend.distribution import current
 
     return {
         "dltrain": __version__,
@@ -132,6 +147,7 @@ def environment(device: str) -> dict[str, Any]:
         "numpy": _numpy_version(),
         "platform": platform.platform(),
         "device": device,
+        "distribution": current().to_json(),
         "cpu_count": os.cpu_count(),
         "command": sys.argv,
         "started": _now(),

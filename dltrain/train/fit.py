@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from dltrain.backend import Device, prepare_runtime, runtime_notes
+from dltrain.backend.distribution import check_even_batches, current, place, score_alone
 from dltrain.config.load import Loaded, config_diff, dump, load_config
 from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
@@ -61,24 +62,32 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
                                   config.backend)
     try:
-        start = Start(build_model(config))
+        placement = place(config.distribution)
+        with placement.scope():
+            start = Start(build_model(config))
     except ConfigError as exc:
         raise loaded.locate(exc) from None
     splits = prepared_data(config, start.model, synthetic, splits)
     print_notes(console, [*runtime_notes(config.training.deterministic), *splits.notes])
-    path = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
+    # Several processes: only process 0 writes the run; the others run the very same code into
+    # a scratch folder, removed at the end, so no step of theirs can differ.
+    path = runs.new_run_dir(config, run_dir if placement.writes else runs.scratch_dir())
     try:
         # config.yaml, then run.json: from then on the folder is a run that `dltrain runs` lists
         # and `fit --resume` can start or finish; before, it holds nothing worth keeping.
         runs.write_atomic(path / runs.CONFIG_FILE, dump(config))
         runs.set_state(path, "running")
         write_run_files(path, config, splits, device_name)
-        console.print(f"run directory: {path}", highlight=False, soft_wrap=True)
+        console.print(f"run directory: {path}" if placement.writes else
+                      f"process {placement.process_id}: process 0 writes the run directory",
+                      highlight=False, soft_wrap=True)
         start.smoke = smoke
         start.callbacks = list(callbacks or [])
         return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
     finally:
         run_lock.release(path)
+        if not placement.writes:
+            runs.remove_scratch(path)
 
 
 def write_run_files(path: Path, config: Config, splits: Splits, device_name: str,
@@ -138,7 +147,8 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     runs.remove_leftovers(run_dir)
     device_name = prepare_runtime(device, saved.seed, saved.training.deterministic, saved.backend)
     last = run_dir / runs.LAST_FILE
-    model = load_model(last) if last.is_file() else build_model(saved)
+    with place(saved.distribution).scope():
+        model = load_model(last) if last.is_file() else build_model(saved)
     splits = prepared_data(saved, model)
     steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
     done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
@@ -236,6 +246,9 @@ def prepared_data(config: Config, model: Any, synthetic: bool = False,
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
                      config.augmentation)
     check_backbone_inputs(config, splits)
+    check_even_batches(current(), config.training.batch_size, {
+        "training": len(splits.x_train), "test": len(splits.x_test),
+        **({} if splits.x_val is None else {"validation": len(splits.x_val)})})
     return splits
 
 
@@ -307,6 +320,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
 
     learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
                     f"{config.name}: learning curves", path / runs.CURVES_FILE)
+    if score_alone():  # several processes: each scores the saved model on its own devices
+        start.model = load_model(path / runs.MODEL_FILE)
     scored = score(start.model, splits, config, path, f"{config.name}: final model on the test split")
     if checkpoint.best_epoch is None and start.history:  # no epoch trained: weigh the run's own
         checkpoint.set_model(start.model)

@@ -1,0 +1,186 @@
+"""Several processes training one model (JAX's jax.distributed, CPU collectives over gloo):
+the options and their refusals, two processes on 127.0.0.1, and one of them killed mid-run.
+
+Every process is a subprocess with a timeout, and the test stops the ones it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CONFIGS, ROOT, wait_for_history
+from dltrain.runs.layout import read_history
+
+pytestmark = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("jax") is None,
+    reason='JAX is not installed: pip install "dltrain[jax]"')
+QUICKSTART = CONFIGS / "quickstart.yaml"
+# 540 training, 60 validation and 200 test samples: every batch of 64 splits over 2 processes.
+SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=200", "--set",
+         "training.tensorboard=false", "--set", "distribution.strategy=data_parallel",
+         "--backend", "jax"]
+TIMEOUT = 300
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if key != "KERAS_BACKEND" and not key.startswith("KERAS_DISTRIBUTION_")}
+    return {**env, "CI": "1", "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
+            "DLTRAIN_JAX_CACHE": str(tmp_path / "jax-cache"), **extra}
+
+
+def command(*args: object) -> list[str]:
+    return [sys.executable, "-c", "import sys; from dltrain.cli import main; sys.exit(main())",
+            *map(str, args)]
+
+
+def dltrain(tmp_path: Path, *args: object, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=TIMEOUT,
+                          env=environment(tmp_path, **env), cwd=tmp_path)
+
+
+def start(tmp_path: Path, port: int, index: int, *args: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command("fit", QUICKSTART, "--run-dir", tmp_path / "run", *SMALL, *args,
+                "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                "--process-id", index, "--join-timeout", "20"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environment(tmp_path), cwd=tmp_path)
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    try:
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    return process.returncode, out + err
+
+
+def message(done: subprocess.CompletedProcess[str]) -> str:
+    return " ".join(done.stderr.split())
+
+
+def test_a_process_id_out_of_range_exits_2_before_anything_starts(tmp_path: Path) -> None:
+    done = dltrain(tmp_path, "fit", QUICKSTART, *SMALL, "--coordinator", "127.0.0.1:1",
+                   "--num-processes", "2", "--process-id", "2")
+    assert done.returncode == 2, done.stderr
+    assert "error: --process-id must be 0 to 1 for --num-processes 2. Received: 2." \
+        in message(done)
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_the_options_come_from_keras_s_variables_too(tmp_path: Path) -> None:
+    done = dltrain(tmp_path, "fit", QUICKSTART, *SMALL,
+                   KERAS_DISTRIBUTION_JOB_ADDRESSES="10.0.0.1:1234,10.0.0.2:1234",
+                   KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID="7")
+    assert done.returncode == 2
+    assert "--process-id must be 0 to 1 for --num-processes 2. Received: 7." in message(done)
+    done = dltrain(tmp_path, "fit", QUICKSTART, *SMALL, KERAS_DISTRIBUTION_NUM_PROCESSES="2")
+    assert done.returncode == 2
+    assert ("several processes need --coordinator, --num-processes and --process-id together "
+            "(or KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES and _PROCESS_ID). Missing: "
+            "--coordinator, --process-id.") in message(done)
+
+
+def test_several_processes_need_jax_and_data_parallel(tmp_path: Path) -> None:
+    cluster = ["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "1"]
+    done = dltrain(tmp_path, "fit", QUICKSTART, *cluster, "--backend", "tensorflow")
+    assert done.returncode == 2
+    assert ("several processes (--num-processes) run on the jax backend only (jax.distributed); "
+            "TensorFlow's MultiWorkerMirroredStrategy is broken under Keras 3 (keras#20585). "
+            "Received: backend tensorflow. Use --backend jax.") in message(done)
+    done = dltrain(tmp_path, "fit", QUICKSTART, *cluster, "--backend", "jax")
+    assert done.returncode == 2
+    assert "only with distribution.strategy: data_parallel. Received: none." in message(done)
+
+
+def test_a_coordinator_that_does_not_answer_exits_2_in_bounded_time(tmp_path: Path) -> None:
+    started = time.monotonic()
+    port = free_port()  # nothing listens there
+    done = dltrain(tmp_path, "fit", QUICKSTART, *SMALL, "--coordinator", f"127.0.0.1:{port}",
+                   "--num-processes", "2", "--process-id", "1", "--join-timeout", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert (f"error: --coordinator 127.0.0.1:{port}: process 0 did not answer within 3 s. Start "
+            "process 0 there first (or check the address, port and firewall), or raise "
+            "--join-timeout.") in message(done)
+    assert time.monotonic() - started < 60
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_process_0_whose_peers_never_come_exits_2_in_bounded_time(tmp_path: Path) -> None:
+    # Past its own check, JAX would abort (SIGABRT, a stack trace) at its own deadline.
+    started = time.monotonic()
+    port = free_port()
+    done = dltrain(tmp_path, "fit", QUICKSTART, *SMALL, "--coordinator", f"127.0.0.1:{port}",
+                   "--num-processes", "2", "--process-id", "0", "--join-timeout", "3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message(done) == (
+        f"error: process 0 of 2: the 2 processes did not all join at 127.0.0.1:{port} within "
+        "3 s. Start every process (--process-id 0 to 1) with the same --coordinator and "
+        "--num-processes, or raise --join-timeout.")
+    assert time.monotonic() - started < 60
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_run_that_evaluates(tmp_path: Path) -> None:
+    port = free_port()
+    processes = [start(tmp_path, port, index, "--epochs", "2") for index in (0, 1)]
+    (code0, out0), (code1, out1) = (finish(process) for process in processes)
+    assert code0 == 0, out0[-3000:]
+    assert code1 == 0, out1[-3000:]
+    assert "process 1 done; process 0 wrote the run directory." in out1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["jax-cache", "run"]
+    run = tmp_path / "run"
+    recorded = json.loads((run / "environment.json").read_text())["distribution"]
+    assert (recorded["strategy"], recorded["processes"], len(recorded["devices"])) \
+        == ("data_parallel", 2, 2)
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2]
+    done = dltrain(tmp_path, "eval", run, "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["test"]["accuracy"] == pytest.approx(
+        json.loads((run / "metrics.json").read_text())["test"]["accuracy"], abs=0.001)
+
+
+@pytest.mark.slow
+def test_a_killed_process_stops_the_other_and_the_run_resumes(tmp_path: Path) -> None:
+    port = free_port()
+    processes = [start(tmp_path, port, index, "--epochs", "10") for index in (0, 1)]
+    run = tmp_path / "run"
+    try:
+        wait_for_history(processes[0], run / "history.csv", 2, TIMEOUT)
+        processes[1].kill()
+        stopped = time.monotonic()
+        code, output = finish(processes[0])
+    finally:
+        for process in processes:
+            process.kill()
+    # The survivor's next gradient exchange fails at once; the bound is JAX's heartbeat
+    # (--join-timeout 20) with room for a loaded machine.
+    assert time.monotonic() - stopped < 90
+    assert code == 2, output[-3000:]
+    text = " ".join(output.split())
+    assert "error: process 0 of 2: training stopped because another process stopped or cannot " \
+           "be reached" in text
+    assert f"{run} keeps the completed epochs: finish the run on one machine with dltrain fit " \
+           "--resume RUN_DIR" in text
+    kept = len(read_history(run / "history.csv"))
+    assert kept >= 2
+    done = dltrain(tmp_path, "fit", "--resume", run, JAX_NUM_CPU_DEVICES="2")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == list(range(1, 11))
+    assert json.loads((run / "run.json").read_text())["state"] == "completed"
