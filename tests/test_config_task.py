@@ -159,3 +159,10 @@ def test_an_activation_layer_at_the_end_counts_too(tmp_path: Path,
     assert code == 2
     assert "model.layers.2.Softmax (line 8): loss mse is a regression loss, but the last layer " \
            "ends in softmax" in " ".join(err.split())
+
+
+def test_a_regression_monitors_its_validation_loss_by_default() -> None:
+    regression = config(dataset={"validation_split": 0.2}, training={"early_stopping": {}})
+    assert regression.checkpoint_monitor == "val_loss"
+    assert regression.training.early_stopping.monitor == "val_loss"
+    assert config().checkpoint_monitor == "loss"  # no validation data: the training loss
