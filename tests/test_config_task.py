@@ -90,6 +90,9 @@ def test_regression_config_passes() -> None:
     ({"dataset": {"name": "npz", "path": "t.npz", "label_column": None, "label_map": {0: 1}}},
      "dataset.label_map: relabels class ids, but loss mse makes this a regression. Remove "
      "label_map, or use a classification loss."),
+    ({"dataset": {"one_hot": True}},
+     "dataset.one_hot: encodes class ids, but loss mse makes this a regression, whose targets "
+     "are used as they are. Remove one_hot."),
 ])
 def test_each_task_mismatch_says_which(sections: dict[str, Any], expected: str) -> None:
     assert task_error(**sections).startswith(expected)

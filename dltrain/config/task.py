@@ -61,6 +61,9 @@ def _check_regression(config: Config) -> None:
     if config.dataset.label_map is not None:
         raise ConfigError(f"dataset.label_map: relabels class ids, but loss {name} makes this a "
                           "regression. Remove label_map, or use a classification loss.")
+    if config.dataset.one_hot:
+        raise ConfigError(f"dataset.one_hot: encodes class ids, but loss {name} makes this a "
+                          "regression, whose targets are used as they are. Remove one_hot.")
     _check_output(config)
 
 
