@@ -211,3 +211,19 @@ def test_several_targets_fit_and_predict(tmp_path: Path,
     code, out, err = run_cli(capsys, "predict", tmp_path / "run", rows, "--json")
     assert code == 0, err
     assert set(json.loads(out[out.index("["):])[0]["values"]) == {"y", "z"}
+
+
+def test_runs_sort_by_r2_puts_the_best_regression_first(tmp_path: Path) -> None:
+    from dltrain.runs.listing import list_runs
+
+    for name, r2 in (("low", 0.2), ("high", 0.9), ("classifier", None)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"state": "completed"}))
+        metrics = json.loads(json.dumps(REGRESSION_METRICS))
+        if r2 is None:
+            metrics.pop("regression")
+        else:
+            metrics["regression"]["r2"] = r2
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    assert [row["name"] for row in list_runs(tmp_path, "r2")] == ["high", "low", "classifier"]
