@@ -227,3 +227,36 @@ def test_runs_sort_by_r2_puts_the_best_regression_first(tmp_path: Path) -> None:
             metrics["regression"]["r2"] = r2
         (run / "metrics.json").write_text(json.dumps(metrics))
     assert [row["name"] for row in list_runs(tmp_path, "r2")] == ["high", "low", "classifier"]
+
+
+@pytest.mark.slow
+def test_cross_validation_of_a_regression_reports_r2_and_rmse_per_fold(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sklearn import metrics as sk
+
+    from dltrain.data.folds import make_folds
+    from dltrain.report.evaluate import load_model
+
+    table = write_table(tmp_path / "table.csv", rows=90)
+    config = tmp_path / "regression.yaml"
+    config.write_text(REGRESSION.format(path=table, label="y", units=1)
+                      .replace("epochs: 12", "epochs: 3"))
+    code, out, err = run_cli(capsys, "cv", config, "--folds", "2", "--run-dir", tmp_path / "cv")
+    assert code == 0, err
+    assert "val R²" in out and "val RMSE" in out
+    record = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert set(record["validation"]) >= {"R²", "RMSE", "loss"}
+    # Fold 0's validation R², recomputed in the target's own units.
+    from dltrain.config.load import load_config
+    from dltrain.data.prepare import load_splits
+
+    loaded = load_config(tmp_path / "cv" / "config.yaml").config
+    dataset = loaded.dataset.model_copy(update={"validation_split": 0.0})  # as cv reads it
+    splits = load_splits(dataset, loaded.seed, loaded.loss_kind)
+    fold = make_folds(splits.y_train, 2, loaded.seed, stratified=False)[0]
+    model = load_model(tmp_path / "cv" / "fold-0" / "model.keras")
+    undo = splits.preparation.undo_target
+    predicted = undo(model.predict(splits.x_train[fold.validation], verbose=0))
+    actual = undo(splits.y_train[fold.validation])
+    assert record["per_fold"][0]["validation"]["R²"] == pytest.approx(
+        sk.r2_score(actual, predicted), abs=1e-4)
