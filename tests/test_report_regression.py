@@ -260,3 +260,24 @@ def test_cross_validation_of_a_regression_reports_r2_and_rmse_per_fold(
     actual = undo(splits.y_train[fold.validation])
     assert record["per_fold"][0]["validation"]["R²"] == pytest.approx(
         sk.r2_score(actual, predicted), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_export_builds_the_target_scaling_in(regression_run: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The exported model answers in the target's units, as predict does, and passes parity."""
+    from dltrain.report.export_runtimes import run_saved_model
+
+    run = tmp_path / "run"
+    shutil.copytree(regression_run, run)
+    code, out, err = run_cli(capsys, "export", run, "--format", "saved_model")
+    assert code == 0, out + err
+    entry = json.loads((run / "export.json").read_text())["saved_model"]
+    assert entry["status"] == "passed", entry
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,c\n0,0,0\n1,0,0\n")
+    code, out, err = run_cli(capsys, "predict", run, rows, "--json")
+    assert code == 0, err
+    predicted = [result["values"]["y"] for result in json.loads(out[out.index("["):])]
+    exported = run_saved_model(Path(entry["path"]), np.array([[0, 0, 0], [1, 0, 0]], np.float32))
+    np.testing.assert_allclose(exported.reshape(-1), predicted, rtol=1e-4)
