@@ -13,7 +13,8 @@ from dltrain.config.schema import kind_of_loss
     ("sparse_categorical_crossentropy", "sparse_categorical"),
     ("SparseCategoricalCrossentropy", "sparse_categorical"),
     ("binary_crossentropy", "binary"), ("BinaryFocalCrossentropy", "binary"), ("hinge", "binary"),
-    ("mse", "other"), ("mean_absolute_error", "other"), ("huber", "other"),
+    ("mse", "regression"), ("mean_absolute_error", "regression"), ("huber", "regression"),
+    ("bce", "binary"), ("tversky", "other"),
 ])
 def test_loss_kind_in_any_spelling(loss: str, kind: str) -> None:
     assert kind_of_loss(loss) == kind

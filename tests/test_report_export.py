@@ -278,10 +278,10 @@ def test_cli_refuses_bad_inputs_with_exit_2(
     code, _, err = run_cli(capsys, "export", run, "--format", "onnx")
     assert code == 2 and 'pip install "dltrain[export]"' in err
     saved = json.loads((run / "preprocessing.json").read_text())
-    (run / "preprocessing.json").write_text(json.dumps({**saved, "target_mean": 3.0}))
+    (run / "preprocessing.json").write_text(json.dumps({**saved, "target_log": True}))
     code, _, err = run_cli(capsys, "export", run, "--format", "saved_model")
     assert code == 2 and "holds steps export cannot build into the exported model yet " \
-        "(target_mean)" in err
+        "(target_log)" in err
     assert not (run / "export.json").exists()
 
 

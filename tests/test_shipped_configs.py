@@ -29,7 +29,7 @@ def local_data(config: Path, request: pytest.FixtureRequest) -> list[str]:
 def test_there_is_a_config_for_each_classic_example() -> None:
     assert {path.stem for path in SHIPPED} >= {
         "quickstart", "mnist_mlp", "mnist_cnn", "cifar_cnn", "mnist_even_odd",
-        "tabular_binary", "fashion_mnist_cnn"}
+        "tabular_binary", "tabular_regression", "fashion_mnist_cnn"}
 
 
 @pytest.mark.parametrize("config", SHIPPED, ids=lambda path: path.stem)

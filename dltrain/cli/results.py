@@ -22,6 +22,7 @@ class SortKey(str, Enum):
     loss = "loss"
     time = "time"
     state = "state"
+    r2 = "r2"
 
 
 def eval_(
@@ -71,8 +72,9 @@ def runs(
     as_json: JsonOpt = False,
 ) -> None:
     """List runs: name, date, dataset, state, kind (fit, smoke, synthetic or cv), backend, epochs,
-    test accuracy and loss, training time and samples/s; a narrow terminal drops the least
-    needed columns (backend, samples/s, dataset, date, epochs, time, loss) and keeps names whole.
+    test accuracy (a regression's R²) and loss, training time and samples/s; a narrow terminal
+    drops the least needed columns (backend, samples/s, dataset, date, epochs, time, loss) and
+    keeps names whole.
 
     Example: dltrain runs runs --sort accuracy
     """
@@ -114,13 +116,20 @@ def predict(
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Classify images or CSV rows, prepared like the run's training data.
+    """Classify images or CSV rows, prepared like the run's training data; a regression's run
+    prints the predicted values.
 
     Example: dltrain predict runs/quickstart-20260101-120000 shoe.png shirt.png
     """
     from dltrain.report.predict import predict_files
+    from dltrain.report.tables import values_table
 
     results = predict_files(run_dir, files, top_k, None if backend is None else backend.value)
+    if results and "values" in results[0]:
+        for_results(as_json).print(values_table(results))
+        if as_json:
+            emit_json(results)
+        return
     table = Table(title="Predictions", title_justify="left")
     table.add_column("input")
     table.add_column(f"top {top_k} (probability)")

@@ -24,6 +24,7 @@ from dltrain.config.schema import (
     NamedObject,
     OptimizerConfig,
 )
+from dltrain.config.task import check_task
 from dltrain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def check_names(config: Config) -> str | None:
         ConfigError: at the first unknown name or argument, with its key path.
     """
     backbone = check_structure(config)
+    check_task(config)  # the task's agreement needs no Keras either
     catalog = load_catalog()
     if catalog["keras"] != installed_keras():
         return None

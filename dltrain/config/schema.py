@@ -19,17 +19,21 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 # What a loss expects of the labels and the last layer, by its name in any spelling
-# (binary_crossentropy, BinaryCrossentropy). Losses not listed are "other": no label encoding,
-# no class report.
-LossKind = Literal["binary", "categorical", "sparse_categorical", "other"]
+# (binary_crossentropy, BinaryCrossentropy, bce). Regression losses take numeric targets and a
+# linear output. Losses not listed are "other": no label encoding, no class report.
+LossKind = Literal["binary", "categorical", "sparse_categorical", "regression", "other"]
 LOSS_KINDS: dict[str, LossKind] = {
-    **dict.fromkeys(["binarycrossentropy", "binaryfocalcrossentropy", "hinge", "squaredhinge"],
-                    "binary"),
+    **dict.fromkeys(["binarycrossentropy", "bce", "binaryfocalcrossentropy", "hinge",
+                     "squaredhinge"], "binary"),
     **dict.fromkeys(["categoricalcrossentropy", "categoricalfocalcrossentropy",
                      "categoricalhinge", "kldivergence", "kld", "kullbackleiblerdivergence"],
                     "categorical"),
     "sparsecategoricalcrossentropy": "sparse_categorical",
+    **dict.fromkeys(["meansquarederror", "mse", "meanabsoluteerror", "mae",
+                     "meanabsolutepercentageerror", "mape", "meansquaredlogarithmicerror", "msle",
+                     "huber", "logcosh", "poisson", "cosinesimilarity"], "regression"),
 }
+CLASSIFICATION_KINDS = ("binary", "categorical", "sparse_categorical")
 
 
 def kind_of_loss(name: str) -> LossKind:
@@ -100,7 +104,9 @@ class DatasetConfig(Strict):
     )
     path: Path | None = Field(None, description="npz/csv file, or image_folder's training folder.")
     test_path: Path | None = Field(None, description="csv/image_folder: a separate test set.")
-    label_column: str | None = Field(None, description="csv: the column that holds the label.")
+    label_column: str | list[str] | None = Field(
+        None, description="csv: the column that holds the label, or a list of target columns "
+        "for a regression with several outputs.")
     feature_columns: list[str] | None = Field(None, description="csv: feature columns (default all).")
     test_split: float = Field(0.2, gt=0, lt=1, description="Without test_path: test fraction.")
     test_split_seed: int = Field(0, ge=0, description="Seed of that split; fixed apart from `seed` "
@@ -114,6 +120,9 @@ class DatasetConfig(Strict):
         None, description="Multiply inputs by this; default 1/255 for uint8 images, else 1."
     )
     standardize: bool = Field(False, description="Scale each feature to mean 0, std 1 (train stats).")
+    standardize_target: bool = Field(
+        False, description="Regression: train on targets scaled to mean 0, std 1 (train stats); "
+        "reports and predict give values in the targets' own units.")
     label_map: dict[int, int] | None = Field(None, description="Relabel classes, e.g. even/odd.")
     one_hot: bool | None = Field(None, description="One-hot labels; default: derived from the loss.")
     train_limit: int | None = Field(None, gt=0, description="Stratified, seeded training subset.")
@@ -131,6 +140,13 @@ class DatasetConfig(Strict):
             return value
         raise PydanticCustomError("key_not_read", "{name} does not read {key} ({why}). Remove it",
                                   {"name": name, "key": key, "why": _why_not_read(name, key)})
+
+    @field_validator("label_column")
+    @classmethod
+    def _some_columns(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("must name a column, or list at least one")
+        return value
 
     @field_validator("validation_split")
     @classmethod
@@ -162,6 +178,13 @@ class DatasetConfig(Strict):
     @property
     def has_validation(self) -> bool:
         return self.validation_split == "test" or self.validation_split > 0
+
+    @property
+    def label_columns(self) -> list[str]:
+        """label_column as a list: one name for a label, several for a regression's targets."""
+        if self.label_column is None:
+            return []
+        return [self.label_column] if isinstance(self.label_column, str) else self.label_column
 
 
 def _why_not_read(name: str, key: str) -> str:
@@ -473,7 +496,12 @@ class Config(Strict):
     model: ModelConfig
     optimizer: OptimizerConfig = OptimizerConfig()
     loss: str | NamedObject
-    metrics: list[str | NamedObject] = ["accuracy"]
+    task: Literal["classification", "regression"] | None = Field(
+        None, description="Default: from the loss (mse, mae, huber, ... are regression losses). "
+        "Needed for a loss dltrain does not classify, or to keep a sigmoid output on a "
+        "regression of fractions.")
+    metrics: list[str | NamedObject] = Field(
+        ["accuracy"], description="Keras metric names; default [accuracy], [mae] for a regression.")
     training: TrainingConfig = TrainingConfig()
     output: OutputConfig = OutputConfig()
     distribution: DistributionConfig = DistributionConfig()
@@ -481,6 +509,20 @@ class Config(Strict):
     search: SearchConfig | None = Field(None, exclude_if=lambda value: value is None,
                                         description="What `dltrain tune` searches; `dltrain "
                                         "fit` trains the config as written.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_metrics(cls, data: Any) -> Any:
+        # Accuracy means nothing for numbers: a regression's default metric is the mean
+        # absolute error, written into the config so config.yaml shows it.
+        if isinstance(data, dict) and "metrics" not in data:
+            loss = data.get("loss")
+            name = loss.get("name") if isinstance(loss, dict) else loss
+            if data.get("task") == "regression" or (
+                    isinstance(name, str) and kind_of_loss(name) == "regression"
+                    and data.get("task") is None):
+                return {**data, "metrics": ["mae"]}
+        return data
 
     @model_validator(mode="after")
     def _distribution_on_its_backend(self) -> Config:
@@ -528,11 +570,18 @@ class Config(Strict):
 
     @property
     def loss_kind(self) -> LossKind:
-        return kind_of_loss(self.loss_name)
+        """The loss's kind; a loss of kind "other" is a regression when `task` says so."""
+        kind = kind_of_loss(self.loss_name)
+        return "regression" if kind == "other" and self.task == "regression" else kind
 
     @property
     def is_classifier(self) -> bool:
-        return self.loss_kind != "other"
+        return self.loss_kind in CLASSIFICATION_KINDS or (
+            self.loss_kind == "other" and self.task == "classification")
+
+    @property
+    def is_regression(self) -> bool:
+        return self.loss_kind == "regression"
 
     @property
     def checkpoint_monitor(self) -> str:

@@ -129,7 +129,7 @@ def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
     if missing:
         raise DataError(f"{path}: missing arrays {', '.join(sorted(missing))}; an .npz dataset "
                         "needs x_train, y_train, x_test, y_test.")
-    return checked(Raw(**found, class_names=class_names), str(path))
+    return checked(Raw(**found, class_names=class_names, target_names=None), str(path))
 
 
 def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
@@ -142,7 +142,7 @@ def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
                         f"IDX files {', '.join(IDX_FILES.values())}, as published with the "
                         "dataset (Debian: dataset-fashion-mnist has Fashion-MNIST's).")
     arrays = {key: read_idx(path) for key, path in paths.items()}
-    return checked(Raw(**arrays, class_names=class_names), str(folder))
+    return checked(Raw(**arrays, class_names=class_names, target_names=None), str(folder))
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -10,6 +10,7 @@ from dltrain.config.schema import AugmentationConfig, DatasetConfig, LossKind
 from dltrain.data.raw import Raw
 from dltrain.data.sources import read_source
 from dltrain.data.synthetic import stand_in_note, stand_in_source, synthetic_raw
+from dltrain.data.targets import targets_for
 from dltrain.errors import DataError
 
 
@@ -42,16 +43,23 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
     would be downloaded; local files are still read.
     """
     stand_in = synthetic and stand_in_source(cfg)
-    raw = synthetic_raw(cfg) if stand_in else read_source(cfg)
+    raw = targets_for(synthetic_raw(cfg) if stand_in else read_source(cfg), cfg, loss_kind)
     class_names = raw.class_names
     if cfg.label_map is not None:
         raw, class_names = relabel(raw, cfg.label_map), None
     rng = np.random.default_rng(seed)
-    x_train, y_train = subset(raw.x_train, raw.y_train, cfg.train_limit, rng)
-    x_test, y_test = subset(raw.x_test, raw.y_test, cfg.test_limit, rng)
+    regression = loss_kind == "regression"  # no classes to stratify by
+    x_train, y_train = subset(raw.x_train, raw.y_train, cfg.train_limit, rng, not regression)
+    x_test, y_test = subset(raw.x_test, raw.y_test, cfg.test_limit, rng, not regression)
     preparation = preparation_for(x_train, cfg)
     x_train, x_test = preparation.apply(x_train), preparation.apply(x_test)
+    if regression:
+        preparation.scale_targets(y_train, raw.target_names or [], cfg.standardize_target)
+        y_train, y_test = preparation.apply_target(y_train), preparation.apply_target(y_test)
     x_train, y_train, x_val, y_val = hold_out(x_train, y_train, x_test, y_test, cfg, rng)
+    if regression:
+        return Splits(x_train, y_train, x_val, y_val, x_test, y_test, 0, None, preparation,
+                      synthetic=stand_in, notes=[stand_in_note(cfg)] if stand_in else [])
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     if class_names is not None:
         num_classes = max(num_classes, len(class_names))
@@ -77,12 +85,16 @@ def relabel(raw: Raw, label_map: dict[int, int]) -> Raw:
     return Raw(raw.x_train, apply(raw.y_train, "train"), raw.x_test, apply(raw.y_test, "test"))
 
 
-def subset(x: np.ndarray, y: np.ndarray, limit: int | None,
-           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded, stratified subset: classes keep their proportions and each appears if it can."""
+def subset(x: np.ndarray, y: np.ndarray, limit: int | None, rng: np.random.Generator,
+           stratified: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded subset, stratified for class labels: classes keep their proportions and each
+    appears if it can. A regression's targets get a plain seeded sample."""
     if limit is None or limit >= len(y):
         return x, y
     order = rng.permutation(len(y))
+    if not stratified:
+        chosen = np.sort(order[:limit])
+        return x[chosen], y[chosen]
     shuffled = y[order]
     rank = np.empty(len(y), dtype=np.float64)
     for label in np.unique(shuffled):
@@ -101,6 +113,11 @@ class Preparation:
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
     flatten_from: list[int] | None = None  # the sample shape flattened for a flat model input
+    # A regression's targets: their names, and the training statistics they are scaled by
+    # (dataset.standardize_target), undone on the model's outputs for every report.
+    target_names: list[str] | None = None
+    target_mean: np.ndarray | None = None
+    target_std: np.ndarray | None = None
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float32) * np.float32(self.rescale)
@@ -112,11 +129,33 @@ class Preparation:
             x = x.reshape(len(x), -1)
         return x
 
+    def scale_targets(self, y_train: np.ndarray, names: list[str], standardize: bool) -> None:
+        self.target_names = list(names)
+        if standardize:
+            std = y_train.std(axis=0)
+            std[std == 0] = 1
+            self.target_mean, self.target_std = y_train.mean(axis=0), std
+
+    def apply_target(self, y: np.ndarray) -> np.ndarray:
+        if self.target_mean is None or self.target_std is None:
+            return y
+        return ((y - self.target_mean) / self.target_std).astype(np.float32)
+
+    def undo_target(self, y: np.ndarray) -> np.ndarray:
+        """Model outputs (or scaled targets) back in the targets' own units."""
+        if self.target_mean is None or self.target_std is None:
+            return y
+        return (y * self.target_std + self.target_mean).astype(np.float32)
+
     def to_json(self) -> dict:
-        return {"rescale": self.rescale,
-                "mean": None if self.mean is None else self.mean.tolist(),
-                "std": None if self.std is None else self.std.tolist(),
-                "flatten_from": self.flatten_from}
+        def listed(value: np.ndarray | None) -> list | None:
+            return None if value is None else value.tolist()
+
+        targets = {} if self.target_names is None else {
+            "target_names": self.target_names, "target_mean": listed(self.target_mean),
+            "target_std": listed(self.target_std)}
+        return {"rescale": self.rescale, "mean": listed(self.mean), "std": listed(self.std),
+                "flatten_from": self.flatten_from, **targets}
 
     @classmethod
     def from_json(cls, data: dict) -> Preparation:
@@ -124,7 +163,8 @@ class Preparation:
             return None if value is None else np.asarray(value, dtype=np.float32)
 
         return cls(float(data["rescale"]), array(data.get("mean")), array(data.get("std")),
-                   data.get("flatten_from"))
+                   data.get("flatten_from"), data.get("target_names"),
+                   array(data.get("target_mean")), array(data.get("target_std")))
 
 
 def preparation_for(x_train: np.ndarray, cfg: DatasetConfig) -> Preparation:
@@ -174,6 +214,9 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
     if splits.x_train.shape[1:] != tuple(input_shape):
         raise DataError(f"model.input_shape is {list(input_shape)} but the data's samples have "
                         f"shape {list(splits.x_train.shape[1:])}. Set model.input_shape to match.")
+    if loss_kind == "regression":
+        check_targets_fit(splits, output_units)
+        return
     if loss_kind == "binary":
         labels = [splits.y_train, splits.y_test] + ([] if splits.y_val is None else [splits.y_val])
         bad = np.setdiff1d(np.unique(np.concatenate([y.reshape(-1) for y in labels])), [0, 1])
@@ -185,6 +228,16 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
         units = f"{output_units} unit" + ("" if output_units == 1 else "s")
         raise DataError(f"the data has {splits.num_classes} classes but the last layer has "
                         f"{units}. Set the last layer's units to {splits.num_classes}.")
+
+
+def check_targets_fit(splits: Splits, output_units: int) -> None:
+    count = splits.y_train.shape[1]
+    if count != output_units:
+        names = ", ".join(splits.preparation.target_names or [])
+        targets = f"{count} target" + ("" if count == 1 else "s")
+        units = f"{output_units} unit" + ("" if output_units == 1 else "s")
+        raise DataError(f"the data has {targets} ({names}) but the last layer has {units}. Set "
+                        f"the last layer's units to {count}.")
 
 
 def is_flat_fit(sample: tuple[int, ...], input_shape: tuple[int, ...]) -> bool:

@@ -18,6 +18,7 @@ class Raw:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: list[str] | None = None
+    target_names: list[str] | None = None  # a regression's target columns, where they are named
 
 
 def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,9 +31,14 @@ def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def checked(raw: Raw, where: str) -> Raw:
-    """Flatten labels and check that x and y agree in length and train and test in shape."""
-    raw.y_train = raw.y_train.reshape(-1)
-    raw.y_test = raw.y_test.reshape(-1)
+    """Flatten labels and check that x and y agree in length and train and test in shape.
+
+    Targets with several columns (a regression's) keep them; one column becomes a vector.
+    """
+    for split in ("y_train", "y_test"):
+        y = getattr(raw, split)
+        if y.ndim != 2 or y.shape[1] == 1:
+            setattr(raw, split, y.reshape(-1))
     for split in ("train", "test"):
         x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
         if len(x) != len(y):

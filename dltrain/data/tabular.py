@@ -1,4 +1,4 @@
-"""The csv source: a table with a header row, numeric features and a label column."""
+"""The csv source: a table with a header row, numeric features and label or target columns."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from dltrain.errors import DataError
 
 
 def read_csv(cfg: DatasetConfig) -> Raw:
-    """A CSV with a header; numeric features; labels as integers or class names."""
+    """A CSV with a header; numeric features; labels as integers or class names, or numeric
+    targets (one column or several: a regression's)."""
     header, rows = _csv_rows(cfg.path)  # type: ignore[arg-type]
     if cfg.test_path is not None:
         test_header, test_rows = _csv_rows(cfg.test_path)
@@ -22,16 +23,21 @@ def read_csv(cfg: DatasetConfig) -> Raw:
     else:
         train, test = split_off(len(rows), cfg.test_split, cfg.test_split_seed)
         rows, test_rows = [rows[i] for i in train], [rows[i] for i in test]
-    features = cfg.feature_columns or [c for c in header if c != cfg.label_column]
-    for column in [cfg.label_column, *features]:
+    targets = cfg.label_columns
+    features = cfg.feature_columns or [c for c in header if c not in targets]
+    for column in [*targets, *features]:
         if column not in header:
             raise DataError(f"{cfg.path}: no column '{column}'. Columns: {', '.join(header)}.")
-    labels = sorted({row[header.index(cfg.label_column)] for row in rows + test_rows})  # type: ignore[arg-type]
-    numeric = all(_is_int(label) for label in labels)
-    class_names = None if numeric else labels
+    labels = sorted({row[header.index(column)] for row in rows + test_rows for column in targets})
+    # Whole numbers are class ids, other numbers a regression's targets, the rest class names.
+    class_names = None if all(_is_float(label) for label in labels) else labels
+    if class_names is not None and len(targets) > 1:
+        raise DataError(f"{cfg.path}: target columns {', '.join(targets)} must hold numbers; "
+                        f"found {', '.join(v for v in labels if not _is_float(v))[:60]}.")
     x_train, y_train = _csv_arrays(rows, header, features, cfg, class_names)
     x_test, y_test = _csv_arrays(test_rows, header, features, cfg, class_names)
-    return checked(Raw(x_train, y_train, x_test, y_test, class_names), str(cfg.path))
+    return checked(Raw(x_train, y_train, x_test, y_test, class_names,
+                       targets if class_names is None else None), str(cfg.path))
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -56,7 +62,7 @@ def _is_int(text: str) -> bool:
 def _csv_arrays(rows: list[list[str]], header: list[str], features: list[str],
                 cfg: DatasetConfig, class_names: list[str] | None) -> tuple[np.ndarray, ...]:
     columns = [header.index(name) for name in features]
-    label_at = header.index(cfg.label_column)  # type: ignore[arg-type]
+    label_at = [header.index(name) for name in cfg.label_columns]
     x = np.empty((len(rows), len(columns)), dtype=np.float32)
     for i, row in enumerate(rows):
         try:
@@ -68,9 +74,11 @@ def _csv_arrays(rows: list[list[str]], header: list[str], features: list[str],
     if not np.isfinite(x).all():
         bad = features[int(np.argwhere(~np.isfinite(x))[0][1])]
         raise DataError(f"{cfg.path}: column '{bad}' has a value that is not a finite number.")
-    raw_labels = [row[label_at] for row in rows]
-    y = [class_names.index(v) for v in raw_labels] if class_names else [int(v) for v in raw_labels]
-    return x, np.asarray(y, dtype=np.int64)
+    if class_names:
+        return x, np.asarray([class_names.index(row[label_at[0]]) for row in rows], dtype=np.int64)
+    y = np.asarray([[float(row[at]) for at in label_at] for row in rows], dtype=np.float64)
+    whole = all(_is_int(row[at]) for row in rows for at in label_at)
+    return x, y.astype(np.int64) if whole else y
 
 
 def _is_float(text: str) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dltrain.backend import Device, keras_module, prepare_runtime
 from dltrain.config.load import load_config
@@ -21,24 +24,60 @@ def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
     return {key: float(value) for key, value in results.items()}
 
 
-def score(model: Any, splits: Splits, config: Config, folder: Path | None,
-          title: str) -> dict[str, Any]:
-    """Test metrics, and for classifiers the per-class report and (with a folder)
-    confusion_matrix.png."""
+Picture = Callable[[Path], None]  # draws one PNG file into a run directory
+
+
+def score(model: Any, splits: Splits, config: Config, folder: Path | None, title: str,
+          pictures: list[Picture] | None = None) -> dict[str, Any]:
+    """Test metrics, and for classifiers the per-class report and the confusion matrix, for a
+    regression MAE, RMSE and R² in the targets' units and their plots.
+
+    The plots are drawn into `folder` when given, else added to `pictures` for later.
+    """
+    result: dict[str, Any] = {"test": evaluate(model, splits, config.training.batch_size),
+                              "test_samples": len(splits.x_test)}
+    drawings: list[Picture] = []
+    if config.is_classifier or config.is_regression:
+        outputs = model.predict(pipeline(splits.x_test, splits.y_test,
+                                         config.training.batch_size), verbose=0)
+        report = (_regression if config.is_regression else _classification)(
+            splits, outputs, title, drawings)
+        result["regression" if config.is_regression else "report"] = report
+    for draw in drawings if folder is not None else ():
+        draw(folder)  # type: ignore[arg-type]
+    if pictures is not None and folder is None:
+        pictures.extend(drawings)
+    return result
+
+
+def _classification(splits: Splits, probabilities: Any, title: str,
+                    drawings: list[Picture]) -> dict[str, Any]:
     from dltrain.report.metrics import classification_report
     from dltrain.report.plots import confusion_matrix
 
-    result: dict[str, Any] = {"test": evaluate(model, splits, config.training.batch_size),
-                              "test_samples": len(splits.x_test)}
-    if config.is_classifier:
-        probabilities = model.predict(pipeline(splits.x_test, splits.y_test,
-                                               config.training.batch_size), verbose=0)
-        report = classification_report(splits.y_test, probabilities, splits.class_names)
-        if folder is not None:
-            confusion_matrix(report["confusion_matrix"], report["class_names"], title,
-                             folder / runs.CONFUSION_FILE)
-        result["report"] = report
-    return result
+    report = classification_report(splits.y_test, probabilities, splits.class_names)
+    drawings.append(lambda folder: confusion_matrix(
+        report["confusion_matrix"], report["class_names"], title, folder / runs.CONFUSION_FILE))
+    return report
+
+
+def _regression(splits: Splits, outputs: Any, title: str,
+                drawings: list[Picture]) -> dict[str, Any]:
+    """Scores and plots in the targets' own units: a standardised target is scaled back."""
+    from dltrain.report.plots import predicted_vs_actual, residuals
+    from dltrain.report.regression import regression_report
+
+    preparation = splits.preparation
+    actual = preparation.undo_target(splits.y_test)
+    predicted = preparation.undo_target(np.asarray(outputs).reshape(actual.shape))
+    names = preparation.target_names or [f"y{i}" for i in range(actual.shape[1])]
+    drawings.append(lambda folder: predicted_vs_actual(
+        actual, predicted, names, f"{title}: predicted against actual",
+        folder / runs.PREDICTED_FILE))
+    drawings.append(lambda folder: residuals(
+        actual, predicted, names, f"{title}: residuals", folder / runs.RESIDUALS_FILE))
+    return {**regression_report(actual, predicted, names),
+            "standardized_target": preparation.target_mean is not None}
 
 
 @dataclass
@@ -47,17 +86,14 @@ class Evaluation:
 
     result: dict[str, Any]
     title: str
+    pictures: list[Picture] = field(default_factory=list)
 
     def save(self, run_dir: Path) -> None:
-        """eval.json, then the confusion matrix, once the scores are shown: a folder that
-        cannot be written (full, read-only) costs the files, never the scores."""
-        from dltrain.report.plots import confusion_matrix
-
+        """eval.json, then the plots, once the scores are shown: a folder that cannot be
+        written (full, read-only) costs the files, never the scores."""
         runs.write_json(run_dir / runs.EVAL_FILE, self.result)
-        report = self.result.get("report")
-        if report is not None:
-            confusion_matrix(report["confusion_matrix"], report["class_names"], self.title,
-                             run_dir / runs.CONFUSION_FILE)
+        for draw in self.pictures:
+            draw(run_dir)
 
 
 def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
@@ -77,8 +113,9 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     splits = load_splits(config.dataset, config.seed, config.loss_kind)
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind)
     title = f"{config.name}: {path.name} on the test split"
-    result = score(model, splits, config, None, title)
-    return Evaluation({**result, "model": str(path)}, title)
+    pictures: list[Picture] = []
+    result = score(model, splits, config, None, title, pictures)
+    return Evaluation({**result, "model": str(path)}, title, pictures)
 
 
 def _checkpoints(run_dir: Path) -> str:

@@ -56,7 +56,7 @@ FAILED_SUFFIX = ".parity-failed"
 # run. A step it does not know (one added to fit later) is refused: the export would leave it
 # out, and the parity check cannot notice a step applied to the outputs.
 KNOWN_PREPARATION = {"rescale", "mean", "std", "flatten_from", "class_names", "num_classes",
-                     "input_shape"}
+                     "input_shape", "target_names", "target_mean", "target_std"}
 
 
 def check_supported(fmt: str, backend: str) -> None:
@@ -108,7 +108,8 @@ def check_output(path: Path, fmt: str) -> None:
 
 def with_preparation(model: Any, preparation: Preparation, raw_shape: list[int]) -> Any:
     """The model behind the run's input scaling as layers, so the export takes raw values:
-    rescale, then standardise with the training statistics, then flatten (Preparation.apply)."""
+    rescale, then standardise with the training statistics, then flatten (Preparation.apply);
+    a regression's standardised targets are scaled back after it (Preparation.undo_target)."""
     keras = keras_module()
     inputs = keras.Input(tuple(raw_shape), dtype="float32", name="raw_input")
     x = keras.layers.Rescaling(preparation.rescale, name="rescale")(inputs)
@@ -122,7 +123,15 @@ def with_preparation(model: Any, preparation: Preparation, raw_shape: list[int])
                                 name="standardize")(x)
     if preparation.flatten_from is not None:
         x = keras.layers.Flatten(name="flatten")(x)
-    wrapped = keras.Model(inputs, model(x), name=f"{model.name}_with_preparation")
+    outputs = model(x)
+    target_mean, target_std = preparation.target_mean, preparation.target_std
+    if target_mean is not None and target_std is not None:
+        # A regression trained on standardised targets answers in the targets' units, as
+        # Preparation.undo_target (predict, eval) does.
+        ops = keras.ops
+        outputs = keras.layers.Lambda(lambda v: ops.add(ops.multiply(v, target_std), target_mean),
+                                      name="unstandardize_target")(outputs)
+    wrapped = keras.Model(inputs, outputs, name=f"{model.name}_with_preparation")
     wrapped(np.zeros((1, *raw_shape), np.float32))  # Keras exports to ONNX only a called model
     return wrapped
 
@@ -185,8 +194,8 @@ def parity_data(config: Config, preparation: Preparation, raw_shape: list[int],
     if list(raw.shape[1:]) != list(raw_shape):
         raise RunError(f"the test split's samples have shape {list(raw.shape[1:])}, not the "
                        f"{raw_shape} the run was trained on; has the data changed?")
-    reference = model.predict(preparation.apply(raw), batch_size=config.training.batch_size,
-                              verbose=0)
+    reference = preparation.undo_target(model.predict(
+        preparation.apply(raw), batch_size=config.training.batch_size, verbose=0))
     labels = None
     if config.is_classifier:
         y = splits.y_test

@@ -1,4 +1,5 @@
-"""Pictures of a run: learning curves and the confusion matrix, as PNG files."""
+"""Pictures of a run: learning curves, the confusion matrix or a regression's predictions
+against the truth and its residuals, as PNG files."""
 
 from __future__ import annotations
 
@@ -66,3 +67,50 @@ def confusion_matrix(matrix: list[list[int]], class_names: list[str], title: str
                       fontsize=7, color="white" if rates[row, column] > 0.5 else "black")
     axis.set_title(title)
     save_figure(figure, path)
+
+
+def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, names: list[str], title: str,
+                        path: Path) -> None:
+    """Each target's predictions against the truth, on the diagonal when perfect."""
+    plt = _pyplot()
+    figure, axes = _target_axes(plt, len(names))
+    for axis, index in zip(axes, range(len(names)), strict=True):
+        actual, predicted = y_true[:, index], y_pred[:, index]
+        axis.scatter(actual, predicted, s=12, alpha=0.6)
+        low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
+        axis.plot([low, high], [low, high], color="grey", linestyle="--", label="perfect")
+        _label(axis, names[index], f"actual {names[index]}", f"predicted {names[index]}")
+    figure.suptitle(title)
+    save_figure(figure, path)
+
+
+def residuals(y_true: np.ndarray, y_pred: np.ndarray, names: list[str], title: str,
+              path: Path) -> None:
+    """Each target's error (predicted - actual) against the prediction: a pattern means bias."""
+    plt = _pyplot()
+    figure, axes = _target_axes(plt, len(names))
+    for axis, index in zip(axes, range(len(names)), strict=True):
+        predicted = y_pred[:, index]
+        axis.scatter(predicted, predicted - y_true[:, index], s=12, alpha=0.6)
+        axis.axhline(0, color="grey", linestyle="--", label="no error")
+        _label(axis, names[index], f"predicted {names[index]}", "residual (predicted - actual)")
+    figure.suptitle(title)
+    save_figure(figure, path)
+
+
+def _target_axes(plt: Any, count: int) -> tuple[Any, list[Any]]:
+    columns = min(count, 3)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 4.2 * rows), squeeze=False)
+    flat = list(axes.reshape(-1))
+    for spare in flat[count:]:
+        spare.set_visible(False)
+    return figure, flat[:count]
+
+
+def _label(axis: Any, title: str, x: str, y: str) -> None:
+    axis.set_title(title)
+    axis.set_xlabel(x)
+    axis.set_ylabel(y)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")

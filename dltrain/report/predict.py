@@ -1,4 +1,5 @@
-"""Classify image files or CSV rows with a trained run, prepared exactly like its training data."""
+"""Classify image files or CSV rows with a trained run, prepared exactly like its training data;
+a regression's run gives values in its targets' own units."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 def predict_files(run_dir: Path, files: list[Path], top_k: int,
                   backend: str | None = None) -> list[dict[str, Any]]:
-    """The top-k classes with probabilities for every image file and every CSV row."""
+    """The top-k classes with probabilities for every image file and every CSV row, or for a
+    regression the predicted value of each target (`values`, standardisation undone)."""
     config = run_config(run_dir / runs.CONFIG_FILE)
     use_backend(backend or config.backend)
     if not (run_dir / runs.PREPARATION_FILE).is_file():
@@ -38,9 +40,19 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int,
         raise DataError("predict: no inputs given.")
     x = preparation.apply(np.stack(inputs))
     probabilities = model.predict(x, verbose=0)
+    if config.is_regression:
+        return predicted_values(names, probabilities, preparation)
     classes = saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
     return [{"input": name, "top": top_classes(row, classes, top_k)}
             for name, row in zip(names, probabilities, strict=True)]
+
+
+def predicted_values(names: list[str], outputs: np.ndarray,
+                     preparation: Preparation) -> list[dict[str, Any]]:
+    values = preparation.undo_target(np.asarray(outputs).reshape(len(names), -1))
+    targets = preparation.target_names or [f"y{i}" for i in range(values.shape[1])]
+    return [{"input": name, "values": dict(zip(targets, map(float, row), strict=True))}
+            for name, row in zip(names, values, strict=True)]
 
 
 def read_preparation(path: Path) -> tuple[dict[str, Any], Preparation]:
@@ -95,7 +107,8 @@ def read_rows(path: Path, dataset: Any) -> list[tuple[str, np.ndarray]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
-        features = dataset.feature_columns or [c for c in header if c != dataset.label_column]
+        features = dataset.feature_columns or [c for c in header
+                                               if c not in dataset.label_columns]
         missing = [column for column in features if column not in header]
         if missing:
             raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}.")

@@ -38,10 +38,51 @@ def report_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def regression_table(report: dict[str, Any]) -> Table:
+    """MAE, RMSE and R² per target, beside the target's spread (std) to read them against."""
+    table = Table(title="Regression (test split)", title_justify="left")
+    for column in ("target", "MAE", "RMSE", "R²", "std"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    rows = report["per_target"]
+    for row in rows:
+        table.add_row(escape(row["target"]), *(_figure(row[key]) for key in
+                                               ("mae", "rmse", "r2", "target_std")))
+    if len(rows) > 1:
+        table.add_row("all", *(_figure(report[key]) for key in ("mae", "rmse", "r2", "target_std")))
+    table.caption = ("in the targets' own units; R² 1 is perfect, 0 no better than predicting "
+                     "the mean")
+    return table
+
+
+def values_table(results: list[dict[str, Any]]) -> Table:
+    """predict's answer for a regression: one column per target, in its own units."""
+    table = Table(title="Predictions", title_justify="left")
+    table.add_column("input")
+    targets = list(results[0]["values"])
+    for target in targets:
+        table.add_column(escape(target), justify="right")
+    for result in results:
+        table.add_row(escape(result["input"]), *(_figure(result["values"][target])
+                                                 for target in targets))
+    return table
+
+
+def _figure(value: float) -> str:
+    """Short at any scale: 0.2500, 23.41, 1.235e+05."""
+    if value != value or value == 0 or 1e-3 <= abs(value) < 10:
+        return f"{value:.4f}"
+    return f"{value:.2f}" if 10 <= abs(value) < 1e5 else f"{value:.4g}"
+
+
 def print_scores(console: Console, title: str, result: dict[str, Any]) -> None:
-    console.print(metrics_table(title, result["test"]))
+    table = metrics_table(title, result["test"])
+    if result.get("regression", {}).get("standardized_target"):
+        table.caption = "on standardised targets"
+    console.print(table)
     if "report" in result:
         console.print(report_table(result["report"]))
+    if "regression" in result:
+        console.print(regression_table(result["regression"]))
 
 
 def print_fit(console: Console, run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -123,7 +164,10 @@ def runs_table(rows: list[dict[str, Any]], folder: Path) -> RunsTable:
 
 
 def row_cell(row: dict[str, Any], key: str) -> str:
-    """A cell of the row; a cross-validation's accuracy with its std over the folds."""
+    """A cell of the row; a cross-validation's accuracy with its std over the folds, a
+    regression's R² in the accuracy column, marked as such."""
+    if key == "accuracy" and row.get("accuracy") is None and row.get("r2") is not None:
+        return f"R² {float(row['r2']):.3f}"
     std = row.get(f"{key}_std") if key == "accuracy" else None
     cell = run_cell(key, row.get(key))
     return cell if std is None or row.get(key) is None else f"{cell}±{std:.4f}"

@@ -40,6 +40,8 @@ ENV_FILE = "environment.json"
 STATE_FILE = "run.json"
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
+PREDICTED_FILE = "predicted_vs_actual.png"  # a regression's, instead of the confusion matrix
+RESIDUALS_FILE = "residuals.png"
 TENSORBOARD_DIR = "tensorboard"
 MANIFEST_FILE = "manifest.json"
 PREPARATION_FILE = "preprocessing.json"
@@ -48,7 +50,7 @@ CV_FILE = "cv.json"  # a cross-validation's plan and folds' results; its folds a
 # What fit writes in a run directory: a kill can leave their temporary files behind.
 FIT_FILES = frozenset({CONFIG_FILE, STATE_FILE, ENV_FILE, MANIFEST_FILE, PREPARATION_FILE,
                        HISTORY_FILE, LAST_FILE, LAST_META, BEST_FILE, MODEL_FILE, CURVES_FILE,
-                       CONFUSION_FILE, METRICS_FILE})
+                       CONFUSION_FILE, PREDICTED_FILE, RESIDUALS_FILE, METRICS_FILE})
 
 
 def new_run_dir(config: Config, chosen: Path | None) -> Path:

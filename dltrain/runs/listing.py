@@ -12,7 +12,7 @@ from dltrain.runs import layout as runs
 from dltrain.runs import lock
 
 SORT_KEYS = {"date": "date", "name": "name", "accuracy": "accuracy", "loss": "loss",
-             "time": "seconds", "state": "state"}
+             "time": "seconds", "state": "state", "r2": "r2"}
 
 
 def list_runs(folder: Path, sort: str = "date") -> list[dict[str, Any]]:
@@ -22,7 +22,7 @@ def list_runs(folder: Path, sort: str = "date") -> list[dict[str, Any]]:
     rows = [summarise(path) for path in sorted(folder.iterdir())
             if (path / runs.STATE_FILE).is_file()]
     key = SORT_KEYS[sort]
-    descending = key in ("accuracy", "date")
+    descending = key in ("accuracy", "date", "r2")
     present = [row for row in rows if row.get(key) is not None]
     missing = [row for row in rows if row.get(key) is None]
     return sorted(present, key=lambda row: row[key], reverse=descending) + missing
@@ -40,8 +40,8 @@ def summarise(path: Path) -> dict[str, Any]:
     except Unreadable as exc:
         return {"name": path.name, "path": str(path), "date": None, "dataset": None,
                 "state": "corrupt", "kind": "fit", "epochs": None, "accuracy": None,
-                "loss": None, "seconds": None, "samples_per_second": None,
-                "unreadable": str(exc.path), "error": exc.reason}
+                "loss": None, "seconds": None, "samples_per_second": None, "r2": None,
+                "rmse": None, "unreadable": str(exc.path), "error": exc.reason}
     if row["state"] == "running" and lock.writer_alive(path) is False:
         row.update(state="interrupted", writer="gone")
     return row
@@ -62,8 +62,9 @@ def _row(path: Path) -> dict[str, Any]:
     config = _mapping(path / runs.CONFIG_FILE, _yaml)
     test = metrics.get("test") or {}
     dataset = config.get("dataset") or {}
-    if not isinstance(test, dict) or not isinstance(dataset, dict):
-        name = runs.METRICS_FILE if not isinstance(test, dict) else runs.CONFIG_FILE
+    regression = metrics.get("regression") or {}  # a regression's scores, in its targets' units
+    if not all(isinstance(part, dict) for part in (test, dataset, regression)):
+        name = runs.CONFIG_FILE if not isinstance(dataset, dict) else runs.METRICS_FILE
         raise Unreadable(path / name, "not the layout dltrain writes")
     try:
         history = runs.read_history(path / runs.HISTORY_FILE)
@@ -83,8 +84,10 @@ def _row(path: Path) -> dict[str, Any]:
         "loss": test.get("loss"),
         "seconds": metrics.get("train_seconds"),
         "samples_per_second": metrics.get("samples_per_second"),
+        "r2": regression.get("r2"),
+        "rmse": regression.get("rmse"),
     }
-    for key in ("epochs", "accuracy", "loss", "seconds", "samples_per_second"):
+    for key in ("epochs", "accuracy", "loss", "seconds", "samples_per_second", "r2", "rmse"):
         if row[key] is not None and (isinstance(row[key], bool)
                                      or not isinstance(row[key], int | float)):
             raise Unreadable(path / runs.METRICS_FILE, f"{key} is not a number")
@@ -165,13 +168,26 @@ def compare(run_a: Path, run_b: Path) -> dict[str, Any]:
             raise RunError(f"{path}: no config.yaml; compare takes two run directories.")
         configs.append(config)
     changes = [{"key": key, "a": a, "b": b} for key, a, b in config_diff(*configs)]
-    tests = [((_json(path / runs.METRICS_FILE) or {}).get("test") or {}) for path in (run_a, run_b)]
+    tests = [scored_metrics(_json(path / runs.METRICS_FILE) or {}) for path in (run_a, run_b)]
     metrics = []
     for name in sorted(set(tests[0]) | set(tests[1])):
         a, b = tests[0].get(name), tests[1].get(name)
         metrics.append({"metric": name, "a": a, "b": b,
                         "delta": None if a is None or b is None else b - a})
     return {"a": str(run_a), "b": str(run_b), "config": changes, "metrics": metrics}
+
+
+# A regression's scores as compare names them: capitals, apart from Keras's lowercase metrics
+# (which a standardised target puts in other units).
+REGRESSION_ROWS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "target_std": "target std"}
+
+
+def scored_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The test metrics Keras logged and, for a regression, its scores in the targets' units."""
+    regression = metrics.get("regression") or {}
+    return {**(metrics.get("test") or {}),
+            **{shown: regression[key] for key, shown in REGRESSION_ROWS.items()
+               if key in regression}}
 
 
 def _json(path: Path) -> Any:

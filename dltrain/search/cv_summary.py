@@ -16,7 +16,13 @@ from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits
 from dltrain.report.evaluate import load_model
+from dltrain.report.regression import regression_report
 from dltrain.runs import layout as runs
+
+# A regression's validation figures in its targets' own units (Keras's loss and metrics are in
+# the standardised units with dataset.standardize_target), named as `compare` names them; the
+# folds' test figures stay in their runs' metrics.json, so the folds table fits 80 columns.
+REGRESSION_FIGURES = {"r2": "R²", "rmse": "RMSE"}
 
 
 def fold_entry(index: int, child: Path, splits: Splits, config: Config, metrics: dict[str, Any],
@@ -44,9 +50,20 @@ def fold_entry(index: int, child: Path, splits: Splits, config: Config, metrics:
 
 def validation_metrics(model_path: Path, splits: Splits, batch_size: int) -> dict[str, float]:
     model = load_model(model_path)
-    results = model.evaluate(pipeline(splits.x_val, splits.y_val, batch_size), verbose=0,
-                             return_dict=True)
-    return {key: float(value) for key, value in results.items()}
+    data = pipeline(splits.x_val, splits.y_val, batch_size)
+    results = model.evaluate(data, verbose=0, return_dict=True)
+    scores = {key: float(value) for key, value in results.items()}
+    preparation = splits.preparation
+    if preparation.target_names is not None:  # a regression
+        actual = preparation.undo_target(splits.y_val)  # type: ignore[arg-type]
+        predicted = preparation.undo_target(model.predict(data, verbose=0).reshape(actual.shape))
+        scores.update(regression_figures(regression_report(actual, predicted,
+                                                           preparation.target_names)))
+    return scores
+
+
+def regression_figures(report: dict[str, Any] | None) -> dict[str, float]:
+    return {shown: report[key] for key, shown in REGRESSION_FIGURES.items()} if report else {}
 
 
 def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:

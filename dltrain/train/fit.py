@@ -67,7 +67,10 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
             start = Start(build_model(config))
     except ConfigError as exc:
         raise loaded.locate(exc) from None
-    splits = prepared_data(config, start.model, synthetic, splits)
+    try:
+        splits = prepared_data(config, start.model, synthetic, splits)
+    except ConfigError as exc:  # the loss against the data: point at the loss's line
+        raise loaded.locate(exc) from None
     print_notes(console, [*runtime_notes(config.training.deterministic), *splits.notes])
     # Several processes: only process 0 writes the run; the others run the very same code into
     # a scratch folder, removed at the end, so no step of theirs can differ.

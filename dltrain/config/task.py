@@ -1,0 +1,109 @@
+"""Classification or regression: the config's parts must agree on which task it is.
+
+The task follows from the loss (`Config.loss_kind`) or an explicit `task:`; each check here
+names the key that disagrees, so the error points at its line of the config file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dltrain.config.schema import CLASSIFICATION_KINDS, Config, kind_of_loss
+from dltrain.errors import ConfigError
+
+REGRESSION_LOSSES = "mse, mae, huber, log_cosh, ..."
+SHORT_LIST = "mse, mae, huber, ..."
+# Metrics that count class ids: 0 (or noise) for numeric targets. By squashed name.
+CLASS_METRICS = {"accuracy", "acc", "binaryaccuracy", "categoricalaccuracy",
+                 "sparsecategoricalaccuracy", "topkcategoricalaccuracy",
+                 "sparsetopkcategoricalaccuracy", "auc", "precision", "recall", "f1score",
+                 "fbetascore"}
+# The last layer's activations that make a classifier's output, with what they mean.
+CLASSIFIER_OUTPUTS = {"softmax": "class probabilities that sum to 1",
+                      "log_softmax": "log class probabilities",
+                      "sigmoid": "a probability in (0, 1)"}
+
+
+def check_task(config: Config) -> None:
+    """Refuse a config whose loss, task, output layer, metrics and dataset keys disagree.
+
+    Raises:
+        ConfigError: "key.path: what disagrees, and how to fix it".
+    """
+    _check_loss(config)
+    if config.is_regression:
+        _check_regression(config)
+    else:
+        _check_not_regression(config)
+
+
+def _check_loss(config: Config) -> None:
+    kind, name = kind_of_loss(config.loss_name), config.loss_name
+    if config.task == "regression" and kind in CLASSIFICATION_KINDS:
+        raise ConfigError(f"loss: {name} is a classification loss, but task is regression. For a "
+                          f"regression use a regression loss ({REGRESSION_LOSSES}) with a linear "
+                          "last layer, or remove task: regression.")
+    if config.task == "classification" and kind == "regression":
+        raise ConfigError(f"loss: {name} is a regression loss, but task is classification. For "
+                          "a classification use sparse_categorical_crossentropy (softmax) or "
+                          "binary_crossentropy (sigmoid), or set task: regression.")
+
+
+def _check_regression(config: Config) -> None:
+    name = config.loss_name
+    for index, metric in enumerate(config.metrics):
+        metric_name = metric if isinstance(metric, str) else metric.name
+        if metric_name.replace("_", "").lower() in CLASS_METRICS:
+            raise ConfigError(f"metrics.{index}: {metric_name} counts predictions equal to class "
+                              f"ids, which a regression (loss {name}) does not make. Use mae, "
+                              "mse or root_mean_squared_error, or remove metrics for the default "
+                              "[mae].")
+    if config.dataset.label_map is not None:
+        raise ConfigError(f"dataset.label_map: relabels class ids, but loss {name} makes this a "
+                          "regression. Remove label_map, or use a classification loss.")
+    if config.dataset.one_hot:
+        raise ConfigError(f"dataset.one_hot: encodes class ids, but loss {name} makes this a "
+                          "regression, whose targets are used as they are. Remove one_hot.")
+    _check_output(config)
+
+
+def _check_output(config: Config) -> None:
+    """A softmax or sigmoid squeezes a regression's outputs; a sigmoid may be meant for targets
+    in [0, 1], which an explicit `task: regression` says."""
+    index = len(config.model.layers) - 1
+    ((layer, args),) = config.model.layers[index].items()
+    activation = output_activation(layer, args)
+    if activation not in CLASSIFIER_OUTPUTS or (activation == "sigmoid"
+                                                and config.task == "regression"):
+        return
+    classifier_loss = ("binary_crossentropy" if activation == "sigmoid"
+                       else "sparse_categorical_crossentropy")
+    fractions = ("; for targets that are fractions in [0, 1], set task: regression to keep the "
+                 "sigmoid" if activation == "sigmoid" else "")
+    raise ConfigError(f"model.layers.{index}.{layer}: loss {config.loss_name} is a regression "
+                      f"loss, but the last layer ends in {activation}, a classifier's output "
+                      f"({CLASSIFIER_OUTPUTS[activation]}). Remove its activation for a linear "
+                      f"output, or use {classifier_loss} for a classification{fractions}.")
+
+
+def output_activation(layer: str, args: dict[str, Any]) -> str | None:
+    """The activation a layer written in the config ends in, when it names one."""
+    if layer == "Softmax":
+        return "softmax"
+    activation = args.get("activation")
+    return activation.lower() if isinstance(activation, str) else None
+
+
+def _check_not_regression(config: Config) -> None:
+    columns = config.dataset.label_columns
+    loss = (f"loss {config.loss_name} is a classification loss (its targets are class ids)"
+            if config.is_classifier else f"loss {config.loss_name} is not a regression loss "
+            "dltrain knows (set task: regression if it is one)")
+    if config.dataset.standardize_target:
+        raise ConfigError(f"dataset.standardize_target: scales a regression's targets, but "
+                          f"{loss}. Remove standardize_target, or use a regression loss "
+                          f"({SHORT_LIST}).")
+    if len(columns) > 1:
+        raise ConfigError(f"dataset.label_column: a classifier takes one label column; received "
+                          f"{len(columns)} ({', '.join(columns)}). Several target columns are "
+                          f"for a regression: use a regression loss ({SHORT_LIST}).")

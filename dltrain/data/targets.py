@@ -1,0 +1,64 @@
+"""What the loss needs of the targets: numbers for a regression, whole class ids for a classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dltrain.config.schema import CLASSIFICATION_KINDS, DatasetConfig, LossKind
+from dltrain.data.raw import Raw
+from dltrain.errors import ConfigError, DataError
+
+
+def targets_for(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
+    """A regression's targets as float32 columns, (samples, targets), named; a classifier's
+    labels as integer class ids, refused when they are not whole numbers."""
+    if loss_kind == "regression":
+        return regression_targets(raw, cfg)
+    if loss_kind in CLASSIFICATION_KINDS:
+        return class_ids(raw, cfg, loss_kind)
+    return raw
+
+
+def regression_targets(raw: Raw, cfg: DatasetConfig) -> Raw:
+    where = (f"column '{cfg.label_columns[0]}'" if len(cfg.label_columns) == 1
+             else f"{cfg.path or cfg.name}")
+    if raw.class_names is not None:
+        shown = ", ".join(raw.class_names[:5]) + (", ..." if len(raw.class_names) > 5 else "")
+        raise DataError(f"a regression needs numeric targets, but {where} holds text ({shown}). "
+                        "Use a classification loss (sparse_categorical_crossentropy) for class "
+                        "names, or point dataset.label_column at a numeric column.")
+    y_train, y_test = (np.asarray(y, dtype=np.float32) for y in (raw.y_train, raw.y_test))
+    y_train, y_test = (y.reshape(len(y), -1) for y in (y_train, y_test))
+    if y_train.shape[1] != y_test.shape[1]:
+        raise DataError(f"{where}: {y_train.shape[1]} train targets but {y_test.shape[1]} test "
+                        "targets per sample.")
+    if not (np.isfinite(y_train).all() and np.isfinite(y_test).all()):
+        raise DataError(f"{where}: a target is not a finite number (NaN or infinite).")
+    names = raw.target_names or default_names(y_train.shape[1])
+    return Raw(raw.x_train, y_train, raw.x_test, y_test, None, names)
+
+
+def default_names(count: int) -> list[str]:
+    return ["y"] if count == 1 else [f"y{index}" for index in range(count)]
+
+
+def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
+    """Float labels that are whole numbers (1.0, 2.0) are class ids; others are a regression's."""
+    ys = [raw.y_train, raw.y_test]
+    if any(y.ndim > 1 for y in ys):
+        raise DataError(f"{cfg.path or cfg.name}: a classifier takes one class id per sample, "
+                        f"but the labels have shape {list(raw.y_train.shape)}. For several "
+                        "numeric targets use a regression loss (mse, mae, huber, ...).")
+    if all(y.dtype.kind in "iub" for y in ys) or raw.class_names is not None:
+        return raw
+    values = np.concatenate(ys).astype(np.float64)
+    fractional = values[~np.isfinite(values) | (values != np.round(values))]
+    if fractional.size:
+        where = cfg.path or cfg.name
+        examples = ", ".join(f"{value:g}" for value in np.unique(fractional)[:3])
+        raise ConfigError(f"loss: a {loss_kind} classification loss needs class ids, but {where} "
+                          f"has targets that are not whole numbers (e.g. {examples}). For a "
+                          "regression use a regression loss (mse, mae, huber, ...) with a linear "
+                          "last layer, or set task: regression.")
+    return Raw(raw.x_train, raw.y_train.astype(np.int64), raw.x_test,
+               raw.y_test.astype(np.int64), raw.class_names, raw.target_names)
