@@ -106,3 +106,10 @@ def test_each_template_smoke_fits(template: str, tmp_path: Path,
     metrics = json.loads(out)
     assert metrics["epochs_run"] == 1
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["name"] == template
+
+
+def test_regression_starter_is_a_regression_on_its_csv(tmp_path: Path) -> None:
+    written = write_starter("regression", tmp_path / "r.yaml")
+    assert tmp_path / "auto_mpg.csv" in written
+    config = load_config(tmp_path / "r.yaml", []).config
+    assert config.is_regression and config.dataset.path == tmp_path / "auto_mpg.csv"

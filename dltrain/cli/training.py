@@ -237,7 +237,8 @@ Template = Enum("Template", {name: name for name in TEMPLATES}, type=str)  # typ
 
 def init(
     template: Annotated[Template, typer.Argument(  # type: ignore[valid-type]
-        help="What to train: image (Fashion-MNIST subset), tabular (a CSV).")] = "image",  # type: ignore[assignment]
+        help="What to train: image (Fashion-MNIST subset), tabular (classes from a CSV), "
+             "regression (numbers from a CSV).")] = "image",  # type: ignore[assignment]
     path: Annotated[Path | None, typer.Argument(
         help="Where to write the config (default: TEMPLATE.yaml here).", show_default=False)]
     = None,

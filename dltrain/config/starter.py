@@ -17,6 +17,7 @@ from dltrain.errors import DltrainError
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "image": (),
     "tabular": ("pima_diabetes.csv",),
+    "regression": ("auto_mpg.csv",),
 }
 SCHEMA_FILE = "dltrain.schema.json"  # what each template's modeline names
 
