@@ -49,6 +49,9 @@ class Placement:
     def describe(self) -> str:
         if self.strategy == "none":
             return "distribution: none (one device, the backend's default)"
+        if len(self.devices) == 1:
+            return (f"distribution: data_parallel over 1 device ({self.devices[0]}): trained as "
+                    "with none, no engine needed")
         processes = f", {self.processes} processes" if self.processes > 1 else ", 1 process"
         return (f"distribution: data_parallel, device mesh [{BATCH_AXIS}: {len(self.devices)}] "
                 f"over {', '.join(self.devices)}{processes}")
@@ -81,8 +84,11 @@ def place(chosen: DistributionConfig) -> Placement:
     elif name == "jax":
         placement = _jax_data_parallel(keras, chosen.devices)
     else:
-        names = _count(chosen.devices, local_devices(), "TensorFlow")
-        placement = Placement("data_parallel", tuple(names), engine=_mirrored(tuple(names)))
+        names = tuple(_count(chosen.devices, local_devices(), "TensorFlow"))
+        # One device has nothing to share, and MirroredStrategy over it still cost 26% of an
+        # epoch (quickstart, CPU: bench/distribution.py); JAX's DataParallel 5%.
+        engine = _mirrored(names) if len(names) > 1 else None
+        placement = Placement("data_parallel", names, engine=engine)
     _placed[:] = [placement]
     return placement
 
@@ -124,6 +130,8 @@ def _jax_data_parallel(keras: Any, devices: str | int) -> Placement:
     mesh = [device for index in range(jax.process_count())
             for device in [d for d in jax.devices() if d.process_index == index][:count]]
     names = tuple(f"{d.platform}:{d.id}" for d in mesh)
+    if len(mesh) == 1:  # nothing to share: no engine, no cost (see place)
+        return Placement("data_parallel", names)
     distribution = keras.distribution.DataParallel(
         device_mesh=keras.distribution.DeviceMesh((len(mesh),), [BATCH_AXIS], list(names)),
         # Each process reads its own slice of every batch (dltrain.data.pipeline); Keras's
