@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -82,6 +83,9 @@ def test_resume_can_extend_a_completed_run(tmp_path: Path,
     assert code == 0, err
     assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2, 3, 4]
     assert "epochs: 4" in (run / "config.yaml").read_text()
+    # the manifest vouches for the config that was trained, not the one first written
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config_sha256"] == hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()
 
 
 def test_resume_refuses_other_changes_with_a_diff(tmp_path: Path,

@@ -121,6 +121,17 @@ def write_manifest(path: Path, text: str, config: Config, splits: Splits,
         **({"synthetic": True} if splits.synthetic else {})})
 
 
+def vouch_for(run_dir: Path, text: str) -> None:
+    """The manifest's config hash for the config a resume trains on (--epochs may have grown
+    it): the manifest must never vouch for a config the run no longer holds."""
+    import hashlib
+
+    manifest = runs.read_json(run_dir / runs.MANIFEST_FILE)
+    sha = hashlib.sha256(text.encode()).hexdigest()  # as runs.manifest hashes it
+    if manifest.get("config_sha256") != sha:
+        runs.write_json(run_dir / runs.MANIFEST_FILE, {**manifest, "config_sha256": sha})
+
+
 def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
            console: Console, live: bool) -> FitResult:
     """Continue a run from the epoch last.keras holds, or from epoch 0 when it holds none; a run
@@ -165,6 +176,7 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
         start.trained = done  # training was over (early stopping): only the final files are missing
     write_run_files(run_dir, config, splits, device_name, missing_only=True)
     runs.write_atomic(run_dir / runs.CONFIG_FILE, dump(config))
+    vouch_for(run_dir, dump(config))
     (run_dir / runs.LAST_META).unlink(missing_ok=True)  # an older dltrain's, now stale
     what = ("finishing" if start.trained is not None or done >= config.training.epochs
             else "resuming")
