@@ -80,3 +80,21 @@ def test_runs_marks_a_smoke_fit_as_smoke(smoke_run: Path,
     cells = line.split()
     assert cells[0] == smoke_run.name
     assert cells[cells.index("completed") + 1] == "smoke"
+
+
+@pytest.mark.parametrize("kind, children", [("cv", ["fold-0", "fold-1", "refit"]),
+                                            ("tune", ["trial-0000", "trial-0001"])])
+def test_eval_of_a_cv_or_tune_folder_names_the_runs_inside_it(
+        kind: str, children: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    parent = tmp_path / kind
+    for child in children:
+        (parent / child).mkdir(parents=True)
+        (parent / child / "run.json").write_text('{"state": "completed"}')
+    (parent / "run.json").write_text(f'{{"state": "completed", "kind": "{kind}"}}')
+    code, out, err = run_cli(capsys, "eval", parent)
+    assert code == 2, out + err
+    what = {"cv": "a cross-validation", "tune": "a search"}[kind]
+    assert (f"error: {parent}: {what}, whose models are in the runs inside it "
+            f"({', '.join(children)}); evaluate one: dltrain eval {parent / children[0]}"
+            ) in " ".join(err.split())

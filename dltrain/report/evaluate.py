@@ -102,6 +102,7 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     """Reload a saved model (safe_mode) and score it on the test split its run used; nothing
     is written until `Evaluation.save`."""
     if model_path is None:
+        check_single_run(run_dir)
         state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
         if state != "completed":
             raise RunError(f"{run_dir}: the run is '{state}', not completed; its model.keras may "
@@ -116,6 +117,21 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     pictures: list[Picture] = []
     result = score(model, splits, config, None, title, pictures)
     return Evaluation({**result, "model": str(path)}, title, pictures)
+
+
+PARENT_KINDS = {"cv": "a cross-validation", "tune": "a search"}  # run.json kinds that hold runs
+
+
+def check_single_run(run_dir: Path) -> None:
+    """A cross-validation's or a search's folder holds runs, not a model of its own."""
+    state = run_dir / runs.STATE_FILE
+    kind = runs.read_json(state).get("kind") if state.is_file() else None
+    if kind not in PARENT_KINDS:
+        return
+    inside = sorted(path.name for path in run_dir.iterdir() if (path / runs.STATE_FILE).is_file())
+    first = f"dltrain eval {run_dir / inside[0]}" if inside else "none is complete yet"
+    raise RunError(f"{run_dir}: {PARENT_KINDS[kind]}, whose models are in the runs inside it "
+                   f"({', '.join(inside) or 'none yet'}); evaluate one: {first}")
 
 
 def _checkpoints(run_dir: Path) -> str:
