@@ -71,10 +71,12 @@ def runs(
     sort: Annotated[SortKey, typer.Option(help="Sort by this column.")] = SortKey.date,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs: name, date, dataset, state, kind (fit, smoke, synthetic or cv), backend, epochs,
-    test accuracy (a regression's R²) and loss, training time and samples/s; a narrow terminal
-    drops the least needed columns (backend, samples/s, dataset, date, epochs, time, loss) and
-    keeps names whole.
+    """List runs, one row each: state, kind, backend, epochs, test scores and time.
+
+    Columns: name, date, dataset, state, kind (fit, smoke, synthetic, cv or tune), backend,
+    epochs, test accuracy (a regression's R²; a cv's mean ± std) and loss, training time and
+    samples/s; a narrow terminal drops the least needed columns (backend, samples/s, dataset,
+    date, epochs, time, loss) and keeps names whole.
 
     Example: dltrain runs runs --sort accuracy
     """
@@ -161,8 +163,10 @@ def export(
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export the model with its input scaling, check it predicts what Keras does on the test
-    split, and record the check in export.json. Exits 1 when the check fails.
+    """Export the model with its input scaling; check it against Keras on the test split.
+
+    The check (each format's own runtime, max difference, accuracy) goes to export.json; exits
+    1 when it fails.
 
     Example: dltrain export runs/quickstart-20260101-120000 --format onnx
     """
