@@ -36,8 +36,10 @@ def cv(
     device: DeviceOpt = Device.auto,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cross-validate: K fits on K folds of the training data (stratified for classifiers),
-    each a run directory inside one parent; mean ± std of the validation and test metrics.
+    """Cross-validate: K fits on K folds of the training data; mean ± std of their metrics.
+
+    The folds are stratified for classifiers and seeded; each fit is a run directory inside one
+    parent, scored on the validation fold and on the test split.
 
     Example: dltrain cv configs/quickstart.yaml --folds 5 --refit
 
