@@ -124,8 +124,7 @@ PARENT_KINDS = {"cv": "a cross-validation", "tune": "a search"}  # run.json kind
 
 def check_single_run(run_dir: Path) -> None:
     """A cross-validation's or a search's folder holds runs, not a model of its own."""
-    state = run_dir / runs.STATE_FILE
-    kind = runs.read_json(state).get("kind") if state.is_file() else None
+    kind = runs.recorded_kind(run_dir)
     if kind not in PARENT_KINDS:
         return
     inside = sorted(path.name for path in run_dir.iterdir() if (path / runs.STATE_FILE).is_file())

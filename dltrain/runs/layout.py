@@ -133,6 +133,17 @@ def remove_leftovers(run_dir: Path) -> list[str]:
     return removed
 
 
+def recorded_kind(run_dir: Path) -> str | None:
+    """run.json's kind (cv, tune for the folders that hold runs), or None where none is said."""
+    if not (run_dir / STATE_FILE).is_file():
+        return None
+    try:
+        state = read_json(run_dir / STATE_FILE)
+    except (OSError, RunError):  # unreadable: the commands that need it say so themselves
+        return None
+    return state.get("kind") if isinstance(state, dict) else None
+
+
 def set_state(run_dir: Path, state: str, **details: Any) -> None:
     """running, completed, interrupted or failed: `eval` trusts only completed runs."""
     write_json(run_dir / STATE_FILE, {"state": state, "updated": _now(), **details})

@@ -146,7 +146,7 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
     if (run_dir.parent / runs.CV_FILE).is_file():  # a fold's data, which fit cannot remake
         raise RunError(f"{run_dir}: a run of the cross-validation {run_dir.parent}; finish it "
                        f"with: dltrain cv --resume {run_dir.parent}")
-    if parent_kind(run_dir) == "tune":  # fit would train it, but the study would never know
+    if runs.recorded_kind(run_dir.parent) == "tune":  # fit would train it; the study never knew
         raise RunError(f"{run_dir}: a trial of the search {run_dir.parent}; its study must hear "
                        f"how it ends, so go on with: dltrain tune --resume {run_dir.parent}")
     with run_lock.writing(run_dir):
@@ -182,15 +182,6 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
             else "resuming")
     console.print(f"{what} {run_dir} after epoch {start.epoch}", highlight=False, soft_wrap=True)
     return FitResult(run_dir, _run(start, splits, config, run_dir, console, live))
-
-
-def parent_kind(run_dir: Path) -> str | None:
-    """The kind of run (cv, tune) whose folder holds this one, if any."""
-    state = run_dir.parent / runs.STATE_FILE
-    try:
-        return runs.read_json(state).get("kind") if state.is_file() else None
-    except (OSError, ValueError):
-        return None
 
 
 def checkpoint_epochs(run_dir: Path, model: Any, steps: int) -> int:
