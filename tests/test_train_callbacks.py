@@ -125,11 +125,11 @@ def test_a_metric_without_a_direction_is_refused_before_the_first_epoch(tmp_path
 
 def test_an_improving_epoch_copies_last_keras_instead_of_saving_the_model_twice(
         model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dltrain.train.callbacks as callbacks
+    import dltrain.train.saver as saver
 
     saves: list[str] = []
-    real_save = callbacks.save_model
-    monkeypatch.setattr(callbacks, "save_model",
+    real_save = saver.save_model
+    monkeypatch.setattr(saver, "save_model",
                         lambda m, path: (saves.append(path.name), real_save(m, path)))
     checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, [],
                                 tmp_path / "last.keras")
@@ -141,6 +141,7 @@ def test_an_improving_epoch_copies_last_keras_instead_of_saving_the_model_twice(
         logs = {"loss": 1.0, "val_loss": value}
         last.on_epoch_end(epoch, logs)  # fit's order: last.keras first, then best.keras
         checkpoint.on_epoch_end(epoch, logs)
+    last.close()
     assert saves == ["last.keras"] * 3
     assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
     assert checkpoint.best_epoch == 3

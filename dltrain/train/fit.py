@@ -297,7 +297,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     augment_to = value_max if trainer is start.model else None
     inputs = fit_inputs(splits, config, start.epoch, augment_to)
     steps = math.ceil(len(splits.x_train) / training.batch_size)
-    history, checkpoint, callbacks = _callbacks(config, path, console, live, start, steps)
+    history, checkpoint, last, callbacks = _callbacks(config, path, console, live, start, steps)
     callbacks.append(RaisePendingSignal(signals))
     if config.backend != "tensorflow":
         callbacks = dispatch_off_the_loop(callbacks)
@@ -313,6 +313,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
                 lambda model: model if augment_to is not None else in_step(model, config, value_max))
         except NonFiniteLoss:
             diverged = True
+        finally:
+            last.close()  # the last epoch's checkpoint is in place before anything reads it
     train_seconds = time.perf_counter() - started
     print_notes(console, compile_note(history.rows[start.epoch:]))
     if diverged or (history.rows and not all(math.isfinite(v) for v in history.rows[-1].values())):
@@ -435,7 +437,7 @@ def dispatch_off_the_loop(callbacks: list[Any]) -> list[Any]:
 
 
 def _callbacks(config: Config, path: Path, console: Console, live: bool, start: Start,
-               steps: int) -> tuple[Any, Any, list[Any]]:
+               steps: int) -> tuple[Any, Any, Any, list[Any]]:
     from dltrain.backend import keras_module, tensorboard_available
     from dltrain.train.callbacks import (
         BestCheckpoint,
@@ -457,9 +459,12 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     # At each epoch's end: the history row, then last.keras (the training state: --resume keeps
     # the rows it holds and drops a newer one), then best.keras (which --resume mends from
     # last.keras when a kill came between them: SettleBest, before last.keras moves).
-    callbacks = [stock.TerminateOnNaN(), history, SettleBest(checkpoint),
-                 LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint),
-                 checkpoint, progress]
+    # Several processes: a twin's variables would be laid out over all of them; save in place.
+    last = LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint,
+                          background=current().processes == 1)
+    history.wait_for = last.close
+    callbacks = [stock.TerminateOnNaN(), history, SettleBest(checkpoint), last, checkpoint,
+                 progress]
     if training.early_stopping is not None:
         callbacks.insert(0, stock.EarlyStopping(**training.early_stopping.model_dump()))
     if training.reduce_lr_on_plateau is not None:
@@ -470,4 +475,4 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
         print_notes(console, [f"training.tensorboard: no TensorBoard logs on the {config.backend} "
                               "backend without TensorFlow installed (Keras writes them through "
                               "tf.summary); pip install tensorflow to get them."])
-    return history, checkpoint, [*callbacks, *start.callbacks]
+    return history, checkpoint, last, [*callbacks, *start.callbacks]

@@ -1,0 +1,256 @@
+"""The background checkpoint writer: the file holds each epoch's state, written off the loop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dltrain.backend import keras_module
+from dltrain.report.evaluate import load_model
+from dltrain.runs.files import save_model
+from dltrain.train.saver import Saver, state_variables
+
+RNG = np.random.default_rng(0)
+X = RNG.random((16, 4), dtype=np.float32)
+Y = (X[:, :1] > 0.5).astype("float32")
+
+
+def trained(optimizer: str = "adam") -> Any:
+    keras = keras_module()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
+                              keras.layers.BatchNormalization(),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=optimizer, loss="binary_crossentropy")
+    step(model)
+    return model
+
+
+def step(model: Any) -> None:
+    """One epoch of one batch: every variable (weights, moving statistics, optimizer) moves."""
+    model.fit(X, Y, batch_size=16, epochs=1, verbose=0)
+
+
+def values(model: Any) -> list[np.ndarray]:
+    return [np.array(keras_module().ops.convert_to_numpy(v)) for v in state_variables(model)]
+
+
+def assert_same(left: list[np.ndarray], right: list[np.ndarray]) -> None:
+    assert len(left) == len(right)
+    for a, b in zip(left, right, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+class Held:
+    """A write function that holds every write after the first until `release`."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self.gate = threading.Event()
+        self.started = threading.Event()
+
+    def __call__(self, model: Any, path: Path) -> None:
+        self.calls.append(model)
+        if len(self.calls) > 1:
+            self.started.set()
+            assert self.gate.wait(60), "the test never released the write"
+        save_model(model, path)
+
+
+def failing_after_first() -> Any:
+    """A write function whose writes after the first fail as on a full disk."""
+    calls: list[int] = []
+
+    def failing(model: Any, path: Path) -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device", str(path))
+        save_model(model, path)
+
+    return failing
+
+
+def test_the_first_save_is_written_at_once_and_later_ones_in_the_background(
+        tmp_path: Path) -> None:
+    model, held, saved = trained(), Held(), []
+    saver = Saver(tmp_path / "last.keras", saved.append, write=held)
+    saver.save(model, 1)
+    assert saved == [1] and held.calls == [model]
+    step(model)
+    saver.save(model, 2)  # returns while the write is held
+    assert held.started.wait(60)
+    assert saved == [1]
+    assert held.calls[1] is not model  # the twin is written, not the model being trained
+    held.gate.set()
+    saver.wait()
+    assert saved == [1, 2]
+
+
+def test_the_file_holds_the_state_at_its_epochs_end_not_what_training_did_after(
+        tmp_path: Path) -> None:
+    model, held = trained(), Held()
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None, write=held)
+    saver.save(model, 1)
+    step(model)
+    at_epoch_2 = values(model)
+    saver.save(model, 2)
+    assert held.started.wait(60)
+    step(model)  # the next epoch trains while epoch 2 is being written
+    assert int(model.optimizer.iterations.numpy()) == 3
+    held.gate.set()
+    saver.wait()
+    reloaded = load_model(tmp_path / "last.keras")
+    assert_same(values(reloaded), at_epoch_2)
+    assert int(reloaded.optimizer.iterations.numpy()) == 2
+
+
+def test_a_background_file_equals_what_keras_saves_of_the_model(tmp_path: Path) -> None:
+    model = trained()
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None)
+    saver.save(model, 1)
+    for epoch in (2, 3):
+        step(model)
+        saver.save(model, epoch)
+    saver.wait()
+    save_model(model, tmp_path / "direct.keras")
+    assert_same(values(load_model(tmp_path / "last.keras")),
+                values(load_model(tmp_path / "direct.keras")))
+
+
+def test_a_failed_background_write_is_raised_at_the_next_wait(tmp_path: Path) -> None:
+    model, saved = trained(), []
+    saver = Saver(tmp_path / "last.keras", saved.append, write=failing_after_first())
+    saver.save(model, 1)
+    step(model)
+    saver.save(model, 2)
+    with pytest.raises(OSError, match="No space left on device"):
+        saver.wait()
+    assert saved == [1]
+    saver.wait()  # raised once, then cleared
+
+
+def test_a_copy_waits_for_its_epochs_file(tmp_path: Path) -> None:
+    model, held = trained(), Held()
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None, write=held)
+    saver.save(model, 1)
+    saver.copy_when_written(1, tmp_path / "best1.keras")  # epoch 1 is written: copied at once
+    assert (tmp_path / "best1.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
+    step(model)
+    saver.save(model, 2)
+    assert held.started.wait(60)
+    saver.copy_when_written(2, tmp_path / "best.keras")
+    assert not (tmp_path / "best.keras").exists()
+    held.gate.set()
+    saver.wait()
+    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
+    assert int(load_model(tmp_path / "best.keras").optimizer.iterations.numpy()) == 2
+
+
+def test_a_copy_after_a_failed_write_raises_instead_of_copying_the_older_file(
+        tmp_path: Path) -> None:
+    model = trained()
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None, write=failing_after_first())
+    saver.save(model, 1)
+    step(model)
+    saver.save(model, 2)
+    saver.thread.join(60)  # type: ignore[union-attr]
+    with pytest.raises(OSError, match="No space left"):
+        saver.copy_when_written(2, tmp_path / "best.keras")
+    assert not (tmp_path / "best.keras").exists()
+
+
+def test_a_recompiled_model_is_saved_in_place_and_twinned_anew(tmp_path: Path) -> None:
+    """Fine-tuning recompiles with a new optimizer: other variables, so the twin is stale."""
+    keras = keras_module()
+    model, writes, saved = trained("adam"), [], []
+    saver = Saver(tmp_path / "last.keras", saved.append,
+                  write=lambda m, path: (writes.append(m), save_model(m, path)))
+    saver.save(model, 1)
+    step(model)
+    saver.save(model, 2)
+    saver.wait()
+    model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="binary_crossentropy")
+    step(model)
+    saver.save(model, 3)
+    assert writes[0] is model and writes[1] is not model and writes[2] is model
+    saver.wait()
+    reloaded = load_model(tmp_path / "last.keras")
+    assert type(reloaded.optimizer).__name__ == "SGD"
+    assert_same(values(reloaded), values(model))
+    assert saved == [1, 2, 3]
+
+
+def test_without_background_every_save_is_written_at_once(tmp_path: Path) -> None:
+    model, writes = trained(), []
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None, background=False,
+                  write=lambda m, path: (writes.append(m), save_model(m, path)))
+    for epoch in (1, 2):
+        saver.save(model, epoch)
+        assert saver.thread is None
+    assert writes == [model, model]
+
+
+def test_an_epochs_history_row_waits_for_the_previous_epochs_checkpoint(tmp_path: Path) -> None:
+    """A kill must never find history.csv two rows ahead of last.keras (--resume mends one)."""
+    from dltrain.runs.files import read_history
+    from dltrain.train.callbacks import HistoryFile, LastCheckpoint
+
+    model, held = trained(), Held()
+    rows_when_written: list[int] = []
+
+    def write(m: Any, path: Path) -> None:
+        held(m, path)
+        rows_when_written.append(len(read_history(tmp_path / "history.csv")))
+
+    last = LastCheckpoint(tmp_path, lambda epoch: None)
+    last.saver.write = write
+    entered = threading.Event()
+    history = HistoryFile(tmp_path / "history.csv", [],
+                          wait_for=lambda: (entered.set(), last.close()))
+    last.set_model(model)
+    for epoch in (0, 1):  # epoch 1's checkpoint is held in the background
+        history.on_epoch_end(epoch, {"loss": 1.0})
+        last.on_epoch_end(epoch, {"loss": 1.0})
+        step(model)
+    third = threading.Thread(target=history.on_epoch_end, args=(2, {"loss": 1.0}))
+    third.start()
+    assert entered.wait(60)  # the third row's writer is waiting for epoch 2's checkpoint
+    held.gate.set()
+    third.join(60)
+    assert rows_when_written == [1, 2]  # epoch 2's file was in place before row 3 was written
+    assert len(read_history(tmp_path / "history.csv")) == 3
+
+
+def test_fit_makes_history_wait_for_its_last_checkpoint(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from conftest import CONFIGS
+    from dltrain.config.load import load_config
+    from dltrain.train.callbacks import LastCheckpoint
+    from dltrain.train.fit import Start, _callbacks
+
+    config = load_config(CONFIGS / "quickstart.yaml").config
+    history, _, last, callbacks = _callbacks(config, tmp_path, Console(), False, Start(None), 1)
+    assert isinstance(last, LastCheckpoint) and last in callbacks
+    assert history.wait_for == last.close
+    assert callbacks.index(history) < callbacks.index(last)
+
+
+def test_a_model_that_cannot_be_loaded_back_is_saved_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keras = keras_module()
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a layer safe_mode refuses")
+
+    monkeypatch.setattr(keras.saving, "load_model", refuse)
+    model, writes, saved = trained(), [], []
+    saver = Saver(tmp_path / "last.keras", saved.append,
+                  write=lambda m, path: (writes.append(m), save_model(m, path)))
+    for epoch in (1, 2, 3):
+        saver.save(model, epoch)
+        assert saver.thread is None
+    assert writes == [model] * 3 and saved == [1, 2, 3]
