@@ -24,6 +24,23 @@ def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
     return {key: float(value) for key, value in results.items()}
 
 
+def predict_whole_batches(model: Any, x: Any, y: Any, batch_size: int) -> np.ndarray:
+    """model.predict with the last, partial batch padded to a whole one (repeating its last
+    sample) and the padding's outputs dropped: predictions do not depend on the rest of their
+    batch, and the model is compiled for one batch shape instead of two; each costs seconds of
+    compilation on a GPU from cold (issue #14)."""
+    whole = len(x) // batch_size * batch_size
+    if whole in (0, len(x)):
+        return np.asarray(model.predict(pipeline(x, y, batch_size), verbose=0))
+    rest = len(x) - whole
+    pad = batch_size - rest
+    tail_x = np.concatenate([x[whole:], np.repeat(x[-1:], pad, axis=0)])
+    tail_y = np.concatenate([y[whole:], np.repeat(y[-1:], pad, axis=0)])
+    head = model.predict(pipeline(x[:whole], y[:whole], batch_size), verbose=0)
+    tail = model.predict(pipeline(tail_x, tail_y, batch_size), verbose=0)
+    return np.concatenate([np.asarray(head), np.asarray(tail)[:rest]])
+
+
 Picture = Callable[[Path], None]  # draws one PNG file into a run directory
 
 
@@ -38,8 +55,8 @@ def score(model: Any, splits: Splits, config: Config, folder: Path | None, title
                               "test_samples": len(splits.x_test)}
     drawings: list[Picture] = []
     if config.is_classifier or config.is_regression:
-        outputs = model.predict(pipeline(splits.x_test, splits.y_test,
-                                         config.training.batch_size), verbose=0)
+        outputs = predict_whole_batches(model, splits.x_test, splits.y_test,
+                                        config.training.batch_size)
         report = (_regression if config.is_regression else _classification)(
             splits, outputs, title, drawings)
         result["regression" if config.is_regression else "report"] = report
