@@ -18,15 +18,32 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason="needs JAX (pip install -e '.[jax]')")]
 
 
-def test_dry_run_measures_the_classic_convnet_side_by_side(tmp_path: Path) -> None:
+def dry_run(tmp_path: Path, step: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu" / "bench.py"),
-                           str(tmp_path / "out"), "--dry", "--only", "classic"],
-                          capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+                           str(tmp_path / "out"), "--dry", "--only", step],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_dry_run_measures_the_classic_convnet_side_by_side(tmp_path: Path) -> None:
+    dry_run(tmp_path, "classic")
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     classic = results["classic"]
     assert results["backend"] == "jax" and results["dry"] is True
     assert len(classic["script_epochs"]) == len(classic["dltrain_epochs"]) == 2
     assert classic["ratio"] == round(classic["dltrain_steady_s"] / classic["script_steady_s"], 3)
     assert "classic convnet, steady epoch" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_dry_run_times_the_gpu_config_with_bf16_beside_the_script(tmp_path: Path) -> None:
+    dry_run(tmp_path, "gpu_config_bf16")
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["fashion_mnist_gpu"]
+    assert sorted(rows) == ["dltrain_cold_bf16", "dltrain_warm_bf16", "script_cold_bf16",
+                            "script_warm_bf16"]
+    tool = rows["dltrain_warm_bf16"]
+    assert len(tool["epoch_seconds"]) == 2 and 0 <= tool["test_accuracy"] <= 1
+    assert tool["outside_training_s"] == round(tool["wall_s"] - tool["train_s"], 2)
+    assert 0 < tool["train_s"] < tool["wall_s"]
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "fashion_mnist_gpu dltrain_warm_bf16" in text and "s outside it" in text

@@ -4,7 +4,9 @@ Side by side, on one machine, in one process tree (bench/gpu/run.sh prepares the
 1. steady epoch time of the classic convnet (fashion_mnist_cnn), hand-written vs `dltrain fit`;
 2. fashion_mnist_gpu whole commands, start to exit: hand-written and `dltrain fit`, each twice,
    the second with the compilation cache the first left (dltrain's default JAX cache; the script
-   gets the same folder through JAX_COMPILATION_CACHE_DIR), with test accuracy;
+   gets the same folder through JAX_COMPILATION_CACHE_DIR), with test accuracy, and dltrain's
+   seconds in training against outside it; `gpu_config_bf16` does the same with bfloat16
+   mixed precision (`--bf16`, `training.mixed_precision: bf16`);
 3. augmentation on 50,000 CIFAR-shaped images, batch 32: dltrain without and with flips, and the
    hand-written script without augmentation and fed by ImageDataGenerator flips.
 
@@ -77,6 +79,7 @@ class Bench:
         return wall, json.loads(stdout.strip().splitlines()[-1])
 
     def dltrain(self, config: str, name: str, *sets: str, epochs: int) -> tuple[float, dict]:
+        """Whole command's wall time; its epoch times, test accuracy and seconds in `fit`."""
         run_dir = self.work / "runs" / name
         shrink = ["--set", "dataset.train_limit=512", "--set", "dataset.test_limit=256"] \
             if self.dry else []
@@ -87,7 +90,9 @@ class Bench:
         with (run_dir / "history.csv").open() as handle:
             seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        return wall, {"epoch_seconds": seconds, "test_accuracy": metrics["test"]["accuracy"]}
+        return wall, {"epoch_seconds": seconds, "test_accuracy": metrics["test"]["accuracy"],
+                      "train_s": metrics["train_seconds"],
+                      "outside_training_s": round(wall - metrics["train_seconds"], 2)}
 
     def classic(self) -> None:
         epochs = 2 if self.dry else 6
@@ -99,15 +104,21 @@ class Bench:
             "ratio": round(steady(tool["epoch_seconds"]) / steady(script["epoch_seconds"]), 3),
             "script_epochs": script["epoch_seconds"], "dltrain_epochs": tool["epoch_seconds"]}
 
-    def gpu_config(self) -> None:
+    def gpu_config(self, bf16: bool = False) -> None:
         epochs = 2 if self.dry else 30
         rows = {}
+        flag, sets, tag = (["--bf16"], ["training.mixed_precision=bf16"], "_bf16") if bf16 \
+            else ([], [], "")
         for attempt in ("cold", "warm"):
-            wall, script = self.handwritten("best", str(epochs))
-            rows[f"script_{attempt}"] = {"wall_s": wall, **script}
-            wall, tool = self.dltrain("fashion_mnist_gpu.yaml", f"gpu-{attempt}", epochs=epochs)
-            rows[f"dltrain_{attempt}"] = {"wall_s": wall, **tool}
-        self.results["fashion_mnist_gpu"] = rows
+            wall, script = self.handwritten("best", str(epochs), *flag)
+            rows[f"script_{attempt}{tag}"] = {"wall_s": wall, **script}
+            wall, tool = self.dltrain("fashion_mnist_gpu.yaml", f"gpu-{attempt}{tag}", *sets,
+                                      epochs=epochs)
+            rows[f"dltrain_{attempt}{tag}"] = {"wall_s": wall, **tool}
+        self.results.setdefault("fashion_mnist_gpu", {}).update(rows)
+
+    def gpu_config_bf16(self) -> None:
+        self.gpu_config(bf16=True)
 
     def augmentation(self) -> None:
         epochs = 2 if self.dry else 3
@@ -147,9 +158,11 @@ def markdown(results: dict) -> str:
         lines += [f"- classic convnet, steady epoch: script {c['script_steady_s']} s, dltrain "
                   f"{c['dltrain_steady_s']} s, ratio {c['ratio']}"]
     for key, row in results.get("fashion_mnist_gpu", {}).items():
-        lines += [f"- fashion_mnist_gpu {key}: {row['wall_s']} s whole command, test accuracy "
-                  f"{row.get('test_accuracy')}, first epoch {row['epoch_seconds'][0]} s, steady "
-                  f"{steady(row['epoch_seconds'])} s"]
+        inside = (f", {row['train_s']} s in fit, {row['outside_training_s']} s outside it"
+                  if "train_s" in row else "")
+        lines += [f"- fashion_mnist_gpu {key}: {row['wall_s']} s whole command{inside}, test "
+                  f"accuracy {row.get('test_accuracy')}, first epoch {row['epoch_seconds'][0]} s, "
+                  f"steady {steady(row['epoch_seconds'])} s"]
     if "augmentation" in results:
         a = results["augmentation"]
         lines += [f"- cifar-shaped, steady epoch: dltrain none {a['dltrain_none']} s, flips "
@@ -182,10 +195,11 @@ def main() -> None:
     parser.add_argument("--backend", default="jax")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--dry", action="store_true")
-    parser.add_argument("--only", choices=["classic", "gpu_config", "augmentation"], nargs="*")
+    parser.add_argument("--only", nargs="*", choices=["classic", "gpu_config", "gpu_config_bf16",
+                                                      "augmentation"])
     options = parser.parse_args()
     bench = Bench(options.out, options.backend, options.data, options.dry)
-    for step in options.only or ["classic", "gpu_config", "augmentation"]:
+    for step in options.only or ["classic", "gpu_config", "augmentation", "gpu_config_bf16"]:
         started = time.perf_counter()
         getattr(bench, step)()
         print(f"{step}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)

@@ -15,7 +15,7 @@ there is one, and the whole process's seconds so far.
 
 `--dry` shrinks every dataset to a few hundred samples, for a check on a CPU. `--nan-check`
 adds Keras's TerminateOnNaN, a batch-level callback like the ones dltrain's fit has, to measure
-what the per-batch sync it causes costs.
+what the per-batch sync it causes costs. `--bf16` trains with Keras's mixed_bfloat16 policy.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import numpy as np  # noqa: E402
 
 DRY = "--dry" in sys.argv
 NAN_CHECK = "--nan-check" in sys.argv
+if "--bf16" in sys.argv:  # Keras's mixed precision: bfloat16 compute, float32 variables
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -132,7 +134,7 @@ def cifar(mode: str, epochs: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    args = [arg for arg in argv if arg not in ("--dry", "--nan-check")]
+    args = [arg for arg in argv if arg not in ("--dry", "--nan-check", "--bf16")]
     program = args[0]
     if program == "cifar":
         result = cifar(args[1], int(args[2]))
