@@ -11,8 +11,9 @@ import yaml
 
 from conftest import CONFIGS, ROOT
 from dltrain.config import catalog
-from dltrain.config.catalog import CATALOG_FILE, check_names, did_you_mean, with_layer_names
+from dltrain.config.catalog import check_names, with_layer_names
 from dltrain.config.load import validate
+from dltrain.config.names import CATALOG_FILE, did_you_mean
 from dltrain.config.schema import json_schema
 from dltrain.errors import ConfigError
 

@@ -1,0 +1,47 @@
+"""The shipped Keras catalog and the names in it: which class a name stands for, the nearest
+known name. Apart from catalog.py's checks so that the schema can ask it too."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+CATALOG_FILE = Path(__file__).with_name("keras_catalog.json")
+
+
+@functools.cache
+def load_catalog() -> dict[str, Any]:
+    """The shipped catalog: layer, optimizer, schedule, loss, metric and activation names."""
+    return json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
+
+
+def class_for(name: str, classes: Iterable[str]) -> str | None:
+    """The class a loss or metric name stands for, in any spelling (label_smoothing-style)."""
+    return next((cls for cls in classes if squash(cls) == squash(name)), None)
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """The nearest choice, preferring those spelt like the user's (lower case or CamelCase)."""
+    choices = list(choices)
+    for choice in choices:
+        if choice.lower() == name.lower() and choice != name:
+            return f" Did you mean '{choice}'?"
+    for pool in (same_style(name, choices), choices):
+        close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+        if close:
+            return f" Did you mean '{close[0]}'?"
+    return ""
+
+
+def same_style(name: str, choices: Iterable[str]) -> list[str]:
+    """The choices written like `name` (all lower case, or not), else all of them."""
+    lower = name == name.lower()
+    return [choice for choice in choices if (choice == choice.lower()) == lower] or list(choices)
+
+
+def squash(name: str) -> str:
+    return name.replace("_", "").lower()
