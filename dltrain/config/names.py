@@ -45,3 +45,37 @@ def same_style(name: str, choices: Iterable[str]) -> list[str]:
 
 def squash(name: str) -> str:
     return name.replace("_", "").lower()
+
+
+def logged_metric_name(name: str, with_arguments: bool) -> str:
+    """The name Keras logs a config's metric under, so that monitors can name it.
+
+    Keras's compile logs a metric given by name under that name as written (Precision, acc);
+    model.build makes one given with arguments with its class's default name, which the
+    catalog records (Precision: precision, LogCoshError: logcosh). A class the catalog does not
+    know keeps the name as written: building the model refuses it.
+    """
+    if not with_arguments:
+        return name
+    classes = load_catalog()["metrics_classes"]
+    cls = class_for(name, classes)
+    return name if cls is None else str(classes[cls].get("logged", name))
+
+
+def logged_hint(received: str, known: list[str], metrics: list[tuple[str, str]]) -> str:
+    """Which of the `known` logged names a monitor meant, and why Keras logs that one.
+
+    Args:
+        received: the monitor as written, e.g. val_precision.
+        known: every name Keras logs for the config.
+        metrics: each metric as the config writes it, with the name Keras logs it under.
+    """
+    prefix = "val_" if received.startswith("val_") else ""
+    meant = squash(received.removeprefix(prefix))
+    for written, logged in metrics:
+        if meant in (squash(written), squash(logged)) and prefix + logged in known:
+            how = (f"the metric {written} under that name, as metrics writes it"
+                   if written == logged else
+                   f"{written}, given with arguments, under its class's name, {logged}")
+            return f" Use '{prefix}{logged}': Keras logs {how}."
+    return did_you_mean(received, known)
