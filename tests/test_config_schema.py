@@ -62,6 +62,13 @@ def test_monitorable_lists_the_names_keras_logs(tmp_path: Path) -> None:
         "loss", *logged, "val_loss", *(f"val_{name}" for name in logged)]
 
 
+def test_a_name_given_twice_is_numbered_as_keras_logs_it(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", MONITORED.replace(
+        "acc,", "acc, precision, {name: Precision, thresholds: 0.9},"))
+    assert load_config(path).config.monitorable()[1:8] == [
+        "Precision", "AUC", "recall", "acc", "precision", "precision_1", "logcosh"]
+
+
 @pytest.mark.parametrize("extra", [
     "training: {early_stopping: {monitor: val_Precision}}\n",
     "training: {reduce_lr_on_plateau: {monitor: val_AUC}}\n",

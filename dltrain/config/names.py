@@ -79,3 +79,14 @@ def logged_hint(received: str, known: list[str], metrics: list[tuple[str, str]])
                    f"{written}, given with arguments, under its class's name, {logged}")
             return f" Use '{prefix}{logged}': Keras logs {how}."
     return did_you_mean(received, known)
+
+
+def numbered(names: list[str]) -> list[str]:
+    """The names as Keras's CompileMetrics reports them: a name given again is numbered from
+    _1 (precision, precision_1), in the order of the metrics."""
+    seen: dict[str, int] = {}
+    reported = []
+    for name in names:
+        reported.append(f"{name}_{seen[name]}" if name in seen else name)
+        seen[name] = seen.get(name, 0) + 1
+    return reported

@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from dltrain.config.names import logged_hint, logged_metric_name
+from dltrain.config.names import logged_hint, logged_metric_name, numbered
 
 # What a loss expects of the labels and the last layer, by its name in any spelling
 # (binary_crossentropy, BinaryCrossentropy, bce). Regression losses take numeric targets and a
@@ -579,9 +579,10 @@ class Config(Strict):
 
     def logged_metrics(self) -> list[tuple[str, str]]:
         """Each metric as the config names it, with the name Keras logs it under."""
-        return [(m, m) if isinstance(m, str) else
-                (m.name, logged_metric_name(m.name, with_arguments=bool(m.kwargs)))
-                for m in self.metrics]
+        written = [m if isinstance(m, str) else m.name for m in self.metrics]
+        logged = [m if isinstance(m, str) else logged_metric_name(m.name, bool(m.kwargs))
+                  for m in self.metrics]
+        return list(zip(written, numbered(logged), strict=True))
 
     @property
     def loss_name(self) -> str:
