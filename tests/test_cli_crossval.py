@@ -43,8 +43,8 @@ def test_refit_with_a_validation_monitor(tmp_path: Path,
         "  early_stopping: {monitor: val_loss, patience: 2}\n"))
     message = refused(capsys, config, "--refit", "--smoke", "--run-dir", tmp_path / "cv")
     assert (f"error: {config}: --refit trains on all the training data, none held out for "
-            "validation, so training.early_stopping.monitor must be one of loss, accuracy. "
-            "Received: 'val_loss'") in message
+            "validation, so training.early_stopping.monitor (line 22): must be one of loss, "
+            "accuracy. Received: 'val_loss'") in message
     assert "Change the config to monitor training metrics (loss) or drop --refit." in message
     assert not (tmp_path / "cv").exists()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CONFIGS, run_cli, write_yaml
-from dltrain.config.catalog import load_catalog
+from dltrain.config.names import load_catalog
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 DENSE = "- Dense: {units: 64, activation: relu}"  # line 14 of the quickstart

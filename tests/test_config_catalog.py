@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import Any
 
 import jsonschema
@@ -10,9 +11,11 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, ROOT
+from dltrain.backend import keras_module
 from dltrain.config import catalog
-from dltrain.config.catalog import CATALOG_FILE, check_names, did_you_mean, with_layer_names
+from dltrain.config.catalog import check_names, with_layer_names
 from dltrain.config.load import validate
+from dltrain.config.names import CATALOG_FILE, did_you_mean, load_catalog, logged_metric_name
 from dltrain.config.schema import json_schema
 from dltrain.errors import ConfigError
 
@@ -187,3 +190,18 @@ def test_schema_with_layer_names_knows_the_backbones() -> None:
         document["model"]["layers"][0] = {"Backbone": bad}
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(document, schema)
+
+
+# A value for each required argument of a metric class, to make one.
+REQUIRED = {"num_classes": 3, "target_class_ids": [0], "recall": 0.5, "precision": 0.5,
+            "specificity": 0.5, "sensitivity": 0.5, "fn": lambda y_true, y_pred: y_pred}
+
+
+def test_the_catalog_names_every_metric_class_as_keras_logs_it() -> None:
+    keras = keras_module()
+    for name, spec in load_catalog()["metrics_classes"].items():
+        made = getattr(keras.metrics, name)(**{arg: REQUIRED[arg] for arg in spec["required"]})
+        # Keras numbers a second instance of a class whose name defaults to None (precision_1).
+        assert re.fullmatch(re.escape(spec["logged"]) + r"(_\d+)?", made.name), name
+        assert logged_metric_name(name, with_arguments=True) == spec["logged"]
+        assert logged_metric_name(name, with_arguments=False) == name

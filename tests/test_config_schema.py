@@ -1,10 +1,16 @@
-"""The schema's derived properties: the loss kind that data, model and reports all ask for."""
+"""The schema's derived properties (the loss kind that data, model and reports all ask for)
+and its cross-field rules (what a monitor may name)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from conftest import write_yaml
+from dltrain.config.load import load_config
 from dltrain.config.schema import kind_of_loss
+from dltrain.errors import ConfigError
 
 
 @pytest.mark.parametrize(("loss", "kind"), [
@@ -18,3 +24,109 @@ from dltrain.config.schema import kind_of_loss
 ])
 def test_loss_kind_in_any_spelling(loss: str, kind: str) -> None:
     assert kind_of_loss(loss) == kind
+
+
+# Monitors and search objectives: Keras logs a metric named by a string under that string as
+# written (compile's get_metric), and a metric made with arguments under its instance's name,
+# the class's default (Precision(thresholds=0.5).name == "precision").
+
+MONITORED = """\
+name: tiny
+dataset: {name: fashion_mnist_mini, validation_split: 0.1}
+model:
+  input_shape: [28, 28, 1]
+  layers: [Flatten, {Dense: {units: 10, activation: softmax}}]
+loss: sparse_categorical_crossentropy
+metrics: [Precision, {name: AUC}, {name: Recall, thresholds: 0.4}, acc,
+          {name: LogCoshError, dtype: float32}]
+"""
+
+
+def monitored(tmp_path: Path, extra: str = "") -> Path:
+    return write_yaml(tmp_path / "c.yaml", MONITORED + extra)
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return str(caught.value)
+
+
+def monitor_error(tmp_path: Path, extra: str) -> str:
+    return refusal(monitored(tmp_path, extra))
+
+
+def test_monitorable_lists_the_names_keras_logs(tmp_path: Path) -> None:
+    logged = ["Precision", "AUC", "recall", "acc", "logcosh"]
+    assert load_config(monitored(tmp_path)).config.monitorable() == [
+        "loss", *logged, "val_loss", *(f"val_{name}" for name in logged)]
+
+
+def test_a_name_given_twice_is_numbered_as_keras_logs_it(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", MONITORED.replace(
+        "acc,", "acc, precision, {name: Precision, thresholds: 0.9},"))
+    assert load_config(path).config.monitorable()[1:8] == [
+        "Precision", "AUC", "recall", "acc", "precision", "precision_1", "logcosh"]
+
+
+@pytest.mark.parametrize("extra", [
+    "training: {early_stopping: {monitor: val_Precision}}\n",
+    "training: {reduce_lr_on_plateau: {monitor: val_AUC}}\n",
+    "training: {checkpoint: {monitor: val_recall}}\n",
+    "training: {early_stopping: {monitor: logcosh}}\n",
+    "search: {objective: val_recall, method: grid,"
+    " parameters: {seed: {choice: [1, 2]}}}\n",
+])
+def test_a_logged_name_may_be_monitored(tmp_path: Path, extra: str) -> None:
+    load_config(monitored(tmp_path, extra))
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("training: {early_stopping: {monitor: val_precision}}\n",
+     "training.early_stopping.monitor (line 9): must be one of {known}. Received: "
+     "'val_precision'. Use 'val_Precision': Keras logs the metric Precision under that name, as "
+     "metrics writes it."),
+    ("training: {checkpoint: {monitor: val_Recall}}\n",
+     "training.checkpoint.monitor (line 9): must be one of {known}. Received: 'val_Recall'. Use "
+     "'val_recall': Keras logs Recall, given with arguments, under its class's name, recall."),
+    ("training: {early_stopping: {monitor: val_log_cosh_error}}\n",
+     "training.early_stopping.monitor (line 9): must be one of {known}. Received: "
+     "'val_log_cosh_error'. Use 'val_logcosh': Keras logs LogCoshError, given with arguments, "
+     "under its class's name, logcosh."),
+    ("training: {early_stopping: {monitor: val_accuracy}}\n",
+     "training.early_stopping.monitor (line 9): must be one of {known}. Received: "
+     "'val_accuracy'. Did you mean 'val_acc'?"),
+    ("search: {objective: val_auc, method: grid, parameters: {seed: {choice: [1, 2]}}}\n",
+     "search.objective (line 9): must be one of {known}. Received: 'val_auc'. Use 'val_AUC': "
+     "Keras logs the metric AUC under that name, as metrics writes it."),
+])
+def test_a_name_keras_does_not_log_is_refused_with_the_one_it_does(
+        tmp_path: Path, extra: str, expected: str) -> None:
+    known = ", ".join(load_config(monitored(tmp_path)).config.monitorable())
+    assert monitor_error(tmp_path, extra) == f"{tmp_path / 'c.yaml'}: {expected.format(known=known)}"
+
+
+def test_the_refusal_is_one_line_without_the_whole_config(tmp_path: Path) -> None:
+    message = monitor_error(tmp_path, "training:\n  epochs: 2\n  early_stopping:\n"
+                                      "    monitor: val_precision\n")
+    assert "\n" not in message and "top level" not in message
+    assert message.count("Received:") == 1 and "{'name'" not in message
+    assert "training.early_stopping.monitor (line 12):" in message
+
+
+def test_a_default_monitor_is_placed_at_its_section(tmp_path: Path) -> None:
+    # early_stopping's monitor defaults to val_loss, which needs validation data.
+    text = MONITORED.replace(", validation_split: 0.1", "") + "training:\n  early_stopping: {}\n"
+    path = write_yaml(tmp_path / "d.yaml", text)
+    assert refusal(path) == (
+        f"{path}: training.early_stopping.monitor (line 10): must be one of loss, Precision, AUC, "
+        "recall, acc, logcosh. Received: 'val_loss'. val_* metrics need "
+        "dataset.validation_split.")
+
+
+def test_distribution_on_torch_is_placed_at_its_key(tmp_path: Path) -> None:
+    message = monitor_error(tmp_path, "backend: torch\ndistribution: {strategy: data_parallel}\n")
+    assert message == (
+        f"{tmp_path / 'c.yaml'}: distribution.strategy (line 10): data_parallel runs on the jax "
+        "and tensorflow backends; Keras's torch distribution is not in a release. Received: "
+        "backend torch. Use backend: jax (or tensorflow), or strategy: none.")

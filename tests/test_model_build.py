@@ -243,3 +243,20 @@ def test_initializer_config_with_a_misspelt_argument_is_named() -> None:
     args = {"units": 10, "bias_initializer": {"class_name": "Constant", "config": {"valu": 1}}}
     assert build_error(model=layers({"Flatten": {}}, {"Dense": args})) == expected
     assert live_error(make_layer, "Dense", args, "model.layers.1.Dense") == expected
+
+
+def test_a_metric_with_arguments_is_logged_under_the_name_the_schema_lists() -> None:
+    import numpy as np
+
+    # Keras numbers a second Precision made without a name (precision_1): a search builds the
+    # model once for the objective's direction and again in each trial.
+    cfg = config(metrics=["Precision", {"name": "Recall", "thresholds": 0.4}, "recall",
+                          {"name": "auc", "num_thresholds": 9}],
+                 loss="binary_crossentropy", model={"input_shape": [3], "layers": [
+                     {"Dense": {"units": 1, "activation": "sigmoid"}}]})
+    for _ in range(2):
+        logs = build_model(cfg).evaluate(np.zeros((4, 3)), np.zeros(4), verbose=0,
+                                         return_dict=True)
+        # Keras numbers a name given twice: the second recall is recall_1.
+        assert sorted(logs) == sorted(cfg.monitorable()) == [
+            "Precision", "auc", "loss", "recall", "recall_1"]

@@ -87,8 +87,8 @@ def test_random_and_tpe_need_a_trial_count_and_a_known_objective(
     assert code == 2 and "trials is needed with method tpe" in err
     code, _, err = run_cli(capsys, "tune", search_config(tmp_path, {
         "method": "random", "trials": 2, "objective": "val_acc", "parameters": space}))
-    assert code == 2 and "search.objective must be one of loss, accuracy, val_loss, " \
-        "val_accuracy. Received: 'val_acc'" in " ".join(err.split())
+    assert code == 2 and "search.objective (line 37): must be one of loss, accuracy, val_loss, " \
+        "val_accuracy. Received: 'val_acc'. Did you mean 'val_accuracy'?" in " ".join(err.split())
 
 
 def test_tune_without_a_search_section_says_how_to_add_one(

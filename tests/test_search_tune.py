@@ -211,3 +211,19 @@ def test_report_epochs_stops_training_when_the_pruner_says_so_not_before_after_e
     assert len(trial.reported) == 1  # a NaN epoch is not reported
     callback.on_epoch_end(2, {"val_accuracy": 0.6})
     assert model.stop_training and callback.pruned_at == 3
+
+
+def test_an_objective_on_a_metric_given_with_arguments_is_found_in_every_trial(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Keras logs Precision(thresholds=0.5) as precision; made without that name, the second
+    # instance in the process would be precision_1 and no trial would find its objective.
+    code, out, err = run_cli(
+        capsys, "tune", CONFIGS / "tabular_binary.yaml", "--run-dir", tmp_path / "s", "--json",
+        "--set", "training.epochs=2", "--set", "metrics=[{name: Precision, thresholds: 0.5}]",
+        "--set", "search={method: grid, objective: val_precision, "
+        "parameters: {seed: {choice: [1, 2]}}}")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["direction"] == "maximize"
+    assert [trial["state"] for trial in document["trials"]] == ["complete", "complete"]
+    assert all(isinstance(trial["objective"], float) for trial in document["trials"])

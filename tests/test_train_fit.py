@@ -148,3 +148,24 @@ def test_best_epoch_is_the_epoch_with_the_highest_val_precision(
     assert len(set(precision)) > 1  # else every direction picks epoch 1
     best = precision.index(max(precision)) + 1
     assert json.loads((run / "metrics.json").read_text())["best_epoch"] == best
+
+
+@pytest.mark.slow
+def test_early_stopping_and_the_checkpoint_watch_metrics_by_the_names_keras_logs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    # Keras logs Precision as written and Recall, made with arguments, as recall. No epoch can
+    # improve val_recall by 10, so patience 0 stops after the second epoch: were val_recall
+    # missing from the logs, Keras's EarlyStopping would only warn and train all 4.
+    code, _, err = run_cli(capsys, "fit", CONFIGS / "tabular_binary.yaml", "--run-dir", run,
+                           "--epochs", "4",
+                           "--set", "metrics=[Precision, {name: Recall, thresholds: 0.4}]",
+                           "--set", "training.early_stopping={monitor: val_recall, patience: 0, "
+                           "min_delta: 10}", "--set", "training.checkpoint.monitor=val_Precision")
+    assert code == 0, err
+    rows = history(run)
+    assert len(rows) == 2 and {"val_Precision", "val_recall"} <= set(rows[0])
+    precision = [float(row["val_Precision"]) for row in rows]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
+    assert metrics["best_epoch"] == precision.index(max(precision)) + 1

@@ -17,7 +17,8 @@ from typing import Any
 
 from dltrain.backend import keras_module
 from dltrain.config.backbone import MANAGED_ARGS
-from dltrain.config.catalog import BASE_LAYER_ARGS, CATALOG_FILE, CONFIGURED
+from dltrain.config.catalog import BASE_LAYER_ARGS, CONFIGURED
+from dltrain.config.names import CATALOG_FILE
 from dltrain.model.build import layer_registry
 
 # Modules whose get() turns a string into an object; their registry lists every alias.
@@ -159,7 +160,19 @@ def make_catalog() -> dict[str, Any]:
         classes = public_classes(getattr(keras, module_name))
         catalog[f"{module_name}_classes"] = {name: arguments(cls)
                                              for name, cls in sorted(classes.items())}
+    for name, spec in catalog["metrics_classes"].items():
+        spec["logged"] = logged_name(getattr(keras.metrics, name))
     return catalog
+
+
+def logged_name(cls: type) -> str:
+    """The name Keras logs a metric made without a name under: its class's default `name`,
+    else (None) what Metric.__init__'s auto_name makes of the class name (Precision: precision;
+    LogCoshError's own default is logcosh). Monitors and search objectives must use it."""
+    naming = importlib.import_module("keras.src.utils.naming")
+    parameter = inspect.signature(cls).parameters.get("name")
+    default = None if parameter is None else parameter.default
+    return default if isinstance(default, str) else naming.to_snake_case(cls.__name__)
 
 
 def render(catalog: dict[str, Any]) -> str:

@@ -7,16 +7,13 @@ checks and for `model.build`'s alike, so both say the same thing.
 
 from __future__ import annotations
 
-import difflib
-import functools
-import json
 from collections.abc import Collection, Iterable
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dltrain.config.backbone import WHERE as BACKBONE_WHERE
 from dltrain.config.backbone import check_size, check_structure
+from dltrain.config.names import class_for, did_you_mean, load_catalog, same_style
 from dltrain.config.schema import (
     BACKBONE_LAYER,
     BackboneConfig,
@@ -29,8 +26,6 @@ from dltrain.errors import ConfigError
 
 if TYPE_CHECKING:
     from dltrain.config.load import Loaded
-
-CATALOG_FILE = Path(__file__).with_name("keras_catalog.json")
 
 # Layers a config may not name: they run arbitrary code or wrap other frameworks.
 FORBIDDEN_LAYERS = frozenset({"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
@@ -51,12 +46,6 @@ COMPILE_METRIC_ALIASES = frozenset({"accuracy", "acc", "crossentropy", "ce"})
 MAX_LAYER_INT = 1_000_000
 # The optimizer's and the schedule's `name` picks the class; it is not Keras's name argument.
 CLASS_PICKER = frozenset({"name"})
-
-
-@functools.cache
-def load_catalog() -> dict[str, Any]:
-    """The shipped catalog: layer, optimizer, schedule, loss, metric and activation names."""
-    return json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
 
 
 def installed_keras() -> str | None:
@@ -254,11 +243,6 @@ def resolved_kind(key: str) -> str | None:
                 None)
 
 
-def class_for(name: str, classes: Iterable[str]) -> str | None:
-    """The class a loss or metric name stands for, in any spelling (label_smoothing-style)."""
-    return next((cls for cls in classes if _squash(cls) == _squash(name)), None)
-
-
 # The messages: each made once, for the catalog's checks and model.build's alike.
 
 def unknown_layer(name: str, known: Iterable[str]) -> str:
@@ -306,7 +290,7 @@ def unknown_name(module: str, name: str, known: Collection[str]) -> str:
     text = f"unknown {KINDS[module]} '{name}'.{did_you_mean(name, known)}"
     if module in ("losses", "metrics"):  # dozens of each: the suggestion is enough
         return text
-    return f"{text} Known: {', '.join(sorted(_same_style(name, known)))}."
+    return f"{text} Known: {', '.join(sorted(same_style(name, known)))}."
 
 
 def unknown_optimizer(name: str, classes: Iterable[str]) -> str:
@@ -323,25 +307,3 @@ def unknown_schedule(name: str, known: Iterable[str]) -> str:
 
 def no_class_with_arguments(kind: str, name: str, classes: list[str]) -> str:
     return f"no {kind} class named '{name}' takes arguments.{did_you_mean(name, classes)}"
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """The nearest choice, preferring those spelt like the user's (lower case or CamelCase)."""
-    choices = list(choices)
-    for choice in choices:
-        if choice.lower() == name.lower() and choice != name:
-            return f" Did you mean '{choice}'?"
-    for pool in (_same_style(name, choices), choices):
-        close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
-        if close:
-            return f" Did you mean '{close[0]}'?"
-    return ""
-
-
-def _same_style(name: str, choices: Iterable[str]) -> list[str]:
-    lower = name == name.lower()
-    return [choice for choice in choices if (choice == choice.lower()) == lower] or list(choices)
-
-
-def _squash(name: str) -> str:
-    return name.replace("_", "").lower()

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dltrain.config.backbone import IMAGENET
-from dltrain.config.schema import BACKBONE_LAYER, Config
+from dltrain.config.schema import BACKBONE_LAYER, KEY_ERROR, Config
 from dltrain.config.yaml_file import Key, read_value, read_yaml
 from dltrain.errors import ConfigError
 
@@ -266,6 +266,8 @@ def describe(error: Any, raw: Any, lines: dict[Key, int],
 
     Returns the --set option the failing key came from (None: from the file) and the line.
     """
+    if error["type"] == KEY_ERROR:  # a rule on the whole config, broken at this key
+        return at_key(error, raw, lines, origins or {})
     loc = key_path(error["loc"], raw, keep_last=error["type"] == "missing")
     where = ".".join(map(str, loc)) or "top level"
     line, override = blame(loc, lines, origins or {})
@@ -277,6 +279,16 @@ def describe(error: Any, raw: Any, lines: dict[Key, int],
     message = error["msg"].removeprefix("Value error, ")
     received = "" if error["type"] in NO_RECEIVED else f" Received: {_short(error['input'])}."
     return override, f"{where}{at}: {message}.{received}"
+
+
+def at_key(error: Any, raw: Any, lines: dict[Key, int],
+           origins: dict[Key, str]) -> tuple[str | None, str]:
+    """`describe` for schema.key_error: the key its context names, at the line of that key or
+    of the nearest section written (a default monitor: its section's line)."""
+    key = error["ctx"]["key"]
+    loc = tuple(int(part) if part.isdigit() else part for part in key.split("."))
+    line, override = blame(key_path(loc, raw, keep_last=False), lines, origins)
+    return override, f"{key}{f' (line {line})' if line else ''}: {error['ctx']['message']}"
 
 
 def key_path(loc: Key, raw: Any, keep_last: bool) -> Key:

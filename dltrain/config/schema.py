@@ -18,6 +18,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from dltrain.config.names import logged_hint, logged_metric_name, numbered
+
 # What a loss expects of the labels and the last layer, by its name in any spelling
 # (binary_crossentropy, BinaryCrossentropy, bce). Regression losses take numeric targets and a
 # linear output. Losses not listed are "other": no label encoding, no class report.
@@ -484,6 +486,16 @@ def default_backend() -> str:
     return os.environ.get("KERAS_BACKEND") or "tensorflow"
 
 
+# The type of a cross-field rule's error that belongs to one key (its context names the key).
+KEY_ERROR = "at_key"
+
+
+def key_error(key: str, message: str) -> PydanticCustomError:
+    """An error of a rule on the whole config that one key breaks: load.describe shows it at
+    that key's line, as the message says it (what was received included)."""
+    return PydanticCustomError(KEY_ERROR, "{message}", {"key": key, "message": message})
+
+
 class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Run name.")
     backend: Literal["tensorflow", "jax", "torch"] = Field(
@@ -527,42 +539,50 @@ class Config(Strict):
     @model_validator(mode="after")
     def _distribution_on_its_backend(self) -> Config:
         if self.distribution.strategy == "data_parallel" and self.backend == "torch":
-            raise ValueError("distribution.strategy: data_parallel runs on the jax and tensorflow "
-                             "backends; Keras's torch distribution is not in a release. Received: "
-                             "backend torch. Use backend: jax (or tensorflow), or strategy: none")
+            raise key_error("distribution.strategy", "data_parallel runs on the jax and "
+                            "tensorflow backends; Keras's torch distribution is not in a release. "
+                            "Received: backend torch. Use backend: jax (or tensorflow), or "
+                            "strategy: none.")
         return self
 
     @model_validator(mode="after")
     def _monitors_exist(self) -> Config:
         for section in ("early_stopping", "reduce_lr_on_plateau", "checkpoint"):
             callback = getattr(self.training, section)
-            if callback is None or callback.monitor is None:
-                continue
-            known = self.monitorable()
-            if callback.monitor not in known:
-                raise ValueError(
-                    f"training.{section}.monitor must be one of {', '.join(known)}. "
-                    f"Received: '{callback.monitor}'"
-                    + ("" if self.dataset.has_validation else
-                       ". val_* metrics need dataset.validation_split")
-                )
+            if callback is not None and callback.monitor is not None:
+                self._check_logged(f"training.{section}.monitor", callback.monitor)
         return self
 
     @model_validator(mode="after")
     def _objective_exists(self) -> Config:
-        objective = self.search.objective if self.search is not None else None
-        if objective is not None and objective not in self.monitorable():
-            raise ValueError(f"search.objective must be one of {', '.join(self.monitorable())}. "
-                             f"Received: '{objective}'" + ("" if self.dataset.has_validation else
-                                                           ". val_* metrics need dataset.validation_split"))
+        if self.search is not None and self.search.objective is not None:
+            self._check_logged("search.objective", self.search.objective)
         return self
+
+    def _check_logged(self, key: str, name: str) -> None:
+        """A monitor must name what Keras logs: EarlyStopping only warns when it is missing."""
+        known = self.monitorable()
+        if name in known:
+            return
+        if name.startswith("val_") and not self.dataset.has_validation:
+            hint = " val_* metrics need dataset.validation_split."
+        else:
+            hint = logged_hint(name, known, self.logged_metrics())
+        raise key_error(key, f"must be one of {', '.join(known)}. Received: '{name}'.{hint}")
 
     def monitorable(self) -> list[str]:
         """Names Keras will log each epoch, as far as the config can tell."""
-        names = ["loss"] + [m if isinstance(m, str) else m.name for m in self.metrics]
+        names = ["loss"] + [logged for _, logged in self.logged_metrics()]
         if self.dataset.has_validation:
             names += [f"val_{name}" for name in names]
         return names
+
+    def logged_metrics(self) -> list[tuple[str, str]]:
+        """Each metric as the config names it, with the name Keras logs it under."""
+        written = [m if isinstance(m, str) else m.name for m in self.metrics]
+        logged = [m if isinstance(m, str) else logged_metric_name(m.name, bool(m.kwargs))
+                  for m in self.metrics]
+        return list(zip(written, numbered(logged), strict=True))
 
     @property
     def loss_name(self) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from dltrain.backend import keras_module
 from dltrain.config import catalog
 from dltrain.config.backbone import MANAGED_ARGS, WHERE, check_structure
+from dltrain.config.names import logged_metric_name
 from dltrain.config.schema import Config, NamedObject, OptimizerConfig
 from dltrain.errors import ConfigError
 from dltrain.model.backbone import application, backbone_layers, set_preprocessing
@@ -206,6 +207,8 @@ def _named_object(module_name: str, spec: str | NamedObject, where: str) -> Any:
         public = [n for n, c in vars(module).items() if isinstance(c, type) and n[0] != "_"]
         raise ConfigError(f"{where}: {catalog.no_class_with_arguments(kind, name, public)}")
     check_kwargs(cls, kwargs, where)
+    if module_name == "metrics":  # the name monitors may use; unnamed, Keras numbers a second one
+        kwargs = {**kwargs, "name": logged_metric_name(name, with_arguments=True)}
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:

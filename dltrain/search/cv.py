@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from dltrain.backend import Device, prepare_runtime
-from dltrain.config.load import Loaded, dump, load_config
+from dltrain.config.load import Loaded, describe, dump, load_config
 from dltrain.config.schema import Config
 from dltrain.data.folds import Fold, fold_splits, folds_digest, make_folds, validation_counts
 from dltrain.data.prepare import Splits, load_splits
@@ -147,10 +147,9 @@ def variant(loaded: Loaded, validation_split: float, why: str, fix: str = "") ->
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"{loaded.source}: {why}, so {where + ': ' if where else ''}"
-                          f"{error['msg'].removeprefix('Value error, ')}.{fix}") from None
+        override, text = describe(exc.errors()[0], data, loaded.lines, loaded.origins)
+        source = f"--set {override}" if override else loaded.source
+        raise ConfigError(f"{source}: {why}, so {text}{fix}") from None
     return dataclasses.replace(loaded, config=config, notes=[])
 
 
