@@ -260,3 +260,52 @@ def test_a_metric_with_arguments_is_logged_under_the_name_the_schema_lists() -> 
         # Keras numbers a name given twice: the second recall is recall_1.
         assert sorted(logs) == sorted(cfg.monitorable()) == [
             "Precision", "auc", "loss", "recall", "recall_1"]
+
+
+def test_a_kernel_over_the_parameter_limit_is_refused_before_it_is_allocated(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by test_config_corpus: input_shape [74508, 28, 1] in mnist_cnn made a 7.9 G weight
+    Dense kernel, which exhausted memory before the parameter count could refuse it."""
+    from dltrain.backend import keras_module
+
+    dense = keras_module().layers.Dense
+    built: list[Any] = []
+    plain_build = dense.build
+    monkeypatch.setattr(dense, "build", lambda self, shape: (built.append(shape),
+                                                             plain_build(self, shape))[1])
+    message = build_error(model=layers(
+        {"Conv2D": {"filters": 32, "kernel_size": 3}}, {"Flatten": {}},
+        {"Dense": {"units": 128}}, {"Dense": {"units": 10, "activation": "softmax"}},
+        input_shape=[74508, 28, 1]))
+    assert message == ("model.layers.2.Dense: the model would have 7,934,591,424 parameters, "
+                       "more than 1,000,000,000; make it smaller.")
+    assert built == []
+
+
+def test_a_convolution_over_the_parameter_limit_is_refused_before_it_is_allocated() -> None:
+    message = build_error(model=layers(
+        {"Conv2D": {"filters": 40000, "kernel_size": 5}},
+        {"Conv2D": {"filters": 40000, "kernel_size": 5}}, {"Flatten": {}},
+        {"Dense": {"units": 10, "activation": "softmax"}}))
+    assert message.startswith("model.layers.1.Conv2D: the model would have 40,001,080,000 ")
+
+
+@pytest.mark.parametrize(("name", "args", "shape"), [
+    ("Dense", {"units": 7}, (None, 5)),
+    ("Conv1D", {"filters": 3, "kernel_size": 2, "use_bias": False}, (None, 9, 6)),
+    ("Conv2D", {"filters": 8, "kernel_size": 3, "groups": 2}, (None, 10, 10, 4)),
+    ("Conv3D", {"filters": 2, "kernel_size": 3, "data_format": "channels_first"},
+     (None, 3, 8, 8, 8)),
+    ("Conv2DTranspose", {"filters": 5, "kernel_size": 3}, (None, 8, 8, 2)),
+    ("SeparableConv1D", {"filters": 4, "kernel_size": 3, "depth_multiplier": 3}, (None, 8, 2)),
+    ("SeparableConv2D", {"filters": 4, "kernel_size": 3}, (None, 8, 8, 2)),
+    ("DepthwiseConv2D", {"kernel_size": 3, "depth_multiplier": 2}, (None, 8, 8, 2)),
+])
+def test_the_weights_counted_before_building_are_the_ones_keras_makes(
+        name: str, args: dict[str, Any], shape: tuple[Any, ...]) -> None:
+    from dltrain.model.build import kernel_size
+
+    layer = make_layer(name, args, "model.layers.0")
+    counted = kernel_size(layer, shape)
+    layer.build(shape)
+    assert counted == layer.count_params() > 0

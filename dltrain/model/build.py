@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Collection
 from typing import Any
 
@@ -58,14 +59,14 @@ def build_model(config: Config) -> Any:
             # for probabilities that NumPy and scikit-learn read as they are.
             args = {"dtype": "float32", **args}
         layer = make_layer(name, args, where)
+        shape = model.output_shape if model.layers else (None, *config.model.input_shape)
+        check_parameters(parameters(model) + kernel_size(layer, shape), where)
         try:
             model.add(layer)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: cannot follow the previous layer's output: "
                               f"{_first_line(exc)}") from None
-        if model.count_params() > MAX_PARAMETERS:
-            raise ConfigError(f"{where}: the model would have {model.count_params():,} "
-                              f"parameters, more than {MAX_PARAMETERS:,}; make it smaller.")
+        check_parameters(parameters(model), where)
     if backbone is not None:
         set_preprocessing(model, backbone, config.model.input_shape[-1])
     check_loss_fits_output(config, model.output_shape[-1])
@@ -79,6 +80,39 @@ def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> Non
                   metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)],
                   steps_per_execution=config.training.steps_per_execution,
                   jit_compile=config.training.jit_compile)
+
+
+def parameters(model: Any) -> int:
+    """model.count_params(), also before the first layer (Keras refuses an unbuilt model)."""
+    return sum(math.prod(weight.shape) for weight in model.weights)
+
+
+def check_parameters(count: int, where: str) -> None:
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"{where}: the model would have {count:,} parameters, more than "
+                          f"{MAX_PARAMETERS:,}; make it smaller.")
+
+
+def kernel_size(layer: Any, input_shape: tuple[Any, ...]) -> int:
+    """The weights a Dense or convolution layer will make for this input, before it makes
+    them: adding the layer allocates and initialises them, so a kernel of billions of numbers
+    (an input shape or a unit count off by a few digits) exhausted memory before the count
+    above could refuse it, and `dltrain show` died with "internal error" or was killed."""
+    channels = input_shape[-1] if getattr(layer, "data_format", None) != "channels_first" \
+        else input_shape[1]
+    if not isinstance(channels, int):
+        return 0
+    if hasattr(layer, "depth_multiplier"):  # depthwise, then (separable) pointwise
+        depthwise = math.prod(layer.kernel_size) * channels * layer.depth_multiplier
+        outputs = getattr(layer, "filters", None) or channels * layer.depth_multiplier
+        pointwise = channels * layer.depth_multiplier * outputs if hasattr(layer, "filters") else 0
+        return depthwise + pointwise + layer.use_bias * outputs
+    if hasattr(layer, "filters") and hasattr(layer, "kernel_size"):
+        inputs = math.prod(layer.kernel_size) * channels // getattr(layer, "groups", 1)
+        return (inputs + layer.use_bias) * layer.filters
+    if isinstance(layer, keras_module().layers.Dense):
+        return (channels + layer.use_bias) * layer.units
+    return 0
 
 
 def make_layer(name: str, args: dict[str, Any], where: str) -> Any:
