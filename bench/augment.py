@@ -3,7 +3,8 @@
 The cifar_cnn model on 10,000 CIFAR-shaped images (batch 32), three sides alternating round by
 round in one process, each fitting 3 epochs per round (the first is dropped as warm-up):
 dltrain's pipeline with horizontal flips and without augmentation (endless dataset with steps
-per epoch, as `dltrain fit` feeds Keras), and Keras's legacy
+per epoch, as `dltrain fit` feeds Keras), the flips inside the compiled training step instead
+(model.augment.in_step, what JAX and torch runs do), and Keras's legacy
 ImageDataGenerator(horizontal_flip=True).flow() as a hand-written script passes it to fit. Two
 more rows time the data alone, one pass without a model: what augmentation costs by itself.
 """
@@ -22,7 +23,7 @@ from dltrain.backend import keras_module
 from dltrain.config.load import load_config
 from dltrain.config.schema import AugmentationConfig
 from dltrain.data.pipeline import pipeline
-from dltrain.model.augment import make_augmenter
+from dltrain.model.augment import in_step, make_augmenter
 from dltrain.model.build import build_model
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar_cnn.yaml"
@@ -40,6 +41,7 @@ def _sides(x: np.ndarray, y: np.ndarray, batch: int) -> dict[str, tuple[Any, Any
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
     config = load_config(CONFIG).config
+    flipping = config.model_copy(update={"augmentation": AugmentationConfig(horizontal_flip=True)})
     keras_module().utils.set_random_seed(0)
     flips = make_augmenter(AugmentationConfig(horizontal_flip=True), seed=0)
     steps = math.ceil(len(x) / batch)
@@ -49,6 +51,9 @@ def _sides(x: np.ndarray, y: np.ndarray, batch: int) -> dict[str, tuple[Any, Any
                                           repeat=True), steps),
         "dltrain pipeline, no augmentation": (
             build_model(config), pipeline(x, y, batch, shuffle=True, repeat=True), steps),
+        "dltrain, flips in the training step": (
+            in_step(build_model(flipping), flipping, 1.0),
+            pipeline(x, y, batch, shuffle=True, repeat=True), steps),
         IDG: (build_model(config),
               ImageDataGenerator(horizontal_flip=True).flow(x, y, batch_size=batch, seed=0), None),
     }
