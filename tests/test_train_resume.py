@@ -336,3 +336,34 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(
     assert kept.count_params() > 0
     code, _, err = run_cli(capsys, "eval", run, "--model", run / "last.keras")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("interrupt_at", [None, 2])
+def test_a_resumed_run_stops_early_at_the_epoch_the_uninterrupted_run_did(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        interrupt_at: int | None) -> None:
+    """No epoch improves val_loss by 10, so patience 2 stops after epoch 3 of 6. Interrupted
+    as epoch 2 ends (before its checkpoint), the run resumes after epoch 1: Keras's
+    EarlyStopping alone would count afresh from there and stop after epoch 4."""
+    from dltrain.train.callbacks import HistoryFile
+
+    plain = HistoryFile.on_epoch_end
+
+    def cut(self: HistoryFile, epoch: int, logs: dict[str, float] | None = None) -> None:
+        plain(self, epoch, logs)
+        if epoch + 1 == interrupt_at:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    stopping = ["--set", "training.early_stopping={monitor: val_loss, patience: 2, min_delta: 10}"]
+    with monkeypatch.context() as patch:
+        patch.setattr(HistoryFile, "on_epoch_end", cut)
+        code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs",
+                               "6", *stopping)
+    if interrupt_at is not None:
+        assert code == 130 and state(run) == "interrupted", err
+        code, out, err = run_cli(capsys, "fit", "--resume", run)
+        assert f"resuming {run} after epoch 1" in out
+    assert code == 0, err
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2, 3]
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 3

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -19,6 +20,8 @@ from dltrain.train.saver import Saver
 
 Callback = keras_module().callbacks.Callback
 ModelCheckpoint = keras_module().callbacks.ModelCheckpoint
+EarlyStopping = keras_module().callbacks.EarlyStopping
+ReduceLROnPlateau = keras_module().callbacks.ReduceLROnPlateau
 
 
 def format_logs(logs: dict[str, Any]) -> str:
@@ -177,6 +180,87 @@ class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]
     def close(self) -> None:
         """Wait for the last write; raises its error if it failed."""
         self.saver.wait()
+
+
+class Replayed:
+    """A Keras plateau callback that, in a resumed run, first goes over the epochs before the
+    resume (history.csv's rows), as the uninterrupted run's callback went over them: Keras's
+    own restart their counts at every fit, so a run resumed one epoch before early stopping
+    would have stopped it trained `patience` epochs more. Replayed at the first epoch's end,
+    when the monitor's direction is known (Keras reads it from the built metrics)."""
+
+    rows: list[dict[str, float]]
+    wait: int  # Keras's counters, set by the callback's own on_train_begin
+    best: Any
+    cooldown_counter: int
+
+    def replay_before(self, rows: list[dict[str, float]]) -> None:
+        self.rows = list(rows)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if getattr(self, "rows", None):
+            if self.monitor_op is None:  # type: ignore[attr-defined]
+                self._set_monitor_op()  # type: ignore[attr-defined]
+            for index, row in enumerate(self.rows):
+                self.replay(index, row)
+        self.rows = []
+        super().on_epoch_end(epoch, logs)  # type: ignore[misc]
+
+    def replay(self, epoch: int, row: dict[str, float]) -> None:
+        raise NotImplementedError
+
+
+class ResumedEarlyStopping(Replayed, EarlyStopping):  # type: ignore[misc,valid-type]
+    """EarlyStopping, replayed. With restore_best_weights, a best epoch just before the resume
+    keeps the weights the run resumed with (last.keras's); an earlier one's weights are gone,
+    and Keras keeps the first resumed epoch's instead, as it does for a first epoch."""
+
+    def __init__(self, rows: list[dict[str, float]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.replay_before(rows)
+        self.resumed_with: list[Any] | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.restore_best_weights and self.rows:
+            self.resumed_with = self.model.get_weights()
+
+    def replay(self, epoch: int, row: dict[str, float]) -> None:
+        current = row.get(self.monitor)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            self.best_weights = (self.resumed_with if epoch == len(self.rows) - 1
+                                 else None)
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+
+
+class ResumedReduceLROnPlateau(Replayed, ReduceLROnPlateau):  # type: ignore[misc,valid-type]
+    """ReduceLROnPlateau, replayed: its wait and cooldown as they were at the resume (the
+    learning rate itself is in last.keras's optimizer). A row's learning_rate is the rate the
+    epoch trained at, which Keras compares with min_lr before lowering it."""
+
+    def __init__(self, rows: list[dict[str, float]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.replay_before(rows)
+
+    def replay(self, epoch: int, row: dict[str, float]) -> None:
+        current = row.get(self.monitor)
+        if current is None:
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._is_improvement(current, self.best):
+            self.best, self.wait = current, 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            rate = row.get("learning_rate")
+            if self.wait >= self.patience and (rate is None or rate > np.float32(self.min_lr)):
+                self.cooldown_counter, self.wait = self.cooldown, 0
 
 
 class NonFiniteLoss(Exception):

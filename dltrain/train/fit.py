@@ -44,6 +44,9 @@ class Start:
     kept: int = 0  # the epochs last.keras holds now: where a resume would start
     trained: int | None = None  # set when training is over (early stopping may end it sooner)
     callbacks: list[Any] = field(default_factory=list)  # the caller's own (a search's pruning)
+    # An interrupted run's earlier epochs count for early stopping and ReduceLROnPlateau; a run
+    # whose training was over and is extended with --epochs starts their counts afresh.
+    interrupted: bool = False
 
     def __post_init__(self) -> None:
         self.kept = self.epoch
@@ -171,7 +174,7 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     history = agreeing_history(run_dir, done, recorded.get("state") == "completed")
     config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done,
                               recorded.get("state"))
-    start = Start(model, done, history)
+    start = Start(model, done, history, interrupted=recorded.get("trained") != done)
     if recorded.get("trained") == done and config.training.epochs == saved.training.epochs:
         start.trained = done  # training was over (early stopping): only the final files are missing
     write_run_files(run_dir, config, splits, device_name, missing_only=True)
@@ -444,6 +447,8 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
         HistoryFile,
         LastCheckpoint,
         PlainProgress,
+        ResumedEarlyStopping,
+        ResumedReduceLROnPlateau,
         RichProgress,
         SettleBest,
     )
@@ -465,10 +470,12 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     history.wait_for = last.close
     callbacks = [stock.TerminateOnNaN(), history, SettleBest(checkpoint), last, checkpoint,
                  progress]
+    earlier = start.history if start.interrupted else []
     if training.early_stopping is not None:
-        callbacks.insert(0, stock.EarlyStopping(**training.early_stopping.model_dump()))
+        callbacks.insert(0, ResumedEarlyStopping(earlier, **training.early_stopping.model_dump()))
     if training.reduce_lr_on_plateau is not None:
-        callbacks.insert(0, stock.ReduceLROnPlateau(**training.reduce_lr_on_plateau.model_dump()))
+        callbacks.insert(0, ResumedReduceLROnPlateau(
+            earlier, **training.reduce_lr_on_plateau.model_dump()))
     if training.tensorboard and tensorboard_available():
         callbacks.append(stock.TensorBoard(log_dir=str(path / runs.TENSORBOARD_DIR), write_graph=False))
     elif training.tensorboard:
