@@ -87,3 +87,49 @@ def test_reduce_lr_resumed_keeps_its_wait_and_cooldown(model: Any) -> None:
         rows(values[:3], [0.1, 0.1, 0.05]), monitor="val_loss", patience=1, cooldown=2,
         factor=0.5), model, values[3:], first=3)
     assert resumed == pytest.approx(whole[3:])
+
+
+def twice_named(keras: Any) -> Any:
+    """A model whose two metrics Keras logs as precision and precision_1."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[
+        "precision", keras.metrics.Precision(thresholds=0.9, name="precision")])
+    x = np.random.default_rng(0).random((8, 3), dtype=np.float32)
+    model.fit(x, (x[:, :1] > 0.5).astype("float32"), epochs=1, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["early_stopping", "reduce_lr", "checkpoint"])
+def test_a_numbered_monitor_goes_the_way_of_the_metric_it_numbers(kind: str, tmp_path: Any) -> None:
+    """Keras finds a monitor's direction by the metrics' own names, which are not numbered:
+    val_precision_1 raised "Keras isn't able to automatically determine" (an internal error)."""
+    from dltrain.train.callbacks import BestCheckpoint
+
+    keras = keras_module()
+    model = twice_named(keras)
+    callback = {
+        "early_stopping": lambda: ResumedEarlyStopping([], monitor="val_precision_1", patience=1),
+        "reduce_lr": lambda: ResumedReduceLROnPlateau([], monitor="val_precision_1"),
+        "checkpoint": lambda: BestCheckpoint(tmp_path / "best.keras", "val_precision_1", True,
+                                             []),
+    }[kind]()
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"loss": 1.0, "val_precision_1": 0.5})
+    assert callback.monitor == "val_precision_1"
+    assert callback.monitor_op(0.6, 0.5)  # up is better, as for precision
+
+
+@pytest.mark.slow
+def test_fit_monitors_a_numbered_metric(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import CONFIGS, run_cli
+
+    run = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys, "fit", CONFIGS / "tabular_binary.yaml", "--smoke", "--epochs", "2", "--run-dir",
+        run, "--set", "metrics=[precision, {name: Precision, thresholds: 0.9}]", "--set",
+        "training.early_stopping={monitor: val_precision_1, patience: 1}", "--set",
+        "training.checkpoint={monitor: val_precision_1}")
+    assert code == 0, err
+    assert "val_precision_1" in (run / "history.csv").read_text().splitlines()[0]
+    assert (run / "best.keras").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,7 +65,29 @@ def _finite(logs: dict[str, Any] | None) -> bool:
     return all(math.isfinite(float(value)) for value in (logs or {}).values())
 
 
-class BestCheckpoint(ModelCheckpoint):  # type: ignore[misc,valid-type]
+class NumberedMonitor:
+    """Keras logs a metric name given twice numbered (precision, precision_1), but finds a
+    monitor's direction by the metrics' own names, which are not: it raised "Keras isn't able
+    to automatically determine whether that metric should be maximized" for val_precision_1.
+    A numbered monitor goes the way of the metric it numbers."""
+
+    monitor: str
+
+    def _set_monitor_op(self) -> None:
+        try:
+            super()._set_monitor_op()  # type: ignore[misc]
+        except ValueError:
+            numbered = re.fullmatch(r"(.+)_[1-9][0-9]*", self.monitor)
+            if numbered is None:
+                raise
+            monitor, self.monitor = self.monitor, numbered[1]
+            try:
+                super()._set_monitor_op()  # type: ignore[misc]
+            finally:
+                self.monitor = monitor
+
+
+class BestCheckpoint(NumberedMonitor, ModelCheckpoint):  # type: ignore[misc,valid-type]
     """ModelCheckpoint(save_best_only=True), written atomically (Keras writes in place).
 
     Keras's MonitorCallback takes the direction from the compiled metric (`_direction`:
@@ -182,7 +205,7 @@ class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]
         self.saver.wait()
 
 
-class Replayed:
+class Replayed(NumberedMonitor):
     """A Keras plateau callback that, in a resumed run, first goes over the epochs before the
     resume (history.csv's rows), as the uninterrupted run's callback went over them: Keras's
     own restart their counts at every fit, so a run resumed one epoch before early stopping
