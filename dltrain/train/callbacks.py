@@ -221,7 +221,7 @@ class Replayed(NumberedMonitor):
         self.rows = list(rows)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if getattr(self, "rows", None):
+        if self.rows:
             if self.monitor_op is None:  # type: ignore[attr-defined]
                 self._set_monitor_op()  # type: ignore[attr-defined]
             for index, row in enumerate(self.rows):

@@ -455,7 +455,6 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
 
     stock = keras_module().callbacks
     training = config.training
-    history = HistoryFile(path / runs.HISTORY_FILE, start.history)
     checkpoint = BestCheckpoint(path / runs.BEST_FILE, config.checkpoint_monitor,
                                 training.checkpoint.save_best_only, start.history,
                                 path / runs.LAST_FILE)
@@ -467,7 +466,7 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     # Several processes: a twin's variables would be laid out over all of them; save in place.
     last = LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint,
                           background=current().processes == 1)
-    history.wait_for = last.close
+    history = HistoryFile(path / runs.HISTORY_FILE, start.history, wait_for=last.close)
     callbacks = [stock.TerminateOnNaN(), history, SettleBest(checkpoint), last, checkpoint,
                  progress]
     earlier = start.history if start.interrupted else []

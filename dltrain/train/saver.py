@@ -46,6 +46,7 @@ class Saver:
         self.saved = saved
         self.write = write or (lambda model, path: save_model(model, path))
         self.twin: Any = None
+        self.twin_signature: list[tuple[tuple[int, ...], str]] = []  # its variables' shapes
         self.thread: threading.Thread | None = None
         self.failure: BaseException | None = None
         self.lock = threading.Lock()
@@ -54,15 +55,13 @@ class Saver:
 
     def save(self, model: Any, epoch: int) -> None:
         self.wait()
-        variables = state_variables(model)
-        if not self.background:
+        variables = state_variables(model) if self.background else []
+        if self.twin is None or self.twin_signature != signature(variables):
             self.write(model, self.path)
             self.saved(epoch)
-            return
-        if self.twin is None or signature(state_variables(self.twin)) != signature(variables):
-            self.write(model, self.path)
-            self.saved(epoch)
-            self.twin = self._load_twin()
+            if self.background:
+                self.twin = self._load_twin()
+                self.twin_signature = signature(variables)
             return
         values = [np.array(keras_module().ops.convert_to_numpy(v), copy=True) for v in variables]
         with self.lock:
