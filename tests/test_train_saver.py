@@ -252,5 +252,64 @@ def test_a_model_that_cannot_be_loaded_back_is_saved_in_place(
                   write=lambda m, path: (writes.append(m), save_model(m, path)))
     for epoch in (1, 2, 3):
         saver.save(model, epoch)
-        assert saver.thread is None
-    assert writes == [model] * 3 and saved == [1, 2, 3]
+    saver.wait()
+    assert writes == [model] * 3 and saved == [1, 2, 3]  # each written in place, none twinned
+    assert saver.twin is None and not saver.background
+
+
+def test_the_twin_is_loaded_off_the_training_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keras = keras_module()
+    load = keras.saving.load_model
+    loaded_in: list[threading.Thread] = []
+
+    def noting(*args: Any, **kwargs: Any) -> Any:
+        loaded_in.append(threading.current_thread())
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "load_model", noting)
+    model, saved = trained(), []
+    saver = Saver(tmp_path / "last.keras", saved.append)
+    saver.save(model, 1)
+    assert saved == [1]  # the first file is in place when save returns
+    step(model)
+    saver.save(model, 2)
+    saver.wait()
+    assert len(loaded_in) == 1 and loaded_in[0] is not threading.current_thread()
+    assert_same(values(load_model(tmp_path / "last.keras")), values(model))
+
+
+TWIN_ON_HOST = """
+import jax, numpy as np, keras
+from pathlib import Path
+from dltrain.train.saver import Saver
+jax.config.update("jax_default_device", jax.devices()[1])  # training runs on the second device
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse")
+x = np.ones((8, 4), "float32")
+model.fit(x, x[:, :1], epochs=1, verbose=0)
+saver = Saver(Path(OUT) / "last.keras", lambda epoch: None)
+for epoch in (1, 2):
+    saver.save(model, epoch)
+    saver.wait()
+devices = lambda m: {str(d) for v in m.weights for d in v.value.devices()}
+print(sorted(devices(model)), sorted(devices(saver.twin)))
+"""
+
+
+def test_the_twin_lives_in_host_memory_not_on_the_training_device(tmp_path: Path) -> None:
+    """JAX with two host devices stands in for a host and a GPU: the training model is on the
+    second, so a twin made like it would double the model on the accelerator."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run([sys.executable, "-c", f"OUT = {str(tmp_path)!r}" + TWIN_ON_HOST],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[-2] == "['cpu:1'] ['cpu:0']"

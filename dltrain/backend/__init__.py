@@ -218,6 +218,12 @@ def _gpu_names(name: str) -> list[str]:
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
 
 
+def host_device() -> contextlib.AbstractContextManager[Any]:
+    """A scope, in the calling thread, in which new Keras variables and values live in host
+    memory, whatever device trains: for copies that training never reads (a checkpoint's twin)."""
+    return keras_module().device("cpu:0")  # type: ignore[no-any-return]
+
+
 def runtime_notes(deterministic: bool) -> list[str]:
     """What training.deterministic guarantees on a backend other than TensorFlow."""
     name = active_backend()
