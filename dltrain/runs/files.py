@@ -95,8 +95,17 @@ def save_model(model: Any, path: Path) -> None:
 
 
 def copy_file(source: Path, path: Path) -> None:
+    """`path` gets `source`'s content: as a second name of the same file where the filesystem
+    has hard links, else as a copy. A link writes nothing (best.keras is last.keras of its
+    epoch: 20 MB for fashion_mnist_gpu), and is safe because no file here is ever rewritten in
+    place: the next last.keras is a new file, renamed over the name, and best.keras keeps the
+    old one."""
     with atomic_target(path, suffix=source.suffix) as tmp:
-        shutil.copyfile(source, tmp)
+        try:
+            tmp.unlink()
+            os.link(source, tmp)
+        except OSError:  # no hard links here (some network and FUSE filesystems): copy
+            shutil.copyfile(source, tmp)
 
 
 def save_figure(figure: Any, path: Path) -> None:

@@ -1,0 +1,46 @@
+"""Files written whole or not at all; a checkpoint's second name shares its content."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from dltrain.runs.files import copy_file, write_atomic
+
+
+def test_a_copy_is_a_second_name_that_keeps_its_content_when_the_source_is_replaced(
+        tmp_path: Path) -> None:
+    last, best = tmp_path / "last.keras", tmp_path / "best.keras"
+    write_atomic(last, "epoch 3")
+    copy_file(last, best)
+    assert best.stat().st_ino == last.stat().st_ino  # nothing written: one file, two names
+    write_atomic(last, "epoch 4")  # the next checkpoint is a new file renamed over the name
+    assert best.read_text() == "epoch 3" and last.read_text() == "epoch 4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]
+
+
+def test_copying_onto_a_name_of_the_same_file_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """rename(2) of one name of a file over another name of it does nothing: the temporary
+    name would stay behind if it were not removed."""
+    last, best = tmp_path / "last.keras", tmp_path / "best.keras"
+    write_atomic(last, "epoch 3")
+    copy_file(last, best)
+    copy_file(last, best)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]
+    assert best.read_text() == "epoch 3"
+
+
+def test_without_hard_links_the_content_is_copied(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(source: object, target: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    last, best = tmp_path / "last.keras", tmp_path / "best.keras"
+    write_atomic(last, "epoch 3")
+    copy_file(last, best)
+    assert best.read_text() == "epoch 3" and best.stat().st_ino != last.stat().st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]
