@@ -169,3 +169,32 @@ def test_early_stopping_and_the_checkpoint_watch_metrics_by_the_names_keras_logs
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2
     assert metrics["best_epoch"] == precision.index(max(precision)) + 1
+
+
+def test_metrics_json_says_where_the_commands_time_went(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "run",
+                           "--epochs", "2")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    phases = metrics["phase_seconds"]
+    assert list(phases) == ["start", "build", "data", "setup", "train", "model_file", "curves",
+                            "score", "smoke", "total"]
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert phases["train"] >= metrics["train_seconds"]  # fit itself, and the note after it
+    laps = sum(seconds for name, seconds in phases.items() if name != "total")
+    assert phases["total"] - 0.05 <= laps <= phases["total"]  # the laps cover the whole fit
+
+
+def test_a_later_fit_in_the_same_process_counts_from_its_own_call() -> None:
+    import time
+
+    from dltrain.train.fit import Clock
+
+    Clock.started_once = False
+    first = Clock.for_command()
+    import dltrain
+
+    assert first.origin == dltrain.STARTED
+    before = time.perf_counter()
+    assert Clock.for_command().origin >= before

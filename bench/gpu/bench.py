@@ -5,8 +5,9 @@ Side by side, on one machine, in one process tree (bench/gpu/run.sh prepares the
 2. fashion_mnist_gpu whole commands, start to exit: hand-written and `dltrain fit`, each twice,
    the second with the compilation cache the first left (dltrain's default JAX cache; the script
    gets the same folder through JAX_COMPILATION_CACHE_DIR), with test accuracy, and dltrain's
-   seconds in training against outside it; `gpu_config_bf16` does the same with bfloat16
-   mixed precision (`--bf16`, `training.mixed_precision: bf16`);
+   seconds in training against outside it, phase by phase (metrics.json's phase_seconds);
+   `gpu_config_bf16` does the same with bfloat16 mixed precision (`--bf16`,
+   `training.mixed_precision: bf16`);
 3. augmentation on 50,000 CIFAR-shaped images, batch 32: dltrain without and with flips, and the
    hand-written script without augmentation and fed by ImageDataGenerator flips.
 
@@ -92,7 +93,8 @@ class Bench:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return wall, {"epoch_seconds": seconds, "test_accuracy": metrics["test"]["accuracy"],
                       "train_s": metrics["train_seconds"],
-                      "outside_training_s": round(wall - metrics["train_seconds"], 2)}
+                      "outside_training_s": round(wall - metrics["train_seconds"], 2),
+                "phase_seconds": metrics.get("phase_seconds", {})}
 
     def classic(self) -> None:
         epochs = 2 if self.dry else 6
@@ -160,9 +162,12 @@ def markdown(results: dict) -> str:
     for key, row in results.get("fashion_mnist_gpu", {}).items():
         inside = (f", {row['train_s']} s in fit, {row['outside_training_s']} s outside it"
                   if "train_s" in row else "")
+        phases = ", ".join(f"{name} {seconds}" for name, seconds in
+                           row.get("phase_seconds", {}).items())
         lines += [f"- fashion_mnist_gpu {key}: {row['wall_s']} s whole command{inside}, test "
                   f"accuracy {row.get('test_accuracy')}, first epoch {row['epoch_seconds'][0]} s, "
-                  f"steady {steady(row['epoch_seconds'])} s"]
+                  f"steady {steady(row['epoch_seconds'])} s" + (f" (phases: {phases})" if phases
+                                                                else "")]
     if "augmentation" in results:
         a = results["augmentation"]
         lines += [f"- cifar-shaped, steady epoch: dltrain none {a['dltrain_none']} s, flips "

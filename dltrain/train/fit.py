@@ -33,6 +33,35 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
 
 
+class Clock:
+    """Where a fit's time goes, phase by phase, for metrics.json's phase_seconds."""
+
+    started_once = False
+
+    def __init__(self, origin: float | None = None) -> None:
+        self.origin = time.perf_counter() if origin is None else origin
+        self.last = self.origin
+        self.seconds: dict[str, float] = {}
+
+    @classmethod
+    def for_command(cls) -> Clock:
+        """The first fit of a process counts from the command's start (imports, the backend's
+        start-up); a later one (a fold of a cross-validation, a trial of a search), from now."""
+        import dltrain
+
+        first, cls.started_once = not cls.started_once, True
+        return cls(dltrain.STARTED if first else None)
+
+    def lap(self, phase: str) -> None:
+        """The time since the last lap is `phase`'s."""
+        now = time.perf_counter()
+        self.seconds[phase] = round(self.seconds.get(phase, 0.0) + now - self.last, 3)
+        self.last = now
+
+    def phases(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.perf_counter() - self.origin, 3)}
+
+
 @dataclass
 class Start:
     """Where training begins: a fresh model at epoch 0, or a resumed one with its history."""
@@ -47,6 +76,7 @@ class Start:
     # An interrupted run's earlier epochs count for early stopping and ReduceLROnPlateau; a run
     # whose training was over and is extended with --epochs starts their counts afresh.
     interrupted: bool = False
+    clock: Clock = field(default_factory=Clock)
 
     def __post_init__(self) -> None:
         self.kept = self.epoch
@@ -62,18 +92,22 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     `callbacks` are Keras callbacks added after dltrain's own (a search reports each epoch).
     """
     config = loaded.config
+    clock = Clock.for_command()
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
                                   config.backend)
+    clock.lap("start")
     try:
         placement = place(config.distribution)
         with placement.scope():
-            start = Start(build_model(config))
+            start = Start(build_model(config), clock=clock)
     except ConfigError as exc:
         raise loaded.locate(exc) from None
+    clock.lap("build")
     try:
         splits = prepared_data(config, start.model, synthetic, splits)
     except ConfigError as exc:  # the loss against the data: point at the loss's line
         raise loaded.locate(exc) from None
+    clock.lap("data")
     print_notes(console, [*runtime_notes(config.training.deterministic), *splits.notes])
     # Several processes: only process 0 writes the run; the others run the very same code into
     # a scratch folder, removed at the end, so no step of theirs can differ.
@@ -159,14 +193,18 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
 
 def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
             console: Console, live: bool) -> FitResult:
+    clock = Clock.for_command()
     saved = load_config(run_dir / runs.CONFIG_FILE).config
     check_unchanged(run_dir, saved, changed.config if changed else None)
     runs.remove_leftovers(run_dir)
     device_name = prepare_runtime(device, saved.seed, saved.training.deterministic, saved.backend)
+    clock.lap("start")
     last = run_dir / runs.LAST_FILE
     with place(saved.distribution).scope():
         model = load_model(last) if last.is_file() else build_model(saved)
+    clock.lap("build")
     splits = prepared_data(saved, model)
+    clock.lap("data")
     steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
     done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
     recorded = (runs.read_json(run_dir / runs.STATE_FILE)
@@ -174,7 +212,8 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     history = agreeing_history(run_dir, done, recorded.get("state") == "completed")
     config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done,
                               recorded.get("state"))
-    start = Start(model, done, history, interrupted=recorded.get("trained") != done)
+    start = Start(model, done, history, interrupted=recorded.get("trained") != done,
+                  clock=clock)
     if recorded.get("trained") == done and config.training.epochs == saved.training.epochs:
         start.trained = done  # training was over (early stopping): only the final files are missing
     write_run_files(run_dir, config, splits, device_name, missing_only=True)
@@ -305,6 +344,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     if config.backend != "tensorflow":
         callbacks = dispatch_off_the_loop(callbacks)
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
+    start.clock.lap("setup")  # the run's files, the callbacks, the input pipeline
     started = time.perf_counter()
     diverged = False
     if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
@@ -319,6 +359,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         finally:
             last.close()  # the last epoch's checkpoint is in place before anything reads it
     train_seconds = time.perf_counter() - started
+    start.clock.lap("train")
     print_notes(console, compile_note(history.rows[start.epoch:]))
     if diverged or (history.rows and not all(math.isfinite(v) for v in history.rows[-1].values())):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
@@ -327,13 +368,16 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     start.trained = len(history.rows)
     runs.set_state(path, "running", resumed_from_epoch=start.epoch or None, **ended(start))
     runs.save_model(start.model, path / runs.MODEL_FILE)
+    start.clock.lap("model_file")
     from dltrain.report.plots import learning_curves
 
     learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
                     f"{config.name}: learning curves", path / runs.CURVES_FILE)
+    start.clock.lap("curves")
     if score_alone():  # several processes: each scores the saved model on its own devices
         start.model = load_model(path / runs.MODEL_FILE)
     scored = score(start.model, splits, config, path, f"{config.name}: final model on the test split")
+    start.clock.lap("score")
     if checkpoint.best_epoch is None and start.history:  # no epoch trained: weigh the run's own
         checkpoint.set_model(start.model)
         checkpoint.settle()
@@ -355,6 +399,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         after = train_loss(start.model, splits, training.batch_size)
         metrics["smoke"] = {"loss_before": loss_before, "loss_after": after,
                             "passed": math.isfinite(after) and after < loss_before}
+        start.clock.lap("smoke")
+    metrics["phase_seconds"] = start.clock.phases()
     runs.write_json(path / runs.METRICS_FILE, metrics)
     return metrics
 
