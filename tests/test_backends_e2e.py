@@ -224,3 +224,28 @@ def test_a_diverging_loss_fails_the_run_and_keeps_only_good_epochs(
     assert json.loads((run / "run.json").read_text())["state"] == "failed"
     assert len(read_history(run / "history.csv")) >= good_epochs
     assert (run / "last.keras").is_file() is (good_epochs > 0)
+
+
+def batch_shapes(count: int, batch: int) -> set[int]:
+    return {size for size in (min(count, batch), count % batch) if size}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX")
+def test_an_augmented_jax_run_scores_with_the_test_step_its_validation_compiled(
+        tmp_path: Path) -> None:
+    """Each compilation costs seconds on a GPU from cold: the test split's whole batches reuse
+    the step compiled for the validation's, rather than compiling the model's own anew."""
+    run = tmp_path / "run"
+    env = {**environment(tmp_path / "no-cache"), "DLTRAIN_JAX_CACHE": "0", "JAX_LOG_COMPILES": "1"}
+    # 1,400 training samples: 140 validate, in batches of 64 and 12; the test's are 64 and 8.
+    done = subprocess.run(command("fit", QUICKSTART, "--backend", "jax", "--run-dir", run,
+                                  "--set", "dataset.train_limit=1400", "--set",
+                                  "dataset.test_limit=200", "--epochs", "1",
+                                  "--set", "augmentation.horizontal_flip=true"),
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    shapes = batch_shapes(metrics["validation_samples"], 64) | batch_shapes(
+        metrics["test_samples"], 64)
+    assert len(shapes) == 3  # the validation's whole batch is the test's
+    assert done.stderr.count("Finished XLA compilation of jit(test_step)") == len(shapes)

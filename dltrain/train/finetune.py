@@ -26,10 +26,10 @@ FitFrom = Callable[[Any, int, int], None]
 
 
 def fit_in_phases(trainer: Any, config: Config, fit_from: FitFrom, first: int,
-                  say: Callable[[str], None], rewrap: Callable[[Any], Any]) -> None:
+                  say: Callable[[str], None], rewrap: Callable[[Any], Any]) -> Any:
     """Train from epoch `first` to training.epochs, unfreezing the backbone on the way when the
     config fine-tunes it (`say` tells the user); training stopped early (early stopping) does
-    not go on to fine-tune.
+    not go on to fine-tune. Returns the trainer of the last phase, compiled as it ran.
 
     `trainer` is the model, or the model inside the augmentation that JAX and torch run in the
     training step; `rewrap` makes that anew around the recompiled model.
@@ -40,7 +40,7 @@ def fit_in_phases(trainer: Any, config: Config, fit_from: FitFrom, first: int,
     if tune is not None and first < tune.at_epoch:
         fit_from(trainer, first, tune.at_epoch)
         if trainer.stop_training:
-            return
+            return trainer
         first = tune.at_epoch
     if tune is not None and not is_unfrozen(model):
         unfreeze(model, config, tune)
@@ -51,6 +51,7 @@ def fit_in_phases(trainer: Any, config: Config, fit_from: FitFrom, first: int,
             f"{backbone_model(model).name} unfrozen ({trained:,} weights, BatchNormalization "
             f"frozen), learning rate {tune.learning_rate:g}.")
     fit_from(trainer, first, config.training.epochs)
+    return trainer
 
 
 def backbone_model(model: Any) -> Any:

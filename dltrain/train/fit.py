@@ -349,7 +349,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     diverged = False
     if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
         try:
-            fit_in_phases(trainer, config, lambda model, first, last: model.fit(
+            trainer = fit_in_phases(trainer, config, lambda model, first, last: model.fit(
                 **(inputs if first == start.epoch else fit_inputs(splits, config, first, augment_to)),
                 epochs=last, initial_epoch=first, verbose=0, shuffle=False, callbacks=callbacks),
                 start.epoch, lambda text: print_notes(console, [text]),
@@ -375,8 +375,10 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
                     f"{config.name}: learning curves", path / runs.CURVES_FILE)
     start.clock.lap("curves")
     if score_alone():  # several processes: each scores the saved model on its own devices
-        start.model = load_model(path / runs.MODEL_FILE)
-    scored = score(start.model, splits, config, path, f"{config.name}: final model on the test split")
+        start.model = trainer = load_model(path / runs.MODEL_FILE)
+    # The trainer scores as the model does (its augmentation runs in training calls only), with
+    # the test step the validation compiled: one compilation fewer on JAX and torch.
+    scored = score(trainer, splits, config, path, f"{config.name}: final model on the test split")
     start.clock.lap("score")
     if checkpoint.best_epoch is None and start.history:  # no epoch trained: weigh the run's own
         checkpoint.set_model(start.model)
