@@ -229,7 +229,10 @@ def host_device() -> contextlib.AbstractContextManager[Any]:
     if active_backend() == "jax":
         import jax
 
-        host = jax.devices("cpu")[0]
+        try:
+            host = jax.devices("cpu")[0]
+        except RuntimeError:  # JAX_PLATFORMS without cpu: the default device is all there is
+            return contextlib.nullcontext()
         if (getattr(jax.config, "jax_default_device", None) or jax.devices()[0]) == host:
             return contextlib.nullcontext()
     return keras_module().device("cpu:0")  # type: ignore[no-any-return]
