@@ -102,3 +102,41 @@ def test_jax_compilation_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert backend.jax_cache_dir() is None
     monkeypatch.setenv("DLTRAIN_JAX_CACHE", str(tmp_path / "elsewhere"))
     assert backend.jax_cache_dir() == tmp_path / "elsewhere"
+
+
+TWO_IMPORTS = """
+import contextlib, os, threading
+import dltrain.backend as backend
+hidden = threading.Event()
+quiet = backend.quiet_native_logs
+
+@contextlib.contextmanager
+def noting():
+    with quiet():  # file descriptor 2 is hidden from here
+        hidden.set()
+        yield
+
+backend.quiet_native_logs = noting
+first = threading.Thread(target=backend.keras_module)
+first.start()
+assert hidden.wait(60)
+second = threading.Thread(target=backend.keras_module)  # while the first one imports
+second.start()
+first.join()
+second.join()
+os.write(2, b"stderr still reaches the terminal\\n")
+"""
+
+
+def test_two_threads_importing_keras_at_once_leave_stderr_open() -> None:
+    """fit reads the data in a thread while the main one imports Keras; a reader may import it
+    too. Two imports at once each hid file descriptor 2 and the second restored the hidden one,
+    so every later error message was lost."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", TWO_IMPORTS], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "stderr still reaches the terminal" in done.stderr

@@ -13,6 +13,7 @@ import functools
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -66,9 +67,17 @@ def use_backend(name: str, device: Device = "auto") -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
+_IMPORTING = threading.Lock()
+
+
 def keras_module() -> Any:
-    """Import Keras on the chosen backend, quietly; the one place dltrain does it."""
-    return _import_keras()
+    """Import Keras on the chosen backend, quietly; the one place dltrain does it.
+
+    One thread imports, any other waits (fit reads the data in a thread meanwhile): two imports
+    at once would both redirect file descriptor 2 (quiet_native_logs) and could leave it closed.
+    """
+    with _IMPORTING:
+        return _import_keras()
 
 
 @functools.cache
