@@ -198,3 +198,36 @@ def test_a_later_fit_in_the_same_process_counts_from_its_own_call() -> None:
     assert first.origin == dltrain.STARTED
     before = time.perf_counter()
     assert Clock.for_command().origin >= before
+
+
+def test_fit_reads_the_data_beside_the_backends_start(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import dltrain.train.fit as fit_module
+
+    read_in: list[threading.Thread] = []
+    load = fit_module.load_splits
+
+    def noting(*args: object, **kwargs: object) -> object:
+        read_in.append(threading.current_thread())
+        return load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fit_module, "load_splits", noting)
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "run",
+                           "--epochs", "1")
+    assert code == 0, err
+    assert len(read_in) == 1 and read_in[0] is not threading.main_thread()
+
+
+def test_a_background_call_gives_its_value_or_raises_its_error() -> None:
+    from dltrain.errors import DataError
+    from dltrain.train.fit import Background
+
+    assert Background(lambda: 42).result() == 42
+
+    def fail() -> None:
+        raise DataError("dataset.path: no such file")
+
+    with pytest.raises(DataError, match="no such file"):
+        Background(fail).result()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from dltrain.backend import Device, prepare_runtime, runtime_notes
+from dltrain.backend import Device, prepare_runtime, runtime_notes, use_backend
 from dltrain.backend.distribution import check_even_batches, current, place, score_alone
 from dltrain.config.load import Loaded, config_diff, dump, load_config
 from dltrain.config.schema import Config
@@ -31,6 +33,30 @@ class FitResult:
     run_dir: Path
     metrics: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+
+
+class Background:
+    """A call run in a daemon thread (an error or a kill of the process never waits for it);
+    `result` waits for it and raises what it raised."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(call,), daemon=True,
+                                       name="dltrain-background")
+        self.thread.start()
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self.value = call()
+        except BaseException as exc:  # handed to the thread that asks for the result
+            self.error = exc
+
+    def result(self) -> Any:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 class Clock:
@@ -93,6 +119,10 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     """
     config = loaded.config
     clock = Clock.for_command()
+    use_backend(config.backend, device)  # first: a reader may ask which backend will run
+    # The data is read while the backend starts and the model is built (seconds on a GPU).
+    reading = None if splits is not None else Background(
+        lambda: load_splits(config.dataset, config.seed, config.loss_kind, synthetic))
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
                                   config.backend)
     clock.lap("start")
@@ -104,7 +134,8 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         raise loaded.locate(exc) from None
     clock.lap("build")
     try:
-        splits = prepared_data(config, start.model, synthetic, splits)
+        splits = prepared_data(config, start.model, synthetic,
+                               splits if reading is None else reading.result())
     except ConfigError as exc:  # the loss against the data: point at the loss's line
         raise loaded.locate(exc) from None
     clock.lap("data")
