@@ -87,6 +87,22 @@ def test_fit_says_how_long_the_first_epoch_took_against_the_steady_ones() -> Non
     assert compile_note(rows[:1]) == []
 
 
+def test_jax_fits_say_what_jax_compiled_and_what_the_cache_gave(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dltrain.backend import Compilations
+    from dltrain.train.fit import compiled_note
+
+    monkeypatch.setenv("DLTRAIN_JAX_CACHE", str(tmp_path))
+    now = Compilations(programs=30, from_cache=28, seconds=4.25)
+    assert now.since(Compilations(2, 0, 1.0)) == Compilations(28, 28, 3.25)
+    assert compiled_note(now) == (f"compilation: 30 programs, 4.2 s, 28 loaded from the "
+                                  f"compilation cache ({tmp_path}).")
+    assert compiled_note(Compilations(30, 0, 15.0)) == "compilation: 30 programs, 15.0 s."
+    monkeypatch.setenv("DLTRAIN_JAX_CACHE", "0")
+    assert compiled_note(Compilations(30, 0, 15.0)) == (
+        "compilation: 30 programs, 15.0 s (none from a compilation cache: it is off).")
+
+
 def test_resume_refuses_another_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "fit", "--resume", tmp_path, "--backend", "jax")
     assert code == 2

@@ -249,3 +249,23 @@ def test_an_augmented_jax_run_scores_with_the_test_step_its_validation_compiled(
         metrics["test_samples"], 64)
     assert len(shapes) == 3  # the validation's whole batch is the test's
     assert done.stderr.count("Finished XLA compilation of jit(test_step)") == len(shapes)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX")
+def test_a_jax_fit_says_what_it_compiled_and_a_rerun_loads_it_from_the_cache(
+        tmp_path: Path) -> None:
+    cache = tmp_path / "jax-cache"
+    runs = []
+    for name in ("cold", "warm"):
+        run = tmp_path / name
+        done = dltrain(cache, "fit", QUICKSTART, "--backend", "jax", "--run-dir", run, *SMALL,
+                       "--epochs", "1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs.append((json.loads((run / "metrics.json").read_text())["compilation"],
+                     " ".join((done.stdout + done.stderr).split())))
+    (cold, cold_text), (warm, warm_text) = runs
+    assert cold["programs"] > 0 and cold["from_cache"] == 0 and cold["seconds"] > 0
+    assert f"compilation: {cold['programs']} programs" in cold_text
+    assert warm["programs"] == cold["programs"] and warm["from_cache"] == warm["programs"]
+    assert f"{warm['from_cache']} loaded from the compilation cache ({cache})" in warm_text
+    assert "went to compiling the model" not in warm_text  # the estimate is for other backends

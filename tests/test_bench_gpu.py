@@ -49,4 +49,5 @@ def test_dry_run_times_the_gpu_config_with_bf16_beside_the_script(tmp_path: Path
     assert tool["phase_seconds"]["total"] < tool["wall_s"]
     text = (tmp_path / "out" / "results.md").read_text()
     assert "fashion_mnist_gpu dltrain_warm_bf16" in text and "s outside it" in text
-    assert "(phases: start " in text
+    assert "(phases: start " in text and "programs" in text
+    assert tool["compilation"]["programs"] > 0

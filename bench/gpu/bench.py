@@ -5,7 +5,8 @@ Side by side, on one machine, in one process tree (bench/gpu/run.sh prepares the
 2. fashion_mnist_gpu whole commands, start to exit: hand-written and `dltrain fit`, each twice,
    the second with the compilation cache the first left (dltrain's default JAX cache; the script
    gets the same folder through JAX_COMPILATION_CACHE_DIR), with test accuracy, and dltrain's
-   seconds in training against outside it, phase by phase (metrics.json's phase_seconds);
+   seconds in training against outside it, phase by phase (metrics.json's phase_seconds), and
+   JAX's own account of its compilations (metrics.json's compilation);
    `gpu_config_bf16` does the same with bfloat16 mixed precision (`--bf16`,
    `training.mixed_precision: bf16`);
 3. augmentation on 50,000 CIFAR-shaped images, batch 32: dltrain without and with flips, and the
@@ -94,7 +95,8 @@ class Bench:
         return wall, {"epoch_seconds": seconds, "test_accuracy": metrics["test"]["accuracy"],
                       "train_s": metrics["train_seconds"],
                       "outside_training_s": round(wall - metrics["train_seconds"], 2),
-                "phase_seconds": metrics.get("phase_seconds", {})}
+                "phase_seconds": metrics.get("phase_seconds", {}),
+                "compilation": metrics.get("compilation", {})}
 
     def classic(self) -> None:
         epochs = 2 if self.dry else 6
@@ -168,6 +170,10 @@ def markdown(results: dict) -> str:
                   f"accuracy {row.get('test_accuracy')}, first epoch {row['epoch_seconds'][0]} s, "
                   f"steady {steady(row['epoch_seconds'])} s" + (f" (phases: {phases})" if phases
                                                                 else "")]
+        if row.get("compilation"):
+            c = row["compilation"]
+            lines[-1] += (f"; compilation {c['programs']} programs, {c['seconds']} s, "
+                          f"{c['from_cache']} from the cache")
     if "augmentation" in results:
         a = results["augmentation"]
         lines += [f"- cifar-shaped, steady epoch: dltrain none {a['dltrain_none']} s, flips "

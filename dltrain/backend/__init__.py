@@ -9,6 +9,7 @@ by KERAS_BACKEND before Keras is first imported: `use_backend` sets it and refus
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -105,6 +106,7 @@ def _import_keras() -> Any:
                        "run dltrain in a new process.")
     if name == "jax":
         _jax_compilation_cache()
+        _listen_to_jax_compilations()
     return keras
 
 
@@ -145,6 +147,50 @@ def _jax_compilation_cache() -> None:
         # so nothing was cached (quickstart: 24 entries, 352 KB with 0; first epoch 2.3 s
         # instead of 3.7 s in the second run).
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+@dataclasses.dataclass
+class Compilations:
+    """JAX's own account of its compilations (jax.monitoring): the programs XLA compiled or
+    loaded from the persistent cache, how many it loaded, and the seconds spent tracing,
+    lowering and compiling or loading them."""
+
+    programs: int = 0
+    from_cache: int = 0
+    seconds: float = 0.0
+
+    def since(self, earlier: Compilations) -> Compilations:
+        return Compilations(self.programs - earlier.programs,
+                            self.from_cache - earlier.from_cache,
+                            round(self.seconds - earlier.seconds, 3))
+
+
+_COMPILED = Compilations()  # the process's, since Keras was imported on JAX
+_COMPILE_STEPS = ("/jax/core/compile/jaxpr_trace_duration",
+                  "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")  # the last: once per program
+
+
+def _listen_to_jax_compilations() -> None:
+    from jax import monitoring
+
+    def timed(event: str, duration_secs: float, **kwargs: str | int) -> None:
+        if event in _COMPILE_STEPS:
+            _COMPILED.seconds += duration_secs
+            _COMPILED.programs += event == _COMPILE_STEPS[-1]
+
+    def counted(event: str, **kwargs: str | int) -> None:
+        _COMPILED.from_cache += event == "/jax/compilation_cache/cache_hits"
+
+    monitoring.register_event_duration_secs_listener(timed)
+    monitoring.register_event_listener(counted)
+
+
+def compilations() -> Compilations | None:
+    """The compilations so far (a copy), where the backend reports them: JAX; else None."""
+    if active_backend() != "jax" or "keras" not in sys.modules:
+        return None
+    return dataclasses.replace(_COMPILED)
 
 
 def tensorboard_available() -> bool:

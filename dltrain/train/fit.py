@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -12,7 +13,15 @@ from typing import Any
 
 from rich.console import Console
 
-from dltrain.backend import Device, prepare_runtime, runtime_notes, use_backend
+from dltrain.backend import (
+    Compilations,
+    Device,
+    compilations,
+    jax_cache_dir,
+    prepare_runtime,
+    runtime_notes,
+    use_backend,
+)
 from dltrain.backend.distribution import check_even_batches, current, place, score_alone
 from dltrain.config.load import Loaded, config_diff, dump, load_config
 from dltrain.config.schema import Config
@@ -68,6 +77,8 @@ class Clock:
         self.origin = time.perf_counter() if origin is None else origin
         self.last = self.origin
         self.seconds: dict[str, float] = {}
+        # None before Keras is imported: a process's first fit counts all its compilations.
+        self.compiled_before = compilations() or Compilations()
 
     @classmethod
     def for_command(cls) -> Clock:
@@ -86,6 +97,11 @@ class Clock:
 
     def phases(self) -> dict[str, float]:
         return {**self.seconds, "total": round(time.perf_counter() - self.origin, 3)}
+
+    def compilations(self) -> Compilations | None:
+        """The backend's compilations since this clock started, where it reports them (JAX)."""
+        now = compilations()
+        return None if now is None else now.since(self.compiled_before)
 
 
 @dataclass
@@ -391,7 +407,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
             last.close()  # the last epoch's checkpoint is in place before anything reads it
     train_seconds = time.perf_counter() - started
     start.clock.lap("train")
-    print_notes(console, compile_note(history.rows[start.epoch:]))
+    if config.backend != "jax":  # JAX's own account comes at the end (compiled_note)
+        print_notes(console, compile_note(history.rows[start.epoch:]))
     if diverged or (history.rows and not all(math.isfinite(v) for v in history.rows[-1].values())):
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
@@ -434,6 +451,10 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
                             "passed": math.isfinite(after) and after < loss_before}
         start.clock.lap("smoke")
     metrics["phase_seconds"] = start.clock.phases()
+    compiled = start.clock.compilations()
+    if compiled is not None:
+        metrics["compilation"] = dataclasses.asdict(compiled)
+        print_notes(console, [compiled_note(compiled)])
     runs.write_json(path / runs.METRICS_FILE, metrics)
     return metrics
 
@@ -486,6 +507,15 @@ def compile_note(rows: list[dict[str, float]]) -> list[str]:
     steady = sorted(seconds[1:])[len(seconds[1:]) // 2]
     return [f"first epoch {seconds[0]:.1f} s, later epochs {steady:.1f} s (median): about "
             f"{max(seconds[0] - steady, 0.0):.1f} s went to compiling the model."]
+
+
+def compiled_note(compiled: Compilations) -> str:
+    """What JAX compiled for this fit (the model, its steps, initializers and small ops)."""
+    cache = jax_cache_dir()
+    loaded = (f", {compiled.from_cache} loaded from the compilation cache ({cache})"
+              if compiled.from_cache else
+              " (none from a compilation cache: it is off)" if cache is None else "")
+    return f"compilation: {compiled.programs} programs, {compiled.seconds:.1f} s{loaded}."
 
 
 def train_loss(model: Any, splits: Splits, batch_size: int) -> float:
