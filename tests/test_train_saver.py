@@ -257,28 +257,6 @@ def test_a_model_that_cannot_be_loaded_back_is_saved_in_place(
     assert saver.twin is None and not saver.background
 
 
-def test_the_twin_is_loaded_off_the_training_thread(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    keras = keras_module()
-    load = keras.saving.load_model
-    loaded_in: list[threading.Thread] = []
-
-    def noting(*args: Any, **kwargs: Any) -> Any:
-        loaded_in.append(threading.current_thread())
-        return load(*args, **kwargs)
-
-    monkeypatch.setattr(keras.saving, "load_model", noting)
-    model, saved = trained(), []
-    saver = Saver(tmp_path / "last.keras", saved.append)
-    saver.save(model, 1)
-    assert saved == [1]  # the first file is in place when save returns
-    step(model)
-    saver.save(model, 2)
-    saver.wait()
-    assert len(loaded_in) == 1 and loaded_in[0] is not threading.current_thread()
-    assert_same(values(load_model(tmp_path / "last.keras")), values(model))
-
-
 TWIN_ON_HOST = """
 import jax, numpy as np, keras
 from pathlib import Path

@@ -3,11 +3,11 @@
 A save of fashion_mnist_gpu's model takes 70-100 ms here (Keras's HDF5 and zip writing), which
 the accelerator spent idle at every epoch's end; a host copy of the model's state takes 4-6 ms.
 Keras saves whole models only, and the live model's device buffers are reused by the next
-training step, so the thread saves a twin: the first checkpoint loaded back (in the background
-too), given the copied values, in host memory. One write at a time: the next epoch's waits for
-the one before, so the files are never more than one epoch behind, and `close` waits for the
-last one. Each file is still written whole or not at all (runs.files.atomic_target); `saved`
-hears an epoch once its file is in place.
+training step, so the thread saves a twin: the first checkpoint loaded back, given the copied
+values, in host memory. One write at a time: the next epoch's waits for the one before, so the
+files are never more than one epoch behind, and `close` waits for the last one. Each file is
+still written whole or not at all (runs.files.atomic_target); `saved` hears an epoch once its
+file is in place.
 """
 
 from __future__ import annotations
@@ -61,8 +61,7 @@ class Saver:
             self.write(model, self.path)
             self.saved(epoch)
             if self.background:
-                self.twin, self.twin_signature = None, signature(variables)
-                self._start(self._load_twin)
+                self.twin, self.twin_signature = self._load_twin(), signature(variables)
             return
         values = [np.array(keras_module().ops.convert_to_numpy(v), copy=True) for v in variables]
         with self.lock:
@@ -74,16 +73,18 @@ class Saver:
                                        daemon=True)
         self.thread.start()
 
-    def _load_twin(self) -> None:
-        """The file just written, loaded back into host memory, in the background (0.3 s for
-        fashion_mnist_gpu's model); without a twin (it cannot be loaded) every later save is
-        written in place: the twin only saves time, it must never fail a run that could be saved.
-        """
+    def _load_twin(self) -> Any:
+        """The file just written, loaded back into host memory; None (and saves in place from
+        now on) when it cannot be: the twin only saves time, it must never fail a run that could
+        be saved. Loaded here, not in the background: loading runs the weight initializers, and
+        computations from a second thread beside a step's all-reduce over several devices are
+        the 1-process-multi-device set-up that XLA's collectives can hang in."""
         try:
             with host_device():  # never a second copy of the model in the accelerator's memory
-                self.twin = keras_module().saving.load_model(self.path, safe_mode=True)
+                return keras_module().saving.load_model(self.path, safe_mode=True)
         except Exception:  # noqa: BLE001 - any failure only means: keep saving in place
             self.background = False
+            return None
 
     def copy_when_written(self, epoch: int, target: Path) -> None:
         """Copy `path` to `target` once it holds `epoch` (at once when it already does)."""
