@@ -187,12 +187,13 @@ def test_metrics_json_says_where_the_commands_time_went(
     assert "compilation" not in metrics  # TensorFlow gives no account of it (JAX: backends_e2e)
 
 
-def test_a_later_fit_in_the_same_process_counts_from_its_own_call() -> None:
+def test_a_later_fit_in_the_same_process_counts_from_its_own_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
     from dltrain.train.fit import Clock
 
-    Clock.started_once = False
+    monkeypatch.setattr(Clock, "started_once", False)
     first = Clock.for_command()
     import dltrain
 

@@ -66,11 +66,8 @@ class Saver:
         values = [np.array(keras_module().ops.convert_to_numpy(v), copy=True) for v in variables]
         with self.lock:
             self.pending_epoch, self.copies = epoch, []
-        self._start(self._write_twin, values, epoch)
-
-    def _start(self, work: Callable[..., None], *args: Any) -> None:
-        self.thread = threading.Thread(target=work, args=args, name="dltrain-checkpoint",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._write_twin, args=(values, epoch),
+                                       name="dltrain-checkpoint", daemon=True)
         self.thread.start()
 
     def _load_twin(self) -> Any:
