@@ -124,6 +124,17 @@ def test_a_default_monitor_is_placed_at_its_section(tmp_path: Path) -> None:
         "dataset.validation_split.")
 
 
+def test_several_steps_per_execution_on_torch_is_placed_at_its_key(tmp_path: Path) -> None:
+    # Keras's torch trainer raises ValueError in compile(); dltrain said "internal error" there.
+    message = monitor_error(tmp_path, "backend: torch\ntraining: {steps_per_execution: 4}\n")
+    assert message == (
+        f"{tmp_path / 'c.yaml'}: training.steps_per_execution (line 10): Keras's torch trainer "
+        "runs one step per call. Received: 4 on backend torch. Use 1 (the default), or backend: "
+        "jax or tensorflow.")
+    monitored(tmp_path, "backend: jax\ntraining: {steps_per_execution: 4}\n")
+    assert load_config(tmp_path / "c.yaml").config.training.steps_per_execution == 4
+
+
 def test_distribution_on_torch_is_placed_at_its_key(tmp_path: Path) -> None:
     message = monitor_error(tmp_path, "backend: torch\ndistribution: {strategy: data_parallel}\n")
     assert message == (

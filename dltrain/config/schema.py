@@ -373,8 +373,8 @@ class TrainingConfig(Strict):
     deterministic: bool = Field(False, description="TensorFlow op determinism (slower).")
     tensorboard: bool = Field(True, description="Write TensorBoard logs to <run>/tensorboard.")
     steps_per_execution: int = Field(
-        1, ge=1, le=10_000, description="Training steps per call into TensorFlow (Keras's "
-        "compile argument): more can help small models on a GPU; batch-level callbacks then see "
+        1, ge=1, le=10_000, description="Training steps per call into TensorFlow or JAX "
+        "(Keras's compile argument; torch runs 1): more can help small models on a GPU; batch-level callbacks then see "
         "every Nth batch. 1 keeps one data iterator for the whole fit, measured faster on a CPU.")
     mixed_precision: Literal["none", "bf16", "fp16"] = Field(
         "none", description="Compute in bfloat16 or float16 with float32 weights "
@@ -543,6 +543,14 @@ class Config(Strict):
                             "tensorflow backends; Keras's torch distribution is not in a release. "
                             "Received: backend torch. Use backend: jax (or tensorflow), or "
                             "strategy: none.")
+        return self
+
+    @model_validator(mode="after")
+    def _steps_per_execution_on_its_backend(self) -> Config:
+        if self.training.steps_per_execution > 1 and self.backend == "torch":
+            raise key_error("training.steps_per_execution", "Keras's torch trainer runs one step "
+                            f"per call. Received: {self.training.steps_per_execution} on backend "
+                            "torch. Use 1 (the default), or backend: jax or tensorflow.")
         return self
 
     @model_validator(mode="after")
