@@ -182,7 +182,18 @@ def load_model(path: Path) -> Any:
     if not path.is_file():
         raise RunError(f"{path}: no such model file.")
     try:
-        return keras_module().saving.load_model(path, safe_mode=True)
-    except ValueError as exc:
+        return keras_module().saving.load_model(path, safe_mode=True,
+                                                custom_objects=public_optimizers())
+    except (ValueError, TypeError) as exc:  # TypeError: a class Keras cannot find
         raise RunError(f"{path}: refused or unreadable model file: {str(exc).splitlines()[0]}") \
             from None
+
+
+def public_optimizers() -> dict[str, Any]:
+    """Keras's optimizer classes by name. On torch, Keras compiles with its own subclass of each
+    (keras.src.backend.torch.optimizers) and saves it under that module, which imports torch and
+    is nothing on another backend; the file also gives the class's name, which this maps back to
+    the public class, so a model trained on torch loads on TensorFlow and JAX."""
+    optimizers = keras_module().optimizers
+    return {name: value for name, value in vars(optimizers).items()
+            if isinstance(value, type) and issubclass(value, optimizers.Optimizer)}

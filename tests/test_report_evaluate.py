@@ -1,0 +1,54 @@
+"""Loading a saved model for eval, predict and export: what Keras itself would fail on."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dltrain.errors import RunError
+from dltrain.report.evaluate import load_model
+
+# What Keras 3.15 writes for the optimizer of a model compiled on the torch backend: torch's own
+# Adam subclass, which has no public name and imports torch.
+TORCH_ADAM = {"module": "keras.src.backend.torch.optimizers.torch_adam", "class_name": "Adam",
+              "registered_name": "Adam"}
+
+
+def saved_model(path: Path, **optimizer: Any) -> Path:
+    """A small compiled model saved to `path`, its optimizer entry changed as given."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.005), loss="sparse_categorical_crossentropy")
+    model.fit(np.ones((8, 4)), np.zeros(8), epochs=1, verbose=0)
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    config["compile_config"]["optimizer"].update(optimizer)
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_model_trained_on_torch_loads_on_another_backend(tmp_path: Path) -> None:
+    model = load_model(saved_model(tmp_path / "model.keras", **TORCH_ADAM))
+    assert type(model.optimizer).__name__ == "Adam"
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
+    assert model.predict(np.ones((2, 4)), verbose=0).shape == (2, 3)
+
+
+def test_a_model_file_keras_cannot_read_back_is_named(tmp_path: Path) -> None:
+    path = saved_model(tmp_path / "model.keras", module="keras.src.nowhere",
+                       class_name="Nothing", registered_name="Nothing")
+    with pytest.raises(RunError) as caught:
+        load_model(path)
+    assert str(caught.value).startswith(f"{path}: refused or unreadable model file: ")
+    assert "Nothing" in str(caught.value)
