@@ -374,8 +374,9 @@ class TrainingConfig(Strict):
     tensorboard: bool = Field(True, description="Write TensorBoard logs to <run>/tensorboard.")
     steps_per_execution: int = Field(
         1, ge=1, le=10_000, description="Training steps per call into TensorFlow or JAX "
-        "(Keras's compile argument; torch runs 1): more can help small models on a GPU; batch-level callbacks then see "
-        "every Nth batch. 1 keeps one data iterator for the whole fit, measured faster on a CPU.")
+        "(Keras's compile argument; torch runs 1): more can help small models on a GPU; "
+        "batch-level callbacks then see every Nth batch. 1 keeps one data iterator for the "
+        "whole fit, measured faster on a CPU.")
     mixed_precision: Literal["none", "bf16", "fp16"] = Field(
         "none", description="Compute in bfloat16 or float16 with float32 weights "
         "(keras.mixed_precision: mixed_bfloat16, mixed_float16 with loss scaling): faster on "
