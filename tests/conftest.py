@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
 
+def to_numpy(tensor: object) -> np.ndarray:
+    """A backend tensor as NumPy on any backend (a torch output that needs a gradient cannot be
+    read with np.asarray)."""
+    from dltrain.backend import keras_module
+
+    return np.asarray(keras_module().ops.convert_to_numpy(tensor))
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """MNIST's IDX format: magic 00 00 08 NDIM, big-endian uint32 dims, then uint8 data."""
     header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import to_numpy
 from dltrain.config.schema import AugmentationConfig, Config
 from dltrain.data.pipeline import pipeline
 from dltrain.model.augment import augmentation_layers, in_step, make_augmenter
@@ -23,7 +24,7 @@ def test_no_augmentation_means_no_layers() -> None:
 def test_horizontal_flip_mirrors_the_width_axis_exactly() -> None:
     images = batch()
     augmenter = make_augmenter(AugmentationConfig(horizontal_flip=True), seed=3)
-    out = np.asarray(augmenter(images))
+    out = to_numpy(augmenter(images))
     mirrored = images[:, :, ::-1, :]
     flipped = [np.array_equal(o, m) for o, m in zip(out, mirrored, strict=True)]
     kept = [np.array_equal(o, i) for o, i in zip(out, images, strict=True)]
@@ -33,13 +34,13 @@ def test_horizontal_flip_mirrors_the_width_axis_exactly() -> None:
 
 def test_vertical_flip_mirrors_the_height_axis() -> None:
     images = batch()
-    out = np.asarray(make_augmenter(AugmentationConfig(vertical_flip=True), seed=3)(images))
+    out = to_numpy(make_augmenter(AugmentationConfig(vertical_flip=True), seed=3)(images))
     assert all(np.array_equal(o, i) or np.array_equal(o, i[::-1]) for o, i in zip(out, images, strict=True))
 
 
 def test_brightness_range_scales_each_image_by_one_factor_in_range() -> None:
     images = batch() * 0.5 + 0.25  # in [0.25, 0.75]: a factor up to 1.3 stays below 1
-    out = np.asarray(make_augmenter(AugmentationConfig(brightness_range=(0.7, 1.3)), 2)(images))
+    out = to_numpy(make_augmenter(AugmentationConfig(brightness_range=(0.7, 1.3)), 2)(images))
     factors = out / images
     per_image = factors.reshape(16, -1)
     np.testing.assert_allclose(per_image, np.repeat(per_image[:, :1], per_image.shape[1], 1),
@@ -49,8 +50,8 @@ def test_brightness_range_scales_each_image_by_one_factor_in_range() -> None:
 
 
 def test_brightness_is_clipped_to_the_value_range() -> None:
-    out = np.asarray(make_augmenter(AugmentationConfig(brightness_range=(2.0, 2.0)), 2,
-                                    value_max=1.0)(np.full((2, 4, 4, 1), 0.8, np.float32)))
+    out = to_numpy(make_augmenter(AugmentationConfig(brightness_range=(2.0, 2.0)), 2,
+                                  value_max=1.0)(np.full((2, 4, 4, 1), 0.8, np.float32)))
     np.testing.assert_array_equal(out, np.ones((2, 4, 4, 1), np.float32))
 
 
@@ -97,11 +98,11 @@ def test_in_step_augmentation_flips_in_training_and_is_the_model_otherwise() -> 
     model = build_model(config)
     trainer = in_step(model, config, value_max=1.0)
     images = batch() * 0.5
-    plain = np.asarray(model(images))
-    np.testing.assert_array_equal(np.asarray(trainer(images)), plain)  # inference: no change
-    out = np.asarray(trainer(images, training=True))
-    mirrored = np.asarray(model(images[:, :, ::-1, :] * 0.9))
-    kept = np.asarray(model(images * 0.9))
+    plain = to_numpy(model(images))
+    np.testing.assert_array_equal(to_numpy(trainer(images)), plain)  # inference: no change
+    out = to_numpy(trainer(images, training=True))
+    mirrored = to_numpy(model(images[:, :, ::-1, :] * 0.9))
+    kept = to_numpy(model(images * 0.9))
     flipped = [np.allclose(o, m, atol=1e-6) for o, m in zip(out, mirrored, strict=True)]
     unflipped = [np.allclose(o, k, atol=1e-6) for o, k in zip(out, kept, strict=True)]
     assert all(f or k for f, k in zip(flipped, unflipped, strict=True))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import run_cli, to_numpy
 from dltrain.config.catalog import check_names
 from dltrain.config.load import validate
 from dltrain.data.download import MIRROR_ENV
@@ -140,8 +140,8 @@ def test_the_preprocessing_layer_is_the_backbones_own_preprocess_input(
     layer.set_weights([kernel, bias])
     rgb = np.repeat(x, 3, axis=-1) if channels == 1 else x
     _, preprocess = preprocess_function(name)
-    expected = np.asarray(preprocess(rgb * 255.0))
-    np.testing.assert_allclose(np.asarray(layer(x)), expected, atol=1e-3)
+    expected = to_numpy(preprocess(rgb * 255.0))
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, atol=1e-3)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import to_numpy
 from dltrain.backend import keras_module
 from dltrain.report.evaluate import predict_whole_batches
 
@@ -34,7 +35,7 @@ def test_predictions_match_keras_and_compile_one_batch_shape(count: int) -> None
     x = rng.random((count, 3), dtype=np.float32)
     y = rng.integers(0, 2, count)
     model, traced = counting_model()
-    expected = np.asarray(model(x, training=False))  # eager: no compiled function made
+    expected = to_numpy(model(x, training=False))  # eager: no compiled function made
     traced.clear()
     outputs = predict_whole_batches(model, x, y, batch_size=4)
     assert outputs.shape == (count, 2)
