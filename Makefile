@@ -10,14 +10,18 @@ install:
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev,jax,export]"  # JAX's CPU wheel: the tests run on both backends
 
-# A second environment without TensorFlow: dltrain's dependencies except tensorflow and
-# tensorboard, plus JAX; tests/test_tf_free.py runs the CLI in it (and is skipped without it).
+# A second environment without TensorFlow, like the GPU machines': dltrain's dependencies except
+# tensorflow and tensorboard, plus JAX and PyTorch. tests/test_tf_free.py runs the CLI in it, and
+# tests/test_backends_e2e.py its PyTorch runs (both skip, saying why, without it). TORCH is pinned
+# to the release whose CPU build lies on this project's machines (pip finds it there); elsewhere
+# pip takes PyPI's build of it, with CUDA (several GB): pass TORCH= another spec to choose.
 TF_FREE_VENV ?= .venv-tf-free
+TORCH ?= torch==2.13.0
 tf-free-env:
 	$(PYTHON) -m venv $(TF_FREE_VENV)
 	$(TF_FREE_VENV)/bin/pip install --quiet --upgrade pip
 	$(PYTHON) tools/tf_free_requirements.py > $(TF_FREE_VENV)/requirements.txt
-	$(TF_FREE_VENV)/bin/pip install --quiet -r $(TF_FREE_VENV)/requirements.txt
+	$(TF_FREE_VENV)/bin/pip install --quiet -r $(TF_FREE_VENV)/requirements.txt "$(TORCH)"
 	$(TF_FREE_VENV)/bin/pip install --quiet --no-deps -e .
 
 test:

@@ -1,7 +1,9 @@
-"""The CLI end to end on each installed backend: fit, eval, predict, resume, determinism, smoke.
+"""The CLI end to end on each backend: fit, eval, predict, resume, determinism, smoke.
 
 A process runs one Keras backend, so every command here is a real `dltrain` subprocess with a
-timeout; the same tests run on TensorFlow and JAX (skipped with a reason where JAX is absent).
+timeout; the same tests run on TensorFlow, JAX and PyTorch. A backend this interpreter lacks runs
+in the TensorFlow-free environment (`make tf-free-env`: JAX and PyTorch's CPU build, as on the
+GPU machines) where that has it, and is skipped with the reason where neither does.
 """
 
 from __future__ import annotations
@@ -26,10 +28,26 @@ SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=200"]
 # Seeded augmentation, so the deterministic rerun checks its draws too.
 SEEDED = ["--set", "training.deterministic=true", "--set", "augmentation.horizontal_flip=true",
           "--set", "augmentation.brightness_range=[0.8,1.2]"]
-BACKENDS = [pytest.param("tensorflow"), pytest.param("jax", marks=pytest.mark.skipif(
-    importlib.util.find_spec("jax") is None, reason="JAX is not installed: pip install "
-    '"dltrain[jax]" to run these on JAX'))]
+TF_FREE = Path(os.environ.get("DLTRAIN_TF_FREE_VENV") or ROOT / ".venv-tf-free")
 TIMEOUT = 300
+CLI = "import sys; from dltrain.cli import main; sys.exit(main())"
+
+
+def python_for(backend: str) -> str | None:
+    """This interpreter where it has the backend, else the TensorFlow-free environment's."""
+    if importlib.util.find_spec(backend) is not None:
+        return sys.executable
+    python = TF_FREE / "bin" / "python"
+    if python.is_file() and any(TF_FREE.glob(f"lib/python*/site-packages/{backend}/__init__.py")):
+        return str(python)
+    return None
+
+
+PYTHONS = {name: python for name in ("tensorflow", "jax", "torch")
+           if (python := python_for(name)) is not None}
+BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(
+    name not in PYTHONS, reason=f"{name} is installed neither here nor in {TF_FREE}: pip "
+    f'install "dltrain[{name}]", or make tf-free-env')) for name in ("tensorflow", "jax", "torch")]
 
 
 def environment(cache: Path) -> dict[str, str]:
@@ -37,14 +55,15 @@ def environment(cache: Path) -> dict[str, str]:
     return {**env, "CI": "1", "PYTHONPATH": str(ROOT), "DLTRAIN_JAX_CACHE": str(cache)}
 
 
-def command(*args: object) -> list[str]:
-    return [sys.executable, "-c", "import sys; from dltrain.cli import main; sys.exit(main())",
-            *map(str, args)]
+def command(*args: object, on: str | None = None) -> list[str]:
+    """The CLI in the interpreter that has backend `on` (default: the one after --backend)."""
+    backend = on or str(args[args.index("--backend") + 1])
+    return [PYTHONS[backend], "-c", CLI, *map(str, args)]
 
 
-def dltrain(cache: Path, *args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command(*args), capture_output=True, text=True, timeout=TIMEOUT,
-                          env=environment(cache), cwd=cache.parent)
+def dltrain(cache: Path, *args: object, on: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(*args, on=on), capture_output=True, text=True,
+                          timeout=TIMEOUT, env=environment(cache), cwd=cache.parent)
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +75,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(cache: Path) -> dict[str, Path]:
     """One deterministic 2-epoch quickstart run per installed backend, with augmentation."""
     runs = {}
-    for backend in ("tensorflow", "jax"):
-        if importlib.util.find_spec(backend) is None:
-            continue
+    for backend in PYTHONS:
         run = cache.parent / f"run-{backend}"
         done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL,
                        "--epochs", "2", *SEEDED)
@@ -79,10 +96,10 @@ def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str
     manifest = json.loads((run / "manifest.json").read_text())
     assert env["backend"] == manifest["versions"]["backend"] == backend
     assert backend in env and "backend: " + backend in (run / "config.yaml").read_text()
-    done = dltrain(cache, "eval", run, "--json")
+    done = dltrain(cache, "eval", run, "--json", on=backend)
     assert done.returncode == 0, done.stderr
     assert accuracy(run / "eval.json") == pytest.approx(accuracy(run / "metrics.json"), abs=0.001)
-    listed = dltrain(cache, "runs", cache.parent, "--json")
+    listed = dltrain(cache, "runs", cache.parent, "--json", on=backend)
     assert {row["name"]: row["backend"] for row in json.loads(listed.stdout)}[run.name] == backend
 
 
@@ -91,7 +108,8 @@ def test_a_model_evaluates_the_same_on_the_other_backend(backend: str, trained: 
                                                          cache: Path) -> None:
     if len(trained) < 2:
         pytest.skip("needs two backends installed")
-    other = next(name for name in trained if name != backend)
+    names = list(trained)  # each scores the next one's model: TF -> JAX -> torch -> TF
+    other = names[(names.index(backend) + 1) % len(names)]
     run = trained[backend]
     done = dltrain(cache, "eval", run, "--backend", other, "--json")
     assert done.returncode == 0, done.stderr
@@ -149,7 +167,7 @@ def test_sigterm_then_resume_keeps_the_backend(backend: str, cache: Path, tmp_pa
         process.kill()
     assert process.returncode == 143, out + err
     # The resumed process is not told the backend: it comes from the run's config.yaml.
-    done = dltrain(cache, "fit", "--resume", run)
+    done = dltrain(cache, "fit", "--resume", run, on=backend)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [row["epoch"] for row in read_history(run / "history.csv")] == list(range(1, 13))
     assert json.loads((run / "environment.json").read_text())["backend"] == backend
@@ -166,7 +184,9 @@ def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Pa
                                                                       tmp_path: Path) -> None:
     if importlib.util.find_spec("torch") is not None:
         pytest.skip("torch is installed here")
-    done = dltrain(cache, "fit", QUICKSTART, "--backend", "torch", "--run-dir", tmp_path / "r")
+    done = subprocess.run([sys.executable, "-c", CLI, "fit", str(QUICKSTART), "--backend", "torch",
+                           "--run-dir", str(tmp_path / "r")], capture_output=True, text=True,
+                          timeout=TIMEOUT, env=environment(cache), cwd=tmp_path)
     assert done.returncode == 2
     assert 'pip install "dltrain[torch]"' in " ".join(done.stderr.split())
     assert not (tmp_path / "r").exists()
@@ -179,7 +199,7 @@ def test_device_gpu_without_a_gpu_exits_2(backend: str, cache: Path, tmp_path: P
     if done.returncode == 0:
         pytest.skip("this machine has a GPU")
     assert done.returncode == 2
-    name = {"tensorflow": "TensorFlow", "jax": "JAX"}[backend]
+    name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}[backend]
     assert f"--device gpu: {name} sees no GPU here. Use --device cpu or auto." \
         in " ".join(done.stderr.split())
     assert not (tmp_path / "r").exists()
@@ -197,7 +217,7 @@ def test_mixed_precision_is_applied_and_recorded(backend: str, cache: Path, tmp_
         == "mixed_bfloat16"
     assert 0 <= accuracy(run / "metrics.json") <= 1
     check = subprocess.run(
-        [sys.executable, "-c", "import sys, keras; m = keras.saving.load_model(sys.argv[1]); "
+        [PYTHONS[backend], "-c", "import sys, keras; m = keras.saving.load_model(sys.argv[1]); "
          "print(m.layers[0].dtype_policy.name)", str(run / "model.keras")],
         capture_output=True, text=True, timeout=TIMEOUT,
         env={**environment(cache), "KERAS_BACKEND": backend})
@@ -230,7 +250,7 @@ def batch_shapes(count: int, batch: int) -> set[int]:
     return {size for size in (min(count, batch), count % batch) if size}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX")
+@pytest.mark.skipif("jax" not in PYTHONS, reason="needs JAX")
 def test_an_augmented_jax_run_scores_with_the_test_step_its_validation_compiled(
         tmp_path: Path) -> None:
     """Each compilation costs seconds on a GPU from cold: the test split's whole batches reuse
@@ -251,7 +271,7 @@ def test_an_augmented_jax_run_scores_with_the_test_step_its_validation_compiled(
     assert done.stderr.count("Finished XLA compilation of jit(test_step)") == len(shapes)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX")
+@pytest.mark.skipif("jax" not in PYTHONS, reason="needs JAX")
 def test_a_jax_fit_says_what_it_compiled_and_a_rerun_loads_it_from_the_cache(
         tmp_path: Path) -> None:
     cache = tmp_path / "jax-cache"
