@@ -95,6 +95,7 @@ def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str
     env = json.loads((run / "environment.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
     assert env["backend"] == manifest["versions"]["backend"] == backend
+    assert env.get("keep_freed_memory", False) is (backend == "torch")  # allocator.py
     assert backend in env and "backend: " + backend in (run / "config.yaml").read_text()
     done = dltrain(cache, "eval", run, "--json", on=backend)
     assert done.returncode == 0, done.stderr

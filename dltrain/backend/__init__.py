@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from dltrain.backend import allocator
 from dltrain.errors import RunError
 
 Device = Literal["auto", "cpu", "gpu"]
@@ -69,6 +70,7 @@ def use_backend(name: str, device: Device = "auto") -> None:
 
 
 _IMPORTING = threading.Lock()
+KEPT_FREED_MEMORY: list[bool] = []  # whether a torch run set the allocator (allocator.py)
 
 
 def keras_module() -> Any:
@@ -107,6 +109,8 @@ def _import_keras() -> Any:
     if name == "jax":
         _jax_compilation_cache()
         _listen_to_jax_compilations()
+    if name == "torch":
+        KEPT_FREED_MEMORY.append(allocator.keep_freed_memory())
     return keras
 
 
@@ -326,6 +330,7 @@ def versions() -> dict[str, Any]:
         import torch
 
         found["torch"] = torch.__version__
+        found["keep_freed_memory"] = any(KEPT_FREED_MEMORY)  # the allocator's settings (speed)
     found["mixed_precision"] = keras.mixed_precision.global_policy().name
     return found
 
