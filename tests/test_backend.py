@@ -77,6 +77,28 @@ def test_show_checks_the_backend_too(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert 'pip install "dltrain[torch]"' in " ".join(err.split())
 
 
+@pytest.mark.parametrize(("command", "config"), [
+    ("show", QUICKSTART), ("cv", QUICKSTART), ("tune", CONFIGS / "mnist_cnn_search.yaml")])
+def test_show_cv_and_tune_take_backend_as_fit_does(
+        command: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    code, out, err = run_cli(capsys, command, config, "--backend", "torch")
+    assert code == 2, out + err
+    assert 'pip install "dltrain[torch]"' in " ".join(err.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_show_records_the_backend_it_was_given(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    code, out, err = run_cli(capsys, "show", QUICKSTART, "--backend", "jax", "--no-summary",
+                             "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["backend"] == "jax"
+
+
 def test_fit_says_how_long_the_first_epoch_took_against_the_steady_ones() -> None:
     from dltrain.train.fit import compile_note
 

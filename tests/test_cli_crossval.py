@@ -89,11 +89,12 @@ def test_resume_when_the_data_changed(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 @pytest.mark.parametrize("extra", [[QUICKSTART], ["--folds", "3"], ["--smoke"],
-                                   ["--set", "seed=1"], ["--run-dir", "elsewhere"]])
+                                   ["--set", "seed=1"], ["--run-dir", "elsewhere"],
+                                   ["--backend", "jax"]])
 def test_resume_takes_nothing_the_cv_already_fixed(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[object]) -> None:
     assert ("error: --resume finishes the cross-validation with its own config and folds; drop "
-            "CONFIG, --folds, --set, --smoke and --run-dir.") in refused(
+            "CONFIG, --folds, --set, --backend, --smoke and --run-dir.") in refused(
         capsys, "--resume", tmp_path, *extra)
 
 

@@ -136,8 +136,9 @@ def test_tune_takes_a_config_or_a_search_directory(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "tune")
     assert code == 2 and "tune needs a CONFIG file, or --resume SEARCH_DIR" in err
-    code, _, err = run_cli(capsys, "tune", "--resume", tmp_path, "--smoke")
-    assert code == 2 and "drop --smoke, --set and --run-dir" in err
+    for extra in ("--smoke", "--backend=jax"):
+        code, _, err = run_cli(capsys, "tune", "--resume", tmp_path, extra)
+        assert code == 2 and "drop --smoke, --set, --backend and --run-dir" in " ".join(err.split())
     code, _, err = run_cli(capsys, "tune", "--resume", tmp_path)
     assert code == 2 and "not a search directory" in err
     code, out, _ = run_cli(capsys, "--help")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dltrain.cli.options import Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.cli.options import ConfigBackendOpt, Device, DeviceOpt, JsonOpt, SetOpt
 from dltrain.console import emit_json, err, for_results
 from dltrain.errors import DltrainError
 
@@ -34,6 +34,7 @@ def cv(
         help="Finish this interrupted cross-validation: completed folds are kept.",
         show_default=False)] = None,
     device: DeviceOpt = Device.auto,
+    backend: ConfigBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Cross-validate: K fits on K folds of the training data; mean ± std of their metrics.
@@ -46,13 +47,14 @@ def cv(
     Resume: dltrain cv --resume runs/quickstart-20260101-120000
     """
     from dltrain.config.catalog import check_loaded
-    from dltrain.config.load import load_config
+    from dltrain.config.load import load_config, shortcut_overrides
     from dltrain.report.tables import print_notes
 
     if resume is not None and (config is not None or folds is not None or set_ or smoke
-                               or run_dir is not None):
+                               or run_dir is not None or backend is not None):
         raise DltrainError("--resume finishes the cross-validation with its own config and "
-                           "folds; drop CONFIG, --folds, --set, --smoke and --run-dir.")
+                           "folds; drop CONFIG, --folds, --set, --backend, --smoke and "
+                           "--run-dir.")
     console = for_results(as_json)
     live = console.is_terminal and not os.environ.get("CI")
     if resume is not None:
@@ -63,7 +65,8 @@ def cv(
     elif config is None:
         raise DltrainError("cv needs a CONFIG file, or --resume PARENT_RUN_DIR.")
     else:
-        loaded = load_config(config, set_ or [], smoke=smoke)
+        loaded = load_config(config, [*(set_ or []), *shortcut_overrides(
+            backend=None if backend is None else backend.value)], smoke=smoke)
         check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
         from dltrain.backend import use_backend

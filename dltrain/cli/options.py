@@ -33,6 +33,9 @@ class Backend(str, Enum):
 
 BackendOpt = Annotated[Backend | None, typer.Option(
     help="The Keras backend to run on (default: the run's own).", show_default=False)]
+ConfigBackendOpt = Annotated[Backend | None, typer.Option(
+    "--backend", help="Shortcut for --set backend=NAME (default: $KERAS_BACKEND, else "
+    "tensorflow).", show_default=False)]
 
 
 # Several processes (JAX, one per machine): the names keras.distribution.initialize() reads.

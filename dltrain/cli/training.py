@@ -14,6 +14,7 @@ from rich.table import Table
 from dltrain.cli.options import (
     Backend,
     ConfigArg,
+    ConfigBackendOpt,
     CoordinatorOpt,
     Device,
     DeviceOpt,
@@ -133,6 +134,7 @@ def show(
         help="Build the model and print its summary (imports TensorFlow). --no-summary checks "
              "the config's keys, values, and Keras names and arguments, without TensorFlow.")]
     = True,
+    backend: ConfigBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate a config and print the model summary, without loading data or training.
@@ -140,10 +142,11 @@ def show(
     Example: dltrain show configs/mnist_cnn.yaml
     """
     from dltrain.config.catalog import check_loaded, checked_scope
-    from dltrain.config.load import load_config
+    from dltrain.config.load import load_config, shortcut_overrides
     from dltrain.report.tables import print_notes
 
-    loaded = load_config(config, set_ or [])
+    loaded = load_config(config, [*(set_ or []), *shortcut_overrides(
+        backend=None if backend is None else backend.value)])
     checked = check_loaded(loaded)
     print_notes(err, loaded.notes)
     console = for_results(as_json)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dltrain.cli.options import Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.cli.options import ConfigBackendOpt, Device, DeviceOpt, JsonOpt, SetOpt
 from dltrain.console import emit_json, err, for_results
 from dltrain.errors import DltrainError
 
@@ -33,6 +33,7 @@ def tune(
         help="Continue the search in this directory after Ctrl-C, or join it from another "
              "process while it runs.", show_default=False)] = None,
     device: DeviceOpt = Device.auto,
+    backend: ConfigBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search the config's search: section with Optuna; each trial is a run in one directory.
@@ -43,18 +44,19 @@ def tune(
     """
     from dltrain.backend import use_backend
     from dltrain.config.catalog import check_loaded
-    from dltrain.config.load import load_config
+    from dltrain.config.load import load_config, shortcut_overrides
     from dltrain.report.tables import print_notes
     from dltrain.search.space import check_space
 
     if (config is None) == (resume is None):
         raise DltrainError("tune needs a CONFIG file, or --resume SEARCH_DIR (not both).")
-    if resume is not None and (smoke or set_ or run_dir is not None):
+    if resume is not None and (smoke or set_ or run_dir is not None or backend is not None):
         raise DltrainError("--resume continues the search with its own config in its own "
-                           "folder; drop --smoke, --set and --run-dir.")
+                           "folder; drop --smoke, --set, --backend and --run-dir.")
     console = for_results(as_json)
     if config is not None:
-        loaded = load_config(config, set_ or [], smoke=smoke)
+        loaded = load_config(config, [*(set_ or []), *shortcut_overrides(
+            backend=None if backend is None else backend.value)], smoke=smoke)
         check_loaded(loaded)
         check_space(loaded.config, loaded.source)  # before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
