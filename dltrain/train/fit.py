@@ -75,7 +75,7 @@ class Clock:
 
     def __init__(self, origin: float | None = None) -> None:
         self.origin = time.perf_counter() if origin is None else origin
-        self.last = self.origin
+        self.mark = 0.0  # the last lap's end, from the origin, rounded as the laps are
         self.seconds: dict[str, float] = {}
         # None before Keras is imported: a process's first fit counts all its compilations.
         self.compiled_before = compilations() or Compilations()
@@ -90,10 +90,11 @@ class Clock:
         return cls(dltrain.STARTED if first else None)
 
     def lap(self, phase: str) -> None:
-        """The time since the last lap is `phase`'s."""
-        now = time.perf_counter()
-        self.seconds[phase] = round(self.seconds.get(phase, 0.0) + now - self.last, 3)
-        self.last = now
+        """The time since the last lap is `phase`'s. Laps are differences of rounded times from
+        the origin, so they add up to no more than the total (each rounded alone could)."""
+        now = round(time.perf_counter() - self.origin, 3)
+        self.seconds[phase] = round(self.seconds.get(phase, 0.0) + now - self.mark, 3)
+        self.mark = now
 
     def phases(self) -> dict[str, float]:
         return {**self.seconds, "total": round(time.perf_counter() - self.origin, 3)}
