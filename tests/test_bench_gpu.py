@@ -45,7 +45,8 @@ def test_dry_run_times_the_gpu_config_with_bf16_beside_the_script(tmp_path: Path
     assert len(tool["epoch_seconds"]) == 2 and 0 <= tool["test_accuracy"] <= 1
     assert tool["outside_training_s"] == round(tool["wall_s"] - tool["train_s"], 2)
     assert 0 < tool["train_s"] < tool["wall_s"]
-    assert tool["phase_seconds"]["train"] >= tool["train_s"]
+    # Each is rounded to the millisecond on its own, so the lap can read 1 ms short of the fit.
+    assert tool["phase_seconds"]["train"] >= tool["train_s"] - 0.002
     assert tool["phase_seconds"]["total"] < tool["wall_s"]
     text = (tmp_path / "out" / "results.md").read_text()
     assert "fashion_mnist_gpu dltrain_warm_bf16" in text and "s outside it" in text

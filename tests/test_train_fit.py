@@ -181,7 +181,8 @@ def test_metrics_json_says_where_the_commands_time_went(
     assert list(phases) == ["start", "build", "data", "setup", "train", "model_file", "curves",
                             "score", "smoke", "total"]
     assert all(seconds >= 0 for seconds in phases.values())
-    assert phases["train"] >= metrics["train_seconds"]  # fit itself, and the note after it
+    # fit itself and the note after it; each is rounded to the ms on its own, so allow 1 ms.
+    assert phases["train"] >= metrics["train_seconds"] - 0.002
     laps = round(sum(seconds for name, seconds in phases.items() if name != "total"), 3)
     assert phases["total"] - 0.05 <= laps <= phases["total"]  # the laps cover the whole fit
     assert "compilation" not in metrics  # TensorFlow gives no account of it (JAX: backends_e2e)
