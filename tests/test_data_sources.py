@@ -26,6 +26,12 @@ def data_error(call: Callable[..., object], *args: object) -> str:
     return str(caught.value)
 
 
+def broken_deflate(blob: bytes, start: int) -> bytes:
+    """`blob` with its deflate stream's first block header at `start` made invalid (block type
+    3, which deflate reserves): zlib itself fails on it, before any checksum is compared."""
+    return blob[:start] + bytes([0x07]) + blob[start + 1:]
+
+
 # --- MNIST IDX files -------------------------------------------------------------------------
 
 
@@ -62,6 +68,24 @@ def test_read_idx_rejects_a_file_that_is_not_gzip(tmp_path: Path) -> None:
     message = data_error(read_idx, path)
     assert str(path) in message
     assert "not a valid gzip file" in message and "download it again" in message
+
+
+def test_read_idx_rejects_damaged_compressed_data(tmp_path: Path) -> None:
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    # gzip.compress writes a 10-byte header with no file name: the deflate data starts after it.
+    path.write_bytes(broken_deflate(gzip.compress(header + array.tobytes()), 10))
+    message = data_error(read_idx, path)
+    assert message.startswith(f"{path}: not a valid gzip file (")
+    assert "invalid block type" in message and "download it again" in message
+
+
+def test_read_idx_reads_a_gzip_file_of_several_members(tmp_path: Path) -> None:
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    (tmp_path / "a.gz").write_bytes(gzip.compress(header) + gzip.compress(array.tobytes()))
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), array)
 
 
 def test_read_idx_rejects_a_wrong_magic_number(tmp_path: Path) -> None:
@@ -172,6 +196,15 @@ def test_cifar_archive_missing_a_batch(cifar_dir: Path, tmp_path: Path) -> None:
                 arcname="cifar-10-batches-py/data_batch_1")
     message = data_error(read_cifar, folder, "cifar10")
     assert "missing cifar-10-batches-py/data_batch_2 in the archive" in message
+
+
+def test_cifar_archive_with_damaged_compressed_data(cifar_archive: Path) -> None:
+    archive = cifar_archive / "cifar-10-python.tar.gz"
+    tar = gzip.decompress(archive.read_bytes())
+    archive.write_bytes(broken_deflate(gzip.compress(tar), 10))
+    message = data_error(read_cifar, cifar_archive, "cifar10")
+    assert message.startswith(f"{archive}: not a readable .tar.gz archive (")
+    assert "invalid block type" in message
 
 
 def test_a_pickle_that_is_not_a_cifar_batch(cifar_dir: Path) -> None:
@@ -285,6 +318,24 @@ def test_truncated_npz_is_a_data_error(tmp_path: Path) -> None:
              x_test=np.zeros((2, 3)), y_test=np.array([1, 0]))
     path.write_bytes(path.read_bytes()[:200])
     assert str(path) in data_error(read_npz, path)
+
+
+def test_compressed_npz_with_damaged_data_is_a_data_error(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "d.npz"
+    np.savez_compressed(path, x_train=np.ones((50, 3)), y_train=np.arange(50),
+                        x_test=np.zeros((2, 3)), y_test=np.array([1, 0]))
+    with zipfile.ZipFile(path) as archive:
+        first = archive.infolist()[0]
+    blob = path.read_bytes()
+    local = blob[first.header_offset:]  # the local header: 30 bytes, then name and extra field
+    start = first.header_offset + 30 + int.from_bytes(local[26:28], "little") \
+        + int.from_bytes(local[28:30], "little")
+    path.write_bytes(broken_deflate(blob, start))
+    message = data_error(read_npz, path)
+    assert message.startswith(f"{path}: not a readable .npz file (")
+    assert "invalid block type" in message
 
 
 # --- CSV -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import pickle
 import tarfile
 import zipfile
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
         with arrays:
             found = {key: arrays[key] for key in ("x_train", "y_train", "x_test", "y_test")
                      if key in arrays}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
     missing = {"x_train", "y_train", "x_test", "y_test"} - set(found)
     if missing:
@@ -150,7 +151,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with gzip.open(path, "rb") as handle:
             data = handle.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: not a valid gzip file ({exc}); download it again.") from None
     if len(data) < 4 or data[0:3] != b"\x00\x00\x08" or not 1 <= data[3] <= 4:
         raise DataError(f"{path}: wrong IDX magic number {data[:4].hex() or 'none'}; expected "
@@ -192,7 +193,7 @@ def _tar_reader(archive: Path, inner: str):  # type: ignore[no-untyped-def]
         with tarfile.open(archive, "r:gz") as tar:
             members = {m.name.split("/")[-1]: tar.extractfile(m).read()  # type: ignore[union-attr]
                        for m in tar.getmembers() if m.isfile()}
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{archive}: not a readable .tar.gz archive ({exc}).") from None
 
     def read(member: str) -> bytes:
