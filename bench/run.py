@@ -1,8 +1,8 @@
 """Benchmarks (never run in CI): both sides measured alternately in one run, medians and ratios.
 
 Appends a dated table to BENCHMARKS.md. Usage: python bench/run.py [--repeats N] [--only NAME]
-The performance issue's five, the backend comparison and the checkpoint writer's wait run by
-default; `--only autotune`
+The performance issue's five, the backend comparison, the checkpoint writer's wait and the data
+read beside the imports run by default; `--only autotune`
 runs the tf.data autotuning comparison (bench/autotune.py) that explains the input
 pipeline's fixed parallelism.
 """
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["startup", "overhead", "backends", "augment", "accuracy",
-                                           "autotune", "checkpoints"])
+                                           "autotune", "checkpoints", "data_read"])
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     started = time.perf_counter()
@@ -112,6 +112,13 @@ def main() -> None:
         tables.append(table("Checkpoints: the loop's wait at each epoch's end for last.keras, "
                             "fashion_mnist_gpu's model (20 MB file), JAX, 2 rounds of 11 epochs",
                             "ms", "saving in place", checkpoints.run()))
+    if args.only in (None, "data_read"):
+        import data_read
+
+        tables.append(table(f"Fashion-MNIST read in a thread beside the import of Keras "
+                            f"({os.environ.get('KERAS_BACKEND', 'tensorflow')}), fresh "
+                            f"processes, {args.repeats} alternating rounds", "s",
+                            "the stream read", data_read.run(args.repeats)))
     if args.only in (None, "accuracy"):
         import accuracy
 
