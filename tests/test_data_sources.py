@@ -432,6 +432,35 @@ def test_csv_header_only(tmp_path: Path) -> None:
     assert "needs a header row and at least one data row" in message
 
 
+def test_csv_that_is_not_utf8_names_the_line_and_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes("a,b,label\n1,2,0\n3,4,café\n".encode("latin-1"))
+    message = data_error(read_source, csv_config(path))
+    assert message == (f"{path}, line 3: not UTF-8 text (byte 0xe9); save the file as UTF-8 "
+                       "(a spreadsheet's 'CSV UTF-8').")
+
+
+def test_a_binary_file_given_as_csv_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"a,b,label\n" + bytes(range(128, 256)))
+    assert f"{path}, line 2: not UTF-8 text (byte 0x80)" in data_error(read_source,
+                                                                       csv_config(path))
+
+
+def test_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"  # as a spreadsheet saves 'CSV UTF-8': the BOM, then the header
+    path.write_bytes("label,a,b\n0,1,2\n1,3,4\n".encode("utf-8-sig"))
+    raw = read_source(csv_config(path, test_path=path))
+    assert raw.x_train.tolist() == [[1, 2], [3, 4]] and raw.y_train.tolist() == [0, 1]
+
+
+def test_csv_with_a_field_over_the_csv_modules_limit_names_the_line(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "d.csv", "a,b,label\n1,2,0\n\"" + "x" * 200_000 + "\",2,1\n")
+    message = data_error(read_source, csv_config(path))
+    assert message.startswith(f"{path}, line 3: not a readable CSV (field larger than field "
+                              "limit (131072)).")
+
+
 def test_csv_that_does_not_exist(tmp_path: Path) -> None:
     path = tmp_path / "none.csv"
     assert f"{path}: no such CSV file." in data_error(read_source, csv_config(path))

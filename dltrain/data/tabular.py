@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +45,7 @@ def read_csv(cfg: DatasetConfig) -> Raw:
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     if not path.is_file():
         raise DataError(f"{path}: no such CSV file.")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        table = [(reader.line_num, row) for row in reader if row]
+    table = [(number, row) for number, row in csv_records(path) if row]
     if len(table) < 2:
         raise DataError(f"{path}: a CSV dataset needs a header row and at least one data row.")
     header = [name.strip() for name in table[0][1]]
@@ -53,6 +53,25 @@ def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         if len(row) != len(header):
             raise DataError(f"{path}, line {number}: {len(row)} values for {len(header)} columns.")
     return header, [row for _, row in table[1:]]
+
+
+def csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each record of a CSV file with the line it ends on. UTF-8, with or without the byte
+    order mark a spreadsheet's 'CSV UTF-8' writes; text that is not, or a record the csv module
+    refuses, is a DataError naming its line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                        "save the file as UTF-8 (a spreadsheet's 'CSV UTF-8').") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for record in reader:
+            yield reader.line_num, record
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: not a readable CSV ({exc}).") from None
 
 
 def _is_int(text: str) -> bool:

@@ -3,7 +3,6 @@ a regression's run gives values in its targets' own units."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from dltrain.backend import ImageDecodeError, decode_image, use_backend
 from dltrain.data.prepare import Preparation
+from dltrain.data.tabular import csv_records
 from dltrain.errors import DataError, RunError
 from dltrain.report.evaluate import load_model, run_config
 from dltrain.runs import layout as runs
@@ -104,20 +104,18 @@ def read_image(path: Path, input_shape: list[int]) -> np.ndarray:
 
 
 def read_rows(path: Path, dataset: Any) -> list[tuple[str, np.ndarray]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        features = dataset.feature_columns or [c for c in header
-                                               if c not in dataset.label_columns]
-        missing = [column for column in features if column not in header]
-        if missing:
-            raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}.")
-        out = []
-        for number, row in enumerate(reader, start=2):
-            try:
-                values = np.array([float(row[column]) for column in features], dtype=np.float32)
-            except (TypeError, ValueError):
-                raise DataError(f"{path}, line {number}: a feature value is not a number.") \
-                    from None
-            out.append((f"{path}:{number}", values))
+    records = ((number, row) for number, row in csv_records(path) if row)
+    header = [name.strip() for name in next(records, (1, []))[1]]  # as training reads it
+    features = dataset.feature_columns or [c for c in header if c not in dataset.label_columns]
+    missing = [column for column in features if column not in header]
+    if missing:
+        raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}.")
+    out = []
+    for number, values in records:
+        row = dict(zip(header, values, strict=False))  # a short row's missing values: not numbers
+        try:
+            array = np.array([float(row.get(column, "")) for column in features], dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DataError(f"{path}, line {number}: a feature value is not a number.") from None
+        out.append((f"{path}:{number}", array))
     return out

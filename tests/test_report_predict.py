@@ -1,0 +1,47 @@
+"""predict's CSV reader: rows as the run's features, with messages that name the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dltrain.config.schema import DatasetConfig
+from dltrain.errors import DataError
+from dltrain.report.predict import read_rows
+
+DATASET = DatasetConfig(name="csv", path=Path("train.csv"), label_column="label")
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_rows_are_the_features_named_by_their_line_blank_lines_counted(tmp_path: Path) -> None:
+    path = write(tmp_path / "rows.csv", "b,label,a\n2,0,1\n\n4,1,3\n")
+    rows = read_rows(path, DATASET)
+    assert [(name, values.tolist()) for name, values in rows] == [
+        (f"{path}:2", [2.0, 1.0]), (f"{path}:4", [4.0, 3.0])]
+
+
+def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "rows.csv", "a,b\n1,2\n", encoding="utf-8-sig")
+    named = DATASET.model_copy(update={"feature_columns": ["a", "b"]})
+    [(_, values)] = read_rows(path, named)
+    assert values.tolist() == [1.0, 2.0]
+
+
+def test_rows_that_are_not_utf8_name_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "rows.csv", "a,b\n1,2\n3,4 # größer\n", encoding="latin-1")
+    with pytest.raises(DataError) as caught:
+        read_rows(path, DATASET)
+    assert str(caught.value) == (f"{path}, line 3: not UTF-8 text (byte 0xf6); save the file as "
+                                 "UTF-8 (a spreadsheet's 'CSV UTF-8').")
+
+
+def test_a_field_over_the_csv_modules_limit_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "rows.csv", 'a,b\n"' + "1" * 200_000 + '",2\n')
+    with pytest.raises(DataError) as caught:
+        read_rows(path, DATASET)
+    assert str(caught.value).startswith(f"{path}, line 2: not a readable CSV (field larger")
