@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dltrain.runs.files import copy_file, write_atomic
+from dltrain.errors import RunError
+from dltrain.runs.files import copy_file, read_history, read_json, write_atomic
 
 
 def test_a_copy_is_a_second_name_that_keeps_its_content_when_the_source_is_replaced(
@@ -44,3 +45,32 @@ def test_without_hard_links_the_content_is_copied(tmp_path: Path,
     copy_file(last, best)
     assert best.read_text() == "epoch 3" and best.stat().st_ino != last.stat().st_ino
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]
+
+
+# --- run files damaged on disk (a fault in the machine, not in a config) ----------------------
+
+GARBAGE = bytes(range(128, 256)) * 2  # not UTF-8 from its first byte
+
+
+def test_a_json_file_of_binary_garbage_is_named_as_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_bytes(GARBAGE)
+    with pytest.raises(RunError) as caught:
+        read_json(path)
+    assert str(caught.value).startswith(f"{path}: not valid JSON (")
+
+
+def test_a_history_of_binary_garbage_is_not_a_history(tmp_path: Path) -> None:
+    path = tmp_path / "history.csv"
+    path.write_bytes(b"epoch,loss,seconds\n" + GARBAGE)
+    with pytest.raises(RunError) as caught:
+        read_history(path)
+    assert str(caught.value) == f"{path}: not a history written by dltrain."
+
+
+def test_a_history_with_a_field_over_the_csv_limit_is_not_a_history(tmp_path: Path) -> None:
+    path = tmp_path / "history.csv"
+    path.write_text('epoch,loss,seconds\n1,"' + "9" * 200_000 + '",1.0\n')
+    with pytest.raises(RunError) as caught:
+        read_history(path)
+    assert str(caught.value) == f"{path}: not a history written by dltrain."

@@ -240,3 +240,25 @@ def test_a_broken_cv_json_marks_the_row_corrupt(tmp_path: Path, record: dict[str
     parent = write_cv(tmp_path / "cv", record=record)
     row_ = summarise(parent)
     assert row_["state"] == "corrupt" and row_["unreadable"] == str(parent / "cv.json")
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("config.yaml", bytes(range(128, 256)), "config.yaml: 'utf-8' codec can't decode byte 0x80"),
+    ("config.yaml", b"dataset: [unclosed", "config.yaml: while parsing a flow sequence"),
+    ("config.yaml", b"- a list", "config.yaml: holds a list, not the mapping dltrain writes"),
+    ("metrics.json", bytes(range(128, 256)), "metrics.json: not valid JSON ("),
+    ("metrics.json", b"[0.5]", "metrics.json: holds a list, not the mapping dltrain writes"),
+])
+def test_compare_names_a_damaged_file_of_either_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes,
+        says: str) -> None:
+    runs = []
+    for run in ("a", "b"):
+        folder = write_run(tmp_path / run, metrics=FINISHED)
+        (folder / "config.yaml").write_text("name: x\nseed: 1\n")
+        runs.append(folder)
+    (runs[1] / name).write_bytes(content)
+    code, out, err = run_cli(capsys, "compare", *runs)
+    assert code == 2, out + err
+    assert f"error: {runs[1] / says}" in " ".join(err.split())
+    assert "compare takes two run directories as dltrain writes them" in " ".join(err.split())

@@ -84,7 +84,7 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunError(f"{path}: missing; is {path.parent} a dltrain run directory?") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # damaged on disk: not ours to fix
         raise RunError(f"{path}: not valid JSON ({exc}).") from None
 
 
@@ -133,10 +133,10 @@ def read_history(path: Path) -> list[dict[str, float]]:
     """history.csv as rows of floats (epoch as int); [] when there is none yet."""
     if not path.is_file():
         return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
     try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
         return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
                 for row in rows]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, csv.Error):  # UnicodeDecodeError is a ValueError
         raise RunError(f"{path}: not a history written by dltrain.") from None

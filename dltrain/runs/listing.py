@@ -131,8 +131,8 @@ def _mapping(path: Path, read: Any, required: bool = False) -> dict[str, Any]:
     try:
         data = read(path)
     except (OSError, UnicodeDecodeError, RunError, yaml.YAMLError) as exc:
-        raise Unreadable(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) \
-            from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise Unreadable(path, reason.removeprefix(f"{path}: ")) from None  # RunError names it
     if data is None and not required and not path.exists():
         return {}
     if not isinstance(data, dict):
@@ -161,14 +161,12 @@ def compare(run_a: Path, run_b: Path) -> dict[str, Any]:
     """Config keys that differ (old -> new) and the test metrics side by side."""
     from dltrain.config.load import config_diff
 
-    configs = []
     for path in (run_a, run_b):
-        config = _yaml(path / runs.CONFIG_FILE)
-        if config is None:
+        if not (path / runs.CONFIG_FILE).is_file():
             raise RunError(f"{path}: no config.yaml; compare takes two run directories.")
-        configs.append(config)
+    configs = [_compared(path / runs.CONFIG_FILE, _yaml) for path in (run_a, run_b)]
     changes = [{"key": key, "a": a, "b": b} for key, a, b in config_diff(*configs)]
-    tests = [scored_metrics(_json(path / runs.METRICS_FILE) or {}) for path in (run_a, run_b)]
+    tests = [scored_metrics(_compared(path / runs.METRICS_FILE, _json)) for path in (run_a, run_b)]
     metrics = []
     for name in sorted(set(tests[0]) | set(tests[1])):
         a, b = tests[0].get(name), tests[1].get(name)
@@ -188,6 +186,15 @@ def scored_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return {**(metrics.get("test") or {}),
             **{shown: regression[key] for key, shown in REGRESSION_ROWS.items()
                if key in regression}}
+
+
+def _compared(path: Path, read: Any) -> dict[str, Any]:
+    """A run file compare reads; RunError naming it when it is damaged."""
+    try:
+        return _mapping(path, read)
+    except Unreadable as exc:
+        raise RunError(f"{exc}; compare takes two run directories as dltrain writes them.") \
+            from None
 
 
 def _json(path: Path) -> Any:
