@@ -4,6 +4,7 @@ number too long. Each is exit 2 with one message that names the path, never an i
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -100,3 +101,34 @@ def test_a_number_with_too_many_digits_is_refused(tmp_path: Path,
     assert code == 2, err
     assert one_line(err) == (f"error: {config}: a number has more digits than Python reads "
                              "(4300). Write a shorter number.")
+
+
+def test_a_folder_where_a_run_file_belongs_names_it(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    (run / "run.json").mkdir(parents=True)
+    shutil.copy(QUICKSTART, run / "config.yaml")
+    code, _, err = run_cli(capsys, "eval", run)
+    assert code == 2, err
+    assert one_line(err) == (f"error: cannot use {run / 'run.json'}: Is a directory. A file "
+                             "belongs there: move the folder away.")
+
+
+def test_a_run_dir_under_a_file_names_it(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes").write_text("a file, not a folder")
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir",
+                           tmp_path / "notes" / "run")
+    assert code == 2, err
+    assert "internal error" not in err
+    assert "Not a directory. A part of that path is a file, not a folder: choose another " \
+           "path." in one_line(err)
+
+
+def test_an_input_output_error_from_the_disk_says_so() -> None:
+    from dltrain.cli.app import environment_error
+
+    failed = OSError(errno.EIO, os.strerror(errno.EIO), "/data/run/last.keras")
+    assert environment_error(failed, []) == (
+        "cannot use /data/run/last.keras: Input/output error. The disk reported an error: "
+        "check it, or work on another one.")

@@ -87,13 +87,17 @@ CANNOT_WRITE = {errno.ENOSPC: "Free space or choose another --run-dir.",
                 errno.EROFS: "Make it writable or work in another folder."}
 CANNOT_USE = {errno.EACCES: "Make it writable or work in another folder.",
               errno.EPERM: "Make it writable or work in another folder.",
-              errno.ENAMETOOLONG: "Choose a shorter name."}
+              errno.ENAMETOOLONG: "Choose a shorter name.",
+              errno.EISDIR: "A file belongs there: move the folder away.",
+              errno.ENOTDIR: "A part of that path is a file, not a folder: choose another path.",
+              errno.EIO: "The disk reported an error: check it, or work on another one."}
 
 
 def environment_error(exc: BaseException, args: list[str]) -> str | None:
     """The message for an error the user's disk, permissions or input caused; None for ours.
 
-    A full disk or a read-only folder can strike at any write, deep in Keras or matplotlib;
+    A full disk, a read-only folder, a folder where a file belongs or a failing disk can strike
+    at any read or write, deep in Keras or matplotlib;
     a number with more digits than Python converts (sys.get_int_max_str_digits) can come from
     any YAML the user gives.
     """
