@@ -164,8 +164,8 @@ def compare(run_a: Path, run_b: Path) -> dict[str, Any]:
     for path in (run_a, run_b):
         if not (path / runs.CONFIG_FILE).is_file():
             raise RunError(f"{path}: no config.yaml; compare takes two run directories.")
-    configs = [_compared(path / runs.CONFIG_FILE, _yaml) for path in (run_a, run_b)]
-    changes = [{"key": key, "a": a, "b": b} for key, a, b in config_diff(*configs)]
+    config_a, config_b = (_compared(path / runs.CONFIG_FILE, _yaml) for path in (run_a, run_b))
+    changes = [{"key": key, "a": a, "b": b} for key, a, b in config_diff(config_a, config_b)]
     tests = [scored_metrics(_compared(path / runs.METRICS_FILE, _json)) for path in (run_a, run_b)]
     metrics = []
     for name in sorted(set(tests[0]) | set(tests[1])):
