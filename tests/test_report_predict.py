@@ -8,7 +8,7 @@ import pytest
 
 from dltrain.config.schema import DatasetConfig
 from dltrain.errors import DataError
-from dltrain.report.predict import read_rows
+from dltrain.report.predict import read_inputs, read_rows
 
 DATASET = DatasetConfig(name="csv", path=Path("train.csv"), label_column="label")
 
@@ -45,3 +45,13 @@ def test_a_field_over_the_csv_modules_limit_names_the_line(tmp_path: Path) -> No
     with pytest.raises(DataError) as caught:
         read_rows(path, DATASET)
     assert str(caught.value).startswith(f"{path}, line 2: not a readable CSV (field larger")
+
+
+def test_rows_of_another_width_than_the_model_takes_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "rows.csv", "a,b\n1,2\n3,4\n")
+    image_run = DatasetConfig(name="fashion_mnist_mini")
+    with pytest.raises(DataError) as caught:
+        read_inputs(path, [28, 28, 1], image_run)
+    assert str(caught.value) == (f"{path}: 2 feature values per row (a, b), but the model takes "
+                                 "784 (input shape [28, 28, 1]).")
+    assert [values.tolist() for _, values in read_inputs(path, [2], DATASET)] == [[1, 2], [3, 4]]

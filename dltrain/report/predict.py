@@ -86,7 +86,7 @@ def read_inputs(path: Path, input_shape: list[int], dataset: Any) -> list[tuple[
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return [(str(path), read_image(path, input_shape))]
     if path.suffix.lower() == ".csv":
-        return read_rows(path, dataset)
+        return read_rows(path, dataset, input_shape)
     raise DataError(f"{path}: predict reads images ({', '.join(sorted(IMAGE_SUFFIXES))}) or .csv "
                     "files.")
 
@@ -103,13 +103,21 @@ def read_image(path: Path, input_shape: list[int]) -> np.ndarray:
     return array[..., 0] if channels == 1 else array
 
 
-def read_rows(path: Path, dataset: Any) -> list[tuple[str, np.ndarray]]:
+def read_rows(path: Path, dataset: Any,
+              input_shape: list[int] | None = None) -> list[tuple[str, np.ndarray]]:
+    """Each row's features (the training dataset's feature columns, else every column but its
+    labels) as floats, named path:line; as many as the model's `input_shape` takes."""
     records = ((number, row) for number, row in csv_records(path) if row)
     header = [name.strip() for name in next(records, (1, []))[1]]  # as training reads it
     features = dataset.feature_columns or [c for c in header if c not in dataset.label_columns]
     missing = [column for column in features if column not in header]
     if missing:
         raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}.")
+    width = None if input_shape is None else int(np.prod(input_shape))
+    if width is not None and len(features) != width:
+        shown = ", ".join(features[:8]) + (", ..." if len(features) > 8 else "")
+        raise DataError(f"{path}: {len(features)} feature values per row ({shown}), "
+                        f"but the model takes {width} (input shape {list(input_shape or [])}).")
     out = []
     for number, values in records:
         row = dict(zip(header, values, strict=False))  # a short row's missing values: not numbers
