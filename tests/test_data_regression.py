@@ -115,3 +115,24 @@ def test_target_standardisation_round_trip(tmp_path: Path) -> None:
     # Older runs' preprocessing.json has no target keys: nothing to undo.
     old = Preparation.from_json({"rescale": 1.0})
     np.testing.assert_array_equal(old.undo_target(plain.y_test), plain.y_test)
+
+
+def write_npz(path: Path, y_train: np.ndarray, y_test: np.ndarray,
+              x_train: np.ndarray | None = None) -> Path:
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.normal(size=(len(y_train), 2)) if x_train is None else x_train,
+             y_train=y_train, x_test=rng.normal(size=(len(y_test), 2)), y_test=y_test)
+    return path
+
+
+def test_a_label_map_makes_negative_labels_class_ids(tmp_path: Path) -> None:
+    path = write_npz(tmp_path / "d.npz", np.array([-1, 1] * 10), np.array([1, -1, 1]))
+    splits = load_splits(DatasetConfig(name="npz", path=path, label_map={-1: 0, 1: 1},
+                                       validation_split=0), 0, "sparse_categorical")
+    assert sorted(set(splits.y_train.tolist())) == [0, 1] and splits.num_classes == 2
+
+
+def test_binary_hinge_labels_of_minus_one_are_kept(tmp_path: Path) -> None:
+    path = write_npz(tmp_path / "d.npz", np.array([-1, 1] * 10), np.array([1, -1, 1]))
+    splits = load_splits(DatasetConfig(name="npz", path=path, validation_split=0), 0, "binary")
+    assert sorted(set(splits.y_train.tolist())) == [-1, 1]

@@ -76,11 +76,11 @@ def relabel(raw: Raw, label_map: dict[int, int]) -> Raw:
         missing = sorted(set(np.unique(y).tolist()) - set(label_map))
         if missing:
             raise DataError(f"dataset.label_map has no entry for {split} label(s) {missing[:10]}.")
-        lookup = np.zeros(int(y.max()) + 1, dtype=np.int64)
-        for source, target in label_map.items():
-            if 0 <= source < len(lookup):
-                lookup[source] = target
-        return lookup[y]
+        # Sorted keys and a search, not a table indexed by label: a negative label (-1 of a
+        # -1/1 dataset) would index such a table from its end.
+        sources = np.array(sorted(label_map), dtype=np.int64)
+        targets = np.array([label_map[source] for source in sources.tolist()], dtype=np.int64)
+        return targets[np.searchsorted(sources, y)]
 
     return Raw(raw.x_train, apply(raw.y_train, "train"), raw.x_test, apply(raw.y_test, "test"))
 
