@@ -125,6 +125,17 @@ def write_npz(path: Path, y_train: np.ndarray, y_test: np.ndarray,
     return path
 
 
+@pytest.mark.parametrize("kind", ["sparse_categorical", "categorical"])
+def test_negative_class_ids_are_refused_with_the_label_map_hint(tmp_path: Path,
+                                                                kind: str) -> None:
+    path = write_npz(tmp_path / "d.npz", np.array([-1, 1] * 10), np.array([1, -1, 1]))
+    with pytest.raises(DataError) as caught:
+        load_splits(DatasetConfig(name="npz", path=path), 0, kind)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"{path}: class ids count from 0, but the labels hold -1. Map them with "
+        "dataset.label_map, e.g. {-1: 0, 1: 1}.")
+
+
 def test_a_label_map_makes_negative_labels_class_ids(tmp_path: Path) -> None:
     path = write_npz(tmp_path / "d.npz", np.array([-1, 1] * 10), np.array([1, -1, 1]))
     splits = load_splits(DatasetConfig(name="npz", path=path, label_map={-1: 0, 1: 1},
@@ -136,3 +147,13 @@ def test_binary_hinge_labels_of_minus_one_are_kept(tmp_path: Path) -> None:
     path = write_npz(tmp_path / "d.npz", np.array([-1, 1] * 10), np.array([1, -1, 1]))
     splits = load_splits(DatasetConfig(name="npz", path=path, validation_split=0), 0, "binary")
     assert sorted(set(splits.y_train.tolist())) == [-1, 1]
+
+
+def test_features_that_are_not_finite_name_the_array_and_sample(tmp_path: Path) -> None:
+    x = np.random.default_rng(1).normal(size=(20, 2))
+    x[7, 1] = np.nan
+    path = write_npz(tmp_path / "d.npz", np.arange(20) % 2, np.array([0, 1, 0]), x_train=x)
+    with pytest.raises(DataError) as caught:
+        load_splits(DatasetConfig(name="npz", path=path), 0, "sparse_categorical")
+    assert str(caught.value) == (f"{path}: x_train holds a value that is not a finite number "
+                                 "(NaN or infinite), first in sample 7.")

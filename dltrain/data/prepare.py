@@ -10,7 +10,7 @@ from dltrain.config.schema import AugmentationConfig, DatasetConfig, LossKind
 from dltrain.data.raw import Raw
 from dltrain.data.sources import read_source
 from dltrain.data.synthetic import stand_in_note, stand_in_source, synthetic_raw
-from dltrain.data.targets import targets_for
+from dltrain.data.targets import check_class_ids, targets_for
 from dltrain.errors import DataError
 
 
@@ -47,6 +47,7 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
     class_names = raw.class_names
     if cfg.label_map is not None:
         raw, class_names = relabel(raw, cfg.label_map), None
+    check_class_ids(raw, cfg, loss_kind)
     rng = np.random.default_rng(seed)
     regression = loss_kind == "regression"  # no classes to stratify by
     x_train, y_train = subset(raw.x_train, raw.y_train, cfg.train_limit, rng, not regression)

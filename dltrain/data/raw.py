@@ -31,7 +31,8 @@ def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def checked(raw: Raw, where: str) -> Raw:
-    """Flatten labels and check that x and y agree in length and train and test in shape.
+    """Flatten labels and check that x and y agree in length, that the features are finite and
+    that train and test samples have one shape.
 
     Targets with several columns (a regression's) keep them; one column becomes a vector.
     """
@@ -45,6 +46,12 @@ def checked(raw: Raw, where: str) -> Raw:
             raise DataError(f"{where}: x_{split} has {len(x)} samples but y_{split} has {len(y)}.")
         if len(x) == 0:
             raise DataError(f"{where}: the {split} split is empty.")
+    for split in ("x_train", "x_test"):
+        x = getattr(raw, split)
+        if x.dtype.kind in "fc" and not np.isfinite(x).all():
+            sample = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
+            raise DataError(f"{where}: {split} holds a value that is not a finite number (NaN or "
+                            f"infinite), first in sample {sample}.")
     if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
         raise DataError(f"{where}: train samples have shape {raw.x_train.shape[1:]} but test "
                         f"samples {raw.x_test.shape[1:]}.")

@@ -62,3 +62,18 @@ def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
                           "last layer, or set task: regression.")
     return Raw(raw.x_train, raw.y_train.astype(np.int64), raw.x_test,
                raw.y_test.astype(np.int64), raw.class_names, raw.target_names)
+
+
+def check_class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> None:
+    """A (sparse) categorical loss indexes its classes by label: a negative one (a -1/1 dataset's
+    -1) fails in TensorFlow's loss and, one-hot encoded or on JAX, quietly means the last class.
+    A binary loss keeps them (Keras's hinge takes -1/1)."""
+    if loss_kind not in ("sparse_categorical", "categorical") or raw.class_names is not None:
+        return
+    lowest = min(int(raw.y_train.min()), int(raw.y_test.min()))
+    if lowest < 0:
+        labels = sorted(set(np.unique(raw.y_train).tolist()) | set(np.unique(raw.y_test).tolist()))
+        example = ", ".join(f"{label}: {index}" for index, label in enumerate(labels[:3]))
+        raise DataError(f"{cfg.path or cfg.name}: class ids count from 0, but the labels hold "
+                        f"{lowest}. Map them with dataset.label_map, e.g. {{{example}"
+                        f"{', ...' if len(labels) > 3 else ''}}}.")
