@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,51 @@ def test_two_threads_importing_keras_at_once_leave_stderr_open() -> None:
                           timeout=120, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "stderr still reaches the terminal" in done.stderr
+
+
+# --- running out of memory: each library's own exception, as it raises it ---------------------
+
+
+def raised(call: Any) -> BaseException:
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 - the exception is what is tested
+        return exc
+    raise AssertionError("no exception")
+
+
+def test_numpys_memory_error_is_out_of_memory() -> None:
+    import numpy as np
+
+    detail = backend.out_of_memory(raised(lambda: np.empty(2**50, dtype=np.uint8)))
+    assert detail is not None and detail.startswith("Unable to allocate 1.00 PiB")
+
+
+def test_tensorflows_resource_exhausted_is_out_of_memory() -> None:
+    tf = pytest.importorskip("tensorflow")
+    detail = backend.out_of_memory(raised(lambda: tf.zeros((2**40,), dtype=tf.float32)))
+    assert detail is not None and detail.startswith(
+        "OOM when allocating tensor with shape[1099511627776] and type float on ")
+    assert "{{" not in detail and "[Op:" not in detail
+
+
+def test_jaxs_resource_exhausted_is_out_of_memory() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    detail = backend.out_of_memory(raised(lambda: jnp.zeros((2**40,), dtype=jnp.float32)))
+    assert detail == "RESOURCE_EXHAUSTED: Out of memory allocating 4398046511104 bytes."
+
+
+def test_torchs_allocation_failures_are_out_of_memory() -> None:
+    # torch is in the TensorFlow-free venv, not here: its exceptions as it words them.
+    cuda = type("OutOfMemoryError", (RuntimeError,), {})(
+        "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.1 GiB")
+    assert backend.out_of_memory(cuda) == "CUDA out of memory. Tried to allocate 20.00 GiB."
+    cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't "
+                       "allocate memory: you tried to allocate 4398046511104 bytes.")
+    assert backend.out_of_memory(cpu) is not None
+
+
+def test_other_errors_are_not_out_of_memory() -> None:
+    assert backend.out_of_memory(ValueError("Shapes (None, 10) and (None, 2) are incompatible")) \
+        is None
+    assert backend.out_of_memory(RuntimeError("CUDA error: device-side assert triggered")) is None

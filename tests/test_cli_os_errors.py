@@ -132,3 +132,21 @@ def test_an_input_output_error_from_the_disk_says_so() -> None:
     assert environment_error(failed, []) == (
         "cannot use /data/run/last.keras: Input/output error. The disk reported an error: "
         "check it, or work on another one.")
+
+
+def test_running_out_of_memory_says_what_to_lower(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    import numpy as np
+
+    import dltrain.train.fit
+
+    def fit(*args: object, **kwargs: object) -> None:
+        np.empty(2**50, dtype=np.uint8)  # the allocation that fails, as a step's would
+
+    monkeypatch.setattr(dltrain.train.fit, "fit", fit)
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", tmp_path / "run")
+    assert code == 2, err
+    assert one_line(err).startswith("error: out of memory (Unable to allocate 1.00 PiB")
+    assert one_line(err).endswith("Lower training.batch_size, train in training.mixed_precision: "
+                                  "bf16 on a GPU, or make the model smaller.")

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import importlib.util
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -356,6 +357,32 @@ def random_brightness(images: Any, bounds: tuple[float, float], value_max: float
     tf = tensorflow_module()
     factors = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], bounds[0], bounds[1], seed=seed)
     return tf.clip_by_value(images * factors, 0.0, value_max)
+
+
+# What each library says when an allocation fails: TensorFlow's ResourceExhaustedError ("OOM when
+# allocating tensor"), XLA's RESOURCE_EXHAUSTED (JAX), torch's OutOfMemoryError ("CUDA out of
+# memory") and CPU allocator ("can't allocate memory"), NumPy's MemoryError.
+OUT_OF_MEMORY = re.compile(r"RESOURCE_EXHAUSTED|OOM when allocating|out of memory|"
+                           r"can't allocate memory", re.IGNORECASE)
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """The allocator's own words, shortened, when `exc` says memory ran out (host or device, any
+    backend); None for any other error."""
+    text = str(exc)
+    if not (isinstance(exc, MemoryError)
+            or type(exc).__name__ in ("ResourceExhaustedError", "OutOfMemoryError")
+            or OUT_OF_MEMORY.search(text)):
+        return None
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text).split(" [Op:")[0]  # TensorFlow's op names
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = next((line for line in lines if OUT_OF_MEMORY.search(line)),
+                lines[0] if lines else type(exc).__name__)
+    if "DefaultCPUAllocator" in line:  # torch's CPU allocator, after its source location
+        line = line[line.index("DefaultCPUAllocator"):]
+    # torch's CUDA message goes on with the device's whole account: keep what was asked for.
+    cuda = re.match(r"CUDA out of memory\. Tried to allocate \S+ \S+?\.", line)
+    return (cuda[0] if cuda else line)[:300]
 
 
 class ImageDecodeError(ValueError):

@@ -97,7 +97,8 @@ def environment_error(exc: BaseException, args: list[str]) -> str | None:
     """The message for an error the user's disk, permissions or input caused; None for ours.
 
     A full disk, a read-only folder, a folder where a file belongs or a failing disk can strike
-    at any read or write, deep in Keras or matplotlib;
+    at any read or write, deep in Keras or matplotlib; memory can run out in any step (a batch
+    or a model too large for the GPU);
     a number with more digits than Python converts (sys.get_int_max_str_digits) can come from
     any YAML the user gives.
     """
@@ -106,6 +107,12 @@ def environment_error(exc: BaseException, args: list[str]) -> str | None:
         verb = "write" if exc.errno in CANNOT_WRITE else "use"
         hint = (CANNOT_WRITE | CANNOT_USE)[exc.errno]
         return f"cannot {verb} {path}: {exc.strerror or os.strerror(exc.errno)}. {hint}"
+    from dltrain.backend import out_of_memory
+
+    detail = out_of_memory(exc)
+    if detail is not None:
+        return (f"out of memory ({detail}). Lower training.batch_size, train in "
+                "training.mixed_precision: bf16 on a GPU, or make the model smaller.")
     if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
         limit = sys.get_int_max_str_digits()
         return (f"{_too_long_number(args, limit)}: a number has more digits than Python reads "
