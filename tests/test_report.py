@@ -70,6 +70,18 @@ def test_binary_problems_report_roc_auc_and_threshold(
     assert 0 <= report["roc_auc"] <= 1 and report["threshold"] == 0.5
     assert [row["class"] for row in report["per_class"]] == ["0", "1"]
     assert "top_5_accuracy" not in report
+    # predict on rows that hold their own label shows it beside the prediction
+    lines = (ROOT / "dltrain" / "data" / "shipped" / "pima_diabetes.csv").read_text().splitlines()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("\n".join(lines[:5]) + "\n")
+    code, out, err = run_cli(capsys, "predict", run, rows, "--json")
+    assert code == 0, err
+    results = json.loads(out[out.index("["):])
+    assert [result["actual"] for result in results] == [line.split(",")[-1] for line in lines[1:5]]
+    code, out, err = run_cli(capsys, "predict", run, rows)
+    assert code == 0, err
+    cells = [line.split("│")[-2].strip() for line in out.splitlines() if line.count("│") == 4]
+    assert "actual" in out and cells == [line.split(",")[-1] for line in lines[1:5]]
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 
 from dltrain.config.schema import DatasetConfig
 from dltrain.errors import DataError
-from dltrain.report.predict import read_inputs, read_rows
+from dltrain.report.predict import actual_class, actual_values, read_inputs, read_rows
 
 DATASET = DatasetConfig(name="csv", path=Path("train.csv"), label_column="label")
 
@@ -21,15 +21,15 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 def test_rows_are_the_features_named_by_their_line_blank_lines_counted(tmp_path: Path) -> None:
     path = write(tmp_path / "rows.csv", "b,label,a\n2,0,1\n\n4,1,3\n")
     rows = read_rows(path, DATASET)
-    assert [(name, values.tolist()) for name, values in rows] == [
-        (f"{path}:2", [2.0, 1.0]), (f"{path}:4", [4.0, 3.0])]
+    assert [(row.name, row.values.tolist(), row.actual) for row in rows] == [
+        (f"{path}:2", [2.0, 1.0], {"label": "0"}), (f"{path}:4", [4.0, 3.0], {"label": "1"})]
 
 
 def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path: Path) -> None:
     path = write(tmp_path / "rows.csv", "a,b\n1,2\n", encoding="utf-8-sig")
     named = DATASET.model_copy(update={"feature_columns": ["a", "b"]})
-    [(_, values)] = read_rows(path, named)
-    assert values.tolist() == [1.0, 2.0]
+    [row] = read_rows(path, named)
+    assert row.values.tolist() == [1.0, 2.0] and row.actual is None  # no label column
 
 
 def test_rows_that_are_not_utf8_name_the_line(tmp_path: Path) -> None:
@@ -54,4 +54,18 @@ def test_rows_of_another_width_than_the_model_takes_are_refused(tmp_path: Path) 
         read_inputs(path, [28, 28, 1], image_run)
     assert str(caught.value) == (f"{path}: 2 feature values per row (a, b), but the model takes "
                                  "784 (input shape [28, 28, 1]).")
-    assert [values.tolist() for _, values in read_inputs(path, [2], DATASET)] == [[1, 2], [3, 4]]
+    assert [row.values.tolist() for row in read_inputs(path, [2], DATASET)] == [[1, 2], [3, 4]]
+
+
+def test_a_rows_own_label_is_named_as_the_run_names_its_classes() -> None:
+    names = ["tested_negative", "tested_positive"]
+    assert actual_class({"label": "tested_positive"}, names, None) == "tested_positive"
+    assert actual_class({"label": "1"}, names, None) == "tested_positive"  # an id: its name
+    assert actual_class({"label": "1.0"}, ["0", "1"], None) == "1"
+    assert actual_class({"label": "7"}, ["even", "odd"], {7: 1, 8: 0}) == "odd"  # label_map
+    assert actual_class({"label": "9"}, ["0", "1"], {7: 1, 8: 0}) == "9"  # not in the map
+    assert actual_class({"label": "cat"}, ["0", "1"], None) == "cat"
+
+
+def test_a_rows_own_targets_are_numbers_or_none() -> None:
+    assert actual_values({"y": "3.5", "z": "n/a"}) == {"y": 3.5, "z": None}

@@ -193,6 +193,14 @@ def test_predict_prints_values_in_the_targets_units(regression_run: Path, tmp_pa
     assert values[2] - values[0] == pytest.approx(-10, abs=8)
     code, out, _ = run_cli(capsys, "predict", run_dir, rows)
     assert "probability" not in out and "y" in out and f"{values[0]:.2f}" in out
+    assert "actual" not in out  # the rows hold no y
+    rows.write_text("a,b,c,y\n1,0,0,530\n0,1,0,n/a\n")
+    code, out, err = run_cli(capsys, "predict", run_dir, rows, "--json")
+    assert code == 0, err
+    assert [result["actual"] for result in json.loads(out[out.index("["):])] == [
+        {"y": 530.0}, {"y": None}]
+    code, out, _ = run_cli(capsys, "predict", run_dir, rows)
+    assert "actual y" in out and "530.00" in out
 
 
 @pytest.mark.slow

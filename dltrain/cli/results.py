@@ -119,7 +119,8 @@ def predict(
     as_json: JsonOpt = False,
 ) -> None:
     """Classify images or CSV rows, prepared like the run's training data; a regression's run
-    prints the predicted values.
+    prints the predicted values. CSV rows that hold the label columns show their own labels
+    (or targets) beside, as "actual".
 
     Example: dltrain predict runs/quickstart-20260101-120000 shoe.png shirt.png
     """
@@ -135,9 +136,13 @@ def predict(
     table = Table(title="Predictions", title_justify="left")
     table.add_column("input")
     table.add_column(f"top {top_k} (probability)")
+    actual = any("actual" in result for result in results)  # CSV rows with their own labels
+    if actual:
+        table.add_column("actual")
     for result in results:
         table.add_row(escape(result["input"]), ", ".join(
-            f"{escape(top['class'])} {top['probability']:.3f}" for top in result["top"]))
+            f"{escape(top['class'])} {top['probability']:.3f}" for top in result["top"]),
+            *([escape(result.get("actual", ""))] if actual else []))
     for_results(as_json).print(table)
     if as_json:
         emit_json(results)

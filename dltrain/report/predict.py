@@ -4,7 +4,7 @@ a regression's run gives values in its targets' own units."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,22 +29,26 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int,
                        "this version of dltrain fit.")
     saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
     model = load_model(run_dir / runs.MODEL_FILE)
-    names, inputs = [], []
-    for path in files:
-        # A flat model input may take images, flattened by preparation.apply.
-        shape = preparation.flatten_from or config.model.input_shape
-        for label, raw in read_inputs(path, shape, config.dataset):
-            names.append(label)
-            inputs.append(raw)
-    if not inputs:
+    # A flat model input may take images, flattened by preparation.apply.
+    shape = preparation.flatten_from or config.model.input_shape
+    entries = [entry for path in files for entry in read_inputs(path, shape, config.dataset)]
+    if not entries:
         raise DataError("predict: no inputs given.")
-    x = preparation.apply(np.stack(inputs))
+    names = [entry.name for entry in entries]
+    x = preparation.apply(np.stack([entry.values for entry in entries]))
     probabilities = model.predict(x, verbose=0)
+    classes: list[str] = []
     if config.is_regression:
-        return predicted_values(names, probabilities, preparation)
-    classes = saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
-    return [{"input": name, "top": top_classes(row, classes, top_k)}
-            for name, row in zip(names, probabilities, strict=True)]
+        results = predicted_values(names, probabilities, preparation)
+    else:
+        classes = saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
+        results = [{"input": name, "top": top_classes(row, classes, top_k)}
+                   for name, row in zip(names, probabilities, strict=True)]
+    for result, entry in zip(results, entries, strict=True):
+        if entry.actual is not None:
+            result["actual"] = (actual_values(entry.actual) if config.is_regression else
+                                actual_class(entry.actual, classes, config.dataset.label_map))
+    return results
 
 
 def predicted_values(names: list[str], outputs: np.ndarray,
@@ -53,6 +57,33 @@ def predicted_values(names: list[str], outputs: np.ndarray,
     targets = preparation.target_names or [f"y{i}" for i in range(values.shape[1])]
     return [{"input": name, "values": dict(zip(targets, map(float, row), strict=True))}
             for name, row in zip(names, values, strict=True)]
+
+
+def actual_values(labels: dict[str, str]) -> dict[str, float | None]:
+    """A regression row's own targets, where the CSV holds them (None where not a number)."""
+    def number(text: str) -> float | None:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    return {column: number(text) for column, text in labels.items()}
+
+
+def actual_class(labels: dict[str, str], classes: list[str],
+                 label_map: dict[int, int] | None) -> str:
+    """A classified row's own label, named as the run names its classes: a class name as it is,
+    a class id (through dataset.label_map, as training read it) by its class's name."""
+    text = next(iter(labels.values())).strip()
+    if text in classes and label_map is None:
+        return text
+    try:
+        index = int(float(text))
+    except ValueError:
+        return text
+    if label_map is not None:
+        index = label_map.get(index, -1)
+    return classes[index] if 0 <= index < len(classes) else text
 
 
 def read_preparation(path: Path) -> tuple[dict[str, Any], Preparation]:
@@ -80,11 +111,20 @@ def top_classes(scores: np.ndarray, classes: list[str], k: int) -> list[dict[str
     return [{"class": names[i], "index": int(i), "probability": float(scores[i])} for i in order]
 
 
-def read_inputs(path: Path, input_shape: list[int], dataset: Any) -> list[tuple[str, np.ndarray]]:
+class Entry(NamedTuple):
+    """One input to predict: its name, its values as read, and its own labels where the input
+    holds them (a CSV row with the training data's label columns)."""
+
+    name: str
+    values: np.ndarray
+    actual: dict[str, str] | None = None
+
+
+def read_inputs(path: Path, input_shape: list[int], dataset: Any) -> list[Entry]:
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return [(str(path), read_image(path, input_shape))]
+        return [Entry(str(path), read_image(path, input_shape))]
     if path.suffix.lower() == ".csv":
         return read_rows(path, dataset, input_shape)
     raise DataError(f"{path}: predict reads images ({', '.join(sorted(IMAGE_SUFFIXES))}) or .csv "
@@ -104,9 +144,10 @@ def read_image(path: Path, input_shape: list[int]) -> np.ndarray:
 
 
 def read_rows(path: Path, dataset: Any,
-              input_shape: list[int] | None = None) -> list[tuple[str, np.ndarray]]:
+              input_shape: list[int] | None = None) -> list[Entry]:
     """Each row's features (the training dataset's feature columns, else every column but its
-    labels) as floats, named path:line; as many as the model's `input_shape` takes."""
+    labels) as floats, named path:line; as many as the model's `input_shape` takes. Where the
+    file has all the label columns, each row's labels come with it."""
     records = ((number, row) for number, row in csv_records(path) if row)
     header = [name.strip() for name in next(records, (1, []))[1]]  # as training reads it
     features = dataset.feature_columns or [c for c in header if c not in dataset.label_columns]
@@ -118,6 +159,7 @@ def read_rows(path: Path, dataset: Any,
         shown = ", ".join(features[:8]) + (", ..." if len(features) > 8 else "")
         raise DataError(f"{path}: {len(features)} feature values per row ({shown}), "
                         f"but the model takes {width} (input shape {list(input_shape or [])}).")
+    labelled = bool(dataset.label_columns) and all(c in header for c in dataset.label_columns)
     out = []
     for number, values in records:
         row = dict(zip(header, values, strict=False))  # a short row's missing values: not numbers
@@ -125,5 +167,7 @@ def read_rows(path: Path, dataset: Any,
             array = np.array([float(row.get(column, "")) for column in features], dtype=np.float32)
         except (TypeError, ValueError):
             raise DataError(f"{path}, line {number}: a feature value is not a number.") from None
-        out.append((f"{path}:{number}", array))
+        actual = {column: row.get(column, "") for column in dataset.label_columns} \
+            if labelled else None
+        out.append(Entry(f"{path}:{number}", array, actual))
     return out

@@ -59,11 +59,19 @@ def values_table(results: list[dict[str, Any]]) -> Table:
     table = Table(title="Predictions", title_justify="left")
     table.add_column("input")
     targets = list(results[0]["values"])
+    actual = any("actual" in result for result in results)  # rows that hold their own targets
     for target in targets:
         table.add_column(escape(target), justify="right")
+        if actual:
+            table.add_column(f"actual {escape(target)}", justify="right")
     for result in results:
-        table.add_row(escape(result["input"]), *(_figure(result["values"][target])
-                                                 for target in targets))
+        cells = []
+        for target in targets:
+            cells.append(_figure(result["values"][target]))
+            if actual:
+                value = result.get("actual", {}).get(target)
+                cells.append("" if value is None else _figure(value))
+        table.add_row(escape(result["input"]), *cells)
     return table
 
 
