@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CONFIGS, run_cli, write_yaml
+from conftest import CONFIGS, ROOT, run_cli, write_yaml
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
@@ -183,6 +183,19 @@ def test_ctrl_c_exits_130_and_marks_the_run_interrupted(
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "fit", QUICKSTART, "--device", "tpu")
     assert code == 2 and "tpu" in err
+
+
+def test_python_dash_m_dltrain_runs_the_cli_without_a_warning() -> None:
+    """Where the console script is not on PATH (a venv not activated, a copied tree on a GPU
+    machine), `python -m dltrain` is the command."""
+    from dltrain import __version__
+
+    done = subprocess.run([sys.executable, "-m", "dltrain", "--version"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"dltrain {__version__}\n", "")
+    done = subprocess.run([sys.executable, "-m", "dltrain", "fit", "no-such.yaml"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2 and "no-such.yaml: no such config file" in done.stderr
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,3 +56,14 @@ def test_any_module_of_the_backend_package_may_import_a_framework(tmp_path: Path
                               "backendish.py": "import jax\n"})
     problems = check_layers.check(root)
     assert len(problems) == 1 and problems[0].startswith("dltrain/backendish.py:1: imports jax")
+
+
+def test_the_package_main_is_the_command_line_stage(tmp_path: Path) -> None:
+    """`python -m dltrain` runs the CLI: dltrain/__main__.py may import it; the package's other
+    top-level modules (errors, console) still may not."""
+    root = package(tmp_path, {"cli/__init__.py": "X = 1\n",
+                              "__main__.py": "from dltrain.cli import X\n",
+                              "console.py": "from dltrain.cli import X\n"})
+    assert check_layers.check(root) == [
+        "dltrain/console.py:1: dltrain.console (stage dltrain) imports dltrain.cli, a later stage "
+        "(cli)."]

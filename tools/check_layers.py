@@ -29,6 +29,8 @@ def in_seam(module: str) -> bool:
 
 
 def stage(module: str) -> int:
+    if module == "dltrain.__main__":  # `python -m dltrain`: the command line's own entry
+        return STAGES.index("cli")
     parts = module.split(".")
     return STAGES.index(parts[1]) if len(parts) > 1 and parts[1] in STAGES else 0
 

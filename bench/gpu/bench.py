@@ -85,7 +85,7 @@ class Bench:
         run_dir = self.work / "runs" / name
         shrink = ["--set", "dataset.train_limit=512", "--set", "dataset.test_limit=256"] \
             if self.dry else []
-        command = [sys.executable, "-m", "dltrain.cli.app", "fit", str(ROOT / "configs" / config),
+        command = [sys.executable, "-m", "dltrain", "fit", str(ROOT / "configs" / config),
                    "--backend", self.backend, "--device", self.device, "--run-dir", str(run_dir),
                    "--epochs", str(epochs), *shrink, *[arg for s in sets for arg in ("--set", s)]]
         wall, _ = run(command, self.env, self.work)
