@@ -65,6 +65,8 @@ def test_a_rows_own_label_is_named_as_the_run_names_its_classes() -> None:
     assert actual_class({"label": "7"}, ["even", "odd"], {7: 1, 8: 0}) == "odd"  # label_map
     assert actual_class({"label": "9"}, ["0", "1"], {7: 1, 8: 0}) == "9"  # not in the map
     assert actual_class({"label": "cat"}, ["0", "1"], None) == "cat"
+    for text in ("1.5", "inf", "nan", "-1"):  # no class id: shown as written
+        assert actual_class({"label": text}, ["0", "1"], None) == text
 
 
 def test_a_rows_own_targets_are_numbers_or_none() -> None:

@@ -78,9 +78,12 @@ def actual_class(labels: dict[str, str], classes: list[str],
     if text in classes and label_map is None:
         return text
     try:
-        index = int(float(text))
+        number = float(text)
     except ValueError:
         return text
+    if not number.is_integer():  # 1.5, inf, nan: no class id
+        return text
+    index = int(number)
     if label_map is not None:
         index = label_map.get(index, -1)
     return classes[index] if 0 <= index < len(classes) else text
