@@ -111,6 +111,20 @@ def test_an_existing_run_dir_is_not_overwritten(tmp_path: Path,
         capsys, QUICKSTART, "--folds", "2", "--smoke", "--run-dir", tmp_path / "cv")
 
 
+def test_fit_resume_of_the_cross_validation_itself_points_to_cv_resume(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It once trained a fit into the parent folder, beside the folds: the parent's config.yaml
+    is the cross-validation's, and fit took it for a run's."""
+    parent = cv_parent(tmp_path / "cv", {"folds": 2, "per_fold": []})
+    (parent / "run.json").write_text(json.dumps({"state": "completed"}))
+    before = sorted(path.name for path in parent.iterdir())
+    code, out, err = run_cli(capsys, "fit", "--resume", parent, "--epochs", "2")
+    assert code == 2, out + err
+    assert (f"error: {parent}: a cross-validation, not a fit's run; go on with: dltrain cv "
+            f"--resume {parent}") in " ".join(err.split())
+    assert sorted(path.name for path in parent.iterdir()) == before
+
+
 def test_fit_resume_of_a_fold_points_to_cv_resume(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     parent = cv_parent(tmp_path / "cv", {"folds": 3, "per_fold": []})

@@ -195,6 +195,21 @@ def test_interrupted_trials_are_told_apart_from_running_and_failed_ones() -> Non
     assert not interrupted(trial("COMPLETE"))
 
 
+
+def test_fit_resume_of_the_search_itself_points_to_tune_resume(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parent = tmp_path / "search"
+    parent.mkdir()
+    (parent / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune"}))
+    (parent / "config.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
+    before = sorted(path.name for path in parent.iterdir())
+    code, out, err = run_cli(capsys, "fit", "--resume", parent)
+    assert code == 2, out + err
+    assert (f"error: {parent}: a search, not a fit's run; go on with: dltrain tune --resume "
+            f"{parent}") in " ".join(err.split())
+    assert sorted(path.name for path in parent.iterdir()) == before
+
+
 def test_fit_resume_of_a_trial_points_to_tune_resume(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     parent = tmp_path / "search"

@@ -228,6 +228,13 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
     if not (run_dir / runs.CONFIG_FILE).is_file():  # not a run: leave no lock file there
         raise RunError(f"{run_dir}: no config.yaml, so no run to resume: a fit killed this early "
                        f"kept nothing. Start it again: dltrain fit CONFIG --run-dir {run_dir}")
+    # The folders that hold runs have a config.yaml too: fit would train into them.
+    if (run_dir / runs.CV_FILE).is_file():
+        raise RunError(f"{run_dir}: a cross-validation, not a fit's run; go on with: dltrain cv "
+                       f"--resume {run_dir}")
+    if runs.recorded_kind(run_dir) == "tune":
+        raise RunError(f"{run_dir}: a search, not a fit's run; go on with: dltrain tune --resume "
+                       f"{run_dir}")
     if (run_dir.parent / runs.CV_FILE).is_file():  # a fold's data, which fit cannot remake
         raise RunError(f"{run_dir}: a run of the cross-validation {run_dir.parent}; finish it "
                        f"with: dltrain cv --resume {run_dir.parent}")
