@@ -84,7 +84,7 @@ def test_runs_marks_a_smoke_fit_as_smoke(smoke_run: Path,
 
 @pytest.mark.parametrize("kind, children", [("cv", ["fold-0", "fold-1", "refit"]),
                                             ("tune", ["trial-0000", "trial-0001"])])
-def test_eval_of_a_cv_or_tune_folder_names_the_runs_inside_it(
+def test_eval_predict_export_of_a_cv_or_tune_folder_name_the_runs_inside_it(
         kind: str, children: list[str], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     parent = tmp_path / kind
@@ -92,9 +92,15 @@ def test_eval_of_a_cv_or_tune_folder_names_the_runs_inside_it(
         (parent / child).mkdir(parents=True)
         (parent / child / "run.json").write_text('{"state": "completed"}')
     (parent / "run.json").write_text(f'{{"state": "completed", "kind": "{kind}"}}')
-    code, out, err = run_cli(capsys, "eval", parent)
-    assert code == 2, out + err
+    (parent / "config.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
     what = {"cv": "a cross-validation", "tune": "a search"}[kind]
-    assert (f"error: {parent}: {what}, whose models are in the runs inside it "
-            f"({', '.join(children)}); evaluate one: dltrain eval {parent / children[0]}"
-            ) in " ".join(err.split())
+    for command, args, use in [
+            ("eval", [], "evaluate one: dltrain eval {run}"),
+            ("predict", [parent / "x.png"], "predict with one: dltrain predict {run} FILE..."),
+            ("export", ["--format", "tflite"],
+             "export one: dltrain export {run} --format FORMAT")]:
+        code, out, err = run_cli(capsys, command, parent, *args)
+        assert code == 2, out + err
+        assert (f"error: {parent}: {what}, whose models are in the runs inside it "
+                f"({', '.join(children)}); {use.format(run=parent / children[0])}"
+                ) in " ".join(err.split()), command

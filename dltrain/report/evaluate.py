@@ -139,15 +139,21 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
 PARENT_KINDS = {"cv": "a cross-validation", "tune": "a search"}  # run.json kinds that hold runs
 
 
-def check_single_run(run_dir: Path) -> None:
+# What eval, predict and export would do with one of the runs inside such a folder.
+USE_ONE = {"eval": ("evaluate one", ""), "predict": ("predict with one", " FILE..."),
+           "export": ("export one", " --format FORMAT")}
+
+
+def check_single_run(run_dir: Path, command: str = "eval") -> None:
     """A cross-validation's or a search's folder holds runs, not a model of its own."""
     kind = runs.recorded_kind(run_dir)
     if kind not in PARENT_KINDS:
         return
     inside = sorted(path.name for path in run_dir.iterdir() if (path / runs.STATE_FILE).is_file())
-    first = f"dltrain eval {run_dir / inside[0]}" if inside else "none is complete yet"
+    verb, rest = USE_ONE[command]
+    first = f"dltrain {command} {run_dir / inside[0]}{rest}" if inside else "none is complete yet"
     raise RunError(f"{run_dir}: {PARENT_KINDS[kind]}, whose models are in the runs inside it "
-                   f"({', '.join(inside) or 'none yet'}); evaluate one: {first}")
+                   f"({', '.join(inside) or 'none yet'}); {verb}: {first}")
 
 
 def _checkpoints(run_dir: Path) -> str:

@@ -20,7 +20,7 @@ from dltrain.backend import keras_module, prepare_runtime, quiet_native_logs
 from dltrain.config.schema import Config
 from dltrain.data.prepare import Preparation, load_splits
 from dltrain.errors import RunError
-from dltrain.report.evaluate import load_model, run_config
+from dltrain.report.evaluate import check_single_run, load_model, run_config
 from dltrain.report.export_runtimes import RUNTIMES, runtime_name
 from dltrain.report.predict import read_preparation
 from dltrain.runs import layout as runs
@@ -243,6 +243,8 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     if not (run_dir / runs.CONFIG_FILE).is_file():
         raise RunError(f"{run_dir}: not a run directory (no {runs.CONFIG_FILE}); pass a folder "
                        "made by dltrain fit.")
+    if model_path is None:
+        check_single_run(run_dir, "export")
     config = run_config(run_dir / runs.CONFIG_FILE)
     name = backend or config.backend
     check_supported(fmt, name)

@@ -12,7 +12,7 @@ from dltrain.backend import ImageDecodeError, decode_image, use_backend
 from dltrain.data.prepare import Preparation
 from dltrain.data.tabular import csv_records
 from dltrain.errors import DataError, RunError
-from dltrain.report.evaluate import load_model, run_config
+from dltrain.report.evaluate import check_single_run, load_model, run_config
 from dltrain.runs import layout as runs
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
@@ -22,6 +22,7 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int,
                   backend: str | None = None) -> list[dict[str, Any]]:
     """The top-k classes with probabilities for every image file and every CSV row, or for a
     regression the predicted value of each target (`values`, standardisation undone)."""
+    check_single_run(run_dir, "predict")
     config = run_config(run_dir / runs.CONFIG_FILE)
     use_backend(backend or config.backend)
     if not (run_dir / runs.PREPARATION_FILE).is_file():
