@@ -54,8 +54,24 @@ def test_resume_of_a_fit_run(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     run.mkdir()
     (run / "config.yaml").write_text(QUICKSTART.read_text())
     assert (f"error: {run}: no cv.json, so it is not a cross-validation to resume. It is a "
-            f"fit's run directory: dltrain fit --resume {run} Start one with: dltrain cv "
+            f"fit's run directory: dltrain fit --resume {run}. Start one with: dltrain cv "
             "CONFIG --folds K") in refused(capsys, "--resume", run)
+
+
+def test_resume_of_a_fold_or_a_search_names_what_goes_on_with_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parent = cv_parent(tmp_path / "cv", {"folds": 2, "per_fold": []})
+    fold = parent / "fold-0"
+    fold.mkdir()
+    (fold / "config.yaml").write_text(QUICKSTART.read_text())
+    assert (f"It is a run of the cross-validation {parent}: dltrain cv --resume {parent}. Start "
+            "one with") in refused(capsys, "--resume", fold)
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune"}))
+    (search / "config.yaml").write_text(QUICKSTART.read_text())
+    assert f"It is a search: dltrain tune --resume {search}. Start one with" in refused(
+        capsys, "--resume", search)
 
 
 def test_resume_of_a_folder_that_is_no_run(tmp_path: Path,

@@ -140,7 +140,14 @@ def test_tune_takes_a_config_or_a_search_directory(tmp_path: Path,
         code, _, err = run_cli(capsys, "tune", "--resume", tmp_path, extra)
         assert code == 2 and "drop --smoke, --set, --backend and --run-dir" in " ".join(err.split())
     code, _, err = run_cli(capsys, "tune", "--resume", tmp_path)
-    assert code == 2 and "not a search directory" in err
+    assert code == 2 and "not a search directory" in err and "It is" not in err
+    run = tmp_path / "cv"  # a cross-validation given to tune --resume: named, with its command
+    run.mkdir()
+    (run / "config.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
+    (run / "cv.json").write_text("{}")
+    code, _, err = run_cli(capsys, "tune", "--resume", run)
+    assert code == 2 and " ".join(err.split()).endswith(
+        f"tune printed. It is a cross-validation: dltrain cv --resume {run}.")
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0 and "tune" in out
 

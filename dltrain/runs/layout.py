@@ -133,6 +133,23 @@ def remove_leftovers(run_dir: Path) -> list[str]:
     return removed
 
 
+def resumed_by(folder: Path) -> str | None:
+    """What `folder` is and the command that goes on with it, for a --resume given the wrong
+    kind of folder; None when it is none of dltrain's."""
+    if (folder / CV_FILE).is_file():
+        return f"a cross-validation: dltrain cv --resume {folder}"
+    if recorded_kind(folder) == "tune":
+        return f"a search: dltrain tune --resume {folder}"
+    if not (folder / CONFIG_FILE).is_file():
+        return None
+    if (folder.parent / CV_FILE).is_file():
+        return (f"a run of the cross-validation {folder.parent}: dltrain cv --resume "
+                f"{folder.parent}")
+    if recorded_kind(folder.parent) == "tune":
+        return f"a trial of the search {folder.parent}: dltrain tune --resume {folder.parent}"
+    return f"a fit's run directory: dltrain fit --resume {folder}"
+
+
 def recorded_kind(run_dir: Path) -> str | None:
     """run.json's kind (cv, tune for the folders that hold runs), or None where none is said."""
     if not (run_dir / STATE_FILE).is_file():

@@ -92,8 +92,8 @@ def resume_cv(parent: Path, *, device: Device, console: Console, live: bool,
     same seed, initial weights and data order). It costs at most one fold's training.
     """
     if not (parent / runs.CV_FILE).is_file():
-        hint = (f" It is a fit's run directory: dltrain fit --resume {parent}"
-                if (parent / runs.CONFIG_FILE).is_file() else "")
+        what = runs.resumed_by(parent)
+        hint = f" It is {what}." if what else ""
         raise RunError(f"{parent}: no cv.json, so it is not a cross-validation to resume.{hint} "
                        "Start one with: dltrain cv CONFIG --folds K")
     with run_lock.writing(parent):

@@ -39,8 +39,10 @@ def search_state(parent: Path, storage: str | None) -> dict[str, Any]:
     """
     state = runs.read_json(parent / runs.STATE_FILE) if (parent / runs.STATE_FILE).is_file() else {}
     if state.get("kind") != KIND or not (parent / runs.CONFIG_FILE).is_file():
+        what = runs.resumed_by(parent)
         raise RunError(f"{parent}: not a search directory (no run.json of kind tune with its "
-                       "config.yaml); --resume takes the folder dltrain tune printed.")
+                       "config.yaml); --resume takes the folder dltrain tune printed."
+                       + (f" It is {what}." if what else ""))
     saved = state.get("storage")
     if storage is None and isinstance(saved, str) and f":{HIDDEN}@" in saved:
         raise RunError(f"{parent}: its study is in {saved}; pass --storage again with the "
