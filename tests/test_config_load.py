@@ -441,3 +441,15 @@ def test_version_like_strings_stay_strings(tmp_path: Path) -> None:
     assert config.optimizer.schedule is not None
     assert config.optimizer.schedule.model_extra["tag"] == "1e"
     assert config.optimizer.schedule.model_extra["v"] == "1.2e"
+
+
+def test_a_folder_given_as_the_config_is_named_and_a_runs_config_pointed_to(
+        tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: a folder, not a config file."
+    write_yaml(tmp_path / "config.yaml", (CONFIGS / "quickstart.yaml").read_text())
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value) == (f"{tmp_path}: a folder, not a config file; the run's config is "
+                                 f"{tmp_path / 'config.yaml'}.")

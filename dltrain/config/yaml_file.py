@@ -20,7 +20,12 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file.") from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
+    except IsADirectoryError:  # often a run's folder, given where its config.yaml was meant
+        inside = path / "config.yaml"
+        raise ConfigError(f"{path}: a folder, not a config file"
+                          + (f"; the run's config is {inside}." if inside.is_file() else ".")) \
+            from None
+    except (UnicodeDecodeError, PermissionError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
     loader = _GuardedLoader(text)
     lines: dict[Key, int] = {}
