@@ -300,6 +300,37 @@ def test_npz_with_different_train_and_test_sample_shapes(tmp_path: Path) -> None
     assert "train samples have shape (3,) but test samples (4,)" in message
 
 
+@pytest.mark.parametrize(("x", "kind"), [
+    (np.array([["a", "b"]] * 4), "text (<U1)"),
+    (np.zeros((4, 2), dtype="datetime64[s]"), "datetime64[s]"),
+    (np.ones((4, 2), dtype=complex), "complex128"),
+])
+def test_npz_features_that_are_not_numbers_are_refused(tmp_path: Path, x: np.ndarray,
+                                                       kind: str) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=x, y_train=np.arange(4) % 2, x_test=x[:2], y_test=np.array([0, 1]))
+    assert data_error(read_npz, path) == (
+        f"{path}: x_train holds {kind} values; features must be numbers (integers, floats or "
+        "booleans).")
+
+
+def test_npz_text_labels_are_class_names(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.ones((4, 2)), y_train=np.array(["dog", "cat", "dog", "bird"]),
+             x_test=np.ones((2, 2)), y_test=np.array([b"cat", b"bird"]))
+    raw = read_npz(path)
+    assert raw.class_names == ["bird", "cat", "dog"]
+    assert raw.y_train.tolist() == [2, 1, 2, 0] and raw.y_test.tolist() == [1, 0]
+
+
+def test_npz_labels_text_in_one_split_numbers_in_the_other(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.ones((2, 2)), y_train=np.array(["dog", "cat"]),
+             x_test=np.ones((2, 2)), y_test=np.array([0, 1]))
+    assert data_error(read_npz, path) == (f"{path}: y_train and y_test must both hold class "
+                                          "names (text) or both numbers; one holds each.")
+
+
 def test_npz_that_is_not_an_npz(tmp_path: Path) -> None:
     path = tmp_path / "d.npz"
     path.write_text("hello", encoding="utf-8")

@@ -130,7 +130,27 @@ def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
     if missing:
         raise DataError(f"{path}: missing arrays {', '.join(sorted(missing))}; an .npz dataset "
                         "needs x_train, y_train, x_test, y_test.")
+    if class_names is None:
+        found, class_names = _text_labels_as_classes(found, path)
     return checked(Raw(**found, class_names=class_names, target_names=None), str(path))
+
+
+def _text_labels_as_classes(found: dict[str, np.ndarray],
+                            path: Path) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """Labels stored as text are class names, sorted, as a CSV's are; the labels become ids."""
+    texts = [found[key].dtype.kind in "US" for key in ("y_train", "y_test")]
+    if not any(texts):
+        return found, None
+    if not all(texts):
+        raise DataError(f"{path}: y_train and y_test must both hold class names (text) or both "
+                        "numbers; one holds each.")
+    labels = {key: np.char.decode(found[key]) if found[key].dtype.kind == "S" else found[key]
+              for key in ("y_train", "y_test")}
+    names = sorted(set().union(*(label.reshape(-1).tolist() for label in labels.values())))
+    index = {name: number for number, name in enumerate(names)}
+    ids = {key: np.array([index[name] for name in label.reshape(-1).tolist()], dtype=np.int64)
+           for key, label in labels.items()}
+    return {**found, **ids}, names
 
 
 def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:

@@ -31,8 +31,8 @@ def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def checked(raw: Raw, where: str) -> Raw:
-    """Flatten labels and check that x and y agree in length, that the features are finite and
-    that train and test samples have one shape.
+    """Flatten labels and check that x and y agree in length, that the features are finite
+    numbers and that train and test samples have one shape.
 
     Targets with several columns (a regression's) keep them; one column becomes a vector.
     """
@@ -48,7 +48,11 @@ def checked(raw: Raw, where: str) -> Raw:
             raise DataError(f"{where}: the {split} split is empty.")
     for split in ("x_train", "x_test"):
         x = getattr(raw, split)
-        if x.dtype.kind in "fc" and not np.isfinite(x).all():
+        if x.dtype.kind not in "biuf":  # text, dates, complex numbers: nothing a model takes
+            kind = f"text ({x.dtype.str})" if x.dtype.kind in "US" else str(x.dtype)
+            raise DataError(f"{where}: {split} holds {kind} values; features must be numbers "
+                            "(integers, floats or booleans).")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
             sample = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
             raise DataError(f"{where}: {split} holds a value that is not a finite number (NaN or "
                             f"infinite), first in sample {sample}.")
