@@ -122,6 +122,19 @@ def test_a_file_with_an_image_name_that_is_no_image_is_named(tmp_path: Path) -> 
         "or replace it with the image.")
 
 
+def test_a_truncated_image_is_named_by_keras_loader_too(tmp_path: Path) -> None:
+    """Its signature is a PNG's, so only decoding finds it: TensorFlow's loader said only
+    'Invalid PNG data, size 60' inside a tf.data message, without the file."""
+    root = tmp_path / "images"
+    write_pngs(root, {"cats": 3, "dogs": 3})
+    whole = (root / "dogs" / "0.png").read_bytes()
+    (root / "dogs" / "cut.png").write_bytes(whole[:60])
+    with pytest.raises(DataError) as caught:
+        read_image_folder(config(root))
+    assert str(caught.value).startswith(f"{root / 'dogs' / 'cut.png'}: not a readable image (")
+    assert "{{" not in str(caught.value)
+
+
 def test_a_file_with_an_image_name_that_is_no_image_exits_2_through_fit(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "images"

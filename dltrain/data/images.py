@@ -3,6 +3,7 @@ on TensorFlow (it is built on tf.data), and file by file with the backend's deco
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,10 @@ def read_class_folders(folder: Path, cfg: DatasetConfig) -> tuple[np.ndarray, np
             images.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
             labels.append(label)
     except Exception as exc:  # noqa: BLE001 - ValueError, or TensorFlow's own decode errors
-        raise DataError(f"{folder}: an image could not be read: "
-                        f"{str(exc).strip().splitlines()[0]}") from None
+        # tf.data's error names no file: decode them one by one to name the one that fails.
+        read_files(files, cfg, decode_image)
+        reason = re.sub(r"\{\{.*?\}\}\s*", "", str(exc).strip().splitlines()[0])
+        raise DataError(f"{folder}: an image could not be read: {reason}") from None
     return np.stack(images), np.asarray(labels, dtype=np.int64), names
 
 
