@@ -154,6 +154,17 @@ def test_categorical_loss_with_one_unit_is_refused() -> None:
         "the last layer 2 units.")
 
 
+def test_a_model_without_flatten_is_refused_at_its_last_layer() -> None:
+    """The classic slip: Dense straight after the images gives an output per pixel."""
+    message = build_error(model=layers({"Conv2D": {"filters": 4, "kernel_size": 3}},
+                                       {"Dense": {"units": 10, "activation": "softmax"}}))
+    assert message == (
+        "model.layers.1.Dense: the model's output has shape (None, 26, 26, 10), but the loss "
+        "needs one vector per sample, (None, 10). Add a Flatten (or GlobalAveragePooling2D) "
+        "layer before the last Dense.")
+    assert "Flatten" in build_error(loss="mse", model=layers({"Dense": {"units": 1}}))
+
+
 def test_optimizer_arguments_are_checked_against_its_class() -> None:
     message = build_error(optimizer={"name": "adam", "beta1": 0.8})
     assert "optimizer: unknown argument 'beta1' for Adam. Did you mean 'beta_1'?" in message

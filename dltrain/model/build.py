@@ -69,9 +69,23 @@ def build_model(config: Config) -> Any:
         check_parameters(parameters(model), where)
     if backbone is not None:
         set_preprocessing(model, backbone, config.model.input_shape[-1])
+    check_one_vector_per_sample(config, model.output_shape)
     check_loss_fits_output(config, model.output_shape[-1])
     compile_model(model, config, config.optimizer)
     return model
+
+
+def check_one_vector_per_sample(config: Config, shape: tuple[Any, ...]) -> None:
+    """Classifiers and regressions here score one vector per sample: a Dense straight after
+    image layers (no Flatten) answers per pixel, and Keras's loss then fails mid-fit."""
+    if len(shape) == 2 or config.loss_kind == "other":
+        return
+    index = len(config.model.layers) - 1
+    ((name, _),) = config.model.layers[index].items()
+    raise ConfigError(f"model.layers.{index}.{name}: the model's output has shape "
+                      f"{tuple(shape)}, but the loss needs one vector per sample, "
+                      f"{(shape[0], shape[-1])}. Add a Flatten (or GlobalAveragePooling2D) layer "
+                      "before the last Dense.")
 
 
 def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> None:
