@@ -141,3 +141,24 @@ def test_distribution_on_torch_is_placed_at_its_key(tmp_path: Path) -> None:
         f"{tmp_path / 'c.yaml'}: distribution.strategy (line 10): data_parallel runs on the jax "
         "and tensorflow backends; Keras's torch distribution is not in a release. Received: "
         "backend torch. Use backend: jax (or tensorflow), or strategy: none.")
+
+
+@pytest.mark.parametrize(("loss", "one_hot", "says"), [
+    ("categorical_crossentropy", "false",
+     "categorical_crossentropy compares one-hot labels with the outputs, and one_hot: false gives "
+     "class ids. Use loss: sparse_categorical_crossentropy for class ids, or drop one_hot: false."),
+    ("sparse_categorical_crossentropy", "true",
+     "sparse_categorical_crossentropy takes class ids, and one_hot: true gives one-hot vectors. "
+     "Use loss: categorical_crossentropy for one-hot labels, or drop one_hot: true."),
+])
+def test_one_hot_labels_that_the_loss_cannot_take_are_refused_at_their_key(
+        tmp_path: Path, loss: str, one_hot: str, says: str) -> None:
+    path = write_yaml(tmp_path / "c.yaml", f"""\
+name: tiny
+dataset: {{name: fashion_mnist_mini, one_hot: {one_hot}}}
+model:
+  input_shape: [28, 28, 1]
+  layers: [Flatten, {{Dense: {{units: 10, activation: softmax}}}}]
+loss: {loss}
+""")
+    assert refusal(path) == f"{path}: dataset.one_hot (line 2): {says}"

@@ -555,6 +555,20 @@ class Config(Strict):
         return self
 
     @model_validator(mode="after")
+    def _one_hot_fits_the_loss(self) -> Config:
+        # Keras's loss then fails in the first step on labels of the wrong rank.
+        one_hot, kind = self.dataset.one_hot, self.loss_kind
+        if one_hot is False and kind == "categorical":
+            raise key_error("dataset.one_hot", f"{self.loss_name} compares one-hot labels with "
+                            "the outputs, and one_hot: false gives class ids. Use loss: "
+                            "sparse_categorical_crossentropy for class ids, or drop one_hot: false.")
+        if one_hot is True and kind == "sparse_categorical":
+            raise key_error("dataset.one_hot", f"{self.loss_name} takes class ids, and one_hot: "
+                            "true gives one-hot vectors. Use loss: categorical_crossentropy for "
+                            "one-hot labels, or drop one_hot: true.")
+        return self
+
+    @model_validator(mode="after")
     def _monitors_exist(self) -> Config:
         for section in ("early_stopping", "reduce_lr_on_plateau", "checkpoint"):
             callback = getattr(self.training, section)
