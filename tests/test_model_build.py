@@ -165,6 +165,27 @@ def test_a_model_without_flatten_is_refused_at_its_last_layer() -> None:
     assert "Flatten" in build_error(loss="mse", model=layers({"Dense": {"units": 1}}))
 
 
+@pytest.mark.parametrize("metric", ["precision", "AUC", "mae", "top_k_categorical_accuracy",
+                                    {"name": "Recall", "thresholds": 0.4}])
+def test_a_metric_that_needs_one_hot_labels_is_refused_with_class_ids(metric: Any) -> None:
+    name = metric if isinstance(metric, str) else metric["name"]
+    assert build_error(metrics=["accuracy", metric]) == (
+        f"metrics.1: {name} compares labels with the outputs value by value, but "
+        "sparse_categorical_crossentropy's labels are class ids. Use loss: "
+        "categorical_crossentropy (dltrain one-hot encodes the labels) to get it, or a metric for "
+        "class ids: accuracy, sparse_top_k_categorical_accuracy.")
+
+
+def test_metrics_for_class_ids_and_for_one_hot_labels_are_kept_apart() -> None:
+    build_model(config(metrics=["acc", "sparse_categorical_accuracy",
+                                {"name": "sparse_top_k_categorical_accuracy", "k": 3}]))
+    build_model(config(loss="categorical_crossentropy", metrics=["accuracy", "precision", "AUC"]))
+    assert build_error(loss="categorical_crossentropy", metrics=["sparse_categorical_accuracy"]) \
+        == ("metrics.0: sparse_categorical_accuracy takes class ids, but "
+            "categorical_crossentropy's labels are one-hot vectors. Use its one-hot counterpart "
+            "(categorical_accuracy, top_k_categorical_accuracy), or accuracy.")
+
+
 def test_optimizer_arguments_are_checked_against_its_class() -> None:
     message = build_error(optimizer={"name": "adam", "beta1": 0.8})
     assert "optimizer: unknown argument 'beta1' for Adam. Did you mean 'beta_1'?" in message
