@@ -152,7 +152,8 @@ def test_names_keras_accepts_in_other_spellings_pass() -> None:
                                       "kernel_regularizer": "l2"}},
         optimizer={"name": "RMSprop", "schedule": {"name": "CosineDecay", "decay_steps": 9}},
         loss={"name": "SparseCategoricalCrossentropy", "from_logits": True},
-        metrics=["acc", "mse", {"name": "sparse_top_k_categorical_accuracy", "k": 3}])) is not None
+        metrics=["acc", "SparseCategoricalAccuracy",
+                 {"name": "sparse_top_k_categorical_accuracy", "k": 3}])) is not None
 
 
 @pytest.mark.parametrize(("name", "choices", "expected"), [

@@ -36,7 +36,7 @@ dataset: {name: fashion_mnist_mini, validation_split: 0.1}
 model:
   input_shape: [28, 28, 1]
   layers: [Flatten, {Dense: {units: 10, activation: softmax}}]
-loss: sparse_categorical_crossentropy
+loss: categorical_crossentropy
 metrics: [Precision, {name: AUC}, {name: Recall, thresholds: 0.4}, acc,
           {name: LogCoshError, dtype: float32}]
 """

@@ -169,6 +169,7 @@ def test_a_model_without_flatten_is_refused_at_its_last_layer() -> None:
                                     {"name": "Recall", "thresholds": 0.4}])
 def test_a_metric_that_needs_one_hot_labels_is_refused_with_class_ids(metric: Any) -> None:
     name = metric if isinstance(metric, str) else metric["name"]
+    # A rule of the config's parts (config.task): show --no-summary has it too.
     assert build_error(metrics=["accuracy", metric]) == (
         f"metrics.1: {name} compares labels with the outputs value by value, but "
         "sparse_categorical_crossentropy's labels are class ids. Use loss: "

@@ -18,6 +18,19 @@ CLASS_METRICS = {"accuracy", "acc", "binaryaccuracy", "categoricalaccuracy",
                  "sparsecategoricalaccuracy", "topkcategoricalaccuracy",
                  "sparsetopkcategoricalaccuracy", "auc", "precision", "recall", "f1score",
                  "fbetascore"}
+# Metrics that compare labels with the outputs value by value: they need one-hot labels, and
+# class ids fail in the first step or broadcast to nonsense. By squashed name; a name not here
+# (a typo) is left to the catalog's check, which names it.
+ONE_HOT_METRICS = {"auc", "precision", "recall", "f1score", "fbetascore", "categoricalaccuracy",
+                   "topkcategoricalaccuracy", "binaryaccuracy", "mae", "mse", "meanabsoluteerror",
+                   "meansquarederror", "rootmeansquarederror", "meanabsolutepercentageerror",
+                   "mape", "meansquaredlogarithmicerror", "msle", "logcosh", "logcosherror",
+                   "cosinesimilarity", "categoricalcrossentropy", "binarycrossentropy",
+                   "kldivergence", "kld", "poisson", "hinge", "squaredhinge", "categoricalhinge",
+                   "r2score", "precisionatrecall", "recallatprecision",
+                   "sensitivityatspecificity", "specificityatsensitivity", "truepositives",
+                   "falsepositives", "truenegatives", "falsenegatives", "onehotiou",
+                   "onehotmeaniou"}
 # The last layer's activations that make a classifier's output, with what they mean.
 CLASSIFIER_OUTPUTS = {"softmax": "class probabilities that sum to 1",
                       "log_softmax": "log class probabilities",
@@ -94,7 +107,26 @@ def output_activation(layer: str, args: dict[str, Any]) -> str | None:
     return activation.lower() if isinstance(activation, str) else None
 
 
+def _check_metric_labels(config: Config) -> None:
+    """Each metric takes the labels the loss's kind gives: class ids or one-hot vectors."""
+    kind = config.loss_kind
+    for index, metric in enumerate(config.metrics):
+        name = metric if isinstance(metric, str) else metric.name
+        squashed = name.replace("_", "").lower()
+        if kind == "sparse_categorical" and squashed in ONE_HOT_METRICS:
+            raise ConfigError(f"metrics.{index}: {name} compares labels with the outputs value "
+                              f"by value, but {config.loss_name}'s labels are class ids. Use "
+                              "loss: categorical_crossentropy (dltrain one-hot encodes the labels) "
+                              "to get it, or a metric for class ids: accuracy, "
+                              "sparse_top_k_categorical_accuracy.")
+        if kind == "categorical" and squashed.startswith("sparse"):
+            raise ConfigError(f"metrics.{index}: {name} takes class ids, but {config.loss_name}'s "
+                              "labels are one-hot vectors. Use its one-hot counterpart "
+                              "(categorical_accuracy, top_k_categorical_accuracy), or accuracy.")
+
+
 def _check_not_regression(config: Config) -> None:
+    _check_metric_labels(config)
     columns = config.dataset.label_columns
     loss = (f"loss {config.loss_name} is a classification loss (its targets are class ids)"
             if config.is_classifier else f"loss {config.loss_name} is not a regression loss "

@@ -71,7 +71,6 @@ def build_model(config: Config) -> Any:
         set_preprocessing(model, backbone, config.model.input_shape[-1])
     check_one_vector_per_sample(config, model.output_shape)
     check_loss_fits_output(config, model.output_shape[-1])
-    check_metrics_fit_labels(config)
     compile_model(model, config, config.optimizer)
     return model
 
@@ -87,30 +86,6 @@ def check_one_vector_per_sample(config: Config, shape: tuple[Any, ...]) -> None:
                       f"{tuple(shape)}, but the loss needs one vector per sample, "
                       f"{(shape[0], shape[-1])}. Add a Flatten (or GlobalAveragePooling2D) layer "
                       "before the last Dense.")
-
-
-# Metrics that read labels as class ids; the others compare them with the outputs value by
-# value, which needs one-hot labels (class ids fail in the first step, or broadcast to nonsense).
-FOR_CLASS_IDS = {"accuracy", "acc"}
-
-
-def check_metrics_fit_labels(config: Config) -> None:
-    """Each metric takes the labels the loss's kind gives: class ids or one-hot vectors."""
-    for index, metric in enumerate(config.metrics):
-        name = metric if isinstance(metric, str) else metric.name
-        squashed = _squash(name)
-        sparse = squashed.startswith("sparse")
-        if config.loss_kind == "sparse_categorical" and not (sparse or squashed in FOR_CLASS_IDS):
-            raise ConfigError(
-                f"metrics.{index}: {name} compares labels with the outputs value by value, but "
-                f"{config.loss_name}'s labels are class ids. Use loss: categorical_crossentropy "
-                "(dltrain one-hot encodes the labels) to get it, or a metric for class ids: "
-                "accuracy, sparse_top_k_categorical_accuracy.")
-        if config.loss_kind == "categorical" and sparse:
-            raise ConfigError(
-                f"metrics.{index}: {name} takes class ids, but {config.loss_name}'s labels are "
-                "one-hot vectors. Use its one-hot counterpart (categorical_accuracy, "
-                "top_k_categorical_accuracy), or accuracy.")
 
 
 def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> None:
