@@ -49,8 +49,19 @@ def startup(repeats: int) -> list[tuple[str, float, float]]:
 
 
 def heading(title: str) -> str:
-    return (f"## {title} — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, "
+    return (f"## {title} — {time.strftime('%Y-%m-%d %H:%M')}, {_cpu()}, "
             f"{os.cpu_count()} cores, Python {platform.python_version()}, {_versions()}")
+
+
+def _cpu() -> str:
+    """The CPU's model name where Linux says it, else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def table(title: str, unit: str, versus: str, rows: list[tuple[str, float, float]]) -> str:
