@@ -418,6 +418,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     if config.backend != "jax":  # JAX's own account comes at the end (compiled_note)
         print_notes(console, compile_note(history.rows[start.epoch:]))
     if diverged or (history.rows and not all(math.isfinite(v) for v in history.rows[-1].values())):
+        if (compiled := start.clock.compilations()) is not None:  # no end to print it at
+            print_notes(console, [compiled_note(compiled)])
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
                        + kept_after_divergence(path, start.kept))
