@@ -74,3 +74,23 @@ def test_a_history_with_a_field_over_the_csv_limit_is_not_a_history(tmp_path: Pa
     with pytest.raises(RunError) as caught:
         read_history(path)
     assert str(caught.value) == f"{path}: not a history written by dltrain."
+
+
+def test_a_saved_model_runs_one_step_per_execution_on_any_backend(tmp_path: Path) -> None:
+    """Keras's torch trainer refuses steps_per_execution above 1 when a model is used, and a
+    .keras file compiles as saved: the file says 1, the live model keeps its own number."""
+    import json
+    import zipfile
+
+    import keras
+
+    from dltrain.runs.files import save_model
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse", steps_per_execution=8)
+    save_model(model, tmp_path / "model.keras")
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        saved = json.loads(archive.read("config.json"))
+    assert saved["compile_config"]["steps_per_execution"] == 1
+    assert model.steps_per_execution == 8
+    assert model.get_compile_config()["steps_per_execution"] == 8

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dltrain.backend import one_step_per_execution_saved
 from dltrain.errors import RunError
 
 # atomic_target's temporary names: "." + the target's name + "." + mkstemp's 8 random characters
@@ -89,8 +90,9 @@ def read_json(path: Path) -> Any:
 
 
 def save_model(model: Any, path: Path) -> None:
-    """Keras saves in place; save beside the target and rename, so the target is always whole."""
-    with atomic_target(path, suffix=".keras") as tmp:
+    """Keras saves in place; save beside the target and rename, so the target is always whole.
+    The file runs on any backend (backend.one_step_per_execution_saved)."""
+    with atomic_target(path, suffix=".keras") as tmp, one_step_per_execution_saved(model):
         model.save(tmp)
 
 
