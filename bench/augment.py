@@ -1,12 +1,13 @@
 """Augmentation cost: dltrain's tf.data pipeline against the old ImageDataGenerator.flow() path.
 
-The cifar_cnn model on 10,000 CIFAR-shaped images (batch 32), three sides alternating round by
+The cifar_cnn model on 10,000 CIFAR-shaped images (batch 32), the sides alternating round by
 round in one process, each fitting 3 epochs per round (the first is dropped as warm-up):
-dltrain's pipeline with horizontal flips and without augmentation (endless dataset with steps
-per epoch, as `dltrain fit` feeds Keras), the flips inside the compiled training step instead
-(model.augment.in_step, what JAX and torch runs do), and Keras's legacy
-ImageDataGenerator(horizontal_flip=True).flow() as a hand-written script passes it to fit. Two
-more rows time the data alone, one pass without a model: what augmentation costs by itself.
+dltrain's pipeline with horizontal flips (with the config's steps_per_execution, auto, and with
+one step a call) and without augmentation, fed as `dltrain fit` feeds Keras; the flips inside
+the compiled training step instead (model.augment.in_step, what JAX and torch runs do); and
+Keras's legacy ImageDataGenerator(horizontal_flip=True).flow() as a hand-written script passes
+it to fit. Two more rows time the data alone, one pass without a model: what augmentation
+costs by itself.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from dltrain.backend import keras_module
 from dltrain.config.load import load_config
-from dltrain.config.schema import AugmentationConfig
+from dltrain.config.schema import AugmentationConfig, Config
 from dltrain.data.pipeline import pipeline
 from dltrain.model.augment import in_step, make_augmenter
 from dltrain.model.build import build_model
@@ -37,24 +38,35 @@ def _data(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sides(x: np.ndarray, y: np.ndarray, batch: int) -> dict[str, tuple[Any, Any, int | None]]:
-    """name -> (model, training data, steps per epoch); one model of the same net per side."""
+    """name -> (model, training data, steps per epoch); one model of the same net per side.
+
+    dltrain's sides are compiled and fed as `dltrain fit` does it, with the config's
+    steps_per_execution (auto); the ImageDataGenerator side as a hand-written script is, with
+    Keras's default of one step a call, and so is one more dltrain side, to show auto's part."""
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
     config = load_config(CONFIG).config
+    one_step = config.model_copy(update={"training": config.training.model_copy(
+        update={"steps_per_execution": 1})})
     flipping = config.model_copy(update={"augmentation": AugmentationConfig(horizontal_flip=True)})
     keras_module().utils.set_random_seed(0)
     flips = make_augmenter(AugmentationConfig(horizontal_flip=True), seed=0)
-    steps = math.ceil(len(x) / batch)
+
+    def fed(chosen: Config, augmenter: Any = None) -> tuple[Any, int | None]:
+        """As fit feeds it: endless with steps per epoch at one step a call (one iterator for
+        the whole fit), else one pass per epoch (train.fit.fit_inputs)."""
+        endless = chosen.steps_per_execution() == 1
+        return (pipeline(x, y, batch, shuffle=True, augmenter=augmenter, repeat=endless),
+                math.ceil(len(x) / batch) if endless else None)
+
     return {
-        "dltrain pipeline, flips": (
-            build_model(config), pipeline(x, y, batch, shuffle=True, augmenter=flips,
-                                          repeat=True), steps),
-        "dltrain pipeline, no augmentation": (
-            build_model(config), pipeline(x, y, batch, shuffle=True, repeat=True), steps),
+        "dltrain pipeline, flips": (build_model(config), *fed(config, flips)),
+        "dltrain pipeline, flips, steps_per_execution 1": (
+            build_model(one_step), *fed(one_step, flips)),
+        "dltrain pipeline, no augmentation": (build_model(config), *fed(config)),
         "dltrain, flips in the training step": (
-            in_step(build_model(flipping), flipping, 1.0),
-            pipeline(x, y, batch, shuffle=True, repeat=True), steps),
-        IDG: (build_model(config),
+            in_step(build_model(flipping), flipping, 1.0), *fed(flipping)),
+        IDG: (build_model(one_step),
               ImageDataGenerator(horizontal_flip=True).flow(x, y, batch_size=batch, seed=0), None),
     }
 

@@ -96,6 +96,8 @@ def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str
     manifest = json.loads((run / "manifest.json").read_text())
     assert env["backend"] == manifest["versions"]["backend"] == backend
     assert env.get("keep_freed_memory", False) is (backend == "torch")  # allocator.py
+    # steps_per_execution auto at quickstart's batch 64: 4 a call; torch runs one.
+    assert env["steps_per_execution"] == (1 if backend == "torch" else 4)
     assert backend in env and "backend: " + backend in (run / "config.yaml").read_text()
     done = dltrain(cache, "eval", run, "--json", on=backend)
     assert done.returncode == 0, done.stderr

@@ -129,10 +129,41 @@ def test_several_steps_per_execution_on_torch_is_placed_at_its_key(tmp_path: Pat
     message = monitor_error(tmp_path, "backend: torch\ntraining: {steps_per_execution: 4}\n")
     assert message == (
         f"{tmp_path / 'c.yaml'}: training.steps_per_execution (line 10): Keras's torch trainer "
-        "runs one step per call. Received: 4 on backend torch. Use 1 (the default), or backend: "
-        "jax or tensorflow.")
+        "runs one step per call. Received: 4 on backend torch. Use auto (the default) or 1, or "
+        "backend: jax or tensorflow.")
     monitored(tmp_path, "backend: jax\ntraining: {steps_per_execution: 4}\n")
     assert load_config(tmp_path / "c.yaml").config.training.steps_per_execution == 4
+
+
+PARALLEL = "distribution: {strategy: data_parallel}\n"
+
+
+@pytest.mark.parametrize(("backend", "batch_size", "extra", "steps"), [
+    ("tensorflow", 32, "", 8), ("jax", 32, "", 8), ("tensorflow", 64, "", 4), ("jax", 128, "", 2),
+    ("tensorflow", 256, "", 1), ("tensorflow", 1000, "", 1), ("jax", 4, "", 16),
+    ("torch", 32, "", 1), ("tensorflow", 32, PARALLEL, 1), ("jax", 32, PARALLEL, 8)])
+def test_auto_steps_per_execution_trains_about_256_samples_a_call(
+        tmp_path: Path, backend: str, batch_size: int, extra: str, steps: int) -> None:
+    monitored(tmp_path, f"backend: {backend}\ntraining: {{batch_size: {batch_size}}}\n{extra}")
+    config = load_config(tmp_path / "c.yaml").config
+    assert config.training.steps_per_execution == "auto"  # the config keeps the choice
+    assert config.steps_per_execution() == steps
+
+
+def test_several_steps_per_execution_under_data_parallel_on_tensorflow_is_placed_at_its_key(
+        tmp_path: Path) -> None:
+    # Keras's multi-step loop failed in MirroredStrategy's graph: an internal error.
+    message = monitor_error(tmp_path, "backend: tensorflow\ndistribution: {strategy: "
+                            "data_parallel}\ntraining: {steps_per_execution: 4}\n")
+    assert message == (
+        f"{tmp_path / 'c.yaml'}: training.steps_per_execution (line 11): Keras's TensorFlow "
+        "trainer runs one step per call under distribution.strategy data_parallel. Received: 4. "
+        "Use auto (the default) or 1, or backend: jax.")
+
+
+def test_a_number_of_steps_per_execution_is_kept_as_given(tmp_path: Path) -> None:
+    monitored(tmp_path, "training: {batch_size: 32, steps_per_execution: 1}\n")
+    assert load_config(tmp_path / "c.yaml").config.steps_per_execution() == 1
 
 
 def test_distribution_on_torch_is_placed_at_its_key(tmp_path: Path) -> None:

@@ -372,11 +372,13 @@ class TrainingConfig(Strict):
     shuffle: bool = True
     deterministic: bool = Field(False, description="TensorFlow op determinism (slower).")
     tensorboard: bool = Field(True, description="Write TensorBoard logs to <run>/tensorboard.")
-    steps_per_execution: int = Field(
-        1, ge=1, le=10_000, description="Training steps per call into TensorFlow or JAX "
-        "(Keras's compile argument; torch runs 1): more can help small models on a GPU; "
-        "batch-level callbacks then see every Nth batch. 1 keeps one data iterator for the "
-        "whole fit, measured faster on a CPU.")
+    steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1, le=10_000)] = Field(
+        "auto", description="Training steps per call into TensorFlow or JAX (Keras's compile "
+        "argument): fewer Python round trips a step. auto: about 256 samples a call (8 at "
+        "batch 32, 2 at 128, 1 from 256; at most 16); 1 on torch, and on tensorflow under "
+        "data_parallel, which run one step a call. "
+        "Batch-level callbacks (the live progress bar, a stop signal's check) see every Nth "
+        "batch.")
     mixed_precision: Literal["none", "bf16", "fp16"] = Field(
         "none", description="Compute in bfloat16 or float16 with float32 weights "
         "(keras.mixed_precision: mixed_bfloat16, mixed_float16 with loss scaling): faster on "
@@ -548,10 +550,18 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _steps_per_execution_on_its_backend(self) -> Config:
-        if self.training.steps_per_execution > 1 and self.backend == "torch":
+        steps = self.training.steps_per_execution
+        if steps == "auto" or steps == 1:
+            return self
+        if self.backend == "torch":
             raise key_error("training.steps_per_execution", "Keras's torch trainer runs one step "
-                            f"per call. Received: {self.training.steps_per_execution} on backend "
-                            "torch. Use 1 (the default), or backend: jax or tensorflow.")
+                            f"per call. Received: {steps} on backend torch. Use auto (the "
+                            "default) or 1, or backend: jax or tensorflow.")
+        if self.backend == "tensorflow" and self.distribution.strategy == "data_parallel":
+            # Keras's multi-step loop failed in MirroredStrategy's graph (InvalidArgumentError).
+            raise key_error("training.steps_per_execution", "Keras's TensorFlow trainer runs "
+                            "one step per call under distribution.strategy data_parallel. "
+                            f"Received: {steps}. Use auto (the default) or 1, or backend: jax.")
         return self
 
     @model_validator(mode="after")
@@ -625,6 +635,18 @@ class Config(Strict):
     @property
     def is_regression(self) -> bool:
         return self.loss_kind == "regression"
+
+    def steps_per_execution(self) -> int:
+        """training.steps_per_execution, auto resolved: each call into the backend trains about
+        256 samples. Measured on a 2-core CPU (BENCHMARKS.md), against 1 step a call: 13-20%
+        faster at batch 32, 10% at 64, 6% at 128, on TensorFlow and JAX alike."""
+        steps = self.training.steps_per_execution
+        if steps != "auto":
+            return steps
+        if self.backend == "torch" or (self.backend == "tensorflow"
+                                       and self.distribution.strategy == "data_parallel"):
+            return 1  # where Keras runs one step a call (_steps_per_execution_on_its_backend)
+        return min(max(256 // self.training.batch_size, 1), 16)
 
     @property
     def checkpoint_monitor(self) -> str:

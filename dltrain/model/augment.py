@@ -110,7 +110,7 @@ def in_step(model: Any, config: Config, value_max: float) -> Any:
     training = config.training
     trainer.compile(optimizer=model.optimizer, loss=make_loss(config.loss),
                     metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)],
-                    steps_per_execution=training.steps_per_execution,
+                    steps_per_execution=config.steps_per_execution(),
                     jit_compile=training.jit_compile)
     return trainer
 

@@ -92,7 +92,7 @@ def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> Non
     """Compile with the config's loss and metrics and this optimizer (fine-tuning's is another)."""
     model.compile(optimizer=make_optimizer(optimizer), loss=make_loss(config.loss),
                   metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)],
-                  steps_per_execution=config.training.steps_per_execution,
+                  steps_per_execution=config.steps_per_execution(),
                   jit_compile=config.training.jit_compile)
 
 

@@ -184,7 +184,8 @@ def write_run_files(path: Path, config: Config, splits: Splits, device_name: str
     preparation (with `missing_only`, those a kill at its start left unwritten)."""
     text = dump(config)
     if not (missing_only and (path / runs.ENV_FILE).is_file()):
-        runs.write_json(path / runs.ENV_FILE, runs.environment(device_name))
+        runs.write_json(path / runs.ENV_FILE, {**runs.environment(device_name),
+                                               "steps_per_execution": config.steps_per_execution()})
     if not (missing_only and (path / runs.MANIFEST_FILE).is_file()):
         write_manifest(path, text, config, splits, device_name)
     if not (missing_only and (path / runs.PREPARATION_FILE).is_file()):
@@ -493,7 +494,7 @@ def fit_inputs(splits: Splits, config: Config, epoch: int,
     training = config.training
     batch = training.batch_size
     # tf.data only: other backends get one pass per epoch from a PyDataset (see pipeline).
-    repeat = training.steps_per_execution == 1 and config.backend == "tensorflow"
+    repeat = config.steps_per_execution() == 1 and config.backend == "tensorflow"
     augmenter = (None if augment_to is None
                  else make_augmenter(config.augmentation, config.seed, value_max=augment_to))
     # A resumed run reshuffles from a new seed, so it does not replay epoch 1's order.
