@@ -143,6 +143,35 @@ def test_both_lr_spellings_is_an_error(tmp_path: Path) -> None:
     assert "both 'lr' and 'learning_rate'" in message
 
 
+@pytest.mark.parametrize("section", ["optimizer: {name: rmsprop, lr: 0.05}",
+                                     "training: {nb_epoch: 20}", "optimizer: rmsprop"])
+def test_set_names_todays_keys_over_a_files_keras2_spellings(tmp_path: Path, section: str) -> None:
+    # --set applied before the file's spellings were read: "has both 'lr' and
+    # 'learning_rate'", "unknown key 'nb_epoch'", "the parent of 'learning_rate' is not a section".
+    path = write_yaml(tmp_path / "c.yaml", BASE + section + "\n")
+    config = load_config(path, ["optimizer.learning_rate=0.01", "training.epochs=1"]).config
+    assert (config.optimizer.learning_rate, config.training.epochs) == (0.01, 1)
+    if "rmsprop" in section:
+        assert config.optimizer.name == "rmsprop"
+
+
+def test_set_with_a_keras2_key_is_read_as_todays_with_a_note(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE + "optimizer: {name: adam, learning_rate: 0.1}\n")
+    loaded = load_config(path, ["optimizer.lr=0.01", "training.nb_epoch=3"])
+    assert loaded.config.optimizer.learning_rate == 0.01 and loaded.config.training.epochs == 3
+    assert loaded.notes == [
+        "--set optimizer.lr: the Keras 2 name; read as optimizer.learning_rate.",
+        "--set training.nb_epoch: the Keras 2 name; read as training.epochs."]
+
+
+def test_set_reaches_into_a_loss_or_metric_given_by_name(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", BASE + "metrics: [accuracy, auc]\n")
+    config = load_config(path, ["loss.from_logits=false", "metrics.1.num_thresholds=50"]).config
+    assert config.loss_name == "sparse_categorical_crossentropy"
+    assert config.metrics[0] == "accuracy"
+    assert config.metrics[1].name == "auc" and config.metrics[1].kwargs == {"num_thresholds": 50}
+
+
 def test_keras2_input_dim_on_first_layer_becomes_input_shape(tmp_path: Path) -> None:
     text = """\
 name: tab
@@ -453,3 +482,29 @@ def test_a_folder_given_as_the_config_is_named_and_a_runs_config_pointed_to(
         load_config(tmp_path)
     assert str(caught.value) == (f"{tmp_path}: a folder, not a config file; the run's config is "
                                  f"{tmp_path / 'config.yaml'}.")
+
+
+def test_a_leading_zero_is_decimal_as_in_yaml_1_2(tmp_path: Path) -> None:
+    # YAML 1.1 read these as octal: seed 34 and batch size 8, silently.
+    path = write_yaml(tmp_path / "c.yaml", BASE + "seed: 0042\ntraining: {epochs: 0x0a}\n")
+    config = load_config(path, ["training.batch_size=010"]).config
+    assert (config.seed, config.training.batch_size, config.training.epochs) == (42, 10, 10)
+
+
+@pytest.mark.parametrize(("section", "expected"), [
+    # Each got only "Allowed keys: ...", or a wrong guess (steps_per_epoch: steps_per_execution).
+    ("training: {validation_split: 0.1}", "unknown key 'validation_split' at training (line 9). "
+     "It belongs in the dataset section: dataset.validation_split."),
+    ("epochs: 5", "unknown key 'epochs' at top level (line 9). It belongs in the training "
+     "section: training.epochs."),
+    ("training: {steps_per_epoch: 10}", "unknown key 'steps_per_epoch' at training (line 9). "
+     "dltrain has no steps_per_epoch. An epoch here is one pass over the training data; "
+     "dataset.train_limit makes it shorter."),
+    ("training: {class_weight: {0: 1, 1: 2}}", "unknown key 'class_weight' at training (line 9). "
+     "Class weights are not supported yet."),
+    ("training: {reduce_lr_on_plateau: {epsilon: 0.01}}", "unknown key 'epsilon' at "
+     "training.reduce_lr_on_plateau (line 9). 'epsilon' is the Keras 2 name; use 'min_delta'."),
+])
+def test_keys_from_keras_fit_say_where_they_belong(tmp_path: Path, section: str,
+                                                   expected: str) -> None:
+    assert config_error(tmp_path, BASE + section + "\n") == f"{tmp_path / 'bad.yaml'}: {expected}"

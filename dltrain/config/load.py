@@ -54,10 +54,13 @@ def load_config(path: Path, overrides: list[str] | None = None, smoke: bool = Fa
     """
     source = str(path)
     raw, lines = read_yaml(path)
+    # The file's Keras 2 spellings first, so --set can name today's keys (optimizer.learning_rate
+    # over a file's lr); then those an override brings (an input_dim).
+    notes = rewrite_keras2(raw, source)
     origins: dict[Key, str] = {}
     for override in overrides or []:
-        apply_override(raw, override, source, lines, origins)
-    notes = rewrite_keras2(raw, source)
+        apply_override(raw, keras2_override(override, notes), source, lines, origins)
+    notes += rewrite_keras2(raw, source)
     resolve_paths(raw, path.parent, origins)
     config = validate(raw, source, lines, origins)
     if smoke:  # checked as written first: a smoke run must not pass a config that cannot run
@@ -117,15 +120,23 @@ def apply_override(raw: Any, override: str, source: str, lines: dict[Key, int] |
     origins[key] = override
 
 
+# Sections that may be a bare name (`optimizer: adam`): the long form is {name: adam, ...}.
+NAMED: set[tuple[Any, ...]] = {("optimizer",), ("loss",), ("metrics", int)}
+
+
 def _step(target: Any, part: str, walked: list[str], override: str) -> tuple[Any, str | int]:
     if isinstance(target, list):
-        index = _index(target, part, override)
-        return target[index], index
-    if not isinstance(target, dict):
+        index: str | int = _index(target, part, override)
+    elif isinstance(target, dict):
+        index = part
+        if target.get(part) is None:
+            target[part] = {}
+    else:
         raise ConfigError(f"--set {override}: '{'.'.join(walked[:-1])}' is not a section.")
-    if target.get(part) is None:
-        target[part] = {}
-    return target[part], part
+    shape = tuple(int if isinstance(step, int) else step for step in (*walked[:-1], index))
+    if isinstance(target[index], str) and shape in NAMED:
+        target[index] = {"name": target[index]}  # --set optimizer.learning_rate over `adam`
+    return target[index], index
 
 
 def _assign(target: Any, part: str, value: Any, override: str) -> str | int:
@@ -145,6 +156,19 @@ def _index(items: list[Any], part: str, override: str) -> int:
             f"--set {override}: '{part}' must be an index below {len(items)} into that list."
         )
     return int(part)
+
+
+KERAS2_KEYS = {"optimizer.lr": "optimizer.learning_rate", "training.nb_epoch": "training.epochs"}
+
+
+def keras2_override(override: str, notes: list[str]) -> str:
+    """`--set optimizer.lr=...` as `optimizer.learning_rate=...`, with a note, as in a file."""
+    path, sep, value = override.partition("=")
+    today = KERAS2_KEYS.get(path.strip())
+    if not sep or today is None:
+        return override
+    notes.append(f"--set {path.strip()}: the Keras 2 name; read as {today}.")
+    return f"{today}={value}"
 
 
 def shortcut_overrides(**values: int | str | None) -> list[str]:
@@ -258,6 +282,25 @@ def _backbone_section(raw: Any) -> dict[str, Any] | None:
 
 
 NO_RECEIVED = ("missing", "key_not_read")  # errors whose message says all there is to say
+EPOCH = " An epoch here is one pass over the training data; dataset.train_limit makes it shorter."
+# Keys users bring from Keras's fit() and Keras 2, at the section they wrote them in: where
+# they belong, or why there is none (the nearest allowed name misleads: steps_per_execution).
+ELSEWHERE = {
+    ("epochs",): " It belongs in the training section: training.epochs.",
+    ("batch_size",): " It belongs in the training section: training.batch_size.",
+    ("validation_split",): " It belongs in the dataset section: dataset.validation_split.",
+    ("training", "validation_split"): " It belongs in the dataset section: "
+    "dataset.validation_split.",
+    ("training", "validation_data"): " Validation data comes from dataset.validation_split (a "
+    "fraction, or test).",
+    ("training", "steps_per_epoch"): " dltrain has no steps_per_epoch." + EPOCH,
+    ("training", "samples_per_epoch"): " samples_per_epoch is Keras 1's;" + EPOCH,
+    ("training", "class_weight"): " Class weights are not supported yet.",
+    ("training", "verbose"): " dltrain prints one line per epoch; fit --json prints one JSON "
+    "document instead.",
+    ("training", "reduce_lr_on_plateau", "epsilon"): " 'epsilon' is the Keras 2 name; use "
+    "'min_delta'.",
+}
 
 
 def describe(error: Any, raw: Any, lines: dict[Key, int],
@@ -274,7 +317,7 @@ def describe(error: Any, raw: Any, lines: dict[Key, int],
     at = f" (line {line})" if line else ""
     if error["type"] == "extra_forbidden":
         parent = ".".join(map(str, loc[:-1])) or "top level"
-        hint = _suggest(str(loc[-1]), allowed_keys(loc[:-1]))
+        hint = ELSEWHERE.get(tuple(map(str, loc))) or _suggest(str(loc[-1]), allowed_keys(loc[:-1]))
         return override, f"unknown key '{loc[-1]}' at {parent}{at}.{hint}"
     message = error["msg"].removeprefix("Value error, ")
     received = "" if error["type"] in NO_RECEIVED else f" Received: {_short(error['input'])}."

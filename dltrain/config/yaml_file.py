@@ -149,3 +149,15 @@ def _record_lines(node: yaml.Node, key: Key, lines: dict[Key, int], path: Path) 
 _EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 _GuardedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT,
                                      list("-+0123456789"))
+
+
+def _decimal_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """YAML 1.1 reads a leading 0 as octal (`seed: 0042` was 34, `batch_size: 010` 8); YAML 1.2
+    and a reader of the file see decimal, and so does a config here (0x1f stays hexadecimal)."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    if re.fullmatch(r"[-+]?0[0-7]+", text):
+        return int(text, 10)
+    return int(loader.construct_yaml_int(node))
+
+
+_GuardedLoader.add_constructor("tag:yaml.org,2002:int", _decimal_int)
