@@ -87,6 +87,40 @@ def test_unknown_layer_argument_lists_what_the_layer_takes() -> None:
         "lora_alpha, lora_rank, name, quantization_config, trainable, units, use_bias.")
 
 
+@pytest.mark.parametrize(("layer", "expected"), [
+    # Each had no hint, or a wrong one: 'init' -> "Did you mean 'units'?".
+    ({"Dense": {"units": 4, "init": "he_normal"}}, "'init' is the Keras 2 name; use "
+     "'kernel_initializer'."),
+    ({"Dense": {"output_dim": 4}}, "'output_dim' is the Keras 2 name; use 'units'."),
+    ({"Dense": {"units": 4, "W_regularizer": "l2"}}, "'W_regularizer' is the Keras 2 name; use "
+     "'kernel_regularizer'."),
+    ({"Conv2D": {"filters": 8, "kernel_size": 3, "border_mode": "same"}}, "'border_mode' is the "
+     "Keras 2 name; use 'padding' (same or valid)."),
+    ({"Conv2D": {"filters": 8, "kernel_size": 3, "subsample": [2, 2]}}, "'subsample' is the "
+     "Keras 2 name; use 'strides'."),
+    ({"Conv2D": {"filters": 8, "nb_row": 3}}, "'nb_row' is the Keras 2 name; use 'kernel_size' "
+     "(kernel_size: [rows, columns])."),
+    ({"MaxPooling2D": {"dim_ordering": "tf"}}, "'dim_ordering' is the Keras 2 name; use "
+     "'data_format' ('tf' is channels_last, 'th' channels_first)."),
+    ({"Dropout": {"p": 0.5}}, "'p' is the Keras 2 name; use 'rate'."),
+    ({"GaussianNoise": {"sigma": 0.1}}, "'sigma' is the Keras 2 name; use 'stddev'."),
+    ({"LeakyReLU": {"alpha": 0.1}}, "'alpha' is the Keras 2 name; use 'negative_slope'."),
+])
+def test_keras2_argument_names_get_todays(layer: dict[str, Any], expected: str) -> None:
+    ((name, args),) = layer.items()
+    bad = next(key for key in args if key not in ("units", "filters", "kernel_size"))
+    assert catalog_error(layer).startswith(
+        f"model.layers.0.{name}: unknown argument '{bad}' for {name}. {expected} {name} takes: ")
+
+
+def test_keras2_optimizer_decay_points_to_a_schedule_not_weight_decay() -> None:
+    assert catalog_error(optimizer={"name": "rmsprop", "decay": 1e-6}).startswith(
+        "optimizer: unknown argument 'decay' for RMSprop. 'decay' is Keras 2's learning-rate "
+        "decay, gone from Keras 3's optimizers (its weight_decay is another thing); write it as "
+        "optimizer.schedule: {name: InverseTimeDecay, decay_steps: 1, decay_rate: DECAY}, the "
+        "same lr / (1 + DECAY * step). RMSprop takes: ")
+
+
 def test_initializers_given_as_a_class_and_config_pass() -> None:
     layer = {"Dense": {"units": 1, "bias_initializer": {"class_name": "Constant",
                                                         "config": {"value": 0.5}},

@@ -97,6 +97,38 @@ def test_bad_activation_is_reported_at_its_argument_with_the_known_ones() -> Non
                       "model.layers.1.Dense") == expected
 
 
+CONV = {"Conv2D": {"filters": 8, "kernel_size": 3}}
+
+
+@pytest.mark.parametrize(("layer", "expected"), [
+    # internal error: TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+    ({"Conv2D": {**CONV["Conv2D"], "use_bias": "false"}}, "model.layers.0.Conv2D.use_bias: must "
+     "be true or false. Received: 'false' (quoted, so text). Remove it for the default, True."),
+    # "'<=' not supported between instances of 'str' and 'int'"
+    ({"Conv2D": {**CONV["Conv2D"], "filters": "32"}}, "model.layers.0.Conv2D.filters: must be a "
+     "whole number. Received: '32' (quoted, so text)."),
+    # "Cannot convert '(3, 3, 1, 32.0)' to a shape"
+    ({"Conv2D": {**CONV["Conv2D"], "filters": 32.0}}, "model.layers.0.Conv2D.filters: must be a "
+     "whole number; write 32. Received: 32.0."),
+    ({"Dropout": {"rate": "50%"}}, "model.layers.0.Dropout.rate: must be a number. Received: "
+     "'50%' (quoted, so text)."),
+])
+def test_a_value_of_the_wrong_kind_is_named_at_its_argument(layer: dict[str, Any],
+                                                            expected: str) -> None:
+    assert build_error(model=layers(layer, {"Flatten": {}}, {"Dense": {
+        "units": 10, "activation": "softmax"}})) == expected
+
+
+@pytest.mark.parametrize(("value", "shown"), [("None", "'None' (quoted, so text)"),
+                                              (None, "null")])
+def test_an_optimizer_number_given_as_none_is_refused_before_training(value: Any,
+                                                                      shown: str) -> None:
+    # Keras 2's epsilon=None: Adam was made, then the first step failed (internal error).
+    assert build_error(optimizer={"name": "adam", "epsilon": value}) == (
+        f"optimizer.epsilon: must be a number. Received: {shown}. Remove it for the default, "
+        "1e-07.")
+
+
 def test_misspelt_learning_rate_is_suggested_and_listed() -> None:
     expected = ("optimizer: unknown argument 'learning_rat' for Adam. Did you mean "
                 "'learning_rate'? Adam takes: amsgrad, beta_1, beta_2, clipnorm, clipvalue, "
@@ -342,3 +374,19 @@ def test_the_weights_counted_before_building_are_the_ones_keras_makes(
     counted = kernel_size(layer, shape)
     layer.build(shape)
     assert counted == layer.count_params() > 0
+
+
+@pytest.mark.parametrize(("input_shape", "expected"), [
+    ([784], "Conv2D takes samples of shape [height, width, channels], e.g. [28, 28, 1], channels "
+     "last; this one is [784]. Set model.input_shape so, or put a Reshape: {target_shape: [...]} "
+     "layer before it."),
+    ([1, 28, 28], "[1, 28, 28] looks channels first; Keras takes channels last: [28, 28, 1]."),
+])
+def test_a_convolution_on_samples_of_another_shape_says_what_it_takes(
+        input_shape: list[int], expected: str) -> None:
+    # Only Keras's "expected min_ndim=4, found ndim=2" (or "output size would be zero") before.
+    message = build_error(model=layers({"Conv2D": {"filters": 8, "kernel_size": 3}},
+                                       {"Flatten": {}}, {"Dense": {"units": 10}},
+                                       input_shape=input_shape))
+    assert message.startswith("model.layers.0.Conv2D: cannot follow the previous layer's output: ")
+    assert message.endswith(expected)

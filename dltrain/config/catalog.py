@@ -33,6 +33,29 @@ FORBIDDEN_LAYERS = frozenset({"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "T
 # Keras 2 layer names that Keras 3 dropped.
 RENAMED_LAYERS = {"Deconvolution2D": "Conv2DTranspose", "Deconvolution3D": "Conv3DTranspose",
                   "CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU", "Merge": "Concatenate or Add"}
+# Keras 1 and 2 argument names with today's, each hinted where its owner takes today's.
+RENAMED_ARGUMENTS = {
+    "border_mode": "padding", "output_dim": "units", "nb_filter": "filters",
+    "init": "kernel_initializer", "subsample": "strides", "subsample_length": "strides",
+    "W_regularizer": "kernel_regularizer", "b_regularizer": "bias_regularizer",
+    "W_constraint": "kernel_constraint", "b_constraint": "bias_constraint",
+    "nb_row": "kernel_size", "nb_col": "kernel_size", "filter_length": "kernel_size",
+    "pool_length": "pool_size", "stride": "strides", "dim_ordering": "data_format",
+    "p": "rate", "sigma": "stddev", "alpha": "negative_slope", "inner_init": "recurrent_initializer",
+    "U_regularizer": "recurrent_regularizer", "dropout_W": "dropout", "dropout_U":
+    "recurrent_dropout", "consume_less": "implementation",
+}
+# What else a renamed argument's value needs, where it is not just the name.
+RENAMED_VALUES = {
+    "border_mode": " (same or valid)", "nb_row": " (kernel_size: [rows, columns])",
+    "nb_col": " (kernel_size: [rows, columns])", "dim_ordering": " ('tf' is channels_last, 'th' "
+    "channels_first)",
+}
+# An optimizer's Keras 2 `decay` (lr / (1 + decay * step)) is a schedule in Keras 3.
+DECAY_HINT = ("'decay' is Keras 2's learning-rate decay, gone from Keras 3's optimizers (its "
+              "weight_decay is another thing); write it as optimizer.schedule: {name: "
+              "InverseTimeDecay, decay_steps: 1, decay_rate: DECAY}, the same lr / (1 + DECAY * "
+              "step).")
 # Arguments every Keras layer takes through its base class.
 BASE_LAYER_ARGS = frozenset({"name", "dtype", "trainable", "activity_regularizer", "autocast"})
 # Layer arguments Keras resolves by name, by the end of the argument's name.
@@ -262,8 +285,17 @@ def unknown_backbone(name: str, known: Iterable[str]) -> str:
 def unknown_argument(owner: str, key: str, accepted: Collection[str],
                      also: Collection[str] = ()) -> str:
     listed = ", ".join(sorted(accepted))
-    return (f"unknown argument '{key}' for {owner}.{did_you_mean(key, [*accepted, *also])} "
-            f"{owner} takes: {listed}.")
+    return f"unknown argument '{key}' for {owner}.{_hint(key, accepted, also)} {owner} takes: {listed}."
+
+
+def _hint(key: str, accepted: Collection[str], also: Collection[str]) -> str:
+    """Today's name for a Keras 2 argument the owner takes under it, else the nearest name."""
+    if key == "decay" and "weight_decay" in accepted:
+        return f" {DECAY_HINT}"
+    today = RENAMED_ARGUMENTS.get(key)
+    if today in accepted:
+        return f" '{key}' is the Keras 2 name; use '{today}'{RENAMED_VALUES.get(key, '')}."
+    return did_you_mean(key, [*accepted, *also])
 
 
 def missing_arguments(owner: str, missing: list[str]) -> str:

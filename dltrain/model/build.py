@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -65,7 +66,7 @@ def build_model(config: Config) -> Any:
             model.add(layer)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: cannot follow the previous layer's output: "
-                              f"{_first_line(exc)}") from None
+                              f"{_first_line(exc)}{shape_hint(name, shape)}") from None
         check_parameters(parameters(model), where)
     if backbone is not None:
         set_preprocessing(model, backbone, config.model.input_shape[-1])
@@ -135,6 +136,7 @@ def make_layer(name: str, args: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {catalog.unknown_layer(name, registry)}")
     cls = registry[name]
     check_kwargs(cls, args, where, extra=catalog.BASE_LAYER_ARGS)
+    check_value_types(cls, args, where)
     catalog.check_sizes(args, where)
     resolved = {key: _resolve(key, value, f"{where}.{key}") for key, value in args.items()}
     try:
@@ -142,6 +144,61 @@ def make_layer(name: str, args: dict[str, Any], where: str) -> Any:
     except (ValueError, TypeError, AttributeError) as exc:
         check_nulls(cls, args, where)
         raise ConfigError(f"{where}: {_first_line(exc)}") from None
+
+
+# Required arguments of the common layers, by the kind of value each takes (no default to tell).
+REQUIRED_KINDS: dict[str, type] = {"units": int, "filters": int, "rate": float, "stddev": float}
+
+
+def check_value_types(cls: type, args: dict[str, Any], where: str) -> None:
+    """A number, or true/false, where Keras's signature defaults to one: a string or a null
+    there ('false', 'None', '0.5') failed deep in Keras, in `show` or in the first step."""
+    params = inspect.signature(cls).parameters
+    for key, value in args.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        kind = REQUIRED_KINDS.get(key) if default is inspect.Parameter.empty else type(default)
+        problem = _wrong_kind(kind, value)
+        if problem is None:
+            continue
+        shown = f"'{value}' (quoted, so text)" if isinstance(value, str) else (
+            "null" if value is None else repr(value))
+        fix = ("" if default is inspect.Parameter.empty
+               else f" Remove it for the default, {default!r}.")
+        raise ConfigError(f"{where}.{key}: must be {problem}. Received: {shown}.{fix}")
+
+
+def _wrong_kind(kind: type | None, value: Any) -> str | None:
+    """What the value should be, where it is not of the kind (int, float, bool) it must be."""
+    if kind is bool and not isinstance(value, bool):
+        return "true or false"
+    if kind is int and (isinstance(value, (bool, str, float)) or value is None):
+        return "a whole number" + (f"; write {int(value)}" if isinstance(value, float)
+                                   and value.is_integer() else "")
+    if kind is float and (isinstance(value, (bool, str)) or value is None):
+        return "a number"
+    return None
+
+
+SAMPLE_SHAPES = {1: "[steps, channels], e.g. [100, 1]",
+                 2: "[height, width, channels], e.g. [28, 28, 1]",
+                 3: "[depth, height, width, channels]"}
+
+
+def shape_hint(name: str, shape: tuple[Any, ...]) -> str:
+    """What a 1D/2D/3D layer takes, where the shape it was given is of another rank (flat
+    MNIST rows into Conv2D) or looks channels first (Theano's [1, 28, 28])."""
+    found = re.search(r"([123])D", name)
+    if found is None:
+        return ""
+    spatial, sample = int(found.group(1)), list(shape[1:])
+    if len(sample) != spatial + 1:
+        return (f" {name} takes samples of shape {SAMPLE_SHAPES[spatial]}, channels last; "
+                f"this one is {sample}. Set model.input_shape so, or put a Reshape: "
+                "{target_shape: [...]} layer before it.")
+    if spatial == 2 and sample[0] in (1, 3) and isinstance(sample[-1], int) and sample[-1] > 4:
+        return (f" {sample} looks channels first; Keras takes channels last: "
+                f"[{sample[1]}, {sample[2]}, {sample[0]}].")
+    return ""
 
 
 def check_nulls(cls: type, args: dict[str, Any], where: str) -> None:
@@ -201,6 +258,7 @@ def make_optimizer(cfg: OptimizerConfig) -> Any:
         known = catalog.load_catalog()["optimizers"]
         raise ConfigError(f"optimizer.name: {catalog.unknown_optimizer(cfg.name, known)}") from None
     check_kwargs(cls, cfg.kwargs, "optimizer", handled=catalog.CLASS_PICKER, also=("schedule",))
+    check_value_types(cls, cfg.kwargs, "optimizer")
     clipping = {k: v for k, v in (("clipnorm", cfg.clipnorm), ("clipvalue", cfg.clipvalue)) if v}
     try:
         return cls(learning_rate=make_learning_rate(cfg), **clipping, **cfg.kwargs)
