@@ -169,3 +169,39 @@ def test_a_regression_monitors_its_validation_loss_by_default() -> None:
     assert regression.checkpoint_monitor == "val_loss"
     assert regression.training.early_stopping.monitor == "val_loss"
     assert config().checkpoint_monitor == "loss"  # no validation data: the training loss
+
+
+BINARY = REGRESSION.replace("loss: mse", "loss: binary_crossentropy")
+
+
+def test_a_softmax_over_one_unit_with_a_binary_loss_is_refused_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It trained to 33% on Pima (every sample class 1), and smoke passed it.
+    path = write_config(tmp_path, BINARY % "softmax")
+    code, _, err = run_cli(capsys, "show", path, "--no-summary")
+    assert code == 2
+    assert (f"error: {path}: model.layers.1.Dense.activation (line 7): a softmax over 1 unit is "
+            "always 1.0, so every sample would be predicted class 1. Use activation: sigmoid with "
+            "binary_crossentropy, or 2 units with sparse_categorical_crossentropy."
+            ) in " ".join(err.split())
+    path.write_text(BINARY % "sigmoid")
+    assert run_cli(capsys, "show", path, "--no-summary")[0] == 0
+
+
+@pytest.mark.parametrize(("metric", "why"), [
+    ("f1_score", "needs one output per class (Keras's F1Score fails on one unit)"),
+    ("{name: F1Score, average: macro}",
+     "needs one output per class (Keras's F1Score fails on one unit)"),
+    ("sparse_categorical_accuracy",
+     "takes the largest of the outputs as the class, always class 0 with one unit")])
+def test_a_metric_one_output_unit_cannot_feed_is_refused_at_its_index(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], metric: str, why: str) -> None:
+    # f1_score failed in fit's first step (internal error); sparse_categorical_accuracy showed
+    # the share of class 0 as an accuracy.
+    path = write_config(tmp_path, BINARY % "sigmoid" + f"metrics: [accuracy, {metric}]\n")
+    code, _, err = run_cli(capsys, "show", path, "--no-summary")
+    assert code == 2
+    assert (f"metrics.1 (line 9): {metric.split(', ')[0].removeprefix('{name: ')} {why}, but "
+            "binary_crossentropy trains one output unit with labels 0 and 1. Use accuracy, "
+            "precision, recall or auc (fit's report shows each class's F1 at the end)."
+            ) in " ".join(err.split())

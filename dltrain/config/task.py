@@ -31,6 +31,15 @@ ONE_HOT_METRICS = {"auc", "precision", "recall", "f1score", "fbetascore", "categ
                    "sensitivityatspecificity", "specificityatsensitivity", "truepositives",
                    "falsepositives", "truenegatives", "falsenegatives", "onehotiou",
                    "onehotmeaniou"}
+# Metrics that a binary classifier's one output unit (and labels of one value) cannot feed,
+# with why: by squashed name. Keras's argmax over one unit is always class 0.
+ONE_UNIT_REFUSED = {
+    "f1score": "needs one output per class (Keras's F1Score fails on one unit)",
+    "fbetascore": "needs one output per class (Keras's FBetaScore fails on one unit)",
+    **dict.fromkeys(("sparsecategoricalaccuracy", "categoricalaccuracy",
+                     "sparsetopkcategoricalaccuracy", "topkcategoricalaccuracy"),
+                    "takes the largest of the outputs as the class, always class 0 with one unit"),
+}
 # The last layer's activations that make a classifier's output, with what they mean.
 CLASSIFIER_OUTPUTS = {"softmax": "class probabilities that sum to 1",
                       "log_softmax": "log class probabilities",
@@ -119,14 +128,32 @@ def _check_metric_labels(config: Config) -> None:
                               "loss: categorical_crossentropy (dltrain one-hot encodes the labels) "
                               "to get it, or a metric for class ids: accuracy, "
                               "sparse_top_k_categorical_accuracy.")
+        if kind == "binary" and squashed in ONE_UNIT_REFUSED:
+            raise ConfigError(f"metrics.{index}: {name} {ONE_UNIT_REFUSED[squashed]}, but "
+                              f"{config.loss_name} trains one output unit with labels 0 and 1. "
+                              "Use accuracy, precision, recall or auc (fit's report shows each "
+                              "class's F1 at the end).")
         if kind == "categorical" and squashed.startswith("sparse"):
             raise ConfigError(f"metrics.{index}: {name} takes class ids, but {config.loss_name}'s "
                               "labels are one-hot vectors. Use its one-hot counterpart "
                               "(categorical_accuracy, top_k_categorical_accuracy), or accuracy.")
 
 
+def _check_binary_output(config: Config) -> None:
+    """A softmax over one unit is 1.0 whatever the input: every sample is predicted class 1."""
+    index = len(config.model.layers) - 1
+    ((layer, args),) = config.model.layers[index].items()
+    if (config.loss_kind == "binary" and layer == "Dense" and isinstance(args, dict)
+            and args.get("units") == 1 and output_activation(layer, args) == "softmax"):
+        raise ConfigError(f"model.layers.{index}.Dense.activation: a softmax over 1 unit is always "
+                          f"1.0, so every sample would be predicted class 1. Use activation: "
+                          f"sigmoid with {config.loss_name}, or 2 units with "
+                          "sparse_categorical_crossentropy.")
+
+
 def _check_not_regression(config: Config) -> None:
     _check_metric_labels(config)
+    _check_binary_output(config)
     columns = config.dataset.label_columns
     loss = (f"loss {config.loss_name} is a classification loss (its targets are class ids)"
             if config.is_classifier else f"loss {config.loss_name} is not a regression loss "
