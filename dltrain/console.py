@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -18,5 +19,17 @@ def for_results(as_json: bool) -> Console:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite(data), indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def finite(data: Any) -> Any:
+    """`data` with NaN and the infinities as None (null): JSON has no such numbers, and the
+    NaN that Python's json writes is refused by strict parsers (JavaScript's, Go's)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(value) for value in data]
+    return data

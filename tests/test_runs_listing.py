@@ -262,3 +262,26 @@ def test_compare_names_a_damaged_file_of_either_run(
     assert code == 2, out + err
     assert f"error: {runs[1] / says}" in " ".join(err.split())
     assert "compare takes two run directories as dltrain writes them" in " ".join(err.split())
+
+
+def test_numbers_json_cannot_hold_are_listed_as_none_and_json_output_stays_strict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # An infinite time made `runs` an internal error (OverflowError); NaN went out as NaN.
+    folder = tmp_path / "runs"
+    write_run(folder / "odd", metrics={**FINISHED, "train_seconds": float("inf"),
+                                       "regression": {"r2": float("nan")}})
+    code, out, err = run_cli(capsys, "runs", folder)
+    assert code == 0, err
+    assert "completed" in line_of(out.splitlines(), "odd").split()
+    code, out, err = run_cli(capsys, "runs", folder, "--json")
+    assert code == 0, err
+    (row,) = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert row["seconds"] is None and row["r2"] is None
+
+
+def test_a_run_file_holds_null_where_a_number_is_not_finite(tmp_path: Path) -> None:
+    from dltrain.runs.files import write_json
+
+    write_json(tmp_path / "m.json", {"r2": float("nan"), "loss": [1.0, float("-inf")]})
+    assert json.loads((tmp_path / "m.json").read_text(), parse_constant=lambda name: pytest.fail(
+        f"{name} in JSON")) == {"r2": None, "loss": [1.0, None]}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dltrain.backend import one_step_per_execution_saved
+from dltrain.console import finite
 from dltrain.errors import RunError
 
 # atomic_target's temporary names: "." + the target's name + "." + mkstemp's 8 random characters
@@ -77,7 +78,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    write_atomic(path, json.dumps(finite(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from dltrain.console import finite
 from dltrain.errors import RunError
 from dltrain.runs import layout as runs
 from dltrain.runs import lock
@@ -87,6 +88,7 @@ def _row(path: Path) -> dict[str, Any]:
         "r2": regression.get("r2"),
         "rmse": regression.get("rmse"),
     }
+    row = finite(row)  # an r2 of NaN (one test sample) written before nulls: no value
     for key in ("epochs", "accuracy", "loss", "seconds", "samples_per_second", "r2", "rmse"):
         if row[key] is not None and (isinstance(row[key], bool)
                                      or not isinstance(row[key], int | float)):
