@@ -52,3 +52,18 @@ def test_a_model_file_keras_cannot_read_back_is_named(tmp_path: Path) -> None:
         load_model(path)
     assert str(caught.value).startswith(f"{path}: refused or unreadable model file: ")
     assert "Nothing" in str(caught.value)
+
+
+def test_a_truncated_model_file_is_called_so_with_the_runs_other_models(tmp_path: Path) -> None:
+    # Keras said "File not found: filepath=...model.keras" of a file that is there.
+    whole = saved_model(tmp_path / "best.keras", **TORCH_ADAM)
+    (tmp_path / "model.keras").write_bytes(whole.read_bytes()[:1000])
+    with pytest.raises(RunError) as caught:
+        load_model(tmp_path / "model.keras")
+    assert str(caught.value) == (
+        f"{tmp_path / 'model.keras'}: not a whole .keras file (a zip archive): truncated or "
+        "damaged. Its other model files: best.keras (dltrain eval and export take one with "
+        "--model best.keras).")
+    with pytest.raises(RunError) as caught:
+        load_model(tmp_path / "last.keras")
+    assert str(caught.value).startswith(f"{tmp_path / 'last.keras'}: no such model file. Its ")

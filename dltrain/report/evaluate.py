@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,13 +187,26 @@ def run_config(path: Path) -> Config:
 def load_model(path: Path) -> Any:
     """Load with safe_mode, so a model file carrying code (a Lambda layer) is refused."""
     if not path.is_file():
-        raise RunError(f"{path}: no such model file.")
+        raise RunError(f"{path}: no such model file.{_other_models(path)}")
+    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a truncated one
+        raise RunError(f"{path}: not a whole .keras file (a zip archive): truncated or damaged."
+                       f"{_other_models(path)}")
     try:
         return keras_module().saving.load_model(path, safe_mode=True,
                                                 custom_objects=public_optimizers())
     except (ValueError, TypeError) as exc:  # TypeError: a class Keras cannot find
         raise RunError(f"{path}: refused or unreadable model file: {str(exc).splitlines()[0]}") \
             from None
+
+
+def _other_models(path: Path) -> str:
+    """The run's other model files, whole ones, that --model can name instead."""
+    others = [name for name in (runs.MODEL_FILE, runs.BEST_FILE, runs.LAST_FILE)
+              if name != path.name and zipfile.is_zipfile(path.parent / name)]
+    if not others:
+        return ""
+    return (f" Its other model files: {', '.join(others)} (dltrain eval and export take one "
+            f"with --model {others[0]}).")
 
 
 def public_optimizers() -> dict[str, Any]:
