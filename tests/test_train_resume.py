@@ -100,6 +100,55 @@ def test_resume_refuses_other_changes_with_a_diff(tmp_path: Path,
     assert len(read_history(run / "history.csv")) == 1
 
 
+def test_resume_refuses_a_config_yaml_edited_since_the_run_wrote_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It trained on, and the manifest then vouched for a rate the first epoch never had.
+    run = tmp_path / "run"
+    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    written = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(written.replace("learning_rate: 0.001",
+                                                     "learning_rate: 0.05"))
+    code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    assert code == 2
+    assert (f"error: {run / 'config.yaml'}: changed since the run wrote it (manifest.json holds "
+            "another sha256); a run resumes with the config it was trained with. Put the "
+            "original back") in " ".join(err.split())
+    assert len(read_history(run / "history.csv")) == 1
+    (run / "config.yaml").write_text(written)
+    code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    assert code == 0, err
+
+
+TABLE = """\
+name: table
+dataset: {name: csv, path: t.csv, label_column: y, validation_split: 0.2, standardize_target: true}
+model: {input_shape: [2], layers: [{Dense: {units: 4, activation: relu}}, {Dense: {units: 1}}]}
+loss: mse
+training: {epochs: 1, batch_size: 16, tensorboard: false}
+"""
+
+
+def test_resume_refuses_data_changed_since_the_run_started(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It trained on the new targets with the old scaling, and the manifest kept the old data's
+    # fingerprints; fewer rows were blamed on history.csv.
+    rows = [f"{a},{a % 7},{3 * a + 1}" for a in range(80)]
+    (tmp_path / "t.csv").write_text("a,b,y\n" + "\n".join(rows) + "\n")
+    (tmp_path / "c.yaml").write_text(TABLE)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "fit", tmp_path / "c.yaml", "--run-dir", run)
+    assert code == 0, err
+    tripled = [f"{a},{a % 7},{9 * a + 3}" for a in range(80)]
+    (tmp_path / "t.csv").write_text("a,b,y\n" + "\n".join(tripled) + "\n")
+    code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    assert code == 2
+    assert (f"error: {run}: the data differs from what the run trained on (y_train, y_test by "
+            "manifest.json's fingerprints); a run resumes on the same data. Put the data back, "
+            f"or train on the new data as a new run: dltrain fit {run / 'config.yaml'} "
+            "--run-dir NEW_FOLDER.") in " ".join(err.split())
+    assert len(read_history(run / "history.csv")) == 1
+
+
 def steps_taken(path: Path) -> int:
     """The optimizer's step count saved in a .keras file."""
     import keras

@@ -250,6 +250,7 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
 def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
             console: Console, live: bool) -> FitResult:
     clock = Clock.for_command()
+    check_config_as_written(run_dir)
     saved = load_config(run_dir / runs.CONFIG_FILE).config
     check_unchanged(run_dir, saved, changed.config if changed else None)
     runs.remove_leftovers(run_dir)
@@ -260,6 +261,7 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
         model = load_model(last) if last.is_file() else build_model(saved)
     clock.lap("build")
     splits = prepared_data(saved, model)
+    check_same_data(run_dir, splits)
     clock.lap("data")
     steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
     done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
@@ -318,6 +320,42 @@ def agreeing_history(run_dir: Path, done: int, completed: bool) -> list[dict[str
         else:
             path.unlink()
     return rows[:done]
+
+
+def check_config_as_written(run_dir: Path) -> None:
+    """config.yaml as the run wrote it, by manifest.json's hash: a resume of an edited one
+    trained on, and the run then vouched for a config its first epochs never had."""
+    import hashlib
+
+    manifest = run_dir / runs.MANIFEST_FILE
+    if not manifest.is_file():  # killed before it was written: nothing to hold it against
+        return
+    recorded = runs.read_json(manifest).get("config_sha256")
+    path = run_dir / runs.CONFIG_FILE
+    if recorded is not None and hashlib.sha256(path.read_bytes()).hexdigest() != recorded:
+        raise RunError(f"{path}: changed since the run wrote it (manifest.json holds another "
+                       "sha256); a run resumes with the config it was trained with. Put the "
+                       "original back, or train the change as a new run: dltrain fit "
+                       f"{path} --run-dir NEW_FOLDER. Only training.epochs may grow, with "
+                       f"dltrain fit --resume {run_dir} --epochs N.")
+
+
+def check_same_data(run_dir: Path, splits: Splits) -> None:
+    """The data as the run's manifest fingerprints it: a resume on changed files trained on
+    them, with the first epochs' scaling, and the manifest still named the old data."""
+    manifest = run_dir / runs.MANIFEST_FILE
+    recorded = runs.read_json(manifest).get("data") if manifest.is_file() else None
+    if not isinstance(recorded, dict):
+        return
+    arrays = {"x_train": splits.x_train, "y_train": splits.y_train, "x_val": splits.x_val,
+              "x_test": splits.x_test, "y_test": splits.y_test}
+    changed = [name for name, array in arrays.items() if name in recorded
+               and (array is None or runs.fingerprint(array) != recorded[name])]
+    if changed:
+        raise RunError(f"{run_dir}: the data differs from what the run trained on ({', '.join(changed)} "
+                       "by manifest.json's fingerprints); a run resumes on the same data. Put the "
+                       "data back, or train on the new data as a new run: dltrain fit "
+                       f"{run_dir / runs.CONFIG_FILE} --run-dir NEW_FOLDER.")
 
 
 def check_unchanged(run_dir: Path, saved: Config, changed: Config | None) -> None:
