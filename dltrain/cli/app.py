@@ -19,6 +19,7 @@ from dltrain import __version__
 from dltrain.cli import crossval, results, training, tuning
 from dltrain.console import err, out
 from dltrain.errors import DltrainError, Terminated
+from dltrain.train.signals import catch_early
 
 app = typer.Typer(
     help="Train Keras models from one YAML file.\n\n"
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=args, prog_name="dltrain", standalone_mode=False)
+        with catch_early():
+            code = command.main(args=args, prog_name="dltrain", standalone_mode=False)
     except DltrainError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
