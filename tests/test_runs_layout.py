@@ -74,3 +74,19 @@ def test_a_run_dir_filled_between_the_check_and_the_lock_is_refused(
         new_run_dir(config, run)
     assert lock.writer_alive(run) is False  # not left held
     assert (run / "config.yaml").read_text() == "the other fit's"
+
+
+def test_an_interrupted_fold_or_trial_is_resumed_by_its_parents_command(tmp_path: Path) -> None:
+    # A trial stopped by SIGTERM said "Resume with: dltrain fit --resume .../trial-0001", which
+    # fit then refused.
+    from dltrain.runs.layout import resume_command, set_state
+
+    search, cv = tmp_path / "search", tmp_path / "cv"
+    (search / "trial-0001").mkdir(parents=True)
+    set_state(search, "running", kind="tune")
+    (cv / "fold-1").mkdir(parents=True)
+    (cv / "cv.json").write_text("{}")
+    (tmp_path / "run").mkdir()
+    assert resume_command(search / "trial-0001") == f"dltrain tune --resume {search}"
+    assert resume_command(cv / "fold-1") == f"dltrain cv --resume {cv}"
+    assert resume_command(tmp_path / "run") == f"dltrain fit --resume {tmp_path / 'run'}"

@@ -150,6 +150,16 @@ def resumed_by(folder: Path) -> str | None:
     return f"a fit's run directory: dltrain fit --resume {folder}"
 
 
+def resume_command(run_dir: Path) -> str:
+    """The command that goes on with an interrupted run: a fold's or a trial's is its parent's
+    (fit --resume refuses them: the cross-validation or the study must hear how they end)."""
+    if (run_dir.parent / CV_FILE).is_file():
+        return f"dltrain cv --resume {run_dir.parent}"
+    if recorded_kind(run_dir.parent) == "tune":
+        return f"dltrain tune --resume {run_dir.parent}"
+    return f"dltrain fit --resume {run_dir}"
+
+
 def recorded_kind(run_dir: Path) -> str | None:
     """run.json's kind (cv, tune for the folders that hold runs), or None where none is said."""
     if not (run_dir / STATE_FILE).is_file():

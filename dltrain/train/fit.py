@@ -405,7 +405,7 @@ def _run(start: Start, splits: Splits, config: Config, path: Path, console: Cons
         done = start.kept
         runs.set_state(path, "interrupted", epochs_done=done, **ended(start))
         console.print(f"interrupted after {done} completed epoch(s); {path} keeps them. "
-                      f"Resume with: dltrain fit --resume {path}", highlight=False, soft_wrap=True)
+                      f"Resume with: {runs.resume_command(path)}", highlight=False, soft_wrap=True)
         raise
     except BaseException as exc:
         runs.set_state(path, "failed", error=f"{type(exc).__name__}: {exc}", **ended(start))
