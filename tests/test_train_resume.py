@@ -149,6 +149,20 @@ def test_resume_refuses_data_changed_since_the_run_started(
     assert len(read_history(run / "history.csv")) == 1
 
 
+def test_resume_of_a_folder_that_is_not_there_says_so(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # It said "no config.yaml ... a fit killed this early kept nothing" of a typo.
+    code, _, err = run_cli(capsys, "fit", "--resume", tmp_path / "nope")
+    assert code == 2
+    assert (f"error: {tmp_path / 'nope'}: no such folder; give a run directory that fit wrote "
+            "(dltrain runs lists them).") in " ".join(err.split())
+    assert not (tmp_path / "nope").exists()
+    code, _, err = run_cli(capsys, "fit", "--resume", QUICKSTART)
+    assert code == 2
+    assert (f"error: {QUICKSTART}: a file; --resume takes a run directory that fit wrote. To "
+            f"train this config: dltrain fit {QUICKSTART}") in " ".join(err.split())
+
+
 def steps_taken(path: Path) -> int:
     """The optimizer's step count saved in a .keras file."""
     import keras

@@ -226,6 +226,12 @@ def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device:
 
     The run is locked first, so a second resume (or anything else writing it) is refused.
     """
+    if run_dir.is_file():
+        raise RunError(f"{run_dir}: a file; --resume takes a run directory that fit wrote. To "
+                       f"train this config: dltrain fit {run_dir}")
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such folder; give a run directory that fit wrote (dltrain "
+                       "runs lists them).")
     if not (run_dir / runs.CONFIG_FILE).is_file():  # not a run: leave no lock file there
         raise RunError(f"{run_dir}: no config.yaml, so no run to resume: a fit killed this early "
                        f"kept nothing. Start it again: dltrain fit CONFIG --run-dir {run_dir}")
