@@ -114,6 +114,10 @@ def test_runs_shows_a_killed_fit_as_interrupted(tmp_path: Path,
     assert row["writer"] == "gone"
     code, out, err = run_cli(capsys, "runs", run.parent)
     assert "killed" in out and "interrupted" in out
+    # eval and export say it as runs does (they said 'running' of the killed run)
+    for command in (["eval", run], ["export", run, "--format", "onnx"]):
+        code, _, err = run_cli(capsys, *command)
+        assert code == 2 and "the run is 'interrupted', not completed" in err, err
 
 
 def test_a_released_lock_names_no_one(tmp_path: Path) -> None:

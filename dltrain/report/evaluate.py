@@ -17,6 +17,7 @@ from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import RunError
 from dltrain.runs import layout as runs
+from dltrain.runs import lock
 
 
 def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
@@ -121,7 +122,7 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     is written until `Evaluation.save`."""
     if model_path is None:
         check_single_run(run_dir)
-        state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
+        state = lock.state_now(run_dir, runs.read_json(run_dir / runs.STATE_FILE).get("state"))
         if state != "completed":
             raise RunError(f"{run_dir}: the run is '{state}', not completed; its model.keras may "
                            f"be missing or stale. {_checkpoints(run_dir)}")

@@ -24,6 +24,7 @@ from dltrain.report.evaluate import check_single_run, load_model, run_config
 from dltrain.report.export_runtimes import RUNTIMES, runtime_name
 from dltrain.report.predict import read_preparation
 from dltrain.runs import layout as runs
+from dltrain.runs import lock
 
 # dltrain's names for Keras's formats: the names users know from TensorFlow's own tools.
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
@@ -297,7 +298,7 @@ def export_and_check(model: Any, fmt: str, path: Path, raw: np.ndarray, referenc
 
 def completed_model(run_dir: Path) -> Path:
     """model.keras of a completed run; an unfinished run's may be missing or stale."""
-    state = runs.read_json(run_dir / runs.STATE_FILE).get("state")
+    state = lock.state_now(run_dir, runs.read_json(run_dir / runs.STATE_FILE).get("state"))
     if state != "completed":
         raise RunError(f"{run_dir}: the run is '{state}', not completed; its {runs.MODEL_FILE} "
                        f"may be missing or stale. Export a checkpoint with --model "

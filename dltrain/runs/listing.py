@@ -43,7 +43,7 @@ def summarise(path: Path) -> dict[str, Any]:
                 "state": "corrupt", "kind": "fit", "epochs": None, "accuracy": None,
                 "loss": None, "seconds": None, "samples_per_second": None, "r2": None,
                 "rmse": None, "unreadable": str(exc.path), "error": exc.reason}
-    if row["state"] == "running" and lock.writer_alive(path) is False:
+    if lock.state_now(path, row["state"]) != row["state"]:
         row.update(state="interrupted", writer="gone")
     return row
 

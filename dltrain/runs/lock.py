@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from dltrain.errors import RunError
 
@@ -87,6 +88,14 @@ def writer_alive(run_dir: Path) -> bool | None:
     finally:
         os.close(descriptor)  # closing drops the probe's own lock
     return False
+
+
+def state_now(run_dir: Path, recorded: Any) -> Any:
+    """run.json's state as it stands: 'running' with no process holding the run's lock is a
+    run that was killed, so interrupted (as `dltrain runs` shows it)."""
+    if recorded == "running" and writer_alive(run_dir) is False:
+        return "interrupted"
+    return recorded
 
 
 def _holder(descriptor: int) -> str:
