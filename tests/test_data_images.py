@@ -189,3 +189,39 @@ def test_an_empty_class_folder_is_refused_by_name(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{root}: class folder 'birds' holds no images (.bmp, .gif, .jpeg, .jpg, .png), so the "
         "model would learn a class it never sees. Add its images or remove the folder.")
+
+
+def test_a_16_bit_grey_png_reads_as_tensorflow_reads_it_on_every_backend() -> None:
+    # Pillow's convert("L") clipped it: almost every pixel white on JAX and torch.
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from dltrain.backend import _decode_with_pillow
+
+    values = np.random.default_rng(1).integers(0, 65536, (12, 10), dtype=np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, format="PNG")
+    assert Image.open(io.BytesIO(buffer.getvalue())).mode == "I;16"
+    expected = tf.io.decode_image(buffer.getvalue(), channels=1).numpy()
+    np.testing.assert_array_equal(_decode_with_pillow(buffer.getvalue(), 1, (12, 10)), expected)
+
+
+@pytest.mark.parametrize(("mode", "suffix"), [("L", "bmp"), ("P", "gif"), ("CMYK", "jpeg")])
+def test_images_tensorflow_cannot_decode_as_asked_are_read_through_pillow(
+        mode: str, suffix: str) -> None:
+    # "channels must be 0, 3 or 4 for BMP, but got 1", "... for GIF", "Invalid JPEG data".
+    import io
+
+    from PIL import Image
+
+    from dltrain.backend import decode_image
+
+    rgb = np.random.default_rng(2).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).convert(mode).save(buffer, format=suffix.upper())
+    for channels in (1, 3):
+        image = decode_image(buffer.getvalue(), channels, (9, 7))
+        assert image.shape == (9, 7, channels) and image.dtype == np.uint8
+        assert image.max() > 0  # not blank

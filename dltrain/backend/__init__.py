@@ -425,12 +425,27 @@ def decode_image(data: bytes, channels: int, size: tuple[int, int]) -> Any:
     try:
         image = tf.io.decode_image(data, channels=channels, expand_animations=False)
     except (tf.errors.InvalidArgumentError, ValueError) as exc:
-        raise ImageDecodeError(re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "",
-                                      str(exc).splitlines()[0])) from None
+        try:  # TensorFlow refuses a grey BMP or GIF as RGB and a CMYK JPEG; Pillow reads them
+            return _decode_with_pillow(data, channels, size)
+        except ImageDecodeError:
+            raise ImageDecodeError(re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "",
+                                          str(exc).splitlines()[0])) from None
     if tuple(image.shape[:2]) != tuple(size):
         resized = tf.image.resize(image, size)
         image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
     return image.numpy()
+
+
+def _eight_bit(image: Any) -> Any:
+    """A 16-bit grey image (PNG's I;16) as 8-bit grey, its high byte as TensorFlow's decoder
+    keeps it: Pillow's convert("L") clips, and read almost every pixel as white."""
+    if not image.mode.startswith("I"):
+        return image
+    import numpy as np
+    from PIL import Image
+
+    values = np.clip(np.asarray(image).astype(np.int64), 0, 65535) >> 8
+    return Image.fromarray(values.astype(np.uint8))
 
 
 def _decode_with_pillow(data: bytes, channels: int, size: tuple[int, int]) -> Any:
@@ -441,7 +456,7 @@ def _decode_with_pillow(data: bytes, channels: int, size: tuple[int, int]) -> An
 
     try:
         with Image.open(io.BytesIO(data)) as opened:
-            image = opened.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])
+            image = _eight_bit(opened).convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageDecodeError(str(exc).split(" <")[0] if isinstance(
             exc, UnidentifiedImageError) else str(exc)) from None
