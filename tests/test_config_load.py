@@ -290,7 +290,7 @@ def test_set_paths_are_relative_to_the_working_directory(
 
 def test_optimizer_given_as_a_bare_name_is_read_as_that_optimizer(tmp_path: Path) -> None:
     loaded = load_config(write_yaml(tmp_path / "c.yaml", BASE + "optimizer: sgd\n"))
-    assert (loaded.config.optimizer.name, loaded.config.optimizer.learning_rate) == ("sgd", 0.001)
+    assert (loaded.config.optimizer.name, loaded.config.optimizer.learning_rate) == ("sgd", 0.01)
     assert loaded.notes == []
     config = load_config(write_yaml(tmp_path / "d.yaml", BASE), ["optimizer=rmsprop"]).config
     assert config.optimizer.name == "rmsprop"
@@ -508,3 +508,13 @@ def test_a_leading_zero_is_decimal_as_in_yaml_1_2(tmp_path: Path) -> None:
 def test_keys_from_keras_fit_say_where_they_belong(tmp_path: Path, section: str,
                                                    expected: str) -> None:
     assert config_error(tmp_path, BASE + section + "\n") == f"{tmp_path / 'bad.yaml'}: {expected}"
+
+
+@pytest.mark.parametrize(("optimizer", "rate"), [
+    ("sgd", 0.01), ("{name: SGD, momentum: 0.9}", 0.01), ("rmsprop", 0.001), ("adam", 0.001),
+    ("{name: sgd, learning_rate: 0.1}", 0.1)])
+def test_an_optimizer_without_a_rate_trains_at_keras_default(tmp_path: Path, optimizer: str,
+                                                             rate: float) -> None:
+    # Keras's SGD() takes 0.01; dltrain gave every optimizer 0.001.
+    path = write_yaml(tmp_path / "c.yaml", BASE + f"optimizer: {optimizer}\n")
+    assert load_config(path).config.optimizer.learning_rate == rate

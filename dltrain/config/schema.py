@@ -326,9 +326,16 @@ class ScheduleConfig(Open):
     name: str
 
 
+# Keras's own default rates where they are not 0.001 (keras.optimizers' signatures, 3.15): an
+# optimizer named without one trains at the rate compile(optimizer="sgd") would.
+KERAS_RATES = {"sgd": 0.01, "schedulefreeadamw": 0.0025}
+
+
 class OptimizerConfig(Open):
     name: str = Field("adam", description="A keras.optimizers name: adam, sgd, rmsprop, ...")
-    learning_rate: float = Field(0.001, gt=0, allow_inf_nan=False, description="Initial learning rate.")
+    learning_rate: float = Field(0.001, gt=0, allow_inf_nan=False, description="Initial learning "
+                                 "rate. Default: Keras's for the optimizer (0.01 for SGD, 0.001 "
+                                 "for most).")
     schedule: ScheduleConfig | None = None
     clipnorm: float | None = Field(None, gt=0)
     clipvalue: float | None = Field(None, gt=0)
@@ -337,7 +344,12 @@ class OptimizerConfig(Open):
     @classmethod
     def _bare_name(cls, data: Any) -> Any:
         # `optimizer: adam`, as Keras's compile(optimizer="adam") and as `loss:` accepts.
-        return {"name": data} if isinstance(data, str) else data
+        data = {"name": data} if isinstance(data, str) else data
+        if isinstance(data, dict) and "learning_rate" not in data and isinstance(
+                data.get("name"), str):
+            rate = KERAS_RATES.get(data["name"].replace("_", "").lower())
+            data = data if rate is None else {**data, "learning_rate": rate}
+        return data
 
 
 class NamedObject(Open):
