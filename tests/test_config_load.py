@@ -518,3 +518,12 @@ def test_an_optimizer_without_a_rate_trains_at_keras_default(tmp_path: Path, opt
     # Keras's SGD() takes 0.01; dltrain gave every optimizer 0.001.
     path = write_yaml(tmp_path / "c.yaml", BASE + f"optimizer: {optimizer}\n")
     assert load_config(path).config.optimizer.learning_rate == rate
+
+
+def test_a_layer_given_a_positional_argument_is_shown_it_by_name_at_its_line(
+        tmp_path: Path) -> None:
+    # "Input should be a valid dictionary", at the list's line, with the whole list after it.
+    text = BASE.replace("    - Flatten\n", "    - Flatten\n    - Dropout: 0.5\n")
+    assert config_error(tmp_path, text) == (
+        f"{tmp_path / 'bad.yaml'}: model.layers (line 7): layer 1: Dropout's arguments are a "
+        "mapping, by name: '- Dropout: {rate: 0.5}'. Received: 0.5.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -313,14 +314,18 @@ def describe(error: Any, raw: Any, lines: dict[Key, int],
         return at_key(error, raw, lines, origins or {})
     loc = key_path(error["loc"], raw, keep_last=error["type"] == "missing")
     where = ".".join(map(str, loc)) or "top level"
-    line, override = blame(loc, lines, origins or {})
+    layer = re.match(r"(?:Value error, )?layer (\d+)", error["msg"])
+    # The layers' validator speaks of one layer: its own line, not the list's.
+    line, override = blame((*loc, int(layer.group(1))) if layer and loc[-1:] == ("layers",)
+                           else loc, lines, origins or {})
     at = f" (line {line})" if line else ""
     if error["type"] == "extra_forbidden":
         parent = ".".join(map(str, loc[:-1])) or "top level"
         hint = ELSEWHERE.get(tuple(map(str, loc))) or _suggest(str(loc[-1]), allowed_keys(loc[:-1]))
         return override, f"unknown key '{loc[-1]}' at {parent}{at}.{hint}"
     message = error["msg"].removeprefix("Value error, ")
-    received = "" if error["type"] in NO_RECEIVED else f" Received: {_short(error['input'])}."
+    received = ("" if error["type"] in NO_RECEIVED or "Received: " in message
+                else f" Received: {_short(error['input'])}.")
     return override, f"{where}{at}: {message}.{received}"
 
 

@@ -279,8 +279,20 @@ def _normalise_layer(item: Any, index: int) -> Any:
         )
     if isinstance(item, dict):
         ((name, args),) = item.items()
+        if args is not None and not isinstance(args, dict):  # Keras's positional Dense(10)
+            first = FIRST_ARGUMENT.get(str(name), "argument")
+            raise ValueError(f"layer {index}: {name}'s arguments are a mapping, by name: "
+                             f"'- {name}: {{{first}: {args!r}}}'. Received: {args!r}")
         return {name: {} if args is None else args}
     return item
+
+
+# The first positional argument of the common layers, to write `- Dropout: 0.5` by name.
+FIRST_ARGUMENT = {"Dense": "units", "Dropout": "rate", "Activation": "activation",
+                  "Conv2D": "filters", "Conv1D": "filters", "MaxPooling2D": "pool_size",
+                  "Reshape": "target_shape", "SpatialDropout2D": "rate",
+                  "GaussianNoise": "stddev", "Embedding": "input_dim", "LSTM": "units",
+                  "GRU": "units", "SimpleRNN": "units", "Rescaling": "scale"}
 
 
 # A model may start with a keras.applications backbone: `- Backbone: {name: MobileNetV2, ...}`.
