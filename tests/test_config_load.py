@@ -527,3 +527,12 @@ def test_a_layer_given_a_positional_argument_is_shown_it_by_name_at_its_line(
     assert config_error(tmp_path, text) == (
         f"{tmp_path / 'bad.yaml'}: model.layers (line 7): layer 1: Dropout's arguments are a "
         "mapping, by name: '- Dropout: {rate: 0.5}'. Received: 0.5.")
+
+
+def test_a_csv_column_given_by_number_is_asked_for_by_name(tmp_path: Path) -> None:
+    # "Input should be a valid string. Received: 8. Input should be a valid list. Received: 8."
+    text = BASE.replace("{name: fashion_mnist_mini}", "{name: csv, path: d.csv, label_column: 8}")
+    assert config_error(tmp_path, text) == (
+        f"{tmp_path / 'bad.yaml'}: dataset.label_column (line 2): columns are named by the CSV's "
+        "header row, not numbered. Received: 8. Write the column's name (a file without a header "
+        "row needs one added as its first line).")

@@ -427,6 +427,16 @@ def test_csv_missing_column_lists_the_columns(tmp_path: Path) -> None:
     assert f"{path}: no column 'label'. Columns: a, b, target." in message
 
 
+def test_a_csv_without_a_header_row_is_told_to_add_one(tmp_path: Path) -> None:
+    # The classic pima-indians-diabetes.csv: "no column '8'. Columns: 6, 148, 72, ..." only.
+    path = write_csv(tmp_path / "d.csv", "6,148,72,1\n1,85,66,0\n8,183,64,1\n")
+    message = data_error(read_source, csv_config(path))
+    assert message == (
+        f"{path}: no column 'label'. Columns: 6, 148, 72, 1. Those are numbers: the file seems to "
+        "have no header row. Add one as its first line, a name for each column (e.g. a,b,c,label), "
+        "and name the label column by it.")
+
+
 def test_csv_missing_feature_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "d.csv", "a,b,label\n1,2,0\n3,4,1\n")
     message = data_error(read_source, csv_config(path, feature_columns=["a", "z"]))

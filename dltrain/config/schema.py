@@ -143,6 +143,16 @@ class DatasetConfig(Strict):
         raise PydanticCustomError("key_not_read", "{name} does not read {key} ({why}). Remove it",
                                   {"name": name, "key": key, "why": _why_not_read(name, key)})
 
+    @field_validator("label_column", "feature_columns", mode="before")
+    @classmethod
+    def _columns_by_name(cls, value: Any) -> Any:
+        for column in value if isinstance(value, list) else [value]:
+            if isinstance(column, int) and not isinstance(column, bool):  # pandas' iloc habit
+                raise ValueError(f"columns are named by the CSV's header row, not numbered. "
+                                 f"Received: {column}. Write the column's name (a file without "
+                                 "a header row needs one added as its first line)")
+        return value
+
     @field_validator("label_column")
     @classmethod
     def _some_columns(cls, value: str | list[str] | None) -> str | list[str] | None:

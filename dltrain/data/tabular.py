@@ -29,7 +29,8 @@ def read_csv(cfg: DatasetConfig) -> Raw:
     features = cfg.feature_columns or [c for c in header if c not in targets]
     for column in [*targets, *features]:
         if column not in header:
-            raise DataError(f"{cfg.path}: no column '{column}'. Columns: {', '.join(header)}.")
+            raise DataError(f"{cfg.path}: no column '{column}'. Columns: {', '.join(header)}."
+                            f"{_headless(header)}")
     labels = sorted({row[header.index(column)] for row in rows + test_rows for column in targets})
     # Whole numbers are class ids, other numbers a regression's targets, the rest class names.
     class_names = None if all(_is_float(label) for label in labels) else labels
@@ -40,6 +41,15 @@ def read_csv(cfg: DatasetConfig) -> Raw:
     x_test, y_test = _csv_arrays(test_rows, header, features, cfg, class_names)
     return checked(Raw(x_train, y_train, x_test, y_test, class_names,
                        targets if class_names is None else None), str(cfg.path))
+
+
+def _headless(header: list[str]) -> str:
+    """The classic pima-indians-diabetes.csv has no header row: its first row of numbers is
+    read as the column names."""
+    if not all(_is_float(name) for name in header):
+        return ""
+    return (" Those are numbers: the file seems to have no header row. Add one as its first line, "
+            "a name for each column (e.g. a,b,c,label), and name the label column by it.")
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
