@@ -150,3 +150,43 @@ def test_running_out_of_memory_says_what_to_lower(
     assert one_line(err).startswith("error: out of memory (Unable to allocate 1.00 PiB")
     assert one_line(err).endswith("Lower training.batch_size, train in training.mixed_precision: "
                                   "bf16 on a GPU, or make the model smaller.")
+
+
+def test_tensorflows_full_disk_is_not_called_out_of_memory() -> None:
+    # TensorFlow reports ENOSPC as a ResourceExhaustedError: dltrain said "out of memory ...
+    # Lower training.batch_size".
+    from dltrain.cli.app import environment_error
+
+    class ResourceExhaustedError(Exception):
+        pass
+
+    error = ResourceExhaustedError("run/.model_saved_model.partial/variables/x.tempstate; No "
+                                   "space left on device")
+    assert environment_error(error, ["export", "run", "--format", "saved_model"]) == (
+        "cannot write: the disk is full (run/.model_saved_model.partial/variables/x.tempstate; "
+        "No space left on device). Free space or choose another --output.")
+    enospc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "run/eval.json")
+    assert environment_error(enospc, ["eval", "run"]) == (
+        "cannot write run/eval.json: No space left on device. Free space.")
+
+
+@pytest.mark.slow
+def test_export_onto_a_full_disk_says_so_and_leaves_no_partial_export(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trained = tmp_path / "trained"
+    assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(trained)]) == 0
+    capsys.readouterr()
+    shutil.rmtree(trained / "tensorboard")
+    size = sum(p.stat().st_size for p in trained.rglob("*") if p.is_file())
+    with tmpfs(tmp_path / "small", f"{size // 1024 + 1024}k") as disk:
+        run = disk / "run"
+        shutil.copytree(trained, run)
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * max(free - 64 * 1024, 0))
+        code, _, err = run_cli(capsys, "export", run, "--format", "saved_model")
+        assert code == 2, err
+        message = one_line(err)
+        assert "out of memory" not in message and "internal error" not in message
+        assert message.startswith("error: cannot write")
+        assert message.endswith("Free space or choose another --output.")
+        assert not [p.name for p in run.iterdir() if "partial" in p.name]

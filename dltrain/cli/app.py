@@ -84,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # OS errors that are the user's environment, with what to do about each.
-CANNOT_WRITE = {errno.ENOSPC: "Free space or choose another --run-dir.",
-                errno.EDQUOT: "Free space or choose another --run-dir.",
+CANNOT_WRITE = {errno.ENOSPC: "Free space", errno.EDQUOT: "Free space",
                 errno.EROFS: "Make it writable or work in another folder."}
+# Where each command can be told to write elsewhere, for the hint on a full disk.
+WRITES_TO = {"fit": "--run-dir", "cv": "--run-dir", "tune": "--run-dir", "smoke": "--run-dir",
+             "export": "--output"}
 CANNOT_USE = {errno.EACCES: "Make it writable or work in another folder.",
               errno.EPERM: "Make it writable or work in another folder.",
               errno.ENAMETOOLONG: "Choose a shorter name.",
@@ -107,8 +109,12 @@ def environment_error(exc: BaseException, args: list[str]) -> str | None:
     if isinstance(exc, OSError) and exc.errno in (CANNOT_WRITE | CANNOT_USE):
         path = exc.filename if exc.filename is not None else "a file"
         verb = "write" if exc.errno in CANNOT_WRITE else "use"
-        hint = (CANNOT_WRITE | CANNOT_USE)[exc.errno]
+        hint = _full_disk_hint(args) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (
+            CANNOT_WRITE | CANNOT_USE)[exc.errno]
         return f"cannot {verb} {path}: {exc.strerror or os.strerror(exc.errno)}. {hint}"
+    if os.strerror(errno.ENOSPC) in str(exc):  # TensorFlow's: a ResourceExhaustedError
+        where = str(exc).splitlines()[0][:300]
+        return f"cannot write: the disk is full ({where}). {_full_disk_hint(args)}"
     from dltrain.backend import out_of_memory
 
     detail = out_of_memory(exc)
@@ -120,6 +126,13 @@ def environment_error(exc: BaseException, args: list[str]) -> str | None:
         return (f"{_too_long_number(args, limit)}: a number has more digits than Python reads "
                 f"({limit}). Write a shorter number.")
     return None
+
+
+def _full_disk_hint(args: list[str]) -> str:
+    """Free space, or the command's option that writes elsewhere."""
+    command = next((arg for arg in args if not arg.startswith("-")), "")
+    option = WRITES_TO.get(command)
+    return f"Free space or choose another {option}." if option else "Free space."
 
 
 def _too_long_number(args: list[str], limit: int) -> str:

@@ -288,9 +288,13 @@ def export_and_check(model: Any, fmt: str, path: Path, raw: np.ndarray, referenc
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # Keras wants .tflite last
     remove(partial)
     started = time.perf_counter()
-    write_export(model, fmt, partial)
-    exported = time.perf_counter()
-    result = check(fmt, partial, raw, reference, labels)
+    try:
+        write_export(model, fmt, partial)
+        exported = time.perf_counter()
+        result = check(fmt, partial, raw, reference, labels)
+    except BaseException:  # a full disk, an interrupt: no half-written export is left behind
+        remove(partial)
+        raise
     checked = time.perf_counter()
     return place(partial, path, result["passed"]), result, {
         "export": round(exported - started, 3), "check": round(checked - exported, 3)}
