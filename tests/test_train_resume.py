@@ -81,8 +81,16 @@ def test_resume_can_extend_a_completed_run(tmp_path: Path,
     assert code == 2 and "the run is completed after 2 epochs; pass --epochs N with N > 2" in err
     code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "4")
     assert code == 0, err
-    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2, 3, 4]
+    rows = read_history(run / "history.csv")
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
     assert "epochs: 4" in (run / "config.yaml").read_text()
+    # The time of all four epochs, not only this command's two (runs showed those).
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train_seconds_total"] == pytest.approx(sum(row["seconds"] for row in rows),
+                                                           abs=0.002)
+    assert metrics["train_seconds_total"] > sum(row["seconds"] for row in rows[2:])
+    code, out, err = run_cli(capsys, "runs", tmp_path, "--json")
+    assert json.loads(out)[0]["seconds"] == metrics["train_seconds_total"]
     # the manifest vouches for the config that was trained, not the one first written
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["config_sha256"] == hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()

@@ -83,7 +83,7 @@ def _row(path: Path) -> dict[str, Any]:
         "epochs": metrics.get("epochs_run", len(history)),
         "accuracy": test.get("accuracy", test.get("acc")),
         "loss": test.get("loss"),
-        "seconds": metrics.get("train_seconds"),
+        "seconds": metrics.get("train_seconds_total", metrics.get("train_seconds")),
         "samples_per_second": metrics.get("samples_per_second"),
         "r2": regression.get("r2"),
         "rmse": regression.get("rmse"),

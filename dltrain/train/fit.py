@@ -495,6 +495,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         "train_samples": len(splits.x_train),
         "validation_samples": 0 if splits.x_val is None else len(splits.x_val),
         "train_seconds": round(train_seconds, 3),
+        # Every session's epochs, a resumed run's too (train_seconds: this command's only).
+        "train_seconds_total": round(sum(row.get("seconds") or 0.0 for row in history.rows), 3),
         "samples_per_second": (round(len(splits.x_train) * epochs_now / train_seconds, 1)
                                if epochs_now else None),
         "final_epoch": history.rows[-1] if history.rows else {},
