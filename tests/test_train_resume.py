@@ -157,6 +157,23 @@ def test_resume_refuses_data_changed_since_the_run_started(
     assert len(read_history(run / "history.csv")) == 1
 
 
+def test_a_resume_that_trains_on_sets_aside_the_earlier_models_scores(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # eval.json and export.json went on describing the replaced model.keras.
+    run = tmp_path / "run"
+    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    assert run_cli(capsys, "eval", run)[0] == 0 and (run / "eval.json").is_file()
+    (run / "export.json").write_text(json.dumps({"onnx": {"status": "passed",
+                                                          "path": str(run / "model.onnx")}}))
+    code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    assert code == 0, err
+    assert not (run / "eval.json").exists()
+    assert "eval.json removed: it scored the model before this resume" in " ".join(out.split())
+    entry = json.loads((run / "export.json").read_text())["onnx"]
+    assert entry["status"] == "passed" and entry["stale"].startswith(
+        "of the model before the resume of ")
+
+
 def test_resume_of_a_folder_that_is_not_there_says_so(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     # It said "no config.yaml ... a fit killed this early kept nothing" of a typo.

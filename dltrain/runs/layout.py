@@ -160,6 +160,24 @@ def resume_command(run_dir: Path) -> str:
     return f"dltrain fit --resume {run_dir}"
 
 
+def set_aside_scores(run_dir: Path) -> list[str]:
+    """Before a resume trains on: eval.json scored the model.keras about to be replaced, so it
+    goes; export.json's exports are of that model, so each entry says it is stale. Notes."""
+    notes = []
+    if (run_dir / EVAL_FILE).is_file():
+        (run_dir / EVAL_FILE).unlink()
+        notes.append(f"{EVAL_FILE} removed: it scored the model before this resume; run dltrain "
+                     "eval again once the run completes.")
+    exports = read_json(run_dir / EXPORT_FILE) if (run_dir / EXPORT_FILE).is_file() else None
+    if isinstance(exports, dict) and exports:
+        stale = (f"of the model before the resume of {_now()}: export again once the run "
+                 "completes")
+        write_json(run_dir / EXPORT_FILE, {fmt: {**entry, "stale": stale} if isinstance(
+            entry, dict) else entry for fmt, entry in exports.items()})
+        notes.append(f"{EXPORT_FILE}: its exports ({', '.join(exports)}) are {stale}.")
+    return notes
+
+
 def recorded_kind(run_dir: Path) -> str | None:
     """run.json's kind (cv, tune for the folders that hold runs), or None where none is said."""
     if not (run_dir / STATE_FILE).is_file():

@@ -287,6 +287,8 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     what = ("finishing" if start.trained is not None or done >= config.training.epochs
             else "resuming")
     console.print(f"{what} {run_dir} after epoch {start.epoch}", highlight=False, soft_wrap=True)
+    if what == "resuming":  # model.keras will be another model
+        print_notes(console, runs.set_aside_scores(run_dir))
     return FitResult(run_dir, _run(start, splits, config, run_dir, console, live))
 
 
