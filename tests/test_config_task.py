@@ -174,16 +174,21 @@ def test_a_regression_monitors_its_validation_loss_by_default() -> None:
 BINARY = REGRESSION.replace("loss: mse", "loss: binary_crossentropy")
 
 
+def refused_at_show(capsys: pytest.CaptureFixture[str], path: Path) -> str:
+    """`dltrain show --no-summary`'s message, on one line; it must exit 2."""
+    code, _, err = run_cli(capsys, "show", path, "--no-summary")
+    assert code == 2, err
+    return " ".join(err.split())
+
+
 def test_a_softmax_over_one_unit_with_a_binary_loss_is_refused_at_its_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # It trained to 33% on Pima (every sample class 1), and smoke passed it.
     path = write_config(tmp_path, BINARY % "softmax")
-    code, _, err = run_cli(capsys, "show", path, "--no-summary")
-    assert code == 2
     assert (f"error: {path}: model.layers.1.Dense.activation (line 7): a softmax over 1 unit is "
             "always 1.0, so every sample would be predicted class 1. Use activation: sigmoid with "
             "binary_crossentropy, or 2 units with sparse_categorical_crossentropy."
-            ) in " ".join(err.split())
+            ) in refused_at_show(capsys, path)
     path.write_text(BINARY % "sigmoid")
     assert run_cli(capsys, "show", path, "--no-summary")[0] == 0
 
@@ -199,9 +204,7 @@ def test_a_metric_one_output_unit_cannot_feed_is_refused_at_its_index(
     # f1_score failed in fit's first step (internal error); sparse_categorical_accuracy showed
     # the share of class 0 as an accuracy.
     path = write_config(tmp_path, BINARY % "sigmoid" + f"metrics: [accuracy, {metric}]\n")
-    code, _, err = run_cli(capsys, "show", path, "--no-summary")
-    assert code == 2
     assert (f"metrics.1 (line 9): {metric.split(', ')[0].removeprefix('{name: ')} {why}, but "
             "binary_crossentropy trains one output unit with labels 0 and 1. Use accuracy, "
             "precision, recall or auc (fit's report shows each class's F1 at the end)."
-            ) in " ".join(err.split())
+            ) in refused_at_show(capsys, path)
