@@ -202,3 +202,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     from dltrain import __version__
 
     assert run_cli(capsys, "--version") == (0, f"dltrain {__version__}\n", "")
+
+
+def test_ctrl_c_before_training_says_interrupted_and_exits_130(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # typer turns KeyboardInterrupt into exit code 130 without a word.
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dltrain.config.load.load_config", interrupted)
+    code, _, err = run_cli(capsys, "show", QUICKSTART, "--no-summary")
+    assert code == 130
+    assert err.strip().splitlines()[-1] == "interrupted"

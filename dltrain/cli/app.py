@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except DltrainError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
-    except (typer.Abort, KeyboardInterrupt):  # typer itself turns Ctrl-C into exit code 130
+    except (typer.Abort, KeyboardInterrupt):
         err.print("[red]interrupted[/]")
         return 130
     except Terminated:
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]internal error:[/] {escape(repr(sys.exc_info()[1]))}. "
                   "Run again with --debug for the traceback, and please report it.")
         return 1
+    if code == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
+        err.print("[red]interrupted[/]")
     return code if isinstance(code, int) else 0
 
 
