@@ -425,15 +425,30 @@ def decode_image(data: bytes, channels: int, size: tuple[int, int]) -> Any:
     try:
         image = tf.io.decode_image(data, channels=channels, expand_animations=False)
     except (tf.errors.InvalidArgumentError, ValueError) as exc:
-        try:  # TensorFlow refuses a grey BMP or GIF as RGB and a CMYK JPEG; Pillow reads them
+        if _pillow_reads_it(data):  # a grey BMP or GIF asked as RGB, a CMYK JPEG
             return _decode_with_pillow(data, channels, size)
-        except ImageDecodeError:
-            raise ImageDecodeError(re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "",
-                                          str(exc).splitlines()[0])) from None
+        raise ImageDecodeError(re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "",
+                                      str(exc).splitlines()[0])) from None
     if tuple(image.shape[:2]) != tuple(size):
         resized = tf.image.resize(image, size)
         image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
     return image.numpy()
+
+
+def _pillow_reads_it(data: bytes) -> bool:
+    """Whether bytes TensorFlow refused are an image it cannot take in that form but Pillow
+    can (BMP and GIF in another channel count, CMYK JPEG): not a damaged file, which must stay
+    refused (a truncated PNG is found and named by its refusal)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            return opened.format in ("BMP", "GIF") or (opened.format == "JPEG"
+                                                      and opened.mode == "CMYK")
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        return False
 
 
 def _eight_bit(image: Any) -> Any:
