@@ -19,11 +19,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 
 
 def dry_run(tmp_path: Path, step: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu" / "bench.py"),
                            str(tmp_path / "out"), "--dry", "--only", step],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    # Its runs, caches and data (150 MB a go) go with it.
+    assert not list(tmp_path.glob("dltrain-gpu-bench-*"))
 
 
 def test_dry_run_measures_the_classic_convnet_side_by_side(tmp_path: Path) -> None:

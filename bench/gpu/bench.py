@@ -210,11 +210,16 @@ def main() -> None:
                                                       "augmentation"])
     options = parser.parse_args()
     bench = Bench(options.out, options.backend, options.data, options.dry)
-    for step in options.only or ["classic", "gpu_config", "augmentation", "gpu_config_bf16"]:
-        started = time.perf_counter()
-        getattr(bench, step)()
-        print(f"{step}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-        bench.write()  # after each step, so a call cut short still returns what it measured
+    try:
+        for step in options.only or ["classic", "gpu_config", "augmentation", "gpu_config_bf16"]:
+            started = time.perf_counter()
+            getattr(bench, step)()
+            print(f"{step}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+            bench.write()  # after each step, so a call cut short still returns what it measured
+    finally:
+        # Runs, caches and data copies: 150 MB a go, which filled the disk of a CI that
+        # shared a machine with repeated dry runs.
+        shutil.rmtree(bench.work, ignore_errors=True)
 
 
 if __name__ == "__main__":
