@@ -183,6 +183,28 @@ def test_predict_refuses_what_it_cannot_read(trained: Path, tmp_path: Path,
 
 
 @pytest.mark.slow
+def test_predict_refuses_an_unfinished_run_and_names_its_checkpoint(
+        trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tensorflow as tf
+
+    run = shutil.copytree(trained, tmp_path / "run")
+    state = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**state, "state": "interrupted"}))
+    (run / "model.keras").rename(run / "last.keras")
+    (run / "best.keras").unlink(missing_ok=True)
+    image = np.load(ROOT / "dltrain" / "data" / "shipped" / "fashion_mnist_mini.npz")["x_test"][0]
+    (tmp_path / "item.png").write_bytes(tf.io.encode_png(image[..., None]).numpy())
+    code, _, err = run_cli(capsys, "predict", run, tmp_path / "item.png")
+    assert code == 2 and "the run is 'interrupted', not completed" in err
+    assert "Predict with a checkpoint instead: --model last.keras." in err
+    code, out, err = run_cli(capsys, "predict", run, tmp_path / "item.png", "--model",
+                             "last.keras", "--json")
+    assert code == 0, err
+    code, expected, err = run_cli(capsys, "predict", trained, tmp_path / "item.png", "--json")
+    assert code == 0 and json.loads(out) == json.loads(expected)
+
+
+@pytest.mark.slow
 def test_smoke_passes_every_shipped_config_and_writes_junit(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         cifar_dir: Path) -> None:
@@ -254,6 +276,7 @@ def test_predict_names_a_broken_preprocessing_file(
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
+    (run / "run.json").write_text('{"state": "completed"}')
     (run / "preprocessing.json").write_text(text)
     (tmp_path / "x.png").write_bytes(b"")
     code, _, err = run_cli(capsys, "predict", run, tmp_path / "x.png")

@@ -113,7 +113,10 @@ def test_only_a_completed_run_is_exported_without_model(
     assert code == 2 and f"{tmp_path}: not a run directory (no config.yaml)" in err
     shutil.copy(QUICKSTART, tmp_path / "config.yaml")
     (tmp_path / "run.json").write_text('{"state": "running"}')
-    with pytest.raises(RunError, match="the run is 'running', not completed.*--model best.keras"):
+    with pytest.raises(RunError, match="the run is 'running', not completed.*no checkpoint"):
+        export.export_run(tmp_path, "saved_model")
+    (tmp_path / "best.keras").write_bytes(b"")
+    with pytest.raises(RunError, match=r"Export a checkpoint instead: --model best.keras\.$"):
         export.export_run(tmp_path, "saved_model")
 
 

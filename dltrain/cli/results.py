@@ -115,6 +115,9 @@ def predict(
     files: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, ...) or CSV files.",
                                                 show_default=False)],
     top_k: Annotated[int, typer.Option(min=1, help="How many classes to show per input.")] = 3,
+    model: Annotated[Path | None, typer.Option(
+        help="Predict with this model file instead of the run's model.keras (e.g. best.keras, "
+        "last.keras of an unfinished run).", show_default=False)] = None,
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -124,10 +127,12 @@ def predict(
 
     Example: dltrain predict runs/quickstart-20260101-120000 shoe.png shirt.png
     """
+    from dltrain.report.evaluate import model_in_run
     from dltrain.report.predict import predict_files
     from dltrain.report.tables import values_table
 
-    results = predict_files(run_dir, files, top_k, None if backend is None else backend.value)
+    results = predict_files(run_dir, files, top_k, None if backend is None else backend.value,
+                            model_path=None if model is None else model_in_run(run_dir, model))
     if results and "values" in results[0]:
         for_results(as_json).print(values_table(results))
         if as_json:

@@ -122,13 +122,9 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     is written until `Evaluation.save`."""
     if model_path is None:
         check_single_run(run_dir)
-        state = lock.state_now(run_dir, runs.read_json(run_dir / runs.STATE_FILE).get("state"))
-        if state != "completed":
-            raise RunError(f"{run_dir}: the run is '{state}', not completed; its model.keras may "
-                           f"be missing or stale. {_checkpoints(run_dir)}")
+    path = model_path or completed_model(run_dir, "Evaluate")
     config = run_config(config_path or run_dir / runs.CONFIG_FILE)
     prepare_runtime(device, config.seed, config.training.deterministic, backend or config.backend)
-    path = model_path or run_dir / runs.MODEL_FILE
     model = load_model(path)
     splits = load_splits(config.dataset, config.seed, config.loss_kind)
     check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind)
@@ -158,13 +154,23 @@ def check_single_run(run_dir: Path, command: str = "eval") -> None:
                    f"({', '.join(inside) or 'none yet'}); {verb}: {first}")
 
 
-def _checkpoints(run_dir: Path) -> str:
-    """What an unfinished run offers to evaluate instead, by the files that exist."""
-    kept = [run_dir / name for name in (runs.BEST_FILE, runs.LAST_FILE) if (run_dir / name).is_file()]
+def completed_model(run_dir: Path, verb: str) -> Path:
+    """model.keras of a completed run; an unfinished run's may be missing or stale, so eval,
+    predict and export refuse it and name the checkpoints to `verb` (Evaluate, ...) instead."""
+    state = lock.state_now(run_dir, runs.read_json(run_dir / runs.STATE_FILE).get("state"))
+    if state != "completed":
+        raise RunError(f"{run_dir}: the run is '{state}', not completed; its {runs.MODEL_FILE} "
+                       f"may be missing or stale. {_checkpoints(run_dir, verb)}")
+    return run_dir / runs.MODEL_FILE
+
+
+def _checkpoints(run_dir: Path, verb: str) -> str:
+    """What an unfinished run offers instead, by the files that exist."""
+    kept = [name for name in (runs.BEST_FILE, runs.LAST_FILE) if (run_dir / name).is_file()]
     if not kept:
         return ("It kept no checkpoint: no epoch completed. Finish it with dltrain fit --resume "
                 f"{run_dir}, or change its config and start it again.")
-    return "Evaluate a checkpoint with " + " or ".join(f"--model {path}" for path in kept) + "."
+    return f"{verb} a checkpoint instead: " + " or ".join(f"--model {name}" for name in kept) + "."
 
 
 def model_in_run(run_dir: Path, model: Path) -> Path:

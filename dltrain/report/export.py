@@ -20,11 +20,10 @@ from dltrain.backend import keras_module, prepare_runtime, quiet_native_logs
 from dltrain.config.schema import Config
 from dltrain.data.prepare import Preparation, load_splits
 from dltrain.errors import RunError
-from dltrain.report.evaluate import check_single_run, load_model, run_config
+from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
 from dltrain.report.export_runtimes import RUNTIMES, runtime_name
 from dltrain.report.predict import read_preparation
 from dltrain.runs import layout as runs
-from dltrain.runs import lock
 
 # dltrain's names for Keras's formats: the names users know from TensorFlow's own tools.
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
@@ -250,7 +249,7 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     name = backend or config.backend
     check_supported(fmt, name)
     check_installed(fmt, name)
-    model_path = model_path or completed_model(run_dir)
+    model_path = model_path or completed_model(run_dir, "Export")
     path = output or default_output(run_dir, model_path, fmt)
     check_output(path, fmt)
     saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
@@ -298,16 +297,6 @@ def export_and_check(model: Any, fmt: str, path: Path, raw: np.ndarray, referenc
     checked = time.perf_counter()
     return place(partial, path, result["passed"]), result, {
         "export": round(exported - started, 3), "check": round(checked - exported, 3)}
-
-
-def completed_model(run_dir: Path) -> Path:
-    """model.keras of a completed run; an unfinished run's may be missing or stale."""
-    state = lock.state_now(run_dir, runs.read_json(run_dir / runs.STATE_FILE).get("state"))
-    if state != "completed":
-        raise RunError(f"{run_dir}: the run is '{state}', not completed; its {runs.MODEL_FILE} "
-                       f"may be missing or stale. Export a checkpoint with --model "
-                       f"{runs.BEST_FILE} or --model {runs.LAST_FILE}.")
-    return run_dir / runs.MODEL_FILE
 
 
 def record(run_dir: Path, fmt: str, entry: dict[str, Any]) -> None:

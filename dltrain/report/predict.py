@@ -12,24 +12,26 @@ from dltrain.backend import ImageDecodeError, decode_image, use_backend
 from dltrain.data.prepare import Preparation
 from dltrain.data.tabular import csv_records
 from dltrain.errors import DataError, RunError
-from dltrain.report.evaluate import check_single_run, load_model, run_config
+from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
 from dltrain.runs import layout as runs
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 
-def predict_files(run_dir: Path, files: list[Path], top_k: int,
-                  backend: str | None = None) -> list[dict[str, Any]]:
+def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | None = None,
+                  model_path: Path | None = None) -> list[dict[str, Any]]:
     """The top-k classes with probabilities for every image file and every CSV row, or for a
-    regression the predicted value of each target (`values`, standardisation undone)."""
+    regression the predicted value of each target (`values`, standardisation undone), by the
+    run's model.keras (a completed run's) or by `model_path` (a checkpoint)."""
     check_single_run(run_dir, "predict")
+    model_path = model_path or completed_model(run_dir, "Predict with")
     config = run_config(run_dir / runs.CONFIG_FILE)
     use_backend(backend or config.backend)
     if not (run_dir / runs.PREPARATION_FILE).is_file():
         raise RunError(f"{run_dir}: no {runs.PREPARATION_FILE}; predict needs a run made by "
                        "this version of dltrain fit.")
     saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
-    model = load_model(run_dir / runs.MODEL_FILE)
+    model = load_model(model_path)
     # A flat model input may take images, flattened by preparation.apply.
     shape = preparation.flatten_from or config.model.input_shape
     entries = [entry for path in files for entry in read_inputs(path, shape, config.dataset)]
