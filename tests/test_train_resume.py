@@ -79,10 +79,17 @@ def test_resume_can_extend_a_completed_run(tmp_path: Path,
     assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "2")[0] == 0
     code, _, err = run_cli(capsys, "fit", "--resume", run)
     assert code == 2 and "the run is completed after 2 epochs; pass --epochs N with N > 2" in err
+    started = json.loads((run / "environment.json").read_text())
     code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "4")
     assert code == 0, err
     rows = read_history(run / "history.csv")
     assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
+    # The session that started the run stays; the one that trained epochs 3 and 4 is added.
+    environment = json.loads((run / "environment.json").read_text())
+    assert {key: environment[key] for key in started} == started
+    [resumed] = environment["resumed"]
+    assert resumed["after_epoch"] == 2 and resumed["started"] >= started["started"]
+    assert resumed["device"] == started["device"] and resumed["keras"] == started["keras"]
     assert "epochs: 4" in (run / "config.yaml").read_text()
     # The time of all four epochs, not only this command's two (runs showed those).
     metrics = json.loads((run / "metrics.json").read_text())
@@ -94,6 +101,16 @@ def test_resume_can_extend_a_completed_run(tmp_path: Path,
     # the manifest vouches for the config that was trained, not the one first written
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["config_sha256"] == hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()
+
+
+def test_a_damaged_environment_record_is_named_before_a_resume_trains(tmp_path: Path) -> None:
+    from dltrain.errors import RunError
+    from dltrain.train.fit import record_resume
+
+    (tmp_path / "environment.json").write_text("[]")
+    with pytest.raises(RunError, match=r"environment.json: not a JSON object; the run's files are "
+                                       r"damaged, so start the run again"):
+        record_resume(tmp_path, load_config(QUICKSTART).config, "cpu", 2)
 
 
 def test_resume_refuses_other_changes_with_a_diff(tmp_path: Path,

@@ -195,6 +195,19 @@ def write_run_files(path: Path, config: Config, splits: Splits, device_name: str
             **backbone_preprocessing(config)})
 
 
+def record_resume(path: Path, config: Config, device_name: str, done: int) -> None:
+    """environment.json keeps the session that started the run and adds one entry per resume
+    under `resumed`: another machine, device or version may have trained the later epochs."""
+    recorded = runs.read_json(path / runs.ENV_FILE)
+    if not isinstance(recorded, dict):
+        raise RunError(f"{path / runs.ENV_FILE}: not a JSON object; the run's files are damaged, "
+                       "so start the run again with dltrain fit.")
+    session = {**runs.environment(device_name),
+               "steps_per_execution": config.steps_per_execution(), "after_epoch": done}
+    runs.write_json(path / runs.ENV_FILE,
+                    {**recorded, "resumed": [*recorded.get("resumed", []), session]})
+
+
 def write_manifest(path: Path, text: str, config: Config, splits: Splits,
                    device_name: str) -> None:
     runs.write_json(path / runs.MANIFEST_FILE, {
@@ -281,6 +294,7 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     if recorded.get("trained") == done and config.training.epochs == saved.training.epochs:
         start.trained = done  # training was over (early stopping): only the final files are missing
     write_run_files(run_dir, config, splits, device_name, missing_only=True)
+    record_resume(run_dir, config, device_name, done)
     runs.write_atomic(run_dir / runs.CONFIG_FILE, dump(config))
     vouch_for(run_dir, dump(config))
     (run_dir / runs.LAST_META).unlink(missing_ok=True)  # an older dltrain's, now stale
