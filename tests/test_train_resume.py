@@ -191,6 +191,30 @@ def test_a_resume_that_trains_on_sets_aside_the_earlier_models_scores(
         "of the model before the resume of ")
 
 
+def test_a_resume_cut_short_lists_no_scores_of_the_model_it_replaced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `runs` showed an interrupted extension with the test scores of the run before it.
+    run = tmp_path / "run"
+    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    script = Path(sys.executable).with_name("dltrain")
+    process = subprocess.Popen([str(script), "fit", "--resume", str(run), "--epochs", "40"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "CI": "1"})
+    wait_for_epochs(run, 3, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert "metrics.json removed: its test scores were the model's before this resume" in \
+        " ".join(out.split())
+    code, out, err = run_cli(capsys, "runs", tmp_path, "--json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert row["state"] == "interrupted" and row["accuracy"] is None and row["loss"] is None
+    assert row["epochs"] == len(read_history(run / "history.csv")) >= 3
+    code, out, err = run_cli(capsys, "compare", run, run, "--json")
+    assert code == 0 and json.loads(out)["metrics"] == []
+
+
 def test_resume_of_a_folder_that_is_not_there_says_so(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     # It said "no config.yaml ... a fit killed this early kept nothing" of a typo.

@@ -161,9 +161,15 @@ def resume_command(run_dir: Path) -> str:
 
 
 def set_aside_scores(run_dir: Path) -> list[str]:
-    """Before a resume trains on: eval.json scored the model.keras about to be replaced, so it
-    goes; export.json's exports are of that model, so each entry says it is stale. Notes."""
+    """Before a resume trains on: metrics.json and eval.json scored the model.keras about to be
+    replaced, so they go (fit writes metrics.json anew when it completes; until then `runs` and
+    `compare` show no scores rather than the old model's); export.json's exports are of that
+    model, so each entry says it is stale. Notes."""
     notes = []
+    if (run_dir / METRICS_FILE).is_file():
+        (run_dir / METRICS_FILE).unlink()
+        notes.append(f"{METRICS_FILE} removed: its test scores were the model's before this "
+                     "resume; the run writes new ones when it completes.")
     if (run_dir / EVAL_FILE).is_file():
         (run_dir / EVAL_FILE).unlink()
         notes.append(f"{EVAL_FILE} removed: it scored the model before this resume; run dltrain "
