@@ -13,7 +13,7 @@ import pytest
 from dltrain.config.load import validate
 from dltrain.config.schema import OptimizerConfig
 from dltrain.errors import ConfigError
-from dltrain.model.build import build_model, make_layer, make_metric, make_optimizer
+from dltrain.model.build import build_model, make_layer, make_metric, make_optimizer, resolved_metric
 
 
 def config(**sections: Any) -> Any:
@@ -258,6 +258,37 @@ def test_loss_with_arguments_uses_the_loss_class() -> None:
                                      "from_logits": True}))
     assert model.loss.__class__.__name__ == "SparseCategoricalCrossentropy"
     assert model.loss.from_logits is True
+
+
+@pytest.mark.parametrize(("loss", "metric", "expected"), [
+    ("sparse_categorical_crossentropy", "crossentropy", ("SparseCategoricalCrossentropy", False)),
+    ({"name": "categorical_crossentropy", "from_logits": True}, "ce",
+     ("CategoricalCrossentropy", True)),
+    ("binary_crossentropy", "crossentropy", ("BinaryCrossentropy", False)),
+])
+def test_keras2_crossentropy_metric_is_the_losss_own(loss: Any, metric: str,
+                                                     expected: tuple[str, bool]) -> None:
+    # Keras 3 knows `crossentropy` and `ce` no more: an internal error in the first step.
+    made = resolved_metric(metric, 0, config(loss=loss, metrics=[metric]))
+    assert (type(made).__name__, made._fn_kwargs["from_logits"]) == expected
+    assert made.name == metric
+
+
+def test_keras2_crossentropy_metric_of_a_regression_is_refused() -> None:
+    assert build_error(loss="mse", metrics=["ce"], model=layers({"Flatten": {}},
+                                                                {"Dense": {"units": 1}})) == (
+        "metrics.0: ce means the loss's own crossentropy (the Keras 2 shorthand), but loss mse "
+        "is not a crossentropy. Name the metric you want, e.g. mae.")
+
+
+def test_metrics_of_a_logits_binary_classifier_read_logits() -> None:
+    logits = config(loss={"name": "binary_crossentropy", "from_logits": True},
+                    metrics=["accuracy", "AUC", "precision"])
+    accuracy, auc, precision = (resolved_metric(m, i, logits) for i, m in enumerate(logits.metrics))
+    assert type(accuracy).__name__ == "BinaryAccuracy" and accuracy._fn_kwargs["threshold"] == 0
+    assert type(auc).__name__ == "AUC" and auc._from_logits and auc.name == "AUC"
+    assert type(precision).__name__ == "Precision" and precision.thresholds == [0.0]
+    assert resolved_metric("accuracy", 0, config(loss="binary_crossentropy")) is None
 
 
 @pytest.mark.parametrize(("sections", "expected"), [

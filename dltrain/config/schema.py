@@ -662,6 +662,12 @@ class Config(Strict):
         return "regression" if kind == "other" and self.task == "regression" else kind
 
     @property
+    def from_logits(self) -> bool:
+        """The loss takes logits (`loss: {name: ..., from_logits: true}`), so the model's outputs
+        are not probabilities: reports, predict and exports turn them into probabilities."""
+        return isinstance(self.loss, NamedObject) and self.loss.kwargs.get("from_logits") is True
+
+    @property
     def is_classifier(self) -> bool:
         return self.loss_kind in CLASSIFICATION_KINDS or (
             self.loss_kind == "other" and self.task == "classification")

@@ -92,7 +92,8 @@ def check_one_vector_per_sample(config: Config, shape: tuple[Any, ...]) -> None:
 def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> None:
     """Compile with the config's loss and metrics and this optimizer (fine-tuning's is another)."""
     model.compile(optimizer=make_optimizer(optimizer), loss=make_loss(config.loss),
-                  metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)],
+                  metrics=[resolved_metric(m, i, config) or make_metric(m, i)
+                           for i, m in enumerate(config.metrics)],
                   steps_per_execution=config.steps_per_execution(),
                   jit_compile=config.training.jit_compile)
 
@@ -285,6 +286,40 @@ def make_learning_rate(cfg: OptimizerConfig) -> Any:
         return cls(**args)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"optimizer.schedule: {_first_line(exc)}") from None
+
+
+def resolved_metric(metric: str | NamedObject, index: int, config: Config) -> Any:
+    """A metric named bare that Keras would not know or would read wrongly, made as Keras 2 did
+    or as the loss reads the outputs; None for the others (make_metric's).
+
+    `crossentropy` and `ce` were Keras 2's names for the loss's own crossentropy; Keras 3 knows
+    them no more. With a loss given from_logits: true, Keras's accuracy, precision and recall of
+    one unit cut at 0.5 and its crossentropy and AUC read probabilities, whatever the loss was
+    told."""
+    if not isinstance(metric, str):
+        return None
+    metrics, squashed, kind = keras_module().metrics, _squash(metric), config.loss_kind
+    if squashed in ("crossentropy", "ce"):
+        if kind not in CROSSENTROPY_METRICS:
+            raise ConfigError(f"metrics.{index}: {metric} means the loss's own crossentropy (the "
+                              f"Keras 2 shorthand), but loss {config.loss_name} is not a "
+                              "crossentropy. Name the metric you want, e.g. mae.")
+        return getattr(metrics, CROSSENTROPY_METRICS[kind])(from_logits=config.from_logits,
+                                                            name=metric)
+    if not config.from_logits:
+        return None
+    if squashed in ("accuracy", "acc") and kind == "binary":
+        return metrics.BinaryAccuracy(threshold=0.0, name=metric)  # logit 0 is probability 0.5
+    if squashed in ("precision", "recall") and kind == "binary":
+        return getattr(metrics, squashed.capitalize())(thresholds=0.0, name=metric)
+    if squashed == "auc":
+        return metrics.AUC(from_logits=True, name=metric)  # logged as written, as Keras does
+    return None
+
+
+# The crossentropy metric for a loss's kind.
+CROSSENTROPY_METRICS = {"binary": "BinaryCrossentropy", "categorical": "CategoricalCrossentropy",
+                        "sparse_categorical": "SparseCategoricalCrossentropy"}
 
 
 def make_loss(loss: str | NamedObject) -> Any:

@@ -16,6 +16,7 @@ from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import RunError
+from dltrain.report.metrics import probabilities
 from dltrain.runs import layout as runs
 from dltrain.runs import lock
 
@@ -59,6 +60,8 @@ def score(model: Any, splits: Splits, config: Config, folder: Path | None, title
     if config.is_classifier or config.is_regression:
         outputs = predict_whole_batches(model, splits.x_test, splits.y_test,
                                         config.training.batch_size)
+        if config.is_classifier:
+            outputs = probabilities(outputs, config.from_logits)
         report = (_regression if config.is_regression else _classification)(
             splits, outputs, title, drawings)
         result["regression" if config.is_regression else "report"] = report

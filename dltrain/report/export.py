@@ -22,6 +22,7 @@ from dltrain.data.prepare import Preparation, load_splits
 from dltrain.errors import RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
 from dltrain.report.export_runtimes import RUNTIMES, runtime_name
+from dltrain.report.metrics import probabilities
 from dltrain.report.predict import read_preparation
 from dltrain.runs import layout as runs
 
@@ -106,10 +107,12 @@ def check_output(path: Path, fmt: str) -> None:
                            "a new folder so nothing is overwritten.")
 
 
-def with_preparation(model: Any, preparation: Preparation, raw_shape: list[int]) -> Any:
+def with_preparation(model: Any, preparation: Preparation, raw_shape: list[int],
+                     from_logits: bool = False) -> Any:
     """The model behind the run's input scaling as layers, so the export takes raw values:
     rescale, then standardise with the training statistics, then flatten (Preparation.apply);
-    a regression's standardised targets are scaled back after it (Preparation.undo_target)."""
+    a regression's standardised targets are scaled back after it (Preparation.undo_target), and
+    a model trained on logits answers in probabilities (metrics.probabilities)."""
     keras = keras_module()
     inputs = keras.Input(tuple(raw_shape), dtype="float32", name="raw_input")
     x = keras.layers.Rescaling(preparation.rescale, name="rescale")(inputs)
@@ -124,6 +127,9 @@ def with_preparation(model: Any, preparation: Preparation, raw_shape: list[int])
     if preparation.flatten_from is not None:
         x = keras.layers.Flatten(name="flatten")(x)
     outputs = model(x)
+    if from_logits:
+        activation = "sigmoid" if model.output_shape[-1] == 1 else "softmax"
+        outputs = keras.layers.Activation(activation, name="probabilities")(outputs)
     target_mean, target_std = preparation.target_mean, preparation.target_std
     if target_mean is not None and target_std is not None:
         # A regression trained on standardised targets answers in the targets' units, as
@@ -198,6 +204,7 @@ def parity_data(config: Config, preparation: Preparation, raw_shape: list[int],
         preparation.apply(raw), batch_size=config.training.batch_size, verbose=0))
     labels = None
     if config.is_classifier:
+        reference = probabilities(reference, config.from_logits)
         y = splits.y_test
         labels = y.argmax(axis=-1) if y.ndim == 2 and y.shape[-1] > 1 else y.reshape(len(y))
     return raw, np.asarray(reference), labels
@@ -264,8 +271,9 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     model = load_model(model_path)
     raw_shape = preparation.flatten_from or [int(size) for size in model.input_shape[1:]]
     raw, reference, labels = parity_data(config, preparation, raw_shape, model)
-    kept, result, seconds = export_and_check(with_preparation(model, preparation, raw_shape),
-                                             fmt, path, raw, reference, labels)
+    exported = with_preparation(model, preparation, raw_shape, config.is_classifier
+                                and config.from_logits)
+    kept, result, seconds = export_and_check(exported, fmt, path, raw, reference, labels)
     entry = {"status": "passed" if result.pop("passed") else "failed", "format": fmt,
              "keras_format": FORMATS[fmt], "path": str(kept), "model": str(model_path),
              "backend": name, "runtime": runtime_name(fmt), "tolerance": TOLERANCE[fmt],

@@ -9,6 +9,20 @@ import numpy as np
 TOP_K = 5
 
 
+def probabilities(outputs: Any, from_logits: bool) -> np.ndarray:
+    """A classifier's outputs as probabilities: a model trained with `from_logits: true` outputs
+    logits, so one unit goes through a sigmoid and several through a softmax, as its loss
+    reads them; other outputs are probabilities already."""
+    outputs = np.asarray(outputs)
+    if not from_logits:
+        return outputs
+    logits = outputs.astype(np.float64)
+    if logits.ndim == 1 or logits.shape[-1] == 1:
+        return 0.5 * (1.0 + np.tanh(0.5 * logits))  # the sigmoid, without overflow in exp
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def class_labels(y: np.ndarray) -> np.ndarray:
     """Integer labels from either integer or one-hot targets."""
     return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1).astype(int)

@@ -13,6 +13,7 @@ from dltrain.data.prepare import Preparation
 from dltrain.data.tabular import csv_records
 from dltrain.errors import DataError, RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
+from dltrain.report.metrics import probabilities
 from dltrain.runs import layout as runs
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
@@ -39,14 +40,14 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
         raise DataError("predict: no inputs given.")
     names = [entry.name for entry in entries]
     x = preparation.apply(np.stack([entry.values for entry in entries]))
-    probabilities = model.predict(x, verbose=0)
+    outputs = model.predict(x, verbose=0)
     classes: list[str] = []
     if config.is_regression:
-        results = predicted_values(names, probabilities, preparation)
+        results = predicted_values(names, outputs, preparation)
     else:
         classes = saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
-        results = [{"input": name, "top": top_classes(row, classes, top_k)}
-                   for name, row in zip(names, probabilities, strict=True)]
+        results = [{"input": name, "top": top_classes(row, classes, top_k)} for name, row
+                   in zip(names, probabilities(outputs, config.from_logits), strict=True)]
     for result, entry in zip(results, entries, strict=True):
         if entry.actual is not None:
             result["actual"] = (actual_values(entry.actual) if config.is_regression else
