@@ -12,7 +12,7 @@ def test_endless_pipeline_gives_every_sample_once_per_epoch_in_a_new_order() -> 
     y = np.arange(10)
     # One iterator over 2 epochs of 3 batches, as Keras reads it with steps_per_epoch=3.
     batches = [labels for _, labels in pipeline(x, y, 4, shuffle=True, seed=1, repeat=True).take(6)]
-    epochs = [np.concatenate(batches[i:i + 3]) for i in (0, 3)]
+    epochs = [np.concatenate(batches[i:i + 3]).reshape(-1) for i in (0, 3)]
     for order in epochs:
         assert sorted(order.tolist()) == list(range(10))
     assert epochs[0].tolist() != epochs[1].tolist()
@@ -33,4 +33,15 @@ def test_pipeline_runs_the_augmenter_without_tf_data_autotuning() -> None:
     assert data.options().autotune.enabled is False
     images, labels = next(iter(data))
     assert images.numpy()[:, 0].tolist() == [0.0, 2.0, 4.0, 6.0]
-    assert labels.numpy().tolist() == [0, 1, 2, 3]
+    assert labels.numpy().reshape(-1).tolist() == [0, 1, 2, 3]
+
+
+def test_labels_of_one_value_go_in_as_one_column_others_as_they_are() -> None:
+    # A binary classifier's output is (n, 1): Keras's binary_crossentropy metric failed on
+    # labels of shape (n,), and its hinge broadcast them into an n-by-n grid.
+    x = np.arange(10, dtype=np.float32)[:, None]
+    _, labels = next(iter(pipeline(x, np.arange(10) % 2, 4)))
+    assert np.asarray(labels).shape == (4, 1)
+    assert np.asarray(labels).reshape(-1).tolist() == [0, 1, 0, 1]
+    _, targets = next(iter(pipeline(x, np.eye(10, 3), 4)))  # one-hot or several targets
+    assert np.asarray(targets).shape == (4, 3)

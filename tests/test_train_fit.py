@@ -251,3 +251,32 @@ def test_a_background_call_gives_its_value_or_raises_its_error() -> None:
 
     with pytest.raises(DataError, match="no such file"):
         Background(fail).result()
+
+
+@pytest.mark.slow
+def test_loss_like_metrics_of_a_binary_classifier_give_the_losss_figures(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Labels of shape (n,) against outputs (n, 1): binary_crossentropy was an internal error,
+    # hinge an n-by-n broadcast, and Keras 3 knows Keras 2's `crossentropy` no more.
+    import keras
+    import numpy as np
+
+    from dltrain.data.prepare import load_splits
+
+    text = (CONFIGS / "tabular_binary.yaml").read_text().replace(
+        "metrics: [accuracy]", "metrics: [accuracy, binary_crossentropy, crossentropy, hinge]")
+    config_path = tmp_path / "metrics.yaml"
+    config_path.write_text(text.replace("../dltrain", str(CONFIGS.parent / "dltrain")))
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "fit", config_path, "--run-dir", run, "--epochs", "3")
+    assert code == 0, err
+    for row in history(run):
+        assert float(row["binary_crossentropy"]) == pytest.approx(float(row["loss"]), abs=1e-4)
+        assert float(row["crossentropy"]) == pytest.approx(float(row["loss"]), abs=1e-4)
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    config = load_config(run / "config.yaml").config
+    splits = load_splits(config.dataset, config.seed, config.loss_kind)
+    output = keras.saving.load_model(run / "model.keras").predict(splits.x_test, verbose=0)[:, 0]
+    signs = 2 * splits.y_test.reshape(-1) - 1  # Keras's hinge reads labels 0/1 as -1/1
+    assert test["hinge"] == pytest.approx(float(np.mean(np.maximum(1 - signs * output, 0))),
+                                          abs=1e-4)

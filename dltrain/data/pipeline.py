@@ -32,7 +32,13 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     On JAX and torch, `array_batches` (no tf.data, so no TensorFlow needed); `repeat` is then
     not used: each epoch is one pass over a PyDataset. With several processes (JAX), each
     reads its own part of every batch, all drawn from the same seeded order.
+
+    Labels of one value per sample go in as one column, (n, 1), the rank of a binary
+    classifier's output: Keras's losses match ranks themselves, but its metrics built from
+    loss functions do not (binary_crossentropy failed; hinge, KL divergence and Poisson
+    broadcast (n,) against (n, 1) into an n-by-n grid and gave wrong figures).
     """
+    y = y.reshape(len(y), 1) if getattr(y, "ndim", None) == 1 else y
     if active_backend() != "tensorflow":
         return array_batches(x, y, batch_size, shuffle=shuffle, seed=seed, augmenter=augmenter)
     tf = tensorflow_module()
