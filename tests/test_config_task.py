@@ -208,3 +208,49 @@ def test_a_metric_one_output_unit_cannot_feed_is_refused_at_its_index(
             "binary_crossentropy trains one output unit with labels 0 and 1. Use accuracy, "
             "precision, recall or auc (fit's report shows each class's F1 at the end)."
             ) in refused_at_show(capsys, path)
+
+
+@pytest.mark.parametrize(("layer", "loss", "expected"), [
+    ({"Dense": {"units": 1}}, "binary_crossentropy",
+     "model.layers.0.Dense has no activation, so it outputs logits (any real number), but loss "
+     "binary_crossentropy reads probabilities and will train badly. Add activation: sigmoid, or "
+     "give the loss logits: loss: {name: binary_crossentropy, from_logits: true}."),
+    ({"Dense": {"units": 3, "activation": "linear"}}, "sparse_categorical_crossentropy",
+     "Add activation: softmax, or give the loss logits: loss: {name: "
+     "sparse_categorical_crossentropy, from_logits: true}."),
+    ({"Dense": {"units": 3, "activation": "softmax"}},
+     {"name": "categorical_crossentropy", "from_logits": True},
+     "model.layers.0.Dense ends in softmax, which gives probabilities, but the loss has "
+     "from_logits: true and applies a softmax to them again. Remove the activation, or "
+     "from_logits."),
+    ({"Dense": {"units": 1, "activation": "sigmoid"}},
+     {"name": "binary_crossentropy", "from_logits": True}, "ends in sigmoid"),
+])
+def test_an_output_and_a_loss_that_disagree_on_logits_get_a_note(
+        layer: dict[str, Any], loss: Any, expected: str, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "tiny", "dataset": {"name": "csv", "path": "t.csv", "label_column": "y"},
+        "model": {"input_shape": [3], "layers": [layer]}, "loss": loss}))
+    notes = load_config(path).notes
+    assert len(notes) == 1 and expected in notes[0]
+
+
+@pytest.mark.parametrize(("layer", "loss"), [
+    ({"Dense": {"units": 1, "activation": "sigmoid"}}, "binary_crossentropy"),
+    ({"Dense": {"units": 1}}, {"name": "binary_crossentropy", "from_logits": True}),
+    ({"Softmax": {}}, "sparse_categorical_crossentropy"),
+    ({"Dense": {"units": 1}}, "hinge"),  # no from_logits: its outputs are scores
+    ({"Dense": {"units": 1}}, "mse"),
+])
+def test_an_output_and_a_loss_that_agree_get_no_note(
+        layer: dict[str, Any], loss: Any, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "tiny", "dataset": {"name": "csv", "path": "t.csv", "label_column": "y"},
+        "model": {"input_shape": [3], "layers": [layer]}, "loss": loss}))
+    assert load_config(path).notes == []

@@ -151,6 +151,37 @@ def _check_binary_output(config: Config) -> None:
                           "sparse_categorical_crossentropy.")
 
 
+# Losses with from_logits, by squashed name: they read the outputs as probabilities unless told.
+LOGIT_LOSSES = {"binarycrossentropy", "bce", "binaryfocalcrossentropy", "categoricalcrossentropy",
+                "categoricalfocalcrossentropy", "sparsecategoricalcrossentropy"}
+
+
+def logit_notes(config: Config) -> list[str]:
+    """The last layer and the loss must agree on what the outputs are: a Dense without an
+    activation gives logits, which a loss reading probabilities clips into nonsense; a softmax or
+    sigmoid gives probabilities, which from_logits: true squashes a second time. Both still
+    train (badly), so they are notes, not errors."""
+    if config.loss_name.replace("_", "").lower() not in LOGIT_LOSSES:
+        return []
+    index = len(config.model.layers) - 1
+    ((layer, args),) = config.model.layers[index].items()
+    if not isinstance(args, dict):
+        return []
+    activation = output_activation(layer, args)
+    squash = "sigmoid" if config.loss_kind == "binary" else "softmax"
+    name = config.loss_name
+    if layer == "Dense" and activation in (None, "linear") and not config.from_logits:
+        return [f"model.layers.{index}.Dense has no activation, so it outputs logits (any real "
+                f"number), but loss {name} reads probabilities and will train badly. Add "
+                f"activation: {squash}, or give the loss logits: loss: {{name: {name}, "
+                "from_logits: true}."]
+    if activation in ("softmax", "sigmoid") and config.from_logits:
+        return [f"model.layers.{index}.{layer} ends in {activation}, which gives probabilities, "
+                f"but the loss has from_logits: true and applies a {squash} to them again. "
+                f"Remove the activation, or from_logits."]
+    return []
+
+
 def _check_not_regression(config: Config) -> None:
     _check_metric_labels(config)
     _check_binary_output(config)
