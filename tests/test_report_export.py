@@ -86,8 +86,16 @@ def test_an_output_that_cannot_hold_the_export_is_refused(tmp_path: Path) -> Non
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     with pytest.raises(RunError, match="holds other files"):
         export.check_output(tmp_path / "notes", "saved_model")
+    (tmp_path / "notes.onnx").mkdir()
     with pytest.raises(RunError, match="is a folder"):
-        export.check_output(tmp_path / "notes", "onnx")
+        export.check_output(tmp_path / "notes.onnx", "onnx")
+    # An onnx export replaced whatever the name held: the run's own model.keras, a CSV.
+    for name in ("model.keras", "important.csv"):
+        (tmp_path / name).write_text("mine")
+        with pytest.raises(RunError, match=rf"--output .*{name}: an onnx export's name must end "
+                                           r"with \.onnx, so that no other file is replaced"):
+            export.check_output(tmp_path / name, "onnx")
+    export.check_output(tmp_path / "earlier.onnx", "onnx")  # an earlier export's name: taken
 
 
 def test_the_wrapper_prepares_raw_inputs_like_preparation_apply() -> None:

@@ -97,6 +97,9 @@ def check_output(path: Path, fmt: str) -> None:
     if fmt == "tflite" and path.suffix != ".tflite":
         raise RunError(f"--output {path}: a tflite export's name must end with .tflite (Keras's "
                        f"rule). Try --output {path.with_suffix('.tflite')}.")
+    if fmt == "onnx" and path.suffix != ".onnx":  # it replaced model.keras or a CSV, exit 0
+        raise RunError(f"--output {path}: an onnx export's name must end with .onnx, so that no "
+                       f"other file is replaced by it. Try --output {path.with_suffix('.onnx')}.")
     if fmt != "saved_model" and path.is_dir():
         raise RunError(f"--output {path}: is a folder; a {fmt} export is one file. Name a file.")
     if fmt == "saved_model" and path.exists():
