@@ -536,3 +536,22 @@ def test_a_csv_column_given_by_number_is_asked_for_by_name(tmp_path: Path) -> No
         f"{tmp_path / 'bad.yaml'}: dataset.label_column (line 2): columns are named by the CSV's "
         "header row, not numbered. Received: 8. Write the column's name (a file without a header "
         "row needs one added as its first line).")
+
+
+@pytest.mark.parametrize(("dataset", "expected"), [
+    # It trained to 99% on Pima with the label among the features, exit 0.
+    ("{name: csv, path: d.csv, label_column: y, feature_columns: [a, y]}",
+     "dataset.feature_columns (line 2): lists the label column 'y': the model would be given the "
+     "answer as an input. Remove it from feature_columns."),
+    ("{name: csv, path: d.csv, label_column: [y, z], feature_columns: [a, z]}",
+     "lists the label column 'z'"),
+    ("{name: csv, path: d.csv, label_column: [y, y]}",
+     "dataset.label_column (line 2): names 'y' twice. Name each column once."),
+    ("{name: csv, path: d.csv, label_column: y, feature_columns: [a, b, a]}",
+     "dataset.feature_columns (line 2): names 'a' twice."),
+])
+def test_a_column_is_a_label_or_a_feature_once(tmp_path: Path, dataset: str,
+                                               expected: str) -> None:
+    text = BASE.replace("{name: fashion_mnist_mini}", dataset).replace(
+        "input_shape: [28, 28, 1]", "input_shape: [2]").replace("    - Flatten\n", "")
+    assert expected in config_error(tmp_path, text)
