@@ -41,10 +41,14 @@ def direction(config: Config, splits: Splits) -> Literal["maximize", "minimize"]
     metric's own `_direction`; loss goes down): the rule BestCheckpoint follows. Keras knows
     a compiled metric only once it is built, so the model scores a few samples first."""
     from dltrain.data.pipeline import pipeline
+    from dltrain.data.prepare import check_fits_model
     from dltrain.model.build import build_model
 
     objective = objective_of(config)
     model = build_model(config)
+    # As fit checks it: data the model cannot take was an internal error here, not exit 2.
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
+                     config.augmentation)
     model.evaluate(pipeline(splits.x_train[:8], splits.y_train[:8], 8), verbose=0)
     # never written: ModelCheckpoint only lends its MonitorCallback rule
     monitor = keras_module().callbacks.ModelCheckpoint("unused.keras", monitor=objective)
