@@ -85,6 +85,11 @@ def test_random_and_tpe_need_a_trial_count_and_a_known_objective(
     code, _, err = run_cli(capsys, "tune", search_config(tmp_path, {"method": "tpe",
                                                                     "parameters": space}))
     assert code == 2 and "trials is needed with method tpe" in err
+    assert "or dltrain tune --trials 20" in " ".join(err.split())
+    # --trials gives the count (it was asked for all the same): the next check speaks.
+    code, _, err = run_cli(capsys, "tune", search_config(tmp_path, {
+        "method": "tpe", "objective": "val_acc", "parameters": space}), "--trials", "2")
+    assert code == 2 and "trials is needed" not in err and "Received: 'val_acc'" in err
     code, _, err = run_cli(capsys, "tune", search_config(tmp_path, {
         "method": "random", "trials": 2, "objective": "val_acc", "parameters": space}))
     assert code == 2 and "search.objective (line 37): must be one of loss, accuracy, val_loss, " \
@@ -228,3 +233,15 @@ def test_fit_resume_of_a_trial_points_to_tune_resume(tmp_path: Path,
     assert code == 2, out + err
     assert (f"error: {trial}: a trial of the search {parent}; its study must hear how it ends, "
             f"so go on with: dltrain tune --resume {parent}") in " ".join(err.split())
+
+
+def test_a_float_range_over_a_whole_number_key_is_refused_before_any_trial(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Its whole bounds passed, then every trial failed on 33.97 and the search exited 0.
+    code, _, err = run_cli(capsys, "tune", search_config(tmp_path, {
+        "method": "random", "trials": 2,
+        "parameters": {"training.batch_size": {"uniform": [16, 64]}}}))
+    message = " ".join(err.split())
+    assert code == 2 and "search.parameters.training.batch_size: the value 31.27" in message
+    assert "Input should be a valid integer" in message
+    assert message.endswith("Use int: [low, high] for whole numbers.")

@@ -227,3 +227,29 @@ def test_an_objective_on_a_metric_given_with_arguments_is_found_in_every_trial(
     assert document["direction"] == "maximize"
     assert [trial["state"] for trial in document["trials"]] == ["complete", "complete"]
     assert all(isinstance(trial["objective"], float) for trial in document["trials"])
+
+
+def test_a_search_whose_every_trial_failed_exits_2_with_the_first_reason(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It exited 0, run.json "completed", with only a note that no trial completed.
+    raw = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())
+    raw["search"] = {"method": "grid", "parameters": {  # both beyond the 28x28 input
+        "model.layers.0.Conv2D.kernel_size": {"choice": [40, 50]}}}
+    path = tmp_path / "kernel.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, out, err = run_cli(capsys, "tune", path, "--smoke", "--run-dir", tmp_path / "s", "--json")
+    assert code == 2
+    assert [trial["state"] for trial in json.loads(out)["trials"]] == ["failed", "failed"]
+    assert re.search(r"every trial failed \(2\), so the search found nothing; trial [01]: .*"
+                     r"model\.layers\.0\.Conv2D: cannot follow", " ".join(err.split()))
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["state"] == "failed"
+
+
+def test_data_the_model_cannot_take_is_refused_before_the_search_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # An internal error (ValueError from Sequential.call), where fit says which shape to set.
+    code, _, err = run_cli(capsys, "tune", grid_config(tmp_path), "--smoke", "--run-dir",
+                           tmp_path / "s", "--set", "model.input_shape=[28, 28, 3]")
+    assert code == 2 and "model.input_shape is [28, 28, 3] but the data's samples have shape " \
+        "[28, 28, 1]. Set model.input_shape to match." in " ".join(err.split())
+    assert not (tmp_path / "s").exists()

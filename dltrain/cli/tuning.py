@@ -55,7 +55,9 @@ def tune(
                            "folder; drop --smoke, --set, --backend and --run-dir.")
     console = for_results(as_json)
     if config is not None:
-        loaded = load_config(config, [*(set_ or []), *shortcut_overrides(
+        # --trials as search.trials while the config is read: random and TPE need a number.
+        counted = [] if trials is None else [f"search.trials={trials}"]
+        loaded = load_config(config, [*(set_ or []), *counted, *shortcut_overrides(
             backend=None if backend is None else backend.value)], smoke=smoke)
         check_loaded(loaded)
         check_space(loaded.config, loaded.source)  # before TensorFlow's seconds-long import
@@ -80,3 +82,14 @@ def tune(
     print_summary(console, result.document, result.parent)
     if as_json:
         emit_json(result.document)
+    check_some_trial_completed(result.document)
+
+
+def check_some_trial_completed(document: dict) -> None:
+    """A search whose every trial failed found nothing: exit 2 with the first reason (the
+    same mistake, a value or data, usually fails them all), not 0 with a note."""
+    trials = document.get("trials") or []
+    if trials and all(trial["state"] == "failed" for trial in trials):
+        first = next(trial for trial in trials if trial["state"] == "failed")
+        raise DltrainError(f"every trial failed ({len(trials)}), so the search found nothing; "
+                           f"trial {first['number']}: {first.get('error') or 'no reason kept'}")

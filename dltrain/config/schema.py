@@ -511,7 +511,7 @@ class SearchConfig(Strict):
     def _trials_given(self) -> SearchConfig:
         if self.trials is None and self.method != "grid":
             raise ValueError(f"trials is needed with method {self.method} (only grid "
-                             "can count its trials); e.g. trials: 20")
+                             "can count its trials); e.g. trials: 20, or dltrain tune --trials 20")
         return self
 
 

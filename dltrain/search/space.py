@@ -66,8 +66,10 @@ def check_space(config: Config, source: str) -> list[str]:
                 applied(base, source, {key: value})
             except ConfigError as exc:
                 text = str(exc).replace(f"--set {override(key, value)}: ", "")
+                whole = (" Use int: [low, high] for whole numbers." if space.kind != "int"
+                         and "valid integer" in text else "")
                 raise ConfigError(f"{where}: the value {value!r} does not fit this key: "
-                                  f"{text.removeprefix(source + ': ')}") from None
+                                  f"{text.removeprefix(source + ': ')}{whole}") from None
         if search.method == "grid" and grid_values(space) is None:
             raise ConfigError(f"{where}: method grid needs values it can list, and {space.kind} "
                               "without step has none. Use choice: [...], int: [low, high], "
@@ -92,7 +94,13 @@ def candidates(space: SpaceConfig) -> list[Any]:
     if space.choice is not None:
         return list(space.choice)
     low, high = getattr(space, space.kind)
-    return [int(low), int(high)] if space.kind == "int" else [float(low), float(high)]
+    if space.kind == "int":
+        return [int(low), int(high)]
+    if space.step is not None or low == high:
+        return [float(low), float(high)]
+    # A value between the bounds too, never a whole number (pi is irrational): a float range
+    # over a whole-number key (batch_size) passed at its whole bounds, then failed every trial.
+    return [float(low), low + (high - low) / math.pi, float(high)]
 
 
 def grid_values(space: SpaceConfig) -> list[Any] | None:

@@ -129,7 +129,9 @@ def summary(parent: Path, study: Any, config: Config, runner: Runner, planned: i
     rows = results.trial_rows(study.get_trials(deepcopy=False), runner.goal)
     done = sum(row["state"] in ("complete", "pruned", "failed") for row in rows)
     live = any(row["state"] in ("running", "waiting") for row in rows)
-    state = "completed" if done >= planned else "running" if live else "interrupted"
+    found = any(row["state"] in ("complete", "pruned") for row in rows)
+    state = ("failed" if not found else "completed") if done >= planned else (
+        "running" if live else "interrupted")
     runs.set_state(parent, state, kind=KIND, **_storage_of(parent))
     assert config.search is not None
     return {"parent": str(parent), "study": study.study_name, "method": config.search.method,
