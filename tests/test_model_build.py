@@ -421,3 +421,23 @@ def test_a_convolution_on_samples_of_another_shape_says_what_it_takes(
                                        input_shape=input_shape))
     assert message.startswith("model.layers.0.Conv2D: cannot follow the previous layer's output: ")
     assert message.endswith(expected)
+
+
+@pytest.mark.parametrize(("initializer", "says"), [
+    ({"class_name": "Constant", "config": {"value": [1, 2]}}, "Incompatible shapes"),
+    ({"class_name": "Orthogonal", "config": {"gain": "abc"}}, ""),
+])
+def test_an_initializer_that_cannot_make_the_weights_is_named(
+        initializer: dict[str, Any], says: str) -> None:
+    # An internal error (TensorFlow's InvalidArgumentError), or blamed on the previous layer.
+    message = build_error(model=layers({"Flatten": {}}, {"Dense": {
+        "units": 10, "activation": "softmax", "kernel_initializer": initializer}}))
+    assert message.startswith("model.layers.1.Dense.kernel_initializer: cannot make the layer's "
+                              "weights: ")
+    assert says in message and "{{function_node" not in message and "[Op:" not in message
+
+
+def test_a_layer_that_cannot_follow_is_still_told_so_beside_an_initializer() -> None:
+    message = build_error(model=layers({"Flatten": {}}, {"Conv2D": {
+        "filters": 4, "kernel_size": 3, "kernel_initializer": "he_normal"}}))
+    assert message.startswith("model.layers.1.Conv2D: cannot follow the previous layer's output")

@@ -407,6 +407,23 @@ def out_of_memory(exc: BaseException) -> str | None:
     return (cuda[0] if cuda else line)[:300]
 
 
+def op_errors() -> tuple[type[BaseException], ...]:
+    """What the backend's ops raise for arguments they cannot take: ValueError and TypeError,
+    and TensorFlow's own OpError (InvalidArgumentError, ...) on its backend."""
+    if active_backend() == "tensorflow":
+        return (ValueError, TypeError, tensorflow_module().errors.OpError)
+    return (ValueError, TypeError)
+
+
+def op_message(exc: BaseException) -> str:
+    """An op's error as one line, without TensorFlow's graph-function and op names."""
+    import re
+
+    lines = str(exc).strip().splitlines()
+    text = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\].*", "", lines[0]) if lines else ""
+    return text or type(exc).__name__
+
+
 class ImageDecodeError(ValueError):
     """The bytes are not an image the backend can decode; the message says why."""
 

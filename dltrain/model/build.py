@@ -9,7 +9,7 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from dltrain.backend import keras_module
+from dltrain.backend import keras_module, op_errors, op_message
 from dltrain.config import catalog
 from dltrain.config.backbone import MANAGED_ARGS, WHERE, check_structure
 from dltrain.config.names import logged_metric_name
@@ -64,7 +64,11 @@ def build_model(config: Config) -> Any:
         check_parameters(parameters(model) + kernel_size(layer, shape), where)
         try:
             model.add(layer)
-        except (ValueError, TypeError) as exc:
+        except op_errors() as exc:
+            initializer = failed_initializer(name, args, shape, where)
+            if initializer is not None:  # not the previous layer's doing
+                raise ConfigError(f"{where}.{initializer}: cannot make the layer's weights: "
+                                  f"{op_message(exc)}") from None
             raise ConfigError(f"{where}: cannot follow the previous layer's output: "
                               f"{_first_line(exc)}{shape_hint(name, shape)}") from None
         check_parameters(parameters(model), where)
@@ -389,6 +393,22 @@ def check_loss_fits_output(config: Config, units: int) -> None:
 
 def _squash(name: str) -> str:
     return name.replace("_", "").lower()
+
+
+def failed_initializer(name: str, args: dict[str, Any], shape: tuple[Any, ...],
+                       where: str) -> str | None:
+    """The layer's initializer argument(s) when the layer builds without them after failing with
+    them (a Constant value of another shape, a gain that is not a number); None otherwise."""
+    given = [key for key in args if key.endswith("_initializer")]
+    if not given:
+        return None
+    keras = keras_module()
+    rest = {key: value for key, value in args.items() if key not in given}
+    try:
+        keras.Sequential([keras.Input(shape[1:]), make_layer(name, rest, where)])
+    except Exception:  # it fails without them too: the previous layer's output, say
+        return None
+    return "/".join(given)
 
 
 def _first_line(exc: BaseException) -> str:
