@@ -245,3 +245,22 @@ def test_a_float_range_over_a_whole_number_key_is_refused_before_any_trial(
     assert code == 2 and "search.parameters.training.batch_size: the value 31.27" in message
     assert "Input should be a valid integer" in message
     assert message.endswith("Use int: [low, high] for whole numbers.")
+
+
+@pytest.mark.parametrize(("storage", "expected"), [
+    ("foo://bar", "--storage foo://bar: cannot open it: Can't load plugin: sqlalchemy.dialects:foo. "
+     "A URL looks like sqlite:///path/study.db"),
+    ("sqlite:////no/such/folder/x.db", "--storage sqlite:////no/such/folder/x.db: cannot open it: "
+     "(sqlite3.OperationalError) unable to open database file."),
+    # "its driver is not installed ...; pip install psycopg2-binary." here, or with the driver
+    # "cannot open it: ... Connection refused".
+    ("postgresql://me:secret@127.0.0.1:1/db", "--storage postgresql://me:***@127.0.0.1:1/db: "),
+])
+def test_a_storage_that_cannot_be_opened_is_refused_before_the_search_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], storage: str, expected: str) -> None:
+    # An internal error, and a search folder left "running" for ever.
+    space = {"optimizer.learning_rate": {"choice": [0.001, 0.01]}}
+    code, _, err = run_cli(capsys, "tune", search_config(tmp_path, grid(space)), "--storage",
+                           storage, "--run-dir", tmp_path / "s")
+    assert code == 2 and expected in " ".join(err.split())
+    assert "secret" not in err and not (tmp_path / "s").exists()

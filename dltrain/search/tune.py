@@ -23,7 +23,7 @@ from rich.console import Console
 from dltrain.backend import Device
 from dltrain.config.load import Loaded, dump, load_config
 from dltrain.config.schema import Config, SearchConfig
-from dltrain.errors import DltrainError, Terminated
+from dltrain.errors import DltrainError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
 from dltrain.search import results
@@ -48,6 +48,8 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     (the space, the objective's direction, the data) fails before the parent exists."""
     config = with_trials(loaded.config, trials)
     notes = check_space(config, loaded.source)
+    if storage is not None:  # a URL that cannot be opened left a folder "running" for ever
+        rdb_storage(storage)
     runner = _runner(config, loaded.source, device, console)
     parent = runs.new_run_dir(config.model_copy(update={"name": f"{config.name}-tune"}), run_dir)
     # Shared by the search's processes, so no one process's lock: without a lock file,
@@ -153,15 +155,39 @@ def open_study(config: Config, storage: str, goal: Literal["maximize", "minimize
     searched = config.model_copy(update={"search": config.search.model_copy(
         update={"trials": None})})
     name = f"{config.name}-{hashlib.sha256(dump(searched).encode()).hexdigest()[:12]}"
-    engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
     study = optuna.create_study(
-        storage=optuna.storages.RDBStorage(storage, engine_kwargs=engine), study_name=name,
+        storage=rdb_storage(storage), study_name=name,
         direction=goal, load_if_exists=True, pruner=pruner(config.search))
     # Random and TPE: each process its own seed, or two would propose the same values. The grid:
     # one seed for all, since it orders the grid points and a trial's number picks its point.
     offset = 0 if config.search.method == "grid" else len(study.get_trials(deepcopy=False))
     study.sampler = sampler(config.search, config.seed + offset)
     return study
+
+
+# Database drivers by URL scheme, for the message when one is missing.
+DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "pymysql (URL mysql+pymysql://...)"}
+
+
+def rdb_storage(storage: str) -> Any:
+    """Optuna's storage for the URL; RunError naming the URL (without its password) and what
+    to do when it cannot be opened: an unknown scheme, a missing driver, no such folder."""
+    engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(storage, engine_kwargs=engine)
+    except ImportError as exc:
+        driver = DRIVERS.get(storage.split(":")[0].split("+")[0], "the database's driver")
+        raise RunError(f"--storage {results.shown(storage)}: its driver is not installed "
+                       f"({_first(exc)}); pip install {driver}.") from None
+    except Exception as exc:  # SQLAlchemy's errors: a bad URL, a database it cannot open
+        raise RunError(f"--storage {results.shown(storage)}: cannot open it: {_first(exc)}. A URL "
+                       "looks like sqlite:///path/study.db or postgresql://user:password@host/db."
+                       ) from None
+
+
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def pruner(search: SearchConfig) -> Any:
