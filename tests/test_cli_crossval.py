@@ -37,6 +37,21 @@ def test_more_folds_than_the_smallest_class(tmp_path: Path,
     assert not (tmp_path / "cv").exists()
 
 
+@pytest.mark.parametrize(("override", "expected"), [
+    ("model.input_shape=[28, 28, 3]", "error: model.input_shape is [28, 28, 3] but the data's "
+     "samples have shape [28, 28, 1]. Set model.input_shape to match."),
+    ("model.layers.4.Dense.units=0", "error: model.layers.4.Dense: Received an invalid value for "
+     "`units`, expected a positive integer."),
+])
+def test_a_model_the_folds_cannot_train_is_refused_before_the_run_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, expected: str) -> None:
+    # It left a parent folder marked failed, which the next try's --run-dir then refused.
+    message = refused(capsys, QUICKSTART, "--folds", "2", "--smoke", "--run-dir",
+                      tmp_path / "cv", "--set", override)
+    assert expected in message
+    assert not (tmp_path / "cv").exists()
+
+
 def test_refit_with_a_validation_monitor(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     config = write_yaml(tmp_path / "stops.yaml", QUICKSTART.read_text() + (

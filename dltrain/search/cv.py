@@ -6,6 +6,7 @@ its own, tested on the untouched test split, so `dltrain eval` and `show` work o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import shutil
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from dltrain.backend import Device, prepare_runtime
 from dltrain.config.load import Loaded, describe, dump, load_config
 from dltrain.config.schema import Config
 from dltrain.data.folds import Fold, fold_splits, folds_digest, make_folds, validation_counts
-from dltrain.data.prepare import Splits, load_splits
+from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import ConfigError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
@@ -66,6 +67,7 @@ def cross_validate(loaded: Loaded, *, folds: int, run_dir: Path | None, device: 
     plan = make_plan(loaded, folds, refit, device, console, live, smoke)
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
                                   config.backend)
+    check_model_takes(plan)
     parent = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
     try:
         runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
@@ -137,6 +139,19 @@ def make_plan(loaded: Loaded, folds: int, refit: bool, device: Device, console: 
                             "out for validation", " Change the config to monitor training "
                             "metrics (loss) or drop --refit.") if refit else None)
     return Plan(fold_loaded, refit_loaded, data, made, device, console, live, smoke)
+
+
+def check_model_takes(plan: Plan) -> None:
+    """The folds' model builds and takes the data, checked as fit checks it: a model or data
+    the folds cannot run left a parent folder marked failed (fit leaves no run directory)."""
+    from dltrain.model.build import build_model
+
+    config = plan.fold_loaded.config
+    model = build_model(config)
+    # On a copy: check_fits_model flattens images for a flat input, which each fold does itself.
+    probe = dataclasses.replace(plan.data, preparation=copy.copy(plan.data.preparation), notes=[])
+    check_fits_model(probe, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
+                     config.augmentation)
 
 
 def variant(loaded: Loaded, validation_split: float, why: str, fix: str = "") -> Loaded:
