@@ -188,6 +188,15 @@ def test_a_backbone_model_fits_evaluates_and_predicts_with_its_preprocessing(
     features = model.layers[2](keras.applications.mobilenet_v2.preprocess_input(pixels))
     np.testing.assert_allclose(np.asarray(model.layers[3](features)), probabilities, atol=1e-4)
 
+    # Its export takes raw pixels and answers as predict does (it was refused: "holds steps
+    # export cannot build", though the resize and preprocess_input are layers of the model).
+    from dltrain.report import export
+
+    entry = export.export_run(run, "saved_model")
+    assert entry["status"] == "passed", entry
+    got = export.RUNTIMES["saved_model"](Path(entry["path"]), images[..., None].astype("float32"))
+    np.testing.assert_allclose(got, probabilities, atol=export.TOLERANCE["saved_model"])
+
 
 @pytest.fixture
 def weights_file(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:

@@ -57,7 +57,8 @@ FAILED_SUFFIX = ".parity-failed"
 # run. A step it does not know (one added to fit later) is refused: the export would leave it
 # out, and the parity check cannot notice a step applied to the outputs.
 KNOWN_PREPARATION = {"rescale", "mean", "std", "flatten_from", "class_names", "num_classes",
-                     "input_shape", "target_names", "target_mean", "target_std"}
+                     "input_shape", "target_names", "target_mean", "target_std",
+                     "backbone"}  # its resize and preprocess_input are layers of the model
 
 
 def check_supported(fmt: str, backend: str) -> None:
