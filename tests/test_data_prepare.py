@@ -320,12 +320,22 @@ def test_check_fits_model_wrong_input_shape() -> None:
 def test_check_fits_model_binary_loss_needs_zero_one_labels() -> None:
     with pytest.raises(DataError) as caught:
         check_fits_model(splits_of([0, 1, 2, 3, 2]), (4, 4, 1), 1, "binary")
-    assert str(caught.value) == ("a binary loss needs labels 0 and 1; the data has "
-                                 "labels [2, 3]. Use dataset.label_map or another loss.")
+    assert str(caught.value) == (
+        "a binary loss needs labels 0 and 1; the data has labels [0, 1, 2, 3]. 4 classes need "
+        "sparse_categorical_crossentropy and as many output units; or map them to 0 and 1 with "
+        "dataset.label_map.")
+
+
+def test_check_fits_model_binary_loss_names_every_label_and_the_map_for_two() -> None:
+    # It said "the data has labels [-1]" of -1/1 labels, leaving out the 1.
+    with pytest.raises(DataError) as caught:
+        check_fits_model(splits_of([-1, 1, 1], [1, -1]), (4, 4, 1), 1, "binary")
+    assert str(caught.value) == ("a binary loss needs labels 0 and 1; the data has labels "
+                                 "[-1, 1]. Map them with dataset.label_map: {-1: 0, 1: 1}.")
 
 
 def test_check_fits_model_binary_loss_checks_test_labels() -> None:
-    with pytest.raises(DataError, match=r"labels \[2\]"):
+    with pytest.raises(DataError, match=r"labels \[0, 1, 2\]"):
         check_fits_model(splits_of([0, 1, 0], [0, 2]), (4, 4, 1), 1, "binary")
 
 

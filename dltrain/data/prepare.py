@@ -220,10 +220,15 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
         return
     if loss_kind == "binary":
         labels = [splits.y_train, splits.y_test] + ([] if splits.y_val is None else [splits.y_val])
-        bad = np.setdiff1d(np.unique(np.concatenate([y.reshape(-1) for y in labels])), [0, 1])
-        if bad.size:
-            raise DataError("a binary loss needs labels 0 and 1; the data has labels "
-                            f"{bad[:10].tolist()}. Use dataset.label_map or another loss.")
+        found = np.unique(np.concatenate([y.reshape(-1) for y in labels]))
+        if np.setdiff1d(found, [0, 1]).size:
+            shown = [int(v) if float(v).is_integer() else float(v) for v in found[:10]]
+            hint = (f"Map them with dataset.label_map: {{{shown[0]}: 0, {shown[1]}: 1}}"
+                    if len(found) == 2 else f"{len(found)} classes need "
+                    "sparse_categorical_crossentropy and as many output units; or map them to "
+                    "0 and 1 with dataset.label_map")
+            raise DataError(f"a binary loss needs labels 0 and 1; the data has labels {shown}"
+                            f"{'...' if len(found) > 10 else ''}. {hint}.")
         return
     if splits.num_classes > output_units:
         units = f"{output_units} unit" + ("" if output_units == 1 else "s")
