@@ -90,3 +90,11 @@ def test_an_interrupted_fold_or_trial_is_resumed_by_its_parents_command(tmp_path
     assert resume_command(search / "trial-0001") == f"dltrain tune --resume {search}"
     assert resume_command(cv / "fold-1") == f"dltrain cv --resume {cv}"
     assert resume_command(tmp_path / "run") == f"dltrain fit --resume {tmp_path / 'run'}"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_run_dir_where_no_folder_can_be_made_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    # /proc makes no folders (FileNotFoundError): an internal error of fit, cv and tune.
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", "/proc/dltrain-x")
+    assert code == 2 and "--run-dir /proc/dltrain-x: no folder can be made there; choose one in " \
+        "a folder you can write." in " ".join(err.split())

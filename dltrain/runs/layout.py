@@ -66,7 +66,11 @@ def new_run_dir(config: Config, chosen: Path | None) -> Path:
                     if (chosen / CONFIG_FILE).is_file() else "")
             raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
                            f"folder so no earlier run is overwritten.{hint}")
-        chosen.mkdir(parents=True, exist_ok=True)
+        try:
+            chosen.mkdir(parents=True, exist_ok=True)
+        except FileNotFoundError:  # a file system that makes no folders there (/proc)
+            raise RunError(f"--run-dir {chosen}: no folder can be made there; choose one in a "
+                           "folder you can write.") from None
         lock.acquire(chosen)
         if _holds_files(chosen):  # another fit made it between the check and the lock
             lock.release(chosen)
