@@ -142,6 +142,15 @@ def test_an_existing_run_dir_is_not_overwritten(tmp_path: Path,
         capsys, QUICKSTART, "--folds", "2", "--smoke", "--run-dir", tmp_path / "cv")
 
 
+def test_an_existing_cross_validation_as_run_dir_names_cv_resume(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Its hint said "To finish the run in it, dltrain fit --resume", which fit refuses.
+    cv_parent(tmp_path / "cv", {"folds": 3, "per_fold": []})
+    message = refused(capsys, QUICKSTART, "--folds", "2", "--smoke", "--run-dir", tmp_path / "cv")
+    assert message.endswith(f"It holds a cross-validation: dltrain cv --resume {tmp_path / 'cv'}.")
+    assert "fit --resume" not in message
+
+
 def test_fit_resume_of_the_cross_validation_itself_points_to_cv_resume(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """It once trained a fit into the parent folder, beside the folds: the parent's config.yaml

@@ -62,8 +62,8 @@ def new_run_dir(config: Config, chosen: Path | None) -> Path:
     """
     if chosen is not None:
         if chosen.exists() and (not chosen.is_dir() or _holds_files(chosen)):
-            hint = (f" To finish the run in it, dltrain fit --resume {chosen}."
-                    if (chosen / CONFIG_FILE).is_file() else "")
+            what = resumed_by(chosen)  # a fit's, a cross-validation's, a search's
+            hint = f" It holds {what}." if what else ""
             raise RunError(f"--run-dir {chosen} already exists and is not empty; choose a new "
                            f"folder so no earlier run is overwritten.{hint}")
         try:
