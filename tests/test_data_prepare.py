@@ -19,6 +19,7 @@ from dltrain.data.prepare import (
     load_splits,
     preparation_for,
     relabel,
+    standardized,
     subset,
 )
 from dltrain.data.raw import Raw
@@ -290,6 +291,53 @@ def test_load_splits_num_classes_counts_named_classes(tmp_path: Path) -> None:
     splits = load_splits(DatasetConfig(name="fashion_mnist", data_dir=tmp_path), seed=0,
                          loss_kind="categorical")
     assert splits.num_classes == 10 and splits.y_train.shape == (20, 10)
+
+
+def regression_csv(folder: Path, **fields: object) -> DatasetConfig:
+    """80 rows of 3 features and a target, skewed so that any 20 of them move the statistics."""
+    generator = rng(3)
+    x = generator.exponential(5.0, size=(80, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + generator.normal(size=80)
+    lines = ["a,b,c,y"] + [",".join(f"{v:.6f}" for v in (*row, target))
+                           for row, target in zip(x, y, strict=True)]
+    (folder / "d.csv").write_text("\n".join(lines) + "\n")
+    return DatasetConfig(name="csv", path=folder / "d.csv", label_column="y",  # type: ignore[arg-type]
+                         test_split=0.2, standardize=True, standardize_target=True, **fields)
+
+
+def test_standardisation_statistics_come_from_the_training_rows_only(tmp_path: Path) -> None:
+    # The validation rows shaped the mean and std the model trained with.
+    splits = load_splits(regression_csv(tmp_path, validation_split=0.25), seed=1,
+                         loss_kind="regression")
+    assert len(splits.x_train) == 48 and len(splits.x_val) == 16
+    np.testing.assert_allclose(splits.x_train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(splits.x_train.std(axis=0), 1, atol=1e-5)
+    np.testing.assert_allclose(splits.y_train.mean(axis=0), 0, atol=1e-5)
+    assert np.abs(splits.x_val.mean(axis=0)).max() > 1e-3  # scaled by the training rows' figures
+
+
+def test_a_fold_is_standardised_by_the_rows_it_trains_on(tmp_path: Path) -> None:
+    from dltrain.data.folds import fold_splits, make_folds
+
+    cfg = regression_csv(tmp_path)
+    raw = load_splits(cfg.model_copy(update={"standardize": False, "standardize_target": False}),
+                      seed=1, loss_kind="regression")
+    whole = load_splits(cfg, seed=1, loss_kind="regression")
+    folds = make_folds(raw.y_train, 3, 1, False)
+    means = []
+    for fold in folds:
+        split = fold_splits(raw, fold)
+        done = standardized(split, cfg)
+        np.testing.assert_allclose(done.x_train.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(done.preparation.mean, split.x_train.mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(done.x_val, (split.x_val - done.preparation.mean)
+                                   / done.preparation.std, rtol=1e-5)
+        np.testing.assert_allclose(done.preparation.undo_target(done.y_val), split.y_val,
+                                   rtol=1e-5)
+        means.append(done.preparation.mean)
+    assert not np.allclose(means[0], means[1])
+    # All the training rows standardised alike give load_splits's own preparation.
+    np.testing.assert_allclose(standardized(raw, cfg).x_train, whole.x_train, atol=1e-5)
 
 
 # --- check_fits_model ------------------------------------------------------------------------

@@ -94,6 +94,28 @@ def test_cv_three_folds_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert rows[0]["accuracy_std"] == pytest.approx(record["test"]["accuracy"]["std"])
 
 
+@pytest.mark.slow
+def test_each_fold_is_standardised_by_the_rows_it_trains_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Every fold had the statistics of all the training rows, its held-out ones included.
+    text = (CONFIGS / "tabular_binary.yaml").read_text().replace(
+        "../dltrain", str(CONFIGS.parent / "dltrain"))
+    (tmp_path / "pima.yaml").write_text(text)
+    parent = tmp_path / "cv"
+    code, _, err = run_cli(capsys, "cv", tmp_path / "pima.yaml", "--folds", "3", "--run-dir",
+                           parent, "--set", "training.epochs=1")
+    assert code == 0, err
+    config = load_config(parent / "config.yaml").config
+    dataset = config.dataset.model_copy(update={"validation_split": 0.0, "standardize": False})
+    raw = load_splits(dataset, config.seed, config.loss_kind)
+    means = []
+    for fold in make_folds(raw.y_train, 3, seed=config.seed, stratified=True):
+        saved = read(parent / f"fold-{fold.index}" / "preprocessing.json")
+        np.testing.assert_allclose(saved["mean"], raw.x_train[fold.train].mean(axis=0), rtol=1e-5)
+        means.append(saved["mean"])
+    assert not np.allclose(means[0], means[1])
+
+
 def start_cv(parent: Path, *args: str) -> subprocess.Popen:
     script = Path(sys.executable).with_name("dltrain")
     return subprocess.Popen([str(script), "cv", str(QUICKSTART), "--folds", "3", "--smoke",

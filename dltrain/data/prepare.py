@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,12 +54,15 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
     regression = loss_kind == "regression"  # no classes to stratify by
     x_train, y_train = subset(raw.x_train, raw.y_train, cfg.train_limit, rng, not regression)
     x_test, y_test = subset(raw.x_test, raw.y_test, cfg.test_limit, rng, not regression)
+    x_train, y_train, x_val, y_val = hold_out(x_train, y_train, x_test, y_test, cfg, rng)
+    # Statistics of the rows the model trains on only: validation rows shaped them before.
     preparation = preparation_for(x_train, cfg)
     x_train, x_test = preparation.apply(x_train), preparation.apply(x_test)
+    x_val = None if x_val is None else preparation.apply(x_val)
     if regression:
         preparation.scale_targets(y_train, raw.target_names or [], cfg.standardize_target)
         y_train, y_test = preparation.apply_target(y_train), preparation.apply_target(y_test)
-    x_train, y_train, x_val, y_val = hold_out(x_train, y_train, x_test, y_test, cfg, rng)
+        y_val = None if y_val is None else preparation.apply_target(y_val)
     if regression:
         return Splits(x_train, y_train, x_val, y_val, x_test, y_test, 0, None, preparation,
                       synthetic=stand_in, notes=[stand_in_note(cfg)] if stand_in else [])
@@ -69,6 +74,28 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
     return Splits(x_train, encode(y_train), x_val, None if y_val is None else encode(y_val),
                   x_test, encode(y_test), num_classes, class_names, preparation,
                   synthetic=stand_in, notes=[stand_in_note(cfg)] if stand_in else [])
+
+
+def standardized(splits: Splits, cfg: DatasetConfig) -> Splits:
+    """Splits read with dataset.standardize and standardize_target off, standardised as `cfg`
+    asks by the statistics of their own training rows: a cross-validation's fold by the rows
+    it trains on, not its held-out ones (as a scikit-learn Pipeline in cross_val_score)."""
+    preparation = dataclasses.replace(splits.preparation)
+    inputs: dict[str, Any] = {
+        "x_train": splits.x_train, "x_val": splits.x_val, "x_test": splits.x_test}
+    if cfg.standardize:
+        std = splits.x_train.std(axis=0)
+        std[std == 0] = 1
+        preparation.mean, preparation.std = splits.x_train.mean(axis=0), std
+        inputs = {name: None if x is None else ((x - preparation.mean) / std).astype(np.float32)
+                  for name, x in inputs.items()}
+    targets: dict[str, Any] = {}
+    if preparation.target_names is not None and cfg.standardize_target:
+        preparation.scale_targets(splits.y_train, preparation.target_names, True)
+        targets = {name: None if y is None else preparation.apply_target(y) for name, y in (
+            ("y_train", splits.y_train), ("y_val", splits.y_val), ("y_test", splits.y_test))}
+    return dataclasses.replace(splits, **inputs, **targets, preparation=preparation,
+                               notes=list(splits.notes))
 
 
 def relabel(raw: Raw, label_map: dict[int, int]) -> Raw:

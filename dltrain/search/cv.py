@@ -20,7 +20,7 @@ from dltrain.backend import Device, prepare_runtime
 from dltrain.config.load import Loaded, describe, dump, load_config
 from dltrain.config.schema import Config
 from dltrain.data.folds import Fold, fold_splits, folds_digest, make_folds, validation_counts
-from dltrain.data.prepare import Splits, check_fits_model, load_splits
+from dltrain.data.prepare import Splits, check_fits_model, load_splits, standardized
 from dltrain.errors import ConfigError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
@@ -131,7 +131,9 @@ def make_plan(loaded: Loaded, folds: int, refit: bool, device: Device, console: 
     """The data (read once) and its folds, and the configs the folds and the refit run."""
     config = loaded.config
     # The folds divide all the training data: the config's own validation split is not made.
-    dataset = config.dataset.model_copy(update={"validation_split": 0.0})
+    # Read unstandardised: each fold is standardised by the rows it trains on (standardized).
+    dataset = config.dataset.model_copy(update={"validation_split": 0.0, "standardize": False,
+                                                "standardize_target": False})
     data = load_splits(dataset, config.seed, config.loss_kind)
     made = make_folds(data.y_train, folds, config.seed, config.is_classifier)
     fold_loaded = variant(loaded, 1 / folds, "each fold validates on its held-out fold")
@@ -213,7 +215,7 @@ def run_fold(parent: Path, fold: Fold, plan: Plan) -> dict[str, Any]:
     try is replaced), and its results for cv.json."""
     child = fold_dir(parent, fold.index)
     clear(child)
-    splits = fold_splits(plan.data, fold)
+    splits = standardized(fold_splits(plan.data, fold), plan.fold_loaded.config.dataset)
     result = fit(plan.fold_loaded, run_dir=child, device=plan.device, console=plan.console,
                  live=plan.live, smoke=plan.smoke, splits=splits)
     counts = (validation_counts(plan.data.y_train, fold) if plan.fold_loaded.config.is_classifier
@@ -226,8 +228,7 @@ def run_refit(parent: Path, plan: Plan, loaded: Loaded) -> dict[str, Any]:
     child = parent / REFIT_DIR
     clear(child)
     plan.console.print("[bold]refit on all the training data[/]", highlight=False)
-    whole = dataclasses.replace(plan.data, preparation=dataclasses.replace(plan.data.preparation),
-                                notes=list(plan.data.notes))
+    whole = standardized(plan.data, loaded.config.dataset)
     metrics = fit(loaded, run_dir=child, device=plan.device, console=plan.console,
                   live=plan.live, smoke=plan.smoke, splits=whole).metrics
     return {"run_dir": REFIT_DIR, "test": metrics["test"], "epochs_run": metrics["epochs_run"],
