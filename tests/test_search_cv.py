@@ -116,6 +116,32 @@ def test_each_fold_is_standardised_by_the_rows_it_trains_on(
     assert not np.allclose(means[0], means[1])
 
 
+@pytest.mark.slow
+def test_a_regressions_folds_are_scored_in_the_targets_units(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The table put Keras's standardised MAE beside an RMSE in mpg, and no test figure in mpg.
+    text = (CONFIGS / "tabular_regression.yaml").read_text().replace(
+        "../dltrain", str(CONFIGS.parent / "dltrain"))
+    (tmp_path / "mpg.yaml").write_text(text)
+    parent = tmp_path / "runs" / "cv"
+    code, out, err = run_cli(capsys, "cv", tmp_path / "mpg.yaml", "--folds", "2", "--run-dir",
+                             parent, "--set", "training.epochs=2")
+    assert code == 0, err
+    record = read(parent / "cv.json")
+    for entry in record["per_fold"]:
+        figures = read(parent / entry["run_dir"] / "metrics.json")["regression"]
+        assert entry["test"] == {"MAE": figures["mae"], "RMSE": figures["rmse"],
+                                 "R²": figures["r2"]}
+        assert set(entry["validation"]) == {"MAE", "RMSE", "R²"}
+        assert entry["keras"]["units"] == "standardised targets"
+        assert entry["keras"]["test"] == read(parent / entry["run_dir"] / "metrics.json")["test"]
+    mean, _ = by_hand([entry["test"]["MAE"] for entry in record["per_fold"]])
+    assert record["test"]["MAE"]["mean"] == pytest.approx(mean)
+    assert "val MAE" in out and "val mae" not in out
+    code, out, err = run_cli(capsys, "runs", tmp_path / "runs", "--json")
+    assert json.loads(out)[0]["r2"] == pytest.approx(record["test"]["R²"]["mean"])
+
+
 def start_cv(parent: Path, *args: str) -> subprocess.Popen:
     script = Path(sys.executable).with_name("dltrain")
     return subprocess.Popen([str(script), "cv", str(QUICKSTART), "--folds", "3", "--smoke",

@@ -113,6 +113,7 @@ def cv_row(path: Path) -> dict[str, Any]:
         raise Unreadable(path / runs.CV_FILE, "not the layout dltrain writes")
     accuracy = test.get("accuracy", test.get("acc")) or {}
     loss = test.get("loss") or {}
+    r2 = test.get("R²") or {}  # a regression's, in its targets' units
     trained = [*folds, record.get("refit_result") or {}]
     try:
         seconds = sum(run.get("train_seconds") or 0.0 for run in trained) if folds else None
@@ -121,7 +122,8 @@ def cv_row(path: Path) -> dict[str, Any]:
         raise Unreadable(path / runs.CV_FILE, "not the layout dltrain writes") from None
     figures = {"accuracy": accuracy.get("mean"), "accuracy_std": accuracy.get("std"),
                "loss": loss.get("mean"), "loss_std": loss.get("std"), "epochs": epochs,
-               "seconds": seconds}
+               "seconds": seconds, "r2": r2.get("mean"), "rmse": (test.get("RMSE") or {}).get(
+                   "mean")}
     if any(isinstance(value, bool) or not isinstance(value, int | float | None)
            for value in figures.values()):
         raise Unreadable(path / runs.CV_FILE, "not the layout dltrain writes")

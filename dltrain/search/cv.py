@@ -24,7 +24,7 @@ from dltrain.data.prepare import Splits, check_fits_model, load_splits, standard
 from dltrain.errors import ConfigError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
-from dltrain.search.cv_summary import fold_entry, summarise
+from dltrain.search.cv_summary import fold_entry, regression_figures, summarise
 from dltrain.train.fit import fit
 from dltrain.train.signals import Signals
 
@@ -231,7 +231,9 @@ def run_refit(parent: Path, plan: Plan, loaded: Loaded) -> dict[str, Any]:
     whole = standardized(plan.data, loaded.config.dataset)
     metrics = fit(loaded, run_dir=child, device=plan.device, console=plan.console,
                   live=plan.live, smoke=plan.smoke, splits=whole).metrics
-    return {"run_dir": REFIT_DIR, "test": metrics["test"], "epochs_run": metrics["epochs_run"],
+    test = (regression_figures(metrics["regression"]) if loaded.config.is_regression
+            else metrics["test"])  # a regression's in its targets' own units, as the folds'
+    return {"run_dir": REFIT_DIR, "test": test, "epochs_run": metrics["epochs_run"],
             "train_samples": metrics["train_samples"], "train_seconds": metrics["train_seconds"]}
 
 

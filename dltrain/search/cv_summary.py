@@ -19,10 +19,10 @@ from dltrain.report.evaluate import load_model
 from dltrain.report.regression import regression_report
 from dltrain.runs import layout as runs
 
-# A regression's validation figures in its targets' own units (Keras's loss and metrics are in
-# the standardised units with dataset.standardize_target), named as `compare` names them; the
-# folds' test figures stay in their runs' metrics.json, so the folds table fits 80 columns.
-REGRESSION_FIGURES = {"r2": "R²", "rmse": "RMSE"}
+# A regression's figures in its targets' own units, named as `compare` names them: a fold's
+# validation and test columns are these (Keras's loss and metrics are in standardised units with
+# dataset.standardize_target; they are kept under the entry's `keras`).
+REGRESSION_FIGURES = {"mae": "MAE", "rmse": "RMSE", "r2": "R²"}
 
 
 def fold_entry(index: int, child: Path, splits: Splits, config: Config, metrics: dict[str, Any],
@@ -33,7 +33,9 @@ def fold_entry(index: int, child: Path, splits: Splits, config: Config, metrics:
     whose test metrics are reported (with early stopping's restore_best_weights, the last
     epoch's val_* in history.csv belong to another one).
     """
-    return {
+    validation, figures = validation_metrics(child / runs.MODEL_FILE, splits,
+                                             config.training.batch_size)
+    entry = {
         "fold": index,
         "run_dir": child.name,
         "train_samples": metrics["train_samples"],
@@ -42,24 +44,32 @@ def fold_entry(index: int, child: Path, splits: Splits, config: Config, metrics:
         "epochs_run": metrics["epochs_run"],
         "best_epoch": metrics["best_epoch"],
         "train_seconds": metrics["train_seconds"],
-        "validation": validation_metrics(child / runs.MODEL_FILE, splits,
-                                         config.training.batch_size),
+        "validation": validation,
         "test": metrics["test"],
     }
+    if figures is not None:  # a regression: its targets' own units, Keras's figures kept aside
+        units = ("standardised targets" if splits.preparation.target_mean is not None
+                 else "the targets' own units")
+        entry.update(validation=figures, test=regression_figures(metrics.get("regression")),
+                     keras={"units": units, "validation": validation, "test": metrics["test"]})
+    return entry
 
 
-def validation_metrics(model_path: Path, splits: Splits, batch_size: int) -> dict[str, float]:
+def validation_metrics(model_path: Path, splits: Splits,
+                       batch_size: int) -> tuple[dict[str, float], dict[str, float] | None]:
+    """Keras's metrics of the model on the held-out fold; for a regression also MAE, RMSE and
+    R² in the targets' own units (else None)."""
     model = load_model(model_path)
     data = pipeline(splits.x_val, splits.y_val, batch_size)
     results = model.evaluate(data, verbose=0, return_dict=True)
     scores = {key: float(value) for key, value in results.items()}
     preparation = splits.preparation
-    if preparation.target_names is not None:  # a regression
-        actual = preparation.undo_target(splits.y_val)  # type: ignore[arg-type]
-        predicted = preparation.undo_target(model.predict(data, verbose=0).reshape(actual.shape))
-        scores.update(regression_figures(regression_report(actual, predicted,
-                                                           preparation.target_names)))
-    return scores
+    if preparation.target_names is None:
+        return scores, None
+    actual = preparation.undo_target(splits.y_val)  # type: ignore[arg-type]
+    predicted = preparation.undo_target(model.predict(data, verbose=0).reshape(actual.shape))
+    return scores, regression_figures(regression_report(actual, predicted,
+                                                        preparation.target_names))
 
 
 def regression_figures(report: dict[str, Any] | None) -> dict[str, float]:
