@@ -285,3 +285,24 @@ def test_a_run_file_holds_null_where_a_number_is_not_finite(tmp_path: Path) -> N
     write_json(tmp_path / "m.json", {"r2": float("nan"), "loss": [1.0, float("-inf")]})
     assert json.loads((tmp_path / "m.json").read_text(), parse_constant=lambda name: pytest.fail(
         f"{name} in JSON")) == {"r2": None, "loss": [1.0, None]}
+
+
+def test_compare_of_two_cross_validations_shows_their_means_and_fold_counts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It showed an empty "Test metrics" table, and not that one had 3 folds and the other 2.
+    parents = []
+    for name, folds, accuracy in (("a", 3, 0.6775), ("b", 2, 0.6591)):
+        parent = write_run(tmp_path / name, extra_state={"kind": "cv"})
+        (parent / "config.yaml").write_text("name: x\nseed: 1\n")
+        (parent / "cv.json").write_text(json.dumps({
+            "folds": folds, "per_fold": [], "test": {"accuracy": {"mean": accuracy, "std": 0.01}}}))
+        parents.append(parent)
+    code, out, err = run_cli(capsys, "compare", *parents, "--json")
+    assert code == 0, err
+    comparison = json.loads(out)
+    assert {"key": "cv --folds", "a": 3, "b": 2} in comparison["config"]
+    [accuracy] = comparison["metrics"]
+    assert (accuracy["a"], accuracy["b"]) == (0.6775, 0.6591)
+    assert accuracy["delta"] == pytest.approx(0.6591 - 0.6775)
+    code, out, err = run_cli(capsys, "compare", *parents)
+    assert "the mean over its folds" in " ".join((out + err).split())

@@ -224,7 +224,9 @@ def compare_tables(comparison: dict[str, Any]) -> list[Table]:
         config.add_row(escape(change["key"]), escape(repr(change["a"])), escape(repr(change["b"])))
     if not comparison["config"]:
         config.add_row("(none)", "", "")
-    metrics = Table(title="Test metrics", title_justify="left")
+    folds = any(comparison.get("mean_of_folds") or [])
+    metrics = Table(title="Test metrics" + (" (of a cross-validation: the mean over its folds)"
+                                            if folds else ""), title_justify="left")
     for column in ("metric", comparison["a"], comparison["b"], "b - a"):
         metrics.add_column(escape(column), justify="left" if column == "metric" else "right")
     for change in comparison["metrics"]:

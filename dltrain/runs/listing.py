@@ -170,18 +170,33 @@ def compare(run_a: Path, run_b: Path) -> dict[str, Any]:
             raise RunError(f"{path}: no config.yaml; compare takes two run directories.")
     config_a, config_b = (_compared(path / runs.CONFIG_FILE, _yaml) for path in (run_a, run_b))
     changes = [{"key": key, "a": a, "b": b} for key, a, b in config_diff(config_a, config_b)]
-    tests = [scored_metrics(_compared(path / runs.METRICS_FILE, _json)) for path in (run_a, run_b)]
+    folds = [_compared(path / runs.CV_FILE, _json).get("folds") for path in (run_a, run_b)]
+    if folds[0] != folds[1]:  # a cross-validation's fold count is no key of its config
+        changes.append({"key": "cv --folds", "a": folds[0], "b": folds[1]})
+    tests = [compared_scores(path) for path in (run_a, run_b)]
     metrics = []
     for name in sorted(set(tests[0]) | set(tests[1])):
         a, b = tests[0].get(name), tests[1].get(name)
         metrics.append({"metric": name, "a": a, "b": b,
                         "delta": None if a is None or b is None else b - a})
-    return {"a": str(run_a), "b": str(run_b), "config": changes, "metrics": metrics}
+    return {"a": str(run_a), "b": str(run_b), "config": changes, "metrics": metrics,
+            "mean_of_folds": [(path / runs.CV_FILE).is_file() for path in (run_a, run_b)]}
 
 
 # A regression's scores as compare names them: capitals, apart from Keras's lowercase metrics
 # (which a standardised target puts in other units).
 REGRESSION_ROWS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "target_std": "target std"}
+
+
+def compared_scores(path: Path) -> dict[str, Any]:
+    """A run's test figures; a cross-validation's are the means over its folds (cv.json)."""
+    if (path / runs.CV_FILE).is_file():
+        test = _compared(path / runs.CV_FILE, _json).get("test")
+        if not isinstance(test, dict) or not all(isinstance(v, dict) for v in test.values()):
+            raise RunError(f"{path / runs.CV_FILE}: not the layout dltrain writes; compare takes "
+                           "two run directories as dltrain writes them.")
+        return {name: stats.get("mean") for name, stats in test.items()}
+    return scored_metrics(_compared(path / runs.METRICS_FILE, _json))
 
 
 def scored_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
