@@ -253,3 +253,20 @@ def test_data_the_model_cannot_take_is_refused_before_the_search_starts(
     assert code == 2 and "model.input_shape is [28, 28, 3] but the data's samples have shape " \
         "[28, 28, 1]. Set model.input_shape to match." in " ".join(err.split())
     assert not (tmp_path / "s").exists()
+
+
+def test_a_killed_search_is_listed_interrupted_not_running(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Its processes share the folder, so none holds its lock: `runs` showed it running for ever.
+    parent = tmp_path / "runs" / "search"
+    process = start_tune(grid_config(tmp_path), "--smoke", "--set", "training.epochs=4",
+                         "--run-dir", parent)
+    wait_for(parent / "trial-0001" / "history.csv", process)
+    code, out, err = run_cli(capsys, "runs", tmp_path / "runs", "--json")
+    assert code == 0 and json.loads(out)[0]["state"] == "running", err  # while it runs
+    process.kill()
+    process.communicate(timeout=60)
+    assert json.loads((parent / "run.json").read_text())["state"] == "running"  # as it was left
+    code, out, err = run_cli(capsys, "runs", tmp_path / "runs", "--json")
+    [row] = json.loads(out)
+    assert code == 0 and (row["state"], row["writer"]) == ("interrupted", "gone"), err

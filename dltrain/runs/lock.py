@@ -70,11 +70,47 @@ def writing(run_dir: Path) -> Iterator[None]:
         release(run_dir)
 
 
+# A search's processes share its folder, so none holds its .lock: each holds a shared lock on
+# this file while it works on the search, and none left means the search stopped.
+SEARCH_LOCK = ".searching"
+
+
+@contextlib.contextmanager
+def searching(parent: Path) -> Iterator[None]:
+    """Hold a shared lock on the search `parent` for the block (with its other processes)."""
+    descriptor = os.open(parent / SEARCH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)  # waits out a probe's moment (searchers_alive)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def searchers_alive(parent: Path) -> bool:
+    """Whether a process holds the search's shared lock: a moment's exclusive probe succeeds
+    only when none does."""
+    try:
+        descriptor = os.open(parent / SEARCH_LOCK, os.O_RDONLY)
+    except OSError:
+        return True  # no such file: a search from before, or one just starting; trust run.json
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
+
+
 def writer_alive(run_dir: Path) -> bool | None:
-    """Whether some process holds `run_dir`'s lock; None when the run has no lock file (made
-    before dltrain locked runs) or it cannot be read."""
+    """Whether some process holds `run_dir`'s lock (a search's: its shared lock); None when the
+    run has no lock file (made before dltrain locked runs) or it cannot be read."""
     if run_dir.resolve() in _held:
         return True
+    if (run_dir / SEARCH_LOCK).is_file():
+        return searchers_alive(run_dir)
     try:
         descriptor = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
     except OSError:

@@ -60,7 +60,8 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     runs.set_state(parent, "running", kind=KIND,
                    **({"storage": results.shown(storage)} if storage else {}))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
-    return _search(parent, config, runner, storage, notes)
+    with run_lock.searching(parent):
+        return _search(parent, config, runner, storage, notes)
 
 
 def resume(parent: Path, *, storage: str | None, trials: int | None, device: Device,
@@ -73,7 +74,8 @@ def resume(parent: Path, *, storage: str | None, trials: int | None, device: Dev
     runner = _runner(config, source, device, console)
     if trials is not None:  # the new count, for the processes that join later
         runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
-    return _search(parent, config, runner, storage or state.get("storage"), notes)
+    with run_lock.searching(parent):
+        return _search(parent, config, runner, storage or state.get("storage"), notes)
 
 
 def with_trials(config: Config, trials: int | None) -> Config:
