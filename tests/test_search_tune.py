@@ -96,6 +96,8 @@ def test_grid_search_runs_each_combination_once_and_writes_a_runnable_best_yaml(
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["search"]["kind"] == "tune" and rows["search"]["state"] == "completed"
     assert set(rows) == {"search", "best"}  # the trials are inside the search's row
+    # Its date and backend come from its environment.json (they were "-", sorted last).
+    assert rows["search"]["backend"] == rows["best"]["backend"] and rows["search"]["date"]
 
 
 def test_ctrl_c_during_trial_2_then_resume_runs_exactly_the_planned_trials(

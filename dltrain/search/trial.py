@@ -96,6 +96,7 @@ class Runner:
     started: Any = None  # called as each trial starts (the budget's lock lets go then)
     current: int | None = None
     data: dict[str, Splits] = field(default_factory=dict)
+    device_name: str = ""  # the device prepare_runtime chose, for environment.json
 
     def splits(self, config: Config) -> Splits:
         """The data for this config, read once per dataset section, seed and kind of loss (the

@@ -59,6 +59,8 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
     runs.set_state(parent, "running", kind=KIND,
                    **({"storage": results.shown(storage)} if storage else {}))
+    # The search's start: versions, device, command (`runs` shows its date and backend).
+    runs.write_json(parent / runs.ENV_FILE, runs.environment(runner.device_name))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
     with run_lock.searching(parent):
         return _search(parent, config, runner, storage, notes)
@@ -92,7 +94,8 @@ def _runner(config: Config, source: str, device: Device, console: Console) -> Ru
     assert config.search is not None  # check_space refused a config without one
     runner = Runner(config.model_dump(mode="json"), source, config.search, objective_of(config),
                     device, console)
-    prepare_runtime(device, config.seed, config.training.deterministic, config.backend)
+    runner.device_name = prepare_runtime(device, config.seed, config.training.deterministic,
+                                         config.backend)
     runner.goal = direction(config, runner.splits(config))
     return runner
 
