@@ -127,6 +127,11 @@ def test_ctrl_c_during_trial_2_then_resume_runs_exactly_the_planned_trials(
     assert json.loads((parent / "run.json").read_text())["state"] == "completed"
     code, out, err = run_cli(capsys, "tune", "--resume", parent, "--json")
     assert code == 0 and len(json.loads(out)["trials"]) == 5  # nothing left to run
+    # --trials below the trials run recorded "planned 2" beside 4 done.
+    code, out, err = run_cli(capsys, "tune", "--resume", parent, "--trials", "2")
+    assert code == 2 and f"--trials 2: the search {parent} has run 4 trials already; --trials " \
+        "is the total, so give more than 4 to run more." in " ".join(err.split())
+    assert "trials: 2" not in (parent / "config.yaml").read_text()
 
 
 def test_two_processes_share_one_study_without_repeating_a_trial(tmp_path: Path) -> None:

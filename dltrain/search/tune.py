@@ -70,6 +70,7 @@ def resume(parent: Path, *, storage: str | None, trials: int | None, device: Dev
            console: Console) -> TuneResult:
     """Continue (or join, while another process runs it) the search in `parent`."""
     state = results.search_state(parent, storage)
+    check_more_trials(parent, trials)
     source = str(parent / runs.CONFIG_FILE)
     config = with_trials(load_config(parent / runs.CONFIG_FILE).config, trials)
     notes = check_space(config, source)
@@ -86,6 +87,17 @@ def with_trials(config: Config, trials: int | None) -> Config:
     if trials is None or config.search is None:
         return config
     return config.model_copy(update={"search": config.search.model_copy(update={"trials": trials})})
+
+
+def check_more_trials(parent: Path, trials: int | None) -> None:
+    """--trials on a resume is the search's new total: one below the trials already run
+    would record a plan of 3 beside 10 done."""
+    record = parent / results.TUNE_FILE
+    document = runs.read_json(record) if trials is not None and record.is_file() else None
+    done = document.get("done") if isinstance(document, dict) else None
+    if isinstance(done, int) and trials is not None and trials < done:
+        raise RunError(f"--trials {trials}: the search {parent} has run {done} trials already; "
+                       f"--trials is the total, so give more than {done} to run more.")
 
 
 def _runner(config: Config, source: str, device: Device, console: Console) -> Runner:
