@@ -253,19 +253,23 @@ def test_cross_validation_of_a_regression_reports_r2_and_rmse_per_fold(
     assert code == 0, err
     assert "val R²" in out and "val RMSE" in out
     record = json.loads((tmp_path / "cv" / "cv.json").read_text())
-    assert set(record["validation"]) >= {"R²", "RMSE", "loss"}
-    # Fold 0's validation R², recomputed in the target's own units.
+    assert set(record["validation"]) == {"MAE", "RMSE", "R²"}  # in the target's own units
+    assert "loss" in record["per_fold"][0]["keras"]["validation"]
+    # Fold 0's validation R², recomputed in the target's own units, the fold standardised by
+    # the rows it trained on.
     from dltrain.config.load import load_config
-    from dltrain.data.prepare import load_splits
+    from dltrain.data.folds import fold_splits
+    from dltrain.data.prepare import load_splits, standardized
 
     loaded = load_config(tmp_path / "cv" / "config.yaml").config
-    dataset = loaded.dataset.model_copy(update={"validation_split": 0.0})  # as cv reads it
-    splits = load_splits(dataset, loaded.seed, loaded.loss_kind)
-    fold = make_folds(splits.y_train, 2, loaded.seed, stratified=False)[0]
+    dataset = loaded.dataset.model_copy(update={  # as cv reads it
+        "validation_split": 0.0, "standardize": False, "standardize_target": False})
+    raw = load_splits(dataset, loaded.seed, loaded.loss_kind)
+    fold = make_folds(raw.y_train, 2, loaded.seed, stratified=False)[0]
+    splits = standardized(fold_splits(raw, fold), loaded.dataset)
     model = load_model(tmp_path / "cv" / "fold-0" / "model.keras")
-    undo = splits.preparation.undo_target
-    predicted = undo(model.predict(splits.x_train[fold.validation], verbose=0))
-    actual = undo(splits.y_train[fold.validation])
+    predicted = splits.preparation.undo_target(model.predict(splits.x_val, verbose=0))
+    actual = raw.y_train[fold.validation]
     assert record["per_fold"][0]["validation"]["R²"] == pytest.approx(
         sk.r2_score(actual, predicted), abs=1e-4)
 
