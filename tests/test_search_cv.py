@@ -36,6 +36,14 @@ def training_data(parent: Path) -> tuple[np.ndarray, np.ndarray]:
     return splits.x_train, splits.y_train
 
 
+def shipped_csv_config(folder: Path, name: str) -> Path:
+    """A shipped CSV config copied into `folder`, its data path made absolute."""
+    path = folder / f"{name}.yaml"
+    path.write_text((CONFIGS / f"{name}.yaml").read_text().replace(
+        "../dltrain", str(CONFIGS.parent / "dltrain")))
+    return path
+
+
 def by_hand(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1), written out."""
     mean = sum(values) / len(values)
@@ -98,12 +106,9 @@ def test_cv_three_folds_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_each_fold_is_standardised_by_the_rows_it_trains_on(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Every fold had the statistics of all the training rows, its held-out ones included.
-    text = (CONFIGS / "tabular_binary.yaml").read_text().replace(
-        "../dltrain", str(CONFIGS.parent / "dltrain"))
-    (tmp_path / "pima.yaml").write_text(text)
     parent = tmp_path / "cv"
-    code, _, err = run_cli(capsys, "cv", tmp_path / "pima.yaml", "--folds", "3", "--run-dir",
-                           parent, "--set", "training.epochs=1")
+    code, _, err = run_cli(capsys, "cv", shipped_csv_config(tmp_path, "tabular_binary"),
+                           "--folds", "3", "--run-dir", parent, "--set", "training.epochs=1")
     assert code == 0, err
     config = load_config(parent / "config.yaml").config
     dataset = config.dataset.model_copy(update={"validation_split": 0.0, "standardize": False})
@@ -120,12 +125,9 @@ def test_each_fold_is_standardised_by_the_rows_it_trains_on(
 def test_a_regressions_folds_are_scored_in_the_targets_units(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The table put Keras's standardised MAE beside an RMSE in mpg, and no test figure in mpg.
-    text = (CONFIGS / "tabular_regression.yaml").read_text().replace(
-        "../dltrain", str(CONFIGS.parent / "dltrain"))
-    (tmp_path / "mpg.yaml").write_text(text)
     parent = tmp_path / "runs" / "cv"
-    code, out, err = run_cli(capsys, "cv", tmp_path / "mpg.yaml", "--folds", "2", "--run-dir",
-                             parent, "--set", "training.epochs=2")
+    code, out, err = run_cli(capsys, "cv", shipped_csv_config(tmp_path, "tabular_regression"),
+                             "--folds", "2", "--run-dir", parent, "--set", "training.epochs=2")
     assert code == 0, err
     record = read(parent / "cv.json")
     for entry in record["per_fold"]:
