@@ -98,6 +98,20 @@ def test_good_download_lands_in_the_keras_cache(
     assert len(read_source(DatasetConfig(name="mnist")).x_train) == 40
 
 
+def test_a_download_says_so_on_stderr_and_leaves_stdout_to_the_results(
+        served: tuple[str, Path], keras_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    # Keras's "Downloading data from" and its progress bar went to stdout: `--json` was no JSON.
+    url, folder = served
+    synthetic_mnist_npz(folder)
+    sha = file_sha256(folder / "mnist.npz")
+    monkeypatch.setitem(download.REMOTES, "mnist", Remote(url, "", {"mnist.npz": sha}))
+    read_source(DatasetConfig(name="mnist"))
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err == f"downloading {url}mnist.npz\n"  # no terminal: one plain line, no bar
+
+
 def test_bad_checksum_caches_nothing(served: tuple[str, Path], keras_home: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     url, folder = served

@@ -7,10 +7,13 @@ so an interrupted or corrupted download never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,8 +93,12 @@ def fetch(url: str, target: Path, sha256: str | None, offline_hint: str) -> None
                         "KERAS_HOME to a writable folder.") from None
     try:
         # "auto": sha256 for a 64-digit hash, md5 for the 32-digit ones of older weight files.
-        get_file(fname=target.name, origin=url, file_hash=sha256, hash_algorithm="auto",
-                 cache_dir=str(staging), cache_subdir="")
+        # Keras prints "Downloading data from ..." and its progress bar to stdout, which holds
+        # only the results (--json's document): they go to stderr, as dltrain's notes do, and
+        # a log (no terminal) gets one plain line instead of the bar's redrawn frames.
+        with contextlib.redirect_stdout(sys.stderr), plain_log(url):
+            get_file(fname=target.name, origin=url, file_hash=sha256, hash_algorithm="auto",
+                     cache_dir=str(staging), cache_subdir="")
         os.replace(staging / target.name, target)
     except ValueError as exc:  # get_file's checksum mismatch
         raise DataError(f"{url}: the download does not match Keras's published checksum "
@@ -101,6 +108,27 @@ def fetch(url: str, target: Path, sha256: str | None, offline_hint: str) -> None
                         f"be downloaded from {url} ({_reason(exc, url)}). {offline_hint}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def plain_log(url: str) -> Iterator[None]:
+    """Keras's interactive output off while stderr is no terminal, with one line said instead."""
+    keras = _keras()
+    if sys.stderr.isatty() or not keras.config.is_interactive_logging_enabled():
+        yield
+        return
+    print(f"downloading {url}", file=sys.stderr, flush=True)
+    keras.config.disable_interactive_logging()
+    try:
+        yield
+    finally:
+        keras.config.enable_interactive_logging()
+
+
+def _keras() -> Any:
+    from dltrain.backend import keras_module
+
+    return keras_module()
 
 
 def _reason(exc: BaseException, url: str) -> str:
