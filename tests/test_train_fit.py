@@ -31,10 +31,11 @@ def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     # Inputs scaled to ~1e30 overflow the first layer: the loss is NaN on the first batch.
-    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run,
-                           "--set", "dataset.rescale=1e30", "--epochs", "3")
+    code, out, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run,
+                             "--set", "dataset.rescale=1e30", "--epochs", "3", "--json")
     assert code == 2
     assert "the loss became NaN or infinite" in err and "learning_rate" in err
+    assert out == ""  # Keras's "Batch 1: Invalid loss, terminating training" was on stdout
     state = json.loads((run / "run.json").read_text())
     assert state["state"] == "failed" and "NaN" in state["error"]
     assert not (run / "model.keras").exists()

@@ -23,6 +23,7 @@ Callback = keras_module().callbacks.Callback
 ModelCheckpoint = keras_module().callbacks.ModelCheckpoint
 EarlyStopping = keras_module().callbacks.EarlyStopping
 ReduceLROnPlateau = keras_module().callbacks.ReduceLROnPlateau
+TerminateOnNaN = keras_module().callbacks.TerminateOnNaN
 
 
 def format_logs(logs: dict[str, Any]) -> str:
@@ -288,6 +289,17 @@ class ResumedReduceLROnPlateau(Replayed, ReduceLROnPlateau):  # type: ignore[mis
 
 class NonFiniteLoss(Exception):
     """A batch's loss was NaN or infinite (StopOnNonFinite raised it)."""
+
+
+class QuietTerminateOnNaN(TerminateOnNaN):  # type: ignore[misc,valid-type]
+    """Keras's TerminateOnNaN without its "Batch 3: Invalid loss, terminating training" on
+    stdout, which holds only results (--json's document, smoke's table): fit says itself what
+    diverged, on stderr."""
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
 
 
 class StopOnNonFinite(Callback):  # type: ignore[misc,valid-type]

@@ -629,6 +629,7 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
         HistoryFile,
         LastCheckpoint,
         PlainProgress,
+        QuietTerminateOnNaN,
         ResumedEarlyStopping,
         ResumedReduceLROnPlateau,
         RichProgress,
@@ -649,7 +650,7 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     last = LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint,
                           background=current().processes == 1)
     history = HistoryFile(path / runs.HISTORY_FILE, start.history, wait_for=last.close)
-    callbacks = [stock.TerminateOnNaN(), history, SettleBest(checkpoint), last, checkpoint,
+    callbacks = [QuietTerminateOnNaN(), history, SettleBest(checkpoint), last, checkpoint,
                  progress]
     earlier = start.history if start.interrupted else []
     if training.early_stopping is not None:
