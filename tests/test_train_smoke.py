@@ -90,3 +90,34 @@ def test_synthetic_smoke_of_a_csv_config_without_its_file_fails_and_says_why(
         f"dataset.path {tmp_path / 'nowhere.csv'} does not exist, and --synthetic cannot stand "
         "in for a csv dataset: its shapes and classes come from the file. Put the file there, "
         "or leave this config out of the smoke run.")
+
+
+@pytest.mark.slow
+def test_a_config_that_crashes_is_one_failed_row_and_the_others_still_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # An internal error in one config ended smoke at once: no table, no JUnit file, the other
+    # configs never ran; and --junit into a folder not made yet crashed after all had run.
+    import dltrain.train.fit as fitting
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    for name in ("a_crashes", "b_fine"):
+        (folder / f"{name}.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
+    real = fitting.fit
+
+    def crash_on_a(loaded: object, **kwargs: object) -> object:
+        if "a_crashes" in loaded.source:  # type: ignore[attr-defined]
+            raise RuntimeError("boom\nsecond line")
+        return real(loaded, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fitting, "fit", crash_on_a)
+    junit = tmp_path / "reports" / "smoke.xml"
+    code, out, err = run_cli(capsys, "smoke", folder, "--junit", junit)
+    assert code == 1, out + err
+    assert "1 passed, 1 failed" in out
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"a_crashes", "b_fine"}
+    failure = cases["a_crashes"].find("failure").get("message")
+    assert failure == (f"internal error: RuntimeError: boom (for the traceback: dltrain --debug "
+                       f"fit {folder / 'a_crashes.yaml'} --smoke)")
+    assert cases["b_fine"].find("failure") is None

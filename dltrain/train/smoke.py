@@ -57,6 +57,11 @@ def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False,
                           live=False, smoke=True, synthetic=synthetic).metrics
     except DltrainError as exc:
         return SmokeResult(str(path), False, time.perf_counter() - started, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one config's crash must not hide the others'
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        return SmokeResult(str(path), False, time.perf_counter() - started,
+                           f"internal error: {type(exc).__name__}: {first} (for the traceback: "
+                           f"dltrain --debug fit {path} --smoke)")
     smoke = metrics["smoke"]
     before, after = smoke["loss_before"], smoke["loss_after"]
     if not math.isfinite(after):
@@ -91,4 +96,5 @@ def write_junit(results: list[SmokeResult], path: Path) -> None:
             ET.SubElement(case, "system-out").text = result.message
     from dltrain.runs.layout import write_atomic
 
+    path.parent.mkdir(parents=True, exist_ok=True)  # reports/smoke.xml in a fresh CI checkout
     write_atomic(path, ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n")
