@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shlex
 import sys
 from typing import Annotated
 
@@ -77,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if "--debug" in args:
             raise
-        err.print(f"[red]internal error:[/] {escape(repr(sys.exc_info()[1]))}. "
-                  "Run again with --debug for the traceback, and please report it.")
+        again = shlex.join(["dltrain", "--debug", *args])  # a root option: before the command
+        err.print(f"[red]internal error:[/] {escape(repr(sys.exc_info()[1]))}. For the "
+                  f"traceback, run again as {escape(again)}, and please report it.")
         return 1
     if code == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
         err.print("[red]interrupted[/]")
