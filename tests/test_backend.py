@@ -227,3 +227,24 @@ def test_other_errors_are_not_out_of_memory() -> None:
     assert backend.out_of_memory(ValueError("Shapes (None, 10) and (None, 2) are incompatible")) \
         is None
     assert backend.out_of_memory(RuntimeError("CUDA error: device-side assert triggered")) is None
+
+
+def test_tensorflows_retracing_warnings_are_dropped_and_its_others_kept() -> None:
+    # smoke, cv and tune printed a paragraph of them for each model after the fifth.
+    import logging
+
+    from dltrain.backend import keras_module, tensorflow_module
+
+    keras_module()
+    logger = tensorflow_module().get_logger()
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        logger.warning("5 out of the last 9 calls to <function f> triggered tf.function "
+                       "retracing. Tracing is expensive ...")
+        logger.warning("something else")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["something else"]

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -84,6 +85,11 @@ def keras_module() -> Any:
         return _import_keras()
 
 
+class _NotRetracing(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 @functools.cache
 def _import_keras() -> Any:
     name = active_backend()
@@ -104,6 +110,9 @@ def _import_keras() -> Any:
             tf.config.list_physical_devices("GPU")  # initialises CUDA, which logs when there is none
             if name != "tensorflow":
                 tf.config.set_visible_devices([], "GPU")
+            # smoke, cv and tune build model after model: TensorFlow then warns of retracing,
+            # a paragraph each time, about functions Keras makes, not the user.
+            tf.get_logger().addFilter(_NotRetracing())
     if keras.backend.backend() != name:
         raise RunError(f"Keras is loaded on the {keras.backend.backend()} backend, not {name}; "
                        "run dltrain in a new process.")
