@@ -285,6 +285,11 @@ def test_cli_refuses_bad_inputs_with_exit_2(
     assert code == 2 and "--model gone.keras: no such file" in err
     code, _, err = run_cli(capsys, "export", run, "--format", "tflite", "--backend", "jax")
     assert code == 2 and "tensorflow or torch" in err
+    if Path("/proc/self").is_dir():  # makes no folders: an internal FileNotFoundError
+        code, _, err = run_cli(capsys, "export", run, "--format", "onnx", "--output",
+                               "/proc/dltrain-x/m.onnx")
+        assert code == 2 and "--output /proc/dltrain-x/m.onnx: no folder can be made for it " \
+            "there" in " ".join(err.split())
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
     code, _, err = run_cli(capsys, "export", run, "--format", "onnx")
     assert code == 2 and 'pip install "dltrain[export]"' in err

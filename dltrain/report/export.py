@@ -295,7 +295,11 @@ def export_and_check(model: Any, fmt: str, path: Path, raw: np.ndarray, referenc
                      labels: np.ndarray | None) -> tuple[Path, dict[str, Any], dict[str, float]]:
     """Export beside `path` under a temporary name, check it, then put it in place or aside;
     returns where it went, the comparison and the seconds each step took."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileNotFoundError:  # a file system that makes no folders there (/proc)
+        raise RunError(f"--output {path}: no folder can be made for it there; choose a path "
+                       "in a folder you can write.") from None
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # Keras wants .tflite last
     remove(partial)
     started = time.perf_counter()
