@@ -314,6 +314,9 @@ def test_standardisation_statistics_come_from_the_training_rows_only(tmp_path: P
     np.testing.assert_allclose(splits.x_train.std(axis=0), 1, atol=1e-5)
     np.testing.assert_allclose(splits.y_train.mean(axis=0), 0, atol=1e-5)
     assert np.abs(splits.x_val.mean(axis=0)).max() > 1e-3  # scaled by the training rows' figures
+    # The columns by name, for predict (preprocessing.json): a CSV's order may differ.
+    assert splits.preparation.feature_names == ["a", "b", "c"]
+    assert Preparation.from_json(splits.preparation.to_json()).feature_names == ["a", "b", "c"]
 
 
 def test_a_fold_is_standardised_by_the_rows_it_trains_on(tmp_path: Path) -> None:

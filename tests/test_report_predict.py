@@ -25,6 +25,29 @@ def test_rows_are_the_features_named_by_their_line_blank_lines_counted(tmp_path:
         (f"{path}:2", [2.0, 1.0], {"label": "0"}), (f"{path}:4", [4.0, 3.0], {"label": "1"})]
 
 
+def test_rows_are_read_by_the_trained_column_names_in_the_trained_order(tmp_path: Path) -> None:
+    # The file's own order was taken: swapped columns gave other answers, renamed ones some.
+    trained = ["a", "b"]
+    path = write(tmp_path / "rows.csv", "b,label,a\n2,0,1\n")
+    [row] = read_rows(path, DATASET, feature_names=trained)
+    assert row.values.tolist() == [1.0, 2.0]
+    renamed = write(tmp_path / "renamed.csv", "x,label,y\n2,0,1\n")
+    with pytest.raises(DataError) as caught:
+        read_rows(renamed, DATASET, feature_names=trained)
+    assert str(caught.value) == (f"{renamed}: missing feature column(s) a, b; the model takes "
+                                 "a, b (in any order).")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_a_feature_that_is_not_finite_is_refused_at_its_line(tmp_path: Path, value: str) -> None:
+    # Training refuses such values; predict answered for them (class 1 at 1.000).
+    path = write(tmp_path / "rows.csv", f"a,b\n1,2\n3,{value}\n")
+    with pytest.raises(DataError) as caught:
+        read_rows(path, DATASET)
+    assert str(caught.value) == (f"{path}, line 3: a feature value is not a finite number (NaN or "
+                                 "infinite).")
+
+
 def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path: Path) -> None:
     path = write(tmp_path / "rows.csv", "a,b\n1,2\n", encoding="utf-8-sig")
     named = DATASET.model_copy(update={"feature_columns": ["a", "b"]})

@@ -132,7 +132,8 @@ def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
                         "needs x_train, y_train, x_test, y_test.")
     if class_names is None:
         found, class_names = _text_labels_as_classes(found, path)
-    return checked(Raw(**found, class_names=class_names, target_names=None), str(path))
+    return checked(Raw(**found, class_names=class_names, target_names=None,
+                       feature_names=None), str(path))
 
 
 def _text_labels_as_classes(found: dict[str, np.ndarray],
@@ -163,7 +164,8 @@ def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
                         f"IDX files {', '.join(IDX_FILES.values())}, as published with the "
                         "dataset (Debian: dataset-fashion-mnist has Fashion-MNIST's).")
     arrays = {key: read_idx(path) for key, path in paths.items()}
-    return checked(Raw(**arrays, class_names=class_names, target_names=None), str(folder))
+    return checked(Raw(**arrays, class_names=class_names, target_names=None, feature_names=None),
+                   str(folder))
 
 
 def read_idx(path: Path) -> np.ndarray:

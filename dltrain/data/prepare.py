@@ -45,7 +45,8 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
     would be downloaded; local files are still read.
     """
     stand_in = synthetic and stand_in_source(cfg)
-    raw = targets_for(synthetic_raw(cfg) if stand_in else read_source(cfg), cfg, loss_kind)
+    source = synthetic_raw(cfg) if stand_in else read_source(cfg)
+    raw = targets_for(source, cfg, loss_kind)
     class_names = raw.class_names
     if cfg.label_map is not None:
         raw, class_names = relabel(raw, cfg.label_map), None
@@ -57,6 +58,7 @@ def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
     x_train, y_train, x_val, y_val = hold_out(x_train, y_train, x_test, y_test, cfg, rng)
     # Statistics of the rows the model trains on only: validation rows shaped them before.
     preparation = preparation_for(x_train, cfg)
+    preparation.feature_names = source.feature_names  # predict takes a CSV's columns by name
     x_train, x_test = preparation.apply(x_train), preparation.apply(x_test)
     x_val = None if x_val is None else preparation.apply(x_val)
     if regression:
@@ -146,6 +148,7 @@ class Preparation:
     target_names: list[str] | None = None
     target_mean: np.ndarray | None = None
     target_std: np.ndarray | None = None
+    feature_names: list[str] | None = None  # a CSV's feature columns, in the model's order
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float32) * np.float32(self.rescale)
@@ -182,8 +185,9 @@ class Preparation:
         targets = {} if self.target_names is None else {
             "target_names": self.target_names, "target_mean": listed(self.target_mean),
             "target_std": listed(self.target_std)}
+        features = {} if self.feature_names is None else {"feature_names": self.feature_names}
         return {"rescale": self.rescale, "mean": listed(self.mean), "std": listed(self.std),
-                "flatten_from": self.flatten_from, **targets}
+                "flatten_from": self.flatten_from, **targets, **features}
 
     @classmethod
     def from_json(cls, data: dict) -> Preparation:
@@ -192,7 +196,8 @@ class Preparation:
 
         return cls(float(data["rescale"]), array(data.get("mean")), array(data.get("std")),
                    data.get("flatten_from"), data.get("target_names"),
-                   array(data.get("target_mean")), array(data.get("target_std")))
+                   array(data.get("target_mean")), array(data.get("target_std")),
+                   data.get("feature_names"))
 
 
 def preparation_for(x_train: np.ndarray, cfg: DatasetConfig) -> Preparation:

@@ -19,6 +19,7 @@ class Raw:
     y_test: np.ndarray
     class_names: list[str] | None = None
     target_names: list[str] | None = None  # a regression's target columns, where they are named
+    feature_names: list[str] | None = None  # a table's feature columns, in the model's order
 
 
 def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ def read_csv(cfg: DatasetConfig) -> Raw:
     x_train, y_train = _csv_arrays(rows, header, features, cfg, class_names)
     x_test, y_test = _csv_arrays(test_rows, header, features, cfg, class_names)
     return checked(Raw(x_train, y_train, x_test, y_test, class_names,
-                       targets if class_names is None else None), str(cfg.path))
+                       targets if class_names is None else None, features), str(cfg.path))
 
 
 def _headless(header: list[str]) -> str:

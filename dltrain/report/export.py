@@ -58,7 +58,8 @@ FAILED_SUFFIX = ".parity-failed"
 # out, and the parity check cannot notice a step applied to the outputs.
 KNOWN_PREPARATION = {"rescale", "mean", "std", "flatten_from", "class_names", "num_classes",
                      "input_shape", "target_names", "target_mean", "target_std",
-                     "backbone"}  # its resize and preprocess_input are layers of the model
+                     "backbone",  # its resize and preprocess_input are layers of the model
+                     "feature_names"}  # the columns the input takes, in order
 
 
 def check_supported(fmt: str, backend: str) -> None:

@@ -35,7 +35,8 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
     model = load_model(model_path)
     # A flat model input may take images, flattened by preparation.apply.
     shape = preparation.flatten_from or config.model.input_shape
-    entries = [entry for path in files for entry in read_inputs(path, shape, config.dataset)]
+    entries = [entry for path in files
+               for entry in read_inputs(path, shape, config.dataset, preparation.feature_names)]
     if not entries:
         raise DataError("predict: no inputs given.")
     names = [entry.name for entry in entries]
@@ -127,13 +128,14 @@ class Entry(NamedTuple):
     actual: dict[str, str] | None = None
 
 
-def read_inputs(path: Path, input_shape: list[int], dataset: Any) -> list[Entry]:
+def read_inputs(path: Path, input_shape: list[int], dataset: Any,
+                feature_names: list[str] | None = None) -> list[Entry]:
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return [Entry(str(path), read_image(path, input_shape))]
     if path.suffix.lower() == ".csv":
-        return read_rows(path, dataset, input_shape)
+        return read_rows(path, dataset, input_shape, feature_names)
     raise DataError(f"{path}: predict reads images ({', '.join(sorted(IMAGE_SUFFIXES))}) or .csv "
                     "files.")
 
@@ -150,17 +152,21 @@ def read_image(path: Path, input_shape: list[int]) -> np.ndarray:
     return array[..., 0] if channels == 1 else array
 
 
-def read_rows(path: Path, dataset: Any,
-              input_shape: list[int] | None = None) -> list[Entry]:
-    """Each row's features (the training dataset's feature columns, else every column but its
-    labels) as floats, named path:line; as many as the model's `input_shape` takes. Where the
-    file has all the label columns, each row's labels come with it."""
+def read_rows(path: Path, dataset: Any, input_shape: list[int] | None = None,
+              feature_names: list[str] | None = None) -> list[Entry]:
+    """Each row's features as floats, named path:line: the columns the model trained on, by
+    name (`feature_names`, from preprocessing.json; a run made before it was recorded: the
+    dataset's feature columns, else every column but its labels), in the training order
+    whatever the file's. Where the file has all the label columns, each row's labels come
+    with it."""
     records = ((number, row) for number, row in csv_records(path) if row)
     header = [name.strip() for name in next(records, (1, []))[1]]  # as training reads it
-    features = dataset.feature_columns or [c for c in header if c not in dataset.label_columns]
+    features = feature_names or dataset.feature_columns or [
+        c for c in header if c not in dataset.label_columns]
     missing = [column for column in features if column not in header]
     if missing:
-        raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}.")
+        raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}; the model "
+                        f"takes {', '.join(features)} (in any order).")
     width = None if input_shape is None else int(np.prod(input_shape))
     if width is not None and len(features) != width:
         shown = ", ".join(features[:8]) + (", ..." if len(features) > 8 else "")
@@ -174,6 +180,9 @@ def read_rows(path: Path, dataset: Any,
             array = np.array([float(row.get(column, "")) for column in features], dtype=np.float32)
         except (TypeError, ValueError):
             raise DataError(f"{path}, line {number}: a feature value is not a number.") from None
+        if not np.isfinite(array).all():  # refused in training data, so no answer here either
+            raise DataError(f"{path}, line {number}: a feature value is not a finite number "
+                            "(NaN or infinite).")
         actual = {column: row.get(column, "") for column in dataset.label_columns} \
             if labelled else None
         out.append(Entry(f"{path}:{number}", array, actual))
