@@ -242,6 +242,17 @@ def test_weights_from_a_file_are_loaded(weights_file: tuple[Path, list[np.ndarra
     assert same_weights(built_backbone_weights(raw_config({"weights": str(path)})), expected)
 
 
+def test_a_file_that_is_no_weights_file_is_named_at_its_key(tmp_path: Path) -> None:
+    # h5py's OSError ("file signature not found") was an internal error, and ended smoke.
+    (tmp_path / "bad.weights.h5").write_text("garbage")
+    with pytest.raises(ConfigError) as caught:
+        built_backbone_weights(raw_config({"weights": str(tmp_path / "bad.weights.h5")}))
+    assert str(caught.value).startswith(
+        f"model.layers.0.Backbone.weights: {tmp_path / 'bad.weights.h5'} is not a weights file "
+        "Keras can read (")
+    assert str(caught.value).endswith("give a .weights.h5 file saved from this application.")
+
+
 @pytest.fixture
 def served(weights_file: tuple[Path, list[np.ndarray]]) -> Iterator[str]:
     """An HTTP server on 127.0.0.1 serving the weights under Keras's file name."""

@@ -85,6 +85,12 @@ def make_application(function: Any, spec: BackboneConfig, shape: tuple[int, int,
                              pooling=spec.pooling, **spec.kwargs)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{WHERE}: {_first_line(exc)}") from None
+        except OSError as exc:  # h5py's, of a file that is no weights file (an internal error)
+            if not isinstance(spec.weights, str) or spec.weights == "imagenet":
+                raise
+            raise ConfigError(f"{WHERE}.weights: {spec.weights} is not a weights file Keras can "
+                              f"read ({_first_line(exc)}); give a .weights.h5 file saved from "
+                              f"this application.") from None
     model.trainable = spec.trainable
     if spec.fine_tune is not None:
         check_fine_tune_layers(model, spec.name, spec.fine_tune.layers)
