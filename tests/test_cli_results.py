@@ -55,6 +55,31 @@ def test_eval_prefers_the_run_for_a_relative_model_and_still_takes_other_paths(
 
 
 @pytest.mark.slow
+def test_eval_on_another_configs_data_leaves_the_runs_own_files_alone(
+        smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It replaced the run's eval.json and confusion matrix with scores on 1000 other samples.
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    assert run_cli(capsys, "eval", run)[0] == 0
+    own = (run / "eval.json").read_text()
+    picture = (run / "confusion_matrix.png").read_bytes()
+    other = tmp_path / "other.yaml"
+    other.write_text(QUICKSTART.read_text())  # the whole test split, not --smoke's 128
+    code, out, err = run_cli(capsys, "eval", run / "model.keras", "--config", other, "--json")
+    assert code == 0, err
+    assert json.loads(out)["test_samples"] > json.loads(own)["test_samples"] == 128
+    assert f"note: not saved into {run}: these scores are on {other}'s test data, not the " \
+        "run's." in " ".join(err.split())
+    assert (run / "eval.json").read_text() == own
+    assert (run / "confusion_matrix.png").read_bytes() == picture
+    bare = tmp_path / "bare"  # a model file outside any run: its eval.json goes beside it
+    bare.mkdir()
+    shutil.copy(run / "model.keras", bare / "model.keras")
+    assert run_cli(capsys, "eval", bare / "model.keras", "--config", other)[0] == 0
+    assert (bare / "eval.json").is_file()
+
+
+@pytest.mark.slow
 def test_eval_names_both_places_it_looked_for_a_missing_model(
         smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:

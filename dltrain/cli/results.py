@@ -62,6 +62,12 @@ def eval_(
     print_eval(for_results(as_json), evaluation.result)
     if as_json:
         emit_json(evaluation.result)
+    if config is not None and (run_dir / "run.json").is_file():
+        # Another config's data: the run's eval.json and confusion matrix stay the run's own.
+        err.print(f"note: not saved into {escape(str(run_dir))}: these scores are on "
+                  f"{escape(str(config))}'s test data, not the run's.", highlight=False,
+                  soft_wrap=True)
+        return
     evaluation.save(run_dir)  # after the scores are shown: a read-only run still shows them
 
 
