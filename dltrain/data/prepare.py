@@ -86,10 +86,9 @@ def standardized(splits: Splits, cfg: DatasetConfig) -> Splits:
     inputs: dict[str, Any] = {
         "x_train": splits.x_train, "x_val": splits.x_val, "x_test": splits.x_test}
     if cfg.standardize:
-        std = splits.x_train.std(axis=0)
-        std[std == 0] = 1
-        preparation.mean, preparation.std = splits.x_train.mean(axis=0), std
-        inputs = {name: None if x is None else ((x - preparation.mean) / std).astype(np.float32)
+        preparation.mean, preparation.std = feature_statistics(splits.x_train)
+        inputs = {name: None if x is None else
+                  ((x - preparation.mean) / preparation.std).astype(np.float32)
                   for name, x in inputs.items()}
     targets: dict[str, Any] = {}
     if preparation.target_names is not None and cfg.standardize_target:
@@ -206,11 +205,15 @@ def preparation_for(x_train: np.ndarray, cfg: DatasetConfig) -> Preparation:
         1 / 255 if x_train.dtype == np.uint8 else 1.0)
     preparation = Preparation(float(factor))
     if cfg.standardize:
-        scaled = preparation.apply(x_train)
-        std = scaled.std(axis=0)
-        std[std == 0] = 1
-        preparation.mean, preparation.std = scaled.mean(axis=0), std
+        preparation.mean, preparation.std = feature_statistics(preparation.apply(x_train))
     return preparation
+
+
+def feature_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and std over the rows; a constant feature's std is 1, not 0."""
+    std = x.std(axis=0)
+    std[std == 0] = 1
+    return x.mean(axis=0), std
 
 
 def hold_out(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,

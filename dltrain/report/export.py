@@ -276,8 +276,7 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     model = load_model(model_path)
     raw_shape = preparation.flatten_from or [int(size) for size in model.input_shape[1:]]
     raw, reference, labels = parity_data(config, preparation, raw_shape, model)
-    exported = with_preparation(model, preparation, raw_shape, config.is_classifier
-                                and config.from_logits)
+    exported = with_preparation(model, preparation, raw_shape, config.from_logits)
     kept, result, seconds = export_and_check(exported, fmt, path, raw, reference, labels)
     entry = {"status": "passed" if result.pop("passed") else "failed", "format": fmt,
              "keras_format": FORMATS[fmt], "path": str(kept), "model": str(model_path),
