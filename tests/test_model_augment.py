@@ -125,3 +125,28 @@ def test_no_in_step_wrapper_without_augmentation() -> None:
     config = tiny_config("{}")
     model = build_model(config)
     assert in_step(model, config, value_max=1.0) is model
+
+
+def test_in_step_training_scores_with_the_models_own_metrics() -> None:
+    """A binary classifier on logits: accuracy cuts at logit 0, and Keras 2's `crossentropy`
+    is the loss's; the wrapper compiled the bare names, which Keras reads otherwise (accuracy
+    cut at 0.5) or not at all (crossentropy)."""
+    config = Config.model_validate(yaml.safe_load("""
+name: tiny
+dataset: {name: fashion_mnist_mini}
+augmentation: {horizontal_flip: true}
+model:
+  input_shape: [8, 8, 3]
+  layers: [Flatten, {Dense: {units: 1}}]
+loss: {name: binary_crossentropy, from_logits: true}
+metrics: [accuracy, crossentropy]
+"""))
+    model = build_model(config)
+    for variable in model.weights:  # every logit 0.25: probability 0.56, class 1
+        variable.assign(np.full(variable.shape, 0.25 if len(variable.shape) == 1 else 0.0,
+                                dtype="float32"))
+    trainer = in_step(model, config, value_max=1.0)
+    images, labels = batch(), np.ones((16, 1), dtype="float32")
+    expected = model.evaluate(images, labels, verbose=0, return_dict=True)
+    assert expected["accuracy"] == 1.0
+    assert trainer.evaluate(images, labels, verbose=0, return_dict=True) == pytest.approx(expected)

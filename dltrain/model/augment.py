@@ -18,7 +18,7 @@ from typing import Any
 
 from dltrain.backend import brightness_seed, keras_module, random_brightness
 from dltrain.config.schema import AugmentationConfig, Config
-from dltrain.model.build import make_loss, make_metric
+from dltrain.model.build import compiled_metrics, make_loss
 
 
 def augmentation_layers(cfg: AugmentationConfig, seed: int) -> list[Any]:
@@ -109,7 +109,7 @@ def in_step(model: Any, config: Config, value_max: float) -> Any:
     trainer = Augmented()
     training = config.training
     trainer.compile(optimizer=model.optimizer, loss=make_loss(config.loss),
-                    metrics=[make_metric(m, i) for i, m in enumerate(config.metrics)],
+                    metrics=compiled_metrics(config),
                     steps_per_execution=config.steps_per_execution(),
                     jit_compile=training.jit_compile)
     return trainer

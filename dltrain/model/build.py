@@ -96,10 +96,16 @@ def check_one_vector_per_sample(config: Config, shape: tuple[Any, ...]) -> None:
 def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> None:
     """Compile with the config's loss and metrics and this optimizer (fine-tuning's is another)."""
     model.compile(optimizer=make_optimizer(optimizer), loss=make_loss(config.loss),
-                  metrics=[resolved_metric(m, i, config) or make_metric(m, i)
-                           for i, m in enumerate(config.metrics)],
+                  metrics=compiled_metrics(config),
                   steps_per_execution=config.steps_per_execution(),
                   jit_compile=config.training.jit_compile)
+
+
+def compiled_metrics(config: Config) -> list[Any]:
+    """The config's metrics as Keras compiles them (a model, and the trainer around it that
+    augments in the training step)."""
+    return [resolved_metric(m, i, config) or make_metric(m, i)
+            for i, m in enumerate(config.metrics)]
 
 
 def parameters(model: Any) -> int:
