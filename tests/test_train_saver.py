@@ -12,7 +12,7 @@ import pytest
 from dltrain.backend import keras_module
 from dltrain.report.evaluate import load_model
 from dltrain.runs.files import save_model
-from dltrain.train.saver import Saver, state_variables
+from dltrain.train.saver import FileTemplate, Saver, state_variables
 
 RNG = np.random.default_rng(0)
 X = RNG.random((16, 4), dtype=np.float32)
@@ -45,54 +45,67 @@ def assert_same(left: list[np.ndarray], right: list[np.ndarray]) -> None:
 
 
 class Held:
-    """A write function that holds every write after the first until `release`."""
+    """Holds every background write (FileTemplate.write) until `release`."""
 
-    def __init__(self) -> None:
-        self.calls: list[Any] = []
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[int] = []
         self.gate = threading.Event()
         self.started = threading.Event()
+        write = FileTemplate.write
 
-    def __call__(self, model: Any, path: Path) -> None:
-        self.calls.append(model)
-        if len(self.calls) > 1:
+        def held(template: FileTemplate, values: list[np.ndarray], path: Path) -> None:
+            self.calls.append(len(values))
             self.started.set()
             assert self.gate.wait(60), "the test never released the write"
-        save_model(model, path)
+            write(template, values, path)
+
+        monkeypatch.setattr(FileTemplate, "write", held)
 
 
-def failing_after_first() -> Any:
-    """A write function whose writes after the first fail as on a full disk."""
-    calls: list[int] = []
+def failing_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Background writes fail as on a full disk."""
+    def failing(template: FileTemplate, values: list[np.ndarray], path: Path) -> None:
+        raise OSError(28, "No space left on device", str(path))
 
-    def failing(model: Any, path: Path) -> None:
-        calls.append(1)
-        if len(calls) > 1:
-            raise OSError(28, "No space left on device", str(path))
-        save_model(model, path)
+    monkeypatch.setattr(FileTemplate, "write", failing)
 
-    return failing
+
+def in_place(writes: list[Any]) -> Any:
+    """Keras's save, here, with a note of each model it wrote."""
+    return lambda model, path: (writes.append(model), save_model(model, path))
 
 
 def test_the_first_save_is_written_at_once_and_later_ones_in_the_background(
-        tmp_path: Path) -> None:
-    model, held, saved = trained(), Held(), []
-    saver = Saver(tmp_path / "last.keras", saved.append, write=held)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, held, saved, writes = trained(), Held(monkeypatch), [], []
+    saver = Saver(tmp_path / "last.keras", saved.append, write=in_place(writes))
     saver.save(model, 1)
-    assert saved == [1] and held.calls == [model]
+    assert saved == [1] and writes == [model] and held.calls == []
     step(model)
     saver.save(model, 2)  # returns while the write is held
     assert held.started.wait(60)
     assert saved == [1]
-    assert held.calls[1] is not model  # the twin is written, not the model being trained
+    assert held.calls == [len(state_variables(model))] and writes == [model]  # not Keras's save
     held.gate.set()
     saver.wait()
     assert saved == [1, 2]
 
 
+def test_making_the_template_leaves_the_model_as_it_was(tmp_path: Path) -> None:
+    """The template is saved from the live model with marker values, then the values go back."""
+    model = trained()
+    before = values(model)
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None)
+    saver.save(model, 1)
+    assert saver.template is not None
+    assert_same(values(model), before)
+    assert_same(values(load_model(tmp_path / "last.keras")), before)
+
+
 def test_the_file_holds_the_state_at_its_epochs_end_not_what_training_did_after(
-        tmp_path: Path) -> None:
-    model, held = trained(), Held()
-    saver = Saver(tmp_path / "last.keras", lambda epoch: None, write=held)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, held = trained(), Held(monkeypatch)
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None)
     saver.save(model, 1)
     step(model)
     at_epoch_2 = values(model)
@@ -120,9 +133,11 @@ def test_a_background_file_equals_what_keras_saves_of_the_model(tmp_path: Path) 
                 values(load_model(tmp_path / "direct.keras")))
 
 
-def test_a_failed_background_write_is_raised_at_the_next_wait(tmp_path: Path) -> None:
+def test_a_failed_background_write_is_raised_at_the_next_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failing_in_the_background(monkeypatch)
     model, saved = trained(), []
-    saver = Saver(tmp_path / "last.keras", saved.append, write=failing_after_first())
+    saver = Saver(tmp_path / "last.keras", saved.append)
     saver.save(model, 1)
     step(model)
     saver.save(model, 2)
@@ -132,9 +147,9 @@ def test_a_failed_background_write_is_raised_at_the_next_wait(tmp_path: Path) ->
     saver.wait()  # raised once, then cleared
 
 
-def test_a_copy_waits_for_its_epochs_file(tmp_path: Path) -> None:
-    model, held = trained(), Held()
-    saver = Saver(tmp_path / "last.keras", lambda epoch: None, write=held)
+def test_a_copy_waits_for_its_epochs_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, held = trained(), Held(monkeypatch)
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None)
     saver.save(model, 1)
     saver.copy_when_written(1, tmp_path / "best1.keras")  # epoch 1 is written: copied at once
     assert (tmp_path / "best1.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
@@ -150,9 +165,10 @@ def test_a_copy_waits_for_its_epochs_file(tmp_path: Path) -> None:
 
 
 def test_a_copy_after_a_failed_write_raises_instead_of_copying_the_older_file(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failing_in_the_background(monkeypatch)
     model = trained()
-    saver = Saver(tmp_path / "last.keras", lambda epoch: None, write=failing_after_first())
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None)
     saver.save(model, 1)
     step(model)
     saver.save(model, 2)
@@ -162,12 +178,11 @@ def test_a_copy_after_a_failed_write_raises_instead_of_copying_the_older_file(
     assert not (tmp_path / "best.keras").exists()
 
 
-def test_a_recompiled_model_is_saved_in_place_and_twinned_anew(tmp_path: Path) -> None:
-    """Fine-tuning recompiles with a new optimizer: other variables, so the twin is stale."""
+def test_a_recompiled_model_is_saved_in_place_with_a_new_template(tmp_path: Path) -> None:
+    """Fine-tuning recompiles with a new optimizer: other variables, so the template is stale."""
     keras = keras_module()
     model, writes, saved = trained("adam"), [], []
-    saver = Saver(tmp_path / "last.keras", saved.append,
-                  write=lambda m, path: (writes.append(m), save_model(m, path)))
+    saver = Saver(tmp_path / "last.keras", saved.append, write=in_place(writes))
     saver.save(model, 1)
     step(model)
     saver.save(model, 2)
@@ -175,36 +190,47 @@ def test_a_recompiled_model_is_saved_in_place_and_twinned_anew(tmp_path: Path) -
     model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="binary_crossentropy")
     step(model)
     saver.save(model, 3)
-    assert writes[0] is model and writes[1] is not model and writes[2] is model
+    assert writes == [model, model]  # epochs 1 and 3 by Keras, 2 from the template
+    step(model)
+    saver.save(model, 4)  # from the new template
     saver.wait()
+    assert writes == [model, model]
     reloaded = load_model(tmp_path / "last.keras")
     assert type(reloaded.optimizer).__name__ == "SGD"
     assert_same(values(reloaded), values(model))
-    assert saved == [1, 2, 3]
+    assert saved == [1, 2, 3, 4]
 
 
 def test_without_background_every_save_is_written_at_once(tmp_path: Path) -> None:
     model, writes = trained(), []
     saver = Saver(tmp_path / "last.keras", lambda epoch: None, background=False,
-                  write=lambda m, path: (writes.append(m), save_model(m, path)))
+                  write=in_place(writes))
     for epoch in (1, 2):
         saver.save(model, epoch)
         assert saver.thread is None
     assert writes == [model, model]
 
 
-def test_an_epochs_history_row_waits_for_the_previous_epochs_checkpoint(tmp_path: Path) -> None:
+def test_an_epochs_history_row_waits_for_the_previous_epochs_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A kill must never find history.csv two rows ahead of last.keras (--resume mends one)."""
     from dltrain.runs.files import read_history
     from dltrain.train.callbacks import HistoryFile, LastCheckpoint
 
-    model, held = trained(), Held()
+    model, held = trained(), Held(monkeypatch)
     rows_when_written: list[int] = []
 
     def write(m: Any, path: Path) -> None:
-        held(m, path)
+        save_model(m, path)
         rows_when_written.append(len(read_history(tmp_path / "history.csv")))
 
+    write_values = FileTemplate.write  # Held's
+
+    def write_held(template: FileTemplate, values: list[np.ndarray], path: Path) -> None:
+        write_values(template, values, path)
+        rows_when_written.append(len(read_history(tmp_path / "history.csv")))
+
+    monkeypatch.setattr(FileTemplate, "write", write_held)
     last = LastCheckpoint(tmp_path, lambda epoch: None)
     last.saver.write = write
     entered = threading.Event()
@@ -239,25 +265,24 @@ def test_fit_makes_history_wait_for_its_last_checkpoint(tmp_path: Path) -> None:
     assert callbacks.index(history) < callbacks.index(last)
 
 
-def test_a_model_that_cannot_be_loaded_back_is_saved_in_place(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_the_template_cannot_map_is_saved_by_keras_every_time(tmp_path: Path) -> None:
+    """Keras keeps a bfloat16 variable's values under another dtype: no template; Keras saves."""
     keras = keras_module()
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise ValueError("a layer safe_mode refuses")
-
-    monkeypatch.setattr(keras.saving, "load_model", refuse)
-    model, writes, saved = trained(), [], []
-    saver = Saver(tmp_path / "last.keras", saved.append,
-                  write=lambda m, path: (writes.append(m), save_model(m, path)))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, dtype="bfloat16"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    step(model)
+    writes, saved = [], []
+    saver = Saver(tmp_path / "last.keras", saved.append, write=in_place(writes))
     for epoch in (1, 2, 3):
         saver.save(model, epoch)
         assert saver.thread is None
-    assert writes == [model] * 3 and saved == [1, 2, 3]  # each written in place, none twinned
-    assert saver.twin is None and not saver.background
+    assert writes == [model] * 3 and saved == [1, 2, 3]  # each written in place
+    assert saver.template is None and not saver.background
+    assert_same(values(load_model(tmp_path / "last.keras")), values(model))
 
 
-TWIN_ON_HOST = """
+STAYS_ON_ITS_DEVICE = """
 import jax, numpy as np, keras
 from pathlib import Path
 from dltrain.train.saver import Saver
@@ -266,16 +291,15 @@ model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers
 model.compile(optimizer="adam", loss="mse")
 x = np.ones((8, 4), "float32")
 model.fit(x, x[:, :1], epochs=1, verbose=0)
+devices = lambda m: sorted({str(d) for v in m.weights for d in v.value.devices()})
+before = devices(model)
 saver = Saver(Path(OUT) / "last.keras", lambda epoch: None)
-for epoch in (1, 2):
-    saver.save(model, epoch)
-    saver.wait()
-devices = lambda m: {str(d) for v in m.weights for d in v.value.devices()}
-print(sorted(devices(model)), sorted(devices(saver.twin)))
+saver.save(model, 1)  # the template: markers put into the model's variables, then its values
+print(before, devices(model))
 """
 
 
-TWIN_COMPILES = """
+FIRST_SAVE_COMPILES = """
 import jax, numpy as np, keras
 from jax import monitoring
 from pathlib import Path
@@ -290,8 +314,8 @@ x = np.ones((8, 4), "float32")
 model.fit(x, x[:, :1], epochs=1, verbose=0)
 before = len(compiles)
 saver = Saver(Path(OUT) / "last.keras", lambda epoch: None)
-saver.save(model, 1)  # written here, then loaded back as the twin
-assert saver.twin is not None
+saver.save(model, 1)  # written here, and the template made
+assert saver.template is not None
 print(len(compiles) - before)
 """
 
@@ -312,15 +336,15 @@ def jax_subprocess(tmp_path: Path, program: str, **env: str) -> str:
     return done.stdout.split("\n")[-2]
 
 
-def test_on_a_cpu_the_twin_reuses_the_compiled_initializers(tmp_path: Path) -> None:
-    """An explicit host device where the host trains anyway made JAX compile every weight
-    initializer again for the twin (fashion_mnist_gpu on 2 cores: a second epoch 1.2 s slower)."""
-    assert jax_subprocess(tmp_path, TWIN_COMPILES) == "0"
+def test_the_first_save_compiles_nothing(tmp_path: Path) -> None:
+    """A twin loaded back from the first file (the writer before the template) compiled every
+    weight initializer on the host: fashion_mnist_gpu's second epoch on an H200 3.8 s cold."""
+    assert jax_subprocess(tmp_path, FIRST_SAVE_COMPILES) == "0"
 
 
-def test_the_twin_lives_in_host_memory_not_on_the_training_device(tmp_path: Path) -> None:
+def test_the_template_leaves_the_model_on_its_device(tmp_path: Path) -> None:
     """JAX with two host devices stands in for a host and a GPU: the training model is on the
-    second, so a twin made like it would double the model on the accelerator."""
-    assert jax_subprocess(tmp_path, TWIN_ON_HOST,
+    second, and stays there after its variables held the markers."""
+    assert jax_subprocess(tmp_path, STAYS_ON_ITS_DEVICE,
                           XLA_FLAGS="--xla_force_host_platform_device_count=2") \
-        == "['cpu:1'] ['cpu:0']"
+        == "['cpu:1'] ['cpu:1']"

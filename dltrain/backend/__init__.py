@@ -309,26 +309,6 @@ def one_step_per_execution_saved(model: Any) -> Iterator[None]:
         arguments["steps_per_execution"] = steps
 
 
-def host_device() -> contextlib.AbstractContextManager[Any]:
-    """A scope, in the calling thread, in which new Keras variables and values live in host
-    memory, whatever device trains: for copies that training never reads (a checkpoint's twin).
-
-    Where the host already is JAX's default device, none: JAX keys its compiled functions by
-    an explicit default device, so every weight initializer of a model loaded in the scope was
-    compiled again (fashion_mnist_gpu on a 2-core CPU: its second epoch 1.2 s slower).
-    """
-    if active_backend() == "jax":
-        import jax
-
-        try:
-            host = jax.devices("cpu")[0]
-        except RuntimeError:  # JAX_PLATFORMS without cpu: the default device is all there is
-            return contextlib.nullcontext()
-        if (getattr(jax.config, "jax_default_device", None) or jax.devices()[0]) == host:
-            return contextlib.nullcontext()
-    return keras_module().device("cpu:0")  # type: ignore[no-any-return]
-
-
 def runtime_notes(deterministic: bool) -> list[str]:
     """What training.deterministic guarantees on a backend other than TensorFlow."""
     name = active_backend()

@@ -646,7 +646,8 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
     # At each epoch's end: the history row, then last.keras (the training state: --resume keeps
     # the rows it holds and drops a newer one), then best.keras (which --resume mends from
     # last.keras when a kill came between them: SettleBest, before last.keras moves).
-    # Several processes: a twin's variables would be laid out over all of them; save in place.
+    # Several processes: a variable laid out over all of them is not this host's alone to copy;
+    # save in place.
     last = LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint,
                           background=current().processes == 1)
     history = HistoryFile(path / runs.HISTORY_FILE, start.history, wait_for=last.close)
