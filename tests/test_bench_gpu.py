@@ -18,10 +18,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason="needs JAX (pip install -e '.[jax]')")]
 
 
-def dry_run(tmp_path: Path, step: str) -> None:
+def dry_run(tmp_path: Path, *steps: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu" / "bench.py"),
-                           str(tmp_path / "out"), "--dry", "--only", step],
+                           str(tmp_path / "out"), "--dry", "--only", *steps],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     # Its runs, caches and data (150 MB a go) go with it.
@@ -54,3 +54,18 @@ def test_dry_run_times_the_gpu_config_with_bf16_beside_the_script(tmp_path: Path
     assert "fashion_mnist_gpu dltrain_warm_bf16" in text and "s outside it" in text
     assert "(phases: start " in text and "programs" in text
     assert tool["compilation"]["programs"] > 0
+
+
+def test_dry_run_prices_dltrains_parts_in_the_script_and_four_steps_a_call(tmp_path: Path) -> None:
+    dry_run(tmp_path, "parts", "gpu_config_spe4")
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert sorted(results["parts"]) == ["data", "plain", "saver", "saver_and_data"]
+    for row in results["parts"].values():
+        assert len(row["epoch_seconds"]) == 2 and 0 <= row["test_accuracy"] <= 1
+        assert row["steady_s"] == row["epoch_seconds"][1]
+    rows = results["fashion_mnist_gpu"]
+    assert sorted(rows) == ["dltrain_cold_spe4", "dltrain_warm_spe4"]
+    assert rows["dltrain_warm_spe4"]["compilation"]["from_cache"] > 0
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "script + dltrain part saver: steady epoch" in text
+    assert "fashion_mnist_gpu dltrain_warm_spe4" in text

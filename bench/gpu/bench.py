@@ -8,8 +8,11 @@ Side by side, on one machine, in one process tree (bench/gpu/run.sh prepares the
    seconds in training against outside it, phase by phase (metrics.json's phase_seconds), and
    JAX's own account of its compilations (metrics.json's compilation);
    `gpu_config_bf16` does the same with bfloat16 mixed precision (`--bf16`,
-   `training.mixed_precision: bf16`);
-3. augmentation on 50,000 CIFAR-shaped images, batch 32: dltrain without and with flips, and the
+   `training.mixed_precision: bf16`); `gpu_config_spe4` runs dltrain alone, cold and warm, with
+   4 training steps per call into JAX (`training.steps_per_execution: 4`) instead of auto's 1;
+3. `parts`: the hand-written script of the GPU config with one of dltrain's parts at a time
+   (its background checkpoint, its input pipeline, both), warm cache, to see what each costs;
+4. augmentation on 50,000 CIFAR-shaped images, batch 32: dltrain without and with flips, and the
    hand-written script without augmentation and fed by ImageDataGenerator flips.
 
 Writes results.json and results.md to OUT. `--dry` runs every step on a few hundred samples
@@ -121,8 +124,30 @@ class Bench:
             rows[f"dltrain_{attempt}{tag}"] = {"wall_s": wall, **tool}
         self.results.setdefault("fashion_mnist_gpu", {}).update(rows)
 
+    def parts(self) -> None:
+        epochs = 2 if self.dry else 30
+        self.handwritten("best", str(epochs))  # the cache warm for all of them
+        rows = {}
+        for name, flags in (("plain", []), ("saver", ["--dltrain-saver"]),
+                            ("data", ["--dltrain-data"]),
+                            ("saver_and_data", ["--dltrain-saver", "--dltrain-data"])):
+            wall, script = self.handwritten("best", str(epochs), *flags)
+            rows[name] = {"wall_s": wall, "steady_s": steady(script["epoch_seconds"]),
+                          "epoch_seconds": script["epoch_seconds"],
+                          "test_accuracy": script["test_accuracy"]}
+        self.results["parts"] = rows
+
     def gpu_config_bf16(self) -> None:
         self.gpu_config(bf16=True)
+
+    def gpu_config_spe4(self) -> None:
+        epochs = 2 if self.dry else 30
+        rows = {}
+        for attempt in ("cold", "warm"):
+            wall, tool = self.dltrain("fashion_mnist_gpu.yaml", f"gpu-{attempt}-spe4",
+                                      "training.steps_per_execution=4", epochs=epochs)
+            rows[f"dltrain_{attempt}_spe4"] = {"wall_s": wall, **tool}
+        self.results.setdefault("fashion_mnist_gpu", {}).update(rows)
 
     def augmentation(self) -> None:
         epochs = 2 if self.dry else 3
@@ -174,6 +199,9 @@ def markdown(results: dict) -> str:
             c = row["compilation"]
             lines[-1] += (f"; compilation {c['programs']} programs, {c['seconds']} s, "
                           f"{c['from_cache']} from the cache")
+    for name, row in results.get("parts", {}).items():
+        lines += [f"- script + dltrain part {name}: steady epoch {row['steady_s']} s, whole "
+                  f"{row['wall_s']} s, test accuracy {row['test_accuracy']}"]
     if "augmentation" in results:
         a = results["augmentation"]
         lines += [f"- cifar-shaped, steady epoch: dltrain none {a['dltrain_none']} s, flips "
@@ -207,7 +235,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--dry", action="store_true")
     parser.add_argument("--only", nargs="*", choices=["classic", "gpu_config", "gpu_config_bf16",
-                                                      "augmentation"])
+                                                      "gpu_config_spe4", "augmentation",
+                                                      "parts"])
     options = parser.parse_args()
     bench = Bench(options.out, options.backend, options.data, options.dry)
     try:

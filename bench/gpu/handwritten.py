@@ -16,6 +16,10 @@ there is one, and the whole process's seconds so far.
 `--dry` shrinks every dataset to a few hundred samples, for a check on a CPU. `--nan-check`
 adds Keras's TerminateOnNaN, a batch-level callback like the ones dltrain's fit has, to measure
 what the per-batch sync it causes costs. `--bf16` trains with Keras's mixed_bfloat16 policy.
+Two flags put one of dltrain's parts into `best`, to see what each costs on its own:
+`--dltrain-saver` writes last.keras after every epoch with dltrain's background checkpoint
+(train.callbacks.LastCheckpoint), `--dltrain-data` feeds the training and validation batches
+from dltrain's input pipeline (data.pipeline.pipeline) instead of NumPy arrays.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ import numpy as np  # noqa: E402
 
 DRY = "--dry" in sys.argv
 NAN_CHECK = "--nan-check" in sys.argv
+DLTRAIN_SAVER = "--dltrain-saver" in sys.argv
+DLTRAIN_DATA = "--dltrain-data" in sys.argv
+FLAGS = ("--dry", "--nan-check", "--bf16", "--dltrain-saver", "--dltrain-data")
 if "--bf16" in sys.argv:  # Keras's mixed precision: bfloat16 compute, float32 variables
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
@@ -47,7 +54,16 @@ class EpochClock(keras.callbacks.Callback):
 
 
 def callbacks(clock: keras.callbacks.Callback) -> list:
-    return [clock, *([keras.callbacks.TerminateOnNaN()] if NAN_CHECK else [])]
+    extra = [keras.callbacks.TerminateOnNaN()] if NAN_CHECK else []
+    if DLTRAIN_SAVER:
+        import tempfile
+        from pathlib import Path
+
+        from dltrain.train.callbacks import LastCheckpoint
+
+        folder = Path(tempfile.mkdtemp(prefix="handwritten-", dir="."))  # bench.py's work folder
+        extra.append(LastCheckpoint(folder, lambda _: None))
+    return [clock, *extra]
 
 
 def fashion_mnist():
@@ -102,8 +118,17 @@ def best(epochs: int) -> dict:
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
                   metrics=["accuracy"])
     clock = EpochClock()
-    model.fit(x_train, keras.utils.to_categorical(y_train, 10), batch_size=512, epochs=epochs,
-              validation_split=0.05, verbose=0, callbacks=callbacks(clock))
+    y_train = keras.utils.to_categorical(y_train, 10)
+    if DLTRAIN_DATA:  # the same split as validation_split: the last 5% validates
+        from dltrain.data.pipeline import pipeline
+
+        cut = len(x_train) - int(len(x_train) * 0.05)
+        model.fit(pipeline(x_train[:cut], y_train[:cut], 512, shuffle=True, seed=42),
+                  validation_data=pipeline(x_train[cut:], y_train[cut:], 512), epochs=epochs,
+                  verbose=0, callbacks=callbacks(clock))
+    else:
+        model.fit(x_train, y_train, batch_size=512, epochs=epochs, validation_split=0.05,
+                  verbose=0, callbacks=callbacks(clock))
     _, accuracy = model.evaluate(x_test, keras.utils.to_categorical(y_test, 10), verbose=0)
     return {"epoch_seconds": clock.seconds, "test_accuracy": round(float(accuracy), 4)}
 
@@ -134,7 +159,7 @@ def cifar(mode: str, epochs: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    args = [arg for arg in argv if arg not in ("--dry", "--nan-check", "--bf16")]
+    args = [arg for arg in argv if arg not in FLAGS]
     program = args[0]
     if program == "cifar":
         result = cifar(args[1], int(args[2]))
