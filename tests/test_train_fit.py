@@ -281,3 +281,29 @@ def test_loss_like_metrics_of_a_binary_classifier_give_the_losss_figures(
     signs = 2 * splits.y_test.reshape(-1) - 1  # Keras's hinge reads labels 0/1 as -1/1
     assert test["hinge"] == pytest.approx(float(np.mean(np.maximum(1 - signs * output, 0))),
                                           abs=1e-4)
+
+
+def test_off_the_training_loop_no_callback_makes_keras_wait_for_every_batch(
+        tmp_path: Path) -> None:
+    """JAX and torch: Keras turns each batch's logs into Python floats, waiting for the device,
+    unless every batch-level callback is async_safe. TensorBoard (written where TensorFlow is
+    installed) was not, so a JAX run with TensorFlow beside it synchronised at every step."""
+    from keras.src.utils.python_utils import is_default
+
+    from dltrain.backend import tensorboard_available
+    from dltrain.config.load import load_config
+    from dltrain.train.callbacks import RaisePendingSignal
+    from dltrain.train.fit import Start, _callbacks, dispatch_off_the_loop
+
+    if not tensorboard_available():
+        pytest.skip("TensorBoard logs need TensorFlow")
+    config = load_config(CONFIGS / "quickstart.yaml").config
+    assert config.training.tensorboard
+    _, _, _, callbacks = _callbacks(config, tmp_path, Console(), True, Start(None), 1)
+    made = dispatch_off_the_loop([*callbacks, RaisePendingSignal(None)])
+    assert "TensorBoard" in [type(callback).__name__ for callback in made]
+    waiting = [type(callback).__name__ for callback in made
+               if not getattr(callback, "async_safe", False)
+               and not (is_default(callback.on_train_batch_end)
+                        and is_default(callback.on_batch_end))]
+    assert waiting == []

@@ -605,18 +605,26 @@ def dispatch_off_the_loop(callbacks: list[Any]) -> list[Any]:
     Python floats before the next step, waiting for the device: one such callback cost a plain
     Keras script 25-60% per epoch on an H200 (BENCHMARKS.md). The pending-signal check only
     reads a flag, the best checkpoint's batch hook (Keras's, for save_freq) does nothing at
-    save_freq "epoch", and TerminateOnNaN becomes StopOnNonFinite, which raises. A NaN or a
-    signal then stops training a batch or two later; the last good epoch is kept as before.
-    TensorFlow keeps the synchronous dispatch its tests pin down.
+    save_freq "epoch", the live progress bar's updates take rich's lock, TensorBoard's batch
+    hook writes nothing at update_freq "epoch" (dltrain's) without a profiler, and
+    TerminateOnNaN becomes StopOnNonFinite, which raises. A NaN or a signal then stops training
+    a batch or two later; the last good epoch is kept as before. TensorFlow keeps the
+    synchronous dispatch its tests pin down.
     """
     from dltrain.backend import keras_module
-    from dltrain.train.callbacks import BestCheckpoint, RaisePendingSignal, StopOnNonFinite
+    from dltrain.train.callbacks import (
+        BestCheckpoint,
+        RaisePendingSignal,
+        RichProgress,
+        StopOnNonFinite,
+    )
 
-    nan_check = keras_module().callbacks.TerminateOnNaN
-    made = [StopOnNonFinite() if isinstance(callback, nan_check) else callback
+    stock = keras_module().callbacks
+    made = [StopOnNonFinite() if isinstance(callback, stock.TerminateOnNaN) else callback
             for callback in callbacks]
     for callback in made:
-        if isinstance(callback, (RaisePendingSignal, BestCheckpoint)):
+        if isinstance(callback, (RaisePendingSignal, BestCheckpoint, RichProgress,
+                                 stock.TensorBoard)):
             callback.async_safe = True
     return made
 
