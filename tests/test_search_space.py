@@ -264,3 +264,19 @@ def test_a_storage_that_cannot_be_opened_is_refused_before_the_search_folder(
                            storage, "--run-dir", tmp_path / "s")
     assert code == 2 and expected in " ".join(err.split())
     assert "secret" not in err and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(("trials", "note"), [
+    (4, "search.trials 4 caps the grid of 6 combinations."),
+    (10, "search.trials 10 is more than the grid's 6 combinations: the search runs 6."),
+    (6, None),
+    (None, None),
+])
+def test_a_grid_says_when_its_trial_count_is_not_its_size(
+        tmp_path: Path, trials: int | None, note: str | None) -> None:
+    """`--trials 10` over a grid of 6 ran 6 trials without a word."""
+    search = {**grid({"optimizer.learning_rate": {"choice": [0.001, 0.003, 0.01]},
+                      "training.batch_size": {"choice": [32, 64]}}),
+              **({} if trials is None else {"trials": trials})}
+    path = search_config(tmp_path, search)
+    assert check_space(load_config(path).config, str(path)) == ([note] if note else [])

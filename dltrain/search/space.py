@@ -44,7 +44,7 @@ def applied(base: dict[str, Any], source: str, values: dict[str, Any]) -> Loaded
 def check_space(config: Config, source: str) -> list[str]:
     """Refuse a search space that cannot be valid, before any trial: each key path must take
     each of its choices and both bounds (as `--set` would apply them), and a grid must be
-    able to list its values. Returns notes (a grid capped by `trials`).
+    able to list its values. Returns notes (a grid's `trials` other than its size).
 
     Raises:
         ConfigError: naming `search.parameters.KEY` and what is wrong with it.
@@ -75,9 +75,12 @@ def check_space(config: Config, source: str) -> list[str]:
                               "without step has none. Use choice: [...], int: [low, high], "
                               "uniform with step, or method: random or tpe.")
     size = grid_size(search)
-    if search.method == "grid" and search.trials is not None and search.trials < size:
+    if search.method != "grid" or search.trials is None or search.trials == size:
+        return []
+    if search.trials < size:
         return [f"search.trials {search.trials} caps the grid of {size} combinations."]
-    return []
+    return [f"search.trials {search.trials} is more than the grid's {size} combinations: the "
+            f"search runs {size}."]
 
 
 def _search(config: Config, source: str) -> SearchConfig:
