@@ -555,3 +555,17 @@ def test_a_column_is_a_label_or_a_feature_once(tmp_path: Path, dataset: str,
     text = BASE.replace("{name: fashion_mnist_mini}", dataset).replace(
         "input_shape: [28, 28, 1]", "input_shape: [2]").replace("    - Flatten\n", "")
     assert expected in config_error(tmp_path, text)
+
+
+def test_keras_refusing_a_set_layer_argument_names_the_set_option(tmp_path: Path) -> None:
+    """Keras names a refused argument in backticks or as name=value, not in quotes: the error
+    of `--set model.layers.1.Dense.units=0` was blamed on the file's line of that layer."""
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    loaded = load_config(path, ["model.layers.1.Dense.units=0"])
+    keras_says = ("Received an invalid value for `units`, expected a positive integer. "
+                  "Received: units=0")
+    error = ConfigError(f"model.layers.1.Dense: {keras_says}")
+    assert str(loaded.locate(error)) == (
+        f"--set model.layers.1.Dense.units=0: model.layers.1.Dense: {keras_says}")
+    other = ConfigError("model.layers.1.Dense: Received an invalid value for `activation`.")
+    assert str(loaded.locate(other)).startswith(f"{path}: model.layers.1.Dense (line ")
