@@ -47,6 +47,9 @@ def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
     message = " ".join(err.split())
     assert code == 2 and "the run is 'failed', not completed" in message
     assert "It kept no checkpoint: no epoch completed." in message and "--model" not in message
+    # Resuming would start from the same weights into the same NaN.
+    assert "--resume" not in message
+    assert "Start it again with dltrain fit once its config is changed (the error is in" in message
 
 
 def test_steps_per_execution_above_one_trains_and_records_every_epoch(

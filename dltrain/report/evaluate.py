@@ -163,13 +163,17 @@ def completed_model(run_dir: Path, verb: str) -> Path:
     state = lock.state_now(run_dir, runs.read_json(run_dir / runs.STATE_FILE).get("state"))
     if state != "completed":
         raise RunError(f"{run_dir}: the run is '{state}', not completed; its {runs.MODEL_FILE} "
-                       f"may be missing or stale. {_checkpoints(run_dir, verb)}")
+                       f"may be missing or stale. {_checkpoints(run_dir, verb, state)}")
     return run_dir / runs.MODEL_FILE
 
 
-def _checkpoints(run_dir: Path, verb: str) -> str:
-    """What an unfinished run offers instead, by the files that exist."""
+def _checkpoints(run_dir: Path, verb: str, state: str | None) -> str:
+    """What an unfinished run offers instead, by the files that exist. A failed run is not
+    resumed (it would fail again from the same start): it is started again once changed."""
     kept = [name for name in (runs.BEST_FILE, runs.LAST_FILE) if (run_dir / name).is_file()]
+    if not kept and state == "failed":
+        return ("It kept no checkpoint: no epoch completed. Start it again with dltrain fit once "
+                f"its config is changed (the error is in {run_dir / runs.STATE_FILE}).")
     if not kept:
         return ("It kept no checkpoint: no epoch completed. Finish it with dltrain fit --resume "
                 f"{run_dir}, or change its config and start it again.")
