@@ -121,3 +121,18 @@ def test_a_config_that_crashes_is_one_failed_row_and_the_others_still_run(
     assert failure == (f"internal error: RuntimeError: boom (for the traceback: dltrain --debug "
                        f"fit {folder / 'a_crashes.yaml'} --smoke)")
     assert cases["b_fine"].find("failure") is None
+
+
+@pytest.mark.slow
+def test_a_smoke_fit_whose_loss_did_not_fall_exits_1_as_dltrain_smoke_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI step running `dltrain fit CONFIG --smoke` passed (exit 0) when the loss stayed put."""
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "fit", CONFIGS / "quickstart.yaml", "--smoke", "--run-dir",
+                             run, "--set", "optimizer.learning_rate=1e-12", "--json")
+    assert code == 1
+    smoke = json.loads(out)["smoke"]
+    assert smoke["passed"] is False and smoke["loss_after"] == smoke["loss_before"]
+    assert (f"smoke failed: training loss did not fall: {smoke['loss_before']:.4f} -> "
+            f"{smoke['loss_after']:.4f}") in " ".join(err.split())
+    assert json.loads((run / "run.json").read_text())["state"] == "completed"

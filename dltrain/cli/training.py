@@ -125,6 +125,11 @@ def fit(
     print_fit(console, result.run_dir, result.metrics)
     if as_json:
         emit_json({"run_dir": str(result.run_dir), **result.metrics})
+    if smoke and not result.metrics["smoke"]["passed"]:  # as `dltrain smoke` fails it: exit 1
+        from dltrain.train.smoke import verdict
+
+        err.print(f"smoke failed: {verdict(result.metrics['smoke'])}", style="red", highlight=False)
+        raise typer.Exit(1)
 
 
 def show(

@@ -25,6 +25,16 @@ class SmokeResult:
     synthetic: bool | None = None  # trained on stand-in data; None when no fit completed
 
 
+def verdict(smoke: dict[str, float]) -> str:
+    """What a --smoke fit's training loss did (metrics.json's `smoke`), in words."""
+    before, after = smoke["loss_before"], smoke["loss_after"]
+    if not math.isfinite(after):
+        return f"training loss is not finite ({after})"
+    if after >= before:
+        return f"training loss did not fall: {before:.4f} -> {after:.4f}"
+    return f"training loss {before:.4f} -> {after:.4f}"
+
+
 def config_files(paths: list[Path]) -> list[Path]:
     """The YAML files named, and those directly inside the folders named."""
     found: list[Path] = []
@@ -63,13 +73,7 @@ def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False,
                            f"internal error: {type(exc).__name__}: {first} (for the traceback: "
                            f"dltrain --debug fit {path} --smoke)")
     smoke = metrics["smoke"]
-    before, after = smoke["loss_before"], smoke["loss_after"]
-    if not math.isfinite(after):
-        message = f"training loss is not finite ({after})"
-    elif after >= before:
-        message = f"training loss did not fall: {before:.4f} -> {after:.4f}"
-    else:
-        message = f"training loss {before:.4f} -> {after:.4f}"
+    message = verdict(smoke)
     stand_in = bool(metrics.get("synthetic"))
     if stand_in:
         message += " (synthetic data)"
