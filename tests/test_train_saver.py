@@ -348,3 +348,20 @@ def test_the_template_leaves_the_model_on_its_device(tmp_path: Path) -> None:
     assert jax_subprocess(tmp_path, STAYS_ON_ITS_DEVICE,
                           XLA_FLAGS="--xla_force_host_platform_device_count=2") \
         == "['cpu:1'] ['cpu:1']"
+
+
+def test_a_marker_a_variables_dtype_cannot_hold_means_keras_writes() -> None:
+    """Variable 201 of int8 cannot hold its marker 201: no template (and no error), and every
+    variable keeps its value."""
+
+    class Variable:
+        def __init__(self) -> None:
+            self.assigned: list[np.ndarray] = []
+
+        def assign(self, value: np.ndarray) -> None:
+            self.assigned.append(value)
+
+    values = [np.zeros((), np.float32) for _ in range(200)] + [np.zeros((2,), np.int8)]
+    variables = [Variable() for _ in values]
+    assert FileTemplate.of(None, variables, values) is None
+    assert all(v.assigned[-1] is value for v, value in zip(variables, values, strict=True))

@@ -58,9 +58,9 @@ class FileTemplate:
 
     @classmethod
     def of(cls, model: Any, variables: list[Any], values: list[np.ndarray]) -> FileTemplate | None:
-        markers = [np.full(value.shape, index + 1, dtype=value.dtype)
-                   for index, value in enumerate(values)]
-        try:
+        try:  # a marker a dtype cannot hold (int8 past 127) raises here too: Keras writes then
+            markers = [np.full(value.shape, index + 1, dtype=value.dtype)
+                       for index, value in enumerate(values)]
             for variable, marker in zip(variables, markers, strict=True):
                 variable.assign(marker)
             with tempfile.TemporaryDirectory(prefix="dltrain-template-") as scratch:
