@@ -365,3 +365,26 @@ def test_a_marker_a_variables_dtype_cannot_hold_means_keras_writes() -> None:
     variables = [Variable() for _ in values]
     assert FileTemplate.of(None, variables, values) is None
     assert all(v.assigned[-1] is value for v, value in zip(variables, values, strict=True))
+
+
+def test_a_file_from_the_template_is_dated_when_it_was_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keras's metadata.json says when the file was saved; the template's date stayed in every
+    later file, so last.keras of epoch 30 claimed epoch 1's time."""
+    import json
+    import zipfile
+
+    import dltrain.train.saver as saver_module
+
+    model = trained()
+    saver = Saver(tmp_path / "last.keras", lambda epoch: None)
+    saver.save(model, 1)
+    monkeypatch.setattr(saver_module, "now", lambda: "2031-01-02@03:04:05")
+    step(model)
+    saver.save(model, 2)
+    saver.wait()
+    with zipfile.ZipFile(tmp_path / "last.keras") as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    assert metadata["date_saved"] == "2031-01-02@03:04:05"
+    assert metadata["keras_version"] == keras_module().__version__
+    assert int(load_model(tmp_path / "last.keras").optimizer.iterations.numpy()) == 2

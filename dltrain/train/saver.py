@@ -15,7 +15,9 @@ not at all (runs.files.atomic_target); `saved` hears an epoch once its file is i
 
 from __future__ import annotations
 
+import datetime
 import io
+import json
 import tempfile
 import threading
 import zipfile
@@ -29,6 +31,12 @@ from dltrain.backend import keras_module
 from dltrain.runs.files import atomic_target, copy_file, save_model
 
 WEIGHTS_MEMBER = "model.weights.h5"  # where a .keras file keeps its variables (Keras's name)
+METADATA_MEMBER = "metadata.json"  # Keras's: its version and the date the file was saved
+
+
+def now() -> str:
+    """The time as Keras writes a file's date_saved."""
+    return datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")
 
 
 def state_variables(model: Any) -> list[Any]:
@@ -116,7 +124,15 @@ class FileTemplate:
             for info, member in self.members:
                 fresh = zipfile.ZipInfo(info.filename, info.date_time)  # writestr fills it in
                 fresh.external_attr = info.external_attr
-                archive.writestr(fresh, weights.data if info.filename == WEIGHTS_MEMBER else member)
+                archive.writestr(fresh, weights.data if info.filename == WEIGHTS_MEMBER
+                                 else self.dated(member) if info.filename == METADATA_MEMBER
+                                 else member)
+
+    @staticmethod
+    def dated(metadata: bytes) -> bytes:
+        """The metadata with this write's date, not the template's: the file says when it was
+        saved, as Keras's own save does."""
+        return json.dumps({**json.loads(metadata), "date_saved": now()}).encode()
 
 
 class Saver:
