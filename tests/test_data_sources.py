@@ -437,6 +437,19 @@ def test_a_csv_without_a_header_row_is_told_to_add_one(tmp_path: Path) -> None:
         "and name the label column by it.")
 
 
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_separated_otherwise_than_by_commas_is_told_so(
+        tmp_path: Path, separator: str, name: str) -> None:
+    """A spreadsheet's regional CSV (semicolons) or a TSV is one column to the csv module:
+    the error listed that one long column and no more."""
+    text = separator.join(["a", "b", "label"]) + "\n" + separator.join(["1", "2", "0"]) + "\n"
+    path = write_csv(tmp_path / "d.csv", text + text.splitlines()[1] + "\n")
+    message = data_error(read_source, csv_config(path))
+    assert message.endswith(
+        f"The header row is one column holding {name}: the file seems to separate its values "
+        f"with {name}, and dltrain reads commas. Save it as comma-separated CSV.")
+
+
 def test_csv_missing_feature_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "d.csv", "a,b,label\n1,2,0\n3,4,1\n")
     message = data_error(read_source, csv_config(path, feature_columns=["a", "z"]))

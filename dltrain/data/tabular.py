@@ -30,7 +30,7 @@ def read_csv(cfg: DatasetConfig) -> Raw:
     for column in [*targets, *features]:
         if column not in header:
             raise DataError(f"{cfg.path}: no column '{column}'. Columns: {', '.join(header)}."
-                            f"{_headless(header)}")
+                            f"{_headless(header)}{_not_commas(header)}")
     labels = sorted({row[header.index(column)] for row in rows + test_rows for column in targets})
     # Whole numbers are class ids, other numbers a regression's targets, the rest class names.
     class_names = None if all(_is_float(label) for label in labels) else labels
@@ -50,6 +50,19 @@ def _headless(header: list[str]) -> str:
         return ""
     return (" Those are numbers: the file seems to have no header row. Add one as its first line, "
             "a name for each column (e.g. a,b,c,label), and name the label column by it.")
+
+
+def _not_commas(header: list[str]) -> str:
+    """A spreadsheet's regional CSV separates values with semicolons, a TSV with tabs: to the
+    csv module, either is a file of one column."""
+    if len(header) != 1:
+        return ""
+    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+        if separator in header[0]:
+            return (f" The header row is one column holding {name}: the file seems to separate "
+                    f"its values with {name}, and dltrain reads commas. Save it as "
+                    "comma-separated CSV.")
+    return ""
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
