@@ -61,7 +61,10 @@ class FileTemplate:
 
     def __init__(self, members: list[tuple[zipfile.ZipInfo, bytes]],
                  slots: list[tuple[int, int]]) -> None:
-        self.members = members  # the file's zip members, the weights among them
+        self.members = members  # the file's zip members, in order
+        contents = {info.filename: member for info, member in members}
+        self.weights = contents[WEIGHTS_MEMBER]
+        self.metadata = json.loads(contents.get(METADATA_MEMBER, b"{}"))
         self.slots = slots  # per variable: its data's offset in the weights member, its size
 
     @classmethod
@@ -87,7 +90,7 @@ class FileTemplate:
 
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = [(info, archive.read(info)) for info in archive.infolist()]
-        weights = dict((info.filename, member) for info, member in members).get(WEIGHTS_MEMBER)
+        weights = {info.filename: member for info, member in members}.get(WEIGHTS_MEMBER)
         if weights is None or any(info.compress_type != zipfile.ZIP_STORED
                                   for info, _ in members):
             return None
@@ -112,27 +115,19 @@ class FileTemplate:
         return cls(members, [found[index] for index in range(len(markers))])
 
     def write(self, values: list[np.ndarray], path: Path) -> None:
-        """The file of the model holding `values`, at `path`, whole or not at all."""
-        weights = None
-        for info, member in self.members:
-            if info.filename == WEIGHTS_MEMBER:
-                weights = np.frombuffer(member, dtype=np.uint8).copy()
-        assert weights is not None  # _read made sure
+        """The file of the model holding `values`, at `path`, whole or not at all; dated now,
+        as Keras's own save dates its file."""
+        weights = np.frombuffer(self.weights, dtype=np.uint8).copy()
         for (offset, size), value in zip(self.slots, values, strict=True):
             weights[offset:offset + size] = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+        replaced: dict[str, bytes | memoryview] = {
+            WEIGHTS_MEMBER: weights.data,
+            METADATA_MEMBER: json.dumps({**self.metadata, "date_saved": now()}).encode()}
         with atomic_target(path, suffix=path.suffix) as tmp, zipfile.ZipFile(tmp, "w") as archive:
             for info, member in self.members:
                 fresh = zipfile.ZipInfo(info.filename, info.date_time)  # writestr fills it in
                 fresh.external_attr = info.external_attr
-                archive.writestr(fresh, weights.data if info.filename == WEIGHTS_MEMBER
-                                 else self.dated(member) if info.filename == METADATA_MEMBER
-                                 else member)
-
-    @staticmethod
-    def dated(metadata: bytes) -> bytes:
-        """The metadata with this write's date, not the template's: the file says when it was
-        saved, as Keras's own save does."""
-        return json.dumps({**json.loads(metadata), "date_saved": now()}).encode()
+                archive.writestr(fresh, replaced.get(info.filename, member))
 
 
 class Saver:
