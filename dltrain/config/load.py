@@ -36,7 +36,8 @@ class Loaded:
         key = tuple(int(p) if p.isdigit() else p for p in where.split("."))
         line, override = blame(key, self.lines, self.origins) if sep else (None, None)
         for path, text in self.origins.items():  # "optimizer: unknown argument 'x'" set by --set
-            if sep and len(path) > len(key) and path[:len(key)] == key and names(rest, path[len(key)]):
+            if (sep and len(path) > len(key) and path[:len(key)] == key
+                    and names_argument(rest, path[len(key)])):
                 line, override = None, text
         if override is not None:
             return ConfigError(f"--set {override}: {where}{sep}{rest}")
@@ -44,7 +45,7 @@ class Loaded:
         return ConfigError(f"{self.source}: {where}{at}{sep}{rest}")
 
 
-def names(message: str, argument: object) -> bool:
+def names_argument(message: str, argument: object) -> bool:
     """Whether an error names this argument: 'x' (dltrain's), `x` or x=... (Keras's)."""
     return any(form in message for form in (f"'{argument}'", f"`{argument}`", f"{argument}="))
 
