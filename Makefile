@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install test test-fast lint smoke bench clean tf-free-env
+.PHONY: install test test-fast lint smoke bench field clean tf-free-env
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,8 @@ bench:
 
 clean:
 	rm -rf $(TF_FREE_VENV) runs .pytest_cache .mypy_cache .ruff_cache
+
+# Every capability once at the shipped sizes through the real CLI (tools/field.py): not in CI,
+# about 6 minutes on 2 cores; run it before calling a training, data, backend or report path done.
+field:
+	$(BIN)/python tools/field.py
