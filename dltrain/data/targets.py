@@ -67,13 +67,32 @@ def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
 def check_class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> None:
     """A (sparse) categorical loss indexes its classes by label: a negative one (a -1/1 dataset's
     -1) fails in TensorFlow's loss and, one-hot encoded or on JAX, quietly means the last class.
-    A binary loss keeps them (Keras's hinge takes -1/1)."""
+    One past the number of samples cannot be a class id: one wrong label of 10**9 was taken as
+    the class count, and its one-hot labels as 40 TB. A binary loss keeps them (Keras's hinge
+    takes -1/1)."""
     if loss_kind not in ("sparse_categorical", "categorical") or raw.class_names is not None:
         return
+    where = cfg.path or cfg.name
     lowest = min(int(raw.y_train.min()), int(raw.y_test.min()))
     if lowest < 0:
         labels = sorted(set(np.unique(raw.y_train).tolist()) | set(np.unique(raw.y_test).tolist()))
         example = ", ".join(f"{label}: {index}" for index, label in enumerate(labels[:3]))
-        raise DataError(f"{cfg.path or cfg.name}: class ids count from 0, but the labels hold "
-                        f"{lowest}. Map them with dataset.label_map, e.g. {{{example}"
-                        f"{', ...' if len(labels) > 3 else ''}}}.")
+        raise DataError(f"{where}: class ids count from 0, but the labels hold {lowest} "
+                        f"({_row_of(raw, lowest)}). Map them with dataset.label_map, e.g. "
+                        f"{{{example}{', ...' if len(labels) > 3 else ''}}}.")
+    samples = len(raw.y_train) + len(raw.y_test)
+    highest = max(int(raw.y_train.max()), int(raw.y_test.max()))
+    if highest >= samples:
+        raise DataError(f"{where}: label {highest} ({_row_of(raw, highest)}) would make "
+                        f"{highest + 1:,} classes for {samples:,} samples. Class ids count "
+                        "0..K-1 for K classes (or use class names); correct the label, or map "
+                        "the labels with dataset.label_map.")
+
+
+def _row_of(raw: Raw, label: int) -> str:
+    """Where a label first appears: the split and row of the arrays as read."""
+    for split in ("y_train", "y_test"):
+        rows = np.flatnonzero(getattr(raw, split) == label)
+        if rows.size:
+            return f"{split} row {int(rows[0])}"
+    return "not found"
