@@ -71,11 +71,23 @@ def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     table = [(number, row) for number, row in csv_records(path) if row]
     if len(table) < 2:
         raise DataError(f"{path}: a CSV dataset needs a header row and at least one data row.")
-    header = [name.strip() for name in table[0][1]]
+    header = csv_header(path, table[0][1])
     for number, row in table[1:]:
         if len(row) != len(header):
             raise DataError(f"{path}, line {number}: {len(row)} values for {len(header)} columns.")
     return header, [row for _, row in table[1:]]
+
+
+def csv_header(path: Path, row: list[str]) -> list[str]:
+    """The column names of a header row, stripped as they are matched; a name given twice is
+    refused: a row's values were matched to the first or the last of them, silently."""
+    header = [name.strip() for name in row]
+    for index, name in enumerate(header):
+        if name in header[:index]:
+            raise DataError(f"{path}: column '{name}' appears twice in the header (columns "
+                            f"{header.index(name) + 1} and {index + 1}); every column needs its "
+                            "own name. Rename or remove one.")
+    return header
 
 
 def csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:

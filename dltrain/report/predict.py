@@ -10,7 +10,7 @@ import numpy as np
 
 from dltrain.backend import ImageDecodeError, decode_image, use_backend
 from dltrain.data.prepare import Preparation
-from dltrain.data.tabular import csv_records
+from dltrain.data.tabular import csv_header, csv_records
 from dltrain.errors import DataError, RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
 from dltrain.report.metrics import probabilities
@@ -160,7 +160,7 @@ def read_rows(path: Path, dataset: Any, input_shape: list[int] | None = None,
     whatever the file's. Where the file has all the label columns, each row's labels come
     with it."""
     records = ((number, row) for number, row in csv_records(path) if row)
-    header = [name.strip() for name in next(records, (1, []))[1]]  # as training reads it
+    header = csv_header(path, next(records, (1, []))[1])  # as training reads it
     features = feature_names or dataset.feature_columns or [
         c for c in header if c not in dataset.label_columns]
     missing = [column for column in features if column not in header]
