@@ -227,6 +227,11 @@ def link_loop(folder: Path) -> tuple[str, list[str]]:
     return IMAGE_CONFIG, ["photos/birds: a symbolic link that loops or leads nowhere"]
 
 
+def image_link_loop(folder: Path) -> tuple[str, list[str]]:
+    os.symlink("loop.png", photos(folder) / "cats" / "loop.png")
+    return IMAGE_CONFIG, ["photos/cats/loop.png: a symbolic link that loops or leads nowhere"]
+
+
 def link_to_the_data_folder(folder: Path) -> tuple[str, list[str]]:
     os.symlink(".", photos(folder) / "all")
     return IMAGE_CONFIG, ["photos/all: a symbolic link to", "the data folder itself"]
@@ -252,7 +257,8 @@ CASES: dict[str, Case] = {
     "csv duplicate feature": duplicate_feature, "csv duplicate label": duplicate_label,
     "csv duplicate after spaces": duplicate_after_spaces,
     "png bomb": png_bomb, "png over pillow's limit": png_just_over, "gif bomb": gif_bomb,
-    "link loop": link_loop, "link to the data folder": link_to_the_data_folder,
+    "link loop": link_loop, "image link loop": image_link_loop,
+    "link to the data folder": link_to_the_data_folder,
     "link to another class": link_to_another_class, "link to the parent": link_to_the_parent,
 }
 
