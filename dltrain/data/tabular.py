@@ -90,11 +90,11 @@ def csv_header(path: Path, row: list[str]) -> list[str]:
     return header
 
 
-def csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+def csv_records(path: Path, data: bytes | None = None) -> Iterator[tuple[int, list[str]]]:
     """Each record of a CSV file with the line it ends on. UTF-8, with or without the byte
     order mark a spreadsheet's 'CSV UTF-8' writes; text that is not, or a record the csv module
-    refuses, is a DataError naming its line."""
-    data = path.read_bytes()
+    refuses, is a DataError naming its line. `data`: the file's bytes, where already read."""
+    data = path.read_bytes() if data is None else data
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
