@@ -159,6 +159,19 @@ def negative_label(folder: Path) -> tuple[str, list[str]]:
         "data.npz: class ids count from 0, but the labels hold -7 (y_test row 3)"]
 
 
+def float_label_past_int64(folder: Path) -> tuple[str, list[str]]:
+    # Cast to int64 it became -9223372036854775808, and was refused as a negative label.
+    write_npz(folder / "data.npz", y_train=np.array([0.0] * 9 + [1e300]))
+    return NPZ_CONFIG % "sparse_categorical_crossentropy", [
+        "data.npz: label 1e+300 (y_train row 9)", "0..K-1"]
+
+
+def csv_label_past_int64(folder: Path) -> tuple[str, list[str]]:
+    rows = [f"{i},{i + 1},{i % 2}" for i in range(11)] + ["3,4,99999999999999999999999"]
+    (folder / "data.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    return CSV_CONFIG, ["data.csv: label 1e+23", "0..K-1"]
+
+
 def huge_csv_label(folder: Path) -> tuple[str, list[str]]:
     rows = [f"{i},{i + 1},{i % 2}" for i in range(11)] + ["3,4,1000000000"]
     (folder / "data.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
@@ -206,6 +219,19 @@ def photos(folder: Path) -> Path:
     return root
 
 
+def bmp(width: int, height: int) -> bytes:
+    """A 24-bit BMP whose header claims width x height pixels; it holds none."""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + len(info), 0, 0, 14 + len(info)) + info
+
+
+def jpeg(width: int, height: int) -> bytes:
+    """A JPEG's start: an APP0 segment, then a frame header claiming width x height pixels."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    frame = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + frame + b"\xff\xd9"
+
+
 def png_bomb(folder: Path) -> tuple[str, list[str]]:
     (photos(folder) / "dogs" / "big.png").write_bytes(png(30000, 30000))
     return IMAGE_CONFIG, ["photos/dogs/big.png: an image of 30000x30000 pixels"]
@@ -220,6 +246,16 @@ def png_just_over(folder: Path) -> tuple[str, list[str]]:
 def gif_bomb(folder: Path) -> tuple[str, list[str]]:
     (photos(folder) / "cats" / "huge.gif").write_bytes(gif(65535, 65535))
     return IMAGE_CONFIG, ["photos/cats/huge.gif: an image of 65535x65535 pixels"]
+
+
+def bmp_bomb(folder: Path) -> tuple[str, list[str]]:
+    (photos(folder) / "dogs" / "scan.bmp").write_bytes(bmp(50000, -40000))
+    return IMAGE_CONFIG, ["photos/dogs/scan.bmp: an image of 50000x40000 pixels"]
+
+
+def jpeg_bomb(folder: Path) -> tuple[str, list[str]]:
+    (photos(folder) / "cats" / "photo.jpg").write_bytes(jpeg(65000, 65000))
+    return IMAGE_CONFIG, ["photos/cats/photo.jpg: an image of 65000x65000 pixels"]
 
 
 def link_loop(folder: Path) -> tuple[str, list[str]]:
@@ -239,12 +275,20 @@ def link_to_the_data_folder(folder: Path) -> tuple[str, list[str]]:
 
 def link_to_another_class(folder: Path) -> tuple[str, list[str]]:
     os.symlink("cats", photos(folder) / "kittens")
-    return IMAGE_CONFIG, ["photos/kittens: a symbolic link to", "class folder 'cats'"]
+    return IMAGE_CONFIG, ["photos/kittens: a symbolic link to", "the class folder 'cats'"]
+
+
+def link_into_another_class(folder: Path) -> tuple[str, list[str]]:
+    root = photos(folder)
+    (root / "cats" / "tabby").mkdir()
+    (root / "cats" / "tabby" / "0.png").write_bytes(png(8, 8))
+    os.symlink("cats/tabby", root / "tabbies")
+    return IMAGE_CONFIG, ["photos/tabbies: a symbolic link to", "inside class folder 'cats'"]
 
 
 def link_to_the_parent(folder: Path) -> tuple[str, list[str]]:
     os.symlink("..", photos(folder) / "up")
-    return IMAGE_CONFIG, ["photos/up: a symbolic link to", "outside"]
+    return IMAGE_CONFIG, ["photos/up: a symbolic link to", "a folder holding the data folder"]
 
 
 CASES: dict[str, Case] = {
@@ -253,13 +297,16 @@ CASES: dict[str, Case] = {
     "0-d images": zero_d_images, "0-d labels": zero_d_labels, "0-d text labels": zero_d_text,
     "label bytes not utf-8": labels_not_utf8, "test label bytes not utf-8": labels_of_test_not_utf8,
     "label 10^9": huge_label, "label 2^40 one-hot": huge_label_one_hot,
-    "label -7": negative_label, "csv label 10^9": huge_csv_label,
+    "label -7": negative_label, "label 1e300": float_label_past_int64,
+    "csv label 10^23": csv_label_past_int64, "csv label 10^9": huge_csv_label,
     "csv duplicate feature": duplicate_feature, "csv duplicate label": duplicate_label,
     "csv duplicate after spaces": duplicate_after_spaces,
     "png bomb": png_bomb, "png over pillow's limit": png_just_over, "gif bomb": gif_bomb,
+    "bmp bomb": bmp_bomb, "jpeg bomb": jpeg_bomb,
     "link loop": link_loop, "image link loop": image_link_loop,
     "link to the data folder": link_to_the_data_folder,
-    "link to another class": link_to_another_class, "link to the parent": link_to_the_parent,
+    "link to another class": link_to_another_class, "link into a class": link_into_another_class,
+    "link to the parent": link_to_the_parent,
 }
 
 
@@ -286,3 +333,28 @@ def test_hostile_data_is_refused_promptly_and_named(
     assert "Traceback" not in err and "internal error" not in err
     assert listing(tmp_path) == before  # no run directory, nothing else written
     assert elapsed < 60, f"{elapsed:.0f} s to refuse"
+
+
+def text_bomb() -> bytes:
+    """An 8x8 PNG with a text chunk of 4 MB, deflated to a few kilobytes."""
+    body = b"Comment\x00\x00" + zlib.compress(b"a" * (4 << 20))
+    chunk = (struct.pack(">I", len(body)) + b"zTXt" + body
+             + struct.pack(">I", zlib.crc32(b"zTXt" + body) & 0xFFFFFFFF))
+    return png(8, 8)[:33] + chunk + png(8, 8)[33:]
+
+
+def test_a_text_chunk_bomb_is_named_where_pillow_decodes(tmp_path: Path) -> None:
+    # Pillow's ValueError (past MAX_TEXT_CHUNK) went through as an internal error on JAX and
+    # torch, where Pillow decodes the image folder.
+    from dltrain.backend import _decode_with_pillow
+    from dltrain.config.schema import DatasetConfig
+    from dltrain.data.images import image_files, read_files
+    from dltrain.errors import DataError
+
+    root = photos(tmp_path)
+    (root / "cats" / "note.png").write_bytes(text_bomb())
+    cfg = DatasetConfig(name="image_folder", path=root, image_size=[8, 8])
+    with pytest.raises(DataError) as caught:
+        read_files(image_files(root, ["cats", "dogs"]), cfg, _decode_with_pillow)
+    assert str(caught.value) == (f"{root / 'cats' / 'note.png'}: not a readable image "
+                                 "(Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK).")

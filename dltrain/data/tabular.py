@@ -131,7 +131,9 @@ def _csv_arrays(rows: list[list[str]], header: list[str], features: list[str],
     if class_names:
         return x, np.asarray([class_names.index(row[label_at[0]]) for row in rows], dtype=np.int64)
     y = np.asarray([[float(row[at]) for at in label_at] for row in rows], dtype=np.float64)
-    whole = all(_is_int(row[at]) for row in rows for at in label_at)
+    # Whole numbers past 2**53 stay floats: cast to int64 they would wrap (to negative ids).
+    whole = all(_is_int(row[at]) for row in rows for at in label_at) and bool(
+        (np.abs(y) < 2**53).all())
     return x, y.astype(np.int64) if whole else y
 
 

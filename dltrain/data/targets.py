@@ -8,6 +8,8 @@ from dltrain.config.schema import CLASSIFICATION_KINDS, DatasetConfig, LossKind
 from dltrain.data.raw import Raw
 from dltrain.errors import ConfigError, DataError
 
+EXACT_INTEGERS = 2**53  # a float64 holds every whole number below this, and no class id is near
+
 
 def targets_for(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
     """A regression's targets as float32 columns, (samples, targets), named; a classifier's
@@ -60,6 +62,11 @@ def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
                           f"has targets that are not whole numbers (e.g. {examples}). For a "
                           "regression use a regression loss (mse, mae, huber, ...) with a linear "
                           "last layer, or set task: regression.")
+    past = values[np.abs(values) >= EXACT_INTEGERS]
+    if past.size:  # cast to int64 they wrap, to a negative id or another class's
+        raise DataError(f"{cfg.path or cfg.name}: label {past[0]:g} ({_row_of(raw, past[0])}) "
+                        "is no class id: class ids count 0..K-1 for K classes (or use class "
+                        "names); correct the label, or map the labels with dataset.label_map.")
     return Raw(raw.x_train, raw.y_train.astype(np.int64), raw.x_test,
                raw.y_test.astype(np.int64), raw.class_names, raw.target_names)
 
@@ -89,7 +96,7 @@ def check_class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> None:
                         "the labels with dataset.label_map.")
 
 
-def _row_of(raw: Raw, label: int) -> str:
+def _row_of(raw: Raw, label: float) -> str:
     """Where a label first appears: the split and row of the arrays as read."""
     for split in ("y_train", "y_test"):
         rows = np.flatnonzero(getattr(raw, split) == label)
