@@ -82,16 +82,26 @@ def class_folders(folder: Path) -> list[Path]:
             raise DataError(f"{entry}: a symbolic link that loops or leads nowhere "
                             f"({os.readlink(entry)}), among the class folders of {folder}. "
                             "Remove it, or point it at a folder of images.")
-        target, clash = entry.resolve(), ""
-        if target == root:
-            clash = "the data folder itself, so its class would hold every image"
-        elif target in real:
-            clash = (f"class folder '{real[target]}', so the same images would be two "
-                     "classes")
+        target = entry.resolve()
+        clash = _overlap(target, real)
+        if root.is_relative_to(target):
+            clash = (f"{'the data folder itself' if target == root else 'a folder holding the data folder'}"
+                     ", so its class would hold every image")
         if clash:
             raise DataError(f"{entry}: a symbolic link to {target}: {clash}. Remove the link, "
                             "or replace it with a folder of the class's own images.")
     return [entry for entry in found if entry.is_dir()]
+
+
+def _overlap(target: Path, classes: dict[Path, str]) -> str:
+    """How a linked class folder shares images with a real one, or "" where it does not."""
+    for folder, name in classes.items():
+        if target == folder:
+            return f"the class folder '{name}', so the same images would be two classes"
+        if target.is_relative_to(folder) or folder.is_relative_to(target):
+            where = "inside" if target.is_relative_to(folder) else "around"
+            return f"a folder {where} class folder '{name}', so images would be in two classes"
+    return ""
 
 
 def image_files(folder: Path, names: list[str]) -> dict[str, list[Path]]:
@@ -130,15 +140,13 @@ def image_files(folder: Path, names: list[str]) -> dict[str, list[Path]]:
 def read_files(files: dict[str, list[Path]], cfg: DatasetConfig,
                decode: Decoder) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Keras's loader without tf.data: class by class, files in sorted order, resized bilinearly."""
-    from dltrain.backend import ImageDecodeError
-
     channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[cfg.color_mode]
     images, labels = [], []
     for label, paths in enumerate(files.values()):
         for path in paths:
             try:
                 images.append(decode(path.read_bytes(), channels, tuple(cfg.image_size)))  # type: ignore[arg-type]
-            except ImageDecodeError as exc:
+            except ValueError as exc:  # ImageDecodeError; Pillow's past its MAX_TEXT_CHUNK
                 raise DataError(f"{path}: not a readable image ({exc}).") from None
             labels.append(label)
     return np.stack(images), np.asarray(labels, dtype=np.int64), list(files)
