@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_data_hostile import gif, png
+from test_data_hostile import gif, png, text_bomb
 
 from conftest import CONFIGS, ROOT, run_cli
 from dltrain.cli import main
@@ -101,6 +101,30 @@ def test_standard_input_that_is_no_input_is_refused(data: bytes, terminal: bool,
     monkeypatch.setattr(sys, "stdin", Stdin(data, terminal))
     shape, dataset = (SHAPE, IMAGE_RUN) if data.startswith(b"\x89") else ([2], CSV_RUN)
     assert said in refusal(Path("-"), shape, dataset)
+
+
+def test_standard_input_is_read_once_and_may_be_closed(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second '-' read nothing and said standard input was empty.
+    from dltrain.report.predict import check_stdin_once
+
+    with pytest.raises(DataError) as caught:
+        check_stdin_once([Path("-"), tmp_path, Path("/dev/stdin")])
+    assert str(caught.value) == ("predict: standard input is given twice (- and /dev/stdin); it "
+                                 "can be read once.")
+    monkeypatch.setattr(sys, "stdin", None)  # started with <&-
+    assert "standard input is closed; pipe an image" in refusal(Path("-"))
+
+
+def test_a_text_chunk_bomb_is_named_where_pillow_decodes(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from dltrain.backend import _decode_with_pillow
+
+    monkeypatch.setattr("dltrain.report.predict.decode_image", _decode_with_pillow)
+    (tmp_path / "note.png").write_bytes(text_bomb())
+    assert refusal(tmp_path / "note.png") == (
+        f"{tmp_path / 'note.png'}: not a readable image (Decompressed data too large for "
+        "PngImagePlugin.MAX_TEXT_CHUNK).")
 
 
 def test_a_pipe_or_device_is_refused_without_reading_it(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dltrain.backend import ImageDecodeError, decode_image, use_backend
+from dltrain.backend import decode_image, use_backend
 from dltrain.data.image_size import check_pixels
 from dltrain.data.images import SIGNATURES
 from dltrain.data.prepare import Preparation
@@ -41,6 +41,7 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
     model = load_model(model_path)
     # A flat model input may take images, flattened by preparation.apply.
     shape = preparation.flatten_from or config.model.input_shape
+    check_stdin_once(files)
     entries = [entry for path in files
                for entry in read_inputs(path, shape, config.dataset, preparation.feature_names)]
     if not entries:
@@ -156,6 +157,13 @@ def read_inputs(path: Path, input_shape: list[int], dataset: Any,
                     "files.")
 
 
+def check_stdin_once(files: list[Path]) -> None:
+    given = [str(path) for path in files if str(path) in STDIN_NAMES]
+    if len(given) > 1:
+        raise DataError(f"predict: standard input is given twice ({' and '.join(given[:2])}); "
+                        "it can be read once.")
+
+
 def folder_inputs(folder: Path) -> list[Path]:
     """The images and CSV files directly inside a folder, sorted by name."""
     files = sorted(path for path in folder.iterdir() if path.is_file()
@@ -176,7 +184,9 @@ def read_stdin() -> bytes:
     """Standard input's bytes, refused when it is a terminal (nothing was piped: reading would
     wait for typing), empty, or larger than predict takes."""
     hint = "pipe an image or CSV rows into it, e.g. dltrain predict RUN - < rows.csv."
-    if sys.stdin is None or sys.stdin.isatty():
+    if sys.stdin is None:
+        raise DataError(f"predict -: standard input is closed; {hint}")
+    if sys.stdin.isatty():
         raise DataError(f"predict -: standard input is a terminal; {hint}")
     data = sys.stdin.buffer.read(STDIN_LIMIT + 1)
     if not data:
@@ -204,7 +214,7 @@ def read_image(path: Path, input_shape: list[int], data: bytes | None = None) ->
     check_pixels(io.BytesIO(data), str(path))
     try:
         array = decode_image(data, channels, (height, width))
-    except ImageDecodeError as exc:
+    except ValueError as exc:  # ImageDecodeError; Pillow's past its MAX_TEXT_CHUNK
         raise DataError(f"{path}: not a readable image ({exc}).") from None
     return array[..., 0] if channels == 1 else array
 
