@@ -258,6 +258,23 @@ def jpeg_bomb(folder: Path) -> tuple[str, list[str]]:
     return IMAGE_CONFIG, ["photos/cats/photo.jpg: an image of 65000x65000 pixels"]
 
 
+def fifo_image(folder: Path) -> tuple[str, list[str]]:
+    # Keras's loader opened it and waited for a writer forever.
+    os.mkfifo(photos(folder) / "cats" / "pipe.png")
+    return IMAGE_CONFIG, ["photos/cats/pipe.png: not a regular file (a pipe, socket or device)"]
+
+
+def fifo_csv(folder: Path) -> tuple[str, list[str]]:
+    os.mkfifo(folder / "data.csv")
+    return CSV_CONFIG, ["data.csv: not a regular file (a pipe, socket or device)"]
+
+
+def fifo_npz(folder: Path) -> tuple[str, list[str]]:
+    os.mkfifo(folder / "data.npz")
+    return NPZ_CONFIG % "sparse_categorical_crossentropy", [
+        "data.npz: not a regular file (a pipe, socket or device)"]
+
+
 def link_loop(folder: Path) -> tuple[str, list[str]]:
     os.symlink("birds", photos(folder) / "birds")
     return IMAGE_CONFIG, ["photos/birds: a symbolic link that loops or leads nowhere"]
@@ -302,7 +319,8 @@ CASES: dict[str, Case] = {
     "csv duplicate feature": duplicate_feature, "csv duplicate label": duplicate_label,
     "csv duplicate after spaces": duplicate_after_spaces,
     "png bomb": png_bomb, "png over pillow's limit": png_just_over, "gif bomb": gif_bomb,
-    "bmp bomb": bmp_bomb, "jpeg bomb": jpeg_bomb,
+    "bmp bomb": bmp_bomb, "jpeg bomb": jpeg_bomb, "fifo image": fifo_image,
+    "fifo csv": fifo_csv, "fifo npz": fifo_npz,
     "link loop": link_loop, "image link loop": image_link_loop,
     "link to the data folder": link_to_the_data_folder,
     "link to another class": link_to_another_class, "link into a class": link_into_another_class,

@@ -13,7 +13,7 @@ import numpy as np
 
 from dltrain.config.schema import DatasetConfig
 from dltrain.data.image_size import check_pixels
-from dltrain.data.raw import Raw, split_off
+from dltrain.data.raw import Raw, refuse_special, split_off
 from dltrain.errors import DataError
 
 
@@ -113,6 +113,7 @@ def image_files(folder: Path, names: list[str]) -> dict[str, list[Path]]:
     for name in names:
         files = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in FORMATS)
         for path in [folder / name, *files]:
+            refuse_special(path, "Remove it; an image folder holds image files.")
             if path.is_symlink() and not path.exists():
                 raise DataError(f"{path}: a symbolic link that loops or leads nowhere "
                                 f"({os.readlink(path)}). Remove it, or point it at an image.")

@@ -19,7 +19,7 @@ import numpy as np
 
 from dltrain.config.schema import DatasetConfig
 from dltrain.data.npz_arrays import load_arrays
-from dltrain.data.raw import Raw, checked
+from dltrain.data.raw import Raw, checked, refuse_special
 from dltrain.errors import DataError
 
 DATA_DIR_ENV = "DLTRAIN_DATA_DIR"
@@ -115,6 +115,7 @@ def _expected_files(name: str) -> str:
 
 
 def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
+    refuse_special(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; expected an .npz with x_train, y_train, "
                         "x_test, y_test.")

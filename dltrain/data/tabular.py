@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dltrain.config.schema import DatasetConfig
-from dltrain.data.raw import Raw, checked, split_off
+from dltrain.data.raw import Raw, checked, refuse_special, split_off
 from dltrain.errors import DataError
 
 
@@ -66,6 +66,7 @@ def _not_commas(header: list[str]) -> str:
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    refuse_special(path)
     if not path.is_file():
         raise DataError(f"{path}: no such CSV file.")
     table = [(number, row) for number, row in csv_records(path) if row]

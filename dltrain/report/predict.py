@@ -14,6 +14,7 @@ from dltrain.backend import decode_image, use_backend
 from dltrain.data.image_size import check_pixels
 from dltrain.data.images import SIGNATURES
 from dltrain.data.prepare import Preparation
+from dltrain.data.raw import refuse_special
 from dltrain.data.tabular import csv_header, csv_records
 from dltrain.errors import DataError, RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
@@ -144,9 +145,8 @@ def read_inputs(path: Path, input_shape: list[int], dataset: Any,
     if path.is_dir():
         return [entry for file in folder_inputs(path)
                 for entry in read_inputs(file, input_shape, dataset, feature_names)]
-    if path.exists() and not path.is_file():  # opening a FIFO waits for a writer forever
-        raise DataError(f"{path}: not a regular file (a pipe, socket or device). predict reads "
-                        "image and CSV files, folders of them, or standard input given as '-'.")
+    refuse_special(path, "predict reads image and CSV files, folders of them, or standard "
+                   "input given as '-'.")
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
     if path.suffix.lower() in IMAGE_SUFFIXES:
