@@ -169,13 +169,13 @@ def float_label_past_int64(folder: Path) -> tuple[str, list[str]]:
 def csv_label_past_int64(folder: Path) -> tuple[str, list[str]]:
     rows = [f"{i},{i + 1},{i % 2}" for i in range(11)] + ["3,4,99999999999999999999999"]
     (folder / "data.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
-    return CSV_CONFIG, ["data.csv: label 1e+23", "0..K-1"]
+    return CSV_CONFIG, ["data.csv: label 1e+23 (column 'label')", "0..K-1"]
 
 
 def huge_csv_label(folder: Path) -> tuple[str, list[str]]:
     rows = [f"{i},{i + 1},{i % 2}" for i in range(11)] + ["3,4,1000000000"]
     (folder / "data.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
-    return CSV_CONFIG, ["data.csv: label 1000000000", "0..K-1"]
+    return CSV_CONFIG, ["data.csv: label 1000000000 (column 'label')", "0..K-1"]
 
 
 def duplicate_feature(folder: Path) -> tuple[str, list[str]]:

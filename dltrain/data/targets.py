@@ -64,7 +64,7 @@ def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
                           "last layer, or set task: regression.")
     past = values[np.abs(values) >= EXACT_INTEGERS]
     if past.size:  # cast to int64 they wrap, to a negative id or another class's
-        raise DataError(f"{cfg.path or cfg.name}: label {past[0]:g} ({_row_of(raw, past[0])}) "
+        raise DataError(f"{cfg.path or cfg.name}: label {past[0]:g} ({_row_of(raw, past[0], cfg)}) "
                         "is no class id: class ids count 0..K-1 for K classes (or use class "
                         "names); correct the label, or map the labels with dataset.label_map.")
     return Raw(raw.x_train, raw.y_train.astype(np.int64), raw.x_test,
@@ -85,19 +85,22 @@ def check_class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> None:
         labels = sorted(set(np.unique(raw.y_train).tolist()) | set(np.unique(raw.y_test).tolist()))
         example = ", ".join(f"{label}: {index}" for index, label in enumerate(labels[:3]))
         raise DataError(f"{where}: class ids count from 0, but the labels hold {lowest} "
-                        f"({_row_of(raw, lowest)}). Map them with dataset.label_map, e.g. "
+                        f"({_row_of(raw, lowest, cfg)}). Map them with dataset.label_map, e.g. "
                         f"{{{example}{', ...' if len(labels) > 3 else ''}}}.")
     samples = len(raw.y_train) + len(raw.y_test)
     highest = max(int(raw.y_train.max()), int(raw.y_test.max()))
     if highest >= samples:
-        raise DataError(f"{where}: label {highest} ({_row_of(raw, highest)}) would make "
+        raise DataError(f"{where}: label {highest} ({_row_of(raw, highest, cfg)}) would make "
                         f"{highest + 1:,} classes for {samples:,} samples. Class ids count "
                         "0..K-1 for K classes (or use class names); correct the label, or map "
                         "the labels with dataset.label_map.")
 
 
-def _row_of(raw: Raw, label: float) -> str:
-    """Where a label first appears: the split and row of the arrays as read."""
+def _row_of(raw: Raw, label: float, cfg: DatasetConfig) -> str:
+    """Where a label first appears: a CSV's label column (its rows are split and reordered by
+    now), else the split and row of the arrays as stored."""
+    if cfg.label_columns:
+        return f"column '{cfg.label_columns[0]}'"
     for split in ("y_train", "y_test"):
         rows = np.flatnonzero(getattr(raw, split) == label)
         if rows.size:
