@@ -132,8 +132,8 @@ def test_negative_class_ids_are_refused_with_the_label_map_hint(tmp_path: Path,
     with pytest.raises(DataError) as caught:
         load_splits(DatasetConfig(name="npz", path=path), 0, kind)  # type: ignore[arg-type]
     assert str(caught.value) == (
-        f"{path}: class ids count from 0, but the labels hold -1. Map them with "
-        "dataset.label_map, e.g. {-1: 0, 1: 1}.")
+        f"{path}: class ids count from 0, but the labels hold -1 (y_train row 0). "
+        "Map them with dataset.label_map, e.g. {-1: 0, 1: 1}.")
 
 
 def test_a_label_map_makes_negative_labels_class_ids(tmp_path: Path) -> None:

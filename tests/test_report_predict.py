@@ -94,3 +94,16 @@ def test_a_rows_own_label_is_named_as_the_run_names_its_classes() -> None:
 
 def test_a_rows_own_targets_are_numbers_or_none() -> None:
     assert actual_values({"y": "3.5", "z": "n/a"}) == {"y": 3.5, "z": None}
+
+
+@pytest.mark.parametrize(("header", "name", "columns"), [
+    ("a,a,label", "a", "1 and 2"), ("a,label, label", "label", "2 and 3")])
+def test_a_column_named_twice_is_refused(tmp_path: Path, header: str, name: str,
+                                         columns: str) -> None:
+    # The row's values were matched to one of the two silently.
+    path = write(tmp_path / "rows.csv", f"{header}\n1,2,0\n")
+    with pytest.raises(DataError) as caught:
+        read_rows(path, DATASET)
+    assert str(caught.value) == (f"{path}: column '{name}' appears twice in the header (columns "
+                                 f"{columns}); every column needs its own name. Rename or remove "
+                                 "one.")

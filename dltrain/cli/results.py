@@ -118,7 +118,8 @@ def compare(
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A completed run directory.",
                                             show_default=False)],
-    files: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, ...) or CSV files.",
+    files: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, ...), CSV files, "
+                                                "folders of them, or - for standard input.",
                                                 show_default=False)],
     top_k: Annotated[int, typer.Option(min=1, help="How many classes to show per input.")] = 3,
     model: Annotated[Path | None, typer.Option(

@@ -11,7 +11,6 @@ import io
 import os
 import pickle
 import tarfile
-import zipfile
 import zlib
 from importlib import resources
 from pathlib import Path
@@ -19,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from dltrain.config.schema import DatasetConfig
-from dltrain.data.raw import Raw, checked
+from dltrain.data.npz_arrays import load_arrays
+from dltrain.data.raw import Raw, checked, refuse_special
 from dltrain.errors import DataError
 
 DATA_DIR_ENV = "DLTRAIN_DATA_DIR"
+SPLITS = ("x_train", "y_train", "x_test", "y_test")
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
@@ -114,19 +115,16 @@ def _expected_files(name: str) -> str:
 
 
 def read_npz(path: Path, class_names: list[str] | None = None) -> Raw:
+    refuse_special(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; expected an .npz with x_train, y_train, "
                         "x_test, y_test.")
-    try:
-        arrays = np.load(path, allow_pickle=False)
-        if not isinstance(arrays, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array (.npy), not named arrays")
-        with arrays:
-            found = {key: arrays[key] for key in ("x_train", "y_train", "x_test", "y_test")
-                     if key in arrays}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
-    missing = {"x_train", "y_train", "x_test", "y_test"} - set(found)
+    found = load_arrays(path, SPLITS)
+    for key, array in found.items():
+        if array.ndim == 0:  # len() of it failed later as an internal error
+            raise DataError(f"{path}: {key} is a single value ({_shown(array.item())}), not an "
+                            "array with one entry per sample.")
+    missing = set(SPLITS) - set(found)
     if missing:
         raise DataError(f"{path}: missing arrays {', '.join(sorted(missing))}; an .npz dataset "
                         "needs x_train, y_train, x_test, y_test.")
@@ -145,13 +143,33 @@ def _text_labels_as_classes(found: dict[str, np.ndarray],
     if not all(texts):
         raise DataError(f"{path}: y_train and y_test must both hold class names (text) or both "
                         "numbers; one holds each.")
-    labels = {key: np.char.decode(found[key]) if found[key].dtype.kind == "S" else found[key]
-              for key in ("y_train", "y_test")}
+    labels = {key: _decoded(found[key], key, path) for key in ("y_train", "y_test")}
     names = sorted(set().union(*(label.reshape(-1).tolist() for label in labels.values())))
     index = {name: number for number, name in enumerate(names)}
     ids = {key: np.array([index[name] for name in label.reshape(-1).tolist()], dtype=np.int64)
            for key, label in labels.items()}
     return {**found, **ids}, names
+
+
+def _decoded(labels: np.ndarray, key: str, path: Path) -> np.ndarray:
+    """Class names stored as bytes, as text; bytes that are not UTF-8 are named by their row."""
+    if labels.dtype.kind != "S":
+        return labels
+    flat = labels.reshape(-1)
+    for row, name in enumerate(flat.tolist()):
+        try:
+            name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: {key} row {row} holds bytes that are not UTF-8 text "
+                            f"({_shown(name)}); store class names as UTF-8 text or class ids "
+                            "as integers.") from None
+    return np.char.decode(labels, "utf-8")
+
+
+def _shown(value: object) -> str:
+    """A value for a message, cut short: a label can be any length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +21,13 @@ class Raw:
     class_names: list[str] | None = None
     target_names: list[str] | None = None  # a regression's target columns, where they are named
     feature_names: list[str] | None = None  # a table's feature columns, in the model's order
+
+
+def refuse_special(path: Path, reads: str = "dltrain reads a dataset from files.") -> None:
+    """A pipe, socket or device where a file is expected: opening a FIFO waits for a writer
+    forever, and /dev/zero never ends."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise DataError(f"{path}: not a regular file (a pipe, socket or device). {reads}")
 
 
 def split_off(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

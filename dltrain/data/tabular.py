@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dltrain.config.schema import DatasetConfig
-from dltrain.data.raw import Raw, checked, split_off
+from dltrain.data.raw import Raw, checked, refuse_special, split_off
 from dltrain.errors import DataError
 
 
@@ -66,23 +66,36 @@ def _not_commas(header: list[str]) -> str:
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    refuse_special(path)
     if not path.is_file():
         raise DataError(f"{path}: no such CSV file.")
     table = [(number, row) for number, row in csv_records(path) if row]
     if len(table) < 2:
         raise DataError(f"{path}: a CSV dataset needs a header row and at least one data row.")
-    header = [name.strip() for name in table[0][1]]
+    header = csv_header(path, table[0][1])
     for number, row in table[1:]:
         if len(row) != len(header):
             raise DataError(f"{path}, line {number}: {len(row)} values for {len(header)} columns.")
     return header, [row for _, row in table[1:]]
 
 
-def csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+def csv_header(path: Path, row: list[str]) -> list[str]:
+    """The column names of a header row, stripped as they are matched; a name given twice is
+    refused: a row's values were matched to the first or the last of them, silently."""
+    header = [name.strip() for name in row]
+    for index, name in enumerate(header):
+        if name in header[:index]:
+            raise DataError(f"{path}: column '{name}' appears twice in the header (columns "
+                            f"{header.index(name) + 1} and {index + 1}); every column needs its "
+                            "own name. Rename or remove one.")
+    return header
+
+
+def csv_records(path: Path, data: bytes | None = None) -> Iterator[tuple[int, list[str]]]:
     """Each record of a CSV file with the line it ends on. UTF-8, with or without the byte
     order mark a spreadsheet's 'CSV UTF-8' writes; text that is not, or a record the csv module
-    refuses, is a DataError naming its line."""
-    data = path.read_bytes()
+    refuses, is a DataError naming its line. `data`: the file's bytes, where already read."""
+    data = path.read_bytes() if data is None else data
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -119,7 +132,9 @@ def _csv_arrays(rows: list[list[str]], header: list[str], features: list[str],
     if class_names:
         return x, np.asarray([class_names.index(row[label_at[0]]) for row in rows], dtype=np.int64)
     y = np.asarray([[float(row[at]) for at in label_at] for row in rows], dtype=np.float64)
-    whole = all(_is_int(row[at]) for row in rows for at in label_at)
+    # Whole numbers past 2**53 stay floats: cast to int64 they would wrap (to negative ids).
+    whole = all(_is_int(row[at]) for row in rows for at in label_at) and bool(
+        (np.abs(y) < 2**53).all())
     return x, y.astype(np.int64) if whole else y
 
 

@@ -8,6 +8,8 @@ from dltrain.config.schema import CLASSIFICATION_KINDS, DatasetConfig, LossKind
 from dltrain.data.raw import Raw
 from dltrain.errors import ConfigError, DataError
 
+EXACT_INTEGERS = 2**53  # a float64 holds every whole number below this, and no class id is near
+
 
 def targets_for(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
     """A regression's targets as float32 columns, (samples, targets), named; a classifier's
@@ -60,6 +62,11 @@ def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
                           f"has targets that are not whole numbers (e.g. {examples}). For a "
                           "regression use a regression loss (mse, mae, huber, ...) with a linear "
                           "last layer, or set task: regression.")
+    past = values[np.abs(values) >= EXACT_INTEGERS]
+    if past.size:  # cast to int64 they wrap, to a negative id or another class's
+        raise DataError(f"{cfg.path or cfg.name}: label {past[0]:g} ({_row_of(raw, past[0], cfg)}) "
+                        "is no class id: class ids count 0..K-1 for K classes (or use class "
+                        "names); correct the label, or map the labels with dataset.label_map.")
     return Raw(raw.x_train, raw.y_train.astype(np.int64), raw.x_test,
                raw.y_test.astype(np.int64), raw.class_names, raw.target_names)
 
@@ -67,13 +74,35 @@ def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
 def check_class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> None:
     """A (sparse) categorical loss indexes its classes by label: a negative one (a -1/1 dataset's
     -1) fails in TensorFlow's loss and, one-hot encoded or on JAX, quietly means the last class.
-    A binary loss keeps them (Keras's hinge takes -1/1)."""
+    One past the number of samples cannot be a class id: one wrong label of 10**9 was taken as
+    the class count, and its one-hot labels as 40 TB. A binary loss keeps them (Keras's hinge
+    takes -1/1)."""
     if loss_kind not in ("sparse_categorical", "categorical") or raw.class_names is not None:
         return
+    where = cfg.path or cfg.name
     lowest = min(int(raw.y_train.min()), int(raw.y_test.min()))
     if lowest < 0:
         labels = sorted(set(np.unique(raw.y_train).tolist()) | set(np.unique(raw.y_test).tolist()))
         example = ", ".join(f"{label}: {index}" for index, label in enumerate(labels[:3]))
-        raise DataError(f"{cfg.path or cfg.name}: class ids count from 0, but the labels hold "
-                        f"{lowest}. Map them with dataset.label_map, e.g. {{{example}"
-                        f"{', ...' if len(labels) > 3 else ''}}}.")
+        raise DataError(f"{where}: class ids count from 0, but the labels hold {lowest} "
+                        f"({_row_of(raw, lowest, cfg)}). Map them with dataset.label_map, e.g. "
+                        f"{{{example}{', ...' if len(labels) > 3 else ''}}}.")
+    samples = len(raw.y_train) + len(raw.y_test)
+    highest = max(int(raw.y_train.max()), int(raw.y_test.max()))
+    if highest >= samples:
+        raise DataError(f"{where}: label {highest} ({_row_of(raw, highest, cfg)}) would make "
+                        f"{highest + 1:,} classes for {samples:,} samples. Class ids count "
+                        "0..K-1 for K classes (or use class names); correct the label, or map "
+                        "the labels with dataset.label_map.")
+
+
+def _row_of(raw: Raw, label: float, cfg: DatasetConfig) -> str:
+    """Where a label first appears: a CSV's label column (its rows are split and reordered by
+    now), else the split and row of the arrays as stored."""
+    if cfg.label_columns:
+        return f"column '{cfg.label_columns[0]}'"
+    for split in ("y_train", "y_test"):
+        rows = np.flatnonzero(getattr(raw, split) == label)
+        if rows.size:
+            return f"{split} row {int(rows[0])}"
+    return "not found"
