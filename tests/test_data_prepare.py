@@ -490,3 +490,19 @@ training: {{epochs: 1, batch_size: 50}}
     expected = model.predict(image.reshape(1, 784).astype("float32") / 255, verbose=0)[0]
     assert top["index"] == int(expected.argmax())
     assert top["probability"] == pytest.approx(float(expected.max()), rel=1e-5)
+
+
+def test_a_tiny_sample_of_many_classes_keeps_its_class_ids() -> None:
+    """CIFAR-100's 100 classes in a 20-sample file (a user's smoke data) are class ids, not a
+    wrong label: only an id past both the samples and a thousand classes is refused."""
+    from dltrain.data.targets import check_class_ids
+
+    raw = Raw(x_train=np.zeros((12, 2)), y_train=np.arange(0, 96, 8),
+              x_test=np.zeros((8, 2)), y_test=np.arange(3, 99, 12))
+    cfg = DatasetConfig(name="npz", path=Path("tiny.npz"))
+    check_class_ids(raw, cfg, "sparse_categorical")
+    assert raw.y_train.max() == 88 and raw.y_test.max() == 87
+    raw.y_train[-1] = 1000
+    with pytest.raises(DataError, match=r"tiny.npz: label 1000 \(y_train row 11\) would make "
+                                         r"1,001 classes for 20 samples"):
+        check_class_ids(raw, cfg, "sparse_categorical")

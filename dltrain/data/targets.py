@@ -71,12 +71,16 @@ def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
                raw.y_test.astype(np.int64), raw.class_names, raw.target_names)
 
 
+MANY_CLASSES = 1000  # ImageNet's count: more classes than samples is plausible up to here
+
+
 def check_class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> None:
     """A (sparse) categorical loss indexes its classes by label: a negative one (a -1/1 dataset's
     -1) fails in TensorFlow's loss and, one-hot encoded or on JAX, quietly means the last class.
-    One past the number of samples cannot be a class id: one wrong label of 10**9 was taken as
-    the class count, and its one-hot labels as 40 TB. A binary loss keeps them (Keras's hinge
-    takes -1/1)."""
+    An id past both the number of samples and MANY_CLASSES is no class id: one wrong label of
+    10**9 was taken as the class count, and its one-hot labels as 40 TB. A few samples of many
+    classes (a 20-image smoke file of CIFAR-100) keep theirs. A binary loss keeps them (Keras's
+    hinge takes -1/1)."""
     if loss_kind not in ("sparse_categorical", "categorical") or raw.class_names is not None:
         return
     where = cfg.path or cfg.name
@@ -89,7 +93,7 @@ def check_class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> None:
                         f"{{{example}{', ...' if len(labels) > 3 else ''}}}.")
     samples = len(raw.y_train) + len(raw.y_test)
     highest = max(int(raw.y_train.max()), int(raw.y_test.max()))
-    if highest >= samples:
+    if highest >= max(samples, MANY_CLASSES):
         raise DataError(f"{where}: label {highest} ({_row_of(raw, highest, cfg)}) would make "
                         f"{highest + 1:,} classes for {samples:,} samples. Class ids count "
                         "0..K-1 for K classes (or use class names); correct the label, or map "
