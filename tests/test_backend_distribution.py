@@ -165,6 +165,24 @@ def test_data_parallel_on_two_devices_trains_the_weights_one_device_does(
 
 @pytest.mark.slow
 @needs_jax
+def test_data_parallel_trains_quickstart_at_its_shipped_size(tmp_path: Path) -> None:
+    # 5,400 training samples: 85 steps an epoch. With Keras dispatching the batch-end callbacks
+    # to its worker threads, the loop ran ahead of the two CPU devices until one device's half
+    # of a step waited for a launch slot that later steps held: the other half waited in its
+    # all-reduce, and XLA aborted after 40 s (exit 134) in epoch 2. 600 samples (9 steps) never
+    # ran that far ahead.
+    run_dir = tmp_path / "run"
+    done = run(tmp_path, "jax", "fit", QUICKSTART, "--backend", "jax", "--run-dir", run_dir,
+               *PARALLEL, "--epochs", "2", "--set", "training.tensorboard=false")
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == [1, 2]
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "completed"
+    assert json.loads((run_dir / "environment.json").read_text())["distribution"]["devices"] \
+        == ["cpu:0", "cpu:1"]
+
+
+@pytest.mark.slow
+@needs_jax
 def test_sigterm_then_resume_under_data_parallel(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     process = subprocess.Popen(dltrain(tmp_path, "jax", "fit", QUICKSTART, "--backend", "jax",

@@ -148,6 +148,23 @@ def _mirrored(names: tuple[str, ...]) -> Any:
     return tensorflow_module().distribute.MirroredStrategy(list(names))
 
 
+def steps_may_run_ahead() -> bool:
+    """Whether the training loop may dispatch steps before the devices finished the last ones
+    (Keras's batch-end callbacks on its worker threads); False over several JAX CPU devices.
+
+    There XLA launches each device's half of a step on its own pool thread, and a device takes
+    at most 32 computations in flight (its launch semaphore). A loop 32 steps ahead let later
+    steps take one device's slots before its half of an earlier step: the other half waited in
+    that step's all-reduce, and XLA aborted the process after 40 s ("Expected 2 threads to join
+    the rendezvous"): quickstart at its shipped size, 85 steps an epoch, every time; 22 steps
+    an epoch never got that far ahead. Waiting for each step's logs keeps one step in flight;
+    the CPU computes the step either way.
+    """
+    placed = current()
+    cpus = [name for name in placed.devices if name.startswith("cpu:")]
+    return not (active_backend() == "jax" and len(placed.devices) > 1 and cpus)
+
+
 def check_even_batches(placement: Placement, batch_size: int, sizes: dict[str, int]) -> None:
     """On JAX every batch, the last one of each split too, must split evenly over the mesh
     (XLA shards whole rows); TensorFlow's MirroredStrategy splits uneven batches itself.
