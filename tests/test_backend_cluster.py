@@ -152,8 +152,12 @@ def test_two_processes_train_one_run_that_evaluates(tmp_path: Path) -> None:
     assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2]
     done = dltrain(tmp_path, "eval", run, "--json")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout)["test"]["accuracy"] == pytest.approx(
-        json.loads((run / "metrics.json").read_text())["test"]["accuracy"], abs=0.001)
+    # The same model file, the same 200 test images, the same one-device program on the same
+    # CPU (process 0 scores alone, off the mesh): bit for bit the same outputs, so exactly as
+    # many images right, not about as many. One image is 1/200 of the accuracy.
+    scored = [json.loads(done.stdout), json.loads((run / "metrics.json").read_text())]
+    right = [round(result["test"]["accuracy"] * 200) for result in scored]
+    assert right[0] == right[1], right
 
 
 @pytest.mark.slow
