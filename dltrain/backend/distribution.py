@@ -148,6 +148,23 @@ def _mirrored(names: tuple[str, ...]) -> Any:
     return tensorflow_module().distribute.MirroredStrategy(list(names))
 
 
+def steps_may_run_ahead() -> bool:
+    """Whether the training loop may dispatch steps before the devices finished the last ones
+    (Keras's batch-end callbacks on its worker threads); False over several JAX CPU devices.
+
+    There XLA launches each device's half of a step on its own pool thread, and a device takes
+    at most 32 computations in flight (its launch semaphore). A loop 32 steps ahead let later
+    steps take one device's slots before its half of an earlier step: the other half waited in
+    that step's all-reduce, and XLA aborted the process after 40 s ("Expected 2 threads to join
+    the rendezvous"): quickstart at its shipped size, 85 steps an epoch, every time; 22 steps
+    an epoch never got that far ahead. Waiting for each step's logs keeps one step in flight;
+    the CPU computes the step either way.
+    """
+    placed = current()
+    cpus = [name for name in placed.devices if name.startswith("cpu:")]
+    return not (active_backend() == "jax" and len(placed.devices) > 1 and cpus)
+
+
 def check_even_batches(placement: Placement, batch_size: int, sizes: dict[str, int]) -> None:
     """On JAX every batch, the last one of each split too, must split evenly over the mesh
     (XLA shards whole rows); TensorFlow's MirroredStrategy splits uneven batches itself.
@@ -247,24 +264,64 @@ def join(joined: Cluster, timeout: int) -> None:
                                initialization_timeout=timeout + 30,
                                heartbeat_timeout_seconds=timeout)
     watchdog.cancel()
+    if joined.process_id != 0:
+        _exit_2_when_jax_aborts(joined)
+
+
+_on_abort: list[Any] = []  # the SIGABRT handler: C holds a pointer to it, so Python keeps it
+
+
+def _exit_2_when_jax_aborts(joined: Cluster) -> None:
+    """Exit 2 with a message, not SIGABRT (134), once process 0 is gone; JAX's fatal error
+    and its C++ trace still come first, the message last.
+
+    The coordination service runs in process 0. When it goes, JAX's client in every other
+    process reads the error from its polling thread and ends the process with LOG(FATAL), then
+    abort(), before Python hears of it: no option of jax.distributed.initialize turns that off,
+    and its client's missed_heartbeat_callback cannot be a Python function in jaxlib 0.10
+    (converting the status to Python throws std::bad_cast, which aborts too). So a C handler of
+    SIGABRT (ctypes) checks whether the coordinator still answers: if not, it says so and exits
+    2; else it puts the default back and lets the abort go on, as before (another fault).
+    """
+    import ctypes
+    import signal
+
+    def on_abort(signum: int) -> None:
+        if _answers(joined.coordinator):
+            signal.signal(signal.SIGABRT, signal.SIG_DFL)  # the abort goes on when this returns
+            return
+        _exit_with(_lost(joined, "JAX's distributed client stopped this process"), plain=True)
+
+    libc = ctypes.CDLL(None)
+    handler = ctypes.CFUNCTYPE(None, ctypes.c_int)(on_abort)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    _on_abort[:] = [handler]
+    libc.signal(signal.SIGABRT, ctypes.cast(handler, ctypes.c_void_p))
+
+
+def _answers(address: str) -> bool:
+    """Whether something listens at HOST:PORT (process 0's coordination service)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _wait_for(address: str, timeout: int) -> None:
-    import socket
     import time
 
-    host, _, port = address.rpartition(":")
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() >= deadline:
-                raise RunError(f"--coordinator {address}: process 0 did not answer within "
-                               f"{timeout} s. Start process 0 there first (or check the "
-                               "address, port and firewall), or raise --join-timeout.") from None
-            time.sleep(0.2)
+    while not _answers(address):
+        if time.monotonic() >= deadline:
+            raise RunError(f"--coordinator {address}: process 0 did not answer within "
+                           f"{timeout} s. Start process 0 there first (or check the "
+                           "address, port and firewall), or raise --join-timeout.")
+        time.sleep(0.2)
 
 
 def process_rows(count: int) -> slice:
@@ -293,17 +350,26 @@ def abandon(joined: Cluster, error: Exception, run_dir: object) -> NoReturn:
     """Stop this process when another of the cluster stopped: its collectives fail at once
     (gloo: "Connection reset by peer"). Exit 2 with a message, skipping JAX's shutdown barrier,
     which would wait for the lost process and then abort with a stack trace."""
-    where = f"{run_dir}" if joined.process_id == 0 and run_dir else "process 0's run directory"
     cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    _exit_with(f"process {joined.process_id} of {joined.processes}: training stopped because "
-               f"another process stopped or cannot be reached ({cause}). {where} keeps the "
-               "completed epochs: finish the run on one machine with dltrain fit --resume "
-               f"RUN_DIR, or start all {joined.processes} processes again with a new --run-dir.")
+    _exit_with(_lost(joined, cause, run_dir))
 
 
-def _exit_with(message: str) -> NoReturn:
+def _lost(joined: Cluster, cause: str, run_dir: object = None) -> str:
+    """What stopped this process of the cluster, and how to finish the run."""
+    where = f"{run_dir}" if joined.process_id == 0 and run_dir else "process 0's run directory"
+    gone = "another process"
+    if joined.process_id != 0 and not _answers(joined.coordinator):
+        gone = f"process 0, the coordinator at {joined.coordinator},"
+    return (f"process {joined.process_id} of {joined.processes}: training stopped because "
+            f"{gone} stopped or cannot be reached ({cause}). {where} keeps the completed epochs: "
+            "finish the run on one machine with dltrain fit --resume RUN_DIR, or start all "
+            f"{joined.processes} processes again with a new --run-dir.")
+
+
+def _exit_with(message: str, plain: bool = False) -> NoReturn:
     """Print the error and exit 2 now: past jax.distributed.initialize, a normal exit waits in
-    JAX's shutdown barrier for every process, then aborts."""
+    JAX's shutdown barrier for every process, then aborts. `plain`: written straight to the
+    file descriptor, in a signal handler, where rich's lock may be held."""
     import os
     import sys
 
@@ -311,7 +377,10 @@ def _exit_with(message: str) -> NoReturn:
 
     from dltrain.console import err
 
-    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    if plain:
+        os.write(2, f"error: {message}\n".encode(errors="replace"))
+    else:
+        err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
     os._exit(2)

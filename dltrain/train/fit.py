@@ -22,7 +22,7 @@ from dltrain.backend import (
     runtime_notes,
     use_backend,
 )
-from dltrain.backend.distribution import check_even_batches, current, place, score_alone
+from dltrain.backend.distribution import check_even_batches, current, place, score_alone, steps_may_run_ahead
 from dltrain.config.load import Loaded, config_diff, dump, load_config
 from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
@@ -457,7 +457,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     steps = math.ceil(len(splits.x_train) / training.batch_size)
     history, checkpoint, last, callbacks = _callbacks(config, path, console, live, start, steps)
     callbacks.append(RaisePendingSignal(signals))
-    if config.backend != "tensorflow":
+    if config.backend != "tensorflow" and steps_may_run_ahead():  # not over JAX CPU devices
         callbacks = dispatch_off_the_loop(callbacks)
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     start.clock.lap("setup")  # the run's files, the callbacks, the input pipeline
