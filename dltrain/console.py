@@ -13,6 +13,18 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+SHOWN = 80  # characters of a value a message quotes; a --set value can be 100,000
+
+
+def shown(value: object) -> str:
+    """A value the user gave, quoted as a message shows it: whole when short, else its first
+    characters and its length, so one huge value cannot bury the message."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= SHOWN:
+        return repr(value) if isinstance(value, str) else text
+    return f"{text[:SHOWN]!r}… ({len(text):,} characters)"
+
+
 def for_results(as_json: bool) -> Console:
     """With --json, stdout carries the JSON document alone, so tables and logs go to stderr."""
     return err if as_json else out

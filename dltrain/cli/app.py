@@ -18,7 +18,8 @@ from rich.markup import escape
 
 from dltrain import __version__
 from dltrain.cli import crossval, results, training, tuning
-from dltrain.console import err, out
+from dltrain.config.schema import BACKENDS
+from dltrain.console import err, out, shown
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
     try:
+        check_keras_backend(args)
         with catch_early():
             code = command.main(args=args, prog_name="dltrain", standalone_mode=False)
     except DltrainError as exc:
@@ -85,6 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     if code == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
         err.print("[red]interrupted[/]")
     return code if isinstance(code, int) else 0
+
+
+# The commands that run Keras, so read KERAS_BACKEND (as the default of a config's backend:).
+RUN_KERAS = {"fit", "eval", "show", "smoke", "predict", "export", "tune", "cv"}
+
+
+def check_keras_backend(args: list[str]) -> None:
+    """A KERAS_BACKEND that names no backend, refused by name: it decides the backend of every
+    config without one, and Keras itself would fail on it at import, deep in a run."""
+    value = os.environ.get("KERAS_BACKEND")
+    command = next((arg for arg in args if not arg.startswith("-")), "")
+    if value is None or value in BACKENDS or command not in RUN_KERAS or "--help" in args:
+        return
+    raise DltrainError(f"the environment variable KERAS_BACKEND must be one of "
+                       f"{', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}. Received: {shown(value)}. "
+                       "Set it to one of them, or unset it (unset KERAS_BACKEND) to train on "
+                       "each config's backend: (default tensorflow).")
 
 
 # OS errors that are the user's environment, with what to do about each.
