@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -19,10 +20,21 @@ SHOWN = 80  # characters of a value a message quotes; a --set value can be 100,0
 def shown(value: object) -> str:
     """A value the user gave, quoted as a message shows it: whole when short, else its first
     characters and its length, so one huge value cannot bury the message."""
-    text = value if isinstance(value, str) else str(value)
+    text = value if isinstance(value, str) else repr(value)
     if len(text) <= SHOWN:
-        return repr(value) if isinstance(value, str) else text
+        return repr(text) if isinstance(value, str) else text
     return f"{text[:SHOWN]!r}… ({len(text):,} characters)"
+
+
+def clipped(text: str) -> str:
+    """`shown` without quotes: for the --set option a message names, or a word of a message."""
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}… ({len(text):,} characters)"
+
+
+def clip_words(message: str) -> str:
+    """The message with every word longer than a long path clipped: a value quoted whole by a
+    check that did not expect 100,000 characters still prints as one short line."""
+    return re.sub(rf"\S{{{4 * SHOWN + 1},}}", lambda word: clipped(word.group()), message)
 
 
 def for_results(as_json: bool) -> Console:

@@ -6,6 +6,7 @@ traceback and nothing written where it was not asked for."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,34 @@ def test_a_valid_keras_backend_variable_or_none_is_accepted(
     assert run_cli(capsys, "show", QUICKSTART, "--no-summary")[0] == 0
     monkeypatch.delenv("KERAS_BACKEND")
     assert run_cli(capsys, "show", QUICKSTART, "--no-summary")[0] == 0
+
+
+# --- huge values in messages -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("override", [
+    f"loss={LONG}", f"optimizer={LONG}", f"metrics=[{LONG}]", f"{LONG}=1", f"optimizer.{LONG}=1",
+    f"model.layers.0.Conv2D.activation={LONG}", f"name={LONG}", f"training.epochs={LONG}",
+    f"model.layers.1={LONG}"])
+def test_a_huge_set_value_is_cut_in_the_message(
+        override: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "show", QUICKSTART, "--no-summary", "--set", override)
+    print(err)
+    assert code == 2
+    assert err.startswith("error: --set ")
+    assert len(err) < 1500
+    assert re.search(r"… \(100,0\d\d characters\)", err)  # how long it was, not all of it
+
+
+@pytest.mark.parametrize("old,new", [
+    ("loss: sparse_categorical_crossentropy", f"loss: {LONG}"),
+    ("metrics: [accuracy]", f"metrics: [{LONG}]"),
+    ("{name: adam,", f"{{name: {LONG},"),
+    ("activation: softmax", f"activation: {LONG}"),
+    ("seed: 42", f"seed: 42\n? {LONG}\n: 1")])  # an explicit key: YAML's plain keys stop at 1024
+def test_a_huge_value_in_the_file_is_cut_in_the_message(
+        old: str, new: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_yaml(tmp_path / "long.yaml", QUICKSTART.read_text().replace(old, new))
+    code, _, err = run_cli(capsys, "show", config, "--no-summary")
+    print(err)
+    assert code == 2 and str(config) in one_line(err)
+    assert len(err) < 1500 and re.search(r"… \(100,0\d\d characters\)", err)

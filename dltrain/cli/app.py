@@ -19,7 +19,7 @@ from rich.markup import escape
 from dltrain import __version__
 from dltrain.cli import crossval, results, training, tuning
 from dltrain.config.schema import BACKENDS
-from dltrain.console import err, out, shown
+from dltrain.console import clip_words, err, out, shown
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         with catch_early():
             code = command.main(args=args, prog_name="dltrain", standalone_mode=False)
     except DltrainError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(clip_words(str(exc)))}", highlight=False,
+                  soft_wrap=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         err.print("[red]interrupted[/]")
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if "--debug" in args:
             raise
         again = shlex.join(["dltrain", "--debug", *args])  # a root option: before the command
-        err.print(f"[red]internal error:[/] {escape(repr(sys.exc_info()[1]))}. For the "
+        err.print(f"[red]internal error:[/] {escape(clip_words(repr(exc)))}. For the "
                   f"traceback, run again as {escape(again)}, and please report it.")
         return 1
     if code == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
