@@ -88,3 +88,28 @@ def test_a_huge_value_in_the_file_is_cut_in_the_message(
     print(err)
     assert code == 2 and str(config) in one_line(err)
     assert len(err) < 1500 and re.search(r"… \(100,0\d\d characters\)", err)
+
+
+# --- files that are not regular files --------------------------------------------------------------
+
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("make", [fifo, lambda _: Path("/dev/zero"), lambda _: Path("/dev/null")],
+                         ids=["fifo", "dev-zero", "dev-null"])
+@pytest.mark.parametrize("command", [["show", "{}", "--no-summary"], ["fit", "{}", "--smoke"],
+                                     ["smoke", "{}"]])
+def test_a_config_that_is_not_a_regular_file_is_refused_without_opening_it(
+        make: object, command: list[str], tmp_path: Path) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+    (tmp_path / "work").mkdir()
+    done = dltrain(*[part.replace("{}", str(path)) for part in command], cwd=tmp_path / "work",
+                   timeout=60)  # a blocking open() of a FIFO would hang: the timeout fails it
+    err = one_line(done.stderr.decode())
+    assert done.returncode == 2, err
+    assert f"{path}: not a regular file" in err, err
+    assert "Traceback" not in err
+    assert list((tmp_path / "work").iterdir()) == []

@@ -3,7 +3,9 @@ exhaust the stack or the memory."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ Key = tuple[str | int, ...]
 def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
     """Parse with the safe loader and remember the line of every key."""
     try:
+        check_regular(path, "a YAML config file")  # before opening: a FIFO's open() blocks
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file.") from None
@@ -47,6 +50,26 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
     finally:
         loader.dispose()
     return data, lines
+
+
+# What a path is, when it is not a regular file nor a folder.
+KINDS = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
+         stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+
+
+def check_regular(path: Path, wanted: str) -> None:
+    """Refuse, by name, a path that is not a regular file (nor a folder, which callers explain
+    their own way), without opening it: reading a FIFO waits for a writer forever, a device
+    such as /dev/zero never ends.
+
+    Raises:
+        FileNotFoundError: when nothing is there. ConfigError: a pipe, device or socket.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = next((name for test, name in KINDS.items() if test(mode)), "not a file")
+    raise ConfigError(f"{path}: not a regular file ({kind}). Give {wanted}.")
 
 
 def read_value(text: str, option: str) -> Any:
