@@ -113,3 +113,28 @@ def test_a_config_that_is_not_a_regular_file_is_refused_without_opening_it(
     assert f"{path}: not a regular file" in err, err
     assert "Traceback" not in err
     assert list((tmp_path / "work").iterdir()) == []
+
+
+# --- control characters in YAML -------------------------------------------------------------------
+
+@pytest.mark.parametrize("char,shown", [("\x00", "\\x00"), ("\x07", "\\x07"), ("\x1b", "\\x1b"),
+                                        ("\x7f", "\\x7f"), ("\x9b", "\\x9b"), ("\ufffe", "\\ufffe")])
+def test_a_control_character_in_the_file_is_named_with_its_line_and_column(
+        char: str, shown: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = QUICKSTART.read_text().replace("name: quickstart", f"name: quick{char}start")
+    config = write_yaml(tmp_path / "control.yaml", text)
+    code, _, err = run_cli(capsys, "show", config, "--no-summary")
+    message = one_line(err)
+    assert code == 2, message
+    assert f"{config} (line 3, column 12): " in message
+    assert shown in message and "internal error" not in message
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b"])
+def test_a_control_character_in_a_set_value_names_the_option(
+        char: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "show", QUICKSTART, "--no-summary", "--set", f"name=a{char}b")
+    message = one_line(err)
+    assert code == 2, message
+    assert message.startswith("error: --set name=a") and "internal error" not in message
+    assert repr(char)[1:-1] in message

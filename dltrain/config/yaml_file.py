@@ -30,7 +30,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
             from None
     except (UnicodeDecodeError, PermissionError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
-    loader = _GuardedLoader(text)
+    loader = _loader(text, str(path), at_line=True)
     lines: dict[Key, int] = {}
     try:
         node = loader.get_single_node()
@@ -74,7 +74,7 @@ def check_regular(path: Path, wanted: str) -> None:
 
 def read_value(text: str, option: str) -> Any:
     """A --set value, parsed with the same guards as a file; `option` names it in errors."""
-    loader = _GuardedLoader(text)
+    loader = _loader(text, option, at_line=False)
     try:
         node = loader.get_single_node()
         return None if node is None else _unshared(loader.construct_document(node))
@@ -84,6 +84,21 @@ def read_value(text: str, option: str) -> Any:
         raise ConfigError(f"{option}: the value is not valid YAML.") from None
     finally:
         loader.dispose()
+
+
+def _loader(text: str, where: str, at_line: bool) -> _GuardedLoader:
+    """The loader of `text`, or a ConfigError naming the control character YAML refuses (it
+    checks the whole text at once, before parsing) with its line and column."""
+    try:
+        return _GuardedLoader(text)
+    except yaml.reader.ReaderError as exc:
+        start = text.rfind("\n", 0, exc.position) + 1
+        at = (f" (line {text.count(chr(10), 0, exc.position) + 1}, column "
+              f"{exc.position - start + 1})" if at_line else "")
+        character = ascii(chr(exc.character))[1:-1] if isinstance(exc.character, int) else "?"
+        raise ConfigError(f"{where}{at}: holds the control character {character}, which YAML "
+                          "does not allow. Remove it (a stray key press or a pasted terminal "
+                          "sequence?).") from None
 
 
 def _unshared(data: Any) -> Any:
