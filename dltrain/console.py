@@ -27,7 +27,10 @@ def shown(value: object) -> str:
 
 
 def clipped(text: str) -> str:
-    """`shown` without quotes: for the --set option a message names, or a word of a message."""
+    """`shown` without quotes: for the --set option a message names, or a word of a message;
+    control characters as escapes, which a terminal would otherwise obey (ESC, BEL)."""
+    if not text.isprintable():
+        text = "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
     return text if len(text) <= SHOWN else f"{text[:SHOWN]}… ({len(text):,} characters)"
 
 

@@ -138,3 +138,94 @@ def test_a_control_character_in_a_set_value_names_the_option(
     assert code == 2, message
     assert message.startswith("error: --set name=a") and "internal error" not in message
     assert repr(char)[1:-1] in message
+
+
+# --- targets that cannot be written ----------------------------------------------------------------
+
+def a_folder(tmp_path: Path) -> Path:
+    (tmp_path / "out").mkdir()
+    return tmp_path / "out"
+
+
+def under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "file").write_text("x")
+    return tmp_path / "file" / "out"
+
+
+def a_link(tmp_path: Path) -> Path:
+    (tmp_path / "elsewhere").write_text("keep me")
+    (tmp_path / "out").symlink_to(tmp_path / "elsewhere")
+    return tmp_path / "out"
+
+
+def a_dangling_link(tmp_path: Path) -> Path:
+    (tmp_path / "out").symlink_to(tmp_path / "nowhere")
+    return tmp_path / "out"
+
+
+TARGETS = [a_folder, under_a_file, a_link, a_dangling_link]
+WHY = {"a_folder": "is a folder", "under_a_file": "is a file, not a folder",
+       "a_link": "is a link", "a_dangling_link": "is a link"}
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): (os.readlink(path) if path.is_symlink() else
+                                            "dir" if path.is_dir() else path.read_text())
+            for path in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("command", [
+    ["smoke", str(QUICKSTART), "--junit", "{}"],
+    ["export", "{run}", "--format", "onnx", "--output", "{}"],
+    ["init", "image", "{}"]], ids=["smoke-junit", "export-output", "init"])
+def test_an_unwritable_target_is_refused_before_any_work(
+        target: object, command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the work started before the target was checked")
+
+    monkeypatch.setattr("dltrain.train.smoke.smoke_one", no_work)
+    monkeypatch.setattr("dltrain.report.export.export_run", no_work)
+    (tmp_path / "run").mkdir()
+    path = target(tmp_path)  # type: ignore[operator]
+    before = snapshot(tmp_path)
+    args = [part.replace("{run}", str(tmp_path / "run")).replace("{}", str(path))
+            for part in command]
+    code, _, err = run_cli(capsys, *args)
+    message = one_line(err)
+    assert code == 2, message
+    assert str(path) in message and WHY[target.__name__] in message  # type: ignore[attr-defined]
+    option = {"smoke": "--junit", "export": "--output", "init": "PATH"}[command[0]]
+    assert option in message
+    assert "internal error" not in message
+    assert snapshot(tmp_path) == before
+
+
+# --- a terminal that cannot show a name ------------------------------------------------------------
+
+ASCII_TERMINAL = {"PYTHONIOENCODING": "ascii", "LC_ALL": "C", "LANG": "C"}
+
+
+@pytest.mark.parametrize("name", ["données.yaml", "模型.yaml", os.fsdecode(b"caf\xe9.yaml")])
+def test_a_terminal_that_cannot_show_the_name_still_gets_the_answer(
+        name: str, tmp_path: Path) -> None:
+    config = tmp_path / name
+    config.write_bytes(QUICKSTART.read_bytes())
+    done = dltrain("show", os.fsencode(config), "--no-summary", cwd=ROOT, env=ASCII_TERMINAL)
+    out, err = done.stdout.decode("ascii"), done.stderr.decode("ascii")  # nothing else came out
+    assert done.returncode == 0, err
+    assert out.startswith("ok: ") and "Traceback" not in err
+    missing = dltrain("show", os.fsencode(tmp_path / ("no-" + name)), "--no-summary", cwd=ROOT,
+                      env=ASCII_TERMINAL)
+    err = missing.stderr.decode("ascii")
+    assert missing.returncode == 2, err
+    assert "no such config file" in err and "Traceback" not in err
+
+
+def test_init_says_what_it_wrote_on_a_terminal_that_cannot_show_the_name(tmp_path: Path) -> None:
+    done = dltrain("init", "tabular", "exécution.yaml", cwd=tmp_path, env=ASCII_TERMINAL)
+    out, err = done.stdout.decode("ascii"), done.stderr.decode("ascii")
+    assert done.returncode == 0, err
+    assert "wrote ex\\xe9cution.yaml" in out and "Traceback" not in err
+    assert (tmp_path / "exécution.yaml").is_file()
