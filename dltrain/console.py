@@ -14,6 +14,16 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def survive_any_encoding() -> None:
+    """Print what the terminal's encoding cannot show as escapes (donn\\xe9es.yaml), instead of
+    failing: LANG=C or PYTHONIOENCODING=ascii, and file names that are not even UTF-8 (their
+    bytes arrive as lone surrogates), would otherwise crash every line that names the file."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) != "backslashreplace":
+            reconfigure(errors="backslashreplace")
+
+
 SHOWN = 80  # characters of a value a message quotes; a --set value can be 100,000
 
 

@@ -19,7 +19,7 @@ from rich.markup import escape
 from dltrain import __version__
 from dltrain.cli import crossval, results, training, tuning
 from dltrain.config.schema import BACKENDS
-from dltrain.console import clip_words, err, out, shown
+from dltrain.console import clip_words, err, out, shown, survive_any_encoding
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
 
@@ -57,6 +57,7 @@ app.command("cv")(crossval.cv)  # K-fold cross-validation (dltrain/search/cv.py)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn DltrainError into a red message and exit 2, Ctrl-C into 130."""
     args = sys.argv[1:] if argv is None else argv
+    survive_any_encoding()
     command = typer.main.get_command(app)
     try:
         check_keras_backend(args)
