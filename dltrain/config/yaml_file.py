@@ -110,7 +110,9 @@ def _unshared(data: Any) -> Any:
     return data
 
 
-MAX_DEPTH, MAX_VALUES = 100, 100_000  # a real config: under 10 levels, a few hundred values
+# A real config: under 10 levels, a few hundred values; a search's choice list may hold more,
+# written out, and what is written out costs its text, so only aliases' copies are limited.
+MAX_DEPTH, MAX_VALUES = 100, 100_000
 
 
 class _Refused(Exception):
@@ -124,13 +126,15 @@ class _GuardedLoader(yaml.SafeLoader):
 
     Nesting deeper than MAX_DEPTH would overflow the recursive composer; aliases, which YAML
     lets a document reuse at no cost in text, are counted at their expanded size, so that
-    nine lines of nested aliases ("billion laughs") cannot grow into 10**9 values.
+    nine lines of nested aliases ("billion laughs") cannot grow into 10**9 values. Values
+    written out are not limited: a long literal list is as large in the file as in memory.
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.depth = 0
         self.values = 0  # the document's size with every alias expanded, so far
+        self.copied = 0  # of which aliases' copies
         self.sizes: dict[int, int] = {}  # id(node) -> its expanded size, once composed
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
@@ -141,14 +145,14 @@ class _GuardedLoader(yaml.SafeLoader):
                 raise _Refused(f"alias '*{event.anchor}' refers to a collection that contains "
                                "it; a config cannot be recursive. Write the values out.",
                                event.start_mark)
-            self._count(self.sizes[id(node)], event.start_mark)
+            self._copy(self.sizes[id(node)], event.start_mark)
             return node
         nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
         if nests and self.depth >= MAX_DEPTH:
             raise _Refused(f"nested deeper than {MAX_DEPTH} levels; a config needs a few. "
                            "Check the brackets and indentation.", event.start_mark)
         before = self.values
-        self._count(1, event.start_mark)
+        self.values += 1
         self.depth += nests
         try:
             node = super().compose_node(parent, index)
@@ -157,9 +161,10 @@ class _GuardedLoader(yaml.SafeLoader):
         self.sizes[id(node)] = self.values - before
         return node
 
-    def _count(self, size: int, mark: Any) -> None:
+    def _copy(self, size: int, mark: Any) -> None:
         self.values += size
-        if self.values > MAX_VALUES:
+        self.copied += size
+        if self.copied > MAX_VALUES:
             raise _Refused(f"more than {MAX_VALUES:,} values once aliases (*name) are expanded; "
                            "a config needs a few hundred. Use fewer aliases, or write the values "
                            "out.", mark)
