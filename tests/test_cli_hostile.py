@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,40 @@ def test_init_says_what_it_wrote_on_a_terminal_that_cannot_show_the_name(tmp_pat
     assert done.returncode == 0, err
     assert "wrote ex\\xe9cution.yaml" in out and "Traceback" not in err
     assert (tmp_path / "exécution.yaml").is_file()
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A read-only tmpfs at tmp_path/ro, unmounted afterwards; skips where none can be mounted."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize("command", [
+    ["smoke", str(QUICKSTART), "--junit", "{}/reports/smoke.xml"],
+    ["export", "{run}", "--format", "onnx", "--output", "{}/model.onnx"],
+    ["init", "image", "{}/image.yaml"]], ids=["smoke-junit", "export-output", "init"])
+def test_a_target_on_a_read_only_disk_is_refused_before_any_work(
+        read_only: Path, command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the work started before the target was checked")
+
+    monkeypatch.setattr("dltrain.train.smoke.smoke_one", no_work)
+    monkeypatch.setattr("dltrain.report.export.export_run", no_work)
+    (tmp_path / "run").mkdir()
+    args = [part.replace("{run}", str(tmp_path / "run")).replace("{}", str(read_only))
+            for part in command]
+    code, _, err = run_cli(capsys, *args)
+    message = one_line(err)
+    assert code == 2, message
+    assert f"the folder {read_only} cannot be written" in message
+    assert list(read_only.iterdir()) == []
