@@ -18,7 +18,6 @@ from rich.markup import escape
 
 from dltrain import __version__
 from dltrain.cli import crossval, results, training, tuning
-from dltrain.config.schema import BACKENDS
 from dltrain.console import clip_words, err, out, shown, survive_any_encoding
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
@@ -100,7 +99,11 @@ def check_keras_backend(args: list[str]) -> None:
     config without one, and Keras itself would fail on it at import, deep in a run."""
     value = os.environ.get("KERAS_BACKEND")
     command = next((arg for arg in args if not arg.startswith("-")), "")
-    if value is None or value in BACKENDS or command not in RUN_KERAS or "--help" in args:
+    if value is None or command not in RUN_KERAS or "--help" in args:
+        return
+    from dltrain.config.schema import BACKENDS  # pydantic: not for --version and --help
+
+    if value in BACKENDS:
         return
     raise DltrainError(f"the environment variable KERAS_BACKEND must be one of "
                        f"{', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}. Received: {shown(value)}. "
