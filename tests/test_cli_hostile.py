@@ -267,3 +267,17 @@ def test_a_target_on_a_read_only_disk_is_refused_before_any_work(
     assert code == 2, message
     assert f"the folder {read_only} cannot be written" in message
     assert list(read_only.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [
+    ["init", "image", f"{LONG}.yaml"], ["show", f"{LONG}.yaml"], ["smoke", LONG],
+    ["fit", str(QUICKSTART), "--smoke", "--run-dir", LONG], ["eval", LONG], ["tune", LONG]])
+def test_a_huge_file_name_is_cut_in_the_message(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *command)
+    assert code == 2, err[:300]
+    assert len(err) < 1500 and re.search(r"… \(100,0\d\d characters\)", err), err[:300]
+    assert "File name too long" in err
+    assert list(tmp_path.iterdir()) == []

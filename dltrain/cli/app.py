@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place internal errors are reported
         message = environment_error(exc, args)
         if message is not None:
-            err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {escape(clip_words(message))}", highlight=False,
+                      soft_wrap=True)
             return 2
         if "--debug" in args:
             raise
