@@ -281,3 +281,11 @@ def test_a_huge_file_name_is_cut_in_the_message(
     assert len(err) < 1500 and re.search(r"… \(100,0\d\d characters\)", err), err[:300]
     assert "File name too long" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("char", ["\x1b", "\x07", "\x9b"])
+def test_a_control_character_in_a_file_name_is_printed_as_an_escape(
+        char: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "show", tmp_path / f"a{char}[2Jb.yaml")
+    assert code == 2 and f"a{repr(char)[1:-1]}[2Jb.yaml: no such config file" in err, err
+    assert char not in err

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from dltrain import __version__
 from dltrain.cli import crossval, results, training, tuning
-from dltrain.console import clip_words, err, out, shown, survive_any_encoding
+from dltrain.console import err, for_terminal, out, shown, survive_any_encoding
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         with catch_early():
             code = command.main(args=args, prog_name="dltrain", standalone_mode=False)
     except DltrainError as exc:
-        err.print(f"[red]error:[/] {escape(clip_words(str(exc)))}", highlight=False,
+        err.print(f"[red]error:[/] {escape(for_terminal(str(exc)))}", highlight=False,
                   soft_wrap=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
@@ -77,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place internal errors are reported
         message = environment_error(exc, args)
         if message is not None:
-            err.print(f"[red]error:[/] {escape(clip_words(message))}", highlight=False,
+            err.print(f"[red]error:[/] {escape(for_terminal(message))}", highlight=False,
                       soft_wrap=True)
             return 2
         if "--debug" in args:
             raise
         again = shlex.join(["dltrain", "--debug", *args])  # a root option: before the command
-        err.print(f"[red]internal error:[/] {escape(clip_words(repr(exc)))}. For the "
+        err.print(f"[red]internal error:[/] {escape(for_terminal(repr(exc)))}. For the "
                   f"traceback, run again as {escape(again)}, and please report it.")
         return 1
     if code == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
