@@ -329,3 +329,15 @@ def test_a_value_repeated_in_the_choices_is_checked_once(
          "training.batch_size": {"choice": [32, 64, 32, 64]}})))
     check_space(loaded.config, loaded.source)
     assert len(checked) == 4
+
+
+@pytest.mark.parametrize("text", ["1e-3", "2E5", "3.5e-2"])
+def test_a_string_choice_that_looks_like_a_number_stays_a_string(tmp_path: Path, text: str) -> None:
+    # dltrain's YAML reads 1e-3 as a number (YAML 1.2), which PyYAML's writer does not know.
+    path = tmp_path / "search.yaml"
+    path.write_text(QUICKSTART.read_text() + "search:\n  method: grid\n  parameters:\n"
+                    f"    name: {{choice: ['{text}', plain]}}\n")
+    loaded = load_config(path)
+    check_space(loaded.config, loaded.source)
+    base = loaded.config.model_dump(mode="json")
+    assert applied(base, loaded.source, {"name": text}).config.name == text

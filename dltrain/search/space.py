@@ -12,6 +12,7 @@ import yaml
 from dltrain.config.catalog import check_loaded
 from dltrain.config.load import Loaded, apply_override, validate
 from dltrain.config.schema import Config, SearchConfig, SpaceConfig
+from dltrain.config.yaml_file import read_value
 from dltrain.errors import ConfigError
 
 # What Optuna stores for a categorical choice (GridSampler and the RDB storage alike).
@@ -20,8 +21,12 @@ SCALARS = (str, int, float, bool, type(None))
 
 def override(key: str, value: Any) -> str:
     """`key=value` as --set takes it; the value written as YAML so it reads back the same."""
-    text = yaml.safe_dump(value, default_flow_style=True).strip()
-    return f"{key}={text.removesuffix('...').strip()}"
+    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    if isinstance(value, str) and read_value(text, key) != value:
+        # A string dltrain's YAML reads as a number (1e-3: YAML 1.2's float, unknown to the
+        # writer, which leaves it unquoted): quoted, so that it stays the string it was.
+        text = yaml.safe_dump(value, default_style='"').strip().removesuffix("...").strip()
+    return f"{key}={text}"
 
 
 def applied(base: dict[str, Any], source: str, values: dict[str, Any]) -> Loaded:
