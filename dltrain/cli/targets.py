@@ -8,6 +8,8 @@ from pathlib import Path
 
 from dltrain.errors import DltrainError
 
+EXAMPLE = {"--junit": "smoke.xml", "PATH": "starter.yaml"}  # a file name to suggest in a folder
+
 
 def check_target(path: Path, option: str, folder: bool = False) -> None:
     """Refuse a target that cannot be written as asked, naming `option` and the path.
@@ -24,7 +26,7 @@ def check_target(path: Path, option: str, folder: bool = False) -> None:
                            "through links, which could replace a file elsewhere. Give a plain path.")
     if path.is_dir() and not folder:
         raise DltrainError(f"{where}: is a folder; a file goes there. Name a file, e.g. "
-                           f"{path / 'report.xml' if option == '--junit' else path / 'out'}.")
+                           f"{path / EXAMPLE.get(option, 'out')}.")
     above = _nearest_existing(path.parent)
     if not above.is_dir():
         raise DltrainError(f"{where}: {above} is a file, not a folder, so nothing can be written "
