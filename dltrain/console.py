@@ -44,11 +44,14 @@ def clipped(text: str) -> str:
     return text if len(text) <= SHOWN else f"{text[:SHOWN]}… ({len(text):,} characters)"
 
 
+LONG_WORD = 1000  # longer than a path is in practice (a name is at most 255 bytes)
+
+
 def for_terminal(message: str) -> str:
     """The message with every word longer than a long path clipped (a value quoted whole by a
     check that did not expect 100,000 characters still prints as one short line) and control
     characters, which a terminal would obey, as escapes (a file named with an ESC in it)."""
-    message = re.sub(rf"\S{{{4 * SHOWN + 1},}}", lambda word: clipped(word.group()), message)
+    message = re.sub(rf"\S{{{LONG_WORD + 1},}}", lambda word: clipped(word.group()), message)
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda char: ascii(char.group())[1:-1],
                   message)
 
