@@ -569,3 +569,31 @@ def test_keras_refusing_a_set_layer_argument_names_the_set_option(tmp_path: Path
         f"--set model.layers.1.Dense.units=0: model.layers.1.Dense: {keras_says}")
     other = ConfigError("model.layers.1.Dense: Received an invalid value for `activation`.")
     assert str(loaded.locate(other)).startswith(f"{path}: model.layers.1.Dense (line ")
+
+
+# --- long literal lists are no alias bombs ------------------------------------------------------
+
+def long_choice(count: int) -> str:
+    return with_sections("{}") + ("search:\n  method: grid\n  parameters:\n    seed:\n"
+                                  f"      choice: [{', '.join(map(str, range(count)))}]\n")
+
+
+@pytest.mark.parametrize("count", [100_001, 250_000])
+def test_a_long_literal_choice_list_is_read_whole(tmp_path: Path, count: int) -> None:
+    path = write_yaml(tmp_path / "long.yaml", long_choice(count))
+    search = load_config(path).config.search
+    assert search is not None and search.parameters["seed"].choice == list(range(count))
+
+
+def test_a_long_literal_list_given_with_set_is_read_whole(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", long_choice(2))
+    values = f"[{', '.join(map(str, range(120_000)))}]"
+    search = load_config(path, [f"search.parameters.seed.choice={values}"]).config.search
+    assert search is not None and len(search.parameters["seed"].choice or []) == 120_000
+
+
+@pytest.mark.parametrize("levels", [6, 9])
+def test_an_alias_bomb_as_a_choice_list_is_still_refused(tmp_path: Path, levels: int) -> None:
+    text = alias_bomb(levels) + long_choice(2).replace("choice: [0, 1]", f"choice: *a{levels - 1}")
+    message = config_error(tmp_path, text)
+    assert "more than 100,000 values once aliases (*name) are expanded" in message, message

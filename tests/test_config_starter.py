@@ -113,3 +113,43 @@ def test_regression_starter_is_a_regression_on_its_csv(tmp_path: Path) -> None:
     assert tmp_path / "auto_mpg.csv" in written
     config = load_config(tmp_path / "r.yaml", []).config
     assert config.is_regression and config.dataset.path == tmp_path / "auto_mpg.csv"
+
+
+def dangling_link(folder: Path) -> Path:
+    (folder / "mine.yaml").symlink_to(folder / "nowhere.yaml")
+    return folder / "mine.yaml"
+
+
+@pytest.mark.parametrize(("template", "target", "expected"), [
+    ("image", lambda folder: folder / "dltrain.schema.json", "dltrain.schema.json is the name"),
+    ("tabular", lambda folder: folder / "pima_diabetes.csv", "pima_diabetes.csv is the name"),
+    ("regression", lambda folder: folder / "auto_mpg.csv", "auto_mpg.csv is the name"),
+    ("tabular", dangling_link, "mine.yaml already exists"),
+    ("regression", dangling_link, "mine.yaml already exists"),
+], ids=["schema-name", "csv-name", "regression-csv-name", "link-tabular", "link-regression"])
+def test_a_refusal_writes_nothing_not_even_the_companion_files(
+        tmp_path: Path, template: str, target: object, expected: str) -> None:
+    path = target(tmp_path)  # type: ignore[operator]
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(DltrainError, match=expected):
+        write_starter(template, path)
+    assert sorted(tmp_path.iterdir()) == before  # no schema, no CSV left behind
+    assert path.is_symlink() or not path.exists()
+
+
+@pytest.mark.parametrize("name", ["dltrain.schema.json", "pima_diabetes.csv"])
+def test_init_refuses_a_companions_name_for_the_config_and_writes_nothing(
+        tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "init", "tabular", name)
+    assert code == 2 and f"{name} is the name" in " ".join(err.split()), err
+    assert list(tmp_path.iterdir()) == [] and out == ""
+
+
+def test_a_dangling_link_in_place_of_a_companion_is_not_written_through(tmp_path: Path) -> None:
+    (tmp_path / "dltrain.schema.json").symlink_to(tmp_path / "outside" / "x.json")
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(DltrainError, match="dltrain.schema.json is a link to nothing"):
+        write_starter("image", tmp_path / "image.yaml")
+    assert list((tmp_path / "outside").iterdir()) == [] and not (tmp_path / "image.yaml").exists()

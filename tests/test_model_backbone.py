@@ -253,6 +253,36 @@ def test_a_file_that_is_no_weights_file_is_named_at_its_key(tmp_path: Path) -> N
     assert str(caught.value).endswith("give a .weights.h5 file saved from this application.")
 
 
+def other_weights(folder: Path, application: str, alpha: float, legacy: bool) -> Path:
+    """Weights of another model than SMALLEST's: another alpha, or another application."""
+    import keras
+
+    model = getattr(keras.applications, application)(input_shape=(32, 32, 3), alpha=alpha,
+                                                     include_top=False, weights=None)
+    path = folder / f"{application}-{alpha}{'.h5' if legacy else '.weights.h5'}"
+    model.save(path) if legacy else model.save_weights(path)
+    return path
+
+
+@pytest.mark.parametrize(("application", "alpha", "legacy", "layer", "shapes"), [
+    ("MobileNetV2", 0.5, False, "block_1_project", ["(1, 1, 48, 8)", "(1, 1, 48, 16)"]),
+    ("MobileNetV2", 0.5, True, "block_1_project", ["(1, 1, 48, 8)", "(1, 1, 48, 16)"]),
+    ("MobileNet", 0.25, False, "Conv1", ["(3, 3, 3, 16)", "(3, 3, 3, 8)"]),
+], ids=["other-alpha", "other-alpha-legacy-h5", "other-application"])
+def test_weights_of_another_model_name_the_file_the_model_and_the_shapes(
+        tmp_path: Path, application: str, alpha: float, legacy: bool, layer: str,
+        shapes: list[str]) -> None:
+    path = other_weights(tmp_path, application, alpha, legacy)
+    with pytest.raises(ConfigError) as caught:
+        built_backbone_weights(raw_config({"weights": str(path)}))
+    message = str(caught.value)
+    print(message)
+    assert message.startswith(f"model.layers.0.Backbone.weights: {path} ")
+    assert "MobileNetV2 (alpha=0.35)" in message and f"'{layer}'" in message
+    assert all(shape in message for shape in shapes)
+    assert message.endswith(".") and len(message) < 600
+
+
 @pytest.fixture
 def served(weights_file: tuple[Path, list[np.ndarray]]) -> Iterator[str]:
     """An HTTP server on 127.0.0.1 serving the weights under Keras's file name."""

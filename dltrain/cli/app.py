@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from dltrain import __version__
 from dltrain.cli import crossval, results, training, tuning
-from dltrain.console import err, out
+from dltrain.console import err, for_terminal, out, shown, survive_any_encoding
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
 
@@ -56,12 +56,15 @@ app.command("cv")(crossval.cv)  # K-fold cross-validation (dltrain/search/cv.py)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn DltrainError into a red message and exit 2, Ctrl-C into 130."""
     args = sys.argv[1:] if argv is None else argv
+    survive_any_encoding()
     command = typer.main.get_command(app)
     try:
+        check_keras_backend(args)
         with catch_early():
             code = command.main(args=args, prog_name="dltrain", standalone_mode=False)
     except DltrainError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(for_terminal(str(exc)))}", highlight=False,
+                  soft_wrap=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         err.print("[red]interrupted[/]")
@@ -74,17 +77,39 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place internal errors are reported
         message = environment_error(exc, args)
         if message is not None:
-            err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {escape(for_terminal(message))}", highlight=False,
+                      soft_wrap=True)
             return 2
         if "--debug" in args:
             raise
         again = shlex.join(["dltrain", "--debug", *args])  # a root option: before the command
-        err.print(f"[red]internal error:[/] {escape(repr(sys.exc_info()[1]))}. For the "
+        err.print(f"[red]internal error:[/] {escape(for_terminal(repr(exc)))}. For the "
                   f"traceback, run again as {escape(again)}, and please report it.")
         return 1
     if code == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
         err.print("[red]interrupted[/]")
     return code if isinstance(code, int) else 0
+
+
+# The commands that run Keras, so read KERAS_BACKEND (as the default of a config's backend:).
+RUN_KERAS = {"fit", "eval", "show", "smoke", "predict", "export", "tune", "cv"}
+
+
+def check_keras_backend(args: list[str]) -> None:
+    """A KERAS_BACKEND that names no backend, refused by name: it decides the backend of every
+    config without one, and Keras itself would fail on it at import, deep in a run."""
+    value = os.environ.get("KERAS_BACKEND")
+    command = next((arg for arg in args if not arg.startswith("-")), "")
+    if value is None or command not in RUN_KERAS or "--help" in args:
+        return
+    from dltrain.config.schema import BACKENDS  # pydantic: not for --version and --help
+
+    if value in BACKENDS:
+        return
+    raise DltrainError(f"the environment variable KERAS_BACKEND must be one of "
+                       f"{', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}. Received: {shown(value)}. "
+                       "Set it to one of them, or unset it (unset KERAS_BACKEND) to train on "
+                       "each config's backend: (default tensorflow).")
 
 
 # OS errors that are the user's environment, with what to do about each.

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dltrain.cli.options import BackendOpt, Device, DeviceOpt, JsonOpt
+from dltrain.cli.targets import check_target
 from dltrain.console import emit_json, err, for_results
 from dltrain.errors import DltrainError
 
@@ -191,6 +192,8 @@ def export(
     from dltrain.report.export import export_run
     from dltrain.report.tables import export_table
 
+    if output is not None:  # before the model is loaded and exported, which takes minutes
+        check_target(output, "--output", folder=format_ is ExportFormat.saved_model)
     if not run_dir.is_dir():
         raise DltrainError(f"{run_dir}: not a run directory; pass a folder made by dltrain fit.")
     entry = export_run(run_dir, format_.value,

@@ -24,6 +24,7 @@ from dltrain.cli.options import (
     ProcessIdOpt,
     SetOpt,
 )
+from dltrain.cli.targets import check_target
 from dltrain.config.starter import TEMPLATES
 from dltrain.console import emit_json, err, for_results, out
 from dltrain.errors import ConfigError, DltrainError
@@ -205,6 +206,8 @@ def smoke(
     from dltrain.backend import use_backend
     from dltrain.train.smoke import config_files, smoke_one, write_junit
 
+    if junit is not None:
+        check_target(junit, "--junit")
     if backend is not None:
         use_backend(backend.value)
     results = []
@@ -259,6 +262,7 @@ def init(
 
     name = template.value  # type: ignore[attr-defined]
     target = path or Path(f"{name}.yaml")
+    check_target(target, "PATH")
     written = write_starter(name, target)
     for file in written:
         out.print(f"wrote {escape(str(file))}", highlight=False)

@@ -16,6 +16,7 @@ from dltrain.config.backbone import IMAGENET
 from dltrain.config.schema import BACKBONE_LAYER, KEY_ERROR, Config
 from dltrain.config.task import logit_notes
 from dltrain.config.yaml_file import Key, read_value, read_yaml
+from dltrain.console import clipped, shown
 from dltrain.errors import ConfigError
 
 
@@ -106,7 +107,7 @@ def apply_override(raw: Any, override: str, source: str, lines: dict[Key, int] |
     them names the option instead of a line of the file.
     """
     path, sep, text = override.partition("=")
-    override = override if len(override) <= 80 else override[:77] + "..."  # as messages show it
+    override = clipped(override)  # as messages show it
     if not sep or not path.strip():
         raise ConfigError(f"--set {override}: expected key.path=value, e.g. training.epochs=2.")
     value = read_value(text, f"--set {override}")
@@ -330,7 +331,7 @@ def describe(error: Any, raw: Any, lines: dict[Key, int],
     if error["type"] == "extra_forbidden":
         parent = ".".join(map(str, loc[:-1])) or "top level"
         hint = ELSEWHERE.get(tuple(map(str, loc))) or _suggest(str(loc[-1]), allowed_keys(loc[:-1]))
-        return override, f"unknown key '{loc[-1]}' at {parent}{at}.{hint}"
+        return override, f"unknown key {shown(str(loc[-1]))} at {parent}{at}.{hint}"
     message = error["msg"].removeprefix("Value error, ")
     received = ("" if error["type"] in NO_RECEIVED or "Received: " in message
                 else f" Received: {_short(error['input'])}.")
@@ -378,8 +379,7 @@ def blame(loc: Key, lines: dict[Key, int], origins: dict[Key, str]) -> tuple[int
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return clipped(repr(value))
 
 
 def _suggest(key: str, allowed: list[str]) -> str:

@@ -36,32 +36,17 @@ def write_starter(template: str, path: Path) -> list[Path]:
     """Write the template to `path` (with its sample data and the schema beside it).
 
     Returns the files written, the config first. Raises DltrainError, before writing anything,
-    when the config exists, its folder does not, or a sample file of another content is in the
-    way; an identical sample file or an existing schema file is kept as it is.
+    when the config exists (a link too), its folder does not, it would take a companion file's
+    name, or a sample file of another content is in the way; an identical sample file or an
+    existing schema file is kept as it is. Nothing is left behind when a write fails.
     """
     if template not in TEMPLATES:
         raise DltrainError(f"unknown template {template!r}. Choose one of: "
                            f"{', '.join(sorted(TEMPLATES))}.")
     folder = path.parent
-    if not folder.is_dir():
-        raise DltrainError(f"no such folder: {folder}. Create it first, or give another PATH.")
-    if path.exists():
-        raise DltrainError(f"{path} already exists; dltrain init never overwrites a file. "
-                           "Choose another PATH.")
-    samples = {folder / name: sample_bytes(name) for name in TEMPLATES[template]}
-    for target, data in samples.items():
-        if target.exists() and target.read_bytes() != data:
-            raise DltrainError(f"{target} already exists and is not dltrain's sample data; "
-                               "move it away or write the config to another folder.")
-    written = [path]
-    for target, data in samples.items():
-        if not target.exists():
-            target.write_bytes(data)
-            written.append(target)
-    schema = folder / SCHEMA_FILE
-    if not schema.exists():
-        schema.write_text(json.dumps(editor_schema(), indent=2) + "\n", encoding="utf-8")
-        written.append(schema)
+    companions = {folder / name: sample_bytes(name) for name in TEMPLATES[template]}
+    companions[folder / SCHEMA_FILE] = (json.dumps(editor_schema(), indent=2) + "\n").encode()
+    check_starter(path, companions)
     text = template_text(template).replace(f"{template}.yaml", path.name)  # its how-to lines
     try:
         with path.open("x", encoding="utf-8") as file:  # "x": never over a file made meanwhile
@@ -69,7 +54,38 @@ def write_starter(template: str, path: Path) -> list[Path]:
     except FileExistsError:
         raise DltrainError(f"{path} already exists; dltrain init never overwrites a file. "
                            "Choose another PATH.") from None
+    written = [path]
+    try:
+        for target, data in companions.items():
+            if not target.exists():
+                target.write_bytes(data)
+                written.append(target)
+    except BaseException:  # a full disk, Ctrl-C: no starter half made
+        for done in written:
+            done.unlink(missing_ok=True)
+        raise
     return written
+
+
+def check_starter(path: Path, companions: dict[Path, bytes]) -> None:
+    """Everything that would make `write_starter` refuse, checked before it writes anything."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise DltrainError(f"no such folder: {folder}. Create it first, or give another PATH.")
+    if path.exists() or path.is_symlink():
+        raise DltrainError(f"{path} already exists; dltrain init never overwrites a file. "
+                           "Choose another PATH.")
+    if path.name in {target.name for target in companions}:
+        raise DltrainError(f"{path}: {path.name} is the name of a file init writes beside the "
+                           "config; name the config otherwise, e.g. "
+                           f"{path.with_name('starter.yaml')}.")
+    for target, data in companions.items():
+        if target.is_symlink() and not target.exists():  # writing would create its target
+            raise DltrainError(f"{target} is a link to nothing; dltrain init does not write "
+                               "through links. Remove it or write the config to another folder.")
+        if target.name != SCHEMA_FILE and target.exists() and target.read_bytes() != data:
+            raise DltrainError(f"{target} already exists and is not dltrain's sample data; "
+                               "move it away or write the config to another folder.")
 
 
 def editor_schema() -> dict:

@@ -3,7 +3,9 @@ exhaust the stack or the memory."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ Key = tuple[str | int, ...]
 def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
     """Parse with the safe loader and remember the line of every key."""
     try:
+        check_regular(path, "a YAML config file")  # before opening: a FIFO's open() blocks
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file.") from None
@@ -27,7 +30,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
             from None
     except (UnicodeDecodeError, PermissionError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
-    loader = _GuardedLoader(text)
+    loader = _loader(text, str(path), at_line=True)
     lines: dict[Key, int] = {}
     try:
         node = loader.get_single_node()
@@ -49,9 +52,29 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
     return data, lines
 
 
+# What a path is, when it is not a regular file nor a folder.
+KINDS = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
+         stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+
+
+def check_regular(path: Path, wanted: str) -> None:
+    """Refuse, by name, a path that is not a regular file (nor a folder, which callers explain
+    their own way), without opening it: reading a FIFO waits for a writer forever, a device
+    such as /dev/zero never ends.
+
+    Raises:
+        FileNotFoundError: when nothing is there. ConfigError: a pipe, device or socket.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = next((name for test, name in KINDS.items() if test(mode)), "not a file")
+    raise ConfigError(f"{path}: not a regular file ({kind}). Give {wanted}.")
+
+
 def read_value(text: str, option: str) -> Any:
     """A --set value, parsed with the same guards as a file; `option` names it in errors."""
-    loader = _GuardedLoader(text)
+    loader = _loader(text, option, at_line=False)
     try:
         node = loader.get_single_node()
         return None if node is None else _unshared(loader.construct_document(node))
@@ -63,6 +86,21 @@ def read_value(text: str, option: str) -> Any:
         loader.dispose()
 
 
+def _loader(text: str, where: str, at_line: bool) -> _GuardedLoader:
+    """The loader of `text`, or a ConfigError naming the control character YAML refuses (it
+    checks the whole text at once, before parsing) with its line and column."""
+    try:
+        return _GuardedLoader(text)
+    except yaml.reader.ReaderError as exc:
+        start = text.rfind("\n", 0, exc.position) + 1
+        at = (f" (line {text.count(chr(10), 0, exc.position) + 1}, column "
+              f"{exc.position - start + 1})" if at_line else "")
+        character = ascii(chr(exc.character))[1:-1] if isinstance(exc.character, int) else "?"
+        raise ConfigError(f"{where}{at}: holds the control character {character}, which YAML "
+                          "does not allow. Remove it (a stray key press or a pasted terminal "
+                          "sequence?).") from None
+
+
 def _unshared(data: Any) -> Any:
     """A copy where an alias's values are its own, so --set changes only the key it names."""
     if isinstance(data, dict):
@@ -72,7 +110,9 @@ def _unshared(data: Any) -> Any:
     return data
 
 
-MAX_DEPTH, MAX_VALUES = 100, 100_000  # a real config: under 10 levels, a few hundred values
+# A real config: under 10 levels, a few hundred values; a search's choice list may hold more,
+# written out, and what is written out costs its text, so only aliases' copies are limited.
+MAX_DEPTH, MAX_VALUES = 100, 100_000
 
 
 class _Refused(Exception):
@@ -86,13 +126,15 @@ class _GuardedLoader(yaml.SafeLoader):
 
     Nesting deeper than MAX_DEPTH would overflow the recursive composer; aliases, which YAML
     lets a document reuse at no cost in text, are counted at their expanded size, so that
-    nine lines of nested aliases ("billion laughs") cannot grow into 10**9 values.
+    nine lines of nested aliases ("billion laughs") cannot grow into 10**9 values. Values
+    written out are not limited: a long literal list is as large in the file as in memory.
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.depth = 0
         self.values = 0  # the document's size with every alias expanded, so far
+        self.copied = 0  # of which aliases' copies
         self.sizes: dict[int, int] = {}  # id(node) -> its expanded size, once composed
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
@@ -103,14 +145,14 @@ class _GuardedLoader(yaml.SafeLoader):
                 raise _Refused(f"alias '*{event.anchor}' refers to a collection that contains "
                                "it; a config cannot be recursive. Write the values out.",
                                event.start_mark)
-            self._count(self.sizes[id(node)], event.start_mark)
+            self._copy(self.sizes[id(node)], event.start_mark)
             return node
         nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
         if nests and self.depth >= MAX_DEPTH:
             raise _Refused(f"nested deeper than {MAX_DEPTH} levels; a config needs a few. "
                            "Check the brackets and indentation.", event.start_mark)
         before = self.values
-        self._count(1, event.start_mark)
+        self.values += 1
         self.depth += nests
         try:
             node = super().compose_node(parent, index)
@@ -119,9 +161,10 @@ class _GuardedLoader(yaml.SafeLoader):
         self.sizes[id(node)] = self.values - before
         return node
 
-    def _count(self, size: int, mark: Any) -> None:
+    def _copy(self, size: int, mark: Any) -> None:
         self.values += size
-        if self.values > MAX_VALUES:
+        self.copied += size
+        if self.copied > MAX_VALUES:
             raise _Refused(f"more than {MAX_VALUES:,} values once aliases (*name) are expanded; "
                            "a config needs a few hundred. Use fewer aliases, or write the values "
                            "out.", mark)

@@ -12,6 +12,7 @@ Being in the model, the same steps run in fit, eval, predict and any export.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -84,9 +85,15 @@ def make_application(function: Any, spec: BackboneConfig, shape: tuple[int, int,
             model = function(include_top=False, weights=spec.weights, input_shape=shape,
                              pooling=spec.pooling, **spec.kwargs)
         except (ValueError, TypeError) as exc:
+            mismatch = weights_mismatch(str(exc)) if _a_file(spec.weights) else None
+            if mismatch is not None:
+                raise ConfigError(f"{WHERE}.weights: {spec.weights} holds the weights of another "
+                                  f"model than {described(spec)}: {mismatch} Give a weights file "
+                                  f"saved from this backbone with the same arguments, or weights: "
+                                  f"imagenet or null.") from None
             raise ConfigError(f"{WHERE}: {_first_line(exc)}") from None
         except OSError as exc:  # h5py's, of a file that is no weights file (an internal error)
-            if not isinstance(spec.weights, str) or spec.weights == "imagenet":
+            if not _a_file(spec.weights):
                 raise
             raise ConfigError(f"{WHERE}.weights: {spec.weights} is not a weights file Keras can "
                               f"read ({_first_line(exc)}); give a .weights.h5 file saved from "
@@ -95,6 +102,47 @@ def make_application(function: Any, spec: BackboneConfig, shape: tuple[int, int,
     if spec.fine_tune is not None:
         check_fine_tune_layers(model, spec.name, spec.fine_tune.layers)
     return model
+
+
+# What Keras says when a weights file's arrays do not fit the model: the Keras 3 format
+# (.weights.h5) names a layer and the two shapes, then prints the whole variable (kilobytes of
+# numbers); the legacy .h5 format says it in one sentence.
+_KERAS3_MISMATCH = re.compile(
+    r"A total of (?P<count>\d+) objects could not be loaded\..*?object <\w+ name=(?P<layer>[^,>]+)"
+    r".*?variable\.shape=(?P<expected>\([^)]*\)), Received: value\.shape=(?P<found>\([^)]*\))",
+    re.DOTALL)
+_LEGACY_MISMATCH = re.compile(
+    r"layer #\d+ \(named (?P<layer>[^)]+)\)\s*for weight (?P<weight>\S+)\. Weight expects shape "
+    r"(?P<expected>\([^)]*\))\. Received saved weight with shape (?P<found>\([^)]*\))")
+_MISSING = re.compile(r"Layer '(?P<layer>[^']+)' expected (?P<expected>\d+) variables, but "
+                      r"received (?P<found>\d+) variables")
+
+
+def weights_mismatch(text: str) -> str | None:
+    """Which layer's weights do not fit, and their shapes, from Keras's error; None when the
+    error is about something else."""
+    found = _KERAS3_MISMATCH.search(text) or _LEGACY_MISMATCH.search(text)
+    if found is not None:
+        fields = found.groupdict()
+        more = int(fields.get("count") or 1) - 1
+        return (f"layer '{fields['layer']}' expects a weight of shape {fields['expected']}, the "
+                f"file has {fields['found']}"
+                + (f" ({more} more do not fit either)." if more else "."))
+    missing = _MISSING.search(text)
+    if missing is not None:
+        return (f"layer '{missing['layer']}' expects {missing['expected']} weight arrays, the "
+                f"file has {missing['found']}.")
+    return None
+
+
+def described(spec: BackboneConfig) -> str:
+    """'MobileNetV2 (alpha=0.35)': the application and the arguments that shape its weights."""
+    arguments = ", ".join(f"{key}={value!r}" for key, value in sorted(spec.kwargs.items()))
+    return f"{spec.name} ({arguments})" if arguments else spec.name
+
+
+def _a_file(weights: object) -> bool:
+    return isinstance(weights, str) and weights != "imagenet"
 
 
 def check_fine_tune_layers(model: Any, name: str, count: int) -> None:

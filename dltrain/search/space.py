@@ -12,6 +12,7 @@ import yaml
 from dltrain.config.catalog import check_loaded
 from dltrain.config.load import Loaded, apply_override, validate
 from dltrain.config.schema import Config, SearchConfig, SpaceConfig
+from dltrain.config.yaml_file import read_value
 from dltrain.errors import ConfigError
 
 # What Optuna stores for a categorical choice (GridSampler and the RDB storage alike).
@@ -20,8 +21,12 @@ SCALARS = (str, int, float, bool, type(None))
 
 def override(key: str, value: Any) -> str:
     """`key=value` as --set takes it; the value written as YAML so it reads back the same."""
-    text = yaml.safe_dump(value, default_flow_style=True).strip()
-    return f"{key}={text.removesuffix('...').strip()}"
+    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    if isinstance(value, str) and read_value(text, key) != value:
+        # A string dltrain's YAML reads as a number (1e-3: YAML 1.2's float, unknown to the
+        # writer, which leaves it unquoted): quoted, so that it stays the string it was.
+        text = yaml.safe_dump(value, default_style='"').strip().removesuffix("...").strip()
+    return f"{key}={text}"
 
 
 def applied(base: dict[str, Any], source: str, values: dict[str, Any]) -> Loaded:
@@ -31,14 +36,39 @@ def applied(base: dict[str, Any], source: str, values: dict[str, Any]) -> Loaded
     Raises:
         ConfigError: naming the --set option each failing key came from.
     """
-    raw = copy.deepcopy(base)
-    raw.pop("search", None)
+    return _validated(copy.deepcopy(_searchless(base)), source, values)
+
+
+def _searchless(base: dict[str, Any]) -> dict[str, Any]:
+    # Copying the search section's choices once per choice made checking 20,000 of them
+    # quadratic (5.5 minutes): it is dropped first.
+    return {section: value for section, value in base.items() if section != "search"}
+
+
+def _validated(raw: dict[str, Any], source: str, values: dict[str, Any]) -> Loaded:
     origins: dict[Any, str] = {}
     for key, value in values.items():
         apply_override(raw, override(key, value), source, {}, origins)
     loaded = Loaded(validate(raw, source, {}, origins), source, [], {}, origins)
     check_loaded(loaded)
     return loaded
+
+
+def _copied_along(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """`raw` with the sections on the way to `key` copied, the rest shared: enough for
+    --set to write the key without changing `raw`, and far cheaper than a deep copy of all,
+    once for each of thousands of values. Only for checking: the result is thrown away."""
+    top = dict(raw)
+    node: Any = top
+    for part in key.split(".")[:-1]:
+        if isinstance(node, dict) and isinstance(node.get(part), dict | list):
+            node[part] = node = copy.copy(node[part])
+        elif (isinstance(node, list) and part.isdigit() and int(part) < len(node)
+              and isinstance(node[int(part)], dict | list)):
+            node[int(part)] = node = copy.copy(node[int(part)])
+        else:
+            break
+    return top
 
 
 def check_space(config: Config, source: str) -> list[str]:
@@ -50,7 +80,7 @@ def check_space(config: Config, source: str) -> list[str]:
         ConfigError: naming `search.parameters.KEY` and what is wrong with it.
     """
     search = _search(config, source)
-    base = config.model_dump(mode="json")
+    base = _searchless(config.model_dump(mode="json"))
     for key, space in search.parameters.items():
         where = f"{source}: search.parameters.{key}"
         if key.split(".")[0] == "search":
@@ -61,9 +91,9 @@ def check_space(config: Config, source: str) -> list[str]:
             if odd:
                 raise ConfigError(f"{where}: choice values must be numbers, strings, booleans or "
                                   f"null (Optuna stores them). Received: {odd[0]!r}.")
-        for value in candidates(space):
+        for value in distinct(candidates(space)):
             try:
-                applied(base, source, {key: value})
+                _validated(_copied_along(base, key), source, {key: value})
             except ConfigError as exc:
                 text = str(exc).replace(f"--set {override(key, value)}: ", "")
                 whole = (" Use int: [low, high] for whole numbers." if space.kind != "int"
@@ -104,6 +134,11 @@ def candidates(space: SpaceConfig) -> list[Any]:
     # A value between the bounds too, never a whole number (pi is irrational): a float range
     # over a whole-number key (batch_size) passed at its whole bounds, then failed every trial.
     return [float(low), low + (high - low) / math.pi, float(high)]
+
+
+def distinct(values: list[Any]) -> list[Any]:
+    """Each value once, in order; 1, 1.0 and True stay apart (YAML writes them differently)."""
+    return list({(type(value), value): value for value in values}.values())
 
 
 def grid_values(space: SpaceConfig) -> list[Any] | None:

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from dltrain.backend import Device
 from dltrain.config.load import load_config
+from dltrain.config.yaml_file import check_regular
 from dltrain.errors import DltrainError, RunError
 
 
@@ -39,6 +40,8 @@ def config_files(paths: list[Path]) -> list[Path]:
     """The YAML files named, and those directly inside the folders named."""
     found: list[Path] = []
     for path in paths:
+        if path.exists():
+            check_regular(path, "a YAML config file or a folder of them")
         if path.is_dir():
             found += sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
         elif path.is_file():
