@@ -33,7 +33,7 @@ def dltrain(*args: str | bytes, cwd: Path, env: dict[str, str] | None = None,
 
 # --- KERAS_BACKEND -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value", ["tensorflw", "", "numpy", "TensorFlow", " jax"])
+@pytest.mark.parametrize("value", ["tensorflw", "numpy", "TensorFlow", " jax", "jax,torch"])
 @pytest.mark.parametrize("command", [["show", str(QUICKSTART), "--no-summary"],
                                      ["fit", str(QUICKSTART), "--smoke"],
                                      ["eval", "no-such-run"]])
@@ -55,6 +55,8 @@ def test_an_invalid_keras_backend_variable_is_named_with_the_valid_names(
 def test_a_valid_keras_backend_variable_or_none_is_accepted(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert run_cli(capsys, "show", QUICKSTART, "--no-summary")[0] == 0
+    monkeypatch.setenv("KERAS_BACKEND", "")  # Keras reads an empty one as unset
     assert run_cli(capsys, "show", QUICKSTART, "--no-summary")[0] == 0
     monkeypatch.delenv("KERAS_BACKEND")
     assert run_cli(capsys, "show", QUICKSTART, "--no-summary")[0] == 0

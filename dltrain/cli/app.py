@@ -97,10 +97,11 @@ RUN_KERAS = {"fit", "eval", "show", "smoke", "predict", "export", "tune", "cv"}
 
 def check_keras_backend(args: list[str]) -> None:
     """A KERAS_BACKEND that names no backend, refused by name: it decides the backend of every
-    config without one, and Keras itself would fail on it at import, deep in a run."""
+    config without one, and Keras itself would fail on it at import, deep in a run. An empty
+    one is unset, as Keras reads it."""
     value = os.environ.get("KERAS_BACKEND")
     command = next((arg for arg in args if not arg.startswith("-")), "")
-    if value is None or command not in RUN_KERAS or "--help" in args:
+    if not value or command not in RUN_KERAS or "--help" in args:
         return
     from dltrain.config.schema import BACKENDS  # pydantic: not for --version and --help
 
