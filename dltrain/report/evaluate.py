@@ -122,7 +122,9 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
                  config_path: Path | None = None, device: Device = "auto",
                  backend: str | None = None) -> Evaluation:
     """Reload a saved model (safe_mode) and score it on the test split its run used; nothing
-    is written until `Evaluation.save`."""
+    is written until `Evaluation.save`, and a link where it would write is refused first."""
+    for name in (runs.EVAL_FILE, runs.CONFUSION_FILE, runs.PREDICTED_FILE, runs.RESIDUALS_FILE):
+        runs.refuse_link(run_dir / name)
     if model_path is None:
         check_single_run(run_dir)
     path = model_path or completed_model(run_dir, "Evaluate")

@@ -96,6 +96,7 @@ def default_output(run_dir: Path, model_path: Path, fmt: str) -> Path:
 
 def check_output(path: Path, fmt: str) -> None:
     """An output the export may take: replaced only if it is an earlier export of the format."""
+    runs.refuse_link(path)
     if fmt == "tflite" and path.suffix != ".tflite":
         raise RunError(f"--output {path}: a tflite export's name must end with .tflite (Keras's "
                        f"rule). Try --output {path.with_suffix('.tflite')}.")
@@ -264,6 +265,7 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     model_path = model_path or completed_model(run_dir, "Export")
     path = output or default_output(run_dir, model_path, fmt)
     check_output(path, fmt)
+    runs.refuse_link(run_dir / runs.EXPORT_FILE)
     saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
     unknown = sorted(set(saved) - KNOWN_PREPARATION)
     if unknown:

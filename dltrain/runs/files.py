@@ -40,6 +40,7 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     The suffix matters to writers that pick a format from the file name (Keras: `.keras`,
     matplotlib: `.png`).
     """
+    refuse_link(path)
     try:
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:
@@ -56,6 +57,16 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise _naming(exc, path) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def refuse_link(path: Path) -> None:
+    """A symbolic link where dltrain is about to write is refused, never replaced or followed: a
+    link planted in a run (to a file outside it) says the folder was tampered with."""
+    if path.is_symlink():
+        raise RunError(f"{path}: a symbolic link (to {os.readlink(path)}), where dltrain writes "
+                       "a file of its own; dltrain never writes through a link, which could "
+                       "change a file outside the run. Remove the link (and put the run's own "
+                       "file back, or start the run again).")
 
 
 def _naming(exc: OSError, path: Path) -> OSError:

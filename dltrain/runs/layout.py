@@ -20,6 +20,7 @@ from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run 
     copy_file,
     read_history,
     read_json,
+    refuse_link,
     save_figure,
     save_model,
     temporary_of,
