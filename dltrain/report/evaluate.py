@@ -162,7 +162,7 @@ def check_single_run(run_dir: Path, command: str = "eval") -> None:
 def completed_model(run_dir: Path, verb: str) -> Path:
     """model.keras of a completed run; an unfinished run's may be missing or stale, so eval,
     predict and export refuse it and name the checkpoints to `verb` (Evaluate, ...) instead."""
-    state = lock.state_now(run_dir, runs.read_json(run_dir / runs.STATE_FILE).get("state"))
+    state = lock.state_now(run_dir, runs.read_record(run_dir / runs.STATE_FILE).get("state"))
     if state != "completed":
         raise RunError(f"{run_dir}: the run is '{state}', not completed; its {runs.MODEL_FILE} "
                        f"may be missing or stale. {_checkpoints(run_dir, verb, state)}")

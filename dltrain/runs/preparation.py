@@ -13,7 +13,7 @@ import numpy as np
 
 from dltrain.data.prepare import Preparation
 from dltrain.errors import RunError
-from dltrain.runs.files import read_json
+from dltrain.runs.files import json_type, read_json
 
 REFIT = "The file is not as dltrain fit wrote it; fit the run again to recreate it."
 
@@ -56,16 +56,6 @@ def check_outputs(path: Path, saved: dict[str, Any], outputs: int) -> None:
     if not count and targets is not None and len(targets) != outputs:
         check.refuse("target_names", f"{outputs} names, one per model output",
                      f"{len(targets)} names")
-
-
-def json_type(value: Any) -> str:
-    """What a JSON value is, in JSON's words: a run file holding the wrong one is named so."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    names: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
-    return names.get(type(value), "a number")
 
 
 class Checker:
