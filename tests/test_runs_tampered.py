@@ -246,3 +246,39 @@ def test_compare_names_a_metrics_json_of_another_type(
     code, _, err = run_cli(capsys, "compare", trained, run)
     assert code == 2, err
     assert f"error: {path}: " in " ".join(err.split()) and "Traceback" not in err
+
+
+ARCHITECTURES = [  # (where in model.layers, the layer there instead, the layer named)
+    (3, {"Dense": {"units": 32, "activation": "relu"}}, "layer 4 (Dense)"),
+    (0, {"Conv2D": {"filters": 16, "kernel_size": 3, "activation": "relu"}}, "layer 1 (Conv2D)"),
+    (3, {"Dense": {"units": 64, "activation": "tanh"}}, "layer 4 (Dense)"),
+    (1, {"AveragePooling2D": {"pool_size": 2}}, "layer 2 (AveragePooling2D)"),
+    (None, {"Dense": {"units": 64, "activation": "relu"}}, "layer 5 (Dense)"),
+]
+
+
+@pytest.mark.parametrize(("index", "layer", "named"), ARCHITECTURES)
+def test_resume_refuses_a_config_yaml_edited_with_its_hash_whose_model_is_not_last_keras(
+        run: Path, index: int | None, layer: dict[str, Any], named: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Editing config.yaml and manifest.json's sha256 together resumed last.keras's own model
+    # under a config that described another.
+    import hashlib
+
+    import yaml
+
+    config = run / "config.yaml"
+    data = yaml.safe_load(config.read_text())
+    if index is None:  # one layer more, after Flatten
+        data["model"]["layers"].insert(3, layer)
+    else:
+        data["model"]["layers"][index] = layer
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    tamper(run, "manifest.json", {"config_sha256": hashlib.sha256(config.read_bytes()).hexdigest()})
+    model = (run / "last.keras").stat().st_mtime_ns
+    code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    message = " ".join(err.split())
+    assert code == 2, err
+    assert f"error: {config}: " in message and named in message and "last.keras" in message
+    assert "Traceback" not in err
+    assert (run / "last.keras").stat().st_mtime_ns == model

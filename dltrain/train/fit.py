@@ -34,6 +34,7 @@ from dltrain.report.evaluate import load_model, score
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
+from dltrain.runs.architecture import check_architecture
 from dltrain.train.signals import Signals
 
 
@@ -278,6 +279,7 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     last = run_dir / runs.LAST_FILE
     with place(saved.distribution).scope():
         model = load_model(last) if last.is_file() else build_model(saved)
+        check_architecture(run_dir / runs.CONFIG_FILE, saved, model, last)
     clock.lap("build")
     splits = prepared_data(saved, model)
     check_same_data(run_dir, splits)
