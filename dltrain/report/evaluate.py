@@ -122,7 +122,9 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
                  config_path: Path | None = None, device: Device = "auto",
                  backend: str | None = None) -> Evaluation:
     """Reload a saved model (safe_mode) and score it on the test split its run used; nothing
-    is written until `Evaluation.save`."""
+    is written until `Evaluation.save`, and a link where it would write is refused first."""
+    for name in (runs.EVAL_FILE, runs.CONFUSION_FILE, runs.PREDICTED_FILE, runs.RESIDUALS_FILE):
+        runs.refuse_link(run_dir / name)
     if model_path is None:
         check_single_run(run_dir)
     path = model_path or completed_model(run_dir, "Evaluate")
@@ -160,7 +162,7 @@ def check_single_run(run_dir: Path, command: str = "eval") -> None:
 def completed_model(run_dir: Path, verb: str) -> Path:
     """model.keras of a completed run; an unfinished run's may be missing or stale, so eval,
     predict and export refuse it and name the checkpoints to `verb` (Evaluate, ...) instead."""
-    state = lock.state_now(run_dir, runs.read_json(run_dir / runs.STATE_FILE).get("state"))
+    state = lock.state_now(run_dir, runs.read_record(run_dir / runs.STATE_FILE).get("state"))
     if state != "completed":
         raise RunError(f"{run_dir}: the run is '{state}', not completed; its {runs.MODEL_FILE} "
                        f"may be missing or stale. {_checkpoints(run_dir, verb, state)}")

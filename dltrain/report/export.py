@@ -23,8 +23,8 @@ from dltrain.errors import RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
 from dltrain.report.export_runtimes import RUNTIMES, runtime_name
 from dltrain.report.metrics import probabilities
-from dltrain.report.predict import read_preparation
 from dltrain.runs import layout as runs
+from dltrain.runs.preparation import check_outputs, read_preparation
 
 # dltrain's names for Keras's formats: the names users know from TensorFlow's own tools.
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
@@ -96,6 +96,7 @@ def default_output(run_dir: Path, model_path: Path, fmt: str) -> Path:
 
 def check_output(path: Path, fmt: str) -> None:
     """An output the export may take: replaced only if it is an earlier export of the format."""
+    runs.refuse_link(path)
     if fmt == "tflite" and path.suffix != ".tflite":
         raise RunError(f"--output {path}: a tflite export's name must end with .tflite (Keras's "
                        f"rule). Try --output {path.with_suffix('.tflite')}.")
@@ -163,6 +164,11 @@ def compare(reference: np.ndarray, got: np.ndarray, labels: np.ndarray | None,
         return {"passed": False, "max_abs_diff": None,
                 "problem": f"gives outputs of shape {list(got.shape)}, the Keras model "
                            f"{list(reference.shape)}"}
+    for side, outputs in (("the Keras model", reference), ("the export", got)):
+        if not np.isfinite(outputs).all():  # NaN compares false: no difference would exceed
+            return {"passed": False, "max_abs_diff": None,
+                    "problem": f"{side} gives outputs that are not finite numbers (NaN or "
+                               "infinite) on the test split, so the two cannot be compared"}
     diff = float(np.max(np.abs(reference - got))) if reference.size else 0.0
     scale = max(1.0, float(np.max(np.abs(reference))) if reference.size else 1.0)
     result: dict[str, Any] = {"passed": bool(np.isfinite(diff) and diff <= tolerance * scale),
@@ -264,7 +270,9 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     model_path = model_path or completed_model(run_dir, "Export")
     path = output or default_output(run_dir, model_path, fmt)
     check_output(path, fmt)
-    saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
+    runs.refuse_link(run_dir / runs.EXPORT_FILE)
+    saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE,
+                                          config.model.input_shape)
     unknown = sorted(set(saved) - KNOWN_PREPARATION)
     if unknown:
         raise RunError(f"{run_dir / runs.PREPARATION_FILE}: holds steps export cannot build into "
@@ -274,6 +282,7 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     # measures the conversion, not GPU kernels (TF32) against CPU ones.
     prepare_runtime("cpu", config.seed, False, name)
     model = load_model(model_path)
+    check_outputs(run_dir / runs.PREPARATION_FILE, saved, model.output_shape[-1])
     raw_shape = preparation.flatten_from or [int(size) for size in model.input_shape[1:]]
     raw, reference, labels = parity_data(config, preparation, raw_shape, model)
     exported = with_preparation(model, preparation, raw_shape, config.from_logits)

@@ -20,6 +20,7 @@ from dltrain.errors import DataError, RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
 from dltrain.report.metrics import probabilities
 from dltrain.runs import layout as runs
+from dltrain.runs.preparation import check_outputs, read_preparation
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 STDIN_NAMES = ("-", "/dev/stdin")
@@ -38,8 +39,10 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
     if not (run_dir / runs.PREPARATION_FILE).is_file():
         raise RunError(f"{run_dir}: no {runs.PREPARATION_FILE}; predict needs a run made by "
                        "this version of dltrain fit.")
-    saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE)
+    saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE,
+                                          config.model.input_shape)
     model = load_model(model_path)
+    check_outputs(run_dir / runs.PREPARATION_FILE, saved, model.output_shape[-1])
     # A flat model input may take images, flattened by preparation.apply.
     shape = preparation.flatten_from or config.model.input_shape
     check_stdin_once(files)
@@ -100,22 +103,6 @@ def actual_class(labels: dict[str, str], classes: list[str],
     if label_map is not None:
         index = label_map.get(index, -1)
     return classes[index] if 0 <= index < len(classes) else text
-
-
-def read_preparation(path: Path) -> tuple[dict[str, Any], Preparation]:
-    """preprocessing.json and the preparation it describes; RunError naming it when broken."""
-    saved = runs.read_json(path)
-    try:
-        if not isinstance(saved, dict):
-            raise TypeError(type(saved).__name__)
-        preparation = Preparation.from_json(saved)
-        classes, count = saved.get("class_names"), saved.get("num_classes", 0)
-        if not (classes is None or isinstance(classes, list)) or not isinstance(count, int):
-            raise TypeError("class_names or num_classes")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RunError(f"{path}: not the preprocessing dltrain fit writes ({type(exc).__name__}: "
-                       f"{exc}); fit the run again to recreate it.") from None
-    return saved, preparation
 
 
 def top_classes(scores: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]]:

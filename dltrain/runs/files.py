@@ -40,6 +40,7 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     The suffix matters to writers that pick a format from the file name (Keras: `.keras`,
     matplotlib: `.png`).
     """
+    refuse_link(path)
     try:
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:
@@ -56,6 +57,16 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise _naming(exc, path) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def refuse_link(path: Path) -> None:
+    """A symbolic link where dltrain is about to write is refused, never replaced or followed: a
+    link planted in a run (to a file outside it) says the folder was tampered with."""
+    if path.is_symlink():
+        raise RunError(f"{path}: a symbolic link (to {os.readlink(path)}), where dltrain writes "
+                       "a file of its own; dltrain never writes through a link, which could "
+                       "change a file outside the run. Remove the link (and put the run's own "
+                       "file back, or start the run again).")
 
 
 def _naming(exc: OSError, path: Path) -> OSError:
@@ -88,6 +99,44 @@ def read_json(path: Path) -> Any:
         raise RunError(f"{path}: missing; is {path.parent} a dltrain run directory?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # damaged on disk: not ours to fix
         raise RunError(f"{path}: not valid JSON ({exc}).") from None
+
+
+def read_object(path: Path, fields: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """A JSON object dltrain wrote, with each of `fields` of its type where present (or null):
+    the commands that read run.json, manifest.json, ... name a damaged one instead of failing
+    on it."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: not a JSON object; the run's files are damaged, so start the "
+                       f"run again with dltrain fit. It holds {json_type(data)}, where dltrain "
+                       "writes an object.")
+    check_fields(path, data, fields)
+    return data
+
+
+def check_fields(path: Path, data: dict[str, Any],
+                 fields: dict[str, type | tuple[type, ...]]) -> None:
+    """Each of `fields` in `data` of its type where present (or null); RunError naming it."""
+    for key, kind in fields.items():
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise RunError(f"{path}: {key} holds {json_type(value)}, not the "
+                           f"{KINDS.get(kind, 'value')} dltrain writes; the run's files are "
+                           "damaged, so start the run again with dltrain fit.")
+
+
+KINDS: dict[type | tuple[type, ...], str] = {str: "string", dict: "object", list: "list",
+                                             int: "whole number", (int, float): "number"}
+
+
+def json_type(value: Any) -> str:
+    """What a JSON value is, in JSON's words: a run file holding the wrong one is named so."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    names: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    return names.get(type(value), "a number")
 
 
 def save_model(model: Any, path: Path) -> None:
@@ -138,7 +187,10 @@ def read_history(path: Path) -> list[dict[str, float]]:
         return []
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+        if reader.fieldnames and "epoch" not in reader.fieldnames:
+            raise ValueError("no epoch column")
         return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
                 for row in rows]
     except (TypeError, ValueError, csv.Error):  # UnicodeDecodeError is a ValueError

@@ -17,9 +17,12 @@ from dltrain.config.schema import Config
 from dltrain.errors import RunError
 from dltrain.runs import lock
 from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run files through here
+    check_fields,
     copy_file,
     read_history,
     read_json,
+    read_object,
+    refuse_link,
     save_figure,
     save_model,
     temporary_of,
@@ -51,6 +54,26 @@ CV_FILE = "cv.json"  # a cross-validation's plan and folds' results; its folds a
 FIT_FILES = frozenset({CONFIG_FILE, STATE_FILE, ENV_FILE, MANIFEST_FILE, PREPARATION_FILE,
                        HISTORY_FILE, LAST_FILE, LAST_META, BEST_FILE, MODEL_FILE, CURVES_FILE,
                        CONFUSION_FILE, PREDICTED_FILE, RESIDUALS_FILE, METRICS_FILE})
+
+
+# The keys of the JSON records fit writes whose type their readers rely on.
+RECORD_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    STATE_FILE: {"state": str, "kind": str, "trained": int, "updated": str},
+    MANIFEST_FILE: {"config_sha256": str, "data": dict, "seed": int},
+    ENV_FILE: {"resumed": list, "command": list, "started": str, "backend": str},
+    METRICS_FILE: {"test": dict, "regression": dict, "epochs_run": int},
+}
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """run.json, manifest.json, environment.json or metrics.json: RunError naming the file when
+    it is not the JSON object fit writes or a key there holds another type."""
+    return read_object(path, RECORD_FIELDS.get(path.name, {}))
+
+
+def check_record(path: Path, data: dict[str, Any]) -> None:
+    """A record already read: its keys' types, as `read_record` checks them."""
+    check_fields(path, data, RECORD_FIELDS.get(path.name, {}))
 
 
 def new_run_dir(config: Config, chosen: Path | None) -> Path:
@@ -193,10 +216,10 @@ def recorded_kind(run_dir: Path) -> str | None:
     if not (run_dir / STATE_FILE).is_file():
         return None
     try:
-        state = read_json(run_dir / STATE_FILE)
+        state = read_record(run_dir / STATE_FILE)
     except (OSError, RunError):  # unreadable: the commands that need it say so themselves
         return None
-    return state.get("kind") if isinstance(state, dict) else None
+    return state.get("kind")
 
 
 def set_state(run_dir: Path, state: str, **details: Any) -> None:

@@ -141,6 +141,10 @@ def _mapping(path: Path, read: Any, required: bool = False) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise Unreadable(path, f"holds a {type(data).__name__}, not the mapping dltrain writes")
+    try:
+        runs.check_record(path, data)
+    except RunError as exc:
+        raise Unreadable(path, str(exc).removeprefix(f"{path}: ")) from None
     return data
 
 
@@ -196,7 +200,13 @@ def compared_scores(path: Path) -> dict[str, Any]:
             raise RunError(f"{path / runs.CV_FILE}: not the layout dltrain writes; compare takes "
                            "two run directories as dltrain writes them.")
         return {name: stats.get("mean") for name, stats in test.items()}
-    return scored_metrics(_compared(path / runs.METRICS_FILE, _json))
+    scores = scored_metrics(_compared(path / runs.METRICS_FILE, _json))
+    wrong = [name for name, value in scores.items()
+             if isinstance(value, bool) or not isinstance(value, int | float | None)]
+    if wrong:
+        raise RunError(f"{path / runs.METRICS_FILE}: {wrong[0]} is not a number; compare takes "
+                       "two run directories as dltrain writes them.")
+    return scores
 
 
 def scored_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

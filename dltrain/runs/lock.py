@@ -9,8 +9,10 @@ holder's PID and command line, to name it to whoever is refused.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dltrain.errors import RunError
+from dltrain.runs.files import refuse_link
 
 LOCK_FILE = ".lock"
 
@@ -28,12 +31,15 @@ _held: dict[Path, int] = {}  # run folder (resolved) -> open descriptor holding 
 def acquire(run_dir: Path) -> None:
     """Lock `run_dir` for this process, or raise RunError naming the process that holds it.
 
-    Taking a lock this process already holds does nothing.
+    Taking a lock this process already holds does nothing. A link in the folder is refused
+    first: the writer would write through it, out of the run.
     """
     key = run_dir.resolve()
     if key in _held:
         return
-    descriptor = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    for entry in run_dir.iterdir():
+        refuse_link(entry)
+    descriptor = open_own(run_dir / LOCK_FILE)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -48,6 +54,27 @@ def acquire(run_dir: Path) -> None:
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, f"{os.getpid()}\n{command}\n".encode(), 0)
+
+
+def open_own(path: Path) -> int:
+    """A lock file opened for writing, made if absent, never emptied on opening: refused when it
+    is a link (opened without following one, so none can be swapped in after a check) or a
+    file with other names (hard links), since the holder writes its PID into it."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            refuse_link(path)
+        raise
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:
+        os.close(descriptor)
+        what = ("a hard link: a name of a file with other names" if stat.S_ISREG(status.st_mode)
+                else "not a plain file")
+        raise RunError(f"{path}: {what}, where dltrain keeps a lock file of its own; writing it "
+                       "could change a file outside the run. Remove it (dltrain makes a new "
+                       "one).")
+    return descriptor
 
 
 def release(run_dir: Path) -> None:
@@ -78,7 +105,7 @@ SEARCH_LOCK = ".searching"
 @contextlib.contextmanager
 def searching(parent: Path) -> Iterator[None]:
     """Hold a shared lock on the search `parent` for the block (with its other processes)."""
-    descriptor = os.open(parent / SEARCH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    descriptor = open_own(parent / SEARCH_LOCK)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_SH)  # waits out a probe's moment (searchers_alive)
         yield
@@ -90,7 +117,7 @@ def searchers_alive(parent: Path) -> bool:
     """Whether a process holds the search's shared lock: a moment's exclusive probe succeeds
     only when none does."""
     try:
-        descriptor = os.open(parent / SEARCH_LOCK, os.O_RDONLY)
+        descriptor = os.open(parent / SEARCH_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return True  # no such file: a search from before, or one just starting; trust run.json
     try:
@@ -112,7 +139,7 @@ def writer_alive(run_dir: Path) -> bool | None:
     if (run_dir / SEARCH_LOCK).is_file():
         return searchers_alive(run_dir)
     try:
-        descriptor = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+        descriptor = os.open(run_dir / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     try:

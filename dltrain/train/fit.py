@@ -34,6 +34,7 @@ from dltrain.report.evaluate import load_model, score
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
+from dltrain.runs.architecture import check_architecture
 from dltrain.train.signals import Signals
 
 
@@ -198,7 +199,7 @@ def write_run_files(path: Path, config: Config, splits: Splits, device_name: str
 def record_resume(path: Path, config: Config, device_name: str, done: int) -> None:
     """environment.json keeps the session that started the run and adds one entry per resume
     under `resumed`: another machine, device or version may have trained the later epochs."""
-    recorded = runs.read_json(path / runs.ENV_FILE)
+    recorded = runs.read_record(path / runs.ENV_FILE)
     if not isinstance(recorded, dict):
         raise RunError(f"{path / runs.ENV_FILE}: not a JSON object; the run's files are damaged, "
                        "so start the run again with dltrain fit.")
@@ -225,7 +226,7 @@ def vouch_for(run_dir: Path, text: str) -> None:
     it): the manifest must never vouch for a config the run no longer holds."""
     import hashlib
 
-    manifest = runs.read_json(run_dir / runs.MANIFEST_FILE)
+    manifest = runs.read_record(run_dir / runs.MANIFEST_FILE)
     sha = hashlib.sha256(text.encode()).hexdigest()  # as runs.manifest hashes it
     if manifest.get("config_sha256") != sha:
         runs.write_json(run_dir / runs.MANIFEST_FILE, {**manifest, "config_sha256": sha})
@@ -278,13 +279,14 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     last = run_dir / runs.LAST_FILE
     with place(saved.distribution).scope():
         model = load_model(last) if last.is_file() else build_model(saved)
+        check_architecture(run_dir / runs.CONFIG_FILE, saved, model, last)
     clock.lap("build")
     splits = prepared_data(saved, model)
     check_same_data(run_dir, splits)
     clock.lap("data")
     steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
     done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
-    recorded = (runs.read_json(run_dir / runs.STATE_FILE)
+    recorded = (runs.read_record(run_dir / runs.STATE_FILE)
                 if (run_dir / runs.STATE_FILE).is_file() else {})
     history = agreeing_history(run_dir, done, recorded.get("state") == "completed")
     config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done,
@@ -352,7 +354,7 @@ def check_config_as_written(run_dir: Path) -> None:
     manifest = run_dir / runs.MANIFEST_FILE
     if not manifest.is_file():  # killed before it was written: nothing to hold it against
         return
-    recorded = runs.read_json(manifest).get("config_sha256")
+    recorded = runs.read_record(manifest).get("config_sha256")
     path = run_dir / runs.CONFIG_FILE
     if recorded is not None and hashlib.sha256(path.read_bytes()).hexdigest() != recorded:
         raise RunError(f"{path}: changed since the run wrote it (manifest.json holds another "
@@ -366,7 +368,7 @@ def check_same_data(run_dir: Path, splits: Splits) -> None:
     """The data as the run's manifest fingerprints it: a resume on changed files trained on
     them, with the first epochs' scaling, and the manifest still named the old data."""
     manifest = run_dir / runs.MANIFEST_FILE
-    recorded = runs.read_json(manifest).get("data") if manifest.is_file() else None
+    recorded = runs.read_record(manifest).get("data") if manifest.is_file() else None
     if not isinstance(recorded, dict):
         return
     arrays = {"x_train": splits.x_train, "y_train": splits.y_train, "x_val": splits.x_val,
