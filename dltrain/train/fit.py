@@ -663,7 +663,9 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
                  progress]
     earlier = start.history if start.interrupted else []
     if training.early_stopping is not None:
-        callbacks.insert(0, ResumedEarlyStopping(earlier, **training.early_stopping.model_dump()))
+        callbacks.insert(0, ResumedEarlyStopping(
+            earlier, checkpoint if training.checkpoint.save_best_only else None,
+            lambda text: print_notes(console, [text]), **training.early_stopping.model_dump()))
     if training.reduce_lr_on_plateau is not None:
         callbacks.insert(0, ResumedReduceLROnPlateau(
             earlier, **training.reduce_lr_on_plateau.model_dump()))
