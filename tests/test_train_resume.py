@@ -495,7 +495,7 @@ def test_a_resumed_run_stops_early_at_the_epoch_the_uninterrupted_run_did(
 def weights(path: Path) -> list[Any]:
     import keras
 
-    return list(keras.saving.load_model(path).get_weights())
+    return list(keras.saving.load_model(path, compile=False).get_weights())
 
 
 def cut_after(monkeypatch: pytest.MonkeyPatch, interrupt_at: int) -> None:
@@ -532,4 +532,46 @@ def test_a_resumed_run_restores_a_best_epoch_from_before_the_resume(
     best = json.loads((run / "metrics.json").read_text())["best_epoch"]
     assert best < 5  # the case: a best epoch before the resume, not the one it resumed with
     final, kept = weights(run / "model.keras"), weights(run / "best.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(final, kept, strict=True))
+
+
+TF_FREE = Path(__file__).resolve().parents[1] / ".venv-tf-free" / "bin" / "python"
+PYTHONS = {"tensorflow": sys.executable, "jax": sys.executable, "torch": str(TF_FREE)}
+FLIPPED = [*SMALL, "--set", "training.deterministic=true", "--set",
+           "augmentation={horizontal_flip: true, brightness_range: [0.8, 1.2]}", "--set",
+           "training.tensorboard=false"]
+
+
+def dltrain(backend: str, *args: object) -> None:
+    """The CLI on `backend`, in a process of its own (a process runs one Keras backend)."""
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    done = subprocess.run([PYTHONS[backend], "-c", "import sys; from dltrain.cli import main; "
+                           "sys.exit(main())", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={**env, "CI": "1"})
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("backend", "steps"), [
+    ("tensorflow", "auto"), ("tensorflow", "1"), ("jax", "auto"),
+    pytest.param("torch", "auto", marks=pytest.mark.skipif(
+        not TF_FREE.is_file(), reason="torch runs in .venv-tf-free: make tf-free-env"))])
+def test_a_resumed_augmented_run_trains_on_the_uninterrupted_run_s_draws(
+        tmp_path: Path, backend: str, steps: str) -> None:
+    """Flips, brightness and the shuffle after the resume are the ones the uninterrupted run
+    drew: they restarted from the seed, and the resumed run trained on others. (TensorFlow
+    iterates its data afresh each epoch at 4 steps per execution, once at 1.)"""
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    flipped = [*FLIPPED, "--set", f"training.steps_per_execution={steps}"]
+    dltrain(backend, "fit", QUICKSTART, "--backend", backend, "--run-dir", whole, *flipped,
+            "--epochs", "4")
+    dltrain(backend, "fit", QUICKSTART, "--backend", backend, "--run-dir", resumed, *flipped,
+            "--epochs", "2")
+    dltrain(backend, "fit", "--resume", resumed, "--epochs", "4")
+
+    def rows(run: Path) -> list[dict[str, float]]:
+        return [{k: v for k, v in row.items() if k != "seconds"}
+                for row in read_history(run / "history.csv")]
+
+    assert rows(resumed) == rows(whole)
+    final, kept = weights(whole / "model.keras"), weights(resumed / "model.keras")
     assert all(np.array_equal(a, b) for a, b in zip(final, kept, strict=True))
