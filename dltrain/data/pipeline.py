@@ -64,7 +64,8 @@ def _epochs(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int, augmenter
     permuted by a stateless draw, each batch numbered by its step in the run. Without a
     clock, each fresh iteration is the next epoch (a plain model.fit of the pipeline)."""
     tf = tensorflow_module()
-    images, labels = tf.constant(x), tf.constant(y)
+    with tf.device("/cpu:0"):  # where tf.data reads them, as from_tensor_slices keeps them
+        images, labels = tf.constant(x), tf.constant(y)
     steps = math.ceil(len(x) / batch_size)
 
     def one_epoch(epoch: Any) -> Any:
