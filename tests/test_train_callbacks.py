@@ -204,6 +204,27 @@ def test_a_best_epoch_before_the_resume_ends_the_run_with_its_weights(
     assert notes == []
 
 
+def test_a_best_epoch_that_min_delta_kept_from_best_keras_is_told(
+        model: Any, tmp_path: Path) -> None:
+    from dltrain.train.callbacks import ResumedEarlyStopping
+
+    rows = [{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.45},
+            {"epoch": 3, "val_loss": 0.7}]
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, rows)
+    notes: list[str] = []
+    stopping = ResumedEarlyStopping(rows, monitor="val_loss", patience=5, min_delta=0.1,
+                                    restore_best_weights=True, best=checkpoint,
+                                    notify=notes.append)
+    callbacks = keras_module().callbacks.CallbackList([stopping, checkpoint], model=model)
+    callbacks.on_train_begin()
+    callbacks.on_epoch_end(3, {"loss": 1.0, "val_loss": 0.6})
+    assert notes == [
+        "training.early_stopping.restore_best_weights: epoch 1 was the best by val_loss before "
+        "the resume, and its weights were not kept (best.keras holds epoch 2, the best by "
+        "val_loss, which early stopping's min_delta did not count as better); unless a later "
+        "epoch does better, the final model holds the first resumed epoch's weights."]
+
+
 def test_a_best_epoch_whose_weights_are_gone_is_told(model: Any, tmp_path: Path) -> None:
     notes: list[str] = []
     resumed_stopping(model, tmp_path, "val_accuracy", notes)

@@ -280,13 +280,17 @@ class ResumedEarlyStopping(Replayed, EarlyStopping):  # type: ignore[misc,valid-
                     and checkpoint.path.is_file()):
                 self.best_weights = self._weights_in(checkpoint.path)
                 return
-            kept = f" (best.keras holds epoch {checkpoint.best_epoch}, the best by {checkpoint.monitor})"
+            kept = (f" (best.keras holds epoch {checkpoint.best_epoch}, the best by "
+                    f"{checkpoint.monitor}")
+            kept += (", which early stopping's min_delta did not count as better)"
+                     if checkpoint.monitor == self.monitor else ")")
+        fix = ("" if checkpoint is not None and checkpoint.monitor == self.monitor else
+               f" A checkpoint.monitor of {self.monitor} keeps them for a resume.")
         if self.notify is not None:
             self.notify(f"training.early_stopping.restore_best_weights: epoch {epoch} was the "
                         f"best by {self.monitor} before the resume, and its weights were not "
                         f"kept{kept}; unless a later epoch does better, the final model holds "
-                        "the first resumed epoch's weights. A checkpoint.monitor of "
-                        f"{self.monitor} keeps them for a resume.")
+                        f"the first resumed epoch's weights.{fix}")
 
     def _weights_in(self, path: Path) -> list[Any]:
         """The trained model's weights (augmentation around it included) with the model's
