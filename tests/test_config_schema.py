@@ -81,24 +81,50 @@ def test_a_logged_name_may_be_monitored(tmp_path: Path, extra: str) -> None:
     load_config(monitored(tmp_path, extra))
 
 
+@pytest.mark.parametrize(("key", "monitor", "logged"), [
+    ("training.early_stopping", "val_precision", "val_Precision"),
+    ("training.checkpoint", "val_auc", "val_AUC"),
+    ("training.reduce_lr_on_plateau", "precision", "Precision"),
+    ("training.checkpoint", "val_Recall", "val_recall"),
+    ("training.early_stopping", "val_log_cosh_error", "val_logcosh"),
+    ("training.early_stopping", "val_acc", "val_acc"),
+    ("training.checkpoint", "val_Precision", "val_Precision"),
+])
+def test_keras_s_own_name_for_a_metric_monitors_the_name_it_logs(
+        tmp_path: Path, key: str, monitor: str, logged: str) -> None:
+    # Keras's docs name a metric class by its default name (Precision().name == "precision"),
+    # while compile logs metrics: [Precision] as written: either spelling monitors what Keras logs.
+    section = key.split(".")[1]
+    config = load_config(monitored(tmp_path, f"training: {{{section}: {{monitor: {monitor}}}}}\n"))
+    assert getattr(config.config.training, section).monitor == logged
+
+
+def test_keras_s_own_name_for_a_metric_is_a_search_objective(tmp_path: Path) -> None:
+    extra = "search: {objective: val_auc, method: grid, parameters: {seed: {choice: [1, 2]}}}\n"
+    search = load_config(monitored(tmp_path, extra)).config.search
+    assert search is not None and search.objective == "val_AUC"
+
+
+def test_a_name_two_metrics_answer_to_is_refused_with_both(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", MONITORED.replace(
+        "acc,", "acc, {name: AUC, num_thresholds: 50},") + "training: {checkpoint: "
+        "{monitor: val_Auc}}\n")
+    known = "loss, Precision, AUC, recall, acc, auc, logcosh"
+    known += ", " + ", ".join(f"val_{name}" for name in known.split(", "))
+    assert refusal(path) == (
+        f"{path}: training.checkpoint.monitor (line 9): must be one of {known}. Received: "
+        "'val_Auc'. It could mean 'val_AUC' or 'val_auc': name one.")
+
+
 @pytest.mark.parametrize(("extra", "expected"), [
-    ("training: {early_stopping: {monitor: val_precision}}\n",
-     "training.early_stopping.monitor (line 9): must be one of {known}. Received: "
-     "'val_precision'. Use 'val_Precision': Keras logs the metric Precision under that name, as "
-     "metrics writes it."),
-    ("training: {checkpoint: {monitor: val_Recall}}\n",
-     "training.checkpoint.monitor (line 9): must be one of {known}. Received: 'val_Recall'. Use "
-     "'val_recall': Keras logs Recall, given with arguments, under its class's name, recall."),
-    ("training: {early_stopping: {monitor: val_log_cosh_error}}\n",
-     "training.early_stopping.monitor (line 9): must be one of {known}. Received: "
-     "'val_log_cosh_error'. Use 'val_logcosh': Keras logs LogCoshError, given with arguments, "
-     "under its class's name, logcosh."),
     ("training: {early_stopping: {monitor: val_accuracy}}\n",
      "training.early_stopping.monitor (line 9): must be one of {known}. Received: "
      "'val_accuracy'. Did you mean 'val_acc'?"),
-    ("search: {objective: val_auc, method: grid, parameters: {seed: {choice: [1, 2]}}}\n",
-     "search.objective (line 9): must be one of {known}. Received: 'val_auc'. Use 'val_AUC': "
-     "Keras logs the metric AUC under that name, as metrics writes it."),
+    ("training: {early_stopping: {monitor: val_Precison}}\n",
+     "training.early_stopping.monitor (line 9): must be one of {known}. Received: "
+     "'val_Precison'. Did you mean 'val_Precision'?"),
+    ("search: {objective: val_f1_score, method: grid, parameters: {seed: {choice: [1, 2]}}}\n",
+     "search.objective (line 9): must be one of {known}. Received: 'val_f1_score'."),
 ])
 def test_a_name_keras_does_not_log_is_refused_with_the_one_it_does(
         tmp_path: Path, extra: str, expected: str) -> None:
@@ -108,7 +134,7 @@ def test_a_name_keras_does_not_log_is_refused_with_the_one_it_does(
 
 def test_the_refusal_is_one_line_without_the_whole_config(tmp_path: Path) -> None:
     message = monitor_error(tmp_path, "training:\n  epochs: 2\n  early_stopping:\n"
-                                      "    monitor: val_precision\n")
+                                      "    monitor: val_precison\n")
     assert "\n" not in message and "top level" not in message
     assert message.count("Received:") == 1 and "{'name'" not in message
     assert "training.early_stopping.monitor (line 12):" in message

@@ -150,3 +150,37 @@ metrics: [accuracy, crossentropy]
     expected = model.evaluate(images, labels, verbose=0, return_dict=True)
     assert expected["accuracy"] == 1.0
     assert trainer.evaluate(images, labels, verbose=0, return_dict=True) == pytest.approx(expected)
+
+
+def test_a_batch_s_draws_are_a_function_of_the_seed_and_its_step() -> None:
+    # tf.data's map (TensorFlow) draws with the batch's step: a resumed run's batch 7 is the
+    # uninterrupted run's batch 7, whatever was drawn before it.
+    images = batch()
+    cfg = AugmentationConfig(horizontal_flip=True, brightness_range=(0.5, 1.5))
+    first, again = make_augmenter(cfg, seed=5), make_augmenter(cfg, seed=5)
+    assert first is not None and again is not None
+    drawn = [to_numpy(first(images, step)) for step in (7, 8)]
+    np.testing.assert_array_equal(to_numpy(again(images, 8)), drawn[1])
+    np.testing.assert_array_equal(to_numpy(again(images, 7)), drawn[0])
+    assert not np.array_equal(drawn[0], drawn[1])
+
+
+def test_in_step_draws_restart_each_epoch_from_the_seed_and_the_epoch() -> None:
+    # JAX and torch draw in the training step, from the layers' seed state, which a resumed
+    # run (its checkpoint holds the model alone) had restarted from the seed.
+    from dltrain.model.augment import ReseedAugmentation
+
+    config = tiny_config("{horizontal_flip: true}")  # brightness too on JAX (test_train_resume)
+    images = batch() * 0.5
+    outputs, weights = [], build_model(config).get_weights()
+    for warm_up in (0, 3):  # draws already made before the epoch, as a longer run made them
+        model = build_model(config)
+        model.set_weights(weights)
+        trainer = in_step(model, config, value_max=1.0)
+        for _ in range(warm_up):
+            trainer(images, training=True)
+        reseed = ReseedAugmentation(config.seed)
+        reseed.set_model(trainer)
+        reseed.on_epoch_begin(2)
+        outputs.append(to_numpy(trainer(images, training=True)))
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -163,3 +163,73 @@ def test_best_keras_is_saved_when_last_keras_skipped_the_epoch(
     last.on_epoch_end(0, logs)
     checkpoint.on_epoch_end(0, logs)
     assert saves == ["best.keras"]
+
+
+# Early stopping's best epoch from before a resume: its weights are in best.keras when the
+# checkpoint watches the same metric; Keras alone kept the first resumed epoch's.
+BEFORE = [{"epoch": 1, "val_loss": 0.9}, {"epoch": 2, "val_loss": 0.2}, {"epoch": 3, "val_loss": 0.5}]
+
+
+def resumed_stopping(model: Any, tmp_path: Path, checkpoint_monitor: str,
+                     notes: list[str]) -> list[Any]:
+    """Epoch 2's weights in best.keras, the resume's (epoch 3's) in the model; then one more
+    epoch, worse than epoch 2, with other weights. Returns the model's weights at the end."""
+    from dltrain.train.callbacks import ResumedEarlyStopping
+
+    keras = keras_module()
+    shapes = [w.shape for w in model.get_weights()]
+    best, resumed, later = ([np.full(s, value, "float32") for s in shapes] for value in (2, 3, 4))
+    model.set_weights(best)
+    model.save(tmp_path / "best.keras")
+    model.set_weights(resumed)
+    rows = [{**row, "val_accuracy": 0.5} for row in BEFORE]
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", checkpoint_monitor, True, rows)
+    stopping = ResumedEarlyStopping(rows, monitor="val_loss", patience=5,
+                                    restore_best_weights=True, best=checkpoint,
+                                    notify=notes.append)
+    callbacks = keras.callbacks.CallbackList([stopping, SettleBest(checkpoint), checkpoint],
+                                             model=model)
+    callbacks.on_train_begin()
+    callbacks.on_epoch_begin(3)
+    model.set_weights(later)
+    callbacks.on_epoch_end(3, {"loss": 1.0, "val_loss": 0.6, "val_accuracy": 0.4})
+    callbacks.on_train_end()
+    return [float(w.flat[0]) for w in model.get_weights()]
+
+
+def test_a_best_epoch_before_the_resume_ends_the_run_with_its_weights(
+        model: Any, tmp_path: Path) -> None:
+    notes: list[str] = []
+    assert set(resumed_stopping(model, tmp_path, "val_loss", notes)) == {2.0}
+    assert notes == []
+
+
+def test_a_best_epoch_that_min_delta_kept_from_best_keras_is_told(
+        model: Any, tmp_path: Path) -> None:
+    from dltrain.train.callbacks import ResumedEarlyStopping
+
+    rows = [{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.45},
+            {"epoch": 3, "val_loss": 0.7}]
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, rows)
+    notes: list[str] = []
+    stopping = ResumedEarlyStopping(rows, monitor="val_loss", patience=5, min_delta=0.1,
+                                    restore_best_weights=True, best=checkpoint,
+                                    notify=notes.append)
+    callbacks = keras_module().callbacks.CallbackList([stopping, checkpoint], model=model)
+    callbacks.on_train_begin()
+    callbacks.on_epoch_end(3, {"loss": 1.0, "val_loss": 0.6})
+    assert notes == [
+        "training.early_stopping.restore_best_weights: epoch 1 was the best by val_loss before "
+        "the resume, and its weights were not kept (best.keras holds epoch 2, the best by "
+        "val_loss, which early stopping's min_delta did not count as better); unless a later "
+        "epoch does better, the final model holds the first resumed epoch's weights."]
+
+
+def test_a_best_epoch_whose_weights_are_gone_is_told(model: Any, tmp_path: Path) -> None:
+    notes: list[str] = []
+    resumed_stopping(model, tmp_path, "val_accuracy", notes)
+    assert notes == [
+        "training.early_stopping.restore_best_weights: epoch 2 was the best by val_loss before "
+        "the resume, and its weights were not kept (best.keras holds epoch 1, the best by "
+        "val_accuracy); unless a later epoch does better, the final model holds the first "
+        "resumed epoch's weights. A checkpoint.monitor of val_loss keeps them for a resume."]

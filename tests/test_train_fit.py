@@ -158,14 +158,15 @@ def test_best_epoch_is_the_epoch_with_the_highest_val_precision(
 def test_early_stopping_and_the_checkpoint_watch_metrics_by_the_names_keras_logs(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    # Keras logs Precision as written and Recall, made with arguments, as recall. No epoch can
-    # improve val_recall by 10, so patience 0 stops after the second epoch: were val_recall
+    # Keras logs Precision as written and Recall, made with arguments, as recall; the checkpoint
+    # names Precision by its class's own name, precision, which watches val_Precision. No epoch
+    # can improve val_recall by 10, so patience 0 stops after the second epoch: were val_recall
     # missing from the logs, Keras's EarlyStopping would only warn and train all 4.
     code, _, err = run_cli(capsys, "fit", CONFIGS / "tabular_binary.yaml", "--run-dir", run,
                            "--epochs", "4",
                            "--set", "metrics=[Precision, {name: Recall, thresholds: 0.4}]",
                            "--set", "training.early_stopping={monitor: val_recall, patience: 0, "
-                           "min_delta: 10}", "--set", "training.checkpoint.monitor=val_Precision")
+                           "min_delta: 10}", "--set", "training.checkpoint.monitor=val_precision")
     assert code == 0, err
     rows = history(run)
     assert len(rows) == 2 and {"val_Precision", "val_recall"} <= set(rows[0])

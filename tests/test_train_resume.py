@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from conftest import CONFIGS, run_cli
@@ -474,19 +476,11 @@ def test_a_resumed_run_stops_early_at_the_epoch_the_uninterrupted_run_did(
     """No epoch improves val_loss by 10, so patience 2 stops after epoch 3 of 6. Interrupted
     as epoch 2 ends (before its checkpoint), the run resumes after epoch 1: Keras's
     EarlyStopping alone would count afresh from there and stop after epoch 4."""
-    from dltrain.train.callbacks import HistoryFile
-
-    plain = HistoryFile.on_epoch_end
-
-    def cut(self: HistoryFile, epoch: int, logs: dict[str, float] | None = None) -> None:
-        plain(self, epoch, logs)
-        if epoch + 1 == interrupt_at:
-            raise KeyboardInterrupt
-
     run = tmp_path / "run"
     stopping = ["--set", "training.early_stopping={monitor: val_loss, patience: 2, min_delta: 10}"]
     with monkeypatch.context() as patch:
-        patch.setattr(HistoryFile, "on_epoch_end", cut)
+        if interrupt_at is not None:
+            cut_after(patch, interrupt_at)
         code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs",
                                "6", *stopping)
     if interrupt_at is not None:
@@ -496,3 +490,88 @@ def test_a_resumed_run_stops_early_at_the_epoch_the_uninterrupted_run_did(
     assert code == 0, err
     assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2, 3]
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 3
+
+
+def weights(path: Path) -> list[Any]:
+    import keras
+
+    return list(keras.saving.load_model(path, compile=False).get_weights())
+
+
+def cut_after(monkeypatch: pytest.MonkeyPatch, interrupt_at: int) -> None:
+    """Ctrl-C as epoch `interrupt_at` ends, after its history row, before its checkpoint: the
+    run resumes after the epoch before."""
+    from dltrain.train.callbacks import HistoryFile
+
+    plain = HistoryFile.on_epoch_end
+
+    def cut(self: HistoryFile, epoch: int, logs: dict[str, float] | None = None) -> None:
+        plain(self, epoch, logs)
+        if epoch + 1 == interrupt_at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(HistoryFile, "on_epoch_end", cut)
+
+
+def test_a_resumed_run_restores_a_best_epoch_from_before_the_resume(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """At learning rate 0.03, val_loss is lowest at epoch 4 of 6 (0.91; 1.08 and 1.17 after).
+    Resumed after epoch 5, Keras's EarlyStopping had lost epoch 4's weights and restored
+    epoch 6's; best.keras holds epoch 4's."""
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        cut_after(patch, 6)
+        code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs",
+                               "6", "--set", "optimizer.learning_rate=0.03", "--set",
+                               "training.early_stopping={monitor: val_loss, patience: 5, "
+                               "restore_best_weights: true}")
+    assert code == 130, err
+    code, out, err = run_cli(capsys, "fit", "--resume", run)
+    assert code == 0, err
+    assert f"resuming {run} after epoch 5" in out
+    best = json.loads((run / "metrics.json").read_text())["best_epoch"]
+    assert best < 5  # the case: a best epoch before the resume, not the one it resumed with
+    final, kept = weights(run / "model.keras"), weights(run / "best.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(final, kept, strict=True))
+
+
+TF_FREE = Path(__file__).resolve().parents[1] / ".venv-tf-free" / "bin" / "python"
+PYTHONS = {"tensorflow": sys.executable, "jax": sys.executable, "torch": str(TF_FREE)}
+FLIPPED = [*SMALL, "--set", "training.deterministic=true", "--set",
+           "augmentation={horizontal_flip: true, brightness_range: [0.8, 1.2]}", "--set",
+           "training.tensorboard=false"]
+
+
+def dltrain(backend: str, *args: object) -> None:
+    """The CLI on `backend`, in a process of its own (a process runs one Keras backend)."""
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    done = subprocess.run([PYTHONS[backend], "-c", "import sys; from dltrain.cli import main; "
+                           "sys.exit(main())", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={**env, "CI": "1"})
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("backend", "steps"), [
+    ("tensorflow", "auto"), ("tensorflow", "1"), ("jax", "auto"),
+    pytest.param("torch", "auto", marks=pytest.mark.skipif(
+        not TF_FREE.is_file(), reason="torch runs in .venv-tf-free: make tf-free-env"))])
+def test_a_resumed_augmented_run_trains_on_the_uninterrupted_run_s_draws(
+        tmp_path: Path, backend: str, steps: str) -> None:
+    """Flips, brightness and the shuffle after the resume are the ones the uninterrupted run
+    drew: they restarted from the seed, and the resumed run trained on others. (TensorFlow
+    iterates its data afresh each epoch at 4 steps per execution, once at 1.)"""
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    flipped = [*FLIPPED, "--set", f"training.steps_per_execution={steps}"]
+    dltrain(backend, "fit", QUICKSTART, "--backend", backend, "--run-dir", whole, *flipped,
+            "--epochs", "4")
+    dltrain(backend, "fit", QUICKSTART, "--backend", backend, "--run-dir", resumed, *flipped,
+            "--epochs", "2")
+    dltrain(backend, "fit", "--resume", resumed, "--epochs", "4")
+
+    def rows(run: Path) -> list[dict[str, float]]:
+        return [{k: v for k, v in row.items() if k != "seconds"}
+                for row in read_history(run / "history.csv")]
+
+    assert rows(resumed) == rows(whole)
+    final, kept = weights(whole / "model.keras"), weights(resumed / "model.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(final, kept, strict=True))

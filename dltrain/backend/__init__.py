@@ -357,8 +357,9 @@ def brightness_seed(seed: int) -> Any:
 
 def random_brightness(images: Any, bounds: tuple[float, float], value_max: float,
                       seed: Any) -> Any:
-    """Each image times one factor drawn from `bounds`, clipped to [0, value_max]."""
-    if active_backend() != "tensorflow":
+    """Each image times one factor drawn from `bounds`, clipped to [0, value_max]; `seed` a
+    SeedGenerator (Keras's draw, on TensorFlow too) or TF's op seed."""
+    if active_backend() != "tensorflow" or not isinstance(seed, int):
         keras = keras_module()
         ops = keras.ops
         images = ops.convert_to_tensor(images, dtype="float32")

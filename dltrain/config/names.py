@@ -62,8 +62,10 @@ def logged_metric_name(name: str, with_arguments: bool) -> str:
     return name if cls is None else str(classes[cls].get("logged", name))
 
 
-def logged_hint(received: str, known: list[str], metrics: list[tuple[str, str]]) -> str:
-    """Which of the `known` logged names a monitor meant, and why Keras logs that one.
+def meant_metrics(received: str, known: list[str], metrics: list[tuple[str, str]]) -> list[str]:
+    """The logged names a monitor names in another spelling: the metric as the config writes
+    it or by its Keras class's own name (val_precision for metrics: [Precision], which Keras's
+    compile logs as written), in any case or underscores.
 
     Args:
         received: the monitor as written, e.g. val_precision.
@@ -72,13 +74,14 @@ def logged_hint(received: str, known: list[str], metrics: list[tuple[str, str]])
     """
     prefix = "val_" if received.startswith("val_") else ""
     meant = squash(received.removeprefix(prefix))
+    classes = load_catalog()["metrics_classes"]
+    found = []
     for written, logged in metrics:
-        if meant in (squash(written), squash(logged)) and prefix + logged in known:
-            how = (f"the metric {written} under that name, as metrics writes it"
-                   if written == logged else
-                   f"{written}, given with arguments, under its class's name, {logged}")
-            return f" Use '{prefix}{logged}': Keras logs {how}."
-    return did_you_mean(received, known)
+        cls = class_for(written, classes)
+        own = str(classes[cls].get("logged", written)) if cls is not None else written
+        if meant in (squash(written), squash(logged), squash(own)) and prefix + logged in known:
+            found.append(prefix + logged)
+    return list(dict.fromkeys(found))
 
 
 def numbered(names: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from dltrain.config.names import logged_hint, logged_metric_name, numbered
+from dltrain.config.names import did_you_mean, logged_metric_name, meant_metrics, numbered
 
 # What a loss expects of the labels and the last layer, by its name in any spelling
 # (binary_crossentropy, BinaryCrossentropy, bce). Regression losses take numeric targets and a
@@ -634,24 +634,30 @@ class Config(Strict):
         for section in ("early_stopping", "reduce_lr_on_plateau", "checkpoint"):
             callback = getattr(self.training, section)
             if callback is not None and callback.monitor is not None:
-                self._check_logged(f"training.{section}.monitor", callback.monitor)
+                callback.monitor = self._logged(f"training.{section}.monitor", callback.monitor)
         return self
 
     @model_validator(mode="after")
     def _objective_exists(self) -> Config:
         if self.search is not None and self.search.objective is not None:
-            self._check_logged("search.objective", self.search.objective)
+            self.search.objective = self._logged("search.objective", self.search.objective)
         return self
 
-    def _check_logged(self, key: str, name: str) -> None:
-        """A monitor must name what Keras logs: EarlyStopping only warns when it is missing."""
+    def _logged(self, key: str, name: str) -> str:
+        """The name Keras logs that a monitor means: EarlyStopping only warns when it is
+        missing. Keras's own name for a metric's class is taken for the name compile logs."""
         known = self.monitorable()
         if name in known:
-            return
-        if name.startswith("val_") and not self.dataset.has_validation:
+            return name
+        meant = meant_metrics(name, known, self.logged_metrics())
+        if len(meant) == 1:
+            return meant[0]
+        if meant:
+            hint = f" It could mean {' or '.join(repr(m) for m in meant)}: name one."
+        elif name.startswith("val_") and not self.dataset.has_validation:
             hint = " val_* metrics need dataset.validation_split."
         else:
-            hint = logged_hint(name, known, self.logged_metrics())
+            hint = did_you_mean(name, known)
         raise key_error(key, f"must be one of {', '.join(known)}. Received: '{name}'.{hint}")
 
     def monitorable(self) -> list[str]:

@@ -15,12 +15,17 @@ PREFETCH_BATCHES = 2  # enough to hide the per-batch map; more only costs memory
 
 
 def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-             augmenter: Any = None, repeat: bool = False) -> Any:
+             augmenter: Any = None, repeat: bool = False, first_epoch: int = 0,
+             clock: Any = None) -> Any:
     """On TensorFlow, a tf.data pipeline: shuffle each epoch, batch, augment in parallel, prefetch.
 
-    `repeat` makes it endless, one epoch after another (a fresh shuffle each time), for a fit
-    given steps_per_epoch: Keras then keeps one iterator for the whole fit. A new iterator per
-    epoch stalled training for 5-9 s in a third of the epochs here (bench/overhead.py).
+    Each epoch's order and augmentation are functions of (seed, epoch), the augmenter's draws
+    of the batch's step in the run, so a run resumed at `first_epoch` trains on what the
+    uninterrupted run did. `repeat` makes it endless, one epoch after another from
+    `first_epoch`, for a fit given steps_per_epoch: Keras then keeps one iterator for the whole
+    fit. A new iterator per epoch stalled training for 5-9 s in a third of the epochs here
+    (bench/overhead.py). Without `repeat`, Keras iterates it afresh each epoch, and `clock`
+    (an `epoch_clock` among the fit's callbacks) says which epoch begins.
 
     tf.data's autotuner is off, with fixed parallelism instead: destroying an autotuned iterator
     waits for its background thread, and Keras destroys the validation iterator after every
@@ -40,37 +45,84 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     """
     y = y.reshape(len(y), 1) if getattr(y, "ndim", None) == 1 else y
     if active_backend() != "tensorflow":
-        return array_batches(x, y, batch_size, shuffle=shuffle, seed=seed, augmenter=augmenter)
+        return array_batches(x, y, batch_size, shuffle=shuffle, seed=seed, augmenter=augmenter,
+                             first_epoch=first_epoch)
     tf = tensorflow_module()
-
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size)
-    if augmenter is not None:
-        data = data.map(lambda images, labels: (augmenter(images), labels),
-                        num_parallel_calls=os.cpu_count() or 1)
-    if repeat:
-        data = data.repeat()
+    if shuffle or augmenter is not None:
+        data = _epochs(x, y, batch_size, shuffle, seed, augmenter, repeat, clock, first_epoch)
+    else:
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        data = data.repeat() if repeat else data
     options = tf.data.Options()
     options.autotune.enabled = False
     return data.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
+def _epochs(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int, augmenter: Any,
+            repeat: bool, clock: Any, first_epoch: int) -> Any:
+    """tf.data batches whose order and draws are functions of (seed, epoch): each epoch
+    permuted by a stateless draw, each batch numbered by its step in the run. Without a
+    clock, each fresh iteration is the next epoch (a plain model.fit of the pipeline)."""
+    tf = tensorflow_module()
+    with tf.device("/cpu:0"):  # where tf.data reads them, as from_tensor_slices keeps them
+        images, labels = tf.constant(x), tf.constant(y)
+    steps = math.ceil(len(x) / batch_size)
+
+    def one_epoch(epoch: Any) -> Any:
+        order = (tf.argsort(tf.random.stateless_uniform([len(x)], seed=tf.stack(
+            [tf.constant(seed, tf.int64), epoch]))) if shuffle else tf.range(len(x)))
+        rows = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        return rows.map(lambda index, picked: (epoch * steps + index, picked))
+
+    def take(step: Any, picked: Any) -> tuple[Any, Any]:
+        batch = tf.gather(images, picked)
+        return (batch if augmenter is None else augmenter(batch, step)), tf.gather(labels, picked)
+
+    if repeat:  # one iterator for the whole fit: the epochs follow from the first
+        epochs = tf.data.Dataset.range(first_epoch, tf.int64.max)
+    elif clock is not None:  # an iterator per epoch, made after on_epoch_begin set the clock
+        epochs = tf.data.Dataset.from_tensors(0).map(lambda _: clock.epoch.read_value())
+    else:
+        counter = tf.Variable(first_epoch, dtype="int64", trainable=False)
+        epochs = tf.data.Dataset.from_tensors(0).map(lambda _: counter.assign_add(1) - 1)
+    data = epochs.flat_map(one_epoch).map(take, num_parallel_calls=os.cpu_count() or 1)
+    return data if repeat else data.apply(tf.data.experimental.assert_cardinality(steps))
+
+
+def epoch_clock(first_epoch: int) -> Any:
+    """A Keras callback that tells a TensorFlow pipeline without `repeat` which epoch begins
+    (Keras makes its iterator after on_epoch_begin); nothing to tell elsewhere."""
+    keras = keras_module()
+
+    class EpochClock(keras.callbacks.Callback):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = (tensorflow_module().Variable(first_epoch, dtype="int64",
+                                                       trainable=False)
+                          if active_backend() == "tensorflow" else None)
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if self.epoch is not None:
+                self.epoch.assign(epoch)
+
+    return EpochClock()
+
+
 def array_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                  augmenter: Any = None) -> Any:
+                  augmenter: Any = None, first_epoch: int = 0) -> Any:
     """In-memory arrays as a Keras PyDataset: one pass per epoch, batches sliced from NumPy.
 
-    The order is a fresh permutation each epoch from seed + epoch, so a rerun sees the same
-    batches. Augmentation runs on the backend's device (Keras preprocessing layers), batch by
-    batch in order, so its seeded draws repeat too.
+    The order is a fresh permutation each epoch from (seed, epoch), counted from
+    `first_epoch`, so a rerun or a resumed run sees the same batches. Augmentation runs on the
+    backend's device (Keras preprocessing layers), batch by batch in order, its draws from
+    (seed, step) as in tf.data.
     """
     keras = keras_module()
 
     class Batches(keras.utils.PyDataset):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             super().__init__()
-            self.epoch = 0
+            self.epoch = first_epoch
             self.order = self._order()
 
         def _order(self) -> Any:
@@ -91,7 +143,7 @@ def array_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, see
             own = process_rows(len(images))  # several processes: each its part of the batch
             images, labels = images[own], labels[own]
             if augmenter is not None:
-                images = augmenter(images)
+                images = augmenter(images, self.epoch * len(self) + index)
             return images, labels
 
         def on_epoch_end(self) -> None:

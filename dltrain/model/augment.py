@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from dltrain.backend import brightness_seed, keras_module, random_brightness
 from dltrain.config.schema import AugmentationConfig, Config
 from dltrain.model.build import compiled_metrics, make_loss
@@ -48,21 +50,74 @@ def _zoom_bounds(zoom: float | tuple[float, float]) -> tuple[float, float]:
 
 
 def make_augmenter(cfg: AugmentationConfig, seed: int,
-                   value_max: float = 1.0) -> Callable[[Any], Any] | None:
-    """A function from a batch of images to an augmented batch; None when nothing is asked."""
+                   value_max: float = 1.0) -> Callable[..., Any] | None:
+    """A function from a batch of images to an augmented batch; None when nothing is asked.
+
+    Given the batch's `step` too (its number in the whole run, a tensor), each draw is a pure
+    function of (seed, step), so an epoch's draws are the same whenever it is trained (a
+    resumed run's too, and in tf.data's parallel map); without, the layers' own seed state.
+    """
     layers = augmentation_layers(cfg, seed)
     if not layers and cfg.brightness_range is None:
         return None
     brightness = brightness_seed(seed)
 
-    def augment(images: Any) -> Any:
-        for layer in layers:
-            images = layer(images, training=True)
+    def augment(images: Any, step: Any = None) -> Any:
+        for part, layer in enumerate(layers):
+            if step is None:
+                images = layer(images, training=True)
+            else:
+                drawn = layer.get_random_transformation(images, training=True,
+                                                        seed=StepSeed(seed, part, step))
+                images = layer.transform_images(images, drawn, training=True)
         if cfg.brightness_range is not None:
-            images = scale_brightness(images, cfg.brightness_range, value_max, brightness)
+            images = scale_brightness(images, cfg.brightness_range, value_max,
+                                      brightness if step is None
+                                      else StepSeed(seed, len(layers), step))
         return images
 
     return augment
+
+
+class StepSeed(keras_module().random.SeedGenerator):  # type: ignore[misc,name-defined]
+    """Seeds for one batch's draws, a function of the run's seed, the drawing part and the
+    batch's step: Keras's random layers take a SeedGenerator, whose state is a variable that
+    tf.data's map may not advance in order (and a resumed run would restart). Each `next`
+    gives the next seed of the batch, as a generator would."""
+
+    def __init__(self, seed: int, part: int, step: Any) -> None:  # no state variable
+        self.base, self.step, self.draws = seed * 1009 + part * 64, step, 0
+
+    def next(self, ordered: bool = True) -> Any:
+        ops = keras_module().ops
+        self.draws += 1
+        first = ops.convert_to_tensor(self.base + self.draws, dtype="int64")
+        return ops.stack([first, ops.cast(self.step, "int64")])
+
+
+def epoch_seed(seed: int, epoch: int, part: int) -> int:
+    """The seed of one part's draws in one epoch, the same whenever the epoch is trained."""
+    return int(np.random.default_rng([seed, epoch, part]).integers(2**31))
+
+
+class ReseedAugmentation(keras_module().callbacks.Callback):  # type: ignore[misc,name-defined]
+    """At each epoch's start, the augmentation's seed state in the training step (in_step's)
+    from (seed, epoch): it was the state the previous epoch left, which a resumed run, whose
+    checkpoint holds the model without its augmentation, restarted from the seed."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        generators = [generator for layer in getattr(self.model, "augmentation", [])
+                      for generator in layer._seed_generators]
+        brightness = getattr(self.model, "brightness", None)  # TensorFlow's is an op seed
+        if isinstance(brightness, keras_module().random.SeedGenerator):
+            generators.append(brightness)
+        for part, generator in enumerate(generators):
+            state = generator.state
+            state.assign(np.array([epoch_seed(self.seed, epoch, part), 0], dtype=state.dtype))
 
 
 def scale_brightness(images: Any, bounds: tuple[float, float], value_max: float, seed: Any) -> Any:

@@ -445,7 +445,7 @@ def ended(start: Start) -> dict[str, int]:
 
 def _train(start: Start, splits: Splits, config: Config, path: Path, console: Console,
            live: bool, signals: Signals) -> dict[str, Any]:
-    from dltrain.model.augment import in_step
+    from dltrain.model.augment import ReseedAugmentation, in_step
     from dltrain.train.callbacks import NonFiniteLoss, RaisePendingSignal
     from dltrain.train.finetune import fit_in_phases
 
@@ -454,6 +454,8 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     # tf.data augments in its own parallel map (measured, tuned); elsewhere the compiled step does.
     trainer = (start.model if config.backend == "tensorflow"
                else in_step(start.model, config, value_max))
+    # In the training step, the augmentation's seed state starts each epoch from (seed, epoch).
+    reseed = [] if trainer is start.model else [ReseedAugmentation(config.seed)]
     augment_to = value_max if trainer is start.model else None
     inputs = fit_inputs(splits, config, start.epoch, augment_to)
     steps = math.ceil(len(splits.x_train) / training.batch_size)
@@ -467,9 +469,10 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     diverged = False
     if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
         try:
-            trainer = fit_in_phases(trainer, config, lambda model, first, last: model.fit(
-                **(inputs if first == start.epoch else fit_inputs(splits, config, first, augment_to)),
-                epochs=last, initial_epoch=first, verbose=0, shuffle=False, callbacks=callbacks),
+            trainer = fit_in_phases(trainer, config, lambda model, first, last: fit_from(
+                model, inputs if first == start.epoch else fit_inputs(splits, config, first,
+                                                                      augment_to),
+                first, last, [*reseed, *callbacks]),
                 start.epoch, lambda text: print_notes(console, [text]),
                 lambda model: model if augment_to is not None else in_step(model, config, value_max))
         except NonFiniteLoss:
@@ -534,6 +537,14 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     return metrics
 
 
+def fit_from(model: Any, inputs: dict[str, Any], first: int, last: int,
+             callbacks: list[Any]) -> Any:
+    """model.fit from epoch `first` to `last`, the data's own callbacks first."""
+    data = {key: value for key, value in inputs.items() if key != "callbacks"}
+    return model.fit(**data, epochs=last, initial_epoch=first, verbose=0, shuffle=False,
+                     callbacks=[*inputs["callbacks"], *callbacks])
+
+
 def kept_after_divergence(path: Path, kept: int) -> str:
     """What a diverged run keeps, by the files that exist."""
     if kept == 0:
@@ -547,12 +558,15 @@ def kept_after_divergence(path: Path, kept: int) -> str:
 def fit_inputs(splits: Splits, config: Config, epoch: int,
                augment_to: float | None) -> dict[str, Any]:
     """model.fit's data arguments: shuffled training data and the validation data, the training
-    data augmented here when `augment_to` gives its value range (None: the model augments).
+    data augmented here when `augment_to` gives its value range (None: the model augments),
+    and the callbacks the data needs (`callbacks`). Each epoch's order and draws are functions
+    of (seed, epoch), so a run resumed at `epoch` trains on what the uninterrupted run did.
 
     Endless datasets with steps per epoch keep one iterator for the whole fit (see pipeline).
     Keras runs whole executions, so with steps_per_execution > 1 an endless dataset would shift
-    the epochs' boundaries: then each epoch gets its own iterator.
+    the epochs' boundaries: then each epoch gets its own iterator, told its epoch by a clock.
     """
+    from dltrain.data.pipeline import epoch_clock
     from dltrain.model.augment import make_augmenter
 
     training = config.training
@@ -561,10 +575,10 @@ def fit_inputs(splits: Splits, config: Config, epoch: int,
     repeat = config.steps_per_execution() == 1 and config.backend == "tensorflow"
     augmenter = (None if augment_to is None
                  else make_augmenter(config.augmentation, config.seed, value_max=augment_to))
-    # A resumed run reshuffles from a new seed, so it does not replay epoch 1's order.
+    clock = epoch_clock(epoch)
     inputs: dict[str, Any] = {"x": pipeline(
-        splits.x_train, splits.y_train, batch, shuffle=training.shuffle, seed=config.seed + epoch,
-        augmenter=augmenter, repeat=repeat)}
+        splits.x_train, splits.y_train, batch, shuffle=training.shuffle, seed=config.seed,
+        augmenter=augmenter, repeat=repeat, first_epoch=epoch, clock=clock), "callbacks": [clock]}
     if splits.validation is not None:
         inputs["validation_data"] = pipeline(*splits.validation, batch, repeat=repeat)
     if repeat:
@@ -665,7 +679,9 @@ def _callbacks(config: Config, path: Path, console: Console, live: bool, start: 
                  progress]
     earlier = start.history if start.interrupted else []
     if training.early_stopping is not None:
-        callbacks.insert(0, ResumedEarlyStopping(earlier, **training.early_stopping.model_dump()))
+        callbacks.insert(0, ResumedEarlyStopping(
+            earlier, checkpoint if training.checkpoint.save_best_only else None,
+            lambda text: print_notes(console, [text]), **training.early_stopping.model_dump()))
     if training.reduce_lr_on_plateau is not None:
         callbacks.insert(0, ResumedReduceLROnPlateau(
             earlier, **training.reduce_lr_on_plateau.model_dump()))
