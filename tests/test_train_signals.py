@@ -1,14 +1,45 @@
-"""Ctrl-C before training: recorded from the command's start, raised again when training's
-handler is installed, even where Python dropped its exception."""
+"""Ctrl-C and SIGTERM at any instant: recorded from the command's start, raised again when
+training's handler is installed even where Python dropped its exception, and recognised when a
+native library hands it back as another error (issue 26)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 
+from conftest import CONFIGS
+from dltrain.errors import Terminated
 from dltrain.train.signals import Signals, catch_early
+
+
+@pytest.fixture
+def sigterm_kept() -> Iterator[None]:
+    """pytest's process is never killed by a test's SIGTERM, whatever the code under test does."""
+    outer = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, outer)
+
+
+def wrapped(signum: int) -> None:
+    """A signal whose exception a C extension turns into its own error, as TensorFlow's tracing
+    did (a SystemError from a C callback's caller, a pybind11 error): the CLI called it an
+    internal error, exit 1, and the run was marked failed."""
+    try:
+        os.kill(os.getpid(), signum)
+        threading.Event().wait(5)  # the handler runs at the next bytecode; this is a bound
+    except (KeyboardInterrupt, Terminated):
+        raise SystemError("Objects/listobject.c:338: bad argument to internal function") from None
+    pytest.fail("the signal's handler did not raise")
 
 
 def test_a_ctrl_c_whose_exception_was_dropped_is_raised_when_training_starts() -> None:
@@ -29,3 +60,83 @@ def test_without_an_early_ctrl_c_training_starts_and_the_handler_is_restored() -
         with Signals().installed() as signals:
             assert signals.received is None
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.usefixtures("sigterm_kept")
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt),
+                                                (signal.SIGTERM, Terminated)])
+def test_a_signal_handed_back_as_another_error_in_training_is_the_interruption(
+        signum: int, raised: type[BaseException]) -> None:
+    with pytest.raises(raised) as caught, Signals().installed():
+        wrapped(signum)
+    assert isinstance(caught.value.__cause__, SystemError)  # --debug still shows what it was
+
+
+@pytest.mark.usefixtures("sigterm_kept")
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt),
+                                                (signal.SIGTERM, Terminated)])
+def test_a_signal_handed_back_as_another_error_during_start_up_is_the_interruption(
+        signum: int, raised: type[BaseException]) -> None:
+    with pytest.raises(raised), catch_early():
+        wrapped(signum)
+
+
+def test_an_error_without_a_signal_stays_what_it_is() -> None:
+    with pytest.raises(SystemError), catch_early(), Signals().installed():
+        raise SystemError("a genuine failure")
+
+
+def test_a_signal_dropped_after_the_last_batch_still_stops_the_command() -> None:
+    # Raised in a __del__ (TensorFlow's AtomicFunction, after fit's last batch end): Python
+    # printed "Exception ignored" and the fit went on to save, score and exit 0.
+    with pytest.raises(KeyboardInterrupt), Signals().installed():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            threading.Event().wait(5)
+        except KeyboardInterrupt:
+            pass
+
+
+@pytest.mark.usefixtures("sigterm_kept")
+def test_sigterm_during_start_up_exits_143_not_killed() -> None:
+    # Before training's handler, SIGTERM's default action killed the process (returncode -15):
+    # no "interrupted", and nothing a `finally` would have done.
+    with pytest.raises(Terminated), catch_early():
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(5)
+
+
+# --- real fits -----------------------------------------------------------------------------
+
+QUICKSTART = CONFIGS / "quickstart.yaml"
+
+
+def wrap_signal_at_train_begin(signum: int) -> Any:
+    """A Keras callback: the signal arrives and comes back wrapped as training starts, as from
+    TensorFlow's tracing of the first step."""
+    from dltrain.backend import keras_module
+
+    class WrapSignal(keras_module().callbacks.Callback):  # type: ignore[misc,name-defined]
+        def on_train_begin(self, logs: Any = None) -> None:
+            wrapped(signum)
+
+    return WrapSignal()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("sigterm_kept")
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt),
+                                                (signal.SIGTERM, Terminated)])
+def test_a_wrapped_signal_in_fit_marks_the_run_interrupted_not_failed(
+        tmp_path: Path, signum: int, raised: type[BaseException]) -> None:
+    from dltrain.config.load import load_config
+    from dltrain.train.fit import fit
+
+    run = tmp_path / "run"
+    output = Console(file=open(os.devnull, "w"), width=100)  # noqa: SIM115 - closed with the test
+    with pytest.raises(raised):
+        fit(load_config(QUICKSTART, smoke=True), run_dir=run, device="cpu", console=output,
+            live=False, callbacks=[wrap_signal_at_train_begin(signum)])
+    recorded = json.loads((run / "run.json").read_text())
+    assert recorded["state"] == "interrupted", recorded
+    assert recorded["epochs_done"] == 0
