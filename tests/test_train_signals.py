@@ -4,6 +4,7 @@ native library hands it back as another error (issue 26)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from conftest import CONFIGS
+from conftest import CONFIGS, run_cli
 from dltrain.errors import Terminated
 from dltrain.train.signals import Signals, catch_early
 
@@ -133,10 +134,35 @@ def test_a_wrapped_signal_in_fit_marks_the_run_interrupted_not_failed(
     from dltrain.train.fit import fit
 
     run = tmp_path / "run"
-    output = Console(file=open(os.devnull, "w"), width=100)  # noqa: SIM115 - closed with the test
     with pytest.raises(raised):
-        fit(load_config(QUICKSTART, smoke=True), run_dir=run, device="cpu", console=output,
-            live=False, callbacks=[wrap_signal_at_train_begin(signum)])
+        fit(load_config(QUICKSTART, smoke=True), run_dir=run, device="cpu",
+            console=Console(file=io.StringIO()), live=False,
+            callbacks=[wrap_signal_at_train_begin(signum)])
     recorded = json.loads((run / "run.json").read_text())
     assert recorded["state"] == "interrupted", recorded
     assert recorded["epochs_done"] == 0
+
+
+@pytest.mark.slow
+def test_a_signal_while_the_run_files_are_written_leaves_it_interrupted_and_resumable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Between run.json's 'running' and training's handler: the run stayed 'running'.
+    from dltrain.config.load import load_config
+    from dltrain.train import fit as runner
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    output = io.StringIO()
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(runner, "write_run_files", ctrl_c)
+        runner.fit(load_config(QUICKSTART, smoke=True), run_dir=run, device="cpu",
+                   console=Console(file=output, width=100), live=False)
+    recorded = json.loads((run / "run.json").read_text())
+    assert (recorded["state"], recorded.get("epochs_done")) == ("interrupted", 0)
+    assert f"Resume with: dltrain fit --resume {run}" in output.getvalue()
+    code, out, err = run_cli(capsys, "fit", "--resume", run)
+    assert code == 0, err
+    assert json.loads((run / "run.json").read_text())["state"] == "completed"
