@@ -4,10 +4,12 @@ native library hands it back as another error (issue 26)."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from conftest import CONFIGS, run_cli
+from conftest import CONFIGS, ROOT, run_cli
 from dltrain.errors import Terminated
 from dltrain.train.signals import Signals, catch_early
 
@@ -141,6 +143,38 @@ def test_a_wrapped_signal_in_fit_marks_the_run_interrupted_not_failed(
     recorded = json.loads((run / "run.json").read_text())
     assert recorded["state"] == "interrupted", recorded
     assert recorded["epochs_done"] == 0
+
+
+def load_bench() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_signals", ROOT / "bench" / "signals.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_signals_at_a_handful_of_instants_end_130_or_143_with_a_resumable_run(
+        tmp_path: Path) -> None:
+    """bench/signals.py's tries (it runs 30 and more): start-up, as run.json appears, and inside
+    epoch 1, whose first seconds TensorFlow spends tracing the steps (the instants of issue 26)."""
+    bench = load_bench()
+    fit = bench.Fit()
+    timeline = bench.measure(fit, tmp_path / "uninterrupted")
+    assert timeline.tracing > 0.2, timeline  # epoch 1 is mostly tracing: the window is there
+    start = timeline.run_json / timeline.epoch_one
+    instants = [0.5 * start, start, start + (1 - start) * 0.1, start + (1 - start) * 0.4,
+                start + (1 - start) * 0.8]
+    results = [bench.attempt(fit, tmp_path / f"try-{index}", timeline, fraction,
+                             (signal.SIGINT, signal.SIGTERM)[index % 2])
+               for index, fraction in enumerate(instants)]
+    assert [result.problem for result in results] == [None] * len(results), \
+        [(result.phase, result.code, result.output[-2000:]) for result in results
+         if result.problem]
+    resumed = [index for index, result in enumerate(results) if result.phase != "start-up"]
+    assert resumed, [result.phase for result in results]
+    assert bench.resume(fit, tmp_path / f"try-{resumed[-1]}") is None
 
 
 @pytest.mark.slow
