@@ -161,10 +161,11 @@ def attempt(fit: Fit, run_dir: Path, timeline: Timeline, fraction: float, signum
 
 def judge(result: Try, run_dir: Path, out: str) -> str | None:
     """What is wrong with a try's ending, or None. A signal that comes before Python's own
-    handlers exist kills the process (returncode -N: the shell's 128 + N) and leaves no run."""
+    handlers exist, or after the command returned, kills the process (returncode -N: the
+    shell's 128 + N) with no run, or a completed one."""
     wanted = EXIT_CODES[signal.Signals(result.signum)]
-    if result.code == -result.signum and not run_dir.exists():
-        return None
+    if result.code == -result.signum and (not run_dir.exists() or completed(run_dir)):
+        return None  # before the interpreter's handlers, or after the command returned
     if result.code != wanted:
         return f"exit {result.code}, not {wanted}"
     if not (run_dir / "config.yaml").is_file():
@@ -174,6 +175,11 @@ def judge(result: Try, run_dir: Path, out: str) -> str | None:
                 and temporary_of(path.name) is None] if run_dir.is_dir() else []
         return f"a run directory without config.yaml holds {sorted(left)}" if left else None
     return resumable(run_dir, out)
+
+
+def completed(run_dir: Path) -> bool:
+    state = run_dir / "run.json"
+    return state.is_file() and json.loads(state.read_text(encoding="utf-8"))["state"] == "completed"
 
 
 def resumable(run_dir: Path, out: str) -> str | None:
@@ -255,7 +261,8 @@ def main() -> int:
     parser.add_argument("--tries", type=int, default=30)
     parser.add_argument("--backend", default="tensorflow")
     parser.add_argument("--resumes", type=int, default=2, help="runs resumed for real")
-    parser.add_argument("--extra", default="--smoke", help="options added to each fit")
+    parser.add_argument("--extra", default=shlex.join(Fit.extra),
+                        help="options added to each fit")
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder")
     parser.add_argument("--training-only", action="store_true",
                         help="every instant between run.json's appearance and epoch 1's end")
