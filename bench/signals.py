@@ -21,6 +21,7 @@ import csv
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from dltrain.runs.lock import LOCK_FILE  # noqa: E402
 
 CONFIG = ROOT / "configs" / "quickstart.yaml"
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+MISSED = "missed"  # a try's phase when its fit ended before the instant came
 
 
 @dataclass
@@ -145,8 +147,11 @@ def attempt(fit: Fit, run_dir: Path, timeline: Timeline, fraction: float, signum
         wait_for(run_dir / "run.json", process, fit.timeout)
     time.sleep(delay)
     result.phase = phase(run_dir)
-    if process.poll() is not None:
-        result.problem = f"ended {process.returncode} before the signal"
+    if process.poll() is not None:  # faster than the measured fit: the instant was missed
+        out, err = process.communicate()
+        result.phase, result.code, result.output = MISSED, process.returncode, out + err
+        result.problem = None if process.returncode == 0 else f"ended {result.code} unasked"
+        return result
     process.send_signal(signum)
     try:
         out, err = process.communicate(timeout=fit.timeout)
@@ -227,6 +232,9 @@ def run_tries(fit: Fit, folder: Path, tries: int, resumes: int, training_only: b
     for index, fraction in enumerate(fractions(tries, start)):
         signum = (signal.SIGINT, signal.SIGTERM)[index % 2]
         result = attempt(fit, folder / f"try-{index:02d}", timeline, fraction, signum)
+        if result.phase == MISSED:  # once more: how fast a fit runs here varies with the load
+            shutil.rmtree(folder / f"try-{index:02d}")
+            result = attempt(fit, folder / f"try-{index:02d}", timeline, fraction, signum)
         results.append(result)
         print(report(index, result), flush=True)
     # The latest runs with a run directory are resumed for real (those after epoch 1 first).
@@ -241,7 +249,8 @@ def run_tries(fit: Fit, folder: Path, tries: int, resumes: int, training_only: b
 
 def report(index: int, result: Try) -> str:
     name = signal.Signals(result.signum).name
-    verdict = "ok" if result.problem is None else f"FAIL: {result.problem}"
+    verdict = ("ok" if result.problem is None else f"FAIL: {result.problem}") \
+        if result.phase != MISSED else "missed: the fit ended before the instant, twice"
     return (f"try {index:2d}  {name:7}  at {result.delay:6.2f} s  ({result.phase:13})  "
             f"exit {result.code}  {verdict}")
 
@@ -250,8 +259,9 @@ def summary(results: list[Try]) -> str:
     failed = [result for result in results if result.problem is not None]
     codes = sorted({str(result.code) for result in results})
     phases = {name: sum(result.phase == name for result in results)
-              for name in ("start-up", "run dir", "epoch 1", "after epoch 1")}
-    return (f"{len(results) - len(failed)}/{len(results)} ok, {len(failed)} failed; exit codes "
+              for name in ("start-up", "run dir", "epoch 1", "after epoch 1", MISSED)}
+    ok = len(results) - len(failed) - phases[MISSED]
+    return (f"{ok}/{len(results)} ok, {len(failed)} failed; exit codes "
             f"{', '.join(codes)}; signals sent in: "
             + ", ".join(f"{name} {count}" for name, count in phases.items()))
 
