@@ -173,10 +173,24 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         start.smoke = smoke
         start.callbacks = list(callbacks or [])
         return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
+    except (KeyboardInterrupt, Terminated):
+        stopped_before_training(path, console)
+        raise
     finally:
         run_lock.release(path)
         if not placement.writes:
             runs.remove_scratch(path)
+
+
+def stopped_before_training(path: Path, console: Console) -> None:
+    """A signal while the run's files were written, before training's handler took over: the
+    run is interrupted with no epoch, not left 'running' (_run marks the runs it stops)."""
+    state = path / runs.STATE_FILE
+    if (path / runs.CONFIG_FILE).is_file() and (
+            not state.is_file() or runs.read_json(state).get("state") == "running"):
+        runs.set_state(path, "interrupted", epochs_done=0)
+        console.print(f"interrupted before training; {path} keeps its config. Resume with: "
+                      f"{runs.resume_command(path)}", highlight=False, soft_wrap=True)
 
 
 def write_run_files(path: Path, config: Config, splits: Splits, device_name: str,
@@ -421,8 +435,8 @@ def prepared_data(config: Config, model: Any, synthetic: bool = False,
 def _run(start: Start, splits: Splits, config: Config, path: Path, console: Console,
          live: bool) -> dict[str, Any]:
     """Train with the run marked running; interrupted or failed if it does not complete."""
-    runs.set_state(path, "running", resumed_from_epoch=start.epoch or None)
     try:
+        runs.set_state(path, "running", resumed_from_epoch=start.epoch or None)
         with Signals().installed() as signals:
             metrics = _train(start, splits, config, path, console, live, signals)
     except (KeyboardInterrupt, Terminated):

@@ -1,55 +1,84 @@
-"""Ctrl-C and SIGTERM during training, turned into exceptions at the next safe point."""
+"""Ctrl-C and SIGTERM at any instant of a command, ended as KeyboardInterrupt or Terminated.
+
+The handlers raise at once, so a long step or start-up stops at once. But the exception raised
+is not always the one that arrives: raised inside a native library's callback (TensorFlow tracing
+the first epoch's steps), it comes back as that library's error (a SystemError, a pybind11 error
+with a 100-line traceback), or Python drops it ("Exception ignored in ..."). So each signal is
+also recorded, and the record decides: an error that escapes after a signal is the interruption,
+and a dropped one is raised again at the next safe point.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dltrain.errors import Terminated
 
-_early: list[int] = []  # a Ctrl-C before training's handler was installed (see catch_early)
+_early: list[int] = []  # this command's signals before training's handler (see catch_early)
+
+
+def interruption(signum: int) -> BaseException:
+    """The exception that stops a command for `signum`: exit 143 for SIGTERM, else 130."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def recognised(received: Callable[[], int | None]) -> Iterator[None]:
+    """An error that escapes after a signal (`received` says which) is the interruption, with
+    the error as its cause: the CLI said "internal error", exit 1, and a run was marked failed."""
+    try:
+        yield
+    except Exception as exc:
+        signum = received()
+        if signum is None:
+            raise
+        raise interruption(signum) from exc
 
 
 def _handle_early(signum: int, frame: Any) -> None:
     _early.append(signum)
-    raise KeyboardInterrupt
+    raise interruption(signum)
 
 
 @contextlib.contextmanager
 def catch_early() -> Iterator[None]:
-    """For a whole command: Ctrl-C is recorded as well as raised. One that lands in a garbage
-    collector's callback (JAX's, while Keras is imported) has its KeyboardInterrupt dropped by
+    """For a whole command: Ctrl-C and SIGTERM are recorded as well as raised. One that lands in
+    a garbage collector's callback (JAX's, while Keras is imported) has its exception dropped by
     Python, and the fit went on to the end with exit code 0; training's handler raises it again
-    (`Signals.installed`)."""
+    (`Signals.installed`). SIGTERM's default action killed the process unannounced (-15)."""
     _early.clear()
     if threading.current_thread() is not threading.main_thread():  # only it takes signals
         yield
         return
-    previous = signal.signal(signal.SIGINT, _handle_early)
+    previous = {signum: signal.signal(signum, _handle_early)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        with recognised(lambda: _early[-1] if _early else None):
+            yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _early.clear()  # a later command in this process (a test's) starts afresh
 
 
 class Signals:
     """Ctrl-C and SIGTERM during training, raised where Python can, and again at batch ends.
 
     A signal that lands while Keras or TensorFlow is calling back into Python can have its
-    exception swallowed ("Exception ignored in ..."); the flag makes the next batch end raise it.
+    exception swallowed ("Exception ignored in ..."); the flag makes the next batch end raise it,
+    or the end of the block when no batch end comes (it was dropped after the last one).
     """
 
     def __init__(self) -> None:
         self.received: int | None = _early[-1] if _early else None
 
     def raise_pending(self) -> None:
-        if self.received == signal.SIGTERM:
-            raise Terminated
-        if self.received == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.received is not None:
+            raise interruption(self.received)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.received = signum
@@ -60,8 +89,10 @@ class Signals:
         previous = {signum: signal.signal(signum, self._handle)
                     for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.raise_pending()  # one that came before, its exception dropped
-            yield self
+            with recognised(lambda: self.received):
+                self.raise_pending()  # one that came before, its exception dropped
+                yield self
+                self.raise_pending()
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
