@@ -1,7 +1,5 @@
 """`python -m dltrain`: the command line, where the `dltrain` script is not on PATH."""
 
-import sys
+from dltrain.cli import run
 
-from dltrain.cli import main
-
-sys.exit(main())
+run()

@@ -217,3 +217,39 @@ def test_ctrl_c_before_training_says_interrupted_and_exits_130(
     code, _, err = run_cli(capsys, "show", QUICKSTART, "--no-summary")
     assert code == 130
     assert err.strip().splitlines()[-1] == "interrupted"
+
+
+class Exited(Exception):
+    """os._exit, recorded instead of ending the test process."""
+
+
+@pytest.mark.parametrize(("code", "leaves"), [(130, "os._exit"), (143, "os._exit"),
+                                              (0, "sys.exit"), (2, "sys.exit"), (1, "sys.exit")])
+def test_the_script_leaves_an_interrupted_command_without_tearing_down(
+        code: int, leaves: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM during TensorFlow's import left it half made, and the interpreter's teardown
+    crashed (exit -11): an interrupted command ends at once, its output flushed."""
+    import importlib
+
+    app = importlib.import_module("dltrain.cli.app")  # the module: dltrain.cli.app is the Typer
+
+    def record(status: int) -> None:
+        raise Exited(status)
+
+    flushed: list[str] = []
+    monkeypatch.setattr(app, "main", lambda: code)
+    monkeypatch.setattr(app.os, "_exit", record)
+    monkeypatch.setattr(sys.stdout, "flush", lambda: flushed.append("stdout"))
+    monkeypatch.setattr(sys.stderr, "flush", lambda: flushed.append("stderr"))
+    with pytest.raises((Exited, SystemExit)) as ended:
+        app.run()
+    assert (ended.type is Exited) == (leaves == "os._exit")
+    assert ended.value.args[0] == code
+    assert flushed == (["stdout", "stderr"] if leaves == "os._exit" else [])
+
+
+def test_python_m_dltrain_exits_with_the_command_s_code(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "dltrain", "show", str(tmp_path / "no.yaml")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "true"})
+    assert done.returncode == 2 and "no.yaml" in done.stderr

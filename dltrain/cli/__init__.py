@@ -1,5 +1,5 @@
 """The `dltrain` command line: typer commands over the library, errors caught once."""
 
-from dltrain.cli.app import app, main
+from dltrain.cli.app import app, main, run
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

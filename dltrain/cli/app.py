@@ -11,7 +11,7 @@ import os
 import re
 import shlex
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.markup import escape
@@ -89,6 +89,22 @@ def main(argv: list[str] | None = None) -> int:
     if code == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
         err.print("[red]interrupted[/]")
     return code if isinstance(code, int) else 0
+
+
+def run() -> NoReturn:
+    """The `dltrain` script and `python -m dltrain`: main(), and an interrupted command leaves
+    without tearing the interpreter down. A SIGTERM that lands while TensorFlow is imported
+    leaves it half made, and its teardown at exit crashed (exit -11, 2 in about 70 tries);
+    everything a run keeps is on disk by then, and its lock is the kernel's to drop."""
+    code = main()
+    if code in INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+INTERRUPTED = (130, 143)  # Ctrl-C, SIGTERM
 
 
 # The commands that run Keras, so read KERAS_BACKEND (as the default of a config's backend:).
