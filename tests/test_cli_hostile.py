@@ -177,19 +177,25 @@ def snapshot(folder: Path) -> dict[str, str]:
             for path in sorted(folder.rglob("*"))}
 
 
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """smoke's and export's work fails the test if it starts: the target is checked first."""
+    def started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the work started before the target was checked")
+
+    monkeypatch.setattr("dltrain.train.smoke.smoke_one", started)
+    monkeypatch.setattr("dltrain.report.export.export_run", started)
+
+
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("command", [
     ["smoke", str(QUICKSTART), "--junit", "{}"],
     ["export", "{run}", "--format", "onnx", "--output", "{}"],
     ["init", "image", "{}"]], ids=["smoke-junit", "export-output", "init"])
+@pytest.mark.usefixtures("no_work")
 def test_an_unwritable_target_is_refused_before_any_work(
-        target: object, command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_work(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the work started before the target was checked")
-
-    monkeypatch.setattr("dltrain.train.smoke.smoke_one", no_work)
-    monkeypatch.setattr("dltrain.report.export.export_run", no_work)
+        target: object, command: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "run").mkdir()
     path = target(tmp_path)  # type: ignore[operator]
     before = snapshot(tmp_path)
@@ -253,14 +259,10 @@ def read_only(tmp_path: Path) -> Iterator[Path]:
     ["smoke", str(QUICKSTART), "--junit", "{}/reports/smoke.xml"],
     ["export", "{run}", "--format", "onnx", "--output", "{}/model.onnx"],
     ["init", "image", "{}/image.yaml"]], ids=["smoke-junit", "export-output", "init"])
+@pytest.mark.usefixtures("no_work")
 def test_a_target_on_a_read_only_disk_is_refused_before_any_work(
-        read_only: Path, command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_work(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the work started before the target was checked")
-
-    monkeypatch.setattr("dltrain.train.smoke.smoke_one", no_work)
-    monkeypatch.setattr("dltrain.report.export.export_run", no_work)
+        read_only: Path, command: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "run").mkdir()
     args = [part.replace("{run}", str(tmp_path / "run")).replace("{}", str(read_only))
             for part in command]
