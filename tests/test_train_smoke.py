@@ -136,3 +136,21 @@ def test_a_smoke_fit_whose_loss_did_not_fall_exits_1_as_dltrain_smoke_does(
     assert (f"smoke failed: training loss did not fall: {smoke['loss_before']:.4f} -> "
             f"{smoke['loss_after']:.4f}") in " ".join(err.split())
     assert json.loads((run / "run.json").read_text())["state"] == "completed"
+
+
+def test_junit_stays_xml_when_a_name_or_message_holds_control_characters(tmp_path: Path) -> None:
+    """A config named with ESC or BEL, or a non-UTF-8 byte, made a JUnit file no CI could read
+    (XML 1.0 has no escape for them): they are written as visible escapes."""
+    import os
+
+    from dltrain.train.smoke import SmokeResult, write_junit
+
+    config = "configs/a\x1b[2Jb\x07" + os.fsdecode(b"caf\xe9") + ".yaml"
+    junit = tmp_path / "smoke.xml"
+    write_junit([SmokeResult(config, False, 1.0, f"{config}: error \x00 here"),
+                 SmokeResult("configs/ok.yaml", True, 1.0, "loss 2.3 -> 1.9\ttab kept")], junit)
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert cases[0].get("file") == "configs/a\\x1b[2Jb\\x07caf\\udce9.yaml"
+    assert cases[0].get("name") == "a\\x1b[2Jb\\x07caf\\udce9"
+    assert cases[0].find("failure").get("message").endswith(": error \\x00 here")
+    assert cases[1].find("system-out").text == "loss 2.3 -> 1.9\ttab kept"

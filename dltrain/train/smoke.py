@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -84,6 +85,15 @@ def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False,
                        stand_in)
 
 
+# What XML 1.0 cannot hold, even escaped (control characters, a non-UTF-8 name's surrogates),
+# and C1 controls: written as visible escapes, so the report still parses.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    return NOT_XML.sub(lambda char: ascii(char.group())[1:-1], text)
+
+
 def write_junit(results: list[SmokeResult], path: Path) -> None:
     """JUnit XML, one testcase per config, as CI systems read it."""
     failures = sum(not result.passed for result in results)
@@ -92,15 +102,17 @@ def write_junit(results: list[SmokeResult], path: Path) -> None:
                        time=f"{sum(result.seconds for result in results):.3f}")
     for result in results:
         case = ET.SubElement(suite, "testcase", classname="dltrain.smoke",
-                             name=Path(result.config).stem, file=result.config,
+                             name=xml_text(Path(result.config).stem),
+                             file=xml_text(result.config),
                              time=f"{result.seconds:.3f}")
         if result.synthetic is not None:
             ET.SubElement(ET.SubElement(case, "properties"), "property", name="synthetic",
                           value=str(result.synthetic).lower())
         if not result.passed:
-            ET.SubElement(case, "failure", message=result.message).text = result.message
+            message = xml_text(result.message)
+            ET.SubElement(case, "failure", message=message).text = message
         else:
-            ET.SubElement(case, "system-out").text = result.message
+            ET.SubElement(case, "system-out").text = xml_text(result.message)
     from dltrain.runs.layout import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)  # reports/smoke.xml in a fresh CI checkout
