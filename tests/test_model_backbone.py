@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -107,6 +108,10 @@ def test_a_backbone_only_as_the_first_layer_and_on_images() -> None:
      "MobileNetV2 takes images of at least 32x32. Received: [28, 28]."),
     ({"weights": "nowhere.weights.h5"}, "model.layers.0.Backbone.weights",
      "no such weights file: "),
+    ({"weights": "fifo.weights.h5"}, "model.layers.0.Backbone.weights",
+     "fifo.weights.h5 is not a weights file but a pipe, socket or device"),
+    ({"weights": "folder.weights.h5"}, "model.layers.0.Backbone.weights",
+     "folder.weights.h5 is not a weights file but a folder"),
     (None, "model.layers.1.Backbone", "a backbone must be the first layer (model.layers.0)"),
 ])
 def test_the_cli_refuses_bad_backbones_at_their_line(
@@ -115,13 +120,15 @@ def test_the_cli_refuses_bad_backbones_at_their_line(
     raw = raw_config(change)
     if change is None:
         raw["model"]["layers"].insert(0, {"Flatten": {}})
+    os.mkfifo(tmp_path / "fifo.weights.h5")  # opening it would wait for a writer for ever
+    (tmp_path / "folder.weights.h5").mkdir()
     code, _, err = run_cli(capsys, "show", write_config(tmp_path, raw), "--no-summary")
     message = " ".join(err.split())
     assert code == 2 and re.search(rf"backbone\.yaml: {re.escape(where)} \(line \d+\): ",
                                    message), err
     assert expected in message
     if change and "weights" in change:  # relative to the config file's folder
-        assert str(tmp_path / "nowhere.weights.h5") in message
+        assert str(tmp_path / change["weights"]) in message
 
 
 @pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50", "DenseNet121", "EfficientNetB0"])

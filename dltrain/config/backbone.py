@@ -60,9 +60,13 @@ def check_structure(config: Config) -> BackboneConfig | None:
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise ConfigError(f"model.input_shape: a backbone takes images [height, width, 1 or 3 "
                           f"channels] (grayscale is repeated to RGB). Received: {shape}.")
-    if spec.weights not in (None, IMAGENET) and not Path(spec.weights).expanduser().is_file():
-        raise ConfigError(f"{WHERE}.weights: no such weights file: {spec.weights}. Give a "
-                          f"weights file (.weights.h5 or .h5) that exists, '{IMAGENET}' or null.")
+    weights = None if spec.weights in (None, IMAGENET) else Path(spec.weights).expanduser()
+    if weights is not None and not weights.is_file():
+        found = (f"{weights} is not a weights file but "
+                 f"{'a folder' if weights.is_dir() else 'a pipe, socket or device'}"
+                 if weights.exists() else f"no such weights file: {weights}")
+        raise ConfigError(f"{WHERE}.weights: {found}. Give a weights file (.weights.h5 or .h5) "
+                          f"that exists, '{IMAGENET}' or null.")
     if config.dataset.standardize:
         raise ConfigError("dataset.standardize: a backbone normalises its inputs itself (its "
                           "preprocess_input) and takes images scaled to [0, 1]; remove "
