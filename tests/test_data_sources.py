@@ -603,3 +603,44 @@ def test_make_mnist_mini_is_reproducible_and_checks_its_input(
     assert np.bincount(raw.y_test).tolist() == [100] * 10
     rows = {row.tobytes() for row in table[:, :784].astype(np.uint8)}
     assert all(image.reshape(-1).tobytes() in rows for image in raw.x_test)
+
+
+def idx_header(*dims: int) -> bytes:
+    return bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def test_a_gzip_bomb_after_an_idx_header_is_refused_without_unpacking_it(tmp_path: Path) -> None:
+    """A small .gz of 64 MB of zeros behind a header for 24 bytes: gzip.decompress unpacked it
+    all (a 20 GB one is the machine's memory) before the length check saw it."""
+    import tracemalloc
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_header(2, 3, 4) + bytes(24 + 64 * 2**20), 1))
+    tracemalloc.start()
+    message = data_error(read_idx, path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert message.startswith(f"{path}: truncated or padded IDX file: more than 40 bytes for "
+                              "shape (2, 3, 4), expected 40.")
+    assert peak < 8 * 2**20, f"{peak:,} bytes held to refuse it"
+
+
+def test_an_idx_header_claiming_more_than_the_machine_holds_is_refused_first(
+        tmp_path: Path) -> None:
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_header(100_000, 100_000, 100_000) + bytes(100)))
+    message = data_error(read_idx, path)
+    assert message.startswith(f"{path}: its IDX header claims shape (100000, 100000, 100000): "
+                              "1,000,000,000,000,016 bytes, more than this machine's memory (")
+
+
+def test_a_cifar_archive_that_unpacks_past_its_bound_is_refused_by_name(
+        cifar_archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = cifar_archive / "cifar-10-python.tar.gz"
+    size = len(gzip.decompress(archive.read_bytes()))
+    monkeypatch.setattr(sources, "CIFAR_ARCHIVE_BYTES", size - 1)
+    message = data_error(read_cifar, cifar_archive, "cifar10")
+    assert message.startswith(f"{archive}: unpacks to more than {size - 1:,} bytes; CIFAR's "
+                              "archives hold about 180 MB.")
+    monkeypatch.setattr(sources, "CIFAR_ARCHIVE_BYTES", size)
+    assert read_cifar(cifar_archive, "cifar10").x_train.shape[1:] == (32, 32, 3)

@@ -6,8 +6,8 @@ when missing), and returned as raw arrays in the datasets' own dtypes.
 
 from __future__ import annotations
 
-import gzip
 import io
+import math
 import os
 import pickle
 import tarfile
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dltrain.config.schema import DatasetConfig
-from dltrain.data.npz_arrays import load_arrays
+from dltrain.data.npz_arrays import load_arrays, physical_memory
 from dltrain.data.raw import Raw, checked, refuse_special
 from dltrain.errors import DataError
 
@@ -187,33 +187,60 @@ def read_mnist_folder(folder: Path, class_names: list[str]) -> Raw:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read a gzipped IDX file (the MNIST format): magic 0x0000 08 NDIM, big-endian dims, uint8."""
-    try:
-        data = decompressed(path)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: not a valid gzip file ({exc}); download it again.") from None
-    if len(data) < 4 or data[0:3] != b"\x00\x00\x08" or not 1 <= data[3] <= 4:
-        raise DataError(f"{path}: wrong IDX magic number {data[:4].hex() or 'none'}; expected "
+    """Read a gzipped IDX file (the MNIST format): magic 0x0000 08 NDIM, big-endian dims, uint8.
+
+    The header is read first, and no more is unpacked than it claims: a small .gz of zeros
+    (a gzip bomb) was unpacked whole, up to the machine's memory, before the length check."""
+    head = _unpacked(path, IDX_HEADER_MAX)
+    if len(head) < 4 or head[0:3] != b"\x00\x00\x08" or not 1 <= head[3] <= 4:
+        raise DataError(f"{path}: wrong IDX magic number {head[:4].hex() or 'none'}; expected "
                         "00000801 (labels) or 00000803 (images) for uint8 data.")
-    ndim = data[3]
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    ndim = head[3]
+    dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
-    expected = offset + int(np.prod(dims))
+    expected = offset + math.prod(dims)
+    if expected > physical_memory():
+        raise DataError(f"{path}: its IDX header claims shape {dims}: {expected:,} bytes, more "
+                        f"than this machine's memory ({physical_memory():,}). The file is "
+                        "damaged or not an MNIST file; download it again.")
+    data = _unpacked(path, expected)
     if len(data) != expected:
-        raise DataError(f"{path}: truncated or padded IDX file: {len(data)} bytes for shape "
+        found = f"more than {expected}" if len(data) > expected else str(len(data))
+        raise DataError(f"{path}: truncated or padded IDX file: {found} bytes for shape "
                         f"{dims}, expected {expected}.")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 
-def decompressed(path: Path) -> bytes:
-    """A gzip file's content, decompressed in one call per member.
+IDX_HEADER_MAX = 4 + 4 * 4  # the magic number and at most 4 dimensions
+
+
+def _unpacked(path: Path, limit: int) -> bytes:
+    try:
+        return decompressed(path, limit)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a valid gzip file ({exc}); download it again.") from None
+
+
+def decompressed(path: Path, limit: int) -> bytes:
+    """A gzip file's content, every member of it, but at most `limit` bytes and one more (which
+    tells the caller the file holds more than it may).
 
     fit reads the data in a thread while the main thread imports the backend. Read as a stream,
     the thread took the GIL back after each of its ~3,800 chunks of Fashion-MNIST's training
     images and waited for it each time: 1.8 s beside the imports, against 0.25 s alone. zlib's
-    one-shot call holds no GIL while it works: 0.33 s beside them (BENCHMARKS.md).
+    call per member holds no GIL while it works: 0.33 s beside them (BENCHMARKS.md).
     """
-    return gzip.decompress(path.read_bytes())
+    data, parts, size = path.read_bytes(), [], 0
+    if data[:2] not in (b"\x1f\x8b", b""):
+        raise OSError(f"Not a gzipped file ({data[:2]!r})")
+    while data and size <= limit:
+        member = zlib.decompressobj(wbits=31)
+        parts.append(member.decompress(data, limit + 1 - size))
+        size += len(parts[-1])
+        if not member.eof and size <= limit:
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        data = member.unused_data.lstrip(b"\x00")  # gzip's trailing zero padding
+    return b"".join(parts)
 
 
 def read_cifar(folder: Path, name: str) -> Raw:
@@ -238,9 +265,17 @@ def read_cifar(folder: Path, name: str) -> Raw:
     return checked(Raw(x_train, y_train, x_test, y_test, names), str(folder))
 
 
+CIFAR_ARCHIVE_BYTES = 2**30  # CIFAR-10's and CIFAR-100's unpack to about 180 MB each
+
+
 def _tar_reader(archive: Path, inner: str):  # type: ignore[no-untyped-def]
     try:
-        with tarfile.open(fileobj=io.BytesIO(decompressed(archive))) as tar:
+        tar_bytes = decompressed(archive, CIFAR_ARCHIVE_BYTES)
+        if len(tar_bytes) > CIFAR_ARCHIVE_BYTES:
+            raise DataError(f"{archive}: unpacks to more than {CIFAR_ARCHIVE_BYTES:,} bytes; "
+                            "CIFAR's archives hold about 180 MB. The file is damaged or not "
+                            "CIFAR's; download it again.")
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
             members = {m.name.split("/")[-1]: tar.extractfile(m).read()  # type: ignore[union-attr]
                        for m in tar.getmembers() if m.isfile()}
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
