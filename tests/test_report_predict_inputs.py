@@ -202,3 +202,18 @@ def test_predict_from_stdin_in_a_real_process_ends_promptly(
     assert done.returncode == 2, err
     assert said in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.slow
+def test_a_bad_input_is_refused_before_the_model_loads(
+        smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the model took seconds before a missing file or a bomb was named."""
+    def loaded(*args: object) -> None:
+        raise AssertionError("the model was loaded before the inputs were read")
+
+    monkeypatch.setattr("dltrain.report.predict.load_model", loaded)
+    (tmp_path / "bomb.png").write_bytes(png(30000, 30000))
+    code, _, err = run_cli(capsys, "predict", smoke_run, tmp_path / "bomb.png")
+    assert code == 2, err
+    assert f"{tmp_path / 'bomb.png'}: an image of 30000x30000 pixels" in " ".join(err.split())

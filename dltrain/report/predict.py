@@ -41,8 +41,6 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
                        "this version of dltrain fit.")
     saved, preparation = read_preparation(run_dir / runs.PREPARATION_FILE,
                                           config.model.input_shape)
-    model = load_model(model_path)
-    check_outputs(run_dir / runs.PREPARATION_FILE, saved, model.output_shape[-1])
     # A flat model input may take images, flattened by preparation.apply.
     shape = preparation.flatten_from or config.model.input_shape
     check_stdin_once(files)
@@ -50,6 +48,8 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
                for entry in read_inputs(path, shape, config.dataset, preparation.feature_names)]
     if not entries:
         raise DataError("predict: no inputs given.")
+    model = load_model(model_path)  # seconds: after the inputs, so a bad one is named at once
+    check_outputs(run_dir / runs.PREPARATION_FILE, saved, model.output_shape[-1])
     names = [entry.name for entry in entries]
     x = preparation.apply(np.stack([entry.values for entry in entries]))
     outputs = model.predict(x, verbose=0)
