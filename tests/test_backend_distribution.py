@@ -243,3 +243,28 @@ def test_data_parallel_on_one_device_runs_without_an_engine() -> None:
     assert placement.describe() == ("distribution: data_parallel over 1 device (/device:CPU:0): "
                                     "trained as with none, no engine needed")
     assert placement.to_json()["strategy"] == "data_parallel"
+
+
+def test_an_abort_with_the_coordinator_up_goes_on_from_jax_s_own_thread(
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """JAX aborts from its polling thread: the handler that lets another fault's abort go on
+    put the default back with signal.signal, which works in the main thread only (ValueError,
+    'Exception ignored')."""
+    import ctypes
+    import threading
+
+    from dltrain.backend import distribution
+
+    monkeypatch.setattr(distribution, "_answers", lambda address: True)
+    distribution._exit_2_when_jax_aborts(distribution.Cluster("127.0.0.1:1", 2, 1))
+    libc = ctypes.CDLL(None)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    try:
+        polling = threading.Thread(target=distribution._on_abort[0], args=(signal.SIGABRT,))
+        polling.start()
+        polling.join(timeout=30)
+        assert libc.signal(signal.SIGABRT, None) is None  # SIG_DFL: the abort goes on
+    finally:
+        libc.signal(signal.SIGABRT, None)
+    assert "Error" not in capfd.readouterr().err

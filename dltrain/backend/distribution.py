@@ -286,16 +286,19 @@ def _exit_2_when_jax_aborts(joined: Cluster) -> None:
     import ctypes
     import signal
 
+    libc = ctypes.CDLL(None)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
     def on_abort(signum: int) -> None:
         if _answers(joined.coordinator):
-            signal.signal(signal.SIGABRT, signal.SIG_DFL)  # the abort goes on when this returns
+            # The default back, so the abort goes on when this returns: through libc, since
+            # JAX aborts from its own thread and signal.signal works in the main thread only.
+            libc.signal(signal.SIGABRT, None)
             return
         _exit_with(_lost(joined, "JAX's distributed client stopped this process"), plain=True)
 
-    libc = ctypes.CDLL(None)
     handler = ctypes.CFUNCTYPE(None, ctypes.c_int)(on_abort)
-    libc.signal.restype = ctypes.c_void_p
-    libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
     _on_abort[:] = [handler]
     libc.signal(signal.SIGABRT, ctypes.cast(handler, ctypes.c_void_p))
 
