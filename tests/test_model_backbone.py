@@ -388,6 +388,22 @@ def test_fine_tuning_unfreezes_the_top_layers_and_resumes_across_it(
     assert len(history) == 4  # the header and 3 epochs
 
 
+@pytest.mark.slow
+def test_a_run_resumes_from_its_checkpoint_when_its_weights_file_is_gone(
+        weights_file: tuple[Path, list[np.ndarray]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The backbone's weights are in last.keras: the resume's check of the architecture built
+    the model again, weights file and all, and refused a run whose file had moved."""
+    path, _ = weights_file
+    config, run = write_config(tmp_path, raw_config({"weights": str(path)})), tmp_path / "run"
+    code, out, err = run_cli(capsys, "fit", config, "--run-dir", run)
+    assert code == 0, out + err
+    path.unlink()
+    code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    assert code == 0, out + err
+    assert len((run / "history.csv").read_text().splitlines()) == 3  # the header and 2 epochs
+
+
 def check_fine_tuned(model: Any, tune: dict[str, Any], epochs: int, steps: int) -> None:
     import keras
 

@@ -24,8 +24,9 @@ def check_architecture(config_path: Path, config: Config, model: Any, checkpoint
         return
     from dltrain.model.build import build_model
 
-    built = build_model(config)
+    built = build_model(without_weights(config))
     wanted = [("the input", None, {"shape": list(built.input_shape)})] + layers(built)
+    del built
     found = [("the input", None, {"shape": list(model.input_shape)})] + layers(model)
     for index, (want, have) in enumerate(zip_longest(wanted, found)):
         if want != have:
@@ -35,6 +36,19 @@ def check_architecture(config_path: Path, config: Config, model: Any, checkpoint
                            "resumes with the model it was trained with: put the run's own "
                            f"{config_path.name} back, or train the change as a new run: dltrain "
                            f"fit {config_path} --run-dir NEW_FOLDER.")
+
+
+def without_weights(config: Config) -> Config:
+    """The config with a backbone's weights left out: they never change the architecture, and
+    the checkpoint holds them (the file may have moved since, ImageNet's cache be empty)."""
+    from dltrain.config.backbone import BACKBONE_LAYER
+
+    first = config.model.layers[0] if config.model.layers else {}
+    if BACKBONE_LAYER not in first:
+        return config
+    copy = config.model_copy(deep=True)
+    copy.model.layers[0][BACKBONE_LAYER]["weights"] = None
+    return copy
 
 
 def layers(model: Any) -> list[tuple[str, Any, dict[str, Any]]]:
