@@ -238,9 +238,9 @@ def png_bomb(folder: Path) -> tuple[str, list[str]]:
 
 
 def png_just_over(folder: Path) -> tuple[str, list[str]]:
-    # Over Pillow's limit but under twice it: Pillow only warns.
-    (photos(folder) / "cats" / "wide.png").write_bytes(png(12000, 8000))
-    return IMAGE_CONFIG, ["photos/cats/wide.png: an image of 12000x8000 pixels"]
+    # Just over twice Pillow's MAX_IMAGE_PIXELS, where its DecompressionBombError begins.
+    (photos(folder) / "cats" / "wide.png").write_bytes(png(13400, 13400))
+    return IMAGE_CONFIG, ["photos/cats/wide.png: an image of 13400x13400 pixels"]
 
 
 def gif_bomb(folder: Path) -> tuple[str, list[str]]:
@@ -376,3 +376,14 @@ def test_a_text_chunk_bomb_is_named_where_pillow_decodes(tmp_path: Path) -> None
         read_files(image_files(root, ["cats", "dogs"]), cfg, _decode_with_pillow)
     assert str(caught.value) == (f"{root / 'cats' / 'note.png'}: not a readable image "
                                  "(Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK).")
+
+
+def test_a_large_photo_pillow_only_warns_about_is_no_bomb() -> None:
+    """A 12000x8000 aerial photo (96 MP) is over Pillow's MAX_IMAGE_PIXELS, where Pillow only
+    warns; it decodes, so only past twice that (Pillow's error) is an image refused."""
+    from dltrain.data.image_size import check_pixels
+    from dltrain.errors import DataError
+
+    check_pixels(io.BytesIO(png(12000, 8000)), "wide.png")
+    with pytest.raises(DataError, match="wide.png: an image of 13400x13400 pixels"):
+        check_pixels(io.BytesIO(png(13400, 13400)), "wide.png")

@@ -16,10 +16,12 @@ JPEG_SEGMENTS = 1000  # a header with more segments than this is not a photo's
 
 
 def max_pixels() -> int:
-    """Pillow's own bound for a decompression bomb (89,478,485 pixels by default)."""
+    """Pillow's own bound for a decompression bomb: twice MAX_IMAGE_PIXELS (178,956,970 by
+    default), where its DecompressionBombError begins; below, it only warns, and a large
+    photo (a 96 MP aerial one) decodes."""
     from PIL import Image
 
-    return int(Image.MAX_IMAGE_PIXELS or 0) or 1 << 62
+    return 2 * int(Image.MAX_IMAGE_PIXELS or 0) or 1 << 62
 
 
 def check_pixels(handle: BinaryIO, where: str) -> None:
