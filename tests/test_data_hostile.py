@@ -387,3 +387,15 @@ def test_a_large_photo_pillow_only_warns_about_is_no_bomb() -> None:
     check_pixels(io.BytesIO(png(12000, 8000)), "wide.png")
     with pytest.raises(DataError, match="wide.png: an image of 13400x13400 pixels"):
         check_pixels(io.BytesIO(png(13400, 13400)), "wide.png")
+
+
+def test_links_to_files_beside_the_class_folders_are_no_classes(tmp_path: Path) -> None:
+    """A README or sample image linked beside the class folders stopped the run with an error
+    about class folders: only a link that is or may be a folder is one."""
+    from dltrain.data.images import class_folders
+
+    root = photos(tmp_path)
+    (root / "sample.png").symlink_to(root / "cats" / "0.png")
+    (root / "README").symlink_to(tmp_path / "notes.md")
+    (tmp_path / "notes.md").write_text("where the photos came from")
+    assert sorted(path.name for path in class_folders(root)) == ["cats", "dogs"]

@@ -75,7 +75,10 @@ def class_folders(folder: Path) -> list[Path]:
     """The sub-folders that are classes. A link among them must lead to a folder of its own:
     a loop was dropped silently, and a link to the data folder made a class of every image."""
     root = folder.resolve()
-    found = [entry for entry in folder.iterdir() if entry.is_dir() or entry.is_symlink()]
+    # A link that leads to a file (a README, a sample image) is no class; one leading nowhere
+    # may have been meant as one.
+    found = [entry for entry in folder.iterdir()
+             if entry.is_dir() or (entry.is_symlink() and not entry.is_file())]
     real = {entry.resolve(): entry.name for entry in found if not entry.is_symlink()}
     for entry in (entry for entry in found if entry.is_symlink()):
         if not entry.exists():
