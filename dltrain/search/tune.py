@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -252,16 +253,16 @@ class Budget:
 
     def __init__(self, path: Path, planned: int) -> None:
         self.path, self.planned = path, planned
-        self.handle: Any = None
+        self.handle: int | None = None
 
     def acquire(self) -> None:
         if self.handle is None:
-            self.handle = self.path.open("a")
+            self.handle = run_lock.open_own(self.path)  # never through a planted link
             fcntl.flock(self.handle, fcntl.LOCK_EX)
 
     def release(self) -> None:
         if self.handle is not None:
-            self.handle.close()  # closing drops the lock
+            os.close(self.handle)  # closing drops the lock
             self.handle = None
 
     @contextmanager
