@@ -311,3 +311,35 @@ def test_off_the_training_loop_no_callback_makes_keras_wait_for_every_batch(
                and not (is_default(callback.on_train_batch_end)
                         and is_default(callback.on_batch_end))]
     assert waiting == []
+
+
+INTERRUPTED_AS_EPOCH_2_ENDS = """
+import sys
+from dltrain.train.callbacks import RaisePendingSignal
+def ctrl_c(self, epoch, logs=None):
+    if epoch == 1:
+        raise KeyboardInterrupt
+RaisePendingSignal.on_epoch_end = ctrl_c
+from dltrain.cli import run
+run()
+"""
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_s_tensorboard_holds_its_completed_epochs(tmp_path: Path) -> None:
+    """An interrupted command leaves without the interpreter's teardown (cli.run), where the
+    summary writers were flushed: Keras closes them only when training ends."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_AS_EPOCH_2_ENDS, "fit", str(QUICKSTART), "--run-dir",
+         str(run), "--set", "dataset.train_limit=300", "--set", "dataset.test_limit=100",
+         "--set", "training.tensorboard=true"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "CI": "true", "PYTHONPATH": str(CONFIGS.parent)})
+    assert done.returncode == 130, done.stderr[-2000:]
+    [events] = (run / "tensorboard" / "train").glob("events.out.tfevents.*")
+    steps = {(value.tag, event.step) for event in EventFileLoader(str(events)).Load()
+             for value in event.summary.value}
+    assert ("epoch_loss", 0) in steps
