@@ -22,7 +22,13 @@ from dltrain.backend import (
     runtime_notes,
     use_backend,
 )
-from dltrain.backend.distribution import check_even_batches, current, place, score_alone, steps_may_run_ahead
+from dltrain.backend.distribution import (
+    check_even_batches,
+    current,
+    place,
+    score_alone,
+    steps_may_run_ahead,
+)
 from dltrain.config.load import Loaded, config_diff, dump, load_config
 from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
