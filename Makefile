@@ -47,6 +47,6 @@ clean:
 	rm -rf $(TF_FREE_VENV) runs .pytest_cache .mypy_cache .ruff_cache
 
 # Every capability once at the shipped sizes through the real CLI (tools/field.py): not in CI,
-# about 6 minutes on 2 cores; run it before calling a training, data, backend or report path done.
+# 2-6 minutes on 2 cores; run it before calling a training, data, backend or report path done.
 field:
 	$(BIN)/python tools/field.py

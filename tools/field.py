@@ -6,7 +6,7 @@ in subprocesses over the shipped Fashion-MNIST subset (5,000 training and 1,000 
 and prints one line per check with its time. It is not part of CI: run it before calling a
 training, data, backend, search, model or report path done, and quote its output.
 
-    python tools/field.py            # every check, about 10 minutes on 2 cores
+    python tools/field.py            # every check, 2-6 minutes on 2 cores
     python tools/field.py --only quickstart-tf export --keep
 """
 
