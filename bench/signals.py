@@ -102,6 +102,7 @@ def measure(fit: Fit, run_dir: Path) -> Timeline:
             if history_rows(run_dir) >= 1:
                 seen["epoch"] = elapsed
             if process.poll() is not None or elapsed > fit.timeout:
+                process.kill()  # past the timeout it still runs: communicate would wait on it
                 raise SystemExit(f"the uninterrupted fit ended {process.returncode} before "
                                  f"epoch 1's row: {process.communicate()}")
             time.sleep(0.005)
