@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_cli_os_errors import tmpfs
 
 from conftest import CONFIGS, ROOT, run_cli, write_yaml
 
@@ -243,16 +244,8 @@ def test_init_says_what_it_wrote_on_a_terminal_that_cannot_show_the_name(tmp_pat
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
     """A read-only tmpfs at tmp_path/ro, unmounted afterwards; skips where none can be mounted."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-                          capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
 
 
 @pytest.mark.parametrize("command", [

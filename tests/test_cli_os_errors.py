@@ -22,12 +22,14 @@ SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100"]
 
 
 @contextlib.contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    """A small tmpfs at `folder`, unmounted afterwards; skips where it cannot be mounted."""
+def tmpfs(folder: Path, size: str, read_only: bool = False) -> Iterator[Path]:
+    """A small tmpfs at `folder` (read-only if asked), unmounted afterwards; skips where it
+    cannot be mounted."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+    options = f"{'ro,' if read_only else ''}size={size}"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
                           capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
