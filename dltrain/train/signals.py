@@ -96,3 +96,17 @@ class Signals:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+class RaisePendingSignal(Callback):  # type: ignore[misc,valid-type]
+    """Re-raise a Ctrl-C or SIGTERM whose first exception a library swallowed."""
+
+    def __init__(self, signals: Any) -> None:
+        super().__init__()
+        self.signals = signals
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.signals.raise_pending()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.signals.raise_pending()
