@@ -1,43 +1,39 @@
-"""Small Keras callbacks dltrain adds to the stock ones: history file, best checkpoint, progress."""
+"""The run's checkpoints: last.keras (the training state, for --resume) after each good epoch,
+and best.keras by the monitored metric, as subscribers to the run's events."""
 
 from __future__ import annotations
 
 import math
-import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from dltrain.backend import keras_module
 from dltrain.errors import ConfigError
 from dltrain.model.augment import saved_model
-from dltrain.runs.layout import LAST_FILE, copy_file, save_model, write_history
+from dltrain.runs.layout import LAST_FILE, copy_file, save_model
+from dltrain.train.events import EpochEnded, FitBegan, NewBest, Subscriber
+from dltrain.train.monitor import NumberedMonitor
 from dltrain.train.saver import Saver
 
-Callback = keras_module().callbacks.Callback
+# Keras's own, for its MonitorCallback rules (the metric's direction, what counts as better).
 ModelCheckpoint = keras_module().callbacks.ModelCheckpoint
-EarlyStopping = keras_module().callbacks.EarlyStopping
-ReduceLROnPlateau = keras_module().callbacks.ReduceLROnPlateau
-TerminateOnNaN = keras_module().callbacks.TerminateOnNaN
 
 
 def _finite(logs: dict[str, Any] | None) -> bool:
     return all(math.isfinite(float(value)) for value in (logs or {}).values())
 
 
-class BestCheckpoint(NumberedMonitor, ModelCheckpoint):  # type: ignore[misc,valid-type]
-    """ModelCheckpoint(save_best_only=True), written atomically (Keras writes in place).
+class BestCheckpoint(NumberedMonitor, ModelCheckpoint, Subscriber):  # type: ignore[misc,valid-type]
+    """ModelCheckpoint(save_best_only=True), written atomically (Keras writes in place): Keras's
+    class for its rules, driven by the run's events rather than by Keras's hooks.
 
     Keras's MonitorCallback takes the direction from the compiled metric (`_direction`:
     precision and recall go up, mae goes down). Keras builds the metrics in the first training
     step, so the direction is known after it: a resumed run's earlier epochs are weighed at
     the first epoch's end (`settle`, which `SettleBest` runs before last.keras is rewritten).
     With save_best_only false the file holds the latest finite epoch, and `best_epoch` names it.
+    Each epoch it keeps is told to `announce` (the stream's emit) as a NewBest.
     """
 
     def __init__(self, path: Path, monitor: str, save_best_only: bool,
@@ -50,17 +46,23 @@ class BestCheckpoint(NumberedMonitor, ModelCheckpoint):  # type: ignore[misc,val
         self.best_epoch: int | None = None
         self.last_epoch: int | None = None  # the epoch `last` holds, when LastCheckpoint says
         self.saver: Saver | None = None  # LastCheckpoint's, which writes `last`
+        self.announce: Callable[[NewBest], None] | None = None
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def fit_began(self, event: FitBegan) -> None:
+        self.set_model(event.model)
+
+    def epoch_ended(self, event: EpochEnded) -> None:
         self.settle()
-        if not self._consider(logs or {}, epoch + 1):
+        if not self._consider(event.logs, event.epoch):
             return
-        if self.saver is not None and self.last_epoch == epoch + 1:
+        if self.saver is not None and self.last_epoch == event.epoch:
             # The same state is being saved as last.keras: a copy costs a fraction of a save
             # (0.07-0.1 s for fashion_mnist_gpu's 1.7 M parameters here, at every improvement).
-            self.saver.copy_when_written(epoch + 1, self.path)
+            self.saver.copy_when_written(event.epoch, self.path)
         else:
             save_model(saved_model(self.model), self.path)
+        if self.announce is not None and self.best is not None:
+            self.announce(NewBest(event.epoch, self.monitor, self.best))
 
     def settle(self) -> None:
         """Weigh a resumed run's earlier epochs, once the direction is known.
@@ -96,19 +98,16 @@ class BestCheckpoint(NumberedMonitor, ModelCheckpoint):  # type: ignore[misc,val
         return True
 
 
-class SettleBest(Callback):  # type: ignore[misc,valid-type]
+class SettleBest(Subscriber):
     """BestCheckpoint.settle at each epoch's end, placed before LastCheckpoint: last.keras then
     still holds the resumed run's start, which settle may copy to best.keras.
 
-    An epoch-level hook, not a batch-level one: a batch-level callback that is not async-safe
-    makes Keras wait for the device after every step (BENCHMARKS.md, GPU).
     """
 
     def __init__(self, checkpoint: BestCheckpoint) -> None:
-        super().__init__()
         self.checkpoint = checkpoint
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def epoch_ended(self, event: EpochEnded) -> None:
         self.checkpoint.settle()
 
 
@@ -120,7 +119,7 @@ def _metric_names(model: Any) -> list[str]:
     return names
 
 
-class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]
+class LastCheckpoint(Subscriber):
     """The whole training state after each good epoch (weights and optimizer), for --resume.
 
     One file, written atomically: its optimizer's step count says how many epochs it holds, so
@@ -131,17 +130,16 @@ class LastCheckpoint(Callback):  # type: ignore[misc,valid-type]
 
     def __init__(self, folder: Path, saved: Callable[[int], None],
                  best: BestCheckpoint | None = None, background: bool = True) -> None:
-        super().__init__()
         self.saver = Saver(folder / LAST_FILE, saved, background)
         self.best = best  # told which epoch last.keras holds, to copy it rather than save again
         if best is not None:
             best.saver = self.saver
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if _finite(logs):
-            self.saver.save(saved_model(self.model), epoch + 1)
+    def epoch_ended(self, event: EpochEnded) -> None:
+        if _finite(event.logs):
+            self.saver.save(saved_model(event.model), event.epoch)
             if self.best is not None:
-                self.best.last_epoch = epoch + 1
+                self.best.last_epoch = event.epoch
 
     def close(self) -> None:
         """Wait for the last write; raises its error if it failed."""

@@ -1,6 +1,25 @@
-"""The console's account of training: one line per epoch, or live bars."""
+"""The console's account of training: one line per epoch, or live bars, and how a run ended."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dltrain.runs import layout as runs
+from dltrain.train.events import (
+    BatchEnded,
+    EpochBegan,
+    EpochEnded,
+    FitBegan,
+    FitEnded,
+    Interrupted,
+    Started,
+    Subscriber,
+)
 
 
 def format_logs(logs: dict[str, Any]) -> str:
@@ -8,28 +27,29 @@ def format_logs(logs: dict[str, Any]) -> str:
                      if key != "learning_rate")
 
 
-class PlainProgress(Callback):  # type: ignore[misc,valid-type]
+class PlainProgress(Subscriber):
     """One line per epoch: for CI logs and pipes, where a live display is noise."""
 
     def __init__(self, console: Console, epochs: int) -> None:
-        super().__init__()
         self.console, self.epochs = console, epochs
-        self.started = time.perf_counter()
+        self.epoch_start = time.perf_counter()
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.started = time.perf_counter()
+    def epoch_began(self, event: EpochBegan) -> None:
+        self.epoch_start = time.perf_counter()
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        seconds = time.perf_counter() - self.started
-        self.console.print(f"epoch {epoch + 1}/{self.epochs}  {format_logs(logs or {})}  "
+    def epoch_ended(self, event: EpochEnded) -> None:
+        seconds = time.perf_counter() - self.epoch_start
+        self.console.print(f"epoch {event.epoch}/{self.epochs}  {format_logs(event.logs)}  "
                            f"{seconds:.1f}s", highlight=False, soft_wrap=True)
 
 
-class RichProgress(Callback):  # type: ignore[misc,valid-type]
-    """Live bars for epochs and batches with the running loss and metrics."""
+class RichProgress(Subscriber):
+    """Live bars for epochs and batches with the running loss and metrics. Its batch updates
+    take rich's lock, so they are safe on Keras's worker thread."""
+
+    async_safe = True
 
     def __init__(self, console: Console, epochs: int, steps: int, done: int = 0) -> None:
-        super().__init__()
         self.epochs, self.steps = epochs, steps
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(),
@@ -37,20 +57,36 @@ class RichProgress(Callback):  # type: ignore[misc,valid-type]
         self.epoch_task = self.progress.add_task("epochs", total=epochs, completed=done, logs="")
         self.batch_task = self.progress.add_task("batches", total=steps, logs="")
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+    def fit_began(self, event: FitBegan) -> None:
         self.progress.start()
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def epoch_began(self, event: EpochBegan) -> None:
         self.progress.reset(self.batch_task, total=self.steps, logs="")
-        self.progress.update(self.epoch_task, description=f"epoch {epoch + 1}/{self.epochs}")
+        self.progress.update(self.epoch_task, description=f"epoch {event.epoch}/{self.epochs}")
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.progress.update(self.batch_task, completed=batch + 1, logs=format_logs(logs or {}))
+    def batch_ended(self, event: BatchEnded) -> None:
+        self.progress.update(self.batch_task, completed=event.batch, logs=format_logs(event.logs))
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.progress.update(self.epoch_task, advance=1, logs=format_logs(logs or {}))
-        self.progress.console.print(f"epoch {epoch + 1}/{self.epochs}  {format_logs(logs or {})}",
-                                    highlight=False, soft_wrap=True)
+    def epoch_ended(self, event: EpochEnded) -> None:
+        self.progress.update(self.epoch_task, advance=1, logs=format_logs(event.logs))
+        self.progress.console.print(f"epoch {event.epoch}/{self.epochs}  "
+                                    f"{format_logs(event.logs)}", highlight=False, soft_wrap=True)
 
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+    def fit_ended(self, event: FitEnded) -> None:
         self.progress.stop()
+
+
+class RunMessages(Subscriber):
+    """What the console says when a run stops short: what it keeps, how to go on."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.path = Path()
+
+    def started(self, event: Started) -> None:
+        self.path = event.run_dir
+
+    def interrupted(self, event: Interrupted) -> None:
+        self.console.print(f"interrupted after {event.epochs_done} completed epoch(s); "
+                           f"{self.path} keeps them. Resume with: "
+                           f"{runs.resume_command(self.path)}", highlight=False, soft_wrap=True)

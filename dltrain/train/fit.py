@@ -1,47 +1,28 @@
-"""Fit and resume: build, load data, train with callbacks, keep the run directory up to date."""
+"""Fit: check everything the user gave, write a new run directory, train it (train.loop)."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from dltrain.backend import (
-    Compilations,
-    Device,
-    compilations,
-    jax_cache_dir,
-    prepare_runtime,
-    runtime_notes,
-    use_backend,
-)
-from dltrain.backend.distribution import (
-    check_even_batches,
-    current,
-    place,
-    score_alone,
-    steps_may_run_ahead,
-)
-from dltrain.config.load import Loaded, config_diff, dump, load_config
+from dltrain.backend import Device, prepare_runtime, runtime_notes, use_backend
+from dltrain.backend.distribution import check_even_batches, current, place
+from dltrain.backend.training_facts import VERSION_KEYS
+from dltrain.config.load import Loaded, dump
 from dltrain.config.schema import Config
-from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits, check_fits_model, load_splits
-from dltrain.errors import ConfigError, RunError, Terminated
+from dltrain.errors import ConfigError, Terminated
 from dltrain.model.backbone import backbone_preprocessing, check_backbone_inputs
 from dltrain.model.build import build_model
-from dltrain.report.evaluate import load_model, score
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
-from dltrain.runs.architecture import check_architecture
-from dltrain.train.signals import Signals
+from dltrain.train.loop import _run
+from dltrain.train.start import Start
+from dltrain.train.timing import Background, Clock
 
 
 @dataclass
@@ -142,8 +123,7 @@ def write_manifest(path: Path, text: str, config: Config, splits: Splits,
                                             "x_val": splits.x_val, "x_test": splits.x_test,
                                             "y_test": splits.y_test}),
         "versions": {key: value for key, value in runs.environment(device_name).items()
-                     if key in ("dltrain", "python", "backend", "tensorflow", "jax", "torch",
-                                "keras", "numpy", "mixed_precision")},
+                     if key in VERSION_KEYS},
         **({"synthetic": True} if splits.synthetic else {})})
 
 

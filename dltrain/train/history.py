@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 
-class HistoryFile(Callback):  # type: ignore[misc,valid-type]
+from dltrain.runs.layout import write_history
+from dltrain.train.events import EpochEnded, Subscriber
+
+
+class HistoryFile(Subscriber):
     """Rewrite history.csv atomically after every epoch, so a killed run keeps what it did.
 
     An epoch's `seconds` run from the previous epoch's end (or the start of training) to its
@@ -12,22 +18,15 @@ class HistoryFile(Callback):  # type: ignore[misc,valid-type]
 
     def __init__(self, path: Path, rows: list[dict[str, float]],
                  wait_for: Callable[[], None] | None = None) -> None:
-        super().__init__()
         self.path = path
         self.rows = list(rows)
-        self.last_end = time.perf_counter()
         # LastCheckpoint.close: the previous epoch's checkpoint is in place before this epoch's
         # row, so the rows never run more than one ahead of last.keras (what --resume mends).
         self.wait_for = wait_for
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.last_end = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        now = time.perf_counter()
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
-               "seconds": round(now - self.last_end, 3)}
-        self.last_end = now
+    def epoch_ended(self, event: EpochEnded) -> None:
+        row = {"epoch": event.epoch, **{k: float(v) for k, v in event.logs.items()},
+               "seconds": event.seconds}
         if self.wait_for is not None:
             self.wait_for()
         self.rows.append(row)

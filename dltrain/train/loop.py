@@ -1,101 +1,146 @@
-"""The training loop of a prepared run: model.fit with the run's callbacks, then its final files."""
+"""The training loop of a prepared run: model.fit with the run's callbacks, then its final files.
+
+The run's writers hear what happens on one event stream (train.events); train.wiring chooses
+them. model.fit itself is called in one place: `Fitting.fit`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-@dataclass
-class Start:
-    """Where training begins: a fresh model at epoch 0, or a resumed one with its history."""
+from rich.console import Console
 
-    model: Any
-    epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    smoke: bool = False  # measure the training loss before and after, to see it fall
-    kept: int = 0  # the epochs last.keras holds now: where a resume would start
-    trained: int | None = None  # set when training is over (early stopping may end it sooner)
-    callbacks: list[Any] = field(default_factory=list)  # the caller's own (a search's pruning)
-    # An interrupted run's earlier epochs count for early stopping and ReduceLROnPlateau; a run
-    # whose training was over and is extended with --epochs starts their counts afresh.
-    interrupted: bool = False
-    clock: Clock = field(default_factory=Clock)
-
-    def __post_init__(self) -> None:
-        self.kept = self.epoch
+from dltrain.backend.distribution import score_alone
+from dltrain.backend.training_facts import (
+    augments_in_pipeline,
+    repeats_datasets,
+    reports_compilations,
+)
+from dltrain.config.schema import Config
+from dltrain.data.pipeline import pipeline
+from dltrain.data.prepare import Splits
+from dltrain.errors import RunError, Terminated
+from dltrain.report.evaluate import load_model, score
+from dltrain.report.tables import print_notes
+from dltrain.runs import layout as runs
+from dltrain.train.events import Failed, Finished, Interrupted, Started, Stream, Trained
+from dltrain.train.signals import Signals
+from dltrain.train.start import Start
+from dltrain.train.timing import compile_note, compiled_note
+from dltrain.train.wiring import Wired, run_subscribers, wire
 
 
 def _run(start: Start, splits: Splits, config: Config, path: Path, console: Console,
          live: bool) -> dict[str, Any]:
     """Train with the run marked running; interrupted or failed if it does not complete."""
+    stream = Stream(run_subscribers(path, console))
     try:
-        runs.set_state(path, "running", resumed_from_epoch=start.epoch or None)
+        stream.emit(Started(path, start.epoch, config.training.epochs))
         with Signals().installed() as signals:
-            metrics = _train(start, splits, config, path, console, live, signals)
+            metrics = _train(start, splits, config, path, console, live, stream, signals)
     except (KeyboardInterrupt, Terminated):
-        done = start.kept
-        runs.set_state(path, "interrupted", epochs_done=done, **ended(start))
-        console.print(f"interrupted after {done} completed epoch(s); {path} keeps them. "
-                      f"Resume with: {runs.resume_command(path)}", highlight=False, soft_wrap=True)
+        stream.emit(Interrupted(start.kept, start.trained))
         raise
     except BaseException as exc:
-        runs.set_state(path, "failed", error=f"{type(exc).__name__}: {exc}", **ended(start))
+        stream.emit(Failed(f"{type(exc).__name__}: {exc}", start.trained))
         raise
-    runs.set_state(path, "completed")
+    stream.emit(Finished(metrics))
     return metrics
 
 
-def ended(start: Start) -> dict[str, int]:
-    """run.json's mark that training is over, for a resume to finish the run, not train on."""
-    return {} if start.trained is None else {"trained": start.trained}
+@dataclass
+class Fitting:
+    """What model.fit needs across a run's phases (a fine-tuned run has two): the data and
+    the callbacks, the training data augmented here when `augment_to` gives its value range."""
+
+    splits: Splits
+    config: Config
+    first: int
+    augment_to: float | None
+    value_max: float
+    callbacks: list[Any]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.inputs = fit_inputs(self.splits, self.config, self.first, self.augment_to)
+
+    def fit(self, model: Any, first: int, last: int) -> None:
+        """model.fit from epoch `first` to `last`, the data's own callbacks first."""
+        inputs = (self.inputs if first == self.first
+                  else fit_inputs(self.splits, self.config, first, self.augment_to))
+        data = {key: value for key, value in inputs.items() if key != "callbacks"}
+        model.fit(**data, epochs=last, initial_epoch=first, verbose=0, shuffle=False,
+                  callbacks=[*inputs["callbacks"], *self.callbacks])
+
+    def rewrap(self, model: Any) -> Any:
+        """The trainer around a recompiled model (the augmentation in the step, JAX and torch)."""
+        from dltrain.model.augment import in_step
+
+        return model if self.augment_to is not None else in_step(model, self.config,
+                                                                  self.value_max)
 
 
 def _train(start: Start, splits: Splits, config: Config, path: Path, console: Console,
-           live: bool, signals: Signals) -> dict[str, Any]:
+           live: bool, stream: Stream, signals: Signals) -> dict[str, Any]:
     from dltrain.model.augment import ReseedAugmentation, in_step
-    from dltrain.train.callbacks import NonFiniteLoss, RaisePendingSignal
     from dltrain.train.finetune import fit_in_phases
+    from dltrain.train.nan_check import NonFiniteLoss
 
     training = config.training
     value_max = float(splits.x_train.max(initial=1.0))
-    # tf.data augments in its own parallel map (measured, tuned); elsewhere the compiled step does.
-    trainer = (start.model if config.backend == "tensorflow"
+    trainer = (start.model if augments_in_pipeline(config.backend)
                else in_step(start.model, config, value_max))
     # In the training step, the augmentation's seed state starts each epoch from (seed, epoch).
     reseed = [] if trainer is start.model else [ReseedAugmentation(config.seed)]
-    augment_to = value_max if trainer is start.model else None
-    inputs = fit_inputs(splits, config, start.epoch, augment_to)
     steps = math.ceil(len(splits.x_train) / training.batch_size)
-    history, checkpoint, last, callbacks = _callbacks(config, path, console, live, start, steps)
-    callbacks.append(RaisePendingSignal(signals))
-    if config.backend != "tensorflow" and steps_may_run_ahead():  # not over JAX CPU devices
-        callbacks = dispatch_off_the_loop(callbacks)
+    wired = wire(stream, config, path, console, live, start, steps, signals)
+    fitting = Fitting(splits, config, start.epoch, value_max if trainer is start.model else None,
+                      value_max, [*reseed, *wired.callbacks])
     loss_before = train_loss(start.model, splits, training.batch_size) if start.smoke else None
     start.clock.lap("setup")  # the run's files, the callbacks, the input pipeline
     started = time.perf_counter()
     diverged = False
     if start.trained is None and start.epoch < training.epochs:  # else a resume only finishes
         try:
-            trainer = fit_in_phases(trainer, config, lambda model, first, last: fit_from(
-                model, inputs if first == start.epoch else fit_inputs(splits, config, first,
-                                                                      augment_to),
-                first, last, [*reseed, *callbacks]),
-                start.epoch, lambda text: print_notes(console, [text]),
-                lambda model: model if augment_to is not None else in_step(model, config, value_max))
+            trainer = fit_in_phases(trainer, config, fitting.fit, start.epoch,
+                                    lambda text: print_notes(console, [text]), fitting.rewrap)
         except NonFiniteLoss:
             diverged = True
         finally:
-            last.close()  # the last epoch's checkpoint is in place before anything reads it
+            wired.last.close()  # the last epoch's checkpoint is in place before anything reads it
     train_seconds = time.perf_counter() - started
     start.clock.lap("train")
-    if config.backend != "jax":  # JAX's own account comes at the end (compiled_note)
-        print_notes(console, compile_note(history.rows[start.epoch:]))
-    if diverged or (history.rows and not all(math.isfinite(v) for v in history.rows[-1].values())):
+    check_finite(start, config, path, console, wired.history.rows, diverged)
+    start.trained = len(wired.history.rows)
+    stream.emit(Trained(start.trained, start.epoch))
+    return final_files(start, splits, config, path, console, wired, trainer,
+                       train_seconds, loss_before)
+
+
+def check_finite(start: Start, config: Config, path: Path, console: Console,
+                 rows: list[dict[str, float]], diverged: bool) -> None:
+    """The first epoch's note on compiling; a RunError if the loss became NaN or infinite."""
+    if not reports_compilations(config.backend):  # JAX's own account comes at the end
+        print_notes(console, compile_note(rows[start.epoch:]))
+    if diverged or (rows and not all(math.isfinite(v) for v in rows[-1].values())):
         if (compiled := start.clock.compilations()) is not None:  # no end to print it at
             print_notes(console, [compiled_note(compiled)])
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
                        + kept_after_divergence(path, start.kept))
-    start.trained = len(history.rows)
-    runs.set_state(path, "running", resumed_from_epoch=start.epoch or None, **ended(start))
+
+
+def final_files(start: Start, splits: Splits, config: Config, path: Path, console: Console,
+                wired: Wired, trainer: Any, train_seconds: float,
+                loss_before: float | None) -> dict[str, Any]:
+    """model.keras, the learning curves, the test scores and metrics.json, once training is
+    over."""
+    history, checkpoint = wired.history, wired.checkpoint
     runs.save_model(start.model, path / runs.MODEL_FILE)
     start.clock.lap("model_file")
     from dltrain.report.plots import learning_curves
@@ -129,7 +174,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         **({"synthetic": True} if splits.synthetic else {}),
     }
     if loss_before is not None:
-        after = train_loss(start.model, splits, training.batch_size)
+        after = train_loss(start.model, splits, config.training.batch_size)
         metrics["smoke"] = {"loss_before": loss_before, "loss_after": after,
                             "passed": math.isfinite(after) and after < loss_before}
         start.clock.lap("smoke")
@@ -140,14 +185,6 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
         print_notes(console, [compiled_note(compiled)])
     runs.write_json(path / runs.METRICS_FILE, metrics)
     return metrics
-
-
-def fit_from(model: Any, inputs: dict[str, Any], first: int, last: int,
-             callbacks: list[Any]) -> Any:
-    """model.fit from epoch `first` to `last`, the data's own callbacks first."""
-    data = {key: value for key, value in inputs.items() if key != "callbacks"}
-    return model.fit(**data, epochs=last, initial_epoch=first, verbose=0, shuffle=False,
-                     callbacks=[*inputs["callbacks"], *callbacks])
 
 
 def kept_after_divergence(path: Path, kept: int) -> str:
@@ -176,8 +213,7 @@ def fit_inputs(splits: Splits, config: Config, epoch: int,
 
     training = config.training
     batch = training.batch_size
-    # tf.data only: other backends get one pass per epoch from a PyDataset (see pipeline).
-    repeat = config.steps_per_execution() == 1 and config.backend == "tensorflow"
+    repeat = config.steps_per_execution() == 1 and repeats_datasets(config.backend)
     augmenter = (None if augment_to is None
                  else make_augmenter(config.augmentation, config.seed, value_max=augment_to))
     clock = epoch_clock(epoch)
@@ -198,83 +234,3 @@ def train_loss(model: Any, splits: Splits, batch_size: int) -> float:
     logs = model.evaluate(pipeline(splits.x_train, splits.y_train, batch_size), verbose=0,
                           return_dict=True)
     return float(logs["loss"])
-
-
-def dispatch_off_the_loop(callbacks: list[Any]) -> list[Any]:
-    """The callbacks, made safe for Keras's worker thread (JAX, torch).
-
-    With any batch-level callback that is not `async_safe`, Keras turns every batch's logs into
-    Python floats before the next step, waiting for the device: one such callback cost a plain
-    Keras script 25-60% per epoch on an H200 (BENCHMARKS.md). The pending-signal check only
-    reads a flag, the best checkpoint's batch hook (Keras's, for save_freq) does nothing at
-    save_freq "epoch", the live progress bar's updates take rich's lock, TensorBoard's batch
-    hook writes nothing at update_freq "epoch" (dltrain's) without a profiler, and
-    TerminateOnNaN becomes StopOnNonFinite, which raises. A NaN or a signal then stops training
-    a batch or two later; the last good epoch is kept as before. TensorFlow keeps the
-    synchronous dispatch its tests pin down.
-    """
-    from dltrain.backend import keras_module
-    from dltrain.train.callbacks import (
-        BestCheckpoint,
-        RaisePendingSignal,
-        RichProgress,
-        StopOnNonFinite,
-    )
-
-    stock = keras_module().callbacks
-    made = [StopOnNonFinite() if isinstance(callback, stock.TerminateOnNaN) else callback
-            for callback in callbacks]
-    for callback in made:
-        if isinstance(callback, (RaisePendingSignal, BestCheckpoint, RichProgress,
-                                 stock.TensorBoard)):
-            callback.async_safe = True
-    return made
-
-
-def _callbacks(config: Config, path: Path, console: Console, live: bool, start: Start,
-               steps: int) -> tuple[Any, Any, Any, list[Any]]:
-    from dltrain.backend import keras_module, tensorboard_available
-    from dltrain.train.callbacks import (
-        BestCheckpoint,
-        HistoryFile,
-        LastCheckpoint,
-        PlainProgress,
-        QuietTerminateOnNaN,
-        ResumedEarlyStopping,
-        ResumedReduceLROnPlateau,
-        RichProgress,
-        SettleBest,
-    )
-
-    stock = keras_module().callbacks
-    training = config.training
-    checkpoint = BestCheckpoint(path / runs.BEST_FILE, config.checkpoint_monitor,
-                                training.checkpoint.save_best_only, start.history,
-                                path / runs.LAST_FILE)
-    progress = (RichProgress(console, training.epochs, steps, start.epoch) if live
-                else PlainProgress(console, training.epochs))
-    # At each epoch's end: the history row, then last.keras (the training state: --resume keeps
-    # the rows it holds and drops a newer one), then best.keras (which --resume mends from
-    # last.keras when a kill came between them: SettleBest, before last.keras moves).
-    # Several processes: a variable laid out over all of them is not this host's alone to copy;
-    # save in place.
-    last = LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint,
-                          background=current().processes == 1)
-    history = HistoryFile(path / runs.HISTORY_FILE, start.history, wait_for=last.close)
-    callbacks = [QuietTerminateOnNaN(), history, SettleBest(checkpoint), last, checkpoint,
-                 progress]
-    earlier = start.history if start.interrupted else []
-    if training.early_stopping is not None:
-        callbacks.insert(0, ResumedEarlyStopping(
-            earlier, checkpoint if training.checkpoint.save_best_only else None,
-            lambda text: print_notes(console, [text]), **training.early_stopping.model_dump()))
-    if training.reduce_lr_on_plateau is not None:
-        callbacks.insert(0, ResumedReduceLROnPlateau(
-            earlier, **training.reduce_lr_on_plateau.model_dump()))
-    if training.tensorboard and tensorboard_available():
-        callbacks.append(stock.TensorBoard(log_dir=str(path / runs.TENSORBOARD_DIR), write_graph=False))
-    elif training.tensorboard:
-        print_notes(console, [f"training.tensorboard: no TensorBoard logs on the {config.backend} "
-                              "backend without TensorFlow installed (Keras writes them through "
-                              "tf.summary); pip install tensorflow to get them."])
-    return history, checkpoint, last, [*callbacks, *start.callbacks]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class NumberedMonitor:
     """Keras logs a metric name given twice numbered (precision, precision_1), but finds a

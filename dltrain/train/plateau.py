@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dltrain.backend import keras_module
+from dltrain.model.augment import saved_model
+from dltrain.train.checkpoints import BestCheckpoint
+from dltrain.train.monitor import NumberedMonitor
+
+EarlyStopping = keras_module().callbacks.EarlyStopping
+ReduceLROnPlateau = keras_module().callbacks.ReduceLROnPlateau
+
 
 class Replayed(NumberedMonitor):
     """A Keras plateau callback that, in a resumed run, first goes over the epochs before the

@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from dltrain.backend import Device, prepare_runtime
+from dltrain.backend.distribution import place
+from dltrain.config.load import Loaded, config_diff, dump, load_config
+from dltrain.config.schema import Config
+from dltrain.data.prepare import Splits
+from dltrain.errors import RunError
+from dltrain.model.build import build_model
+from dltrain.report.evaluate import load_model
+from dltrain.report.tables import print_notes
+from dltrain.runs import layout as runs
+from dltrain.runs import lock as run_lock
+from dltrain.runs.architecture import check_architecture
+from dltrain.train.fit import FitResult, prepared_data, write_run_files
+from dltrain.train.loop import _run
+from dltrain.train.start import Start
+from dltrain.train.timing import Clock
+
 
 def record_resume(path: Path, config: Config, device_name: str, done: int) -> None:
     """environment.json keeps the session that started the run and adds one entry per resume

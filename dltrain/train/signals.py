@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from dltrain.errors import Terminated
+from dltrain.train.events import BatchEnded, EpochEnded, Subscriber
 
 _early: list[int] = []  # this command's signals before training's handler (see catch_early)
 
@@ -98,15 +99,18 @@ class Signals:
                 signal.signal(signum, handler)
 
 
-class RaisePendingSignal(Callback):  # type: ignore[misc,valid-type]
-    """Re-raise a Ctrl-C or SIGTERM whose first exception a library swallowed."""
+class PendingSignalCheck(Subscriber):
+    """Re-raise a Ctrl-C or SIGTERM whose first exception a library swallowed, at each batch's
+    end and each epoch's: the stream's last subscriber, so the epoch's files are written first.
+    It only reads a flag, so it is safe on Keras's worker thread."""
 
-    def __init__(self, signals: Any) -> None:
-        super().__init__()
+    async_safe = True
+
+    def __init__(self, signals: Signals) -> None:
         self.signals = signals
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def batch_ended(self, event: BatchEnded) -> None:
         self.signals.raise_pending()
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def epoch_ended(self, event: EpochEnded) -> None:
         self.signals.raise_pending()

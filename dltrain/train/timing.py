@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dltrain.backend import Compilations, compilations, jax_cache_dir
+
 
 class Background:
     """A call run in a daemon thread (an error or a kill of the process never waits for it);
