@@ -101,7 +101,7 @@ def test_show_records_the_backend_it_was_given(capsys: pytest.CaptureFixture[str
 
 
 def test_fit_says_how_long_the_first_epoch_took_against_the_steady_ones() -> None:
-    from dltrain.train.fit import compile_note
+    from dltrain.train.timing import compile_note
 
     rows = [{"epoch": 1, "seconds": 13.9}, {"epoch": 2, "seconds": 0.7},
             {"epoch": 3, "seconds": 0.64}, {"epoch": 4, "seconds": 0.66}]
@@ -113,7 +113,7 @@ def test_fit_says_how_long_the_first_epoch_took_against_the_steady_ones() -> Non
 def test_jax_fits_say_what_jax_compiled_and_what_the_cache_gave(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from dltrain.backend import Compilations
-    from dltrain.train.fit import compiled_note
+    from dltrain.train.timing import compiled_note
 
     monkeypatch.setenv("DLTRAIN_JAX_CACHE", str(tmp_path))
     now = Compilations(programs=30, from_cache=28, seconds=4.25)

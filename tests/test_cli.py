@@ -176,7 +176,7 @@ def test_ctrl_c_exits_130_and_marks_the_run_interrupted(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("dltrain.train.fit._train", interrupted)
+    monkeypatch.setattr("dltrain.train.loop._train", interrupted)
     code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "run")
     assert code == 130 and "interrupted after 0 completed epoch(s)" in out
     assert f"Resume with: dltrain fit --resume {tmp_path / 'run'}" in out

@@ -125,7 +125,7 @@ def test_runs_lists_completed_interrupted_and_failed_runs(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("dltrain.train.fit._train", interrupted)
+        patch.setattr("dltrain.train.loop._train", interrupted)
         assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir",
                        folder / "stopped")[0] == 130
     code, out, err = run_cli(capsys, "runs", folder, "--json", "--sort", "name")

@@ -11,7 +11,9 @@ import pytest
 
 from dltrain.backend import keras_module
 from dltrain.errors import ConfigError
-from dltrain.train.callbacks import BestCheckpoint, LastCheckpoint, SettleBest
+from dltrain.train.checkpoints import BestCheckpoint, LastCheckpoint, SettleBest
+from dltrain.train.events import EpochEnded, FitBegan, Stream
+from dltrain.train.keras_events import KerasEvents
 
 # Monitored values for four epochs: a metric that goes up is best at epoch 2, one that goes
 # down at epoch 3; a guess from the name that gets the direction wrong picks the other one.
@@ -38,11 +40,10 @@ def model() -> Any:
 
 def drive(checkpoint: BestCheckpoint, model: Any, values: list[float], first: int = 0) -> None:
     """What model.fit does with a callback, with the monitored value scripted per epoch."""
-    checkpoint.set_model(model)
-    checkpoint.on_train_begin()
+    checkpoint.fit_began(FitBegan(model))
     for epoch, value in enumerate(values, start=first):
-        checkpoint.on_epoch_begin(epoch)
-        checkpoint.on_epoch_end(epoch, {"loss": 1.0, checkpoint.monitor: value})
+        checkpoint.epoch_ended(EpochEnded(epoch + 1, {"loss": 1.0, checkpoint.monitor: value},
+                                          0.0, model))
 
 
 @pytest.mark.parametrize("monitor", [prefix + name for name in UP + DOWN
@@ -77,7 +78,8 @@ def test_a_resumed_run_mends_best_keras_from_last_keras(
     checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_precision", True, rows,
                                 tmp_path / "last.keras")
     checkpoint.set_model(model)
-    SettleBest(checkpoint).on_epoch_end(2)  # the resumed run's first epoch end, before last.keras
+    # the resumed run's first epoch end, before last.keras
+    SettleBest(checkpoint).epoch_ended(EpochEnded(3, {}, 0.0, model))
     assert checkpoint.best_epoch == (2 if mended else 1)
     best = (tmp_path / "best.keras").read_bytes()
     assert (best == (tmp_path / "last.keras").read_bytes()) == mended
@@ -134,13 +136,11 @@ def test_an_improving_epoch_copies_last_keras_instead_of_saving_the_model_twice(
     checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, [],
                                 tmp_path / "last.keras")
     last = LastCheckpoint(tmp_path, lambda epoch: None, best=checkpoint)
-    for callback in (last, checkpoint):
-        callback.set_model(model)
-        callback.on_train_begin()
-    for epoch, value in enumerate([0.5, 0.7, 0.3]):  # epochs 1 and 3 improve
-        logs = {"loss": 1.0, "val_loss": value}
-        last.on_epoch_end(epoch, logs)  # fit's order: last.keras first, then best.keras
-        checkpoint.on_epoch_end(epoch, logs)
+    checkpoint.fit_began(FitBegan(model))
+    for epoch, value in enumerate([0.5, 0.7, 0.3], 1):  # epochs 1 and 3 improve
+        ended = EpochEnded(epoch, {"loss": 1.0, "val_loss": value}, 0.0, model)
+        last.epoch_ended(ended)  # fit's order: last.keras first, then best.keras
+        checkpoint.epoch_ended(ended)
     last.close()
     # Keras saved last.keras once (and the template of the later writes); best.keras never.
     assert saves == ["last.keras", "template.keras"]
@@ -150,18 +150,17 @@ def test_an_improving_epoch_copies_last_keras_instead_of_saving_the_model_twice(
 
 def test_best_keras_is_saved_when_last_keras_skipped_the_epoch(
         model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dltrain.train.callbacks as callbacks
+    import dltrain.train.checkpoints as callbacks
 
     saves: list[str] = []
     monkeypatch.setattr(callbacks, "save_model", lambda m, path: saves.append(path.name))
     checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_loss", True, [],
                                 tmp_path / "last.keras")
     last = LastCheckpoint(tmp_path, lambda epoch: None, best=checkpoint)
-    for callback in (last, checkpoint):
-        callback.set_model(model)
-    logs = {"loss": math.nan, "val_loss": 0.5}  # not a good epoch to resume from
-    last.on_epoch_end(0, logs)
-    checkpoint.on_epoch_end(0, logs)
+    checkpoint.fit_began(FitBegan(model))
+    ended = EpochEnded(1, {"loss": math.nan, "val_loss": 0.5}, 0.0, model)  # not a good epoch
+    last.epoch_ended(ended)
+    checkpoint.epoch_ended(ended)
     assert saves == ["best.keras"]
 
 
@@ -174,7 +173,7 @@ def resumed_stopping(model: Any, tmp_path: Path, checkpoint_monitor: str,
                      notes: list[str]) -> list[Any]:
     """Epoch 2's weights in best.keras, the resume's (epoch 3's) in the model; then one more
     epoch, worse than epoch 2, with other weights. Returns the model's weights at the end."""
-    from dltrain.train.callbacks import ResumedEarlyStopping
+    from dltrain.train.plateau import ResumedEarlyStopping
 
     keras = keras_module()
     shapes = [w.shape for w in model.get_weights()]
@@ -187,8 +186,9 @@ def resumed_stopping(model: Any, tmp_path: Path, checkpoint_monitor: str,
     stopping = ResumedEarlyStopping(rows, monitor="val_loss", patience=5,
                                     restore_best_weights=True, best=checkpoint,
                                     notify=notes.append)
-    callbacks = keras.callbacks.CallbackList([stopping, SettleBest(checkpoint), checkpoint],
-                                             model=model)
+    callbacks = keras.callbacks.CallbackList(
+        [stopping, KerasEvents(Stream([SettleBest(checkpoint), checkpoint]), "tensorflow")],
+        model=model)
     callbacks.on_train_begin()
     callbacks.on_epoch_begin(3)
     model.set_weights(later)
@@ -206,7 +206,7 @@ def test_a_best_epoch_before_the_resume_ends_the_run_with_its_weights(
 
 def test_a_best_epoch_that_min_delta_kept_from_best_keras_is_told(
         model: Any, tmp_path: Path) -> None:
-    from dltrain.train.callbacks import ResumedEarlyStopping
+    from dltrain.train.plateau import ResumedEarlyStopping
 
     rows = [{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.45},
             {"epoch": 3, "val_loss": 0.7}]
@@ -215,7 +215,8 @@ def test_a_best_epoch_that_min_delta_kept_from_best_keras_is_told(
     stopping = ResumedEarlyStopping(rows, monitor="val_loss", patience=5, min_delta=0.1,
                                     restore_best_weights=True, best=checkpoint,
                                     notify=notes.append)
-    callbacks = keras_module().callbacks.CallbackList([stopping, checkpoint], model=model)
+    callbacks = keras_module().callbacks.CallbackList(
+        [stopping, KerasEvents(Stream([checkpoint]), "tensorflow")], model=model)
     callbacks.on_train_begin()
     callbacks.on_epoch_end(3, {"loss": 1.0, "val_loss": 0.6})
     assert notes == [

@@ -197,7 +197,7 @@ def test_a_later_fit_in_the_same_process_counts_from_its_own_call(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from dltrain.train.fit import Clock
+    from dltrain.train.timing import Clock
 
     monkeypatch.setattr(Clock, "started_once", False)
     first = Clock.for_command()
@@ -214,7 +214,7 @@ def test_the_rounded_laps_never_add_up_to_more_than_the_total(
     failed on 1.354 s of laps in 1.353 s)."""
     import time
 
-    from dltrain.train.fit import Clock
+    from dltrain.train.timing import Clock
 
     ticks = iter([0.0006, 0.0012, 0.0018, 0.0018])
     clock = Clock(origin=0.0)
@@ -247,7 +247,7 @@ def test_fit_reads_the_data_beside_the_backends_start(
 
 def test_a_background_call_gives_its_value_or_raises_its_error() -> None:
     from dltrain.errors import DataError
-    from dltrain.train.fit import Background
+    from dltrain.train.timing import Background
 
     assert Background(lambda: 42).result() == 42
 
@@ -288,7 +288,7 @@ def test_loss_like_metrics_of_a_binary_classifier_give_the_losss_figures(
 
 
 def test_off_the_training_loop_no_callback_makes_keras_wait_for_every_batch(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """JAX and torch: Keras turns each batch's logs into Python floats, waiting for the device,
     unless every batch-level callback is async_safe. TensorBoard (written where TensorFlow is
     installed) was not, so a JAX run with TensorFlow beside it synchronised at every step."""
@@ -296,30 +296,37 @@ def test_off_the_training_loop_no_callback_makes_keras_wait_for_every_batch(
 
     from dltrain.backend import tensorboard_available
     from dltrain.config.load import load_config
-    from dltrain.train.callbacks import RaisePendingSignal
-    from dltrain.train.fit import Start, _callbacks, dispatch_off_the_loop
+    from dltrain.train import keras_events
+    from dltrain.train.events import Stream
+    from dltrain.train.signals import Signals
+    from dltrain.train.start import Start
+    from dltrain.train.wiring import run_subscribers, wire
 
     if not tensorboard_available():
         pytest.skip("TensorBoard logs need TensorFlow")
     config = load_config(CONFIGS / "quickstart.yaml").config
     assert config.training.tensorboard
-    _, _, _, callbacks = _callbacks(config, tmp_path, Console(), True, Start(None), 1)
-    made = dispatch_off_the_loop([*callbacks, RaisePendingSignal(None)])
+    monkeypatch.setattr(keras_events, "batches_run_ahead", lambda backend: True)  # as on JAX
+    stream = Stream(run_subscribers(tmp_path, Console()))
+    made = wire(stream, config, tmp_path, Console(), True, Start(None), 1, Signals()).callbacks
     assert "TensorBoard" in [type(callback).__name__ for callback in made]
     waiting = [type(callback).__name__ for callback in made
                if not getattr(callback, "async_safe", False)
                and not (is_default(callback.on_train_batch_end)
                         and is_default(callback.on_batch_end))]
     assert waiting == []
+    # The one callback that hears the batches says itself whether it may do so off the loop.
+    assert [type(c).__name__ for c in made if not is_default(c.on_train_batch_end)] == [
+        "TensorBoard", "KerasEvents"]
 
 
 INTERRUPTED_AS_EPOCH_2_ENDS = """
 import sys
-from dltrain.train.callbacks import RaisePendingSignal
-def ctrl_c(self, epoch, logs=None):
-    if epoch == 1:
+from dltrain.train.signals import PendingSignalCheck
+def ctrl_c(self, event):
+    if event.epoch == 2:
         raise KeyboardInterrupt
-RaisePendingSignal.on_epoch_end = ctrl_c
+PendingSignalCheck.epoch_ended = ctrl_c
 from dltrain.cli import run
 run()
 """

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dltrain.backend import keras_module
-from dltrain.train.callbacks import ResumedEarlyStopping, ResumedReduceLROnPlateau
+from dltrain.train.plateau import ResumedEarlyStopping, ResumedReduceLROnPlateau
 
 
 @pytest.fixture()
@@ -103,7 +103,7 @@ def twice_named(keras: Any) -> Any:
 def test_a_numbered_monitor_goes_the_way_of_the_metric_it_numbers(kind: str, tmp_path: Any) -> None:
     """Keras finds a monitor's direction by the metrics' own names, which are not numbered:
     val_precision_1 raised "Keras isn't able to automatically determine" (an internal error)."""
-    from dltrain.train.callbacks import BestCheckpoint
+    from dltrain.train.checkpoints import BestCheckpoint
 
     keras = keras_module()
     model = twice_named(keras)
@@ -115,7 +115,13 @@ def test_a_numbered_monitor_goes_the_way_of_the_metric_it_numbers(kind: str, tmp
     }[kind]()
     callback.set_model(model)
     callback.on_train_begin()
-    callback.on_epoch_end(0, {"loss": 1.0, "val_precision_1": 0.5})
+    logs = {"loss": 1.0, "val_precision_1": 0.5}
+    if kind == "checkpoint":  # a subscriber of the run's events, not a Keras hook
+        from dltrain.train.events import EpochEnded
+
+        callback.epoch_ended(EpochEnded(1, logs, 0.0, model))
+    else:
+        callback.on_epoch_end(0, logs)
     assert callback.monitor == "val_precision_1"
     assert callback.monitor_op(0.6, 0.5)  # up is better, as for precision
 

@@ -107,7 +107,7 @@ def test_resume_can_extend_a_completed_run(tmp_path: Path,
 
 def test_a_damaged_environment_record_is_named_before_a_resume_trains(tmp_path: Path) -> None:
     from dltrain.errors import RunError
-    from dltrain.train.fit import record_resume
+    from dltrain.train.resume import record_resume
 
     (tmp_path / "environment.json").write_text("[]")
     with pytest.raises(RunError, match=r"environment.json: not a JSON object; the run's files are "
@@ -285,7 +285,7 @@ def test_resume_finishes_an_early_stopped_run_without_training_on(
     # No epoch can improve val_loss by 10, so patience 0 stops after the second of six epochs;
     # Ctrl-C comes while the final files are written.
     with monkeypatch.context() as patch:
-        patch.setattr("dltrain.train.fit.score", interrupted)
+        patch.setattr("dltrain.train.loop.score", interrupted)
         code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "6",
                                "--set", "training.early_stopping={monitor: val_loss, patience: 0, "
                                "min_delta: 10}")
@@ -501,16 +501,17 @@ def weights(path: Path) -> list[Any]:
 def cut_after(monkeypatch: pytest.MonkeyPatch, interrupt_at: int) -> None:
     """Ctrl-C as epoch `interrupt_at` ends, after its history row, before its checkpoint: the
     run resumes after the epoch before."""
-    from dltrain.train.callbacks import HistoryFile
+    from dltrain.train.events import EpochEnded
+    from dltrain.train.history import HistoryFile
 
-    plain = HistoryFile.on_epoch_end
+    plain = HistoryFile.epoch_ended
 
-    def cut(self: HistoryFile, epoch: int, logs: dict[str, float] | None = None) -> None:
-        plain(self, epoch, logs)
-        if epoch + 1 == interrupt_at:
+    def cut(self: HistoryFile, event: EpochEnded) -> None:
+        plain(self, event)
+        if event.epoch == interrupt_at:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(HistoryFile, "on_epoch_end", cut)
+    monkeypatch.setattr(HistoryFile, "epoch_ended", cut)
 
 
 def test_a_resumed_run_restores_a_best_epoch_from_before_the_resume(

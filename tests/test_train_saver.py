@@ -215,7 +215,9 @@ def test_an_epochs_history_row_waits_for_the_previous_epochs_checkpoint(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A kill must never find history.csv two rows ahead of last.keras (--resume mends one)."""
     from dltrain.runs.files import read_history
-    from dltrain.train.callbacks import HistoryFile, LastCheckpoint
+    from dltrain.train.checkpoints import LastCheckpoint
+    from dltrain.train.events import EpochEnded
+    from dltrain.train.history import HistoryFile
 
     model, held = trained(), Held(monkeypatch)
     rows_when_written: list[int] = []
@@ -236,12 +238,12 @@ def test_an_epochs_history_row_waits_for_the_previous_epochs_checkpoint(
     entered = threading.Event()
     history = HistoryFile(tmp_path / "history.csv", [],
                           wait_for=lambda: (entered.set(), last.close()))
-    last.set_model(model)
-    for epoch in (0, 1):  # epoch 1's checkpoint is held in the background
-        history.on_epoch_end(epoch, {"loss": 1.0})
-        last.on_epoch_end(epoch, {"loss": 1.0})
+    for epoch in (1, 2):  # epoch 2's checkpoint is held in the background
+        history.epoch_ended(EpochEnded(epoch, {"loss": 1.0}, 0.0, model))
+        last.epoch_ended(EpochEnded(epoch, {"loss": 1.0}, 0.0, model))
         step(model)
-    third = threading.Thread(target=history.on_epoch_end, args=(2, {"loss": 1.0}))
+    third = threading.Thread(target=history.epoch_ended,
+                             args=(EpochEnded(3, {"loss": 1.0}, 0.0, model),))
     third.start()
     assert entered.wait(60)  # the third row's writer is waiting for epoch 2's checkpoint
     held.gate.set()
@@ -255,14 +257,19 @@ def test_fit_makes_history_wait_for_its_last_checkpoint(tmp_path: Path) -> None:
 
     from conftest import CONFIGS
     from dltrain.config.load import load_config
-    from dltrain.train.callbacks import LastCheckpoint
-    from dltrain.train.fit import Start, _callbacks
+    from dltrain.train.checkpoints import LastCheckpoint
+    from dltrain.train.events import Stream
+    from dltrain.train.signals import Signals
+    from dltrain.train.start import Start
+    from dltrain.train.wiring import wire
 
     config = load_config(CONFIGS / "quickstart.yaml").config
-    history, _, last, callbacks = _callbacks(config, tmp_path, Console(), False, Start(None), 1)
-    assert isinstance(last, LastCheckpoint) and last in callbacks
+    stream = Stream()
+    wired = wire(stream, config, tmp_path, Console(), False, Start(None), 1, Signals())
+    history, last = wired.history, wired.last
+    assert isinstance(last, LastCheckpoint) and last in stream.subscribers
     assert history.wait_for == last.close
-    assert callbacks.index(history) < callbacks.index(last)
+    assert stream.subscribers.index(history) < stream.subscribers.index(last)
 
 
 def test_a_model_the_template_cannot_map_is_saved_by_keras_every_time(tmp_path: Path) -> None:

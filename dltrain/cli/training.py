@@ -97,6 +97,7 @@ def fit(
             check_cluster(joined, loaded.config.backend, loaded.config.distribution.strategy)
             join(joined, join_timeout)  # before JAX starts
     from dltrain.train import fit as runner
+    from dltrain.train import resume as resuming
 
     console = for_results(as_json)
     live = console.is_terminal and not os.environ.get("CI")
@@ -107,8 +108,8 @@ def fit(
         if run_dir is not None or smoke or (loaded is None and set_):
             raise DltrainError("--resume continues the run in its own folder with its own "
                                "config; drop --run-dir, --smoke and --set.")
-        result = runner.resume(resume, epochs=epochs, changed=loaded, device=device.value,  # type: ignore[arg-type]
-                              console=console, live=live)
+        result = resuming.resume(resume, epochs=epochs, changed=loaded, device=device.value,  # type: ignore[arg-type]
+                                console=console, live=live)
     else:
         try:
             result = runner.fit(loaded, run_dir=run_dir, device=device.value, console=console,  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from dltrain.errors import Terminated
+from dltrain.train.events import BatchEnded, EpochEnded, Subscriber
 
 _early: list[int] = []  # this command's signals before training's handler (see catch_early)
 
@@ -96,3 +97,20 @@ class Signals:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+class PendingSignalCheck(Subscriber):
+    """Re-raise a Ctrl-C or SIGTERM whose first exception a library swallowed, at each batch's
+    end and each epoch's: the stream's last subscriber, so the epoch's files are written first.
+    It only reads a flag, so it is safe on Keras's worker thread."""
+
+    async_safe = True
+
+    def __init__(self, signals: Signals) -> None:
+        self.signals = signals
+
+    def batch_ended(self, event: BatchEnded) -> None:
+        self.signals.raise_pending()
+
+    def epoch_ended(self, event: EpochEnded) -> None:
+        self.signals.raise_pending()
