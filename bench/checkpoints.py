@@ -28,23 +28,23 @@ import numpy as np  # noqa: E402
 from dltrain.backend import keras_module  # noqa: E402
 from dltrain.config.load import load_config  # noqa: E402
 from dltrain.model.build import build_model  # noqa: E402
-from dltrain.train.callbacks import LastCheckpoint  # noqa: E402
+from dltrain.train.checkpoints import LastCheckpoint  # noqa: E402
+from dltrain.train.events import EpochEnded  # noqa: E402
 
 
 def waits(background: bool, epochs: int, folder: Path) -> list[float]:
-    """Seconds on_epoch_end kept the loop, per epoch after the first (which saves in place)."""
+    """Seconds epoch_ended kept the loop, per epoch after the first (which saves in place)."""
     config = load_config(ROOT / "configs" / "fashion_mnist_gpu.yaml").config
     model = build_model(config)
     rng = np.random.default_rng(0)
     x = rng.random((64, 28, 28, 1), dtype=np.float32)
     y = keras_module().utils.to_categorical(rng.integers(0, 10, 64), 10)
     last = LastCheckpoint(folder, lambda epoch: None, background=background)
-    last.set_model(model)
     seconds = []
     for epoch in range(epochs):
         model.fit(x, y, batch_size=64, epochs=1, verbose=0)
         started = time.perf_counter()
-        last.on_epoch_end(epoch, {"loss": 1.0})
+        last.epoch_ended(EpochEnded(epoch + 1, {"loss": 1.0}, 0.0, model))
         seconds.append(time.perf_counter() - started)
     last.close()
     return seconds[1:]

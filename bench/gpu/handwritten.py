@@ -18,7 +18,7 @@ adds Keras's TerminateOnNaN, a batch-level callback like the ones dltrain's fit 
 what the per-batch sync it causes costs. `--bf16` trains with Keras's mixed_bfloat16 policy.
 Two flags put one of dltrain's parts into `best`, to see what each costs on its own:
 `--dltrain-saver` writes last.keras after every epoch with dltrain's background checkpoint
-(train.callbacks.LastCheckpoint), `--dltrain-data` feeds the training and validation batches
+(train.checkpoints.LastCheckpoint, heard through train.keras_events), `--dltrain-data` feeds the training and validation batches
 from dltrain's input pipeline (data.pipeline.pipeline) instead of NumPy arrays.
 """
 
@@ -59,10 +59,13 @@ def callbacks(clock: keras.callbacks.Callback) -> list:
         import tempfile
         from pathlib import Path
 
-        from dltrain.train.callbacks import LastCheckpoint
+        from dltrain.train.checkpoints import LastCheckpoint
+        from dltrain.train.events import Stream
+        from dltrain.train.keras_events import KerasEvents
 
         folder = Path(tempfile.mkdtemp(prefix="handwritten-", dir="."))  # bench.py's work folder
-        extra.append(LastCheckpoint(folder, lambda _: None))
+        extra.append(KerasEvents(Stream([LastCheckpoint(folder, lambda _: None)]),
+                                 keras.backend.backend()))
     return [clock, *extra]
 
 
