@@ -271,16 +271,6 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
                         f"{units}. Set the last layer's units to {splits.num_classes}.")
 
 
-def check_targets_fit(splits: Splits, output_units: int) -> None:
-    count = splits.y_train.shape[1]
-    if count != output_units:
-        names = ", ".join(splits.preparation.target_names or [])
-        targets = f"{count} target" + ("" if count == 1 else "s")
-        units = f"{output_units} unit" + ("" if output_units == 1 else "s")
-        raise DataError(f"the data has {targets} ({names}) but the last layer has {units}. Set "
-                        f"the last layer's units to {count}.")
-
-
 def is_flat_fit(sample: tuple[int, ...], input_shape: tuple[int, ...]) -> bool:
     return len(sample) > 1 and len(input_shape) == 1 and input_shape[0] == int(np.prod(sample))
 

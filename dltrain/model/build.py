@@ -385,18 +385,6 @@ def _unknown_named_object(module: Any, kind: str, name: str) -> str:
     return catalog.unknown_name(module_name, name, known)
 
 
-def check_loss_fits_output(config: Config, units: int) -> None:
-    """Catch the classic mismatches between the loss and the last layer before training."""
-    if config.loss_kind == "binary" and units != 1:
-        raise ConfigError(f"loss: {config.loss_name} expects 1 output unit (sigmoid), but the last "
-                          f"layer has {units} units. For {units} classes use "
-                          "sparse_categorical_crossentropy with a softmax layer.")
-    if config.loss_kind in ("categorical", "sparse_categorical") and units == 1:
-        raise ConfigError(f"loss: {config.loss_name} needs one output unit per class, but the "
-                          "last layer has 1 unit. For two classes use binary_crossentropy with a "
-                          "sigmoid unit, or give the last layer 2 units.")
-
-
 def _squash(name: str) -> str:
     return name.replace("_", "").lower()
 

@@ -72,36 +72,6 @@ def score(model: Any, splits: Splits, config: Config, folder: Path | None, title
     return result
 
 
-def _classification(splits: Splits, probabilities: Any, title: str,
-                    drawings: list[Picture]) -> dict[str, Any]:
-    from dltrain.report.metrics import classification_report
-    from dltrain.report.plots import confusion_matrix
-
-    report = classification_report(splits.y_test, probabilities, splits.class_names)
-    drawings.append(lambda folder: confusion_matrix(
-        report["confusion_matrix"], report["class_names"], title, folder / runs.CONFUSION_FILE))
-    return report
-
-
-def _regression(splits: Splits, outputs: Any, title: str,
-                drawings: list[Picture]) -> dict[str, Any]:
-    """Scores and plots in the targets' own units: a standardised target is scaled back."""
-    from dltrain.report.plots import predicted_vs_actual, residuals
-    from dltrain.report.regression import regression_report
-
-    preparation = splits.preparation
-    actual = preparation.undo_target(splits.y_test)
-    predicted = preparation.undo_target(np.asarray(outputs).reshape(actual.shape))
-    names = preparation.target_names or [f"y{i}" for i in range(actual.shape[1])]
-    drawings.append(lambda folder: predicted_vs_actual(
-        actual, predicted, names, f"{title}: predicted against actual",
-        folder / runs.PREDICTED_FILE))
-    drawings.append(lambda folder: residuals(
-        actual, predicted, names, f"{title}: residuals", folder / runs.RESIDUALS_FILE))
-    return {**regression_report(actual, predicted, names),
-            "standardized_target": preparation.target_mean is not None}
-
-
 @dataclass
 class Evaluation:
     """A model's scores, shown first and saved after (`save`)."""

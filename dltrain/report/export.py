@@ -193,13 +193,6 @@ def check(fmt: str, path: Path, raw: np.ndarray, reference: np.ndarray,
     return compare(reference, got, labels, TOLERANCE[fmt])
 
 
-def classes(outputs: np.ndarray) -> np.ndarray:
-    """Predicted class ids: a sigmoid unit above 0.5 is class 1, else the largest output."""
-    if outputs.ndim == 1 or outputs.shape[-1] == 1:
-        return (outputs.reshape(len(outputs)) > 0.5).astype(np.int64)
-    return outputs.argmax(axis=-1)
-
-
 def parity_data(config: Config, preparation: Preparation, raw_shape: list[int],
                model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The run's test split as raw values (the export's input), the Keras model's outputs on it
