@@ -13,12 +13,10 @@ import numpy as np
 from dltrain.backend import decode_image, use_backend
 from dltrain.data.image_size import check_pixels
 from dltrain.data.images import SIGNATURES
-from dltrain.data.prepare import Preparation
 from dltrain.data.raw import refuse_special
 from dltrain.data.tabular import csv_header, csv_records
 from dltrain.errors import DataError, RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
-from dltrain.report.metrics import probabilities
 from dltrain.runs import layout as runs
 from dltrain.runs.preparation import check_outputs, read_preparation
 
@@ -53,17 +51,11 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
     names = [entry.name for entry in entries]
     x = preparation.apply(np.stack([entry.values for entry in entries]))
     outputs = model.predict(x, verbose=0)
-    classes: list[str] = []
-    if config.is_regression:
-        results = predicted_values(names, outputs, preparation)
-    else:
-        classes = saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
-        results = [{"input": name, "top": top_classes(row, classes, top_k)} for name, row
-                   in zip(names, probabilities(outputs, config.from_logits), strict=True)]
+    task = config.task_spec
+    results = task.predictions(names, outputs, saved, preparation, config.from_logits, top_k)
     for result, entry in zip(results, entries, strict=True):
         if entry.actual is not None:
-            result["actual"] = (actual_values(entry.actual) if config.is_regression else
-                                actual_class(entry.actual, classes, config.dataset.label_map))
+            result["actual"] = task.actual(entry.actual, saved, config.dataset.label_map)
     return results
 
 

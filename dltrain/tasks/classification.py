@@ -1,178 +1,129 @@
-"""Classification or regression: the config's parts must agree on which task it is.
-
-The task follows from the loss (`Config.loss_kind`) or an explicit `task:`; each check here
-names the key that disagrees, so the error points at its line of the config file.
-"""
+"""Classification: class ids (or one-hot vectors) as targets, one output per class (one sigmoid
+unit for a binary loss), a per-class report with a confusion matrix, predict's top classes."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from dltrain.config.schema import CLASSIFICATION_KINDS, Config, kind_of_loss
-from dltrain.errors import ConfigError
+import numpy as np
 
-REGRESSION_LOSSES = "mse, mae, huber, log_cosh, ..."
-SHORT_LIST = "mse, mae, huber, ..."
-# Metrics that compare labels with the outputs value by value: they need one-hot labels, and
-# class ids fail in the first step or broadcast to nonsense. By squashed name; a name not here
-# (a typo) is left to the catalog's check, which names it.
-ONE_HOT_METRICS = {"auc", "precision", "recall", "f1score", "fbetascore", "categoricalaccuracy",
-                   "topkcategoricalaccuracy", "binaryaccuracy", "mae", "mse", "meanabsoluteerror",
-                   "meansquarederror", "rootmeansquarederror", "meanabsolutepercentageerror",
-                   "mape", "meansquaredlogarithmicerror", "msle", "logcosh", "logcosherror",
-                   "cosinesimilarity", "categoricalcrossentropy", "binarycrossentropy",
-                   "kldivergence", "kld", "poisson", "hinge", "squaredhinge", "categoricalhinge",
-                   "r2score", "precisionatrecall", "recallatprecision",
-                   "sensitivityatspecificity", "specificityatsensitivity", "truepositives",
-                   "falsepositives", "truenegatives", "falsenegatives", "onehotiou",
-                   "onehotmeaniou"}
-# Metrics that a binary classifier's one output unit (and labels of one value) cannot feed,
-# with why: by squashed name. Keras's argmax over one unit is always class 0.
-ONE_UNIT_REFUSED = {
-    "f1score": "needs one output per class (Keras's F1Score fails on one unit)",
-    "fbetascore": "needs one output per class (Keras's FBetaScore fails on one unit)",
-    **dict.fromkeys(("sparsecategoricalaccuracy", "categoricalaccuracy",
-                     "sparsetopkcategoricalaccuracy", "topkcategoricalaccuracy"),
-                    "takes the largest of the outputs as the class, always class 0 with one unit"),
-}
-# The last layer's activations that make a classifier's output, with what they mean.
-CLASSIFIER_OUTPUTS = {"softmax": "class probabilities that sum to 1",
-                      "log_softmax": "log class probabilities",
-                      "sigmoid": "a probability in (0, 1)"}
-
-
-def check_task(config: Config) -> None:
-    """Refuse a config whose loss, task, output layer, metrics and dataset keys disagree.
-
-    Raises:
-        ConfigError: "key.path: what disagrees, and how to fix it".
-    """
-    _check_loss(config)
-    if config.is_regression:
-        _check_regression(config)
-    else:
-        _check_not_regression(config)
-
-
-def _check_loss(config: Config) -> None:
-    kind, name = kind_of_loss(config.loss_name), config.loss_name
-    if config.task == "regression" and kind in CLASSIFICATION_KINDS:
-        raise ConfigError(f"loss: {name} is a classification loss, but task is regression. For a "
-                          f"regression use a regression loss ({REGRESSION_LOSSES}) with a linear "
-                          "last layer, or remove task: regression.")
-    if config.task == "classification" and kind == "regression":
-        raise ConfigError(f"loss: {name} is a regression loss, but task is classification. For "
-                          "a classification use sparse_categorical_crossentropy (softmax) or "
-                          "binary_crossentropy (sigmoid), or set task: regression.")
-
-
-def output_activation(layer: str, args: dict[str, Any]) -> str | None:
-    """The activation a layer written in the config ends in, when it names one."""
-    if layer == "Softmax":
-        return "softmax"
-    activation = args.get("activation")
-    return activation.lower() if isinstance(activation, str) else None
-
-
-def _check_metric_labels(config: Config) -> None:
-    """Each metric takes the labels the loss's kind gives: class ids or one-hot vectors."""
-    kind = config.loss_kind
-    for index, metric in enumerate(config.metrics):
-        name = metric if isinstance(metric, str) else metric.name
-        squashed = name.replace("_", "").lower()
-        if kind == "sparse_categorical" and squashed in ONE_HOT_METRICS:
-            raise ConfigError(f"metrics.{index}: {name} compares labels with the outputs value "
-                              f"by value, but {config.loss_name}'s labels are class ids. Use "
-                              "loss: categorical_crossentropy (dltrain one-hot encodes the labels) "
-                              "to get it, or a metric for class ids: accuracy, "
-                              "sparse_top_k_categorical_accuracy.")
-        if kind == "binary" and squashed in ONE_UNIT_REFUSED:
-            raise ConfigError(f"metrics.{index}: {name} {ONE_UNIT_REFUSED[squashed]}, but "
-                              f"{config.loss_name} trains one output unit with labels 0 and 1. "
-                              "Use accuracy, precision, recall or auc (fit's report shows each "
-                              "class's F1 at the end).")
-        if kind == "categorical" and squashed.startswith("sparse"):
-            raise ConfigError(f"metrics.{index}: {name} takes class ids, but {config.loss_name}'s "
-                              "labels are one-hot vectors. Use its one-hot counterpart "
-                              "(categorical_accuracy, top_k_categorical_accuracy), or accuracy.")
-
-
-def _check_binary_output(config: Config) -> None:
-    """A softmax over one unit is 1.0 whatever the input: every sample is predicted class 1."""
-    index = len(config.model.layers) - 1
-    ((layer, args),) = config.model.layers[index].items()
-    if (config.loss_kind == "binary" and layer == "Dense" and isinstance(args, dict)
-            and args.get("units") == 1 and output_activation(layer, args) == "softmax"):
-        raise ConfigError(f"model.layers.{index}.Dense.activation: a softmax over 1 unit is always "
-                          f"1.0, so every sample would be predicted class 1. Use activation: "
-                          f"sigmoid with {config.loss_name}, or 2 units with "
-                          "sparse_categorical_crossentropy.")
-
-
-# Losses with from_logits, by squashed name: they read the outputs as probabilities unless told.
-LOGIT_LOSSES = {"binarycrossentropy", "bce", "binaryfocalcrossentropy", "categoricalcrossentropy",
-                "categoricalfocalcrossentropy", "sparsecategoricalcrossentropy"}
-
-
-def logit_notes(config: Config) -> list[str]:
-    """The last layer and the loss must agree on what the outputs are: a Dense without an
-    activation gives logits, which a loss reading probabilities clips into nonsense; a softmax or
-    sigmoid gives probabilities, which from_logits: true squashes a second time. Both still
-    train (badly), so they are notes, not errors."""
-    if config.loss_name.replace("_", "").lower() not in LOGIT_LOSSES:
-        return []
-    index = len(config.model.layers) - 1
-    ((layer, args),) = config.model.layers[index].items()
-    if not isinstance(args, dict):
-        return []
-    activation = output_activation(layer, args)
-    squash = "sigmoid" if config.loss_kind == "binary" else "softmax"
-    name = config.loss_name
-    if layer == "Dense" and activation in (None, "linear") and not config.from_logits:
-        return [f"model.layers.{index}.Dense has no activation, so it outputs logits (any real "
-                f"number), but loss {name} reads probabilities and will train badly. Add "
-                f"activation: {squash}, or give the loss logits: loss: {{name: {name}, "
-                "from_logits: true}."]
-    if activation in ("softmax", "sigmoid") and config.from_logits:
-        return [f"model.layers.{index}.{layer} ends in {activation}, which gives probabilities, "
-                f"but the loss has from_logits: true and applies a {squash} to them again. "
-                f"Remove the activation, or from_logits."]
-    return []
-
-
-def _check_not_regression(config: Config) -> None:
-    _check_metric_labels(config)
-    _check_binary_output(config)
-    columns = config.dataset.label_columns
-    loss = (f"loss {config.loss_name} is a classification loss (its targets are class ids)"
-            if config.is_classifier else f"loss {config.loss_name} is not a regression loss "
-            "dltrain knows (set task: regression if it is one)")
-    if config.dataset.standardize_target:
-        raise ConfigError(f"dataset.standardize_target: scales a regression's targets, but "
-                          f"{loss}. Remove standardize_target, or use a regression loss "
-                          f"({SHORT_LIST}).")
-    if len(columns) > 1:
-        raise ConfigError(f"dataset.label_column: a classifier takes one label column; received "
-                          f"{len(columns)} ({', '.join(columns)}). Several target columns are "
-                          f"for a regression: use a regression loss ({SHORT_LIST}).")
-
+from dltrain.errors import ConfigError, DataError
+from dltrain.tasks.base import ConfigFacts, Figure, Labels, LossKind, TargetScale, Task
+from dltrain.tasks.classification_checks import check_class_targets, check_loss_task, logit_notes
+from dltrain.tasks.classification_report import classification_report, probabilities
 
 EXACT_INTEGERS = 2**53  # a float64 holds every whole number below this, and no class id is near
+MANY_CLASSES = 1000  # ImageNet's count: more classes than samples is plausible up to here
+CLASS_KINDS = ("binary", "categorical", "sparse_categorical")
 
 
-def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
+@dataclass(frozen=True)
+class Classification(Task):
+    """A classifier: `kind` binary (labels 0/1, one unit), categorical (one-hot labels), sparse
+    categorical (class ids), or other (a loss dltrain does not know, under task: classification)."""
+
+    name: ClassVar[str] = "classification"
+    losses: ClassVar[dict[str, LossKind]] = {
+        **dict.fromkeys(["binarycrossentropy", "bce", "binaryfocalcrossentropy", "hinge",
+                         "squaredhinge"], "binary"),
+        **dict.fromkeys(["categoricalcrossentropy", "categoricalfocalcrossentropy",
+                         "categoricalhinge", "kldivergence", "kld", "kullbackleiblerdivergence"],
+                        "categorical"),
+        "sparsecategoricalcrossentropy": "sparse_categorical",
+    }
+    classes: ClassVar[bool] = True
+    report_key: ClassVar[str | None] = "report"
+
+    def check(self, facts: ConfigFacts) -> None:
+        check_loss_task(facts)
+        check_class_targets(facts, self.kind, f"loss {facts.loss} is a classification loss (its "
+                            "targets are class ids)")
+
+    def notes(self, facts: ConfigFacts) -> list[str]:
+        return logit_notes(facts, self.kind)
+
+    def prepare_targets(self, labels: Labels) -> Labels:
+        return class_ids(labels, self.kind) if self.kind in CLASS_KINDS else labels
+
+    def check_labels(self, labels: Labels) -> None:
+        if self.kind in ("sparse_categorical", "categorical"):
+            check_class_ids(labels)
+
+    def check_output_units(self, loss: str, units: int) -> None:
+        """Catch the classic mismatches between the loss and the last layer before training."""
+        if self.kind == "binary" and units != 1:
+            raise ConfigError(f"loss: {loss} expects 1 output unit (sigmoid), but the last "
+                              f"layer has {units} units. For {units} classes use "
+                              "sparse_categorical_crossentropy with a softmax layer.")
+        if self.kind in ("categorical", "sparse_categorical") and units == 1:
+            raise ConfigError(f"loss: {loss} needs one output unit per class, but the "
+                              "last layer has 1 unit. For two classes use binary_crossentropy "
+                              "with a sigmoid unit, or give the last layer 2 units.")
+
+    def check_data_fits(self, ys: list[np.ndarray], num_classes: int,
+                        target_names: list[str] | None, units: int) -> None:
+        if self.kind == "binary":
+            check_binary_labels(ys)
+        elif num_classes > units:
+            shown = f"{units} unit" + ("" if units == 1 else "s")
+            raise DataError(f"the data has {num_classes} classes but the last layer has "
+                            f"{shown}. Set the last layer's units to {num_classes}.")
+
+    def evaluate(self, y_test: np.ndarray, outputs: np.ndarray, class_names: list[str] | None,
+                 scale: TargetScale, from_logits: bool,
+                 title: str) -> tuple[dict[str, Any], list[Figure]]:
+        report = classification_report(y_test, probabilities(outputs, from_logits), class_names)
+        return report, [Figure("confusion_matrix", (report["confusion_matrix"],
+                                                    report["class_names"], title))]
+
+    def predictions(self, names: list[str], outputs: np.ndarray, saved: dict[str, Any],
+                    scale: TargetScale, from_logits: bool, top_k: int) -> list[dict[str, Any]]:
+        classes = class_names_of(saved)
+        return [{"input": name, "top": top_classes(row, classes, top_k)} for name, row
+                in zip(names, probabilities(outputs, from_logits), strict=True)]
+
+    def actual(self, labels: dict[str, str], saved: dict[str, Any],
+               label_map: dict[int, int] | None) -> Any:
+        return actual_class(labels, class_names_of(saved), label_map)
+
+    def parity(self, reference: np.ndarray, y_test: np.ndarray,
+               from_logits: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        labels = (y_test.argmax(axis=-1) if y_test.ndim == 2 and y_test.shape[-1] > 1
+                  else y_test.reshape(len(y_test)))
+        return probabilities(reference, from_logits), labels
+
+
+def class_names_of(saved: dict[str, Any]) -> list[str]:
+    """The run's class names from its preparation record, else the class ids as text."""
+    return saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
+
+
+def check_binary_labels(ys: list[np.ndarray]) -> None:
+    found = np.unique(np.concatenate([y.reshape(-1) for y in ys]))
+    if np.setdiff1d(found, [0, 1]).size:
+        shown = [int(v) if float(v).is_integer() else float(v) for v in found[:10]]
+        hint = (f"Map them with dataset.label_map: {{{shown[0]}: 0, {shown[1]}: 1}}"
+                if len(found) == 2 else f"{len(found)} classes need "
+                "sparse_categorical_crossentropy and as many output units; or map them to "
+                "0 and 1 with dataset.label_map")
+        raise DataError(f"a binary loss needs labels 0 and 1; the data has labels {shown}"
+                        f"{'...' if len(found) > 10 else ''}. {hint}.")
+
+
+def class_ids(labels: Labels, loss_kind: str) -> Labels:
     """Float labels that are whole numbers (1.0, 2.0) are class ids; others are a regression's."""
-    ys = [raw.y_train, raw.y_test]
+    ys = [labels.train, labels.test]
     if any(y.ndim > 1 for y in ys):
-        raise DataError(f"{cfg.path or cfg.name}: a classifier takes one class id per sample, "
-                        f"but the labels have shape {list(raw.y_train.shape)}. For several "
+        raise DataError(f"{labels.source}: a classifier takes one class id per sample, "
+                        f"but the labels have shape {list(labels.train.shape)}. For several "
                         "numeric targets use a regression loss (mse, mae, huber, ...).")
-    if all(y.dtype.kind in "iub" for y in ys) or raw.class_names is not None:
-        return raw
+    if all(y.dtype.kind in "iub" for y in ys) or labels.class_names is not None:
+        return labels
     values = np.concatenate(ys).astype(np.float64)
     fractional = values[~np.isfinite(values) | (values != np.round(values))]
     if fractional.size:
-        where = cfg.path or cfg.name
+        where = labels.source
         examples = ", ".join(f"{value:g}" for value in np.unique(fractional)[:3])
         raise ConfigError(f"loss: a {loss_kind} classification loss needs class ids, but {where} "
                           f"has targets that are not whole numbers (e.g. {examples}). For a "
@@ -180,64 +131,37 @@ def class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> Raw:
                           "last layer, or set task: regression.")
     past = values[np.abs(values) >= EXACT_INTEGERS]
     if past.size:  # cast to int64 they wrap, to a negative id or another class's
-        raise DataError(f"{cfg.path or cfg.name}: label {past[0]:g} ({_row_of(raw, past[0], cfg)}) "
+        raise DataError(f"{labels.source}: label {past[0]:g} ({labels.row_of(past[0])}) "
                         "is no class id: class ids count 0..K-1 for K classes (or use class "
                         "names); correct the label, or map the labels with dataset.label_map.")
-    return Raw(raw.x_train, raw.y_train.astype(np.int64), raw.x_test,
-               raw.y_test.astype(np.int64), raw.class_names, raw.target_names)
+    return Labels(labels.train.astype(np.int64), labels.test.astype(np.int64),
+                  labels.class_names, labels.target_names, labels.source, labels.columns)
 
 
-MANY_CLASSES = 1000  # ImageNet's count: more classes than samples is plausible up to here
-
-
-def check_class_ids(raw: Raw, cfg: DatasetConfig, loss_kind: LossKind) -> None:
+def check_class_ids(raw: Labels) -> None:
     """A (sparse) categorical loss indexes its classes by label: a negative one (a -1/1 dataset's
     -1) fails in TensorFlow's loss and, one-hot encoded or on JAX, quietly means the last class.
     An id past both the number of samples and MANY_CLASSES is no class id: one wrong label of
     10**9 was taken as the class count, and its one-hot labels as 40 TB. A few samples of many
     classes (a 20-image smoke file of CIFAR-100) keep theirs. A binary loss keeps them (Keras's
     hinge takes -1/1)."""
-    if loss_kind not in ("sparse_categorical", "categorical") or raw.class_names is not None:
+    if raw.class_names is not None:
         return
-    where = cfg.path or cfg.name
-    lowest = min(int(raw.y_train.min()), int(raw.y_test.min()))
+    where = raw.source
+    lowest = min(int(raw.train.min()), int(raw.test.min()))
     if lowest < 0:
-        labels = sorted(set(np.unique(raw.y_train).tolist()) | set(np.unique(raw.y_test).tolist()))
+        labels = sorted(set(np.unique(raw.train).tolist()) | set(np.unique(raw.test).tolist()))
         example = ", ".join(f"{label}: {index}" for index, label in enumerate(labels[:3]))
         raise DataError(f"{where}: class ids count from 0, but the labels hold {lowest} "
-                        f"({_row_of(raw, lowest, cfg)}). Map them with dataset.label_map, e.g. "
+                        f"({raw.row_of(lowest)}). Map them with dataset.label_map, e.g. "
                         f"{{{example}{', ...' if len(labels) > 3 else ''}}}.")
-    samples = len(raw.y_train) + len(raw.y_test)
-    highest = max(int(raw.y_train.max()), int(raw.y_test.max()))
+    samples = len(raw.train) + len(raw.test)
+    highest = max(int(raw.train.max()), int(raw.test.max()))
     if highest >= max(samples, MANY_CLASSES):
-        raise DataError(f"{where}: label {highest} ({_row_of(raw, highest, cfg)}) would make "
+        raise DataError(f"{where}: label {highest} ({raw.row_of(highest)}) would make "
                         f"{highest + 1:,} classes for {samples:,} samples. Class ids count "
                         "0..K-1 for K classes (or use class names); correct the label, or map "
                         "the labels with dataset.label_map.")
-
-
-def _row_of(raw: Raw, label: float, cfg: DatasetConfig) -> str:
-    """Where a label first appears: a CSV's label column (its rows are split and reordered by
-    now), else the split and row of the arrays as stored."""
-    if cfg.label_columns:
-        return f"column '{cfg.label_columns[0]}'"
-    for split in ("y_train", "y_test"):
-        rows = np.flatnonzero(getattr(raw, split) == label)
-        if rows.size:
-            return f"{split} row {int(rows[0])}"
-    return "not found"
-
-
-def check_loss_fits_output(config: Config, units: int) -> None:
-    """Catch the classic mismatches between the loss and the last layer before training."""
-    if config.loss_kind == "binary" and units != 1:
-        raise ConfigError(f"loss: {config.loss_name} expects 1 output unit (sigmoid), but the last "
-                          f"layer has {units} units. For {units} classes use "
-                          "sparse_categorical_crossentropy with a softmax layer.")
-    if config.loss_kind in ("categorical", "sparse_categorical") and units == 1:
-        raise ConfigError(f"loss: {config.loss_name} needs one output unit per class, but the "
-                          "last layer has 1 unit. For two classes use binary_crossentropy with a "
-                          "sigmoid unit, or give the last layer 2 units.")
 
 
 def actual_class(labels: dict[str, str], classes: list[str],
@@ -273,14 +197,3 @@ def classes(outputs: np.ndarray) -> np.ndarray:
     if outputs.ndim == 1 or outputs.shape[-1] == 1:
         return (outputs.reshape(len(outputs)) > 0.5).astype(np.int64)
     return outputs.argmax(axis=-1)
-
-
-def _classification(splits: Splits, probabilities: Any, title: str,
-                    drawings: list[Picture]) -> dict[str, Any]:
-    from dltrain.report.metrics import classification_report
-    from dltrain.report.plots import confusion_matrix
-
-    report = classification_report(splits.y_test, probabilities, splits.class_names)
-    drawings.append(lambda folder: confusion_matrix(
-        report["confusion_matrix"], report["class_names"], title, folder / runs.CONFUSION_FILE))
-    return report
