@@ -9,8 +9,8 @@ import pytest
 
 from conftest import write_yaml
 from dltrain.config.load import load_config
-from dltrain.config.schema import kind_of_loss
 from dltrain.errors import ConfigError
+from dltrain.tasks.registry import kind_of_loss
 
 
 @pytest.mark.parametrize(("loss", "kind"), [

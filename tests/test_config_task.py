@@ -9,9 +9,9 @@ import pytest
 
 from conftest import run_cli
 from dltrain.config.load import load_config, validate
-from dltrain.config.schema import kind_of_loss
 from dltrain.config.task import check_task
 from dltrain.errors import ConfigError
+from dltrain.tasks.registry import kind_of_loss
 
 
 def config(**sections: Any) -> Any:

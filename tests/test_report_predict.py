@@ -8,7 +8,9 @@ import pytest
 
 from dltrain.config.schema import DatasetConfig
 from dltrain.errors import DataError
-from dltrain.report.predict import actual_class, actual_values, read_inputs, read_rows
+from dltrain.report.predict import read_inputs, read_rows
+from dltrain.tasks.classification import actual_class
+from dltrain.tasks.regression import actual_values
 
 DATASET = DatasetConfig(name="csv", path=Path("train.csv"), label_column="label")
 

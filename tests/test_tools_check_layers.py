@@ -67,3 +67,17 @@ def test_the_package_main_is_the_command_line_stage(tmp_path: Path) -> None:
     assert check_layers.check(root) == [
         "dltrain/console.py:1: dltrain.console (stage dltrain) imports dltrain.cli, a later stage "
         "(cli)."]
+
+
+def test_tasks_come_before_config_which_may_ask_them(tmp_path: Path) -> None:
+    """The tasks see no config (their methods take plain values); config asks the tasks."""
+    root = package(tmp_path, {"tasks/__init__.py": "", "config/__init__.py": "",
+                              "tasks/base.py": "from dltrain.errors import X\n",
+                              "errors.py": "X = 1\n",
+                              "tasks/regression.py": "from dltrain.config.schema import Config\n",
+                              "config/schema.py": "from dltrain.tasks.base import X\n"})
+    problems = check_layers.check(root)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("dltrain/tasks/regression.py:1: dltrain.tasks.regression "
+                                  "(stage tasks) imports dltrain.config.schema, a later stage "
+                                  "(config).")

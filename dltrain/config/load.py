@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from dltrain.config.backbone import IMAGENET
 from dltrain.config.schema import BACKBONE_LAYER, KEY_ERROR, Config
-from dltrain.config.task import logit_notes
+from dltrain.config.task import task_notes
 from dltrain.config.yaml_file import Key, read_value, read_yaml
 from dltrain.console import clipped, shown
 from dltrain.errors import ConfigError
@@ -74,8 +74,7 @@ def load_config(path: Path, overrides: list[str] | None = None, smoke: bool = Fa
     if smoke:  # checked as written first: a smoke run must not pass a config that cannot run
         shrink_for_smoke(raw, origins)
         config = validate(raw, source, lines, origins)
-    if config.is_classifier:
-        notes += logit_notes(config)
+    notes += task_notes(config)
     if config.dataset.validation_split == "test":
         notes.append("validating on the test split (dataset.validation_split: test): choices made "
                      "on validation metrics then also fit the test data.")

@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -19,29 +20,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from dltrain.config.names import did_you_mean, logged_metric_name, meant_metrics, numbered
-
-# What a loss expects of the labels and the last layer, by its name in any spelling
-# (binary_crossentropy, BinaryCrossentropy, bce). Regression losses take numeric targets and a
-# linear output. Losses not listed are "other": no label encoding, no class report.
-LossKind = Literal["binary", "categorical", "sparse_categorical", "regression", "other"]
-LOSS_KINDS: dict[str, LossKind] = {
-    **dict.fromkeys(["binarycrossentropy", "bce", "binaryfocalcrossentropy", "hinge",
-                     "squaredhinge"], "binary"),
-    **dict.fromkeys(["categoricalcrossentropy", "categoricalfocalcrossentropy",
-                     "categoricalhinge", "kldivergence", "kld", "kullbackleiblerdivergence"],
-                    "categorical"),
-    "sparsecategoricalcrossentropy": "sparse_categorical",
-    **dict.fromkeys(["meansquarederror", "mse", "meanabsoluteerror", "mae",
-                     "meanabsolutepercentageerror", "mape", "meansquaredlogarithmicerror", "msle",
-                     "huber", "logcosh", "poisson", "cosinesimilarity"], "regression"),
-}
-CLASSIFICATION_KINDS = ("binary", "categorical", "sparse_categorical")
-
-
-def kind_of_loss(name: str) -> LossKind:
-    """The loss's kind: binary (0/1 labels, one unit), categorical (one-hot), sparse or other."""
-    return LOSS_KINDS.get(name.replace("_", "").lower(), "other")
-
+from dltrain.tasks.base import LossKind, Task
+from dltrain.tasks.registry import default_metrics, task_for
 
 IMAGE_DATASETS = ("fashion_mnist_mini", "mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
 DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv", "image_folder")
@@ -558,20 +538,28 @@ class Config(Strict):
     search: SearchConfig | None = Field(None, exclude_if=lambda value: value is None,
                                         description="What `dltrain tune` searches; `dltrain "
                                         "fit` trains the config as written.")
+    _task: Task = PrivateAttr()  # set by _resolve_task: the config's task, decided once
 
     @model_validator(mode="before")
     @classmethod
-    def _regression_metrics(cls, data: Any) -> Any:
-        # Accuracy means nothing for numbers: a regression's default metric is the mean
-        # absolute error, written into the config so config.yaml shows it.
+    def _task_metrics(cls, data: Any) -> Any:
+        # The task's own default metrics (a regression's mae), written into the config so
+        # config.yaml shows them.
         if isinstance(data, dict) and "metrics" not in data:
             loss = data.get("loss")
             name = loss.get("name") if isinstance(loss, dict) else loss
-            if data.get("task") == "regression" or (
-                    isinstance(name, str) and kind_of_loss(name) == "regression"
-                    and data.get("task") is None):
-                return {**data, "metrics": ["mae"]}
+            task = data.get("task")
+            metrics = (default_metrics(name if isinstance(name, str) else "", task)
+                       if task is None or isinstance(task, str) else None)
+            if metrics is not None:
+                return {**data, "metrics": list(metrics)}
         return data
+
+    @model_validator(mode="after")
+    def _resolve_task(self) -> Config:
+        """The task is decided once, here: every later step asks `task_spec`."""
+        self._task = task_for(self.loss_name, self.task)
+        return self
 
     @model_validator(mode="after")
     def _distribution_on_its_backend(self) -> Config:
@@ -679,10 +667,14 @@ class Config(Strict):
         return self.loss if isinstance(self.loss, str) else self.loss.name
 
     @property
+    def task_spec(self) -> Task:
+        """The task this config means (tasks.registry.task_for), resolved as it loaded."""
+        return self._task
+
+    @property
     def loss_kind(self) -> LossKind:
         """The loss's kind; a loss of kind "other" is a regression when `task` says so."""
-        kind = kind_of_loss(self.loss_name)
-        return "regression" if kind == "other" and self.task == "regression" else kind
+        return self._task.kind
 
     @property
     def from_logits(self) -> bool:
@@ -692,12 +684,11 @@ class Config(Strict):
 
     @property
     def is_classifier(self) -> bool:
-        return self.loss_kind in CLASSIFICATION_KINDS or (
-            self.loss_kind == "other" and self.task == "classification")
+        return self._task.classes
 
     @property
     def is_regression(self) -> bool:
-        return self.loss_kind == "regression"
+        return self._task.numeric_targets
 
     def steps_per_execution(self) -> int:
         """training.steps_per_execution, auto resolved: each call into the backend trains about

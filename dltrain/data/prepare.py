@@ -8,12 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from dltrain.config.schema import AugmentationConfig, DatasetConfig, LossKind
+from dltrain.config.schema import AugmentationConfig, DatasetConfig
 from dltrain.data.raw import Raw
 from dltrain.data.sources import read_source
 from dltrain.data.synthetic import stand_in_note, stand_in_source, synthetic_raw
 from dltrain.data.targets import check_class_ids, targets_for
 from dltrain.errors import DataError
+from dltrain.tasks.base import LossKind, Task
+from dltrain.tasks.registry import as_task
 
 
 @dataclass
@@ -37,41 +39,42 @@ class Splits:
         return None if self.x_val is None else (self.x_val, self.y_val)  # type: ignore[return-value]
 
 
-def load_splits(cfg: DatasetConfig, seed: int, loss_kind: LossKind,
+def load_splits(cfg: DatasetConfig, seed: int, loss_kind: Task | LossKind,
                 synthetic: bool = False) -> Splits:
     """Read the dataset and prepare it as the config asks; deterministic for a seed.
 
+    `loss_kind` is the config's task (`config.task_spec`), or a loss's kind that names one.
     `synthetic` puts stand-ins with the same shapes and classes in place of datasets that
     would be downloaded; local files are still read.
     """
+    task = as_task(loss_kind)
     stand_in = synthetic and stand_in_source(cfg)
     source = synthetic_raw(cfg) if stand_in else read_source(cfg)
-    raw = targets_for(source, cfg, loss_kind)
+    raw = targets_for(source, cfg, task)
     class_names = raw.class_names
     if cfg.label_map is not None:
         raw, class_names = relabel(raw, cfg.label_map), None
-    check_class_ids(raw, cfg, loss_kind)
+    check_class_ids(raw, cfg, task)
     rng = np.random.default_rng(seed)
-    regression = loss_kind == "regression"  # no classes to stratify by
-    x_train, y_train = subset(raw.x_train, raw.y_train, cfg.train_limit, rng, not regression)
-    x_test, y_test = subset(raw.x_test, raw.y_test, cfg.test_limit, rng, not regression)
+    stratified = task.stratify_subsets
+    x_train, y_train = subset(raw.x_train, raw.y_train, cfg.train_limit, rng, stratified)
+    x_test, y_test = subset(raw.x_test, raw.y_test, cfg.test_limit, rng, stratified)
     x_train, y_train, x_val, y_val = hold_out(x_train, y_train, x_test, y_test, cfg, rng)
     # Statistics of the rows the model trains on only: validation rows shaped them before.
     preparation = preparation_for(x_train, cfg)
     preparation.feature_names = source.feature_names  # predict takes a CSV's columns by name
     x_train, x_test = preparation.apply(x_train), preparation.apply(x_test)
     x_val = None if x_val is None else preparation.apply(x_val)
-    if regression:
+    if task.numeric_targets:
         preparation.scale_targets(y_train, raw.target_names or [], cfg.standardize_target)
         y_train, y_test = preparation.apply_target(y_train), preparation.apply_target(y_test)
         y_val = None if y_val is None else preparation.apply_target(y_val)
-    if regression:
         return Splits(x_train, y_train, x_val, y_val, x_test, y_test, 0, None, preparation,
                       synthetic=stand_in, notes=[stand_in_note(cfg)] if stand_in else [])
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     if class_names is not None:
         num_classes = max(num_classes, len(class_names))
-    one_hot = cfg.one_hot if cfg.one_hot is not None else loss_kind == "categorical"
+    one_hot = cfg.one_hot if cfg.one_hot is not None else task.one_hot_by_default
     encode = (lambda y: encode_one_hot(y, num_classes)) if one_hot else (lambda y: y)
     return Splits(x_train, encode(y_train), x_val, None if y_val is None else encode(y_val),
                   x_test, encode(y_test), num_classes, class_names, preparation,
@@ -239,7 +242,8 @@ def encode_one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units: int,
-                     loss_kind: LossKind, augmentation: AugmentationConfig | None = None) -> None:
+                     loss_kind: Task | LossKind,
+                     augmentation: AugmentationConfig | None = None) -> None:
     """Refuse data the model cannot take before anything trains.
 
     Images meet a flat model.input_shape of their size (Keras 2's MLP habit, input_shape
@@ -250,35 +254,9 @@ def check_fits_model(splits: Splits, input_shape: tuple[int, ...], output_units:
     if splits.x_train.shape[1:] != tuple(input_shape):
         raise DataError(f"model.input_shape is {list(input_shape)} but the data's samples have "
                         f"shape {list(splits.x_train.shape[1:])}. Set model.input_shape to match.")
-    if loss_kind == "regression":
-        check_targets_fit(splits, output_units)
-        return
-    if loss_kind == "binary":
-        labels = [splits.y_train, splits.y_test] + ([] if splits.y_val is None else [splits.y_val])
-        found = np.unique(np.concatenate([y.reshape(-1) for y in labels]))
-        if np.setdiff1d(found, [0, 1]).size:
-            shown = [int(v) if float(v).is_integer() else float(v) for v in found[:10]]
-            hint = (f"Map them with dataset.label_map: {{{shown[0]}: 0, {shown[1]}: 1}}"
-                    if len(found) == 2 else f"{len(found)} classes need "
-                    "sparse_categorical_crossentropy and as many output units; or map them to "
-                    "0 and 1 with dataset.label_map")
-            raise DataError(f"a binary loss needs labels 0 and 1; the data has labels {shown}"
-                            f"{'...' if len(found) > 10 else ''}. {hint}.")
-        return
-    if splits.num_classes > output_units:
-        units = f"{output_units} unit" + ("" if output_units == 1 else "s")
-        raise DataError(f"the data has {splits.num_classes} classes but the last layer has "
-                        f"{units}. Set the last layer's units to {splits.num_classes}.")
-
-
-def check_targets_fit(splits: Splits, output_units: int) -> None:
-    count = splits.y_train.shape[1]
-    if count != output_units:
-        names = ", ".join(splits.preparation.target_names or [])
-        targets = f"{count} target" + ("" if count == 1 else "s")
-        units = f"{output_units} unit" + ("" if output_units == 1 else "s")
-        raise DataError(f"the data has {targets} ({names}) but the last layer has {units}. Set "
-                        f"the last layer's units to {count}.")
+    labels = [splits.y_train, splits.y_test] + ([] if splits.y_val is None else [splits.y_val])
+    as_task(loss_kind).check_data_fits(labels, splits.num_classes,
+                                       splits.preparation.target_names, output_units)
 
 
 def is_flat_fit(sample: tuple[int, ...], input_shape: tuple[int, ...]) -> bool:

@@ -75,7 +75,7 @@ def build_model(config: Config) -> Any:
     if backbone is not None:
         set_preprocessing(model, backbone, config.model.input_shape[-1])
     check_one_vector_per_sample(config, model.output_shape)
-    check_loss_fits_output(config, model.output_shape[-1])
+    config.task_spec.check_output_units(config.loss_name, model.output_shape[-1])
     compile_model(model, config, config.optimizer)
     return model
 
@@ -83,7 +83,7 @@ def build_model(config: Config) -> Any:
 def check_one_vector_per_sample(config: Config, shape: tuple[Any, ...]) -> None:
     """Classifiers and regressions here score one vector per sample: a Dense straight after
     image layers (no Flatten) answers per pixel, and Keras's loss then fails mid-fit."""
-    if len(shape) == 2 or config.loss_kind == "other":
+    if len(shape) == 2 or not config.task_spec.knows_loss:
         return
     index = len(config.model.layers) - 1
     ((name, _),) = config.model.layers[index].items()
@@ -308,7 +308,7 @@ def resolved_metric(metric: str | NamedObject, index: int, config: Config) -> An
     told."""
     if not isinstance(metric, str):
         return None
-    metrics, squashed, kind = keras_module().metrics, _squash(metric), config.loss_kind
+    metrics, squashed, kind = keras_module().metrics, _squash(metric), config.task_spec.kind
     if squashed in ("crossentropy", "ce"):
         if kind not in CROSSENTROPY_METRICS:
             raise ConfigError(f"metrics.{index}: {metric} means the loss's own crossentropy (the "
@@ -383,18 +383,6 @@ def _unknown_named_object(module: Any, kind: str, name: str) -> str:
     aliases = sorted(catalog.COMPILE_METRIC_ALIASES) if kind == "metric" else []
     known = catalog.load_catalog()[module_name] + aliases
     return catalog.unknown_name(module_name, name, known)
-
-
-def check_loss_fits_output(config: Config, units: int) -> None:
-    """Catch the classic mismatches between the loss and the last layer before training."""
-    if config.loss_kind == "binary" and units != 1:
-        raise ConfigError(f"loss: {config.loss_name} expects 1 output unit (sigmoid), but the last "
-                          f"layer has {units} units. For {units} classes use "
-                          "sparse_categorical_crossentropy with a softmax layer.")
-    if config.loss_kind in ("categorical", "sparse_categorical") and units == 1:
-        raise ConfigError(f"loss: {config.loss_name} needs one output unit per class, but the "
-                          "last layer has 1 unit. For two classes use binary_crossentropy with a "
-                          "sigmoid unit, or give the last layer 2 units.")
 
 
 def _squash(name: str) -> str:

@@ -16,9 +16,9 @@ from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import RunError
-from dltrain.report.metrics import probabilities
 from dltrain.runs import layout as runs
 from dltrain.runs import lock
+from dltrain.tasks.base import Figure
 
 
 def evaluate(model: Any, splits: Splits, batch_size: int) -> dict[str, float]:
@@ -45,6 +45,9 @@ def predict_whole_batches(model: Any, x: Any, y: Any, batch_size: int) -> np.nda
 
 
 Picture = Callable[[Path], None]  # draws one PNG file into a run directory
+# The run file of each picture a task's evaluation draws, by its report.plots function.
+PICTURE_FILES = {"confusion_matrix": runs.CONFUSION_FILE,
+                 "predicted_vs_actual": runs.PREDICTED_FILE, "residuals": runs.RESIDUALS_FILE}
 
 
 def score(model: Any, splits: Splits, config: Config, folder: Path | None, title: str,
@@ -57,14 +60,14 @@ def score(model: Any, splits: Splits, config: Config, folder: Path | None, title
     result: dict[str, Any] = {"test": evaluate(model, splits, config.training.batch_size),
                               "test_samples": len(splits.x_test)}
     drawings: list[Picture] = []
-    if config.is_classifier or config.is_regression:
+    task = config.task_spec
+    if task.report_key is not None:
         outputs = predict_whole_batches(model, splits.x_test, splits.y_test,
                                         config.training.batch_size)
-        if config.is_classifier:
-            outputs = probabilities(outputs, config.from_logits)
-        report = (_regression if config.is_regression else _classification)(
-            splits, outputs, title, drawings)
-        result["regression" if config.is_regression else "report"] = report
+        report, figures = task.evaluate(splits.y_test, outputs, splits.class_names,
+                                        splits.preparation, config.from_logits, title)
+        result[task.report_key] = report
+        drawings += [drawing(figure) for figure in figures]
     for draw in drawings if folder is not None else ():
         draw(folder)  # type: ignore[arg-type]
     if pictures is not None and folder is None:
@@ -72,34 +75,14 @@ def score(model: Any, splits: Splits, config: Config, folder: Path | None, title
     return result
 
 
-def _classification(splits: Splits, probabilities: Any, title: str,
-                    drawings: list[Picture]) -> dict[str, Any]:
-    from dltrain.report.metrics import classification_report
-    from dltrain.report.plots import confusion_matrix
+def drawing(figure: Figure) -> Picture:
+    """The picture drawn into a run directory, in the file its plot is saved as."""
+    def draw(folder: Path) -> None:
+        from dltrain.report import plots
 
-    report = classification_report(splits.y_test, probabilities, splits.class_names)
-    drawings.append(lambda folder: confusion_matrix(
-        report["confusion_matrix"], report["class_names"], title, folder / runs.CONFUSION_FILE))
-    return report
+        getattr(plots, figure.plot)(*figure.args, folder / PICTURE_FILES[figure.plot])
 
-
-def _regression(splits: Splits, outputs: Any, title: str,
-                drawings: list[Picture]) -> dict[str, Any]:
-    """Scores and plots in the targets' own units: a standardised target is scaled back."""
-    from dltrain.report.plots import predicted_vs_actual, residuals
-    from dltrain.report.regression import regression_report
-
-    preparation = splits.preparation
-    actual = preparation.undo_target(splits.y_test)
-    predicted = preparation.undo_target(np.asarray(outputs).reshape(actual.shape))
-    names = preparation.target_names or [f"y{i}" for i in range(actual.shape[1])]
-    drawings.append(lambda folder: predicted_vs_actual(
-        actual, predicted, names, f"{title}: predicted against actual",
-        folder / runs.PREDICTED_FILE))
-    drawings.append(lambda folder: residuals(
-        actual, predicted, names, f"{title}: residuals", folder / runs.RESIDUALS_FILE))
-    return {**regression_report(actual, predicted, names),
-            "standardized_target": preparation.target_mean is not None}
+    return draw
 
 
 @dataclass
@@ -123,7 +106,7 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
                  backend: str | None = None) -> Evaluation:
     """Reload a saved model (safe_mode) and score it on the test split its run used; nothing
     is written until `Evaluation.save`, and a link where it would write is refused first."""
-    for name in (runs.EVAL_FILE, runs.CONFUSION_FILE, runs.PREDICTED_FILE, runs.RESIDUALS_FILE):
+    for name in (runs.EVAL_FILE, *PICTURE_FILES.values()):
         runs.refuse_link(run_dir / name)
     if model_path is None:
         check_single_run(run_dir)
@@ -131,8 +114,8 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     config = run_config(config_path or run_dir / runs.CONFIG_FILE)
     prepare_runtime(device, config.seed, config.training.deterministic, backend or config.backend)
     model = load_model(path)
-    splits = load_splits(config.dataset, config.seed, config.loss_kind)
-    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind)
+    splits = load_splits(config.dataset, config.seed, config.task_spec)
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.task_spec)
     title = f"{config.name}: {path.name} on the test split"
     pictures: list[Picture] = []
     result = score(model, splits, config, None, title, pictures)

@@ -22,9 +22,9 @@ from dltrain.data.prepare import Preparation, load_splits
 from dltrain.errors import RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
 from dltrain.report.export_runtimes import RUNTIMES, runtime_name
-from dltrain.report.metrics import probabilities
 from dltrain.runs import layout as runs
 from dltrain.runs.preparation import check_outputs, read_preparation
+from dltrain.tasks.classification import classes
 
 # dltrain's names for Keras's formats: the names users know from TensorFlow's own tools.
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
@@ -193,31 +193,20 @@ def check(fmt: str, path: Path, raw: np.ndarray, reference: np.ndarray,
     return compare(reference, got, labels, TOLERANCE[fmt])
 
 
-def classes(outputs: np.ndarray) -> np.ndarray:
-    """Predicted class ids: a sigmoid unit above 0.5 is class 1, else the largest output."""
-    if outputs.ndim == 1 or outputs.shape[-1] == 1:
-        return (outputs.reshape(len(outputs)) > 0.5).astype(np.int64)
-    return outputs.argmax(axis=-1)
-
-
 def parity_data(config: Config, preparation: Preparation, raw_shape: list[int],
                model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The run's test split as raw values (the export's input), the Keras model's outputs on it
     prepared like eval and predict do, and the class ids (None for a model that does not
     classify)."""
     unscaled = config.dataset.model_copy(update={"rescale": 1.0, "standardize": False})
-    splits = load_splits(unscaled, config.seed, config.loss_kind)  # the same seeded subset
+    splits = load_splits(unscaled, config.seed, config.task_spec)  # the same seeded subset
     raw = splits.x_test
     if list(raw.shape[1:]) != list(raw_shape):
         raise RunError(f"the test split's samples have shape {list(raw.shape[1:])}, not the "
                        f"{raw_shape} the run was trained on; has the data changed?")
     reference = preparation.undo_target(model.predict(
         preparation.apply(raw), batch_size=config.training.batch_size, verbose=0))
-    labels = None
-    if config.is_classifier:
-        reference = probabilities(reference, config.from_logits)
-        y = splits.y_test
-        labels = y.argmax(axis=-1) if y.ndim == 2 and y.shape[-1] > 1 else y.reshape(len(y))
+    reference, labels = config.task_spec.parity(reference, splits.y_test, config.from_logits)
     return raw, np.asarray(reference), labels
 
 

@@ -13,12 +13,10 @@ import numpy as np
 from dltrain.backend import decode_image, use_backend
 from dltrain.data.image_size import check_pixels
 from dltrain.data.images import SIGNATURES
-from dltrain.data.prepare import Preparation
 from dltrain.data.raw import refuse_special
 from dltrain.data.tabular import csv_header, csv_records
 from dltrain.errors import DataError, RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
-from dltrain.report.metrics import probabilities
 from dltrain.runs import layout as runs
 from dltrain.runs.preparation import check_outputs, read_preparation
 
@@ -53,65 +51,12 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
     names = [entry.name for entry in entries]
     x = preparation.apply(np.stack([entry.values for entry in entries]))
     outputs = model.predict(x, verbose=0)
-    classes: list[str] = []
-    if config.is_regression:
-        results = predicted_values(names, outputs, preparation)
-    else:
-        classes = saved.get("class_names") or [str(i) for i in range(saved.get("num_classes", 0))]
-        results = [{"input": name, "top": top_classes(row, classes, top_k)} for name, row
-                   in zip(names, probabilities(outputs, config.from_logits), strict=True)]
+    task = config.task_spec
+    results = task.predictions(names, outputs, saved, preparation, config.from_logits, top_k)
     for result, entry in zip(results, entries, strict=True):
         if entry.actual is not None:
-            result["actual"] = (actual_values(entry.actual) if config.is_regression else
-                                actual_class(entry.actual, classes, config.dataset.label_map))
+            result["actual"] = task.actual(entry.actual, saved, config.dataset.label_map)
     return results
-
-
-def predicted_values(names: list[str], outputs: np.ndarray,
-                     preparation: Preparation) -> list[dict[str, Any]]:
-    values = preparation.undo_target(np.asarray(outputs).reshape(len(names), -1))
-    targets = preparation.target_names or [f"y{i}" for i in range(values.shape[1])]
-    return [{"input": name, "values": dict(zip(targets, map(float, row), strict=True))}
-            for name, row in zip(names, values, strict=True)]
-
-
-def actual_values(labels: dict[str, str]) -> dict[str, float | None]:
-    """A regression row's own targets, where the CSV holds them (None where not a number)."""
-    def number(text: str) -> float | None:
-        try:
-            return float(text)
-        except ValueError:
-            return None
-
-    return {column: number(text) for column, text in labels.items()}
-
-
-def actual_class(labels: dict[str, str], classes: list[str],
-                 label_map: dict[int, int] | None) -> str:
-    """A classified row's own label, named as the run names its classes: a class name as it is,
-    a class id (through dataset.label_map, as training read it) by its class's name."""
-    text = next(iter(labels.values())).strip()
-    if text in classes and label_map is None:
-        return text
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    if not number.is_integer():  # 1.5, inf, nan: no class id
-        return text
-    index = int(number)
-    if label_map is not None:
-        index = label_map.get(index, -1)
-    return classes[index] if 0 <= index < len(classes) else text
-
-
-def top_classes(scores: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]]:
-    scores = np.asarray(scores, dtype=float).reshape(-1)
-    if scores.size == 1:  # a sigmoid unit: the probability of class 1
-        scores = np.array([1 - scores[0], scores[0]])
-    names = classes if len(classes) == scores.size else [str(i) for i in range(scores.size)]
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [{"class": names[i], "index": int(i), "probability": float(scores[i])} for i in order]
 
 
 class Entry(NamedTuple):

@@ -71,7 +71,7 @@ def cross_validate(loaded: Loaded, *, folds: int, run_dir: Path | None, device: 
     parent = runs.new_run_dir(config, run_dir)  # made and locked: one writer per run
     try:
         runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
-        record = {"folds": folds, "stratified": config.is_classifier, "smoke": smoke,
+        record = {"folds": folds, "stratified": config.task_spec.classes, "smoke": smoke,
                   "refit": refit, "std": "sample standard deviation over the folds (ddof=1)",
                   "samples": len(plan.data.x_train), **data_marks(plan),
                   "per_fold": [], "refit_result": None}
@@ -134,8 +134,8 @@ def make_plan(loaded: Loaded, folds: int, refit: bool, device: Device, console: 
     # Read unstandardised: each fold is standardised by the rows it trains on (standardized).
     dataset = config.dataset.model_copy(update={"validation_split": 0.0, "standardize": False,
                                                 "standardize_target": False})
-    data = load_splits(dataset, config.seed, config.loss_kind)
-    made = make_folds(data.y_train, folds, config.seed, config.is_classifier)
+    data = load_splits(dataset, config.seed, config.task_spec)
+    made = make_folds(data.y_train, folds, config.seed, config.task_spec.classes)
     fold_loaded = variant(loaded, 1 / folds, "each fold validates on its held-out fold")
     refit_loaded = (variant(loaded, 0.0, "--refit trains on all the training data, none held "
                             "out for validation", " Change the config to monitor training "
@@ -152,7 +152,7 @@ def check_model_takes(plan: Plan) -> None:
     model = build_model(config)
     # On a copy: check_fits_model flattens images for a flat input, which each fold does itself.
     probe = dataclasses.replace(plan.data, preparation=copy.copy(plan.data.preparation), notes=[])
-    check_fits_model(probe, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
+    check_fits_model(probe, model.input_shape[1:], model.output_shape[-1], config.task_spec,
                      config.augmentation)
 
 
@@ -218,8 +218,8 @@ def run_fold(parent: Path, fold: Fold, plan: Plan) -> dict[str, Any]:
     splits = standardized(fold_splits(plan.data, fold), plan.fold_loaded.config.dataset)
     result = fit(plan.fold_loaded, run_dir=child, device=plan.device, console=plan.console,
                  live=plan.live, smoke=plan.smoke, splits=splits)
-    counts = (validation_counts(plan.data.y_train, fold) if plan.fold_loaded.config.is_classifier
-              else None)
+    counts = (validation_counts(plan.data.y_train, fold)
+              if plan.fold_loaded.config.task_spec.classes else None)
     return fold_entry(fold.index, child, splits, plan.fold_loaded.config, result.metrics, counts)
 
 
@@ -231,7 +231,7 @@ def run_refit(parent: Path, plan: Plan, loaded: Loaded) -> dict[str, Any]:
     whole = standardized(plan.data, loaded.config.dataset)
     metrics = fit(loaded, run_dir=child, device=plan.device, console=plan.console,
                   live=plan.live, smoke=plan.smoke, splits=whole).metrics
-    test = (regression_figures(metrics["regression"]) if loaded.config.is_regression
+    test = (regression_figures(metrics["regression"]) if loaded.config.task_spec.numeric_targets
             else metrics["test"])  # a regression's in its targets' own units, as the folds'
     return {"run_dir": REFIT_DIR, "test": test, "epochs_run": metrics["epochs_run"],
             "train_samples": metrics["train_samples"], "train_seconds": metrics["train_seconds"]}

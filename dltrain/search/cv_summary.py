@@ -16,8 +16,8 @@ from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits
 from dltrain.report.evaluate import load_model
-from dltrain.report.regression import regression_report
 from dltrain.runs import layout as runs
+from dltrain.tasks.regression_report import regression_report
 
 # A regression's figures in its targets' own units, named as `compare` names them: a fold's
 # validation and test columns are these (Keras's loss and metrics are in standardised units with

@@ -47,7 +47,7 @@ def direction(config: Config, splits: Splits) -> Literal["maximize", "minimize"]
     objective = objective_of(config)
     model = build_model(config)
     # As fit checks it: data the model cannot take was an internal error here, not exit 2.
-    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.task_spec,
                      config.augmentation)
     model.evaluate(pipeline(splits.x_train[:8], splits.y_train[:8], 8), verbose=0)
     # never written: ModelCheckpoint only lends its MonitorCallback rule
@@ -101,9 +101,10 @@ class Runner:
     def splits(self, config: Config) -> Splits:
         """The data for this config, read once per dataset section, seed and kind of loss (the
         keys a search may change that change the data)."""
-        key = json.dumps([config.dataset.model_dump(mode="json"), config.seed, config.loss_kind])
+        key = json.dumps([config.dataset.model_dump(mode="json"), config.seed,
+                          config.task_spec.kind])
         if key not in self.data:
-            self.data[key] = load_splits(config.dataset, config.seed, config.loss_kind, False)
+            self.data[key] = load_splits(config.dataset, config.seed, config.task_spec, False)
         return self.data[key]
 
     def __call__(self, trial: Any) -> float:

@@ -12,9 +12,9 @@ import pytest
 from rich.console import Console
 
 from conftest import run_cli
-from dltrain.report.regression import regression_report
 from dltrain.report.tables import print_scores, runs_table
 from dltrain.runs.listing import compare, summarise
+from dltrain.tasks.regression_report import regression_report
 
 REGRESSION = """\
 name: tiny_regression

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dltrain.report.metrics import probabilities
+from dltrain.tasks.classification_report import probabilities
 
 
 def test_logits_of_one_unit_go_through_a_sigmoid_without_overflow() -> None:
