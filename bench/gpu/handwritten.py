@@ -18,8 +18,9 @@ adds Keras's TerminateOnNaN, a batch-level callback like the ones dltrain's fit 
 what the per-batch sync it causes costs. `--bf16` trains with Keras's mixed_bfloat16 policy.
 Two flags put one of dltrain's parts into `best`, to see what each costs on its own:
 `--dltrain-saver` writes last.keras after every epoch with dltrain's background checkpoint
-(train.checkpoints.LastCheckpoint, heard through train.keras_events), `--dltrain-data` feeds the training and validation batches
-from dltrain's input pipeline (data.pipeline.pipeline) instead of NumPy arrays.
+(train.checkpoints.LastCheckpoint, heard through train.keras_events), `--dltrain-data` feeds
+the training and validation batches from dltrain's input pipeline (data.pipeline.pipeline)
+instead of NumPy arrays.
 """
 
 from __future__ import annotations

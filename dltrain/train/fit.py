@@ -46,7 +46,7 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     use_backend(config.backend, device)  # first: a reader may ask which backend will run
     # The data is read while the backend starts and the model is built (seconds on a GPU).
     reading = None if splits is not None else Background(
-        lambda: load_splits(config.dataset, config.seed, config.loss_kind, synthetic))
+        lambda: load_splits(config.dataset, config.seed, config.task_spec, synthetic))
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
                                   config.backend)
     clock.lap("start")
@@ -129,8 +129,8 @@ def write_manifest(path: Path, text: str, config: Config, splits: Splits,
 
 def prepared_data(config: Config, model: Any, synthetic: bool = False,
                   loaded: Splits | None = None) -> Splits:
-    splits = loaded or load_splits(config.dataset, config.seed, config.loss_kind, synthetic)
-    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.loss_kind,
+    splits = loaded or load_splits(config.dataset, config.seed, config.task_spec, synthetic)
+    check_fits_model(splits, model.input_shape[1:], model.output_shape[-1], config.task_spec,
                      config.augmentation)
     check_backbone_inputs(config, splits)
     check_even_batches(current(), config.training.batch_size, {
