@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, run_cli
-from dltrain.config.load import load_config, read_value
+from dltrain.config.load import load_config
 from dltrain.config.schema import SearchConfig
+from dltrain.config.yaml_file import read_value
 from dltrain.errors import ConfigError
 from dltrain.search.results import shown
 from dltrain.search.space import applied, check_space, grid_values, override, planned_trials

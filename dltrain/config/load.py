@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import copy
-import difflib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from dltrain.config.backbone import IMAGENET
-from dltrain.config.schema import BACKBONE_LAYER, KEY_ERROR, Config
+from dltrain.config.keras2 import rewrite_keras2
+from dltrain.config.messages import blame, describe
+from dltrain.config.overrides import apply_override, keras2_override
+from dltrain.config.schema import BACKBONE_LAYER, Config
 from dltrain.config.task import task_notes
-from dltrain.config.yaml_file import Key, read_value, read_yaml
-from dltrain.console import clipped, shown
+from dltrain.config.yaml_file import Key, read_yaml
 from dltrain.errors import ConfigError
 
 
@@ -98,88 +98,6 @@ def validate(raw: Any, source: str, lines: dict[Key, int] | None = None,
         raise ConfigError(message) from None
 
 
-def apply_override(raw: Any, override: str, source: str, lines: dict[Key, int] | None = None,
-                   origins: dict[Key, str] | None = None) -> None:
-    """Apply one `--set key.path=value`; the value is parsed as YAML (numbers, lists, ...).
-
-    The keys it writes are recorded in `origins` (and forgotten in `lines`), so an error about
-    them names the option instead of a line of the file.
-    """
-    path, sep, text = override.partition("=")
-    override = clipped(override)  # as messages show it
-    if not sep or not path.strip():
-        raise ConfigError(f"--set {override}: expected key.path=value, e.g. training.epochs=2.")
-    value = read_value(text, f"--set {override}")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: a config must be a mapping before --set can change it.")
-    lines = {} if lines is None else lines
-    origins = {} if origins is None else origins
-    parts = path.strip().split(".")
-    target: Any = raw
-    key: Key = ()
-    for depth, part in enumerate(parts[:-1]):
-        target, step = _step(target, part, parts[: depth + 1], override)
-        key = (*key, step)
-        if key not in lines and key not in origins:  # a section this option created
-            origins[key] = override
-    key = (*key, _assign(target, parts[-1], value, override))
-    for known in (lines, origins):
-        for old in [old for old in known if old[:len(key)] == key]:
-            del known[old]
-    origins[key] = override
-
-
-# Sections that may be a bare name (`optimizer: adam`): the long form is {name: adam, ...}.
-NAMED: set[tuple[Any, ...]] = {("optimizer",), ("loss",), ("metrics", int)}
-
-
-def _step(target: Any, part: str, walked: list[str], override: str) -> tuple[Any, str | int]:
-    if isinstance(target, list):
-        index: str | int = _index(target, part, override)
-    elif isinstance(target, dict):
-        index = part
-        if target.get(part) is None:
-            target[part] = {}
-    else:
-        raise ConfigError(f"--set {override}: '{'.'.join(walked[:-1])}' is not a section.")
-    shape = tuple(int if isinstance(step, int) else step for step in (*walked[:-1], index))
-    if isinstance(target[index], str) and shape in NAMED:
-        target[index] = {"name": target[index]}  # --set optimizer.learning_rate over `adam`
-    return target[index], index
-
-
-def _assign(target: Any, part: str, value: Any, override: str) -> str | int:
-    if isinstance(target, list):
-        index = _index(target, part, override)
-        target[index] = value
-        return index
-    if isinstance(target, dict):
-        target[part] = value
-        return part
-    raise ConfigError(f"--set {override}: the parent of '{part}' is not a section.")
-
-
-def _index(items: list[Any], part: str, override: str) -> int:
-    if not part.isdigit() or int(part) >= len(items):
-        raise ConfigError(
-            f"--set {override}: '{part}' must be an index below {len(items)} into that list."
-        )
-    return int(part)
-
-
-KERAS2_KEYS = {"optimizer.lr": "optimizer.learning_rate", "training.nb_epoch": "training.epochs"}
-
-
-def keras2_override(override: str, notes: list[str]) -> str:
-    """`--set optimizer.lr=...` as `optimizer.learning_rate=...`, with a note, as in a file."""
-    path, sep, value = override.partition("=")
-    today = KERAS2_KEYS.get(path.strip())
-    if not sep or today is None:
-        return override
-    notes.append(f"--set {path.strip()}: the Keras 2 name; read as {today}.")
-    return f"{today}={value}"
-
-
 def shortcut_overrides(**values: int | str | None) -> list[str]:
     """--epochs/--batch-size/--seed/--backend as the --set overrides they stand for."""
     keys = {"epochs": "training.epochs", "batch_size": "training.batch_size", "seed": "seed",
@@ -205,60 +123,6 @@ def shrink_for_smoke(raw: dict[str, Any], origins: dict[Key, str]) -> None:
             ("training", "epochs"), {}, origins)[1] is None:
         # Two epochs, fine-tuning in the second: the smoke run goes through both phases.
         raw["training"]["epochs"], tune["at_epoch"] = 2, 1
-
-
-def rewrite_keras2(raw: Any, source: str) -> list[str]:
-    """Translate Keras 2 spellings users copy from old tutorials, with a note for each."""
-    notes: list[str] = []
-    if not isinstance(raw, dict):
-        return notes
-    optimizer = raw.get("optimizer")
-    if isinstance(optimizer, dict) and "lr" in optimizer:
-        if "learning_rate" in optimizer:
-            raise ConfigError(f"{source}: optimizer has both 'lr' and 'learning_rate'; keep "
-                              "'learning_rate' ('lr' is the Keras 2 name).")
-        optimizer["learning_rate"] = optimizer.pop("lr")
-        notes.append("optimizer.lr is the Keras 2 name; read as optimizer.learning_rate.")
-    training = raw.get("training")
-    if isinstance(training, dict) and "nb_epoch" in training and "epochs" not in training:
-        training["epochs"] = training.pop("nb_epoch")
-        notes.append("training.nb_epoch is the Keras 1 name; read as training.epochs.")
-    notes += _move_input_shape(raw, source)
-    return notes
-
-
-def _move_input_shape(raw: dict[str, Any], source: str) -> list[str]:
-    model = raw.get("model")
-    layers = model.get("layers") if isinstance(model, dict) else None
-    if not isinstance(layers, list):
-        return []
-    notes = []
-    for index, layer in enumerate(layers):
-        args = next(iter(layer.values()), None) if isinstance(layer, dict) and layer else None
-        if not isinstance(args, dict):
-            continue
-        for key in ("input_shape", "input_dim", "batch_input_shape"):
-            if key not in args:
-                continue
-            where = f"model.layers.{index}.{next(iter(layer))}.{key}"
-            if index > 0:
-                raise ConfigError(f"{source}: {where}: only the model has an input shape; "
-                                  "remove it from this layer.")
-            shape = _legacy_shape(args.pop(key), key)
-            if model.get("input_shape") not in (None, shape):  # type: ignore[union-attr]
-                raise ConfigError(f"{source}: {where} ({shape}) disagrees with model.input_shape "
-                                  f"({model['input_shape']}); keep only model.input_shape.")  # type: ignore[index]
-            model["input_shape"] = shape  # type: ignore[index]
-            notes.append(f"{where} is the Keras 2 way; read as model.input_shape: {shape}.")
-    return notes
-
-
-def _legacy_shape(value: Any, key: str) -> Any:
-    if key == "input_dim":
-        return [value]
-    if key == "batch_input_shape" and isinstance(value, list):
-        return value[1:]
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def resolve_paths(raw: Any, base: Path, origins: dict[Key, str] | None = None) -> None:
@@ -288,127 +152,6 @@ def _backbone_section(raw: Any) -> dict[str, Any] | None:
     first = layers[0] if isinstance(layers, list) and layers else None
     section = first.get(BACKBONE_LAYER) if isinstance(first, dict) else None
     return section if isinstance(section, dict) else None
-
-
-NO_RECEIVED = ("missing", "key_not_read")  # errors whose message says all there is to say
-EPOCH = " An epoch here is one pass over the training data; dataset.train_limit makes it shorter."
-# Keys users bring from Keras's fit() and Keras 2, at the section they wrote them in: where
-# they belong, or why there is none (the nearest allowed name misleads: steps_per_execution).
-ELSEWHERE = {
-    ("epochs",): " It belongs in the training section: training.epochs.",
-    ("batch_size",): " It belongs in the training section: training.batch_size.",
-    ("validation_split",): " It belongs in the dataset section: dataset.validation_split.",
-    ("training", "validation_split"): " It belongs in the dataset section: "
-    "dataset.validation_split.",
-    ("training", "validation_data"): " Validation data comes from dataset.validation_split (a "
-    "fraction, or test).",
-    ("training", "steps_per_epoch"): " dltrain has no steps_per_epoch." + EPOCH,
-    ("training", "samples_per_epoch"): " samples_per_epoch is Keras 1's;" + EPOCH,
-    ("training", "class_weight"): " Class weights are not supported yet.",
-    ("training", "verbose"): " dltrain prints one line per epoch; fit --json prints one JSON "
-    "document instead.",
-    ("training", "reduce_lr_on_plateau", "epsilon"): " 'epsilon' is the Keras 2 name; use "
-    "'min_delta'.",
-}
-
-
-def describe(error: Any, raw: Any, lines: dict[Key, int],
-             origins: dict[Key, str] | None = None) -> tuple[str | None, str]:
-    """One line for one pydantic error: key path, line, what was expected and received.
-
-    Returns the --set option the failing key came from (None: from the file) and the line.
-    """
-    if error["type"] == KEY_ERROR:  # a rule on the whole config, broken at this key
-        return at_key(error, raw, lines, origins or {})
-    loc = key_path(error["loc"], raw, keep_last=error["type"] == "missing")
-    where = ".".join(map(str, loc)) or "top level"
-    layer = re.match(r"(?:Value error, )?layer (\d+)", error["msg"])
-    # The layers' validator speaks of one layer: its own line, not the list's.
-    line, override = blame((*loc, int(layer.group(1))) if layer and loc[-1:] == ("layers",)
-                           else loc, lines, origins or {})
-    at = f" (line {line})" if line else ""
-    if error["type"] == "extra_forbidden":
-        parent = ".".join(map(str, loc[:-1])) or "top level"
-        hint = ELSEWHERE.get(tuple(map(str, loc))) or _suggest(str(loc[-1]), allowed_keys(loc[:-1]))
-        return override, f"unknown key {shown(str(loc[-1]))} at {parent}{at}.{hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    received = ("" if error["type"] in NO_RECEIVED or "Received: " in message
-                else f" Received: {_short(error['input'])}.")
-    return override, f"{where}{at}: {message}.{received}"
-
-
-def at_key(error: Any, raw: Any, lines: dict[Key, int],
-           origins: dict[Key, str]) -> tuple[str | None, str]:
-    """`describe` for schema.key_error: the key its context names, at the line of that key or
-    of the nearest section written (a default monitor: its section's line)."""
-    key = error["ctx"]["key"]
-    loc = tuple(int(part) if part.isdigit() else part for part in key.split("."))
-    line, override = blame(key_path(loc, raw, keep_last=False), lines, origins)
-    return override, f"{key}{f' (line {line})' if line else ''}: {error['ctx']['message']}"
-
-
-def key_path(loc: Key, raw: Any, keep_last: bool) -> Key:
-    """The error's location as keys of the user's document.
-
-    pydantic adds the name of the union member it tried ("str", "NamedObject") to locations;
-    those are not keys of the document, so they are dropped. A missing key is kept.
-    """
-    path: list[str | int] = []
-    node = raw
-    for index, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        elif not (keep_last and index == len(loc) - 1):
-            continue
-        path.append(part)
-    return tuple(path)
-
-
-def blame(loc: Key, lines: dict[Key, int], origins: dict[Key, str]) -> tuple[int | None, str | None]:
-    """Where the key at `loc` (or its nearest enclosing key) was written: (line, None) in the
-    file, (None, "key=value") by a --set option, (None, None) nowhere (a default)."""
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in origins:
-            return None, origins[loc[:end]]
-        if loc[:end] in lines:
-            return lines[loc[:end]], None
-    return None, None
-
-
-def _short(value: Any) -> str:
-    return clipped(repr(value))
-
-
-def _suggest(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    if close:
-        return f" Did you mean '{close[0]}'?"
-    return f" Allowed keys: {', '.join(allowed)}." if allowed else ""
-
-
-def allowed_keys(loc: Key) -> list[str]:
-    """The field names of the schema section at `loc`, for suggestions."""
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        model = _section_model(model.model_fields[part].annotation) if part in getattr(
-            model, "model_fields", {}) else None
-        if model is None:
-            return []
-    return list(model.model_fields)
-
-
-def _section_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation) if get_origin(annotation) else ():
-        found = _section_model(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def config_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:

@@ -508,7 +508,7 @@ KEY_ERROR = "at_key"
 
 
 def key_error(key: str, message: str) -> PydanticCustomError:
-    """An error of a rule on the whole config that one key breaks: load.describe shows it at
+    """An error of a rule on the whole config that one key breaks: messages.describe shows it at
     that key's line, as the message says it (what was received included)."""
     return PydanticCustomError(KEY_ERROR, "{message}", {"key": key, "message": message})
 

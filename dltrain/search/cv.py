@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from dltrain.backend import Device, prepare_runtime
-from dltrain.config.load import Loaded, describe, dump, load_config
+from dltrain.config.load import Loaded, dump, load_config
+from dltrain.config.messages import describe
 from dltrain.config.schema import Config
 from dltrain.data.folds import Fold, fold_splits, folds_digest, make_folds, validation_counts
 from dltrain.data.prepare import Splits, check_fits_model, load_splits, standardized

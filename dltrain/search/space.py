@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from dltrain.config.catalog import check_loaded
-from dltrain.config.load import Loaded, apply_override, validate
+from dltrain.config.load import Loaded, validate
+from dltrain.config.overrides import apply_override
 from dltrain.config.schema import Config, SearchConfig, SpaceConfig
 from dltrain.config.yaml_file import read_value
 from dltrain.errors import ConfigError
