@@ -13,7 +13,8 @@ import pytest
 from dltrain.config.load import validate
 from dltrain.config.schema import OptimizerConfig
 from dltrain.errors import ConfigError
-from dltrain.model.build import build_model, make_layer, make_metric, make_optimizer, resolved_metric
+from dltrain.model.build import build_model, make_layer
+from dltrain.model.compile import make_metric, make_optimizer, resolved_metric
 
 
 def config(**sections: Any) -> Any:

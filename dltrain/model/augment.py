@@ -20,7 +20,7 @@ import numpy as np
 
 from dltrain.backend import brightness_seed, keras_module, random_brightness
 from dltrain.config.schema import AugmentationConfig, Config
-from dltrain.model.build import compiled_metrics, make_loss
+from dltrain.model.compile import compiled_metrics, make_loss
 
 
 def augmentation_layers(cfg: AugmentationConfig, seed: int) -> list[Any]:

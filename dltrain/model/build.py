@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import re
-from collections.abc import Collection
 from typing import Any
 
 from dltrain.backend import keras_module, op_errors, op_message
 from dltrain.config import catalog
 from dltrain.config.backbone import MANAGED_ARGS, WHERE, check_structure
-from dltrain.config.names import logged_metric_name
-from dltrain.config.schema import Config, NamedObject, OptimizerConfig
+from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
+from dltrain.model.arguments import _first_line, _resolve, check_kwargs, check_nulls, check_value_types
 from dltrain.model.backbone import application, backbone_layers, set_preprocessing
+from dltrain.model.compile import compile_model
 
 MAX_PARAMETERS = 1_000_000_000
 MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -93,21 +92,6 @@ def check_one_vector_per_sample(config: Config, shape: tuple[Any, ...]) -> None:
                       "before the last Dense.")
 
 
-def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> None:
-    """Compile with the config's loss and metrics and this optimizer (fine-tuning's is another)."""
-    model.compile(optimizer=make_optimizer(optimizer), loss=make_loss(config.loss),
-                  metrics=compiled_metrics(config),
-                  steps_per_execution=config.steps_per_execution(),
-                  jit_compile=config.training.jit_compile)
-
-
-def compiled_metrics(config: Config) -> list[Any]:
-    """The config's metrics as Keras compiles them (a model, and the trainer around it that
-    augments in the training step)."""
-    return [resolved_metric(m, i, config) or make_metric(m, i)
-            for i, m in enumerate(config.metrics)]
-
-
 def parameters(model: Any) -> int:
     """model.count_params(), also before the first layer (Keras refuses an unbuilt model)."""
     return sum(math.prod(weight.shape) for weight in model.weights)
@@ -157,39 +141,6 @@ def make_layer(name: str, args: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {_first_line(exc)}") from None
 
 
-# Required arguments of the common layers, by the kind of value each takes (no default to tell).
-REQUIRED_KINDS: dict[str, type] = {"units": int, "filters": int, "rate": float, "stddev": float}
-
-
-def check_value_types(cls: type, args: dict[str, Any], where: str) -> None:
-    """A number, or true/false, where Keras's signature defaults to one: a string or a null
-    there ('false', 'None', '0.5') failed deep in Keras, in `show` or in the first step."""
-    params = inspect.signature(cls).parameters
-    for key, value in args.items():
-        default = params[key].default if key in params else inspect.Parameter.empty
-        kind = REQUIRED_KINDS.get(key) if default is inspect.Parameter.empty else type(default)
-        problem = _wrong_kind(kind, value)
-        if problem is None:
-            continue
-        shown = f"'{value}' (quoted, so text)" if isinstance(value, str) else (
-            "null" if value is None else repr(value))
-        fix = ("" if default is inspect.Parameter.empty
-               else f" Remove it for the default, {default!r}.")
-        raise ConfigError(f"{where}.{key}: must be {problem}. Received: {shown}.{fix}")
-
-
-def _wrong_kind(kind: type | None, value: Any) -> str | None:
-    """What the value should be, where it is not of the kind (int, float, bool) it must be."""
-    if kind is bool and not isinstance(value, bool):
-        return "true or false"
-    if kind is int and (isinstance(value, (bool, str, float)) or value is None):
-        return "a whole number" + (f"; write {int(value)}" if isinstance(value, float)
-                                   and value.is_integer() else "")
-    if kind is float and (isinstance(value, (bool, str)) or value is None):
-        return "a number"
-    return None
-
-
 SAMPLE_SHAPES = {1: "[steps, channels], e.g. [100, 1]",
                  2: "[height, width, channels], e.g. [28, 28, 1]",
                  3: "[depth, height, width, channels]"}
@@ -212,182 +163,6 @@ def shape_hint(name: str, shape: tuple[Any, ...]) -> str:
     return ""
 
 
-def check_nulls(cls: type, args: dict[str, Any], where: str) -> None:
-    """A null where Keras needs a value (`padding: null`) fails deep inside Keras; name it."""
-    params = inspect.signature(cls).parameters
-    for key, value in args.items():
-        default = params[key].default if key in params else None
-        if value is None and default is not None and default is not inspect.Parameter.empty:
-            raise ConfigError(f"{where}.{key}: must not be null. Received: null. Remove it for "
-                              f"the default, {default!r}.") from None
-
-
-def _resolve(key: str, value: Any, where: str) -> Any:
-    """Initializers, regularizers and constraints by Keras name or {class_name, config};
-    activations are left to the layer, once Keras knows the name."""
-    kind = catalog.resolved_kind(key)
-    if kind is None or value is None:
-        return value
-    try:
-        resolved = getattr(keras_module(), kind).get(value)
-    except (ValueError, TypeError, KeyError) as exc:  # KeyError: a config without `value`
-        known = catalog.load_catalog()
-        if isinstance(value, str):
-            raise ConfigError(f"{where}: {catalog.unknown_name(kind, value, known[kind])}") from None
-        if isinstance(value, dict) and kind in catalog.CONFIGURED:
-            try:
-                catalog.check_configured(kind, value, where, known)
-            except ConfigError as error:
-                raise error from None
-        raise ConfigError(f"{where}: {_first_line(exc)}") from None
-    return value if kind == "activations" else resolved
-
-
-def check_kwargs(cls: type, args: dict[str, Any], where: str, extra: Collection[str] = (),
-                 handled: Collection[str] = (), also: Collection[str] = (),
-                 given: Collection[str] = ()) -> None:
-    """Reject keyword arguments the Keras class does not take, suggesting the nearest one,
-    then required ones that are missing (`given` are filled in by dltrain)."""
-    params = inspect.signature(cls).parameters
-    named = {name: p for name, p in params.items()
-             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    accepted = (set(named) | set(extra)) - set(handled)
-    for key in args:
-        if key not in accepted:
-            raise ConfigError(f"{where}: {catalog.unknown_argument(cls.__name__, key, accepted, also)}")
-    missing = [name for name, p in named.items() if p.default is p.empty
-               and name not in (*args, *given, *handled)]
-    if missing:
-        raise ConfigError(f"{where}: {catalog.missing_arguments(cls.__name__, missing)}")
-
-
-def make_optimizer(cfg: OptimizerConfig) -> Any:
-    keras = keras_module()
-    try:
-        cls = type(keras.optimizers.get(cfg.name))
-    except (ValueError, KeyError):  # KeyError: MultiOptimizer cannot be made from its name
-        known = catalog.load_catalog()["optimizers"]
-        raise ConfigError(f"optimizer.name: {catalog.unknown_optimizer(cfg.name, known)}") from None
-    check_kwargs(cls, cfg.kwargs, "optimizer", handled=catalog.CLASS_PICKER, also=("schedule",))
-    check_value_types(cls, cfg.kwargs, "optimizer")
-    clipping = {k: v for k, v in (("clipnorm", cfg.clipnorm), ("clipvalue", cfg.clipvalue)) if v}
-    try:
-        return cls(learning_rate=make_learning_rate(cfg), **clipping, **cfg.kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"optimizer: {_first_line(exc)}") from None
-
-
-def make_learning_rate(cfg: OptimizerConfig) -> Any:
-    if cfg.schedule is None:
-        return cfg.learning_rate
-    keras = keras_module()
-    schedules = keras.optimizers.schedules
-    cls = getattr(schedules, cfg.schedule.name, None)
-    if not (isinstance(cls, type) and issubclass(cls, schedules.LearningRateSchedule)):
-        names = [n for n, c in vars(schedules).items() if isinstance(c, type)
-                 and issubclass(c, schedules.LearningRateSchedule) and n != "LearningRateSchedule"]
-        raise ConfigError(f"optimizer.schedule.name: {catalog.unknown_schedule(cfg.schedule.name, names)}")
-    args = cfg.schedule.kwargs
-    check_kwargs(cls, args, "optimizer.schedule", handled=catalog.CLASS_PICKER,
-                 given=("initial_learning_rate",))
-    if "initial_learning_rate" in inspect.signature(cls).parameters:
-        args.setdefault("initial_learning_rate", cfg.learning_rate)
-    try:
-        return cls(**args)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"optimizer.schedule: {_first_line(exc)}") from None
-
-
-def resolved_metric(metric: str | NamedObject, index: int, config: Config) -> Any:
-    """A metric named bare that Keras would not know or would read wrongly, made as Keras 2 did
-    or as the loss reads the outputs; None for the others (make_metric's).
-
-    `crossentropy` and `ce` were Keras 2's names for the loss's own crossentropy; Keras 3 knows
-    them no more. With a loss given from_logits: true, Keras's accuracy, precision and recall of
-    one unit cut at 0.5 and its crossentropy and AUC read probabilities, whatever the loss was
-    told."""
-    if not isinstance(metric, str):
-        return None
-    metrics, squashed, kind = keras_module().metrics, _squash(metric), config.task_spec.kind
-    if squashed in ("crossentropy", "ce"):
-        if kind not in CROSSENTROPY_METRICS:
-            raise ConfigError(f"metrics.{index}: {metric} means the loss's own crossentropy (the "
-                              f"Keras 2 shorthand), but loss {config.loss_name} is not a "
-                              "crossentropy. Name the metric you want, e.g. mae.")
-        return getattr(metrics, CROSSENTROPY_METRICS[kind])(from_logits=config.from_logits,
-                                                            name=metric)
-    if not config.from_logits:
-        return None
-    if squashed in ("accuracy", "acc") and kind == "binary":
-        return metrics.BinaryAccuracy(threshold=0.0, name=metric)  # logit 0 is probability 0.5
-    if squashed in ("precision", "recall") and kind == "binary":
-        return getattr(metrics, squashed.capitalize())(thresholds=0.0, name=metric)
-    if squashed == "auc":
-        return metrics.AUC(from_logits=True, name=metric)  # logged as written, as Keras does
-    return None
-
-
-# The crossentropy metric for a loss's kind.
-CROSSENTROPY_METRICS = {"binary": "BinaryCrossentropy", "categorical": "CategoricalCrossentropy",
-                        "sparse_categorical": "SparseCategoricalCrossentropy"}
-
-
-def make_loss(loss: str | NamedObject) -> Any:
-    return _named_object("losses", loss, "loss")
-
-
-def make_metric(metric: str | NamedObject, index: int) -> Any:
-    return _named_object("metrics", metric, f"metrics.{index}")
-
-
-def _named_object(module_name: str, spec: str | NamedObject, where: str) -> Any:
-    """A name goes to Keras's get(); a name with arguments to the matching class."""
-    module = getattr(keras_module(), module_name)
-    kind = {"losses": "loss", "metrics": "metric"}[module_name]
-    name, kwargs = (spec, {}) if isinstance(spec, str) else (spec.name, spec.kwargs)
-    if not kwargs and module_name == "metrics" and name in catalog.COMPILE_METRIC_ALIASES:
-        return name
-    if not kwargs:
-        try:
-            module.get(name)
-        except (ValueError, TypeError):
-            raise ConfigError(f"{where}: {_unknown_named_object(module, kind, name)}") from None
-        return name
-    cls = _class_for(module, name)
-    if cls is None:
-        public = [n for n, c in vars(module).items() if isinstance(c, type) and n[0] != "_"]
-        raise ConfigError(f"{where}: {catalog.no_class_with_arguments(kind, name, public)}")
-    check_kwargs(cls, kwargs, where)
-    if module_name == "metrics":  # the name monitors may use; unnamed, Keras numbers a second one
-        kwargs = {**kwargs, "name": logged_metric_name(name, with_arguments=True)}
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: {_first_line(exc)}") from None
-
-
-def _class_for(module: Any, name: str) -> type | None:
-    classes = {_squash(n): c for n, c in vars(module).items() if isinstance(c, type)}
-    return classes.get(_squash(name))
-
-
-def _unknown_named_object(module: Any, kind: str, name: str) -> str:
-    cls = _class_for(module, name)
-    if cls is not None:
-        params = inspect.signature(cls).parameters.values()
-        required = [p.name for p in params if p.default is p.empty
-                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        if required:
-            return catalog.needs_arguments_form(cls.__name__, required)
-    module_name = {"loss": "losses", "metric": "metrics"}[kind]
-    aliases = sorted(catalog.COMPILE_METRIC_ALIASES) if kind == "metric" else []
-    known = catalog.load_catalog()[module_name] + aliases
-    return catalog.unknown_name(module_name, name, known)
-
-
-def _squash(name: str) -> str:
-    return name.replace("_", "").lower()
-
 
 def failed_initializer(name: str, args: dict[str, Any], shape: tuple[Any, ...],
                        where: str) -> str | None:
@@ -403,8 +178,3 @@ def failed_initializer(name: str, args: dict[str, Any], shape: tuple[Any, ...],
     except Exception:  # it fails without them too: the previous layer's output, say
         return None
     return "/".join(given)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -19,7 +19,7 @@ from dltrain.backend import keras_module
 from dltrain.config.backbone import backbone_of
 from dltrain.config.schema import Config, FineTuneConfig
 from dltrain.model.augment import saved_model
-from dltrain.model.build import compile_model
+from dltrain.model.compile import compile_model
 
 # The trainer's fit from a first epoch to a last one (Keras's initial_epoch and epochs).
 FitFrom = Callable[[Any, int, int], None]
