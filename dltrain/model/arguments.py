@@ -54,7 +54,7 @@ def check_nulls(cls: type, args: dict[str, Any], where: str) -> None:
                               f"the default, {default!r}.") from None
 
 
-def _resolve(key: str, value: Any, where: str) -> Any:
+def resolved_argument(key: str, value: Any, where: str) -> Any:
     """Initializers, regularizers and constraints by Keras name or {class_name, config};
     activations are left to the layer, once Keras knows the name."""
     kind = catalog.resolved_kind(key)
@@ -71,7 +71,7 @@ def _resolve(key: str, value: Any, where: str) -> Any:
                 catalog.check_configured(kind, value, where, known)
             except ConfigError as error:
                 raise error from None
-        raise ConfigError(f"{where}: {_first_line(exc)}") from None
+        raise ConfigError(f"{where}: {first_line(exc)}") from None
     return value if kind == "activations" else resolved
 
 
@@ -93,6 +93,6 @@ def check_kwargs(cls: type, args: dict[str, Any], where: str, extra: Collection[
         raise ConfigError(f"{where}: {catalog.missing_arguments(cls.__name__, missing)}")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

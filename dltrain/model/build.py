@@ -12,7 +12,13 @@ from dltrain.config import catalog
 from dltrain.config.backbone import MANAGED_ARGS, WHERE, check_structure
 from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
-from dltrain.model.arguments import _first_line, _resolve, check_kwargs, check_nulls, check_value_types
+from dltrain.model.arguments import (
+    check_kwargs,
+    check_nulls,
+    check_value_types,
+    first_line,
+    resolved_argument,
+)
 from dltrain.model.backbone import application, backbone_layers, set_preprocessing
 from dltrain.model.compile import compile_model
 
@@ -69,7 +75,7 @@ def build_model(config: Config) -> Any:
                 raise ConfigError(f"{where}.{initializer}: cannot make the layer's weights: "
                                   f"{op_message(exc)}") from None
             raise ConfigError(f"{where}: cannot follow the previous layer's output: "
-                              f"{_first_line(exc)}{shape_hint(name, shape)}") from None
+                              f"{first_line(exc)}{shape_hint(name, shape)}") from None
         check_parameters(parameters(model), where)
     if backbone is not None:
         set_preprocessing(model, backbone, config.model.input_shape[-1])
@@ -133,12 +139,12 @@ def make_layer(name: str, args: dict[str, Any], where: str) -> Any:
     check_kwargs(cls, args, where, extra=catalog.BASE_LAYER_ARGS)
     check_value_types(cls, args, where)
     catalog.check_sizes(args, where)
-    resolved = {key: _resolve(key, value, f"{where}.{key}") for key, value in args.items()}
+    resolved = {key: resolved_argument(key, value, f"{where}.{key}") for key, value in args.items()}
     try:
         return cls(**resolved)
     except (ValueError, TypeError, AttributeError) as exc:
         check_nulls(cls, args, where)
-        raise ConfigError(f"{where}: {_first_line(exc)}") from None
+        raise ConfigError(f"{where}: {first_line(exc)}") from None
 
 
 SAMPLE_SHAPES = {1: "[steps, channels], e.g. [100, 1]",

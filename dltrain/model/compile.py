@@ -11,7 +11,7 @@ from dltrain.config import catalog
 from dltrain.config.names import logged_metric_name
 from dltrain.config.schema import Config, NamedObject, OptimizerConfig
 from dltrain.errors import ConfigError
-from dltrain.model.arguments import _first_line, check_kwargs, check_value_types
+from dltrain.model.arguments import check_kwargs, check_value_types, first_line
 
 
 def compile_model(model: Any, config: Config, optimizer: OptimizerConfig) -> None:
@@ -42,7 +42,7 @@ def make_optimizer(cfg: OptimizerConfig) -> Any:
     try:
         return cls(learning_rate=make_learning_rate(cfg), **clipping, **cfg.kwargs)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"optimizer: {_first_line(exc)}") from None
+        raise ConfigError(f"optimizer: {first_line(exc)}") from None
 
 
 def make_learning_rate(cfg: OptimizerConfig) -> Any:
@@ -63,7 +63,7 @@ def make_learning_rate(cfg: OptimizerConfig) -> Any:
     try:
         return cls(**args)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"optimizer.schedule: {_first_line(exc)}") from None
+        raise ConfigError(f"optimizer.schedule: {first_line(exc)}") from None
 
 
 def resolved_metric(metric: str | NamedObject, index: int, config: Config) -> Any:
@@ -131,7 +131,7 @@ def _named_object(module_name: str, spec: str | NamedObject, where: str) -> Any:
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: {_first_line(exc)}") from None
+        raise ConfigError(f"{where}: {first_line(exc)}") from None
 
 
 def _class_for(module: Any, name: str) -> type | None:
