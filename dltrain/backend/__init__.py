@@ -2,9 +2,12 @@
 determinism, versions, and the few raw operations dltrain needs.
 
 Every other module asks this package for Keras (`keras_module`) or, on the TensorFlow backend,
-for TensorFlow (`tensorflow_module`). Its modules: `names` (the backends and devices, no
-framework), `runtime` (choosing and importing), `logs`, `jax`, `failures` (errors),
-`images` (decoding), `augment_ops`, `saving`, `allocator` and `distribution`.
+for TensorFlow (`tensorflow_module`), and for what differs by backend. As in Keras's own
+keras/src/backend/, each backend has its module (tensorflow, jax, torch) with the same few
+functions (`runtime.Backend`), chosen by name in `runtime`. `names` holds the one list of
+backends and what each can do, with no framework, for stages before this one (the config).
+The rest: `logs` (quiet start-up), `failures` (what errors say), `images` (decoding),
+`augment_ops`, `saving`, `allocator` and `distribution`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from dltrain.backend.jax import Compilations, jax_cache_dir
 from dltrain.backend.logs import quiet_native_logs
 from dltrain.backend.names import BACKENDS, INSTALL, NAMES, Device
 from dltrain.backend.runtime import (
-    KEPT_FREED_MEMORY,
     active_backend,
     compilations,
+    input_is_tf_data,
     installed,
     keras_module,
     op_errors,
@@ -32,8 +35,8 @@ from dltrain.backend.runtime import (
 from dltrain.backend.saving import one_step_per_execution_saved
 
 __all__ = [
-    "BACKENDS", "INSTALL", "KEPT_FREED_MEMORY", "NAMES", "OUT_OF_MEMORY", "Compilations", "Device",
-    "ImageDecodeError", "active_backend", "brightness_seed", "compilations", "decode_image",
+    "BACKENDS", "INSTALL", "NAMES", "OUT_OF_MEMORY", "Compilations", "Device", "ImageDecodeError",
+    "active_backend", "brightness_seed", "compilations", "decode_image", "input_is_tf_data",
     "installed", "jax_cache_dir", "keras_module", "one_step_per_execution_saved", "op_errors",
     "op_message", "out_of_memory", "prepare_runtime", "quiet_native_logs", "random_brightness",
     "runtime_notes", "tensorboard_available", "tensorflow_module", "use_backend", "versions",

@@ -1,10 +1,15 @@
-"""JAX's persistent compilation cache and its account of compilations."""
+"""The JAX backend: what it needs around Keras's import, its devices, its versions and its op
+errors; its persistent compilation cache and its own account of its compilations."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
+from typing import Any
+
+from dltrain.backend.names import Device
 
 
 def jax_cache_dir() -> Path | None:
@@ -72,3 +77,66 @@ def _listen_to_jax_compilations() -> None:
 
     monitoring.register_event_duration_secs_listener(timed)
     monitoring.register_event_listener(counted)
+
+
+def compilations_so_far() -> Compilations:
+    """The process's compilations since Keras was imported on JAX (a copy)."""
+    return dataclasses.replace(_COMPILED)
+
+
+def before_import(device: Device) -> None:
+    """`--device cpu` hides the GPUs from JAX here, since it reads them at import."""
+    if device == "cpu":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+
+
+def deterministic_before_import() -> None:
+    """XLA reads its flags once, when JAX starts: GPU reductions in a fixed order."""
+    if "jax" in sys.modules:
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+
+
+def after_import() -> None:
+    _jax_compilation_cache()
+    _listen_to_jax_compilations()
+
+
+def gpu_names() -> list[str]:
+    """The GPUs JAX can use, by model name (one entry per GPU)."""
+    import jax
+
+    try:
+        return [str(d.device_kind) for d in jax.devices("gpu")]
+    except RuntimeError:  # no GPU platform (or JAX_PLATFORMS=cpu)
+        return []
+
+
+def hide_gpus(gpus: list[str]) -> list[str]:
+    """Nothing to hide now: before_import did, where JAX reads it."""
+    return gpus
+
+
+def set_deterministic() -> None:
+    """Nothing more: deterministic_before_import set XLA's flag."""
+
+
+def determinism_notes() -> list[str]:
+    return ["training.deterministic on jax: seeds fixed and XLA's deterministic GPU ops on "
+            "(XLA_FLAGS=--xla_gpu_deterministic_ops=true); on a CPU, JAX's ops are "
+            "deterministic already."]
+
+
+def versions() -> dict[str, Any]:
+    import jax
+    import jaxlib
+
+    cache = jax_cache_dir()
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "jax_compilation_cache": None if cache is None else str(cache)}
+
+
+def op_errors() -> tuple[type[BaseException], ...]:
+    return (ValueError, TypeError)
