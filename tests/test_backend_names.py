@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from conftest import CONFIGS, run_cli
 from dltrain.backend import names, runtime
 from dltrain.config.schema import Config
 
@@ -63,3 +64,13 @@ def test_the_config_reads_the_names_without_a_framework() -> None:
                            "if m in sys.modules))"],
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_command_line_offers_the_same_devices_and_backends(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "fit", CONFIGS / "quickstart.yaml", "--device", "tpu")
+    assert code == 2 and "'tpu' is not one of 'auto', 'cpu', 'gpu'" in " ".join(
+        err.replace("│", " ").split())
+    code, _, err = run_cli(capsys, "fit", CONFIGS / "quickstart.yaml", "--backend", "mxnet")
+    assert code == 2 and "'mxnet' is not one of 'tensorflow', 'jax', 'torch'" in " ".join(
+        err.replace("│", " ").split())
