@@ -9,6 +9,7 @@ import pytest
 
 from conftest import CONFIGS, run_cli, write_yaml
 from dltrain import backend
+from dltrain.backend import runtime
 from dltrain.config.load import load_config
 from dltrain.errors import ConfigError, RunError
 
@@ -39,7 +40,7 @@ def test_mixed_precision_is_a_training_switch() -> None:
 
 def test_a_backend_that_is_not_installed_says_what_to_install(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    monkeypatch.setattr(runtime, "installed", lambda name: name != "torch")
     with pytest.raises(RunError) as caught:
         backend.use_backend("torch", "auto")
     assert str(caught.value) == (
@@ -51,7 +52,7 @@ def test_fit_with_a_missing_backend_exits_2_before_anything_is_loaded(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    monkeypatch.setattr(runtime, "installed", lambda name: name != "torch")
     code, out, err = run_cli(capsys, "fit", QUICKSTART, "--backend", "torch")
     assert code == 2, out + err
     assert 'pip install "dltrain[torch]"' in " ".join(err.split())
@@ -61,7 +62,7 @@ def test_fit_with_a_missing_backend_exits_2_before_anything_is_loaded(
 def test_keras_already_loaded_on_another_backend_is_a_clear_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     backend.keras_module()  # this process runs Keras on TensorFlow, as the other tests do
-    monkeypatch.setattr(backend, "installed", lambda name: True)
+    monkeypatch.setattr(runtime, "installed", lambda name: True)
     with pytest.raises(RunError) as caught:
         backend.use_backend("jax", "auto")
     assert str(caught.value) == (
@@ -71,7 +72,7 @@ def test_keras_already_loaded_on_another_backend_is_a_clear_error(
 
 def test_show_checks_the_backend_too(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    monkeypatch.setattr(runtime, "installed", lambda name: name != "torch")
     path = write_yaml(tmp_path / "t.yaml", QUICKSTART.read_text() + "backend: torch\n")
     code, _, err = run_cli(capsys, "show", path)
     assert code == 2
@@ -84,7 +85,7 @@ def test_show_cv_and_tune_take_backend_as_fit_does(
         command: str, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    monkeypatch.setattr(runtime, "installed", lambda name: name != "torch")
     code, out, err = run_cli(capsys, command, config, "--backend", "torch")
     assert code == 2, out + err
     assert 'pip install "dltrain[torch]"' in " ".join(err.split())
@@ -145,7 +146,7 @@ def test_jax_compilation_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 TWO_IMPORTS = """
 import contextlib, os, threading
-import dltrain.backend as backend
+import dltrain.backend.runtime as backend  # where keras_module finds it
 hidden = threading.Event()
 quiet = backend.quiet_native_logs
 

@@ -92,7 +92,7 @@ def test_the_file_by_file_reader_of_other_backends_matches_keras_loader(tmp_path
     gives exactly what Keras's loader gives on TensorFlow."""
     from PIL import Image
 
-    from dltrain.backend import _decode_with_pillow
+    from dltrain.backend.images import _decode_with_pillow
     from dltrain.data.images import image_files, read_class_folders, read_files
 
     rng = np.random.default_rng(0)
@@ -198,7 +198,7 @@ def test_a_16_bit_grey_png_reads_as_tensorflow_reads_it_on_every_backend() -> No
     import tensorflow as tf
     from PIL import Image
 
-    from dltrain.backend import _decode_with_pillow
+    from dltrain.backend.images import _decode_with_pillow
 
     values = np.random.default_rng(1).integers(0, 65536, (12, 10), dtype=np.uint16)
     buffer = io.BytesIO()

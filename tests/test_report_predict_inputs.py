@@ -118,7 +118,7 @@ def test_standard_input_is_read_once_and_may_be_closed(tmp_path: Path,
 
 def test_a_text_chunk_bomb_is_named_where_pillow_decodes(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from dltrain.backend import _decode_with_pillow
+    from dltrain.backend.images import _decode_with_pillow
 
     monkeypatch.setattr("dltrain.report.predict.decode_image", _decode_with_pillow)
     (tmp_path / "note.png").write_bytes(text_bomb())

@@ -81,3 +81,25 @@ def test_tasks_come_before_config_which_may_ask_them(tmp_path: Path) -> None:
     assert problems[0].startswith("dltrain/tasks/regression.py:1: dltrain.tasks.regression "
                                   "(stage tasks) imports dltrain.config.schema, a later stage "
                                   "(config).")
+
+
+def test_only_the_backend_names_may_be_imported_by_an_earlier_stage(tmp_path: Path) -> None:
+    root = package(tmp_path, {"config/__init__.py": "", "backend/__init__.py": "",
+                              "backend/names.py": "BACKENDS = ('tensorflow',)\n",
+                              "backend/runtime.py": "X = 1\n",
+                              "config/schema.py": "from dltrain.backend.names import BACKENDS\n"
+                                                  "from dltrain.backend.runtime import X\n"})
+    problems = check_layers.check(root)
+    assert len(problems) == 1
+    assert problems[0].startswith("dltrain/config/schema.py:2: dltrain.config.schema (stage "
+                                  "config) imports dltrain.backend.runtime, a later stage")
+
+
+def test_the_backend_names_import_nothing_of_dltrain_and_no_framework(tmp_path: Path) -> None:
+    root = package(tmp_path, {"errors.py": "X = 1\n", "backend/__init__.py": "",
+                              "backend/names.py": "import typing\nfrom dltrain.errors import X\n"
+                                                  "def f():\n    import keras\n"})
+    problems = check_layers.check(root)
+    assert [problem.split(";")[0] for problem in problems] == [
+        "dltrain/backend/names.py:2: imports dltrain.errors",
+        "dltrain/backend/names.py:4: imports keras"]

@@ -2,7 +2,10 @@
 knows TensorFlow.
 
 Every import counts, the lazy ones inside functions too: a stage may import its own stage and
-earlier ones, never a later one. Exit 1 with one line per violation.
+earlier ones, never a later one. One exception, SHARED: dltrain.backend.names, the one list of
+backends and what each can do, which the config (a stage before backend) validates against; it
+may be imported from any stage because it imports nothing of dltrain's and no framework, which
+is checked too. Exit 1 with one line per violation.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ STAGES = ["dltrain", "tasks", "config", "backend", "data", "model", "runs", "rep
           "search", "cli"]
 FRAMEWORKS = {"tensorflow", "keras", "jax", "torch"}
 FRAMEWORK_SEAM = "dltrain.backend"  # the package and every module in it
+SHARED = {"dltrain.backend.names"}  # any stage may import these; they import nothing of ours
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -92,12 +96,15 @@ def check(package: Path = PACKAGE) -> list[str]:
             if top in FRAMEWORKS and not in_seam(module):
                 problems.append(f"{where}:{line}: imports {target}; only {FRAMEWORK_SEAM} "
                                 "imports a framework (ask it for keras_module()).")
+            if module in SHARED and (top in FRAMEWORKS or top == "dltrain"):
+                problems.append(f"{where}:{line}: imports {target}; {module} is imported by "
+                                "every stage, so it imports nothing of dltrain's and no framework.")
             if top != "dltrain" or target == "dltrain":
                 continue
             # A package's __init__ is not a dependency of its own modules.
             if not module.startswith(target + ".") and target != module:
                 graph.setdefault(module, set()).add(target)
-            if stage(target) > stage(module):
+            if stage(target) > stage(module) and target not in SHARED:
                 problems.append(f"{where}:{line}: {module} (stage {STAGES[stage(module)]}) "
                                 f"imports {target}, a later stage ({STAGES[stage(target)]}).")
     cycle = find_cycle(graph)

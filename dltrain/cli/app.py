@@ -119,7 +119,7 @@ def check_keras_backend(args: list[str]) -> None:
     command = next((arg for arg in args if not arg.startswith("-")), "")
     if not value or command not in RUN_KERAS or "--help" in args:
         return
-    from dltrain.config.schema import BACKENDS  # pydantic: not for --version and --help
+    from dltrain.backend.names import BACKENDS  # not the config's pydantic: not for --help
 
     if value in BACKENDS:
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dltrain.cli.options import ConfigBackendOpt, Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.cli.options import ConfigBackendOpt, DeviceOpt, JsonOpt, SetOpt
 from dltrain.console import emit_json, err, for_results
 from dltrain.errors import DltrainError
 
@@ -33,7 +33,7 @@ def cv(
     resume: Annotated[Path | None, typer.Option(
         help="Finish this interrupted cross-validation: completed folds are kept.",
         show_default=False)] = None,
-    device: DeviceOpt = Device.auto,
+    device: DeviceOpt = "auto",
     backend: ConfigBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -60,22 +60,22 @@ def cv(
     if resume is not None:
         from dltrain.search.cv import resume_cv
 
-        result = resume_cv(resume, device=device.value, console=console, live=live,  # type: ignore[arg-type]
+        result = resume_cv(resume, device=device, console=console, live=live,
                            refit=refit)
     elif config is None:
         raise DltrainError("cv needs a CONFIG file, or --resume PARENT_RUN_DIR.")
     else:
         loaded = load_config(config, [*(set_ or []), *shortcut_overrides(
-            backend=None if backend is None else backend.value)], smoke=smoke)
+            backend=backend)], smoke=smoke)
         check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
         from dltrain.backend import use_backend
 
-        use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
+        use_backend(loaded.config.backend, device)
         from dltrain.search.cv import cross_validate
 
         result = cross_validate(loaded, folds=DEFAULT_FOLDS if folds is None else folds,
-                                run_dir=run_dir, device=device.value, console=console,  # type: ignore[arg-type]
+                                run_dir=run_dir, device=device, console=console,
                                 live=live, smoke=smoke, refit=refit)
     from dltrain.report.crossval import print_cv
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from dltrain.backend.names import BackendName, Device
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; "
                                                       "logs go to stderr.")]
@@ -16,24 +17,11 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: key.path=value (repeatable).", show_default=False)]
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    gpu = "gpu"
-
-
+# Choices typer offers from the Literals the backend defines: one list of each, plain strings.
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run the model.")]
-
-
-class Backend(str, Enum):
-    tensorflow = "tensorflow"
-    jax = "jax"
-    torch = "torch"
-
-
-BackendOpt = Annotated[Backend | None, typer.Option(
+BackendOpt = Annotated[BackendName | None, typer.Option(
     help="The Keras backend to run on (default: the run's own).", show_default=False)]
-ConfigBackendOpt = Annotated[Backend | None, typer.Option(
+ConfigBackendOpt = Annotated[BackendName | None, typer.Option(
     "--backend", help="Shortcut for --set backend=NAME (default: $KERAS_BACKEND, else "
     "tensorflow).", show_default=False)]
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dltrain.cli.options import BackendOpt, Device, DeviceOpt, JsonOpt
+from dltrain.cli.options import BackendOpt, DeviceOpt, JsonOpt
 from dltrain.cli.targets import check_target
 from dltrain.console import emit_json, err, for_results
 from dltrain.errors import DltrainError
@@ -36,7 +36,7 @@ def eval_(
         help="Evaluate this model file instead of the run's model.keras (e.g. best.keras): a "
         "relative path is looked up in the run first, then in the working directory.",
         show_default=False)] = None,
-    device: DeviceOpt = Device.auto,
+    device: DeviceOpt = "auto",
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -58,8 +58,8 @@ def eval_(
     else:
         raise DltrainError(f"{target}: not a run directory or a .keras file.")
     evaluation = evaluate_run(run_dir, model_path=model, config_path=config,
-                              device=device.value,  # type: ignore[arg-type]
-                              backend=None if backend is None else backend.value)
+                              device=device,
+                              backend=backend)
     print_eval(for_results(as_json), evaluation.result)
     if as_json:
         emit_json(evaluation.result)
@@ -139,7 +139,7 @@ def predict(
     from dltrain.report.predict import predict_files
     from dltrain.report.tables import values_table
 
-    results = predict_files(run_dir, files, top_k, None if backend is None else backend.value,
+    results = predict_files(run_dir, files, top_k, backend,
                             model_path=None if model is None else model_in_run(run_dir, model))
     if results and "values" in results[0]:
         for_results(as_json).print(values_table(results))
@@ -198,7 +198,7 @@ def export(
         raise DltrainError(f"{run_dir}: not a run directory; pass a folder made by dltrain fit.")
     entry = export_run(run_dir, format_.value,
                        model_path=None if model is None else model_in_run(run_dir, model),
-                       output=output, backend=None if backend is None else backend.value)
+                       output=output, backend=backend)
     for_results(as_json).print(export_table(entry))
     if as_json:
         emit_json(entry)

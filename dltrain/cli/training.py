@@ -11,12 +11,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from dltrain.backend.names import BackendName
 from dltrain.cli.options import (
-    Backend,
     ConfigArg,
     ConfigBackendOpt,
     CoordinatorOpt,
-    Device,
     DeviceOpt,
     JoinTimeoutOpt,
     JsonOpt,
@@ -49,8 +48,8 @@ def fit(
     resume: Annotated[Path | None, typer.Option(
         help="Continue this interrupted run from its last completed epoch; --epochs may extend "
              "it.", show_default=False)] = None,
-    device: DeviceOpt = Device.auto,
-    backend: Annotated[Backend | None, typer.Option(
+    device: DeviceOpt = "auto",
+    backend: Annotated[BackendName | None, typer.Option(
         help="Shortcut for --set backend=NAME (default: $KERAS_BACKEND, else tensorflow). "
              "A resumed run keeps its own.", show_default=False)] = None,
     as_json: JsonOpt = False,
@@ -76,7 +75,7 @@ def fit(
 
     overrides = [*(set_ or []), *shortcut_overrides(
         epochs=epochs, batch_size=batch_size, seed=seed,
-        backend=None if backend is None or resume is not None else backend.value)]
+        backend=None if resume is not None else backend)]
     if config is None and resume is None:
         raise DltrainError("fit needs a CONFIG file, or --resume RUN_DIR.")
     joined = cluster(coordinator, num_processes, process_id)
@@ -92,7 +91,7 @@ def fit(
             print_notes(err, [f"{config} has a search: section: fit trains the config as written; "
                               f"dltrain tune {config} runs the search."])
         if resume is None:
-            use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
+            use_backend(loaded.config.backend, device)
         if joined is not None:
             check_cluster(joined, loaded.config.backend, loaded.config.distribution.strategy)
             join(joined, join_timeout)  # before JAX starts
@@ -108,11 +107,12 @@ def fit(
         if run_dir is not None or smoke or (loaded is None and set_):
             raise DltrainError("--resume continues the run in its own folder with its own "
                                "config; drop --run-dir, --smoke and --set.")
-        result = resuming.resume(resume, epochs=epochs, changed=loaded, device=device.value,  # type: ignore[arg-type]
+        result = resuming.resume(resume, epochs=epochs, changed=loaded, device=device,
                                 console=console, live=live)
     else:
         try:
-            result = runner.fit(loaded, run_dir=run_dir, device=device.value, console=console,  # type: ignore[arg-type]
+            # loaded is None only with --resume (refused above without CONFIG)
+            result = runner.fit(loaded, run_dir=run_dir, device=device, console=console,  # type: ignore[arg-type]
                                live=live, smoke=smoke)
         except DltrainError:
             raise
@@ -153,7 +153,7 @@ def show(
     from dltrain.report.tables import print_notes
 
     loaded = load_config(config, [*(set_ or []), *shortcut_overrides(
-        backend=None if backend is None else backend.value)])
+        backend=backend)])
     checked = check_loaded(loaded)
     print_notes(err, loaded.notes)
     console = for_results(as_json)
@@ -195,7 +195,7 @@ def smoke(
              "would be downloaded (mnist, fashion_mnist, cifar10, cifar100); shipped and local "
              "files are read as usual. Checks that configs run, not how well they learn.")]
     = False,
-    backend: Annotated[Backend | None, typer.Option(
+    backend: Annotated[BackendName | None, typer.Option(
         help="Run every config on this Keras backend (default: each config's own).",
         show_default=False)] = None,
 ) -> None:
@@ -210,12 +210,12 @@ def smoke(
     if junit is not None:
         check_target(junit, "--junit")
     if backend is not None:
-        use_backend(backend.value)
+        use_backend(backend)
     results = []
     for path in config_files(paths or [Path("configs")]):
         err.print(f"smoke: {path}", highlight=False)
         results.append(smoke_one(path, "auto", err, synthetic,
-                                 None if backend is None else backend.value))
+                                 backend))
     table = Table(title="Smoke runs", title_justify="left")
     for column in ("config", "result", "seconds", "data", "detail"):
         table.add_column(column)

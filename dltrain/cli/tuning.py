@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dltrain.cli.options import ConfigBackendOpt, Device, DeviceOpt, JsonOpt, SetOpt
+from dltrain.cli.options import ConfigBackendOpt, DeviceOpt, JsonOpt, SetOpt
 from dltrain.console import emit_json, err, for_results
 from dltrain.errors import DltrainError
 
@@ -32,7 +32,7 @@ def tune(
     resume: Annotated[Path | None, typer.Option(
         help="Continue the search in this directory after Ctrl-C, or join it from another "
              "process while it runs.", show_default=False)] = None,
-    device: DeviceOpt = Device.auto,
+    device: DeviceOpt = "auto",
     backend: ConfigBackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -58,24 +58,24 @@ def tune(
         # --trials as search.trials while the config is read: random and TPE need a number.
         counted = [] if trials is None else [f"search.trials={trials}"]
         loaded = load_config(config, [*(set_ or []), *counted, *shortcut_overrides(
-            backend=None if backend is None else backend.value)], smoke=smoke)
+            backend=backend)], smoke=smoke)
         check_loaded(loaded)
         check_space(loaded.config, loaded.source)  # before TensorFlow's seconds-long import
         print_notes(err, loaded.notes)
-        use_backend(loaded.config.backend, device.value)  # type: ignore[arg-type]
+        use_backend(loaded.config.backend, device)
         from dltrain.search import tune as search
 
         result = search.start(loaded, run_dir=run_dir, storage=storage, trials=trials,
-                              device=device.value, console=console)  # type: ignore[arg-type]
+                              device=device, console=console)
     else:
         assert resume is not None
         from dltrain.search.results import search_state
 
         search_state(resume, storage)  # before TensorFlow's seconds-long import
-        use_backend(load_config(resume / "config.yaml").config.backend, device.value)  # type: ignore[arg-type]
+        use_backend(load_config(resume / "config.yaml").config.backend, device)
         from dltrain.search import tune as search
 
-        result = search.resume(resume, storage=storage, trials=trials, device=device.value,  # type: ignore[arg-type]
+        result = search.resume(resume, storage=storage, trials=trials, device=device,
                                console=console)
     from dltrain.search.results import print_summary
 

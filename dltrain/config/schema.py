@@ -19,6 +19,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from dltrain.backend.names import (
+    DEFAULT_BACKEND,
+    NAMES,
+    BackendName,
+    data_parallel_backends,
+    runs_steps_per_call,
+    supports_data_parallel,
+)
 from dltrain.config.names import did_you_mean, logged_metric_name, meant_metrics, numbered
 from dltrain.tasks.base import LossKind, Task
 from dltrain.tasks.registry import default_metrics, task_for
@@ -495,12 +503,9 @@ class SearchConfig(Strict):
         return self
 
 
-BACKENDS = ("tensorflow", "jax", "torch")
-
-
 def default_backend() -> str:
     """KERAS_BACKEND when set (an unknown name fails validation like a written one), else TF."""
-    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+    return os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
 
 
 # The type of a cross-field rule's error that belongs to one key (its context names the key).
@@ -515,7 +520,7 @@ def key_error(key: str, message: str) -> PydanticCustomError:
 
 class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Run name.")
-    backend: Literal["tensorflow", "jax", "torch"] = Field(
+    backend: BackendName = Field(
         default_factory=default_backend, validate_default=True,  # type: ignore[arg-type]
         description="The Keras backend that trains the model (default: $KERAS_BACKEND, else "
         "tensorflow). jax and torch need their extra: pip install \"dltrain[jax]\".")
@@ -563,11 +568,13 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _distribution_on_its_backend(self) -> Config:
-        if self.distribution.strategy == "data_parallel" and self.backend == "torch":
-            raise key_error("distribution.strategy", "data_parallel runs on the jax and "
-                            "tensorflow backends; Keras's torch distribution is not in a release. "
-                            "Received: backend torch. Use backend: jax (or tensorflow), or "
-                            "strategy: none.")
+        if (self.distribution.strategy == "data_parallel"
+                and not supports_data_parallel(self.backend)):
+            able = " and ".join(sorted(data_parallel_backends()))
+            raise key_error("distribution.strategy", f"data_parallel runs on the {able} "
+                            f"backends; Keras's {self.backend} distribution is not in a release. "
+                            f"Received: backend {self.backend}. Use backend: jax (or tensorflow), "
+                            "or strategy: none.")
         return self
 
     @model_validator(mode="after")
@@ -575,15 +582,17 @@ class Config(Strict):
         steps = self.training.steps_per_execution
         if steps == "auto" or steps == 1:
             return self
-        if self.backend == "torch":
-            raise key_error("training.steps_per_execution", "Keras's torch trainer runs one step "
-                            f"per call. Received: {steps} on backend torch. Use auto (the "
-                            "default) or 1, or backend: jax or tensorflow.")
-        if self.backend == "tensorflow" and self.distribution.strategy == "data_parallel":
+        if not runs_steps_per_call(self.backend):
+            raise key_error("training.steps_per_execution", f"Keras's {self.backend} trainer "
+                            f"runs one step per call. Received: {steps} on backend "
+                            f"{self.backend}. Use auto (the default) or 1, or backend: jax or "
+                            "tensorflow.")
+        if not runs_steps_per_call(self.backend, self.distribution.strategy == "data_parallel"):
             # Keras's multi-step loop failed in MirroredStrategy's graph (InvalidArgumentError).
-            raise key_error("training.steps_per_execution", "Keras's TensorFlow trainer runs "
-                            "one step per call under distribution.strategy data_parallel. "
-                            f"Received: {steps}. Use auto (the default) or 1, or backend: jax.")
+            raise key_error("training.steps_per_execution", f"Keras's {NAMES[self.backend]} "
+                            "trainer runs one step per call under distribution.strategy "
+                            f"data_parallel. Received: {steps}. Use auto (the default) or 1, or "
+                            "backend: jax.")
         return self
 
     @model_validator(mode="after")
@@ -697,8 +706,7 @@ class Config(Strict):
         steps = self.training.steps_per_execution
         if steps != "auto":
             return steps
-        if self.backend == "torch" or (self.backend == "tensorflow"
-                                       and self.distribution.strategy == "data_parallel"):
+        if not runs_steps_per_call(self.backend, self.distribution.strategy == "data_parallel"):
             return 1  # where Keras runs one step a call (_steps_per_execution_on_its_backend)
         return min(max(256 // self.training.batch_size, 1), 16)
 

@@ -39,9 +39,9 @@ def read_class_folders(folder: Path, cfg: DatasetConfig) -> tuple[np.ndarray, np
         raise DataError(f"{folder}: no class sub-folders; put each class's images in a sub-folder "
                         "named after the class.")
     files = image_files(folder, names)
-    from dltrain.backend import active_backend, decode_image, keras_module
+    from dltrain.backend import decode_image, input_is_tf_data, keras_module
 
-    if active_backend() != "tensorflow":
+    if not input_is_tf_data():  # Keras's folder reader is tf.data
         return read_files(files, cfg, decode_image)
     try:
         data = keras_module().utils.image_dataset_from_directory(

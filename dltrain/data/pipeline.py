@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dltrain.backend import active_backend, keras_module, tensorflow_module
+from dltrain.backend import input_is_tf_data, keras_module, tensorflow_module
 from dltrain.backend.distribution import process_rows
 
 PREFETCH_BATCHES = 2  # enough to hide the per-batch map; more only costs memory
@@ -44,7 +44,7 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
     broadcast (n,) against (n, 1) into an n-by-n grid and gave wrong figures).
     """
     y = y.reshape(len(y), 1) if getattr(y, "ndim", None) == 1 else y
-    if active_backend() != "tensorflow":
+    if not input_is_tf_data():
         return array_batches(x, y, batch_size, shuffle=shuffle, seed=seed, augmenter=augmenter,
                              first_epoch=first_epoch)
     tf = tensorflow_module()
@@ -99,7 +99,7 @@ def epoch_clock(first_epoch: int) -> Any:
             super().__init__()
             self.epoch = (tensorflow_module().Variable(first_epoch, dtype="int64",
                                                        trainable=False)
-                          if active_backend() == "tensorflow" else None)
+                          if input_is_tf_data() else None)
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             if self.epoch is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dltrain.backend import keras_module, prepare_runtime, quiet_native_logs
+from dltrain.backend.names import exporting_backends
 from dltrain.config.schema import Config
 from dltrain.data.prepare import Preparation, load_splits
 from dltrain.errors import RunError
@@ -28,9 +29,8 @@ from dltrain.tasks.classification import classes
 
 # dltrain's names for Keras's formats: the names users know from TensorFlow's own tools.
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
-# Where Keras 3.15's model.export has a path for a format (it refuses LiteRT on JAX).
-BACKENDS = {"saved_model": ("tensorflow", "jax", "torch"), "onnx": ("tensorflow", "jax", "torch"),
-            "tflite": ("tensorflow", "torch")}
+# Where Keras 3.15's model.export has a path for a format (it refuses LiteRT on JAX): the
+# backends' own facts (backend.names.exporting_backends).
 EXTRA = 'pip install "dltrain[export]"'
 # (module, what installs it) that exporting and checking need, by format and backend: Keras's
 # converter for the backend, then the runtime that loads the file back.
@@ -66,11 +66,11 @@ def check_supported(fmt: str, backend: str) -> None:
     """Refuse a format Keras cannot export on this backend, naming the ones that can."""
     if fmt not in FORMATS:
         raise RunError(f"--format must be one of {', '.join(FORMATS)}. Received: {fmt!r}.")
-    if backend not in BACKENDS[fmt]:
-        able = " or ".join(BACKENDS[fmt])
-        raise RunError(f"--format {fmt}: Keras exports it from the {able} backend, not {backend}. "
-                       f"Export with --backend {BACKENDS[fmt][0]} (the .keras file loads on any "
-                       "backend).")
+    exporting = exporting_backends(fmt)
+    if backend not in exporting:
+        raise RunError(f"--format {fmt}: Keras exports it from the {' or '.join(exporting)} "
+                       f"backend, not {backend}. Export with --backend {exporting[0]} (the .keras "
+                       "file loads on any backend).")
 
 
 def check_installed(fmt: str, backend: str) -> None:
@@ -81,8 +81,9 @@ def check_installed(fmt: str, backend: str) -> None:
     if missing:
         names = " and ".join(module for module, _ in missing)
         commands = " and ".join(dict.fromkeys(install for _, install in missing))
-        other = (f" (or export with --backend tensorflow and {EXTRA})"
-                 if backend != "tensorflow" and fmt == "onnx" else "")
+        first = exporting_backends(fmt)[0]  # TensorFlow, whose converter comes with the extra
+        other = (f" (or export with --backend {first} and {EXTRA})"
+                 if backend != first and fmt == "onnx" else "")
         raise RunError(f"--format {fmt} on the {backend} backend needs {names}, not installed "
                        f"here. Install with: {commands}{other}.")
 

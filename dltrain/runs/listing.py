@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from dltrain.backend.names import backend_of_environment
 from dltrain.console import finite
 from dltrain.errors import RunError
 from dltrain.runs import layout as runs
@@ -78,8 +79,7 @@ def _row(path: Path) -> dict[str, Any]:
         "dataset": dataset.get("name"),
         "state": state.get("state"),
         "kind": kind(state, metrics, env),
-        # Runs from before backends were a choice ran on TensorFlow.
-        "backend": env.get("backend") or ("tensorflow" if env.get("tensorflow") else None),
+        "backend": backend_of_environment(env),
         "epochs": metrics.get("epochs_run", len(history)),
         "accuracy": test.get("accuracy", test.get("acc")),
         "loss": test.get("loss"),
