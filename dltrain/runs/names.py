@@ -24,3 +24,10 @@ CV_FILE = "cv.json"  # a cross-validation's plan and folds' results; its folds a
 FIT_FILES = frozenset({CONFIG_FILE, STATE_FILE, ENV_FILE, MANIFEST_FILE, PREPARATION_FILE,
                        HISTORY_FILE, LAST_FILE, LAST_META, BEST_FILE, MODEL_FILE, CURVES_FILE,
                        CONFUSION_FILE, PREDICTED_FILE, RESIDUALS_FILE, METRICS_FILE})
+# A search's parent run (`dltrain tune`).
+TUNE_FILE = "tune.json"
+BEST_CONFIG = "best.yaml"
+HISTORY_PLOT = "trials.png"
+IMPORTANCE_PLOT = "importance.png"
+STUDY_FILE = "study.db"
+LOCK_FILE = "study.lock"

@@ -18,13 +18,10 @@ from dltrain.config.load import dump
 from dltrain.errors import RunError
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
+from dltrain.runs.names import BEST_CONFIG, HISTORY_PLOT, IMPORTANCE_PLOT, TUNE_FILE
 from dltrain.search.space import applied
 
 KIND = "tune"  # run.json's kind for a search's parent run
-TUNE_FILE = "tune.json"
-BEST_CONFIG = "best.yaml"
-HISTORY_PLOT = "trials.png"
-IMPORTANCE_PLOT = "importance.png"
 UNSTARTED = 300  # seconds after which a trial that never named its process counts as stopped
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
           "WAITING": "waiting"}

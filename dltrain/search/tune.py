@@ -27,12 +27,11 @@ from dltrain.config.schema import Config, SearchConfig
 from dltrain.errors import DltrainError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
+from dltrain.runs.names import LOCK_FILE, STUDY_FILE
 from dltrain.search import results
 from dltrain.search.space import check_space, grid_space, planned_trials
 from dltrain.search.trial import Runner, direction, objective_of
 
-STUDY_FILE = "study.db"
-LOCK_FILE = "study.lock"
 KIND = results.KIND
 
 
