@@ -30,4 +30,4 @@ BEST_CONFIG = "best.yaml"
 HISTORY_PLOT = "trials.png"
 IMPORTANCE_PLOT = "importance.png"
 STUDY_FILE = "study.db"
-LOCK_FILE = "study.lock"
+STUDY_LOCK = "study.lock"  # the search budget's lock, beside the run's own (runs.lock)

@@ -27,7 +27,7 @@ from dltrain.config.schema import Config, SearchConfig
 from dltrain.errors import DltrainError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
-from dltrain.runs.names import LOCK_FILE, STUDY_FILE
+from dltrain.runs.names import STUDY_FILE, STUDY_LOCK
 from dltrain.search import results
 from dltrain.search.space import check_space, grid_space, planned_trials
 from dltrain.search.trial import Runner, direction, objective_of
@@ -118,7 +118,7 @@ def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
     study = open_study(config, storage or f"sqlite:///{parent.resolve() / STUDY_FILE}",
                        runner.goal)
     runner.parent = parent
-    budget = Budget(parent / LOCK_FILE, planned)
+    budget = Budget(parent / STUDY_LOCK, planned)
     runner.started = budget.release
     with budget.held():
         retry_interrupted(study)
