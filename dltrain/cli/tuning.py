@@ -69,10 +69,11 @@ def tune(
                               device=device.value, console=console)  # type: ignore[arg-type]
     else:
         assert resume is not None
+        from dltrain.runs.names import CONFIG_FILE
         from dltrain.search.results import search_state
 
         search_state(resume, storage)  # before TensorFlow's seconds-long import
-        use_backend(load_config(resume / "config.yaml").config.backend, device.value)  # type: ignore[arg-type]
+        use_backend(load_config(resume / CONFIG_FILE).config.backend, device.value)  # type: ignore[arg-type]
         from dltrain.search import tune as search
 
         result = search.resume(resume, storage=storage, trials=trials, device=device.value,  # type: ignore[arg-type]

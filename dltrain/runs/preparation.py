@@ -13,7 +13,9 @@ import numpy as np
 
 from dltrain.data.prepare import Preparation
 from dltrain.errors import RunError
+from dltrain.runs import records
 from dltrain.runs.files import json_type, read_json
+from dltrain.runs.records import Preprocessing
 
 REFIT = "The file is not as dltrain fit wrote it; fit the run again to recreate it."
 
@@ -43,6 +45,7 @@ def read_preparation(path: Path, input_shape: list[int] | None = None
         check.refuse("feature_names", f"{math.prod(sample)} names, one per input value",
                      f"{len(features)} names")
     check.classes()
+    records.parse(path, saved, Preprocessing)  # the rest of the keys, as the record types them
     return saved, Preparation.from_json(saved)
 
 
