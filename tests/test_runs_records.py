@@ -139,3 +139,13 @@ def test_schema_run_prints_the_shipped_run_schema(capsys: pytest.CaptureFixture[
     assert set(printed["properties"]) == {kind.FILE for kind in records.RECORDS}
     code, out, _ = run_cli(capsys, "schema")  # the config's, as before
     assert code == 0 and json.loads(out)["title"] == "dltrain experiment config"
+
+
+def test_preprocessing_read_back_holds_its_steps_not_its_schema_version(tmp_path: Path) -> None:
+    # export refuses a key it does not know as a step it cannot build into the model.
+    from dltrain.runs.preparation import read_preparation
+
+    records.write(tmp_path, Preprocessing.of(WRITTEN[Preprocessing]))
+    saved, preparation = read_preparation(tmp_path / "preprocessing.json", [2])
+    assert saved == WRITTEN[Preprocessing]
+    assert preparation.rescale == 1.0 and list(preparation.mean) == [0.5, 0.5]

@@ -45,7 +45,9 @@ def read_preparation(path: Path, input_shape: list[int] | None = None
         check.refuse("feature_names", f"{math.prod(sample)} names, one per input value",
                      f"{len(features)} names")
     check.classes()
-    records.parse(path, saved, Preprocessing)  # the rest of the keys, as the record types them
+    # The rest of the keys as the record types them; schema_version says how the file is
+    # laid out, not a step (export refuses the steps it does not know).
+    saved = records.parse(path, saved, Preprocessing).as_json()
     return saved, Preparation.from_json(saved)
 
 
