@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, ROOT, run_cli, write_yaml
+from dltrain.runs import records
+from dltrain.runs.records import RunState
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
@@ -120,8 +122,7 @@ def test_run_dir_that_holds_files_is_not_overwritten(
 def test_eval_refuses_an_incomplete_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run)[0] == 0
-    state = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**state, "state": "interrupted"}))
+    records.write(run, records.read(run, RunState).model_copy(update={"state": "interrupted"}))
     code, _, err = run_cli(capsys, "eval", run)
     assert code == 2 and "the run is 'interrupted', not completed" in err
     code, out, err = run_cli(capsys, "eval", run, "--model", run / "best.keras")

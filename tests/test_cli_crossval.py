@@ -9,6 +9,8 @@ import pytest
 
 from conftest import CONFIGS, run_cli, write_yaml
 from dltrain.config.load import dump, load_config
+from dltrain.runs import records
+from dltrain.runs.records import RunState
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
@@ -83,7 +85,7 @@ def test_resume_of_a_fold_or_a_search_names_what_goes_on_with_it(
             "one with") in refused(capsys, "--resume", fold)
     search = tmp_path / "search"
     search.mkdir()
-    (search / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune"}))
+    records.write(search, RunState(state="interrupted", kind="tune"))
     (search / "config.yaml").write_text(QUICKSTART.read_text())
     assert f"It is a search: dltrain tune --resume {search}. Start one with" in refused(
         capsys, "--resume", search)
@@ -156,7 +158,7 @@ def test_fit_resume_of_the_cross_validation_itself_points_to_cv_resume(
     """It once trained a fit into the parent folder, beside the folds: the parent's config.yaml
     is the cross-validation's, and fit took it for a run's."""
     parent = cv_parent(tmp_path / "cv", {"folds": 2, "per_fold": []})
-    (parent / "run.json").write_text(json.dumps({"state": "completed"}))
+    records.write(parent, RunState(state="completed"))
     before = sorted(path.name for path in parent.iterdir())
     code, out, err = run_cli(capsys, "fit", "--resume", parent, "--epochs", "2")
     assert code == 2, out + err

@@ -15,6 +15,8 @@ import yaml
 
 from conftest import CONFIGS, ROOT, run_cli, write_mnist
 from dltrain.cli import main
+from dltrain.runs import records
+from dltrain.runs.records import RunState
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
@@ -188,8 +190,7 @@ def test_predict_refuses_an_unfinished_run_and_names_its_checkpoint(
     import tensorflow as tf
 
     run = shutil.copytree(trained, tmp_path / "run")
-    state = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**state, "state": "interrupted"}))
+    records.write(run, records.read(run, RunState).model_copy(update={"state": "interrupted"}))
     (run / "model.keras").rename(run / "last.keras")
     (run / "best.keras").unlink(missing_ok=True)
     image = np.load(ROOT / "dltrain" / "data" / "shipped" / "fashion_mnist_mini.npz")["x_test"][0]

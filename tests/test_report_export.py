@@ -21,6 +21,8 @@ from dltrain.cli import main
 from dltrain.data.prepare import Preparation
 from dltrain.errors import RunError
 from dltrain.report import export
+from dltrain.runs import records
+from dltrain.runs.records import Preprocessing
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 NEEDS_ONNX = pytest.mark.skipif(
@@ -293,8 +295,8 @@ def test_cli_refuses_bad_inputs_with_exit_2(
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
     code, _, err = run_cli(capsys, "export", run, "--format", "onnx")
     assert code == 2 and 'pip install "dltrain[export]"' in err
-    saved = json.loads((run / "preprocessing.json").read_text())
-    (run / "preprocessing.json").write_text(json.dumps({**saved, "target_log": True}))
+    saved = records.read(run, Preprocessing).as_json()
+    records.write(run, Preprocessing.of({**saved, "target_log": True}))
     code, _, err = run_cli(capsys, "export", run, "--format", "saved_model")
     assert code == 2 and "holds steps export cannot build into the exported model yet " \
         "(target_log)" in err

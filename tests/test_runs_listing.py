@@ -12,7 +12,9 @@ from rich.console import Console
 
 from conftest import run_cli
 from dltrain.report.tables import runs_table
+from dltrain.runs import records
 from dltrain.runs.listing import list_runs, summarise
+from dltrain.runs.records import CrossValidation, Environment, Metrics, RunState
 
 LONG = "fashion_mnist_best-20261126-031500"
 
@@ -94,12 +96,11 @@ def test_a_narrow_terminal_still_shows_name_state_kind_and_accuracy() -> None:
 def write_run(folder: Path, *, state: str = "completed", metrics: dict[str, Any] | None = None,
               extra_state: dict[str, Any] | None = None, command: list[str] | None = None) -> Path:
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({"state": state, **(extra_state or {})}))
+    records.write(folder, RunState.of({"state": state, **(extra_state or {})}))
     if metrics is not None:
-        (folder / "metrics.json").write_text(json.dumps(metrics))
+        records.write(folder, Metrics.of(metrics))
     if command is not None:
-        (folder / "environment.json").write_text(json.dumps(
-            {"started": "2026-11-26T03:15:00+0000", "command": command}))
+        records.write(folder, Environment(started="2026-11-26T03:15:00+0000", command=command))
     return folder
 
 
@@ -189,8 +190,8 @@ def test_rows_name_the_backend_and_older_runs_count_as_tensorflow(tmp_path: Path
                       ("old", {"tensorflow": "2.21.0"})):
         run = tmp_path / name
         run.mkdir()
-        (run / "run.json").write_text(json.dumps({"state": "completed"}))
-        (run / "environment.json").write_text(json.dumps(env))
+        records.write(run, RunState(state="completed"))
+        records.write(run, Environment.of(env))
     rows = {row["name"]: row for row in list_runs(tmp_path, "name")}
     assert rows["new"]["backend"] == "jax" and rows["old"]["backend"] == "tensorflow"
 
@@ -205,10 +206,13 @@ def write_cv(folder: Path, *, record: dict[str, Any] | None = None) -> Path:
     parent = write_run(folder, extra_state={"kind": "cv"},
                        command=["dltrain", "cv", "c.yaml", "--folds", "2"])
     fold = {"epochs_run": 5, "train_seconds": 30.0, "validation": {}, "test": {}}
-    (parent / "cv.json").write_text(json.dumps(record or {
-        "folds": 2, "per_fold": [fold, {**fold, "epochs_run": 4}],
-        "test": {"accuracy": {"mean": 0.91234, "std": 0.00456},
-                 "loss": {"mean": 0.25, "std": 0.01}}, "refit_result": None}))
+    if record is not None:  # as given, damaged or not
+        (parent / "cv.json").write_text(json.dumps(record))
+    else:
+        records.write(parent, CrossValidation(
+            folds=2, per_fold=[fold, {**fold, "epochs_run": 4}],
+            test={"accuracy": {"mean": 0.91234, "std": 0.00456},
+                  "loss": {"mean": 0.25, "std": 0.01}}, refit_result=None))
     write_run(parent / "fold-0", metrics=FINISHED)
     return parent
 
@@ -294,8 +298,8 @@ def test_compare_of_two_cross_validations_shows_their_means_and_fold_counts(
     for name, folds, accuracy in (("a", 3, 0.6775), ("b", 2, 0.6591)):
         parent = write_run(tmp_path / name, extra_state={"kind": "cv"})
         (parent / "config.yaml").write_text("name: x\nseed: 1\n")
-        (parent / "cv.json").write_text(json.dumps({
-            "folds": folds, "per_fold": [], "test": {"accuracy": {"mean": accuracy, "std": 0.01}}}))
+        records.write(parent, CrossValidation(
+            folds=folds, per_fold=[], test={"accuracy": {"mean": accuracy, "std": 0.01}}))
         parents.append(parent)
     code, out, err = run_cli(capsys, "compare", *parents, "--json")
     assert code == 0, err

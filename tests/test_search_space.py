@@ -3,7 +3,6 @@ before any trial runs (and before TensorFlow is imported)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from dltrain.config.load import load_config
 from dltrain.config.schema import SearchConfig
 from dltrain.config.yaml_file import read_value
 from dltrain.errors import ConfigError
+from dltrain.runs import records
+from dltrain.runs.records import Metrics, RunState
 from dltrain.search.results import shown
 from dltrain.search.space import applied, check_space, grid_values, override, planned_trials
 
@@ -164,8 +165,8 @@ def test_a_storage_password_is_not_written_down(tmp_path: Path,
     assert shown("postgresql://me:secret@db:5432/studies") == "postgresql://me:***@db:5432/studies"
     assert shown("sqlite:///runs/s/study.db") == "sqlite:///runs/s/study.db"
     (tmp_path / "config.yaml").write_text(QUICKSTART.read_text())
-    (tmp_path / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune",
-                                                   "storage": shown("mysql://me:pw@db/s")}))
+    records.write(tmp_path, RunState(state="interrupted", kind="tune",
+                                     storage=shown("mysql://me:pw@db/s")))
     code, _, err = run_cli(capsys, "tune", "--resume", tmp_path)
     assert code == 2 and "its study is in mysql://me:***@db/s; pass --storage again" in err
 
@@ -176,10 +177,9 @@ def test_runs_lists_a_search_as_one_row_of_kind_tune(tmp_path: Path) -> None:
     parent = tmp_path / "runs" / "quickstart-tune-20260101-000000"
     (parent / "trial-0000").mkdir(parents=True)
     (parent / "config.yaml").write_text(QUICKSTART.read_text())
-    (parent / "run.json").write_text(json.dumps({"state": "completed", "kind": "tune"}))
-    (parent / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.8, "loss": 0.5},
-                                                     "epochs_run": 3, "best_trial": 0}))
-    (parent / "trial-0000" / "run.json").write_text(json.dumps({"state": "completed"}))
+    records.write(parent, RunState(state="completed", kind="tune"))
+    records.write(parent, Metrics(test={"accuracy": 0.8, "loss": 0.5}, epochs_run=3, best_trial=0))
+    records.write(parent / "trial-0000", RunState(state="completed"))
     rows = list_runs(tmp_path / "runs")
     assert [(row["name"], row["kind"], row["accuracy"]) for row in rows] == [
         (parent.name, "tune", 0.8)]
@@ -214,7 +214,7 @@ def test_fit_resume_of_the_search_itself_points_to_tune_resume(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parent = tmp_path / "search"
     parent.mkdir()
-    (parent / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune"}))
+    records.write(parent, RunState(state="interrupted", kind="tune"))
     (parent / "config.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
     before = sorted(path.name for path in parent.iterdir())
     code, out, err = run_cli(capsys, "fit", "--resume", parent)
@@ -229,7 +229,7 @@ def test_fit_resume_of_a_trial_points_to_tune_resume(tmp_path: Path,
     parent = tmp_path / "search"
     trial = parent / "trial-0001"
     trial.mkdir(parents=True)
-    (parent / "run.json").write_text(json.dumps({"state": "interrupted", "kind": "tune"}))
+    records.write(parent, RunState(state="interrupted", kind="tune"))
     (trial / "config.yaml").write_text((CONFIGS / "quickstart.yaml").read_text())
     code, out, err = run_cli(capsys, "fit", "--resume", trial)
     assert code == 2, out + err

@@ -13,7 +13,9 @@ from rich.console import Console
 
 from conftest import run_cli
 from dltrain.report.tables import print_scores, runs_table
+from dltrain.runs import records
 from dltrain.runs.listing import compare, summarise
+from dltrain.runs.records import Metrics, RunState
 from dltrain.tasks.regression_report import regression_report
 
 REGRESSION = """\
@@ -81,17 +83,17 @@ def test_scores_show_mae_rmse_r2_and_the_scale_per_target() -> None:
                                                               "0.9000", "1.1180"]
 
 
-REGRESSION_METRICS = {"test": {"loss": 0.25, "mae": 0.4}, "epochs_run": 5, "train_seconds": 2.0,
-                      "samples_per_second": 100.0,
-                      "regression": {"mae": 2.1, "rmse": 2.9, "r2": 0.8512, "target_std": 7.8,
-                                     "per_target": []}}
+REGRESSION_METRICS = Metrics(test={"loss": 0.25, "mae": 0.4}, epochs_run=5, train_seconds=2.0,
+                             samples_per_second=100.0,
+                             regression={"mae": 2.1, "rmse": 2.9, "r2": 0.8512, "target_std": 7.8,
+                                         "per_target": []})
 
 
 def test_runs_shows_r2_where_a_classifier_shows_accuracy(tmp_path: Path) -> None:
     run = tmp_path / "auto_mpg-20261126-031500"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"state": "completed"}))
-    (run / "metrics.json").write_text(json.dumps(REGRESSION_METRICS))
+    records.write(run, RunState(state="completed"))
+    records.write(run, REGRESSION_METRICS)
     row = summarise(run)
     assert row["accuracy"] is None and row["r2"] == 0.8512 and row["rmse"] == 2.9
     buffer = io.StringIO()
@@ -108,9 +110,10 @@ def test_compare_shows_the_regression_metrics(tmp_path: Path) -> None:
         run = tmp_path / name
         run.mkdir()
         (run / "config.yaml").write_text(f"name: {name}\n")
-        metrics = json.loads(json.dumps(REGRESSION_METRICS))
-        metrics["regression"]["r2"] = r2
-        (run / "metrics.json").write_text(json.dumps(metrics))
+        metrics = REGRESSION_METRICS.model_copy(deep=True)
+        assert metrics.regression is not None
+        metrics.regression["r2"] = r2
+        records.write(run, metrics)
         runs.append(run)
     rows = {row["metric"]: row for row in compare(*runs)["metrics"]}
     assert rows["R²"]["delta"] == pytest.approx(0.1)
@@ -227,13 +230,14 @@ def test_runs_sort_by_r2_puts_the_best_regression_first(tmp_path: Path) -> None:
     for name, r2 in (("low", 0.2), ("high", 0.9), ("classifier", None)):
         run = tmp_path / name
         run.mkdir()
-        (run / "run.json").write_text(json.dumps({"state": "completed"}))
-        metrics = json.loads(json.dumps(REGRESSION_METRICS))
+        records.write(run, RunState(state="completed"))
+        metrics = REGRESSION_METRICS.model_copy(deep=True)
         if r2 is None:
-            metrics.pop("regression")
+            metrics = Metrics.of({k: v for k, v in metrics.as_json().items() if k != "regression"})
         else:
-            metrics["regression"]["r2"] = r2
-        (run / "metrics.json").write_text(json.dumps(metrics))
+            assert metrics.regression is not None
+            metrics.regression["r2"] = r2
+        records.write(run, metrics)
     assert [row["name"] for row in list_runs(tmp_path, "r2")] == ["high", "low", "classifier"]
 
 

@@ -19,7 +19,9 @@ import pytest
 
 from conftest import CONFIGS, run_cli
 from dltrain.config.load import dump, load_config
+from dltrain.runs import records
 from dltrain.runs.layout import read_history, write_history
+from dltrain.runs.records import Exports, RunState
 
 pytestmark = pytest.mark.slow  # every test here trains a model
 
@@ -182,8 +184,7 @@ def test_a_resume_that_trains_on_sets_aside_the_earlier_models_scores(
     run = tmp_path / "run"
     assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
     assert run_cli(capsys, "eval", run)[0] == 0 and (run / "eval.json").is_file()
-    (run / "export.json").write_text(json.dumps({"onnx": {"status": "passed",
-                                                          "path": str(run / "model.onnx")}}))
+    records.write(run, Exports.of({"onnx": {"status": "passed", "path": str(run / "model.onnx")}}))
     code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
     assert code == 0, err
     assert not (run / "eval.json").exists()
@@ -263,7 +264,7 @@ def finished_then_cut_back(run: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
     for name in ("model.keras", "metrics.json", "curves.png", "confusion_matrix.png"):
         (run / name).unlink()
-    (run / "run.json").write_text(json.dumps({"state": "running"}))
+    records.write(run, RunState(state="running"))
 
 
 def test_resume_finishes_a_run_killed_after_its_last_epoch(
@@ -313,7 +314,7 @@ def test_resume_refuses_a_state_whose_parts_disagree(
 
     gone = tmp_path / "gone"  # a completed run whose last.keras was deleted
     shutil.copytree(run, gone)
-    (gone / "run.json").write_text(json.dumps({"state": "completed"}))
+    records.write(gone, RunState(state="completed"))
     (gone / "last.keras").unlink()
     code, _, err = run_cli(capsys, "fit", "--resume", gone, "--epochs", "3")
     assert code == 2
@@ -336,7 +337,7 @@ def test_resume_of_a_run_without_a_completed_epoch_starts_it_and_cleans_up(
     config = load_config(QUICKSTART, ["dataset.train_limit=600", "dataset.test_limit=100",
                                       "training.epochs=1"]).config
     (run / "config.yaml").write_text(dump(config))
-    (run / "run.json").write_text(json.dumps({"state": "running"}))
+    records.write(run, RunState(state="running"))
     write_history(run / "history.csv", [{"epoch": 1, "loss": 2.0, "seconds": 1.0}])
     leftovers = [".last.keras.k2j4h5g6.keras", ".history.csv.ab_d12e4.tmp",
                  ".curves.png.zz99yy88.png"]

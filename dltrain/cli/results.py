@@ -63,7 +63,9 @@ def eval_(
     print_eval(for_results(as_json), evaluation.result)
     if as_json:
         emit_json(evaluation.result)
-    if config is not None and (run_dir / "run.json").is_file():
+    from dltrain.runs.names import STATE_FILE
+
+    if config is not None and (run_dir / STATE_FILE).is_file():
         # Another config's data: the run's eval.json and confusion matrix stay the run's own.
         err.print(f"note: not saved into {escape(str(run_dir))}: these scores are on "
                   f"{escape(str(config))}'s test data, not the run's.", highlight=False,

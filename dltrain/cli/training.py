@@ -233,11 +233,20 @@ def smoke(
         raise typer.Exit(1)
 
 
-def schema() -> None:
+def schema(
+    run: Annotated[bool, typer.Option(
+        "--run", help="The JSON Schema of a run folder's JSON files (run.json, metrics.json, "
+                      "...) instead, for tools that read runs.")] = False,
+) -> None:
     """Print the JSON Schema of the config file, with Keras's layer names, for editors.
 
-    Example: dltrain schema > dltrain.schema.json
+    Example: dltrain schema > dltrain.schema.json; dltrain schema --run > dltrain.run.schema.json
     """
+    if run:
+        from dltrain.runs.records import json_schema as run_schema
+
+        emit_json(run_schema())
+        return
     from dltrain.config.catalog import with_layer_names
     from dltrain.config.schema import json_schema
 

@@ -69,10 +69,11 @@ def tune(
                               device=device, console=console)
     else:
         assert resume is not None
+        from dltrain.runs.names import CONFIG_FILE
         from dltrain.search.results import search_state
 
         search_state(resume, storage)  # before TensorFlow's seconds-long import
-        use_backend(load_config(resume / "config.yaml").config.backend, device)
+        use_backend(load_config(resume / CONFIG_FILE).config.backend, device)
         from dltrain.search import tune as search
 
         result = search.resume(resume, storage=storage, trials=trials, device=device,

@@ -17,7 +17,7 @@ from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import RunError
 from dltrain.runs import layout as runs
-from dltrain.runs import lock
+from dltrain.runs import lock, records
 from dltrain.tasks.base import Figure
 
 
@@ -96,7 +96,7 @@ class Evaluation:
     def save(self, run_dir: Path) -> None:
         """eval.json, then the plots, once the scores are shown: a folder that cannot be
         written (full, read-only) costs the files, never the scores."""
-        runs.write_json(run_dir / runs.EVAL_FILE, self.result)
+        records.write(run_dir, records.Evaluation.of(self.result))
         for draw in self.pictures:
             draw(run_dir)
 
@@ -145,7 +145,7 @@ def check_single_run(run_dir: Path, command: str = "eval") -> None:
 def completed_model(run_dir: Path, verb: str) -> Path:
     """model.keras of a completed run; an unfinished run's may be missing or stale, so eval,
     predict and export refuse it and name the checkpoints to `verb` (Evaluate, ...) instead."""
-    state = lock.state_now(run_dir, runs.read_record(run_dir / runs.STATE_FILE).get("state"))
+    state = lock.state_now(run_dir, records.read(run_dir, records.RunState).state)
     if state != "completed":
         raise RunError(f"{run_dir}: the run is '{state}', not completed; its {runs.MODEL_FILE} "
                        f"may be missing or stale. {_checkpoints(run_dir, verb, state)}")

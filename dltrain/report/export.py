@@ -24,6 +24,7 @@ from dltrain.errors import RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
 from dltrain.report.export_runtimes import RUNTIMES, runtime_name
 from dltrain.runs import layout as runs
+from dltrain.runs import records
 from dltrain.runs.preparation import check_outputs, read_preparation
 from dltrain.tasks.classification import classes
 
@@ -316,8 +317,5 @@ def export_and_check(model: Any, fmt: str, path: Path, raw: np.ndarray, referenc
 
 def record(run_dir: Path, fmt: str, entry: dict[str, Any]) -> None:
     """export.json: one entry per format, the latest export of each."""
-    path = run_dir / runs.EXPORT_FILE
-    entries = runs.read_json(path) if path.is_file() else {}
-    if not isinstance(entries, dict):
-        entries = {}
-    runs.write_json(path, {**entries, fmt: entry})
+    entries = records.read_exports(run_dir).formats()
+    records.write(run_dir, records.Exports.of({**entries, fmt: entry}))

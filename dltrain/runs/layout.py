@@ -15,9 +15,8 @@ from typing import Any
 from dltrain import __version__
 from dltrain.config.schema import Config
 from dltrain.errors import RunError
-from dltrain.runs import lock
+from dltrain.runs import lock, records
 from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run files through here
-    check_fields,
     copy_file,
     read_history,
     read_json,
@@ -30,50 +29,39 @@ from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run 
     write_history,
     write_json,
 )
-
-CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.keras"
-BEST_FILE = "best.keras"
-LAST_FILE = "last.keras"
-LAST_META = "last.json"  # older runs' epoch of last.keras: now its optimizer's step count says
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-EVAL_FILE = "eval.json"
-ENV_FILE = "environment.json"
-STATE_FILE = "run.json"
-CURVES_FILE = "curves.png"
-CONFUSION_FILE = "confusion_matrix.png"
-PREDICTED_FILE = "predicted_vs_actual.png"  # a regression's, instead of the confusion matrix
-RESIDUALS_FILE = "residuals.png"
-TENSORBOARD_DIR = "tensorboard"
-MANIFEST_FILE = "manifest.json"
-PREPARATION_FILE = "preprocessing.json"
-EXPORT_FILE = "export.json"  # `dltrain export`: each format's latest export and its parity check
-CV_FILE = "cv.json"  # a cross-validation's plan and folds' results; its folds are child runs
-# What fit writes in a run directory: a kill can leave their temporary files behind.
-FIT_FILES = frozenset({CONFIG_FILE, STATE_FILE, ENV_FILE, MANIFEST_FILE, PREPARATION_FILE,
-                       HISTORY_FILE, LAST_FILE, LAST_META, BEST_FILE, MODEL_FILE, CURVES_FILE,
-                       CONFUSION_FILE, PREDICTED_FILE, RESIDUALS_FILE, METRICS_FILE})
-
-
-# The keys of the JSON records fit writes whose type their readers rely on.
-RECORD_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    STATE_FILE: {"state": str, "kind": str, "trained": int, "updated": str},
-    MANIFEST_FILE: {"config_sha256": str, "data": dict, "seed": int},
-    ENV_FILE: {"resumed": list, "command": list, "started": str, "backend": str},
-    METRICS_FILE: {"test": dict, "regression": dict, "epochs_run": int},
-}
+from dltrain.runs.names import (  # noqa: F401 - re-exported: the run folder's names
+    BEST_FILE,
+    CONFIG_FILE,
+    CONFUSION_FILE,
+    CURVES_FILE,
+    CV_FILE,
+    ENV_FILE,
+    EVAL_FILE,
+    EXPORT_FILE,
+    FIT_FILES,
+    HISTORY_FILE,
+    LAST_FILE,
+    LAST_META,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREDICTED_FILE,
+    PREPARATION_FILE,
+    RESIDUALS_FILE,
+    STATE_FILE,
+    TENSORBOARD_DIR,
+)
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    """run.json, manifest.json, environment.json or metrics.json: RunError naming the file when
-    it is not the JSON object fit writes or a key there holds another type."""
-    return read_object(path, RECORD_FIELDS.get(path.name, {}))
-
-
-def check_record(path: Path, data: dict[str, Any]) -> None:
-    """A record already read: its keys' types, as `read_record` checks them."""
-    check_fields(path, data, RECORD_FIELDS.get(path.name, {}))
+    """run.json, manifest.json, environment.json, metrics.json (any run record) as the dict
+    written, through its record (`dltrain.runs.records`): RunError naming the file when it is
+    not the JSON object dltrain writes or a key there holds another type."""
+    kind = records.RECORD_OF.get(path.name)
+    if kind is None:
+        return read_object(path, {})
+    return records.parse(path, read_json(path), kind).model_dump(exclude_unset=True,
+                                                                warnings=False)
 
 
 def new_run_dir(config: Config, chosen: Path | None) -> Path:
@@ -201,30 +189,28 @@ def set_aside_scores(run_dir: Path) -> list[str]:
         (run_dir / EVAL_FILE).unlink()
         notes.append(f"{EVAL_FILE} removed: it scored the model before this resume; run dltrain "
                      "eval again once the run completes.")
-    exports = read_json(run_dir / EXPORT_FILE) if (run_dir / EXPORT_FILE).is_file() else None
-    if isinstance(exports, dict) and exports:
+    exports = records.read_exports(run_dir).formats()
+    if exports:
         stale = (f"of the model before the resume of {_now()}: export again once the run "
                  "completes")
-        write_json(run_dir / EXPORT_FILE, {fmt: {**entry, "stale": stale} if isinstance(
-            entry, dict) else entry for fmt, entry in exports.items()})
+        records.write(run_dir, records.Exports.of({fmt: {**entry, "stale": stale} if isinstance(
+            entry, dict) else entry for fmt, entry in exports.items()}))
         notes.append(f"{EXPORT_FILE}: its exports ({', '.join(exports)}) are {stale}.")
     return notes
 
 
 def recorded_kind(run_dir: Path) -> str | None:
     """run.json's kind (cv, tune for the folders that hold runs), or None where none is said."""
-    if not (run_dir / STATE_FILE).is_file():
-        return None
     try:
-        state = read_record(run_dir / STATE_FILE)
+        state = records.read_if_present(run_dir, records.RunState)
     except (OSError, RunError):  # unreadable: the commands that need it say so themselves
         return None
-    return state.get("kind")
+    return None if state is None else state.kind
 
 
 def set_state(run_dir: Path, state: str, **details: Any) -> None:
     """running, completed, interrupted or failed: `eval` trusts only completed runs."""
-    write_json(run_dir / STATE_FILE, {"state": state, "updated": _now(), **details})
+    records.write(run_dir, records.RunState.of({"state": state, "updated": _now(), **details}))
 
 
 def environment(device: str) -> dict[str, Any]:

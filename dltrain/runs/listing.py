@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -11,7 +11,8 @@ from dltrain.backend.names import backend_of_environment
 from dltrain.console import finite
 from dltrain.errors import RunError
 from dltrain.runs import layout as runs
-from dltrain.runs import lock
+from dltrain.runs import lock, records
+from dltrain.runs.records import CrossValidation, Environment, Metrics, Record, RunState
 
 SORT_KEYS = {"date": "date", "name": "name", "accuracy": "accuracy", "loss": "loss",
              "time": "seconds", "state": "state", "r2": "r2"}
@@ -58,16 +59,16 @@ class Unreadable(Exception):
 
 
 def _row(path: Path) -> dict[str, Any]:
-    state = _mapping(path / runs.STATE_FILE, _json, required=True)
-    env = _mapping(path / runs.ENV_FILE, _json)
-    metrics = _mapping(path / runs.METRICS_FILE, _json)
+    state = _record(path, RunState, required=True)
+    env = _record(path, Environment)
+    metrics = _record(path, Metrics)
     config = _mapping(path / runs.CONFIG_FILE, _yaml)
-    test = metrics.get("test") or {}
+    test = metrics.test or {}
     dataset = config.get("dataset") or {}
-    regression = metrics.get("regression") or {}  # a regression's scores, in its targets' units
-    if not all(isinstance(part, dict) for part in (test, dataset, regression)):
-        name = runs.CONFIG_FILE if not isinstance(dataset, dict) else runs.METRICS_FILE
-        raise Unreadable(path / name, "not the layout dltrain writes")
+    regression = metrics.regression or {}  # a regression's scores, in its targets' units
+    if not isinstance(dataset, dict):
+        raise Unreadable(path / runs.CONFIG_FILE, "not the layout dltrain writes")
+    given = metrics.model_fields_set
     try:
         history = runs.read_history(path / runs.HISTORY_FILE)
     except (OSError, UnicodeDecodeError, RunError) as exc:
@@ -75,16 +76,17 @@ def _row(path: Path) -> dict[str, Any]:
     row = {
         "name": path.name,
         "path": str(path),
-        "date": _text(env.get("started"))[:16].replace("T", " ") or None,
+        "date": _text(env.started)[:16].replace("T", " ") or None,
         "dataset": dataset.get("name"),
-        "state": state.get("state"),
-        "kind": kind(state, metrics, env),
-        "backend": backend_of_environment(env),
-        "epochs": metrics.get("epochs_run", len(history)),
+        "state": state.state,
+        "kind": kind(state.as_json(), metrics.as_json(), env.as_json()),
+        "backend": backend_of_environment(env.as_json()),
+        "epochs": metrics.epochs_run if "epochs_run" in given else len(history),
         "accuracy": test.get("accuracy", test.get("acc")),
         "loss": test.get("loss"),
-        "seconds": metrics.get("train_seconds_total", metrics.get("train_seconds")),
-        "samples_per_second": metrics.get("samples_per_second"),
+        "seconds": (metrics.train_seconds_total if "train_seconds_total" in given
+                    else metrics.train_seconds),
+        "samples_per_second": metrics.samples_per_second,
         "r2": regression.get("r2"),
         "rmse": regression.get("rmse"),
     }
@@ -105,16 +107,18 @@ def cv_row(path: Path) -> dict[str, Any]:
     """A cross-validation's figures: the mean and std over its folds of the test accuracy and
     loss, the most epochs a fold ran and the time all of them (and a refit) trained. Its folds
     are run directories inside it, not rows of their own."""
-    record = _mapping(path / runs.CV_FILE, _json, required=True)
-    folds, test = record.get("per_fold"), record.get("test") or {}
-    if not (isinstance(folds, list) and all(isinstance(fold, dict) for fold in folds)
-            and isinstance(test, dict)
-            and all(isinstance(stats, dict) for stats in test.values())):
+    data = _mapping(path / runs.CV_FILE, _json, required=True)
+    try:
+        record = records.parse(path / runs.CV_FILE, data, CrossValidation)
+    except RunError:
+        raise Unreadable(path / runs.CV_FILE, "not the layout dltrain writes") from None
+    folds, test = record.per_fold, record.test or {}
+    if folds is None or not all(isinstance(stats, dict) for stats in test.values()):
         raise Unreadable(path / runs.CV_FILE, "not the layout dltrain writes")
     accuracy = test.get("accuracy", test.get("acc")) or {}
     loss = test.get("loss") or {}
     r2 = test.get("R²") or {}  # a regression's, in its targets' units
-    trained = [*folds, record.get("refit_result") or {}]
+    trained = [*folds, record.refit_result or {}]
     try:
         seconds = sum(run.get("train_seconds") or 0.0 for run in trained) if folds else None
         epochs = max((fold.get("epochs_run") or 0 for fold in folds), default=None)
@@ -141,11 +145,19 @@ def _mapping(path: Path, read: Any, required: bool = False) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise Unreadable(path, f"holds a {type(data).__name__}, not the mapping dltrain writes")
+    return data
+
+
+R = TypeVar("R", bound=Record)
+
+
+def _record(run_dir: Path, kind: type[R], required: bool = False) -> R:
+    """The run's record `kind` (an empty one where a run not that far has no file yet)."""
+    path = run_dir / kind.FILE
     try:
-        runs.check_record(path, data)
+        return records.parse(path, _mapping(path, _json, required), kind)
     except RunError as exc:
         raise Unreadable(path, str(exc).removeprefix(f"{path}: ")) from None
-    return data
 
 
 def _text(value: Any) -> str:
@@ -172,9 +184,9 @@ def compare(run_a: Path, run_b: Path) -> dict[str, Any]:
     for path in (run_a, run_b):
         if not (path / runs.CONFIG_FILE).is_file():
             raise RunError(f"{path}: no config.yaml; compare takes two run directories.")
-    config_a, config_b = (_compared(path / runs.CONFIG_FILE, _yaml) for path in (run_a, run_b))
+    config_a, config_b = (_config(path / runs.CONFIG_FILE) for path in (run_a, run_b))
     changes = [{"key": key, "a": a, "b": b} for key, a, b in config_diff(config_a, config_b)]
-    folds = [_compared(path / runs.CV_FILE, _json).get("folds") for path in (run_a, run_b)]
+    folds = [_compared(path, CrossValidation).folds for path in (run_a, run_b)]
     if folds[0] != folds[1]:  # a cross-validation's fold count is no key of its config
         changes.append({"key": "cv --folds", "a": folds[0], "b": folds[1]})
     tests = [compared_scores(path) for path in (run_a, run_b)]
@@ -195,12 +207,12 @@ REGRESSION_ROWS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "target_std": "tar
 def compared_scores(path: Path) -> dict[str, Any]:
     """A run's test figures; a cross-validation's are the means over its folds (cv.json)."""
     if (path / runs.CV_FILE).is_file():
-        test = _compared(path / runs.CV_FILE, _json).get("test")
-        if not isinstance(test, dict) or not all(isinstance(v, dict) for v in test.values()):
+        test = _compared(path, CrossValidation).test
+        if test is None or not all(isinstance(v, dict) for v in test.values()):
             raise RunError(f"{path / runs.CV_FILE}: not the layout dltrain writes; compare takes "
                            "two run directories as dltrain writes them.")
         return {name: stats.get("mean") for name, stats in test.items()}
-    scores = scored_metrics(_compared(path / runs.METRICS_FILE, _json))
+    scores = scored_metrics(_compared(path, Metrics))
     wrong = [name for name, value in scores.items()
              if isinstance(value, bool) or not isinstance(value, int | float | None)]
     if wrong:
@@ -209,18 +221,27 @@ def compared_scores(path: Path) -> dict[str, Any]:
     return scores
 
 
-def scored_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+def scored_metrics(metrics: Metrics) -> dict[str, Any]:
     """The test metrics Keras logged and, for a regression, its scores in the targets' units."""
-    regression = metrics.get("regression") or {}
-    return {**(metrics.get("test") or {}),
+    regression = metrics.regression or {}
+    return {**(metrics.test or {}),
             **{shown: regression[key] for key, shown in REGRESSION_ROWS.items()
                if key in regression}}
 
 
-def _compared(path: Path, read: Any) -> dict[str, Any]:
-    """A run file compare reads; RunError naming it when it is damaged."""
+def _compared(run_dir: Path, kind: type[R]) -> R:
+    """A run's record compare reads; RunError naming its file when it is damaged."""
     try:
-        return _mapping(path, read)
+        return _record(run_dir, kind)
+    except Unreadable as exc:
+        raise RunError(f"{exc}; compare takes two run directories as dltrain writes them.") \
+            from None
+
+
+def _config(path: Path) -> dict[str, Any]:
+    """config.yaml as compare reads it; RunError naming it when it is damaged."""
+    try:
+        return _mapping(path, _yaml)
     except Unreadable as exc:
         raise RunError(f"{exc}; compare takes two run directories as dltrain writes them.") \
             from None

@@ -13,7 +13,9 @@ import numpy as np
 
 from dltrain.data.prepare import Preparation
 from dltrain.errors import RunError
+from dltrain.runs import records
 from dltrain.runs.files import json_type, read_json
+from dltrain.runs.records import Preprocessing
 
 REFIT = "The file is not as dltrain fit wrote it; fit the run again to recreate it."
 
@@ -43,6 +45,9 @@ def read_preparation(path: Path, input_shape: list[int] | None = None
         check.refuse("feature_names", f"{math.prod(sample)} names, one per input value",
                      f"{len(features)} names")
     check.classes()
+    # The rest of the keys as the record types them; schema_version says how the file is
+    # laid out, not a step (export refuses the steps it does not know).
+    saved = records.parse(path, saved, Preprocessing).as_json()
     return saved, Preparation.from_json(saved)
 
 

@@ -18,13 +18,11 @@ from dltrain.config.load import dump
 from dltrain.errors import RunError
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
+from dltrain.runs import records
+from dltrain.runs.names import BEST_CONFIG, HISTORY_PLOT, IMPORTANCE_PLOT
 from dltrain.search.space import applied
 
 KIND = "tune"  # run.json's kind for a search's parent run
-TUNE_FILE = "tune.json"
-BEST_CONFIG = "best.yaml"
-HISTORY_PLOT = "trials.png"
-IMPORTANCE_PLOT = "importance.png"
 UNSTARTED = 300  # seconds after which a trial that never named its process counts as stopped
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
           "WAITING": "waiting"}
@@ -37,7 +35,8 @@ def search_state(parent: Path, storage: str | None) -> dict[str, Any]:
     Raises:
         RunError: when it is not one, or its study's password is needed.
     """
-    state = runs.read_json(parent / runs.STATE_FILE) if (parent / runs.STATE_FILE).is_file() else {}
+    recorded = records.read_if_present(parent, records.RunState)
+    state = {} if recorded is None else recorded.as_json()
     if state.get("kind") != KIND or not (parent / runs.CONFIG_FILE).is_file():
         what = runs.resumed_by(parent)
         raise RunError(f"{parent}: not a search directory (no run.json of kind tune with its "
@@ -149,13 +148,13 @@ def write_results(parent: Path, study: Any, document: dict[str, Any], base: dict
     if best is not None:
         config = applied(base, source, best["params"]).config
         runs.write_atomic(parent / BEST_CONFIG, dump(config))
-        runs.write_json(parent / runs.METRICS_FILE, {
+        records.write(parent, records.Metrics.of({
             "test": best["test"] or {}, "epochs_run": best["epochs"], "best_trial": best["number"],
-            "train_seconds": round(sum(row["seconds"] or 0 for row in document["trials"]), 3)})
+            "train_seconds": round(sum(row["seconds"] or 0 for row in document["trials"]), 3)}))
     else:
         notes.append("no trial completed, so there is no best.yaml yet.")
     notes += plots(parent, study, document)
-    runs.write_json(parent / TUNE_FILE, {**document, "notes": document["notes"] + notes})
+    records.write(parent, records.Search.of({**document, "notes": document["notes"] + notes}))
     return notes
 
 

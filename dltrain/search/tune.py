@@ -27,12 +27,12 @@ from dltrain.config.schema import Config, SearchConfig
 from dltrain.errors import DltrainError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
+from dltrain.runs import records
+from dltrain.runs.names import STUDY_FILE, STUDY_LOCK
 from dltrain.search import results
 from dltrain.search.space import check_space, grid_space, planned_trials
 from dltrain.search.trial import Runner, direction, objective_of
 
-STUDY_FILE = "study.db"
-LOCK_FILE = "study.lock"
 KIND = results.KIND
 
 
@@ -61,7 +61,7 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     runs.set_state(parent, "running", kind=KIND,
                    **({"storage": results.shown(storage)} if storage else {}))
     # The search's start: versions, device, command (`runs` shows its date and backend).
-    runs.write_json(parent / runs.ENV_FILE, runs.environment(runner.device_name))
+    records.write(parent, records.Environment.of(runs.environment(runner.device_name)))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
     with run_lock.searching(parent):
         return _search(parent, config, runner, storage, notes)
@@ -93,9 +93,8 @@ def with_trials(config: Config, trials: int | None) -> Config:
 def check_more_trials(parent: Path, trials: int | None) -> None:
     """--trials on a resume is the search's new total: one below the trials already run
     would record a plan of 3 beside 10 done."""
-    record = parent / results.TUNE_FILE
-    document = runs.read_json(record) if trials is not None and record.is_file() else None
-    done = document.get("done") if isinstance(document, dict) else None
+    document = records.read_if_present(parent, records.Search) if trials is not None else None
+    done = None if document is None else document.done
     if isinstance(done, int) and trials is not None and trials < done:
         raise RunError(f"--trials {trials}: the search {parent} has run {done} trials already; "
                        f"--trials is the total, so give more than {done} to run more.")
@@ -119,7 +118,7 @@ def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
     study = open_study(config, storage or f"sqlite:///{parent.resolve() / STUDY_FILE}",
                        runner.goal)
     runner.parent = parent
-    budget = Budget(parent / LOCK_FILE, planned)
+    budget = Budget(parent / STUDY_LOCK, planned)
     runner.started = budget.release
     with budget.held():
         retry_interrupted(study)
@@ -161,8 +160,8 @@ def summary(parent: Path, study: Any, config: Config, runner: Runner, planned: i
 
 
 def _storage_of(parent: Path) -> dict[str, Any]:
-    state = runs.read_json(parent / runs.STATE_FILE)
-    return {"storage": state["storage"]} if state.get("storage") else {}
+    state = records.read(parent, records.RunState)
+    return {"storage": state.storage} if state.storage else {}
 
 
 def open_study(config: Config, storage: str, goal: Literal["maximize", "minimize"]) -> Any:
