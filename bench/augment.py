@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from dltrain.backend import keras_module
+from dltrain.config.dataset_section import AugmentationConfig
 from dltrain.config.load import load_config
-from dltrain.config.schema import AugmentationConfig, Config
+from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
 from dltrain.model.augment import in_step, make_augmenter
 from dltrain.model.build import build_model

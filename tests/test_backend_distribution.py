@@ -236,7 +236,7 @@ def test_data_parallel_on_one_device_runs_without_an_engine() -> None:
     # "data_parallel with one device changes nothing": MirroredStrategy over one device cost
     # 26% an epoch of quickstart on this CPU (bench/distribution.py), for nothing to share.
     from dltrain.backend.distribution import place
-    from dltrain.config.schema import DistributionConfig
+    from dltrain.config.training_section import DistributionConfig
 
     placement = place(DistributionConfig(strategy="data_parallel", devices=1))
     assert placement.engine is None and len(placement.devices) == 1

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import CONFIGS, run_cli, write_mnist
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data import download
 from dltrain.data.download import MIRROR_ENV, Remote, file_sha256
 from dltrain.data.keras_files import DATA_DIR_ENV, IDX_FILES

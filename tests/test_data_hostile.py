@@ -365,7 +365,7 @@ def test_a_text_chunk_bomb_is_named_where_pillow_decodes(tmp_path: Path) -> None
     # Pillow's ValueError (past MAX_TEXT_CHUNK) went through as an internal error on JAX and
     # torch, where Pillow decodes the image folder.
     from dltrain.backend.images import _decode_with_pillow
-    from dltrain.config.schema import DatasetConfig
+    from dltrain.config.dataset_section import DatasetConfig
     from dltrain.data.images import image_files, read_files
     from dltrain.errors import DataError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, write_yaml
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.images import read_image_folder
 from dltrain.errors import DataError
 

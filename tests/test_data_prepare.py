@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import images, write_idx
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.keras_files import IDX_FILES
 from dltrain.data.prepare import (
     Preparation,
@@ -439,7 +439,7 @@ def test_a_flat_input_of_another_size_is_still_an_error() -> None:
 
 
 def test_augmentation_with_a_flat_input_is_refused() -> None:
-    from dltrain.config.schema import AugmentationConfig
+    from dltrain.config.dataset_section import AugmentationConfig
 
     check_fits_model(splits_of([0, 1]), (16,), 2, "sparse_categorical",
                      AugmentationConfig(fill_mode="constant"))  # nothing asked: no augmentation

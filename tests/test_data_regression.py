@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.prepare import Preparation, check_fits_model, load_splits, subset
 from dltrain.errors import ConfigError, DataError
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import cifar_batch, write_idx, write_mnist
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data import keras_files as sources
 from dltrain.data.keras_files import DATA_DIR_ENV, FASHION_CLASSES, read_cifar, read_idx, read_npz
 from dltrain.data.sources import read_source

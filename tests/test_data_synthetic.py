@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.keras_files import CIFAR10_CLASSES, DIGITS, FASHION_CLASSES
 from dltrain.data.prepare import load_splits
 from dltrain.data.synthetic import stand_in_source, synthetic_raw

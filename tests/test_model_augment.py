@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from conftest import to_numpy
-from dltrain.config.schema import AugmentationConfig, Config
+from dltrain.config.dataset_section import AugmentationConfig
+from dltrain.config.schema import Config
 from dltrain.data.pipeline import pipeline
 from dltrain.model.augment import augmentation_layers, in_step, make_augmenter
 from dltrain.model.build import build_model

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dltrain.config.load import validate
-from dltrain.config.schema import OptimizerConfig
+from dltrain.config.training_section import OptimizerConfig
 from dltrain.errors import ConfigError
 from dltrain.model.build import build_model, make_layer
 from dltrain.model.compile import make_metric, make_optimizer, resolved_metric

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.errors import DataError
 from dltrain.report.predict import read_inputs, read_rows
 from dltrain.tasks.classification import actual_class

@@ -17,7 +17,7 @@ from test_data_hostile import gif, png, text_bomb
 
 from conftest import CONFIGS, ROOT, run_cli
 from dltrain.cli import main
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.errors import DataError
 from dltrain.report.predict import read_inputs
 

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import CONFIGS, run_cli
 from dltrain.config.load import load_config
-from dltrain.config.schema import SearchConfig
+from dltrain.config.search_section import SearchConfig
 from dltrain.config.yaml_file import read_value
 from dltrain.errors import ConfigError
 from dltrain.runs import records

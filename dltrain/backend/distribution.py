@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from dltrain.backend import active_backend, keras_module, tensorflow_module
-from dltrain.config.schema import DistributionConfig
+from dltrain.config.training_section import DistributionConfig
 from dltrain.errors import ConfigError, RunError
 
 BATCH_AXIS = "batch"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from dltrain.config.schema import BACKBONE_LAYER, BackboneConfig, Config
+from dltrain.config.model_section import BACKBONE_LAYER, BackboneConfig
+from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
 
 WHERE = f"model.layers.0.{BACKBONE_LAYER}"

@@ -14,15 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from dltrain.config.backbone import WHERE as BACKBONE_WHERE
 from dltrain.config.backbone import check_size, check_structure
+from dltrain.config.fields import NamedObject
+from dltrain.config.model_section import BACKBONE_LAYER, BackboneConfig
 from dltrain.config.names import class_for, did_you_mean, load_catalog, same_style
-from dltrain.config.schema import (
-    BACKBONE_LAYER,
-    BackboneConfig,
-    Config,
-    NamedObject,
-    OptimizerConfig,
-)
+from dltrain.config.schema import Config
 from dltrain.config.task import check_task
+from dltrain.config.training_section import OptimizerConfig
 from dltrain.errors import ConfigError
 
 if TYPE_CHECKING:

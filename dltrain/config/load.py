@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from dltrain.config.backbone import IMAGENET
 from dltrain.config.keras2 import rewrite_keras2
 from dltrain.config.messages import blame, describe
+from dltrain.config.model_section import BACKBONE_LAYER
 from dltrain.config.overrides import apply_override, keras2_override
-from dltrain.config.schema import BACKBONE_LAYER, Config
+from dltrain.config.schema import Config
 from dltrain.config.task import task_notes
 from dltrain.config.yaml_file import Key, read_yaml
 from dltrain.errors import ConfigError

@@ -9,7 +9,8 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
-from dltrain.config.schema import KEY_ERROR, Config
+from dltrain.config.fields import KEY_ERROR
+from dltrain.config.schema import Config
 from dltrain.config.yaml_file import Key
 from dltrain.console import clipped, shown
 

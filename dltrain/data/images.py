@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.image_size import check_pixels
 from dltrain.data.raw import Raw, refuse_special, split_off
 from dltrain.errors import DataError

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.npz_arrays import load_arrays, physical_memory
 from dltrain.data.raw import Raw, checked, refuse_special
 from dltrain.errors import DataError

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dltrain.config.schema import AugmentationConfig, DatasetConfig
+from dltrain.config.dataset_section import AugmentationConfig, DatasetConfig
 from dltrain.data.raw import Raw
 from dltrain.data.sources import read_source
 from dltrain.data.synthetic import stand_in_note, stand_in_source, synthetic_raw

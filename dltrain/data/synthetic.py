@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.keras_files import CIFAR10_CLASSES, DIGITS, FASHION_CLASSES
 from dltrain.data.raw import Raw, checked
 from dltrain.errors import DataError

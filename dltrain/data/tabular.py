@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.raw import Raw, checked, refuse_special, split_off
 from dltrain.errors import DataError
 

@@ -3,7 +3,7 @@ regression, whole class ids for a classifier."""
 
 from __future__ import annotations
 
-from dltrain.config.schema import DatasetConfig
+from dltrain.config.dataset_section import DatasetConfig
 from dltrain.data.raw import Raw
 from dltrain.tasks.base import Labels, LossKind, Task
 from dltrain.tasks.registry import as_task

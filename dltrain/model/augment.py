@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from dltrain.backend import brightness_seed, keras_module, random_brightness
-from dltrain.config.schema import AugmentationConfig, Config
+from dltrain.config.dataset_section import AugmentationConfig
+from dltrain.config.schema import Config
 from dltrain.model.compile import compiled_metrics, make_loss
 
 

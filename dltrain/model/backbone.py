@@ -23,8 +23,9 @@ import numpy as np
 from dltrain.backend import keras_module
 from dltrain.config.backbone import WHERE, backbone_of, image_size
 from dltrain.config.catalog import unknown_backbone
+from dltrain.config.model_section import BackboneConfig
 from dltrain.config.names import load_catalog
-from dltrain.config.schema import BackboneConfig, Config
+from dltrain.config.schema import Config
 from dltrain.data.download import fetch, file_hash_matches, keras_cache_dir, mirrored
 from dltrain.data.prepare import Splits
 from dltrain.errors import ConfigError, DataError

@@ -8,8 +8,10 @@ from typing import Any
 
 from dltrain.backend import keras_module
 from dltrain.config import catalog
+from dltrain.config.fields import NamedObject
 from dltrain.config.names import logged_metric_name
-from dltrain.config.schema import Config, NamedObject, OptimizerConfig
+from dltrain.config.schema import Config
+from dltrain.config.training_section import OptimizerConfig
 from dltrain.errors import ConfigError
 from dltrain.model.arguments import check_kwargs, check_value_types, first_line
 

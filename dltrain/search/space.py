@@ -12,7 +12,8 @@ import yaml
 from dltrain.config.catalog import check_loaded
 from dltrain.config.load import Loaded, validate
 from dltrain.config.overrides import apply_override
-from dltrain.config.schema import Config, SearchConfig, SpaceConfig
+from dltrain.config.schema import Config
+from dltrain.config.search_section import SearchConfig, SpaceConfig
 from dltrain.config.yaml_file import read_value
 from dltrain.errors import ConfigError
 

@@ -16,7 +16,8 @@ from rich.console import Console
 
 from dltrain.backend import Device, keras_module
 from dltrain.config.load import Loaded
-from dltrain.config.schema import Config, SearchConfig
+from dltrain.config.schema import Config
+from dltrain.config.search_section import SearchConfig
 from dltrain.data.prepare import Splits, load_splits
 from dltrain.errors import ConfigError, DltrainError, RunError, Terminated
 from dltrain.runs import layout as runs

@@ -23,7 +23,8 @@ from rich.console import Console
 
 from dltrain.backend import Device
 from dltrain.config.load import Loaded, dump, load_config
-from dltrain.config.schema import Config, SearchConfig
+from dltrain.config.schema import Config
+from dltrain.config.search_section import SearchConfig
 from dltrain.errors import DltrainError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock

@@ -17,7 +17,8 @@ import numpy as np
 
 from dltrain.backend import keras_module
 from dltrain.config.backbone import backbone_of
-from dltrain.config.schema import Config, FineTuneConfig
+from dltrain.config.model_section import FineTuneConfig
+from dltrain.config.schema import Config
 from dltrain.model.augment import saved_model
 from dltrain.model.compile import compile_model
 
