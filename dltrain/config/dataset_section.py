@@ -14,7 +14,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from dltrain.config.fields import Strict, _finite
+from dltrain.config.fields import Strict, finite_or_none
 
 IMAGE_DATASETS = ("fashion_mnist_mini", "mnist_mini", "mnist", "fashion_mnist", "cifar10", "cifar100")
 DATASET_NAMES = (*IMAGE_DATASETS, "npz", "csv", "image_folder")
@@ -128,7 +128,7 @@ class DatasetConfig(Strict):
     @field_validator("rescale")
     @classmethod
     def _rescale_finite(cls, value: float | None) -> float | None:
-        return _finite(value)
+        return finite_or_none(value)
 
     @model_validator(mode="after")
     def _source_needs_path(self) -> DatasetConfig:

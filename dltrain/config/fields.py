@@ -29,7 +29,7 @@ class Open(BaseModel):
         return dict(self.model_extra or {})
 
 
-def _finite(value: float | None) -> float | None:
+def finite_or_none(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
