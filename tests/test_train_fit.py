@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from conftest import CONFIGS, run_cli, write_yaml
+from conftest import CONFIGS, ROOT, run_cli, write_yaml
 from dltrain.config.load import load_config
 from dltrain.train.fit import fit
 
@@ -350,3 +350,14 @@ def test_an_interrupted_run_s_tensorboard_holds_its_completed_epochs(tmp_path: P
     steps = {(value.tag, event.step) for event in EventFileLoader(str(events)).Load()
              for value in event.summary.value}
     assert ("epoch_loss", 0) in steps
+
+
+def test_the_training_modules_import_no_keras_before_a_backend_is_chosen() -> None:
+    # `fit --resume` imports train.resume, then chooses the run's own backend: Keras imported
+    # on the way (by a module that subclasses a Keras callback) would pin TensorFlow.
+    code = ("import sys; import dltrain.train.resume, dltrain.train.fit, dltrain.train.loop; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -32,12 +32,16 @@ from dltrain.train.events import Failed, Finished, Interrupted, Started, Stream,
 from dltrain.train.signals import Signals
 from dltrain.train.start import Start
 from dltrain.train.timing import compile_note, compiled_note
-from dltrain.train.wiring import Wired, run_subscribers, wire
+
+if TYPE_CHECKING:  # wiring's subscribers subclass Keras's callbacks: imported once a backend is chosen
+    from dltrain.train.wiring import Wired
 
 
 def _run(start: Start, splits: Splits, config: Config, path: Path, console: Console,
          live: bool) -> dict[str, Any]:
     """Train with the run marked running; interrupted or failed if it does not complete."""
+    from dltrain.train.wiring import run_subscribers
+
     stream = Stream(run_subscribers(path, console))
     try:
         stream.emit(Started(path, start.epoch, config.training.epochs))
@@ -90,6 +94,7 @@ def _train(start: Start, splits: Splits, config: Config, path: Path, console: Co
     from dltrain.model.augment import ReseedAugmentation, in_step
     from dltrain.train.finetune import fit_in_phases
     from dltrain.train.nan_check import NonFiniteLoss
+    from dltrain.train.wiring import wire
 
     training = config.training
     value_max = float(splits.x_train.max(initial=1.0))
