@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dltrain.cli.options import ConfigBackendOpt, DeviceOpt, JsonOpt, SetOpt
-from dltrain.console import emit_json, err, for_results
+from dltrain.cli.setup import ready_to_train, shows_live_progress
+from dltrain.console import emit_json, for_results
 from dltrain.errors import DltrainError
 
 DEFAULT_FOLDS = 5
@@ -46,9 +46,7 @@ def cv(
 
     Resume: dltrain cv --resume runs/quickstart-20260101-120000
     """
-    from dltrain.config.catalog import check_loaded
-    from dltrain.config.load import load_config, shortcut_overrides
-    from dltrain.report.tables import print_notes
+    from dltrain.config.load import shortcut_overrides
 
     if resume is not None and (config is not None or folds is not None or set_ or smoke
                                or run_dir is not None or backend is not None):
@@ -56,7 +54,7 @@ def cv(
                            "folds; drop CONFIG, --folds, --set, --backend, --smoke and "
                            "--run-dir.")
     console = for_results(as_json)
-    live = console.is_terminal and not os.environ.get("CI")
+    live = shows_live_progress(console)
     if resume is not None:
         from dltrain.search.cv import resume_cv
 
@@ -65,13 +63,8 @@ def cv(
     elif config is None:
         raise DltrainError("cv needs a CONFIG file, or --resume PARENT_RUN_DIR.")
     else:
-        loaded = load_config(config, [*(set_ or []), *shortcut_overrides(
-            backend=backend)], smoke=smoke)
-        check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
-        print_notes(err, loaded.notes)
-        from dltrain.backend import use_backend
-
-        use_backend(loaded.config.backend, device)
+        loaded = ready_to_train(config, [*(set_ or []), *shortcut_overrides(backend=backend)],
+                                device, smoke)
         from dltrain.search.cv import cross_validate
 
         result = cross_validate(loaded, folds=DEFAULT_FOLDS if folds is None else folds,

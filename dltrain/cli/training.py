@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dltrain.backend.names import BackendName
+from dltrain.backend.names import BackendName, Device
 from dltrain.cli.options import (
     ConfigArg,
     ConfigBackendOpt,
@@ -23,10 +23,16 @@ from dltrain.cli.options import (
     ProcessIdOpt,
     SetOpt,
 )
+from dltrain.cli.setup import checked_config, ready_to_train, shows_live_progress
 from dltrain.cli.targets import check_target
 from dltrain.config.starter import TEMPLATES
 from dltrain.console import emit_json, err, for_results, out
 from dltrain.errors import ConfigError, DltrainError
+
+if TYPE_CHECKING:  # for annotations only: `dltrain --help` imports none of them
+    from dltrain.backend.distribution import Cluster
+    from dltrain.config.load import Loaded
+    from dltrain.train.fit import FitResult
 
 
 def fit(
@@ -67,15 +73,9 @@ def fit(
     N machines (JAX, distribution.strategy data_parallel), on machine I of 0..N-1:
     dltrain fit CONFIG --coordinator HOST0:PORT --num-processes N --process-id I
     """
-    from dltrain.backend import use_backend
-    from dltrain.backend.distribution import abandon, check_cluster, cluster, join
-    from dltrain.config.catalog import check_loaded
-    from dltrain.config.load import load_config, shortcut_overrides
-    from dltrain.report.tables import print_fit, print_notes
+    from dltrain.backend.distribution import cluster
+    from dltrain.config.load import shortcut_overrides
 
-    overrides = [*(set_ or []), *shortcut_overrides(
-        epochs=epochs, batch_size=batch_size, seed=seed,
-        backend=None if resume is not None else backend)]
     if config is None and resume is None:
         raise DltrainError("fit needs a CONFIG file, or --resume RUN_DIR.")
     joined = cluster(coordinator, num_processes, process_id)
@@ -83,54 +83,84 @@ def fit(
         raise DltrainError("--resume continues a run in one process, on this machine's devices; "
                            "drop --coordinator, --num-processes and --process-id (and unset "
                            "KERAS_DISTRIBUTION_*).")
-    loaded = load_config(config, overrides, smoke=smoke) if config is not None else None
-    if loaded is not None:
-        check_loaded(loaded)  # names and arguments, before TensorFlow's seconds-long import
-        print_notes(err, loaded.notes)
-        if loaded.config.search is not None:
-            print_notes(err, [f"{config} has a search: section: fit trains the config as written; "
-                              f"dltrain tune {config} runs the search."])
-        if resume is None:
-            use_backend(loaded.config.backend, device)
-        if joined is not None:
-            check_cluster(joined, loaded.config.backend, loaded.config.distribution.strategy)
-            join(joined, join_timeout)  # before JAX starts
-    from dltrain.train import fit as runner
-    from dltrain.train import resume as resuming
-
+    overrides = [*(set_ or []), *shortcut_overrides(
+        epochs=epochs, batch_size=batch_size, seed=seed,
+        backend=None if resume is not None else backend)]
+    loaded = (None if config is None else
+              _loaded_for_fit(config, overrides, smoke, device, joined, join_timeout,
+                              resuming=resume is not None))
     console = for_results(as_json)
-    live = console.is_terminal and not os.environ.get("CI")
     if resume is not None:
-        if backend is not None:
-            raise DltrainError("--resume continues the run on the backend it was trained on "
-                               "(its config.yaml says which); drop --backend.")
-        if run_dir is not None or smoke or (loaded is None and set_):
-            raise DltrainError("--resume continues the run in its own folder with its own "
-                               "config; drop --run-dir, --smoke and --set.")
+        _check_resume_options(backend, run_dir, smoke, loaded is None and bool(set_))
+        from dltrain.train import resume as resuming
+
         result = resuming.resume(resume, epochs=epochs, changed=loaded, device=device,
-                                console=console, live=live)
+                                 console=console, live=shows_live_progress(console))
     else:
-        try:
-            # loaded is None only with --resume (refused above without CONFIG)
-            result = runner.fit(loaded, run_dir=run_dir, device=device, console=console,  # type: ignore[arg-type]
-                               live=live, smoke=smoke)
-        except DltrainError:
-            raise
-        except Exception as exc:  # several processes: a lost one fails the others' collectives
-            if joined is None:
-                raise
-            abandon(joined, exc, run_dir)
+        assert loaded is not None  # config is given without --resume
+        result = _fit_new(loaded, joined, run_dir, device, console, smoke)
     if joined is not None and joined.process_id != 0:
         console.print(f"process {joined.process_id} done; process 0 wrote the run directory.",
                       highlight=False)
         return
-    print_fit(console, result.run_dir, result.metrics)
+    _show_fit(console, result.run_dir, result.metrics, as_json, smoke)
+
+
+def _loaded_for_fit(config: Path, overrides: list[str], smoke: bool, device: Device,
+                    joined: Cluster | None, join_timeout: int, resuming: bool) -> Loaded:
+    """The config checked; a new run's backend chosen and, with several processes, the cluster
+    joined (before JAX starts). A resumed run keeps its own backend (resume chooses it)."""
+    from dltrain.backend.distribution import check_cluster, join
+    from dltrain.report.tables import print_notes
+
+    loaded = (checked_config(config, overrides, smoke) if resuming
+              else ready_to_train(config, overrides, device, smoke))
+    if loaded.config.search is not None:
+        print_notes(err, [f"{config} has a search: section: fit trains the config as written; "
+                          f"dltrain tune {config} runs the search."])
+    if joined is not None:
+        check_cluster(joined, loaded.config.backend, loaded.config.distribution.strategy)
+        join(joined, join_timeout)  # before JAX starts
+    return loaded
+
+
+def _check_resume_options(backend: BackendName | None, run_dir: Path | None, smoke: bool,
+                          set_without_config: bool) -> None:
+    if backend is not None:
+        raise DltrainError("--resume continues the run on the backend it was trained on "
+                           "(its config.yaml says which); drop --backend.")
+    if run_dir is not None or smoke or set_without_config:
+        raise DltrainError("--resume continues the run in its own folder with its own "
+                           "config; drop --run-dir, --smoke and --set.")
+
+
+def _fit_new(loaded: Loaded, joined: Cluster | None, run_dir: Path | None, device: Device,
+             console: Console, smoke: bool) -> FitResult:
+    from dltrain.backend.distribution import abandon
+    from dltrain.train import fit as runner
+
+    try:
+        return runner.fit(loaded, run_dir=run_dir, device=device, console=console,
+                          live=shows_live_progress(console), smoke=smoke)
+    except DltrainError:
+        raise
+    except Exception as exc:  # several processes: a lost one fails the others' collectives
+        if joined is None:
+            raise
+        abandon(joined, exc, run_dir)
+
+
+def _show_fit(console: Console, run_dir: Path, metrics: dict, as_json: bool, smoke: bool) -> None:
+    """The fit's table (or JSON); a failed --smoke check exits 1, as `dltrain smoke` does."""
+    from dltrain.report.tables import print_fit
+
+    print_fit(console, run_dir, metrics)
     if as_json:
-        emit_json({"run_dir": str(result.run_dir), **result.metrics})
-    if smoke and not result.metrics["smoke"]["passed"]:  # as `dltrain smoke` fails it: exit 1
+        emit_json({"run_dir": str(run_dir), **metrics})
+    if smoke and not metrics["smoke"]["passed"]:
         from dltrain.train.smoke import verdict
 
-        err.print(f"smoke failed: {verdict(result.metrics['smoke'])}", style="red", highlight=False)
+        err.print(f"smoke failed: {verdict(metrics['smoke'])}", style="red", highlight=False)
         raise typer.Exit(1)
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 
+from dltrain.backend.names import Device
 from dltrain.cli.options import ConfigBackendOpt, DeviceOpt, JsonOpt, SetOpt
-from dltrain.console import emit_json, err, for_results
+from dltrain.cli.setup import ready_to_train
+from dltrain.console import emit_json, for_results
 from dltrain.errors import DltrainError
+
+if TYPE_CHECKING:  # for annotations only: `dltrain --help` imports none of them
+    from dltrain.config.load import Loaded
+    from dltrain.search.tune import TuneResult
 
 
 def tune(
@@ -42,11 +49,7 @@ def tune(
 
     Resume or add a process: dltrain tune --resume runs/mnist_cnn-tune-20260101-120000
     """
-    from dltrain.backend import use_backend
-    from dltrain.config.catalog import check_loaded
-    from dltrain.config.load import load_config, shortcut_overrides
-    from dltrain.report.tables import print_notes
-    from dltrain.search.space import check_space
+    from dltrain.config.load import shortcut_overrides
 
     if (config is None) == (resume is None):
         raise DltrainError("tune needs a CONFIG file, or --resume SEARCH_DIR (not both).")
@@ -57,33 +60,40 @@ def tune(
     if config is not None:
         # --trials as search.trials while the config is read: random and TPE need a number.
         counted = [] if trials is None else [f"search.trials={trials}"]
-        loaded = load_config(config, [*(set_ or []), *counted, *shortcut_overrides(
-            backend=backend)], smoke=smoke)
-        check_loaded(loaded)
-        check_space(loaded.config, loaded.source)  # before TensorFlow's seconds-long import
-        print_notes(err, loaded.notes)
-        use_backend(loaded.config.backend, device)
+        loaded = ready_to_train(config, [*(set_ or []), *counted, *shortcut_overrides(
+            backend=backend)], device, smoke, check=_check_space)
         from dltrain.search import tune as search
 
         result = search.start(loaded, run_dir=run_dir, storage=storage, trials=trials,
                               device=device, console=console)
     else:
         assert resume is not None
-        from dltrain.runs.names import CONFIG_FILE
-        from dltrain.search.results import search_state
-
-        search_state(resume, storage)  # before TensorFlow's seconds-long import
-        use_backend(load_config(resume / CONFIG_FILE).config.backend, device)
-        from dltrain.search import tune as search
-
-        result = search.resume(resume, storage=storage, trials=trials, device=device,
-                               console=console)
+        result = _resume(resume, storage, trials, device, console)
     from dltrain.search.results import print_summary
 
     print_summary(console, result.document, result.parent)
     if as_json:
         emit_json(result.document)
     check_some_trial_completed(result.document)
+
+
+def _check_space(loaded: Loaded) -> None:
+    from dltrain.search.space import check_space
+
+    check_space(loaded.config, loaded.source)  # before TensorFlow's seconds-long import
+
+
+def _resume(resume: Path, storage: str | None, trials: int | None, device: Device,
+            console: Console) -> TuneResult:
+    from dltrain.backend import use_backend
+    from dltrain.config.load import load_config
+    from dltrain.runs.names import CONFIG_FILE
+    from dltrain.search import tune as search
+    from dltrain.search.results import search_state
+
+    search_state(resume, storage)  # before TensorFlow's seconds-long import
+    use_backend(load_config(resume / CONFIG_FILE).config.backend, device)
+    return search.resume(resume, storage=storage, trials=trials, device=device, console=console)
 
 
 def check_some_trial_completed(document: dict) -> None:
