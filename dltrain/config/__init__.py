@@ -1,1 +1,2 @@
-"""The config stage: the pydantic schema, YAML loading, --set overrides and Keras 2 rewrites."""
+"""The config stage: the pydantic schema (Config and one module per section), YAML loading,
+--set overrides, Keras 2 rewrites and the messages that point at a key's line."""

@@ -1,1 +1,2 @@
-"""The reports stage: evaluation, classification metrics, tables, plots and predictions."""
+"""The reports stage: evaluation (each task's report comes from dltrain.tasks), tables, plots,
+predictions and exports."""

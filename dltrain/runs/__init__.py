@@ -1,1 +1,2 @@
-"""The run directory: its layout and state, atomic file writes, and listing many runs."""
+"""The run directory: its file names (names.py) and typed records (records.py), layout and
+state, atomic writes, the lock, and listing many runs."""

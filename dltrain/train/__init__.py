@@ -1,1 +1,3 @@
-"""The training stage: fit and resume with callbacks, signals, and smoke runs for CI."""
+"""The training stage: a new fit (fit.py) or a resumed one (resume.py), the one model.fit
+(loop.py), the run's event stream and its subscribers (events.py, keras_events.py, wiring.py),
+signals, fine-tuning and smoke runs for CI."""
