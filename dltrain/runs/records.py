@@ -9,7 +9,7 @@ before `schema_version` existed have none and still read (None).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -38,7 +38,7 @@ class Record(BaseModel):
     @classmethod
     def of(cls, data: Json) -> Self:
         """The record holding `data` exactly as given (a writer's dict): written as it is."""
-        return cls.model_construct(**data).keeping_order(data)
+        return cast(Self, cls.model_construct(**data)).keeping_order(data)
 
     def keeping_order(self, data: Json) -> Self:
         self._order = tuple(data)
