@@ -70,10 +70,22 @@ def test_a_record_round_trips_with_its_schema_version_first(kind: type[Record],
     records.write(tmp_path, kind.of(WRITTEN[kind]))
     on_disk = json.loads((tmp_path / kind.FILE).read_text())
     assert on_disk == {"schema_version": records.SCHEMA_VERSION, **WRITTEN[kind]}
-    assert next(iter(on_disk)) == "schema_version"
+    assert list(on_disk) == ["schema_version", *WRITTEN[kind]]  # the writer's order kept
     read = records.read(tmp_path, kind)
     assert read.schema_version == records.SCHEMA_VERSION
     assert read.as_json() == WRITTEN[kind]
+    assert list(read.as_json()) == list(WRITTEN[kind])
+
+
+def test_a_record_read_and_written_again_keeps_its_keys_order(tmp_path: Path) -> None:
+    # An older run's file, its undeclared key ("tensorflow") among the declared ones.
+    (tmp_path / "environment.json").write_text(json.dumps(WRITTEN[Environment]))
+    recorded = records.read(tmp_path, Environment)
+    records.write(tmp_path, recorded.model_copy(update={"device": "gpu", "resumed": []}))
+    on_disk = json.loads((tmp_path / "environment.json").read_text())
+    assert list(on_disk) == ["schema_version", *WRITTEN[Environment]]
+    assert on_disk == {"schema_version": records.SCHEMA_VERSION, **WRITTEN[Environment],
+                       "device": "gpu", "resumed": []}
 
 
 def test_a_run_written_before_schema_version_still_reads(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from conftest import CONFIGS, run_cli
 from dltrain.config.load import load_config
 from dltrain.data.folds import make_folds
 from dltrain.data.prepare import load_splits
+from dltrain.runs import records
 from dltrain.runs.layout import fingerprint, read_history
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
@@ -57,7 +58,11 @@ def test_cv_three_folds_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                              parent, "--json")
     assert code == 0, err
     record = read(parent / "cv.json")
-    assert json.loads(out) == {"run_dir": str(parent), **record}
+    assert next(iter(record)) == "schema_version"  # written through its record, as the parent's
+    assert record.pop("schema_version") == read(parent / "environment.json")["schema_version"] \
+        == records.SCHEMA_VERSION
+    assert json.loads(out) == {"run_dir": str(parent), **record}  # the file's keys, as before
+    assert records.read(parent, records.CrossValidation).as_json() == record
     assert read(parent / "run.json")["state"] == "completed"
     assert "epochs: 1" in (parent / "config.yaml").read_text()  # the config as run: --smoke
     children = sorted(path.name for path in parent.iterdir() if path.is_dir())

@@ -95,6 +95,21 @@ def test_only_the_backend_names_may_be_imported_by_an_earlier_stage(tmp_path: Pa
                                   "config) imports dltrain.backend.runtime, a later stage")
 
 
+def test_the_run_file_names_may_be_imported_by_an_earlier_stage_the_run_layout_not(
+        tmp_path: Path) -> None:
+    # The config loader names a run's config.yaml when given the run's folder.
+    root = package(tmp_path, {"config/__init__.py": "", "runs/__init__.py": "",
+                              "runs/names.py": "CONFIG_FILE = 'config.yaml'\n",
+                              "runs/layout.py": "X = 1\n",
+                              "config/yaml_file.py": "from dltrain.runs.names import CONFIG_FILE\n"
+                                                     "from dltrain.runs.layout import X\n"})
+    problems = check_layers.check(root)
+    assert len(problems) == 1
+    assert problems[0].startswith("dltrain/config/yaml_file.py:2: dltrain.config.yaml_file (stage "
+                                  "config) imports dltrain.runs.layout, a later stage")
+    assert check_layers.check() == []  # the package as it is: config.yaml_file does import it
+
+
 def test_the_backend_names_import_nothing_of_dltrain_and_no_framework(tmp_path: Path) -> None:
     root = package(tmp_path, {"errors.py": "X = 1\n", "backend/__init__.py": "",
                               "backend/names.py": "import typing\nfrom dltrain.errors import X\n"

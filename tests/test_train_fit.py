@@ -193,6 +193,29 @@ def test_metrics_json_says_where_the_commands_time_went(
     assert "compilation" not in metrics  # TensorFlow gives no account of it (JAX: backends_e2e)
 
 
+def test_a_fits_json_files_carry_their_schema_version_and_read_back_as_records(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dltrain.runs import records
+
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run, "--epochs", "1")
+    assert code == 0, err
+    written = sorted(path.name for path in run.glob("*.json"))
+    assert written == ["environment.json", "manifest.json", "metrics.json", "preprocessing.json",
+                       "run.json"]
+    for name in written:
+        on_disk = json.loads((run / name).read_text())
+        assert next(iter(on_disk)) == "schema_version", name
+        assert on_disk["schema_version"] == records.SCHEMA_VERSION, name
+        record = records.read(run, records.RECORD_OF[name])  # every key of the type it declares
+        assert {"schema_version": records.SCHEMA_VERSION, **record.as_json()} == on_disk, name
+    assert records.read(run, records.RunState).state == "completed"
+    assert records.read(run, records.Metrics).epochs_run == 1
+    assert records.read(run, records.Preprocessing).input_shape == [28, 28, 1]
+    assert records.read(run, records.Environment).steps_per_execution == load_config(
+        run / "config.yaml").config.steps_per_execution()
+
+
 def test_a_later_fit_in_the_same_process_counts_from_its_own_call(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import time

@@ -107,6 +107,30 @@ def test_resume_can_extend_a_completed_run(tmp_path: Path,
     assert manifest["config_sha256"] == hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()
 
 
+def test_a_run_written_before_schema_version_resumes_and_gains_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    before = {}
+    for path in run.glob("*.json"):  # as dltrain 0.1 wrote them
+        data = json.loads(path.read_text())
+        assert data.pop("schema_version") == records.SCHEMA_VERSION, path.name
+        path.write_text(json.dumps(data))
+        before[path.name] = data
+    code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    assert code == 0, err
+    assert f"resuming {run} after epoch 1" in out
+    for name in ("environment.json", "manifest.json", "metrics.json", "run.json"):
+        assert json.loads((run / name).read_text())["schema_version"] == records.SCHEMA_VERSION
+    environment = records.read(run, records.Environment).as_json()
+    assert list(environment) == [*before["environment.json"], "resumed"]  # its layout kept
+    assert [entry["after_epoch"] for entry in environment["resumed"]] == [1]
+    assert records.read(run, records.Metrics).epochs_run == 2
+    assert records.read(run, RunState).state == "completed"
+    # preprocessing.json is not written again on resume: an older run's file is kept as it is.
+    assert json.loads((run / "preprocessing.json").read_text()) == before["preprocessing.json"]
+
+
 def test_a_damaged_environment_record_is_named_before_a_resume_trains(tmp_path: Path) -> None:
     from dltrain.errors import RunError
     from dltrain.train.resume import record_resume

@@ -2,10 +2,11 @@
 knows TensorFlow.
 
 Every import counts, the lazy ones inside functions too: a stage may import its own stage and
-earlier ones, never a later one. One exception, SHARED: dltrain.backend.names, the one list of
-backends and what each can do, which the config (a stage before backend) validates against; it
-may be imported from any stage because it imports nothing of dltrain's and no framework, which
-is checked too. Exit 1 with one line per violation.
+earlier ones, never a later one. The exceptions, SHARED: dltrain.backend.names, the one list of
+backends and what each can do, which the config (a stage before backend) validates against, and
+dltrain.runs.names, the run folder's file names, which the config loader names when it is given
+a run's folder; they may be imported from any stage because they import nothing of dltrain's
+and no framework, which is checked too. Exit 1 with one line per violation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ STAGES = ["dltrain", "tasks", "config", "backend", "data", "model", "runs", "rep
           "search", "cli"]
 FRAMEWORKS = {"tensorflow", "keras", "jax", "torch"}
 FRAMEWORK_SEAM = "dltrain.backend"  # the package and every module in it
-SHARED = {"dltrain.backend.names"}  # any stage may import these; they import nothing of ours
+# Any stage may import these: they import nothing of ours.
+SHARED = {"dltrain.backend.names", "dltrain.runs.names"}
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:

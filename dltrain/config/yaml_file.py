@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from dltrain.errors import ConfigError
+from dltrain.runs.names import CONFIG_FILE
 
 Key = tuple[str | int, ...]
 
@@ -24,7 +25,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Key, int]]:
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file.") from None
     except IsADirectoryError:  # often a run's folder, given where its config.yaml was meant
-        inside = path / "config.yaml"
+        inside = path / CONFIG_FILE
         raise ConfigError(f"{path}: a folder, not a config file"
                           + (f"; the run's config is {inside}." if inside.is_file() else ".")) \
             from None

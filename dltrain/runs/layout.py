@@ -16,18 +16,16 @@ from dltrain import __version__
 from dltrain.config.schema import Config
 from dltrain.errors import RunError
 from dltrain.runs import lock, records
-from dltrain.runs.files import (  # noqa: F401 - re-exported: callers write run files through here
+from dltrain.runs.files import (  # noqa: F401 - re-exported: run files besides the records
     copy_file,
     read_history,
     read_json,
-    read_object,
     refuse_link,
     save_figure,
     save_model,
     temporary_of,
     write_atomic,
     write_history,
-    write_json,
 )
 from dltrain.runs.names import (  # noqa: F401 - re-exported: the run folder's names
     BEST_FILE,
@@ -51,17 +49,6 @@ from dltrain.runs.names import (  # noqa: F401 - re-exported: the run folder's n
     STATE_FILE,
     TENSORBOARD_DIR,
 )
-
-
-def read_record(path: Path) -> dict[str, Any]:
-    """run.json, manifest.json, environment.json, metrics.json (any run record) as the dict
-    written, through its record (`dltrain.runs.records`): RunError naming the file when it is
-    not the JSON object dltrain writes or a key there holds another type."""
-    kind = records.RECORD_OF.get(path.name)
-    if kind is None:
-        return read_object(path, {})
-    return records.parse(path, read_json(path), kind).model_dump(exclude_unset=True,
-                                                                warnings=False)
 
 
 def new_run_dir(config: Config, chosen: Path | None) -> Path:

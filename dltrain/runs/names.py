@@ -1,5 +1,6 @@
 """The names of the files and folders in a run directory: spelt here only, so each file's name
-has one owner."""
+has one owner. It imports nothing, so any stage may import it (tools/check_layers.py's SHARED):
+the config loader names a run's config.yaml when it is given the run's folder."""
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from dltrain.errors import RunError
 from dltrain.runs import names
@@ -31,14 +31,24 @@ class Record(BaseModel):
     schema_version: int | None = Field(None, description=(
         "The layout of this file; absent (null) in runs written before dltrain recorded it."))
 
+    # The keys in the order given or read: a file read and written again keeps its layout
+    # (pydantic would put the declared fields first, then the others).
+    _order: tuple[str, ...] = PrivateAttr(default=())
+
     @classmethod
     def of(cls, data: Json) -> Self:
         """The record holding `data` exactly as given (a writer's dict): written as it is."""
-        return cast(Self, cls.model_construct(**data))
+        return cast(Self, cls.model_construct(**data)).keeping_order(data)
+
+    def keeping_order(self, data: Json) -> Self:
+        self._order = tuple(data)
+        return self
 
     def as_json(self) -> Json:
-        """The keys as written (or read), schema_version aside."""
-        return self.model_dump(exclude_unset=True, exclude={"schema_version"}, warnings=False)
+        """The keys as written (or read), in that order, schema_version aside."""
+        dumped = self.model_dump(exclude_unset=True, exclude={"schema_version"}, warnings=False)
+        ordered = {key: dumped[key] for key in self._order if key in dumped}
+        return {**ordered, **dumped}
 
 
 R = TypeVar("R", bound=Record)
@@ -228,7 +238,7 @@ def parse(path: Path, data: Any, kind: type[R]) -> R:
                        f"run again with dltrain fit. It holds {json_type(data)}, where dltrain "
                        "writes an object.")
     try:
-        return kind.model_validate(data)
+        return kind.model_validate(data).keeping_order(data)
     except ValidationError as exc:
         raise RunError(wrong_type(path, data, exc)) from None
 

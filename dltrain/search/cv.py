@@ -25,6 +25,7 @@ from dltrain.data.prepare import Splits, check_fits_model, load_splits, standard
 from dltrain.errors import ConfigError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
+from dltrain.runs import records
 from dltrain.search.cv_summary import fold_entry, regression_figures, summarise
 from dltrain.train.fit import fit
 from dltrain.train.signals import Signals
@@ -76,9 +77,9 @@ def cross_validate(loaded: Loaded, *, folds: int, run_dir: Path | None, device: 
                   "refit": refit, "std": "sample standard deviation over the folds (ddof=1)",
                   "samples": len(plan.data.x_train), **data_marks(plan),
                   "per_fold": [], "refit_result": None}
-        runs.write_json(parent / runs.CV_FILE, record)
+        write_record(parent, record)
         runs.set_state(parent, "running", kind="cv")
-        runs.write_json(parent / runs.ENV_FILE, runs.environment(device_name))
+        records.write(parent, records.Environment.of(runs.environment(device_name)))
         console.print(f"cross-validation directory: {parent}", highlight=False, soft_wrap=True)
         return run_folds(parent, record, plan)
     finally:
@@ -112,19 +113,29 @@ def resume_cv(parent: Path, *, device: Device, console: Console, live: bool,
         done = len(record["per_fold"])
         console.print(f"resuming cross-validation {parent}: {done} of {record['folds']} folds "
                       "completed", highlight=False, soft_wrap=True)
-        runs.write_json(parent / runs.CV_FILE, record)
+        write_record(parent, record)
         return run_folds(parent, record, plan)
 
 
+def write_record(parent: Path, record: dict[str, Any]) -> None:
+    records.write(parent, records.CrossValidation.of(record))
+
+
 def read_record(parent: Path) -> dict[str, Any]:
-    record = runs.read_json(parent / runs.CV_FILE)
-    if not (isinstance(record, dict) and isinstance(record.get("folds"), int)
-            and isinstance(record.get("per_fold"), list)
-            and all(isinstance(entry, dict) and isinstance(entry.get("fold"), int)
-                    for entry in record["per_fold"])):
-        raise RunError(f"{parent / runs.CV_FILE}: not the cv.json dltrain writes; start a new "
-                       "cross-validation with dltrain cv.")
-    return record
+    """cv.json as run_folds adds to it: RunError when it is not what dltrain writes, which a
+    resume cannot go on from (a missing or non-JSON file is named as any run file is)."""
+    path = parent / records.CrossValidation.FILE
+    data = runs.read_json(path)
+    try:
+        record = records.parse(path, data, records.CrossValidation)
+    except RunError:  # its own words would advise a fit, not a new cross-validation
+        record = None
+    if record is None or not (isinstance(record.folds, int) and isinstance(record.per_fold, list)
+                              and all(isinstance(entry.get("fold"), int)
+                                      for entry in record.per_fold)):
+        raise RunError(f"{path}: not the cv.json dltrain writes; start a new cross-validation "
+                       "with dltrain cv.")
+    return record.as_json()
 
 
 def make_plan(loaded: Loaded, folds: int, refit: bool, device: Device, console: Console,
@@ -194,10 +205,10 @@ def run_folds(parent: Path, record: dict[str, Any], plan: Plan) -> CvResult:
                 record["per_fold"].append(run_fold(parent, fold, plan))
                 record["per_fold"].sort(key=lambda entry: entry["fold"])
                 record.update(summarise(record["per_fold"]))
-                runs.write_json(parent / runs.CV_FILE, record)
+                write_record(parent, record)
             if plan.refit_loaded is not None and record.get("refit_result") is None:
                 record["refit_result"] = run_refit(parent, plan, plan.refit_loaded)
-                runs.write_json(parent / runs.CV_FILE, record)
+                write_record(parent, record)
     except (KeyboardInterrupt, Terminated):
         runs.set_state(parent, "interrupted", kind="cv", folds_done=len(record["per_fold"]))
         console.print(f"cross-validation interrupted with {len(record['per_fold'])} of "

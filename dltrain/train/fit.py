@@ -20,6 +20,7 @@ from dltrain.model.build import build_model
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
+from dltrain.runs import records
 from dltrain.train.loop import _run
 from dltrain.train.start import Start
 from dltrain.train.timing import Background, Clock
@@ -91,9 +92,9 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
 def stopped_before_training(path: Path, console: Console) -> None:
     """A signal while the run's files were written, before training's handler took over: the
     run is interrupted with no epoch, not left 'running' (_run marks the runs it stops)."""
-    state = path / runs.STATE_FILE
     if (path / runs.CONFIG_FILE).is_file() and (
-            not state.is_file() or runs.read_json(state).get("state") == "running"):
+            (state := records.read_if_present(path, records.RunState)) is None
+            or state.state == "running"):
         runs.set_state(path, "interrupted", epochs_done=0)
         console.print(f"interrupted before training; {path} keeps its config. Resume with: "
                       f"{runs.resume_command(path)}", highlight=False, soft_wrap=True)
@@ -103,28 +104,30 @@ def write_run_files(path: Path, config: Config, splits: Splits, device_name: str
                     missing_only: bool = False) -> None:
     """What a run directory holds besides its config before training: environment, manifest,
     preparation (with `missing_only`, those a kill at its start left unwritten)."""
-    text = dump(config)
-    if not (missing_only and (path / runs.ENV_FILE).is_file()):
-        runs.write_json(path / runs.ENV_FILE, {**runs.environment(device_name),
-                                               "steps_per_execution": config.steps_per_execution()})
-    if not (missing_only and (path / runs.MANIFEST_FILE).is_file()):
-        write_manifest(path, text, config, splits, device_name)
-    if not (missing_only and (path / runs.PREPARATION_FILE).is_file()):
-        runs.write_json(path / runs.PREPARATION_FILE, {
+    def wanted(kind: type[records.Record]) -> bool:
+        return not (missing_only and (path / kind.FILE).is_file())
+
+    if wanted(records.Environment):
+        records.write(path, records.Environment.of({
+            **runs.environment(device_name), "steps_per_execution": config.steps_per_execution()}))
+    if wanted(records.Manifest):
+        write_manifest(path, dump(config), config, splits, device_name)
+    if wanted(records.Preprocessing):
+        records.write(path, records.Preprocessing.of({
             **splits.preparation.to_json(), "class_names": splits.class_names,
             "num_classes": splits.num_classes, "input_shape": list(config.model.input_shape),
-            **backbone_preprocessing(config)})
+            **backbone_preprocessing(config)}))
 
 
 def write_manifest(path: Path, text: str, config: Config, splits: Splits,
                    device_name: str) -> None:
-    runs.write_json(path / runs.MANIFEST_FILE, {
+    records.write(path, records.Manifest.of({
         **runs.manifest(text, config.seed, {"x_train": splits.x_train, "y_train": splits.y_train,
                                             "x_val": splits.x_val, "x_test": splits.x_test,
                                             "y_test": splits.y_test}),
         "versions": {key: value for key, value in runs.environment(device_name).items()
                      if key in VERSION_KEYS},
-        **({"synthetic": True} if splits.synthetic else {})})
+        **({"synthetic": True} if splits.synthetic else {})}))
 
 
 def prepared_data(config: Config, model: Any, synthetic: bool = False,

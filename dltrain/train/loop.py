@@ -28,6 +28,7 @@ from dltrain.errors import RunError, Terminated
 from dltrain.report.evaluate import load_model, score
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
+from dltrain.runs import records
 from dltrain.train.events import Failed, Finished, Interrupted, Started, Stream, Trained
 from dltrain.train.signals import Signals
 from dltrain.train.start import Start
@@ -188,7 +189,7 @@ def final_files(start: Start, splits: Splits, config: Config, path: Path, consol
     if compiled is not None:
         metrics["compilation"] = dataclasses.asdict(compiled)
         print_notes(console, [compiled_note(compiled)])
-    runs.write_json(path / runs.METRICS_FILE, metrics)
+    records.write(path, records.Metrics.of(metrics))
     return metrics
 
 

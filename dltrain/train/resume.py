@@ -19,6 +19,7 @@ from dltrain.report.evaluate import load_model
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
+from dltrain.runs import records
 from dltrain.runs.architecture import check_architecture
 from dltrain.train.fit import FitResult, prepared_data, write_run_files
 from dltrain.train.loop import _run
@@ -29,14 +30,11 @@ from dltrain.train.timing import Clock
 def record_resume(path: Path, config: Config, device_name: str, done: int) -> None:
     """environment.json keeps the session that started the run and adds one entry per resume
     under `resumed`: another machine, device or version may have trained the later epochs."""
-    recorded = runs.read_record(path / runs.ENV_FILE)
-    if not isinstance(recorded, dict):
-        raise RunError(f"{path / runs.ENV_FILE}: not a JSON object; the run's files are damaged, "
-                       "so start the run again with dltrain fit.")
+    recorded = records.read(path, records.Environment)
     session = {**runs.environment(device_name),
                "steps_per_execution": config.steps_per_execution(), "after_epoch": done}
-    runs.write_json(path / runs.ENV_FILE,
-                    {**recorded, "resumed": [*recorded.get("resumed", []), session]})
+    resumed = [*(recorded.resumed or []), session]
+    records.write(path, recorded.model_copy(update={"resumed": resumed}))
 
 
 def vouch_for(run_dir: Path, text: str) -> None:
@@ -44,10 +42,10 @@ def vouch_for(run_dir: Path, text: str) -> None:
     it): the manifest must never vouch for a config the run no longer holds."""
     import hashlib
 
-    manifest = runs.read_record(run_dir / runs.MANIFEST_FILE)
+    manifest = records.read(run_dir, records.Manifest)
     sha = hashlib.sha256(text.encode()).hexdigest()  # as runs.manifest hashes it
-    if manifest.get("config_sha256") != sha:
-        runs.write_json(run_dir / runs.MANIFEST_FILE, {**manifest, "config_sha256": sha})
+    if manifest.config_sha256 != sha:
+        records.write(run_dir, manifest.model_copy(update={"config_sha256": sha}))
 
 
 def resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device: Device,
@@ -104,14 +102,12 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     clock.lap("data")
     steps = math.ceil(len(splits.x_train) / saved.training.batch_size)
     done = checkpoint_epochs(run_dir, model, steps) if last.is_file() else 0
-    recorded = (runs.read_record(run_dir / runs.STATE_FILE)
-                if (run_dir / runs.STATE_FILE).is_file() else {})
-    history = agreeing_history(run_dir, done, recorded.get("state") == "completed")
+    recorded = records.read_if_present(run_dir, records.RunState) or records.RunState()
+    history = agreeing_history(run_dir, done, recorded.state == "completed")
     config = resumable_config(run_dir, saved, changed.config if changed else None, epochs, done,
-                              recorded.get("state"))
-    start = Start(model, done, history, interrupted=recorded.get("trained") != done,
-                  clock=clock)
-    if recorded.get("trained") == done and config.training.epochs == saved.training.epochs:
+                              recorded.state)
+    start = Start(model, done, history, interrupted=recorded.trained != done, clock=clock)
+    if recorded.trained == done and config.training.epochs == saved.training.epochs:
         start.trained = done  # training was over (early stopping): only the final files are missing
     write_run_files(run_dir, config, splits, device_name, missing_only=True)
     record_resume(run_dir, config, device_name, done)
@@ -169,10 +165,10 @@ def check_config_as_written(run_dir: Path) -> None:
     trained on, and the run then vouched for a config its first epochs never had."""
     import hashlib
 
-    manifest = run_dir / runs.MANIFEST_FILE
-    if not manifest.is_file():  # killed before it was written: nothing to hold it against
+    manifest = records.read_if_present(run_dir, records.Manifest)
+    if manifest is None:  # killed before it was written: nothing to hold it against
         return
-    recorded = runs.read_record(manifest).get("config_sha256")
+    recorded = manifest.config_sha256
     path = run_dir / runs.CONFIG_FILE
     if recorded is not None and hashlib.sha256(path.read_bytes()).hexdigest() != recorded:
         raise RunError(f"{path}: changed since the run wrote it (manifest.json holds another "
@@ -185,9 +181,9 @@ def check_config_as_written(run_dir: Path) -> None:
 def check_same_data(run_dir: Path, splits: Splits) -> None:
     """The data as the run's manifest fingerprints it: a resume on changed files trained on
     them, with the first epochs' scaling, and the manifest still named the old data."""
-    manifest = run_dir / runs.MANIFEST_FILE
-    recorded = runs.read_record(manifest).get("data") if manifest.is_file() else None
-    if not isinstance(recorded, dict):
+    manifest = records.read_if_present(run_dir, records.Manifest)
+    recorded = None if manifest is None else manifest.data
+    if recorded is None:
         return
     arrays = {"x_train": splits.x_train, "y_train": splits.y_train, "x_val": splits.x_val,
               "x_test": splits.x_test, "y_test": splits.y_test}
