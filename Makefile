@@ -35,6 +35,7 @@ lint:
 	$(BIN)/ruff check dltrain tests bench tools
 	$(BIN)/mypy dltrain
 	$(BIN)/python tools/check_layers.py
+	$(BIN)/python tools/check_house.py
 
 # `dltrain show` and a --smoke fit of every shipped config, on local data.
 smoke:
