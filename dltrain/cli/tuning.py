@@ -88,11 +88,12 @@ def _resume(resume: Path, storage: str | None, trials: int | None, device: Devic
     from dltrain.backend import use_backend
     from dltrain.config.load import load_config
     from dltrain.runs.names import CONFIG_FILE
-    from dltrain.search import tune as search
     from dltrain.search.results import search_state
 
     search_state(resume, storage)  # before TensorFlow's seconds-long import
     use_backend(load_config(resume / CONFIG_FILE).config.backend, device)
+    from dltrain.search import tune as search  # imports Keras: only once the backend is chosen
+
     return search.resume(resume, storage=storage, trials=trials, device=device, console=console)
 
 
