@@ -101,7 +101,7 @@ class Signals:
 
 class PendingSignalCheck(Subscriber):
     """Re-raise a Ctrl-C or SIGTERM whose first exception a library swallowed, at each batch's
-    end and each epoch's: the stream's last subscriber, so the epoch's files are written first.
+    end and each epoch's: heard last (train.wiring), so the epoch's files are written first.
     It only reads a flag, so it is safe on Keras's worker thread."""
 
     async_safe = True

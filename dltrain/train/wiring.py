@@ -64,14 +64,17 @@ def wire(stream: Stream, config: Config, path: Path, console: Console, live: boo
     last = LastCheckpoint(path, lambda epoch: setattr(start, "kept", epoch), checkpoint,
                           background=current().processes == 1)
     history = HistoryFile(path / runs.HISTORY_FILE, start.history, wait_for=last.close)
-    # The pending-signal check last: the epoch's files are written before it raises.
     for subscriber in (NanCheck(raises=batches_run_ahead(config.backend)), history,
-                       SettleBest(checkpoint), last, checkpoint, progress,
-                       PendingSignalCheck(signals)):
+                       SettleBest(checkpoint), last, checkpoint, progress):
         stream.subscribe(subscriber)
+    # The pending-signal check hears the same events after everyone else, the caller's own
+    # callbacks too (a search reports the epoch to Optuna): the epoch is written and reported
+    # before it raises.
+    signal_check = KerasEvents(Stream([PendingSignalCheck(signals)]), config.backend)
     callbacks = [*steering(config, console, start, checkpoint),
+                 KerasEvents(stream, config.backend),
                  *tensorboard(training.tensorboard, config.backend, path, console),
-                 KerasEvents(stream, config.backend), *start.callbacks]
+                 *start.callbacks, signal_check]
     return Wired(history, checkpoint, last, callbacks)
 
 
