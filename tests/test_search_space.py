@@ -128,8 +128,12 @@ def test_grid_values_and_planned_trials() -> None:
 
 def test_show_accepts_a_search_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = search_config(tmp_path, grid({"optimizer.learning_rate": {"choice": [0.1]}}))
-    code, _, err = run_cli(capsys, "show", path, "--no-summary")
-    assert code == 0, err
+    code, out, err = run_cli(capsys, "show", path, "--no-summary")
+    assert (code, err) == (0, "")
+    # The search section and the config its trials start from both pass the checks.
+    assert " ".join(out.split()).startswith(
+        f"ok: {path} (keys, values, layer/optimizer/loss/metric names and arguments checked "
+        "against Keras")
 
 
 def test_each_value_is_checked_not_only_the_first(tmp_path: Path) -> None:
