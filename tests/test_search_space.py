@@ -292,6 +292,7 @@ def test_a_grid_says_when_its_trial_count_is_not_its_size(
 MANY = 20_000
 
 
+@pytest.mark.slow  # about 10 s each: the size is the point (it was quadratic)
 @pytest.mark.parametrize(("key", "choices"), [
     ("seed", list(range(MANY))),
     ("optimizer.learning_rate", [round(1e-4 * (index + 1), 8) for index in range(MANY)]),
@@ -307,6 +308,7 @@ def test_twenty_thousand_choices_are_checked_in_seconds(
     assert seconds < 60  # 5.5 minutes before (2 busy cores): each value copied all the choices
 
 
+@pytest.mark.slow  # about 10 s each, like the test above
 @pytest.mark.parametrize(("key", "choices", "bad"), [
     ("optimizer.learning_rate", [1e-3 * (index + 1) for index in range(MANY)] + [-1.0], -1.0),
     ("training.epochs", list(range(1, MANY)) + [0], 0),
@@ -329,7 +331,7 @@ def test_a_value_repeated_in_the_choices_is_checked_once(
     monkeypatch.setattr(space, "validate", lambda raw, *rest: checked.append(raw) or original(
         raw, *rest))
     loaded = load_config(search_config(tmp_path, grid(
-        {"model.layers.0.Conv2D.activation": {"choice": ["relu", "tanh"] * 5000},
+        {"model.layers.0.Conv2D.activation": {"choice": ["relu", "tanh"] * 50},
          "training.batch_size": {"choice": [32, 64, 32, 64]}})))
     check_space(loaded.config, loaded.source)
     assert len(checked) == 4
