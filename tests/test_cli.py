@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CONFIGS, ROOT, run_cli, write_yaml
+from conftest import CONFIGS, ROOT, copy_run, run_cli, write_yaml
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
@@ -117,9 +117,9 @@ def test_run_dir_that_holds_files_is_not_overwritten(
 
 
 @pytest.mark.slow
-def test_eval_refuses_an_incomplete_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run)[0] == 0
+def test_eval_refuses_an_incomplete_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        shared_smoke_run: Path) -> None:
+    run = copy_run(shared_smoke_run, tmp_path / "run")
     state = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**state, "state": "interrupted"}))
     code, _, err = run_cli(capsys, "eval", run)
