@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import shutil
 import subprocess
 import tarfile
 import time
@@ -99,6 +100,39 @@ def cifar_archive(cifar_dir: Path, tmp_path: Path) -> Path:
 def write_yaml(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+# --- runs trained once per session --------------------------------------------------------------
+# Each fit costs seconds (most of it tracing the train step), so the tests that read a finished run
+# share one; a test or module that changes a run works on its own copy (copy_run).
+
+SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100"]
+
+
+def copy_run(trained: Path, folder: Path) -> Path:
+    """A copy of a shared run at `folder` (its parent made), to change or to name as it likes."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(trained, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `dltrain fit quickstart.yaml --smoke` run for the session: read it, never change it
+    (copy_run)."""
+    run = tmp_path_factory.mktemp("shared") / "smoke"
+    assert main(["fit", str(CONFIGS / "quickstart.yaml"), "--smoke", "--run-dir", str(run)]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def shared_small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One quickstart run of one epoch on SMALL (600 training images) for the session: read it,
+    never change it (copy_run)."""
+    run = tmp_path_factory.mktemp("shared") / "small"
+    assert main(["fit", str(CONFIGS / "quickstart.yaml"), "--run-dir", str(run), *SMALL,
+                 "--epochs", "1"]) == 0
+    return run
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -168,6 +168,7 @@ os.write(2, b"stderr still reaches the terminal\\n")
 """
 
 
+@pytest.mark.slow  # a process that imports Keras: seconds
 def test_two_threads_importing_keras_at_once_leave_stderr_open() -> None:
     """fit reads the data in a thread while the main one imports Keras; a reader may import it
     too. Two imports at once each hid file descriptor 2 and the second restored the hidden one,

@@ -225,6 +225,7 @@ JOIN_THEN_WAIT = (
     "time.sleep(60)\n")
 
 
+@pytest.mark.slow  # processes that import Keras and JAX: seconds
 def test_jax_s_abort_on_a_lost_coordinator_becomes_exit_2(tmp_path: Path) -> None:
     # Without training there is no gradient exchange to fail: JAX's own client notices that
     # the coordination service is gone and aborts (its C++ trace first), then dltrain's

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CONFIGS, ROOT, run_cli, write_yaml
+from conftest import CONFIGS, ROOT, copy_run, run_cli, write_yaml
 from dltrain.runs import records
 from dltrain.runs.records import RunState
 
@@ -119,9 +119,9 @@ def test_run_dir_that_holds_files_is_not_overwritten(
 
 
 @pytest.mark.slow
-def test_eval_refuses_an_incomplete_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run)[0] == 0
+def test_eval_refuses_an_incomplete_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        shared_smoke_run: Path) -> None:
+    run = copy_run(shared_smoke_run, tmp_path / "run")
     records.write(run, records.read(run, RunState).model_copy(update={"state": "interrupted"}))
     code, _, err = run_cli(capsys, "eval", run)
     assert code == 2 and "the run is 'interrupted', not completed" in err

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, run_cli, write_yaml
-from dltrain.cli import main
+from conftest import CONFIGS, copy_run, run_cli, write_yaml
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100"]
@@ -63,10 +62,8 @@ def test_fit_onto_a_full_disk_says_so_and_leaves_nothing_half_written(
 
 @pytest.mark.slow
 def test_eval_in_a_read_only_folder_prints_its_metrics_then_names_the_file(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    trained = tmp_path / "trained"
-    assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(trained)]) == 0
-    capsys.readouterr()
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_smoke_run: Path) -> None:
+    trained = copy_run(shared_smoke_run, tmp_path / "trained")
     with tmpfs(tmp_path / "readonly", "20m") as disk:
         run = disk / "run"
         shutil.copytree(trained, run)
@@ -174,10 +171,8 @@ def test_tensorflows_full_disk_is_not_called_out_of_memory() -> None:
 
 @pytest.mark.slow
 def test_export_onto_a_full_disk_says_so_and_leaves_no_partial_export(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    trained = tmp_path / "trained"
-    assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(trained)]) == 0
-    capsys.readouterr()
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_smoke_run: Path) -> None:
+    trained = copy_run(shared_smoke_run, tmp_path / "trained")
     shutil.rmtree(trained / "tensorboard")
     size = sum(p.stat().st_size for p in trained.rglob("*") if p.is_file())
     with tmpfs(tmp_path / "small", f"{size // 1024 + 1024}k") as disk:

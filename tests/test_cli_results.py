@@ -8,18 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, run_cli
-from dltrain.cli import main
+from conftest import CONFIGS, copy_run, run_cli
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, shared_smoke_run: Path) -> Path:
     """One quickstart --smoke run, shared by the tests of this module (copy it to change it)."""
-    run = tmp_path_factory.mktemp("results") / "quickstart-20261126-031500"
-    assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(run)]) == 0
-    return run
+    return copy_run(shared_smoke_run, tmp_path_factory.mktemp("results") /
+                    "quickstart-20261126-031500")
 
 
 @pytest.mark.slow

@@ -213,6 +213,7 @@ def test_schema_with_layer_names_accepts_the_shipped_configs_and_refuses_unknown
             jsonschema.validate(document, schema)
 
 
+@pytest.mark.slow  # builds every backbone's catalog entry: seconds
 def test_schema_with_layer_names_knows_the_backbones() -> None:
     schema = with_layer_names(json_schema())
     document = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())

@@ -101,6 +101,7 @@ def assert_clean_exit(capsys: pytest.CaptureFixture[str], path: Path) -> None:
     assert "Traceback" not in out + err and "internal error" not in err
 
 
+@pytest.mark.slow  # dozens of generated configs: seconds of CPU
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(document=DOCUMENTS)
 def test_random_yaml_documents_never_crash(document: Any, tmp_path: Path,
@@ -110,6 +111,7 @@ def test_random_yaml_documents_never_crash(document: Any, tmp_path: Path,
     assert_clean_exit(capsys, path)
 
 
+@pytest.mark.slow  # dozens of generated configs: seconds of CPU
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(sorted(SHIPPED)), choice=st.integers(0, 10_000),
        action=st.sampled_from(["delete", "replace", "rename"]), value=SCALARS)

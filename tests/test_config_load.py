@@ -578,6 +578,7 @@ def long_choice(count: int) -> str:
                                   f"      choice: [{', '.join(map(str, range(count)))}]\n")
 
 
+@pytest.mark.slow  # seconds of parsing: the size is the point (the 100,000-value limit)
 @pytest.mark.parametrize("count", [100_001, 250_000])
 def test_a_long_literal_choice_list_is_read_whole(tmp_path: Path, count: int) -> None:
     path = write_yaml(tmp_path / "long.yaml", long_choice(count))
@@ -585,6 +586,7 @@ def test_a_long_literal_choice_list_is_read_whole(tmp_path: Path, count: int) ->
     assert search is not None and search.parameters["seed"].choice == list(range(count))
 
 
+@pytest.mark.slow  # seconds of parsing: the size is the point (the 100,000-value limit)
 def test_a_long_literal_list_given_with_set_is_read_whole(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "c.yaml", long_choice(2))
     values = f"[{', '.join(map(str, range(120_000)))}]"

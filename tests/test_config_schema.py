@@ -69,16 +69,24 @@ def test_a_name_given_twice_is_numbered_as_keras_logs_it(tmp_path: Path) -> None
         "Precision", "AUC", "recall", "acc", "precision", "precision_1", "logcosh"]
 
 
-@pytest.mark.parametrize("extra", [
-    "training: {early_stopping: {monitor: val_Precision}}\n",
-    "training: {reduce_lr_on_plateau: {monitor: val_AUC}}\n",
-    "training: {checkpoint: {monitor: val_recall}}\n",
-    "training: {early_stopping: {monitor: logcosh}}\n",
-    "search: {objective: val_recall, method: grid,"
-    " parameters: {seed: {choice: [1, 2]}}}\n",
+@pytest.mark.parametrize(("extra", "where", "name"), [
+    ("training: {early_stopping: {monitor: val_Precision}}\n",
+     "training.early_stopping.monitor", "val_Precision"),
+    ("training: {reduce_lr_on_plateau: {monitor: val_AUC}}\n",
+     "training.reduce_lr_on_plateau.monitor", "val_AUC"),
+    ("training: {checkpoint: {monitor: val_recall}}\n", "training.checkpoint.monitor",
+     "val_recall"),
+    ("training: {early_stopping: {monitor: logcosh}}\n", "training.early_stopping.monitor",
+     "logcosh"),
+    ("search: {objective: val_recall, method: grid, parameters: {seed: {choice: [1, 2]}}}\n",
+     "search.objective", "val_recall"),
 ])
-def test_a_logged_name_may_be_monitored(tmp_path: Path, extra: str) -> None:
-    load_config(monitored(tmp_path, extra))
+def test_a_logged_name_may_be_monitored(tmp_path: Path, extra: str, where: str,
+                                        name: str) -> None:
+    value: object = load_config(monitored(tmp_path, extra)).config
+    for part in where.split("."):
+        value = getattr(value, part)
+    assert value == name  # kept as written: the name Keras logs
 
 
 @pytest.mark.parametrize(("key", "monitor", "logged"), [

@@ -60,7 +60,14 @@ def test_a_regression_gets_mae_instead_of_accuracy_by_default() -> None:
 
 
 def test_regression_config_passes() -> None:
-    check_task(config(dataset={"standardize_target": True, "label_column": ["a", "b"]}))
+    dataset = {"standardize_target": True, "label_column": ["a", "b"]}
+    regression = config(dataset=dataset)
+    check_task(regression)
+    assert regression.is_regression and regression.dataset.standardize_target
+    assert regression.dataset.label_columns == ["a", "b"] and regression.metrics == ["mae"]
+    # The same dataset keys are what check_task refuses once the loss makes it a classifier.
+    assert task_error(loss="binary_crossentropy", dataset=dataset).startswith(
+        "dataset.standardize_target: scales a regression's targets")
 
 
 @pytest.mark.parametrize(("sections", "expected"), [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -355,10 +356,19 @@ def splits_of(y_train: list[int], y_test: list[int] | None = None,
                   Preparation(1.0))
 
 
-def test_check_fits_model_accepts_matching_data() -> None:
-    check_fits_model(splits_of([0, 1, 2]), (4, 4, 1), 3, "sparse_categorical")
-    check_fits_model(splits_of([0, 1, 2]), [4, 4, 1], 5, "sparse_categorical")
-    check_fits_model(splits_of([0, 1, 1]), (4, 4, 1), 1, "binary")
+@pytest.mark.parametrize(("labels", "input_shape", "units", "kind"), [
+    ([0, 1, 2], (4, 4, 1), 3, "sparse_categorical"),
+    ([0, 1, 2], [4, 4, 1], 5, "sparse_categorical"),
+    ([0, 1, 1], (4, 4, 1), 1, "binary"),
+])
+def test_check_fits_model_accepts_matching_data(labels: list[int], input_shape: Any, units: int,
+                                                kind: Any) -> None:
+    splits = splits_of(labels)
+    check_fits_model(splits, input_shape, units, kind)
+    # Data that fits is left as it is: not flattened, nothing noted, the labels unchanged.
+    assert splits.x_train.shape == splits.x_test.shape == (3, 4, 4, 1)
+    assert splits.y_train.tolist() == labels and splits.num_classes == max(labels) + 1
+    assert splits.preparation.flatten_from is None and splits.notes == []
 
 
 def test_check_fits_model_wrong_input_shape() -> None:

@@ -244,6 +244,7 @@ def test_fine_tuning_must_reach_weights_that_train(layers: int, expected: str) -
         built_backbone_weights(raw_config({"fine_tune": tune}, training={"epochs": 2}))
 
 
+@pytest.mark.slow  # builds MobileNetV2: seconds of CPU
 def test_weights_from_a_file_are_loaded(weights_file: tuple[Path, list[np.ndarray]]) -> None:
     path, expected = weights_file
     assert same_weights(built_backbone_weights(raw_config({"weights": str(path)})), expected)
@@ -271,6 +272,7 @@ def other_weights(folder: Path, application: str, alpha: float, legacy: bool) ->
     return path
 
 
+@pytest.mark.slow  # builds MobileNetV2: seconds of CPU
 @pytest.mark.parametrize(("application", "alpha", "legacy", "layer", "shapes"), [
     ("MobileNetV2", 0.5, False, "block_1_project", ["(1, 1, 48, 8)", "(1, 1, 48, 16)"]),
     ("MobileNetV2", 0.5, True, "block_1_project", ["(1, 1, 48, 8)", "(1, 1, 48, 16)"]),
@@ -308,6 +310,7 @@ def served(weights_file: tuple[Path, list[np.ndarray]]) -> Iterator[str]:
     thread.join(timeout=5)
 
 
+@pytest.mark.slow  # builds MobileNetV2: seconds of CPU
 def test_imagenet_weights_are_downloaded_into_the_keras_cache(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: str,
         weights_file: tuple[Path, list[np.ndarray]]) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import CONFIGS, ROOT, run_cli
+from conftest import CONFIGS, ROOT, copy_run, run_cli
 from dltrain.cli import main
 from dltrain.data.prepare import Preparation
 from dltrain.errors import RunError
@@ -32,11 +32,10 @@ ONNX = pytest.param("onnx", marks=NEEDS_ONNX)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(tmp_path_factory: pytest.TempPathFactory, shared_smoke_run: Path) -> Path:
     """One quickstart --smoke run (1 epoch), shared by this module's tests: copy it to change it."""
-    run = tmp_path_factory.mktemp("export") / "quickstart-20261126-064500"
-    assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(run)]) == 0
-    return run
+    return copy_run(shared_smoke_run, tmp_path_factory.mktemp("export") /
+                    "quickstart-20261126-064500")
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from test_data_hostile import gif, png, text_bomb
 
-from conftest import CONFIGS, ROOT, run_cli
-from dltrain.cli import main
+from conftest import ROOT, copy_run, run_cli
 from dltrain.config.dataset_section import DatasetConfig
 from dltrain.errors import DataError
 from dltrain.report.predict import read_inputs
@@ -147,11 +146,9 @@ def test_a_decompression_bomb_is_refused_by_name_and_size(tmp_path: Path, name: 
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, shared_smoke_run: Path) -> Path:
     """One quickstart --smoke run (28x28 grey images), shared by the CLI tests below."""
-    run = tmp_path_factory.mktemp("predict") / "run"
-    assert main(["fit", str(CONFIGS / "quickstart.yaml"), "--smoke", "--run-dir", str(run)]) == 0
-    return run
+    return copy_run(shared_smoke_run, tmp_path_factory.mktemp("predict") / "run")
 
 
 def item_pngs(folder: Path) -> list[Path]:

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_train_resume import QUICKSTART, SMALL, start_fit, wait_for_epochs
+from test_train_resume import QUICKSTART, start_fit, wait_for_epochs
 
-from conftest import run_cli
+from conftest import copy_run, run_cli
 from dltrain.errors import RunError
 from dltrain.runs import lock
 from dltrain.runs.layout import read_history, set_state
@@ -71,9 +71,8 @@ def test_fit_into_a_run_dir_another_process_is_writing_is_refused(
 
 @pytest.mark.slow
 def test_two_resumes_at_once_one_proceeds_the_other_is_refused(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+        tmp_path: Path, shared_small_run: Path) -> None:
+    run = copy_run(shared_small_run, tmp_path / "run")
     set_state(run, "interrupted", epochs_done=1)  # as a Ctrl-C after epoch 1 leaves it
     script = Path(sys.executable).with_name("dltrain")
     processes = [subprocess.Popen([str(script), "fit", "--resume", str(run), "--epochs", "3"],

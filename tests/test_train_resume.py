@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, run_cli
+from conftest import CONFIGS, copy_run, run_cli
 from dltrain.config.load import dump, load_config
 from dltrain.runs import records
 from dltrain.runs.layout import read_history, write_history
@@ -141,10 +141,10 @@ def test_a_damaged_environment_record_is_named_before_a_resume_trains(tmp_path: 
         record_resume(tmp_path, load_config(QUICKSTART).config, "cpu", 2)
 
 
-def test_resume_refuses_other_changes_with_a_diff(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_refuses_other_changes_with_a_diff(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
     run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    copy_run(shared_small_run, run)
     code, _, err = run_cli(capsys, "fit", QUICKSTART, "--resume", run, *SMALL, "--epochs", "3",
                            "--set", "optimizer.learning_rate=0.01")
     assert code == 2
@@ -154,10 +154,10 @@ def test_resume_refuses_other_changes_with_a_diff(tmp_path: Path,
 
 
 def test_resume_refuses_a_config_yaml_edited_since_the_run_wrote_it(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
     # It trained on, and the manifest then vouched for a rate the first epoch never had.
     run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    copy_run(shared_small_run, run)
     written = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(written.replace("learning_rate: 0.001",
                                                      "learning_rate: 0.05"))
@@ -203,10 +203,10 @@ def test_resume_refuses_data_changed_since_the_run_started(
 
 
 def test_a_resume_that_trains_on_sets_aside_the_earlier_models_scores(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
     # eval.json and export.json went on describing the replaced model.keras.
     run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    copy_run(shared_small_run, run)
     assert run_cli(capsys, "eval", run)[0] == 0 and (run / "eval.json").is_file()
     records.write(run, Exports.of({"onnx": {"status": "passed", "path": str(run / "model.onnx")}}))
     code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
@@ -219,10 +219,10 @@ def test_a_resume_that_trains_on_sets_aside_the_earlier_models_scores(
 
 
 def test_a_resume_cut_short_lists_no_scores_of_the_model_it_replaced(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
     # `runs` showed an interrupted extension with the test scores of the run before it.
     run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    copy_run(shared_small_run, run)
     script = Path(sys.executable).with_name("dltrain")
     process = subprocess.Popen([str(script), "fit", "--resume", str(run), "--epochs", "40"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -283,18 +283,18 @@ def assert_consistent(run: Path, epochs: int) -> None:
     assert [path.name for path in run.iterdir() if path.name.startswith(".")] == [".lock"]
 
 
-def finished_then_cut_back(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def finished_then_cut_back(run: Path, shared_small_run: Path) -> None:
     """A one-epoch run as a kill after its epoch but before its final files leaves it."""
-    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    copy_run(shared_small_run, run)
     for name in ("model.keras", "metrics.json", "curves.png", "confusion_matrix.png"):
         (run / name).unlink()
     records.write(run, RunState(state="running"))
 
 
 def test_resume_finishes_a_run_killed_after_its_last_epoch(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
     run = tmp_path / "run"
-    finished_then_cut_back(run, capsys)
+    finished_then_cut_back(run, shared_small_run)
     code, out, err = run_cli(capsys, "fit", "--resume", run)
     assert code == 0, err
     assert_consistent(run, 1)
@@ -323,11 +323,11 @@ def test_resume_finishes_an_early_stopped_run_without_training_on(
 
 
 def test_resume_refuses_a_state_whose_parts_disagree(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
     import keras
 
     run = tmp_path / "run"
-    finished_then_cut_back(run, capsys)
+    finished_then_cut_back(run, shared_small_run)
     short = tmp_path / "short"
     shutil.copytree(run, short)
     (short / "history.csv").unlink()

@@ -343,12 +343,14 @@ def jax_subprocess(tmp_path: Path, program: str, **env: str) -> str:
     return done.stdout.split("\n")[-2]
 
 
+@pytest.mark.slow  # a JAX process: seconds of CPU
 def test_the_first_save_compiles_nothing(tmp_path: Path) -> None:
     """A twin loaded back from the first file (the writer before the template) compiled every
     weight initializer on the host: fashion_mnist_gpu's second epoch on an H200 3.8 s cold."""
     assert jax_subprocess(tmp_path, FIRST_SAVE_COMPILES) == "0"
 
 
+@pytest.mark.slow  # a JAX process: seconds of CPU
 def test_the_template_leaves_the_model_on_its_device(tmp_path: Path) -> None:
     """JAX with two host devices stands in for a host and a GPU: the training model is on the
     second, and stays there after its variables held the markers."""
