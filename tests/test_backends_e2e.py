@@ -292,5 +292,6 @@ def test_a_jax_fit_says_what_it_compiled_and_a_rerun_loads_it_from_the_cache(
     assert cold["programs"] > 0 and cold["from_cache"] == 0 and cold["seconds"] > 0
     assert f"compilation: {cold['programs']} programs" in cold_text
     assert warm["programs"] == cold["programs"] and warm["from_cache"] == warm["programs"]
-    assert f"{warm['from_cache']} loaded from the compilation cache ({cache})" in warm_text
+    said = f"{warm['from_cache']} loaded from the compilation cache ({cache})"
+    assert "".join(said.split()) in "".join(warm_text.split())  # a long path may wrap mid-word
     assert "went to compiling the model" not in warm_text  # the estimate is for other backends
