@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("check_layers", ROOT / "tools" / "check_layers.py")
@@ -83,31 +85,21 @@ def test_tasks_come_before_config_which_may_ask_them(tmp_path: Path) -> None:
                                   "(config).")
 
 
-def test_only_the_backend_names_may_be_imported_by_an_earlier_stage(tmp_path: Path) -> None:
-    root = package(tmp_path, {"config/__init__.py": "", "backend/__init__.py": "",
-                              "backend/names.py": "BACKENDS = ('tensorflow',)\n",
-                              "backend/runtime.py": "X = 1\n",
-                              "config/schema.py": "from dltrain.backend.names import BACKENDS\n"
-                                                  "from dltrain.backend.runtime import X\n"})
+@pytest.mark.parametrize(("stage", "names", "sibling"), [
+    ("backend", "BACKENDS = ('tensorflow',)\n", "runtime"),  # the config validates backend:
+    ("runs", "CONFIG_FILE = 'config.yaml'\n", "layout"),  # ... and names a run's config.yaml
+])
+def test_only_a_shared_names_module_may_be_imported_by_an_earlier_stage(
+        tmp_path: Path, stage: str, names: str, sibling: str) -> None:
+    name = names.split(" ")[0]
+    root = package(tmp_path, {"config/__init__.py": "", f"{stage}/__init__.py": "",
+                              f"{stage}/names.py": names, f"{stage}/{sibling}.py": "X = 1\n",
+                              "config/schema.py": f"from dltrain.{stage}.names import {name}\n"
+                                                  f"from dltrain.{stage}.{sibling} import X\n"})
     problems = check_layers.check(root)
     assert len(problems) == 1
-    assert problems[0].startswith("dltrain/config/schema.py:2: dltrain.config.schema (stage "
-                                  "config) imports dltrain.backend.runtime, a later stage")
-
-
-def test_the_run_file_names_may_be_imported_by_an_earlier_stage_the_run_layout_not(
-        tmp_path: Path) -> None:
-    # The config loader names a run's config.yaml when given the run's folder.
-    root = package(tmp_path, {"config/__init__.py": "", "runs/__init__.py": "",
-                              "runs/names.py": "CONFIG_FILE = 'config.yaml'\n",
-                              "runs/layout.py": "X = 1\n",
-                              "config/yaml_file.py": "from dltrain.runs.names import CONFIG_FILE\n"
-                                                     "from dltrain.runs.layout import X\n"})
-    problems = check_layers.check(root)
-    assert len(problems) == 1
-    assert problems[0].startswith("dltrain/config/yaml_file.py:2: dltrain.config.yaml_file (stage "
-                                  "config) imports dltrain.runs.layout, a later stage")
-    assert check_layers.check() == []  # the package as it is: config.yaml_file does import it
+    assert problems[0].startswith(f"dltrain/config/schema.py:2: dltrain.config.schema (stage "
+                                  f"config) imports dltrain.{stage}.{sibling}, a later stage")
 
 
 def test_the_backend_names_import_nothing_of_dltrain_and_no_framework(tmp_path: Path) -> None:
