@@ -6,6 +6,7 @@ Every process is a subprocess with a timeout, and the test stops the ones it sta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_batch import run_several
 
 from conftest import CONFIGS, ROOT, wait_for_history
 from dltrain.runs.layout import read_history
@@ -136,8 +138,23 @@ def test_process_0_whose_peers_never_come_exits_2_in_bounded_time(tmp_path: Path
     assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One JAX compilation cache for the module's fits: theirs are the same programs, and a
+    fit's first epoch takes seconds less with them compiled."""
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+def share_cache(folder: Path, compiled: Path) -> Path:
+    """`folder`, its jax-cache (environment's DLTRAIN_JAX_CACHE) a link to `compiled`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "jax-cache").symlink_to(compiled, target_is_directory=True)
+    return folder
+
+
 @pytest.mark.slow
-def test_two_processes_train_one_run_that_evaluates(tmp_path: Path) -> None:
+def test_two_processes_train_one_run_that_evaluates(tmp_path: Path, compiled: Path) -> None:
+    share_cache(tmp_path, compiled)
     port = free_port()
     processes = [start(tmp_path, port, index, "--epochs", "2") for index in (0, 1)]
     (code0, out0), (code1, out1) = (finish(process) for process in processes)
@@ -160,11 +177,25 @@ def test_two_processes_train_one_run_that_evaluates(tmp_path: Path) -> None:
     assert right[0] == right[1], right
 
 
-def kill_one(tmp_path: Path, epochs: int, rows: int, victim: int) -> tuple[str, int]:
+@dataclasses.dataclass(frozen=True)
+class Killed:
+    """Two processes trained until one was killed: the other's exit code, its output
+    (whitespace joined) and the seconds it took to exit; the port; the run, its epochs and
+    its state before the resume."""
+
+    code: int
+    text: str
+    seconds: float
+    port: int
+    run: Path
+    kept: int
+    state: str
+
+
+def kill_one(tmp_path: Path, epochs: int, rows: int, victim: int) -> Killed:
     """Two processes train; once process 0's history has `rows` rows, `victim` is killed. The
-    other must exit 2 within 90 s: its output (whitespace joined) and the port. Its next
-    gradient exchange fails at once, and JAX's heartbeat (--join-timeout 20) bounds the rest,
-    with room for a loaded machine."""
+    other must exit 2 within 90 s: its next gradient exchange fails at once, and JAX's
+    heartbeat (--join-timeout 20) bounds the rest, with room for a loaded machine."""
     port = free_port()
     processes = [start(tmp_path, port, index, "--epochs", epochs) for index in (0, 1)]
     try:
@@ -175,46 +206,64 @@ def kill_one(tmp_path: Path, epochs: int, rows: int, victim: int) -> tuple[str, 
     finally:
         for process in processes:
             process.kill()
-    assert time.monotonic() - stopped < 90
-    assert code == 2, output[-3000:]
-    return " ".join(output.split()), port
+    run = tmp_path / "run"
+    return Killed(code, " ".join(output.split()), time.monotonic() - stopped, port, run,
+                  len(read_history(run / "history.csv")),
+                  json.loads((run / "run.json").read_text())["state"])
+
+
+Resumed = dict[int, tuple[Killed, subprocess.CompletedProcess[str]]]
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory: pytest.TempPathFactory, compiled: Path) -> Resumed:
+    """By the victim: process 1 killed in a 10-epoch run after 2 epochs, process 0 in a
+    3-epoch run after 1; and the resume of its run on one machine (2 CPU devices). Both
+    resumes run in one process (cli_batch): one start, not two."""
+    folder = tmp_path_factory.mktemp("killed")
+    runs = {1: kill_one(share_cache(folder / "process-1", compiled), 10, 2, 1),
+            0: kill_one(share_cache(folder / "process-0", compiled), 3, 1, 0)}
+    resumed = run_several(folder / "resume", [["fit", "--resume", runs[victim].run]
+                                              for victim in runs],
+                          environment(share_cache(folder / "resume", compiled),
+                                      JAX_NUM_CPU_DEVICES="2"), 2 * TIMEOUT)
+    return {victim: (runs[victim], done) for victim, done in zip(runs, resumed, strict=True)}
 
 
 @pytest.mark.slow
-def test_a_killed_process_stops_the_other_and_the_run_resumes(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    text, _ = kill_one(tmp_path, 10, 2, 1)
-    assert "error: process 0 of 2: training stopped because another process stopped or cannot " \
-           "be reached" in text
-    assert f"{run} keeps the completed epochs: finish the run on one machine with dltrain fit " \
-           "--resume RUN_DIR" in text
-    kept = len(read_history(run / "history.csv"))
-    assert kept >= 2
-    done = dltrain(tmp_path, "fit", "--resume", run, JAX_NUM_CPU_DEVICES="2")
+def test_a_killed_process_stops_the_other_and_the_run_resumes(killed: Resumed) -> None:
+    lost, done = killed[1]
+    assert lost.seconds < 90
+    assert lost.code == 2, lost.text[-3000:]
+    assert "error: process 0 of 2: training stopped because another process stopped or " \
+           "cannot be reached" in lost.text
+    assert f"{lost.run} keeps the completed epochs: finish the run on one machine with dltrain " \
+           "fit --resume RUN_DIR" in lost.text
+    assert lost.kept >= 2
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert [row["epoch"] for row in read_history(run / "history.csv")] == list(range(1, 11))
-    assert json.loads((run / "run.json").read_text())["state"] == "completed"
+    assert [row["epoch"] for row in read_history(lost.run / "history.csv")] == list(range(1, 11))
+    assert json.loads((lost.run / "run.json").read_text())["state"] == "completed"
 
 
 @pytest.mark.slow
 def test_a_lost_process_0_stops_the_other_with_exit_2_naming_the_coordinator(
-        tmp_path: Path) -> None:
+        killed: Resumed) -> None:
     # JAX's coordination service lives in process 0: once it is gone, JAX's client in process
     # 1 ended it with SIGABRT and a C++ stack trace (exit 134), unless the failed gradient
     # exchange got to its own exit first.
-    run = tmp_path / "run"
-    text, port = kill_one(tmp_path, 3, 1, 0)
+    lost, done = killed[0]
+    assert lost.seconds < 90
+    assert lost.code == 2, lost.text[-3000:]
     assert (f"error: process 1 of 2: training stopped because process 0, the coordinator at "
-            f"127.0.0.1:{port}, stopped or cannot be reached (") in text
-    assert text.endswith("process 0's run directory keeps the completed epochs: finish the run "
-                         "on one machine with dltrain fit --resume RUN_DIR, or start all 2 "
-                         "processes again with a new --run-dir.")
+            f"127.0.0.1:{lost.port}, stopped or cannot be reached (") in lost.text
+    assert lost.text.endswith("process 0's run directory keeps the completed epochs: finish the "
+                              "run on one machine with dltrain fit --resume RUN_DIR, or start "
+                              "all 2 processes again with a new --run-dir.")
     # Killed, process 0 could not mark its run: it still says running, and its lock went with
     # the process, so the run resumes.
-    assert json.loads((run / "run.json").read_text())["state"] == "running"
-    done = dltrain(tmp_path, "fit", "--resume", run, JAX_NUM_CPU_DEVICES="2")
+    assert lost.state == "running"
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2, 3]
+    assert [row["epoch"] for row in read_history(lost.run / "history.csv")] == [1, 2, 3]
 
 
 JOIN_THEN_WAIT = (

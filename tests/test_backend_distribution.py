@@ -1,8 +1,9 @@
 """Data-parallel training: the config section, its refusals, `show`'s mesh, and real fits over
 two CPU devices on JAX (JAX_NUM_CPU_DEVICES) and TensorFlow (two logical CPUs).
 
-The device count is fixed when JAX or TensorFlow starts, so each fit is a subprocess with a
-timeout; the in-process tests run on TensorFlow's one CPU, as the other tests do.
+The device count is fixed when JAX or TensorFlow starts, so the fits run in subprocesses with a
+timeout (one per backend for the runs that need no process of their own); the in-process tests
+run on TensorFlow's one CPU, as the other tests do.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_batch import run_several
 
 from conftest import CONFIGS, ROOT, run_cli, wait_for_history, write_yaml
 from dltrain.backend.distribution import Placement, check_even_batches
@@ -48,13 +50,11 @@ WEIGHTS_ATOL = 2 * 64 * 26 * 26 * EPS * 1e-3 * 18
 LOSS_RTOL = 2 * 13 * 13 * 32 * EPS
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                reason='JAX is not installed: pip install "dltrain[jax]"')
-# TensorFlow's device count is fixed at its start: two logical CPUs, then dltrain's CLI.
+# TensorFlow's device count is fixed at its start: two logical CPUs, before dltrain's CLI.
 TWO_TF_CPUS = (
     "import sys, tensorflow as tf\n"
     "cpu = tf.config.list_physical_devices('CPU')[0]\n"
-    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
-    "from dltrain.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n")
+    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n")
 
 
 def test_the_section_defaults_to_none_and_checks_its_values() -> None:
@@ -126,10 +126,8 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
             "DLTRAIN_JAX_CACHE": str(tmp_path / "jax-cache"), **extra}
 
 
-def dltrain(tmp_path: Path, backend: str, *args: object) -> list[str]:
-    """A dltrain command line with 2 CPU devices on the backend (`environment` says how)."""
-    if backend == "tensorflow":
-        return [sys.executable, "-c", TWO_TF_CPUS, *map(str, args)]
+def dltrain(*args: object) -> list[str]:
+    """A dltrain command line (on JAX, `two_devices` gives it 2 CPU devices)."""
     return [sys.executable, "-c", "import sys; from dltrain.cli import main; sys.exit(main())",
             *map(str, args)]
 
@@ -139,53 +137,110 @@ def two_devices(tmp_path: Path, backend: str) -> dict[str, str]:
                        JAX_PLATFORMS="cpu")
 
 
-def run(tmp_path: Path, backend: str, *args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(dltrain(tmp_path, backend, *args), capture_output=True, text=True,
-                          timeout=TIMEOUT, env=two_devices(tmp_path, backend), cwd=tmp_path)
-
-
 def weights(path: Path) -> list[np.ndarray]:
     import keras
 
     return keras.saving.load_model(path).get_weights()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", [pytest.param("jax", marks=needs_jax), "tensorflow"])
-def test_data_parallel_on_two_devices_trains_the_weights_one_device_does(
-        backend: str, tmp_path: Path) -> None:
+# The fits over two devices of one backend, each a command of one process (cli_batch): the
+# device count is fixed once per process, not per run, and each process start costs seconds.
+# Each test reads its runs' folders, exit codes and output.
+Runs = dict[str, tuple[Path, subprocess.CompletedProcess[str]]]
+
+
+def fit_both_strategies(folder: Path, backend: str) -> dict[str, list[object]]:
+    """The same 2-epoch fit with strategy none and data_parallel, to compare their weights."""
     # tf.data's shuffle draws another order once MirroredStrategy rewrites the dataset: the
     # TensorFlow runs compare without shuffling, so both see the same batches.
     order = ["--set", "training.shuffle=false"] if backend == "tensorflow" else []
-    runs = {}
+    return {strategy: ["fit", QUICKSTART, "--backend", backend, "--run-dir", folder / strategy,
+                       *SMALL, *order, "--epochs", "2", "--set",
+                       f"distribution.strategy={strategy}"]
+            for strategy in ("none", "data_parallel")}
+
+
+def run_batch(folder: Path, backend: str, commands: dict[str, list[object]]) -> Runs:
+    done = run_several(folder / "batch", list(commands.values()), two_devices(folder, backend),
+                       TIMEOUT * len(commands), TWO_TF_CPUS if backend == "tensorflow" else "")
+    return {name: (folder / name, result) for name, result in zip(commands, done, strict=True)}
+
+
+def stop_with_sigterm(folder: Path) -> tuple[int, str]:
+    """An 8-epoch data_parallel fit on JAX sent SIGTERM once 2 epochs are done: its exit code
+    and output."""
+    process = subprocess.Popen(dltrain("fit", QUICKSTART, "--backend", "jax",
+                                       "--run-dir", folder / "sigterm", *SMALL, *PARALLEL,
+                                       "--epochs", "8"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=two_devices(folder, "jax"), cwd=folder)
+    try:
+        wait_for_history(process, folder / "sigterm" / "history.csv", 2, TIMEOUT)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    return process.returncode, out + err
+
+
+@pytest.fixture(scope="module")
+def jax_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[int, str], Runs]:
+    """The SIGTERM'd fit's exit code and output, then one JAX process with two CPU devices
+    for: the fits of both strategies, quickstart at its shipped size, the SIGTERM'd run's
+    resume, and a diverging fit (last: it fails)."""
+    folder = tmp_path_factory.mktemp("jax-two-devices")
+    stopped = stop_with_sigterm(folder)
+    commands = fit_both_strategies(folder, "jax")
+    commands["shipped"] = ["fit", QUICKSTART, "--backend", "jax", "--run-dir",
+                           folder / "shipped", *PARALLEL, "--epochs", "2", "--set",
+                           "training.tensorboard=false"]
+    commands["sigterm"] = ["fit", "--resume", folder / "sigterm"]
+    # 540 training samples at batch 64: 9 steps an epoch, the 10th diverges.
+    commands["diverging"] = ["fit", QUICKSTART, "--backend", "jax", "--run-dir",
+                             folder / "diverging", *SMALL, *PARALLEL, "--epochs", "3", "--set",
+                             "optimizer.schedule={name: PiecewiseConstantDecay, boundaries: "
+                             "[9], values: [0.001, 1.0e+12]}"]
+    return stopped, run_batch(folder, "jax", commands)
+
+
+@pytest.fixture(scope="module")
+def tensorflow_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[int, str], Runs]:
+    """One TensorFlow process with two logical CPUs for the fits of both strategies (no
+    SIGTERM'd fit: its exit code and output are empty)."""
+    folder = tmp_path_factory.mktemp("tensorflow-two-devices")
+    return (0, ""), run_batch(folder, "tensorflow", fit_both_strategies(folder, "tensorflow"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [pytest.param("jax", marks=needs_jax), "tensorflow"])
+def test_data_parallel_on_two_devices_trains_the_weights_one_device_does(
+        backend: str, request: pytest.FixtureRequest) -> None:
+    _, runs = request.getfixturevalue(f"{backend}_runs")
     for strategy in ("none", "data_parallel"):
-        runs[strategy] = tmp_path / strategy
-        done = run(tmp_path, backend, "fit", QUICKSTART, "--backend", backend, "--run-dir",
-                   runs[strategy], *SMALL, *order, "--epochs", "2", "--set",
-                   f"distribution.strategy={strategy}")
+        done = runs[strategy][1]
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    recorded = json.loads((runs["data_parallel"] / "environment.json").read_text())
+    folders = {strategy: runs[strategy][0] for strategy in ("none", "data_parallel")}
+    recorded = json.loads((folders["data_parallel"] / "environment.json").read_text())
     assert recorded["distribution"]["strategy"] == "data_parallel"
     assert len(recorded["distribution"]["devices"]) == 2
     assert recorded["distribution"]["processes"] == 1
-    for one, two in zip(weights(runs["none"] / "model.keras"),
-                        weights(runs["data_parallel"] / "model.keras"), strict=True):
+    for one, two in zip(weights(folders["none"] / "model.keras"),
+                        weights(folders["data_parallel"] / "model.keras"), strict=True):
         np.testing.assert_allclose(two, one, atol=WEIGHTS_ATOL, rtol=0)
-    losses = [[row["loss"] for row in read_history(runs[s] / "history.csv")] for s in runs]
+    losses = [[row["loss"] for row in read_history(folders[s] / "history.csv")] for s in folders]
     np.testing.assert_allclose(losses[1], losses[0], rtol=LOSS_RTOL)
 
 
 @pytest.mark.slow
 @needs_jax
-def test_data_parallel_trains_quickstart_at_its_shipped_size(tmp_path: Path) -> None:
+def test_data_parallel_trains_quickstart_at_its_shipped_size(
+        jax_runs: tuple[tuple[int, str], Runs]) -> None:
     # 5,400 training samples: 85 steps an epoch. With Keras dispatching the batch-end callbacks
     # to its worker threads, the loop ran ahead of the two CPU devices until one device's half
     # of a step waited for a launch slot that later steps held: the other half waited in its
     # all-reduce, and XLA aborted after 40 s (exit 134) in epoch 2. 600 samples (9 steps) never
     # ran that far ahead.
-    run_dir = tmp_path / "run"
-    done = run(tmp_path, "jax", "fit", QUICKSTART, "--backend", "jax", "--run-dir", run_dir,
-               *PARALLEL, "--epochs", "2", "--set", "training.tensorboard=false")
+    run_dir, done = jax_runs[1]["shipped"]
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == [1, 2]
     assert json.loads((run_dir / "run.json").read_text())["state"] == "completed"
@@ -195,20 +250,10 @@ def test_data_parallel_trains_quickstart_at_its_shipped_size(tmp_path: Path) -> 
 
 @pytest.mark.slow
 @needs_jax
-def test_sigterm_then_resume_under_data_parallel(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    process = subprocess.Popen(dltrain(tmp_path, "jax", "fit", QUICKSTART, "--backend", "jax",
-                                       "--run-dir", run_dir, *SMALL, *PARALLEL, "--epochs", "8"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=two_devices(tmp_path, "jax"), cwd=tmp_path)
-    try:
-        wait_for_history(process, run_dir / "history.csv", 2, TIMEOUT)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=TIMEOUT)
-    finally:
-        process.kill()
-    assert process.returncode == 143, out + err
-    done = run(tmp_path, "jax", "fit", "--resume", run_dir)
+def test_sigterm_then_resume_under_data_parallel(jax_runs: tuple[tuple[int, str], Runs]) -> None:
+    (code, output), runs = jax_runs
+    assert code == 143, output
+    run_dir, done = runs["sigterm"]
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == list(range(1, 9))
     assert json.loads((run_dir / "run.json").read_text())["state"] == "completed"
@@ -218,12 +263,9 @@ def test_sigterm_then_resume_under_data_parallel(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @needs_jax
-def test_a_diverging_loss_under_data_parallel_keeps_the_good_epoch(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    # 540 training samples at batch 64: 9 steps an epoch, the 10th diverges.
-    done = run(tmp_path, "jax", "fit", QUICKSTART, "--backend", "jax", "--run-dir", run_dir,
-               *SMALL, *PARALLEL, "--epochs", "3", "--set", "optimizer.schedule={name: "
-               "PiecewiseConstantDecay, boundaries: [9], values: [0.001, 1.0e+12]}")
+def test_a_diverging_loss_under_data_parallel_keeps_the_good_epoch(
+        jax_runs: tuple[tuple[int, str], Runs]) -> None:
+    run_dir, done = jax_runs[1]["diverging"]
     assert done.returncode == 2, done.stderr[-3000:]
     assert "error: the loss became NaN or infinite; training stopped." in " ".join(
         done.stderr.split())
