@@ -156,11 +156,14 @@ def pngs(folder: Path) -> list[Path]:
 
 
 def session_commands(backend: str, trained: dict[str, Path], files: list[Path]) -> dict:
-    """What a process of `backend` runs: eval of its own run, the runs listing, eval of the
-    previous backend's model (TF -> JAX -> torch -> TF) on a copy (eval writes eval.json), and
-    predict with each backend's model."""
+    """What a process of `backend` runs: first (the backend not yet imported) a fit on
+    `--device gpu`, then eval of its own run, the runs listing, eval of the previous backend's
+    model (TF -> JAX -> torch -> TF) on a copy (eval writes eval.json), predict with each
+    backend's model, and smoke."""
     names = list(trained)
-    commands = {"eval": ["eval", trained[backend], "--json"],
+    commands = {"gpu": ["fit", QUICKSTART, "--backend", backend, "--device", "gpu", "--run-dir",
+                        trained[backend].parent / f"gpu-{backend}"],
+                "eval": ["eval", trained[backend], "--json"],
                 "runs": ["runs", trained[backend].parent, "--json"]}
     if len(names) > 1:
         previous = names[names.index(backend) - 1]
@@ -168,6 +171,7 @@ def session_commands(backend: str, trained: dict[str, Path], files: list[Path]) 
         commands["eval other"] = ["eval", copy, "--backend", backend, "--json"]
     for name, run in trained.items():
         commands[f"predict {name}"] = ["predict", run, *files, "--backend", backend, "--json"]
+    commands["smoke"] = ["smoke", QUICKSTART, "--backend", backend]
     return {key: [str(arg) for arg in args] for key, args in commands.items()}
 
 
@@ -273,10 +277,10 @@ def test_sigterm_then_resume_keeps_the_backend(backend: str, cache: Path, tmp_pa
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_smoke_runs_on_the_backend(backend: str, cache: Path) -> None:
-    done = dltrain(cache, "smoke", QUICKSTART, "--backend", backend)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 passed, 0 failed" in done.stdout
+def test_smoke_runs_on_the_backend(backend: str, sessions: dict[str, dict]) -> None:
+    done = sessions[backend]["smoke"]
+    assert done["code"] == 0, done["stdout"] + done["stderr"]
+    assert "1 passed, 0 failed" in done["stdout"]
 
 
 def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Path,
@@ -292,16 +296,16 @@ def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Pa
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_device_gpu_without_a_gpu_exits_2(backend: str, cache: Path, tmp_path: Path) -> None:
-    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--device", "gpu",
-                   "--run-dir", tmp_path / "r")
-    if done.returncode == 0:
+def test_device_gpu_without_a_gpu_exits_2(backend: str, trained: dict[str, Path],
+                                          sessions: dict[str, dict]) -> None:
+    done = sessions[backend]["gpu"]  # the first command of its process
+    if done["code"] == 0:
         pytest.skip("this machine has a GPU")
-    assert done.returncode == 2
+    assert done["code"] == 2
     name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}[backend]
     assert f"--device gpu: {name} sees no GPU here. Use --device cpu or auto." \
-        in " ".join(done.stderr.split())
-    assert not (tmp_path / "r").exists()
+        in " ".join(done["stderr"].split())
+    assert not (trained[backend].parent / f"gpu-{backend}").exists()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
