@@ -1,9 +1,11 @@
 """The CLI end to end on each backend: fit, eval, predict, resume, determinism, smoke.
 
-A process runs one Keras backend, so every command here is a real `dltrain` subprocess with a
-timeout; the same tests run on TensorFlow, JAX and PyTorch. A backend this interpreter lacks runs
-in the TensorFlow-free environment (`make tf-free-env`: JAX and PyTorch's CPU build, as on the
-GPU machines) where that has it, and is skipped with the reason where neither does.
+A process runs one Keras backend, so every command here runs in a real subprocess with a timeout
+(a fit is a `dltrain` process of its own; the commands that only read the shared fits run
+several to a process of their backend, `sessions`); the same tests run on TensorFlow, JAX and
+PyTorch. A backend this interpreter lacks runs in the TensorFlow-free environment (`make
+tf-free-env`: JAX and PyTorch's CPU build, as on the GPU machines) where that has it, and is
+skipped with the reason where neither does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, ROOT, wait_for_history
+from conftest import CONFIGS, ROOT, copy_run, wait_for_history
 from dltrain.runs.layout import read_history
 
 pytestmark = pytest.mark.slow
@@ -72,16 +74,122 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(cache: Path) -> dict[str, Path]:
+def fit_cache(cache: Path) -> Path:
+    """The JAX compilation cache of the shared fits alone: empty when the first one starts (the
+    cold fit), filled for the deterministic reruns (the warm ones)."""
+    return cache.parent / "jax-fit-cache"
+
+
+def fit_each_backend(cache: Path, prefix: str) -> dict[str, subprocess.CompletedProcess[str]]:
     """One deterministic 2-epoch quickstart run per installed backend, with augmentation."""
+    fits = {}
+    for backend in PYTHONS:
+        run = cache.parent / f"{prefix}-{backend}"
+        fits[backend] = done = dltrain(cache, "fit", QUICKSTART, "--backend", backend,
+                                       "--run-dir", run, *SMALL, "--epochs", "2", *SEEDED)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return fits
+
+
+@pytest.fixture(scope="module")
+def fits(fit_cache: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    return fit_each_backend(fit_cache, "run")
+
+
+@pytest.fixture(scope="module")
+def reruns(fit_cache: Path, fits: dict) -> dict[str, subprocess.CompletedProcess[str]]:
+    """The same fits again, after them (on JAX: from the compilation cache they filled)."""
+    return fit_each_backend(fit_cache, "rerun")
+
+
+def run_of(done: subprocess.CompletedProcess[str]) -> Path:
+    return Path(done.args[done.args.index("--run-dir") + 1])
+
+
+@pytest.fixture(scope="module")
+def trained(fits: dict[str, subprocess.CompletedProcess[str]]) -> dict[str, Path]:
+    return {backend: run_of(done) for backend, done in fits.items()}
+
+
+@pytest.fixture(scope="module")
+def bf16(cache: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """One epoch in mixed precision per installed backend (asserted by its test)."""
     runs = {}
     for backend in PYTHONS:
-        run = cache.parent / f"run-{backend}"
-        done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL,
-                       "--epochs", "2", *SEEDED)
-        assert done.returncode == 0, done.stdout + done.stderr
-        runs[backend] = run
+        runs[backend] = dltrain(
+            cache, "fit", QUICKSTART, "--backend", backend, "--run-dir",
+            cache.parent / f"bf16-{backend}", "--epochs", "1", "--set", "dataset.train_limit=300",
+            "--set", "dataset.test_limit=100", "--set", "training.mixed_precision=bf16")
     return runs
+
+
+# Several commands in one process of a backend: each `dltrain ARGS` is main(ARGS) with its own
+# stdout and stderr; then the dtype policy of a model loaded by Keras on that backend.
+SESSION = """
+import contextlib, io, json, sys
+from dltrain.cli import main
+done = {}
+for name, args in json.loads(sys.argv[1]).items():
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    done[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+try:  # the bf16 fit's test says why it is missing
+    import keras
+    model = keras.saving.load_model(sys.argv[2])
+    done["policy"] = {"backend": keras.backend.backend(), "name": model.layers[0].dtype_policy.name}
+except Exception as exc:
+    done["policy"] = {"error": repr(exc)}
+print(json.dumps(done))
+"""
+
+
+def pngs(folder: Path) -> list[Path]:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    files = []
+    for index, size in enumerate((28, 28, 40, 19)):  # two need resizing, up and down
+        files.append(folder / f"{index}.png")
+        Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(files[-1])
+    return files
+
+
+def session_commands(backend: str, trained: dict[str, Path], files: list[Path]) -> dict:
+    """What a process of `backend` runs: first (the backend not yet imported) a fit on
+    `--device gpu`, then eval of its own run, the runs listing, eval of the previous backend's
+    model (TF -> JAX -> torch -> TF) on a copy (eval writes eval.json), predict with each
+    backend's model, and smoke."""
+    names = list(trained)
+    commands = {"gpu": ["fit", QUICKSTART, "--backend", backend, "--device", "gpu", "--run-dir",
+                        trained[backend].parent / f"gpu-{backend}"],
+                "eval": ["eval", trained[backend], "--json"],
+                "runs": ["runs", trained[backend].parent, "--json"]}
+    if len(names) > 1:
+        previous = names[names.index(backend) - 1]
+        copy = copy_run(trained[previous], trained[previous].parent / f"eval-on-{backend}")
+        commands["eval other"] = ["eval", copy, "--backend", backend, "--json"]
+    for name, run in trained.items():
+        commands[f"predict {name}"] = ["predict", run, *files, "--backend", backend, "--json"]
+    commands["smoke"] = ["smoke", QUICKSTART, "--backend", backend]
+    return {key: [str(arg) for arg in args] for key, args in commands.items()}
+
+
+@pytest.fixture(scope="module")
+def sessions(trained: dict[str, Path], bf16: dict, cache: Path) -> dict[str, dict]:
+    """Per installed backend, one process that runs session_commands and loads the bf16 model."""
+    files = pngs(cache.parent)
+    done = {}
+    for backend in PYTHONS:
+        commands = session_commands(backend, trained, files)
+        process = subprocess.run(
+            [PYTHONS[backend], "-c", SESSION, json.dumps(commands), str(run_of(bf16[backend])
+                                                                         / "model.keras")],
+            capture_output=True, text=True, timeout=TIMEOUT * 2, env=environment(cache),
+            cwd=cache.parent)
+        assert process.returncode == 0, process.stdout + process.stderr
+        done[backend] = json.loads(process.stdout.splitlines()[-1])
+    return done
 
 
 def accuracy(path: Path) -> float:
@@ -90,7 +198,7 @@ def accuracy(path: Path) -> float:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str, Path],
-                                                 cache: Path) -> None:
+                                                 sessions: dict[str, dict]) -> None:
     run = trained[backend]
     env = json.loads((run / "environment.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
@@ -99,59 +207,51 @@ def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str
     # steps_per_execution auto at quickstart's batch 64: 4 a call; torch runs one.
     assert env["steps_per_execution"] == (1 if backend == "torch" else 4)
     assert backend in env and "backend: " + backend in (run / "config.yaml").read_text()
-    done = dltrain(cache, "eval", run, "--json", on=backend)
-    assert done.returncode == 0, done.stderr
+    done = sessions[backend]["eval"]
+    assert done["code"] == 0, done["stderr"]
     assert accuracy(run / "eval.json") == pytest.approx(accuracy(run / "metrics.json"), abs=0.001)
-    listed = dltrain(cache, "runs", cache.parent, "--json", on=backend)
-    assert {row["name"]: row["backend"] for row in json.loads(listed.stdout)}[run.name] == backend
+    listed = sessions[backend]["runs"]
+    assert {row["name"]: row["backend"] for row in json.loads(listed["stdout"])}[run.name] \
+        == backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_model_evaluates_the_same_on_the_other_backend(backend: str, trained: dict[str, Path],
-                                                         cache: Path) -> None:
+                                                         sessions: dict[str, dict]) -> None:
     if len(trained) < 2:
         pytest.skip("needs two backends installed")
     names = list(trained)  # each scores the next one's model: TF -> JAX -> torch -> TF
     other = names[(names.index(backend) + 1) % len(names)]
     run = trained[backend]
-    done = dltrain(cache, "eval", run, "--backend", other, "--json")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["test"]["accuracy"] == pytest.approx(
+    done = sessions[other]["eval other"]
+    assert done["code"] == 0, done["stderr"]
+    assert json.loads(done["stdout"])["test"]["accuracy"] == pytest.approx(
         accuracy(run / "metrics.json"), abs=0.001)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_predict_on_pngs_is_the_same_on_every_backend(backend: str, trained: dict[str, Path],
-                                                      cache: Path, tmp_path: Path) -> None:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    files = []
-    for index, size in enumerate((28, 28, 40, 19)):  # two need resizing, up and down
-        files.append(tmp_path / f"{index}.png")
-        Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(files[-1])
+                                                      sessions: dict[str, dict]) -> None:
     tops = {}
     for name in trained:
-        done = dltrain(cache, "predict", trained[backend], *files, "--backend", name, "--json")
-        assert done.returncode == 0, done.stderr
+        done = sessions[name][f"predict {backend}"]
+        assert done["code"] == 0, done["stderr"]
         tops[name] = [[round(top["probability"], 4) for top in result["top"]]
-                      for result in json.loads(done.stdout)]
+                      for result in json.loads(done["stdout"])]
     first = next(iter(tops.values()))
     assert all(np.allclose(top, first, atol=1e-3) for top in tops.values()), tops
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_deterministic_rerun_repeats_the_history(backend: str, trained: dict[str, Path],
-                                                   cache: Path) -> None:
-    run = cache.parent / f"rerun-{backend}"
-    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL,
-                   "--epochs", "2", *SEEDED)
+                                                   reruns: dict) -> None:
+    done = reruns[backend]
     assert done.returncode == 0, done.stderr
 
     def losses(path: Path) -> list[float]:
         return [row["loss"] for row in read_history(path / "history.csv")]
 
-    assert losses(run) == losses(trained[backend])
+    assert losses(run_of(done)) == losses(trained[backend])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -177,10 +277,10 @@ def test_sigterm_then_resume_keeps_the_backend(backend: str, cache: Path, tmp_pa
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_smoke_runs_on_the_backend(backend: str, cache: Path) -> None:
-    done = dltrain(cache, "smoke", QUICKSTART, "--backend", backend)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 passed, 0 failed" in done.stdout
+def test_smoke_runs_on_the_backend(backend: str, sessions: dict[str, dict]) -> None:
+    done = sessions[backend]["smoke"]
+    assert done["code"] == 0, done["stdout"] + done["stderr"]
+    assert "1 passed, 0 failed" in done["stdout"]
 
 
 def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Path,
@@ -196,35 +296,30 @@ def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Pa
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_device_gpu_without_a_gpu_exits_2(backend: str, cache: Path, tmp_path: Path) -> None:
-    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--device", "gpu",
-                   "--run-dir", tmp_path / "r")
-    if done.returncode == 0:
+def test_device_gpu_without_a_gpu_exits_2(backend: str, trained: dict[str, Path],
+                                          sessions: dict[str, dict]) -> None:
+    done = sessions[backend]["gpu"]  # the first command of its process
+    if done["code"] == 0:
         pytest.skip("this machine has a GPU")
-    assert done.returncode == 2
+    assert done["code"] == 2
     name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}[backend]
     assert f"--device gpu: {name} sees no GPU here. Use --device cpu or auto." \
-        in " ".join(done.stderr.split())
-    assert not (tmp_path / "r").exists()
+        in " ".join(done["stderr"].split())
+    assert not (trained[backend].parent / f"gpu-{backend}").exists()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_mixed_precision_is_applied_and_recorded(backend: str, cache: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, "--epochs",
-                   "1", "--set", "dataset.train_limit=300", "--set", "dataset.test_limit=100",
-                   "--set", "training.mixed_precision=bf16")
+def test_mixed_precision_is_applied_and_recorded(backend: str, bf16: dict,
+                                                 sessions: dict[str, dict]) -> None:
+    done = bf16[backend]
     assert done.returncode == 0, done.stdout + done.stderr
+    run = run_of(done)
     assert json.loads((run / "environment.json").read_text())["mixed_precision"] == "mixed_bfloat16"
     assert json.loads((run / "manifest.json").read_text())["versions"]["mixed_precision"] \
         == "mixed_bfloat16"
     assert 0 <= accuracy(run / "metrics.json") <= 1
-    check = subprocess.run(
-        [PYTHONS[backend], "-c", "import sys, keras; m = keras.saving.load_model(sys.argv[1]); "
-         "print(m.layers[0].dtype_policy.name)", str(run / "model.keras")],
-        capture_output=True, text=True, timeout=TIMEOUT,
-        env={**environment(cache), "KERAS_BACKEND": backend})
-    assert check.stdout.split()[-1] == "mixed_bfloat16", check.stderr
+    # Loaded by Keras on the same backend, in a process of its own (sessions).
+    assert sessions[backend]["policy"] == {"backend": backend, "name": "mixed_bfloat16"}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -278,20 +373,13 @@ def test_an_augmented_jax_run_scores_with_the_test_step_its_validation_compiled(
 
 @pytest.mark.skipif("jax" not in PYTHONS, reason="needs JAX")
 def test_a_jax_fit_says_what_it_compiled_and_a_rerun_loads_it_from_the_cache(
-        tmp_path: Path) -> None:
-    cache = tmp_path / "jax-cache"
-    runs = []
-    for name in ("cold", "warm"):
-        run = tmp_path / name
-        done = dltrain(cache, "fit", QUICKSTART, "--backend", "jax", "--run-dir", run, *SMALL,
-                       "--epochs", "1")
-        assert done.returncode == 0, done.stdout + done.stderr
-        runs.append((json.loads((run / "metrics.json").read_text())["compilation"],
-                     " ".join((done.stdout + done.stderr).split())))
+        fits: dict, reruns: dict, fit_cache: Path) -> None:
+    runs = [(json.loads((run_of(done) / "metrics.json").read_text())["compilation"],
+             " ".join((done.stdout + done.stderr).split())) for done in (fits["jax"], reruns["jax"])]
     (cold, cold_text), (warm, warm_text) = runs
     assert cold["programs"] > 0 and cold["from_cache"] == 0 and cold["seconds"] > 0
     assert f"compilation: {cold['programs']} programs" in cold_text
     assert warm["programs"] == cold["programs"] and warm["from_cache"] == warm["programs"]
-    said = f"{warm['from_cache']} loaded from the compilation cache ({cache})"
+    said = f"{warm['from_cache']} loaded from the compilation cache ({fit_cache})"
     assert "".join(said.split()) in "".join(warm_text.split())  # a long path may wrap mid-word
     assert "went to compiling the model" not in warm_text  # the estimate is for other backends
