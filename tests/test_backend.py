@@ -45,7 +45,8 @@ def test_a_backend_that_is_not_installed_says_what_to_install(
         backend.use_backend("torch", "auto")
     assert str(caught.value) == (
         "backend torch: the torch package is not installed here. Install it with: "
-        'pip install "dltrain[torch]" (or choose --backend tensorflow or jax).')
+        'pip install "dltrain-keras[torch]" (from a clone: pip install -e ".[torch]") '
+        "(or choose --backend tensorflow or jax).")
 
 
 def test_fit_with_a_missing_backend_exits_2_before_anything_is_loaded(
@@ -55,7 +56,7 @@ def test_fit_with_a_missing_backend_exits_2_before_anything_is_loaded(
     monkeypatch.setattr(runtime, "installed", lambda name: name != "torch")
     code, out, err = run_cli(capsys, "fit", QUICKSTART, "--backend", "torch")
     assert code == 2, out + err
-    assert 'pip install "dltrain[torch]"' in " ".join(err.split())
+    assert 'pip install "dltrain-keras[torch]"' in " ".join(err.split())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -76,7 +77,7 @@ def test_show_checks_the_backend_too(tmp_path: Path, capsys: pytest.CaptureFixtu
     path = write_yaml(tmp_path / "t.yaml", QUICKSTART.read_text() + "backend: torch\n")
     code, _, err = run_cli(capsys, "show", path)
     assert code == 2
-    assert 'pip install "dltrain[torch]"' in " ".join(err.split())
+    assert 'pip install "dltrain-keras[torch]"' in " ".join(err.split())
 
 
 @pytest.mark.parametrize(("command", "config"), [
@@ -88,7 +89,7 @@ def test_show_cv_and_tune_take_backend_as_fit_does(
     monkeypatch.setattr(runtime, "installed", lambda name: name != "torch")
     code, out, err = run_cli(capsys, command, config, "--backend", "torch")
     assert code == 2, out + err
-    assert 'pip install "dltrain[torch]"' in " ".join(err.split())
+    assert 'pip install "dltrain-keras[torch]"' in " ".join(err.split())
     assert list(tmp_path.iterdir()) == []
 
 

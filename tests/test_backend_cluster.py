@@ -23,7 +23,7 @@ from dltrain.runs.layout import read_history
 
 pytestmark = pytest.mark.skipif(
     __import__("importlib").util.find_spec("jax") is None,
-    reason='JAX is not installed: pip install "dltrain[jax]"')
+    reason='JAX is not installed: pip install "dltrain-keras[jax]"')
 QUICKSTART = CONFIGS / "quickstart.yaml"
 # 540 training, 60 validation and 200 test samples: every batch of 64 splits over 2 processes.
 SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=200", "--set",

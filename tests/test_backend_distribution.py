@@ -49,7 +49,7 @@ WEIGHTS_ATOL = 2 * 64 * 26 * 26 * EPS * 1e-3 * 18
 # 13 x 32 = 5,408 products: 2 x 5,408 x eps = 1.3e-3 of the loss (measured: 1.2e-7).
 LOSS_RTOL = 2 * 13 * 13 * 32 * EPS
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                               reason='JAX is not installed: pip install "dltrain[jax]"')
+                               reason='JAX is not installed: pip install "dltrain-keras[jax]"')
 # TensorFlow's device count is fixed at its start: two logical CPUs, before dltrain's CLI.
 TWO_TF_CPUS = (
     "import sys, tensorflow as tf\n"

@@ -291,7 +291,7 @@ def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Pa
                            "--run-dir", str(tmp_path / "r")], capture_output=True, text=True,
                           timeout=TIMEOUT, env=environment(cache), cwd=tmp_path)
     assert done.returncode == 2
-    assert 'pip install "dltrain[torch]"' in " ".join(done.stderr.split())
+    assert 'pip install "dltrain-keras[torch]"' in " ".join(done.stderr.split())
     assert not (tmp_path / "r").exists()
 
 

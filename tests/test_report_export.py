@@ -27,7 +27,7 @@ from dltrain.runs.records import Preprocessing
 QUICKSTART = CONFIGS / "quickstart.yaml"
 NEEDS_ONNX = pytest.mark.skipif(
     any(importlib.util.find_spec(name) is None for name in ("tf2onnx", "onnxruntime")),
-    reason='ONNX export needs tf2onnx and onnxruntime: pip install "dltrain[export]"')
+    reason='ONNX export needs tf2onnx and onnxruntime: pip install "dltrain-keras[export]"')
 ONNX = pytest.param("onnx", marks=NEEDS_ONNX)
 
 
@@ -62,13 +62,13 @@ def test_a_missing_converter_says_what_to_install(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(RunError) as caught:
         export.check_installed("onnx", "tensorflow")
     message = str(caught.value)
-    assert "tf2onnx" in message and 'pip install "dltrain[export]"' in message
+    assert "tf2onnx" in message and 'pip install "dltrain-keras[export]"' in message
     assert "onnxruntime" not in message.split("needs")[1].split("Install")[0]  # only what is missing
 
 
 def test_a_missing_runtime_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(RunError, match=r'onnxruntime.*pip install "dltrain\[export\]"'):
+    with pytest.raises(RunError, match=r'onnxruntime.*pip install "dltrain-keras\[export\]"'):
         export.check_installed("onnx", "tensorflow")
 
 
@@ -151,7 +151,7 @@ def test_parity_compares_outputs_and_accuracy() -> None:
 
 def test_an_export_its_runtime_cannot_load_or_that_answers_in_another_shape_fails(
         tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime", reason='pip install "dltrain[export]"')
+    pytest.importorskip("onnxruntime", reason='pip install "dltrain-keras[export]"')
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     reference = np.full((2, 3), 1 / 3, np.float32)
     result = export.check("onnx", tmp_path / "broken.onnx", np.zeros((2, 4), np.float32),
@@ -293,7 +293,7 @@ def test_cli_refuses_bad_inputs_with_exit_2(
             "there" in " ".join(err.split())
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
     code, _, err = run_cli(capsys, "export", run, "--format", "onnx")
-    assert code == 2 and 'pip install "dltrain[export]"' in err
+    assert code == 2 and 'pip install "dltrain-keras[export]"' in err
     saved = records.read(run, Preprocessing).as_json()
     records.write(run, Preprocessing.of({**saved, "target_log": True}))
     code, _, err = run_cli(capsys, "export", run, "--format", "saved_model")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from dltrain import install_line
+
 Device = Literal["auto", "cpu", "gpu"]
 BackendName = Literal["tensorflow", "jax", "torch"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
@@ -40,11 +42,11 @@ FACTS: dict[str, Facts] = {
                         steps_per_call=True, steps_per_call_data_parallel=False, tf_data=True,
                         dispatches_ahead=False, counts_compilations=False,
                         export_formats=("saved_model", "onnx", "tflite")),
-    "jax": Facts("JAX", 'pip install "dltrain[jax]"', data_parallel=True, steps_per_call=True,
+    "jax": Facts("JAX", install_line("jax"), data_parallel=True, steps_per_call=True,
                  steps_per_call_data_parallel=True, tf_data=False, dispatches_ahead=True,
                  counts_compilations=True, export_formats=("saved_model", "onnx")),
     # Keras's torch distribution is not in a release; its trainer refuses several steps a call.
-    "torch": Facts("PyTorch", 'pip install "dltrain[torch]"', data_parallel=False,
+    "torch": Facts("PyTorch", install_line("torch"), data_parallel=False,
                    steps_per_call=False, steps_per_call_data_parallel=False, tf_data=False,
                    dispatches_ahead=True, counts_compilations=False,
                    export_formats=("saved_model", "onnx", "tflite")),

@@ -11,6 +11,7 @@ from pydantic import (
     model_validator,
 )
 
+from dltrain import install_line
 from dltrain.backend.names import (
     DEFAULT_BACKEND,
     NAMES,
@@ -40,7 +41,7 @@ class Config(Strict):
     backend: BackendName = Field(
         default_factory=default_backend, validate_default=True,  # type: ignore[arg-type]
         description="The Keras backend that trains the model (default: $KERAS_BACKEND, else "
-        "tensorflow). jax and torch need their extra: pip install \"dltrain[jax]\".")
+        "tensorflow). jax and torch need their extra: " + install_line("jax") + ".")
     seed: int = Field(42, ge=0, lt=2**32)
     dataset: DatasetConfig
     augmentation: AugmentationConfig = AugmentationConfig()

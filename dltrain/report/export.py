@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dltrain import install_line
 from dltrain.backend import keras_module, prepare_runtime, quiet_native_logs
 from dltrain.backend.names import exporting_backends
 from dltrain.config.schema import Config
@@ -32,7 +33,7 @@ from dltrain.tasks.classification import classes
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
 # Where Keras 3.15's model.export has a path for a format (it refuses LiteRT on JAX): the
 # backends' own facts (backend.names.exporting_backends).
-EXTRA = 'pip install "dltrain[export]"'
+EXTRA = install_line("export")
 # (module, what installs it) that exporting and checking need, by format and backend: Keras's
 # converter for the backend, then the runtime that loads the file back.
 REQUIRES: dict[tuple[str, str], list[tuple[str, str]]] = {
