@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 
 def metrics_table(title: str, test: dict[str, float]) -> Table:
@@ -138,42 +140,69 @@ KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta", "cv": 
 class RunsTable:
     """The runs table, with as many columns as fit the width it is printed at.
 
-    Names are never wrapped (a run's name is its folder's name, to be copied); the least
-    needed columns go first at narrow widths.
+    Names are never wrapped or cut (a run's name is its folder's name, to be copied) and no
+    number is split: the least needed columns go first at narrow widths, and where even a name
+    and its score do not fit side by side, each run is a name on a line of its own with its
+    state, kind and score below it.
     """
 
     def __init__(self, rows: list[dict[str, Any]], folder: Path) -> None:
         self.rows, self.folder = rows, folder
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        keys = [key for _, key, _ in RUN_COLUMNS]
-        table = self.table(keys)
         unbounded = options.update(max_width=10_000)  # the width it wants, not the one it gets
-        for key in RUN_OPTIONAL:
+        for table in self.tables():
             if Measurement.get(console, unbounded, table).maximum <= options.max_width:
-                break
-            keys.remove(key)
-            table = self.table(keys)
-        yield table
+                yield table
+                return
+        yield from self.stacked()
 
-    def table(self, keys: list[str]) -> Table:
-        table = Table(title=f"Runs in {escape(str(self.folder))}", title_justify="left",
+    def tables(self) -> Iterator[Table]:
+        """The table with fewer columns each time; a date to the second first, then to the
+        minute, before the date goes."""
+        keys = [key for _, key, _ in RUN_COLUMNS]
+        for key in [*RUN_OPTIONAL, None]:
+            yield self.table(keys)
+            if "date" in keys:
+                yield self.table(keys, seconds=False)
+            if key is not None:
+                keys.remove(key)
+
+    def title(self) -> str:
+        return f"Runs in {escape(str(self.folder))}"
+
+    def table(self, keys: list[str], seconds: bool = True) -> Table:
+        table = Table(title=self.title(), title_justify="left",
                       box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
         for header, key, right in RUN_COLUMNS:
             if key in keys:
                 table.add_column(header, justify="right" if right else "left", no_wrap=True)
         for row in self.rows:
-            table.add_row(*[row_cell(row, key) for key in keys])
+            table.add_row(*[row_cell(row, key, seconds) for key in keys])
         return table
+
+    def stacked(self) -> RenderResult:
+        """One run per two lines: its whole name (folded only where the terminal is narrower
+        than the name itself), then its state, kind and score, indented."""
+        yield Text.from_markup(self.title())
+        for row in self.rows:
+            yield Text(row["name"], overflow="fold")
+            score = row_cell(row, "accuracy")
+            score = score if score.startswith("R²") else f"acc {score}"
+            yield Text.from_markup(f"  {row_cell(row, 'state')}  {row_cell(row, 'kind')}  "
+                                   f"{score}")
 
 
 def runs_table(rows: list[dict[str, Any]], folder: Path) -> RunsTable:
     return RunsTable(rows, folder)
 
 
-def row_cell(row: dict[str, Any], key: str) -> str:
+def row_cell(row: dict[str, Any], key: str, seconds: bool = True) -> str:
     """A cell of the row; a cross-validation's accuracy with its std over the folds, a
-    regression's R² in the accuracy column, marked as such."""
+    regression's R² in the accuracy column, marked as such; the date to the minute where
+    `seconds` is false."""
+    if key == "date" and not seconds and row.get("date") is not None:
+        return run_cell(key, row["date"])[:-3]
     if key == "accuracy" and row.get("accuracy") is None and row.get("r2") is not None:
         return f"R² {float(row['r2']):.3f}"
     std = row.get(f"{key}_std") if key == "accuracy" else None
@@ -182,7 +211,8 @@ def row_cell(row: dict[str, Any], key: str) -> str:
 
 
 def run_cell(key: str, value: Any) -> str:
-    """One cell of the runs table, short: MM-DD HH:MM, 1m05s, whole samples per second."""
+    """One cell of the runs table, short: MM-DD HH:MM:SS (the run's own clock, as in its
+    folder's name), 1m05s, whole samples per second."""
     if value is None:
         return "-"
     if key == "state":
@@ -190,7 +220,7 @@ def run_cell(key: str, value: Any) -> str:
     if key == "kind":
         return f"[{KIND_COLOURS.get(value, 'white')}]{escape(str(value))}[/]"
     if key == "date":
-        return escape(str(value)[5:16])
+        return escape(f"{str(value)[5:10]} {str(value)[11:19]}")
     if key == "seconds":
         return duration(float(value))
     if key == "samples_per_second":
