@@ -415,3 +415,92 @@ def test_at_any_width_each_row_keeps_its_whole_name_and_whole_numbers(width: int
     if width > len(LONGER):  # else folded on lines of its own: whole, to be copied
         assert sum(LONGER.replace("031500", "031501") in line for line in lines) == 1
     assert "0.9123" in text and "0.5000" in text and "R² 0.912" in text
+
+
+# --- issue 27: compare names leaves, subtracts only like scores, and fits any width -----------
+
+CLASSIFIER = {"name": "q", "seed": 1, "loss": "sparse_categorical_crossentropy", "task": None,
+              "model": {"input_shape": [28, 28, 1], "layers": [
+                  {"Conv2D": {"filters": 32, "kernel_size": 3}}, {"Flatten": {}},
+                  {"Dense": {"units": 10, "activation": "softmax"}}]}}
+
+
+def compared_run(folder: Path, config: dict[str, Any], metrics: dict[str, Any]) -> Path:
+    import yaml
+
+    run = write_run(folder, metrics=metrics)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    return run
+
+
+def test_compare_names_the_changed_layer_key_and_does_not_subtract_unlike_losses(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    regressor = json.loads(json.dumps(CLASSIFIER))
+    regressor["model"]["layers"][0]["Conv2D"]["filters"] = 16
+    regressor.update(loss="mse")
+    a = compared_run(tmp_path / LONGER, CLASSIFIER,
+                     {"test": {"accuracy": 0.85, "loss": 0.4}})
+    b = compared_run(tmp_path / LONGER.replace("031500", "031501"), regressor,
+                     {"test": {"loss": 2.5, "mae": 1.1},
+                      "regression": {"mae": 2.1, "rmse": 2.9, "r2": 0.85, "target_std": 7.8}})
+    code, out, err = run_cli(capsys, "compare", a, b, "--json")
+    assert code == 0, err
+    comparison = json.loads(out)
+    changes = {change["key"]: (change["a"], change["b"]) for change in comparison["config"]}
+    assert changes == {"model.layers.0.Conv2D.filters": (32, 16),
+                       "loss": ("sparse_categorical_crossentropy", "mse")}
+    loss = next(m for m in comparison["metrics"] if m["metric"] == "loss")
+    assert (loss["a"], loss["b"], loss["delta"]) == (0.4, 2.5, None)
+    assert loss["why"] == ("a is a classification (loss sparse_categorical_crossentropy), b a "
+                           "regression (loss mse): their scores do not compare")
+    assert all(set(m) == {"metric", "a", "b", "delta", "why"} for m in comparison["metrics"])
+    code, out, err = run_cli(capsys, "compare", a, b)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    joined = "".join(line.strip() for line in lines)
+    assert str(a) in joined and str(b) in joined  # whole, if folded
+    assert line_of(lines, "model.layers.0.Conv2D.filters").split()[1:] == ["32", "16"]
+    assert line_of(lines, "0.4000").split() == ["loss", "0.4000", "2.5000", "n/a"]
+    assert "their scores do not compare" in " ".join(out.split())
+
+
+def test_compare_of_two_losses_subtracts_the_other_scores_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    huber = {**CLASSIFIER, "loss": {"name": "huber", "delta": 1.0}}
+    a = compared_run(tmp_path / "a", {**CLASSIFIER, "loss": "mse"},
+                     {"test": {"loss": 2.5, "mae": 1.5}})
+    b = compared_run(tmp_path / "b", huber, {"test": {"loss": 0.9, "mae": 1.25}})
+    code, out, err = run_cli(capsys, "compare", a, b, "--json")
+    assert code == 0, err
+    metrics = {m["metric"]: m for m in json.loads(out)["metrics"]}
+    assert metrics["mae"]["delta"] == pytest.approx(-0.25) and metrics["mae"]["why"] is None
+    assert metrics["loss"]["delta"] is None
+    assert metrics["loss"]["why"] == "different losses (mse, huber): their values do not compare"
+
+
+@pytest.mark.parametrize("width", [80, 50, 30])
+def test_compare_tables_keep_both_run_names_whole_and_numbers_unsplit(width: int) -> None:
+    from dltrain.report.tables import compare_tables
+
+    name_a, name_b = f"runs/{LONGER}", f"runs/{LONGER.replace('031500', '031501')}"
+    comparison = {
+        "a": name_a, "b": name_b, "mean_of_folds": [False, False],
+        "config": [{"key": "model.layers.0.Conv2D.kernel_size", "a": 3, "b": 5},
+                   {"key": "optimizer.learning_rate", "a": 0.001, "b": 0.000123456}],
+        "metrics": [{"metric": "sparse_top_k_categorical_accuracy", "a": 0.912345, "b": 0.5,
+                     "delta": 0.5 - 0.912345, "why": None},
+                    {"metric": "loss", "a": 0.25, "b": 1234.5, "delta": None,
+                     "why": "different losses (mse, huber): their values do not compare"}]}
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, highlight=False)
+    for table in compare_tables(comparison):
+        console.print(table)
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    joined = "".join(line.strip() for line in lines)
+    assert name_a in joined and name_b in joined  # each whole, told apart by its last digit
+    words = buffer.getvalue().split()
+    for number in ("0.9123", "0.5000", "-0.4123", "0.2500", "1234.5", "3", "5", "0.001",
+                   "0.000123456"):
+        assert number in words, number

@@ -116,6 +116,9 @@ def compare(
 ) -> None:
     """Show the config keys that differ (a -> b) and the test metrics side by side.
 
+    Each key by its leaf path (model.layers.0.Conv2D.filters); b - a only where the scores
+    compare (not across tasks, nor between two losses). --json adds each metric's "why".
+
     Example: dltrain compare runs/cifar_cnn-20260101-120000 runs/cifar_cnn-20260102-090000
     """
     from dltrain.report.tables import compare_tables

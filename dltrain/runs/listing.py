@@ -221,13 +221,42 @@ def compare(run_a: Path, run_b: Path) -> dict[str, Any]:
     if folds[0] != folds[1]:  # a cross-validation's fold count is no key of its config
         changes.append({"key": "cv --folds", "a": folds[0], "b": folds[1]})
     tests = [compared_scores(path) for path in (run_a, run_b)]
+    scored = [scored_by(config) for config in (config_a, config_b)]
     metrics = []
     for name in sorted(set(tests[0]) | set(tests[1])):
         a, b = tests[0].get(name), tests[1].get(name)
+        why = None if a is None or b is None else unlike(name, scored[0], scored[1])
         metrics.append({"metric": name, "a": a, "b": b,
-                        "delta": None if a is None or b is None else b - a})
+                        "delta": None if a is None or b is None or why else b - a, "why": why})
     return {"a": str(run_a), "b": str(run_b), "config": changes, "metrics": metrics,
             "mean_of_folds": [(path / runs.CV_FILE).is_file() for path in (run_a, run_b)]}
+
+
+def scored_by(config: dict[str, Any]) -> tuple[str, str, Any]:
+    """The run's task, its loss's name and the loss as the config gives it (with its
+    arguments): what its scores mean."""
+    from dltrain.tasks.base import squash
+    from dltrain.tasks.registry import TASKS, task_for
+
+    loss = config.get("loss")
+    name = loss.get("name") if isinstance(loss, dict) else loss
+    name = name if isinstance(name, str) else "unknown"
+    task = config.get("task")
+    spec = {**loss, "name": squash(name)} if isinstance(loss, dict) else squash(name)
+    return task_for(name, task if task in TASKS else None).name, name, spec
+
+
+def unlike(metric: str, a: tuple[str, str, Any], b: tuple[str, str, Any]) -> str | None:
+    """Why two runs' values of `metric` are not to be subtracted (None: they compare): runs of
+    two tasks score different things, and two losses (or one with other arguments) differ in
+    their units."""
+    if a[0] != b[0]:
+        return (f"a is a {a[0]} (loss {a[1]}), b a {b[0]} (loss {b[1]}): their scores do not "
+                "compare")
+    if metric == "loss" and a[2] != b[2]:
+        losses = f"{a[1]}, {b[1]}" if a[1] != b[1] else f"{a[1]} with other arguments"
+        return f"different losses ({losses}): their values do not compare"
+    return None
 
 
 # A regression's scores as compare names them: capitals, apart from Keras's lowercase metrics
