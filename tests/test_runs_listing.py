@@ -358,6 +358,10 @@ def test_every_sortable_heading_is_a_sort_value_and_the_old_names_still_work(
         assert code == 0, f"--sort {heading}: {err}"
     code, out, err = run_cli(capsys, "runs", folder, "--sort", "nonsense")
     assert code == 2 and "acc" in err
+    from dltrain.cli.results import SortKey
+    from dltrain.runs.listing import SORT_KEYS
+
+    assert sorted(key.value for key in SortKey) == sorted(SORT_KEYS)
 
 
 ISO_SECONDS_AND_ZONE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$"
@@ -504,3 +508,30 @@ def test_compare_tables_keep_both_run_names_whole_and_numbers_unsplit(width: int
     for number in ("0.9123", "0.5000", "-0.4123", "0.2500", "1234.5", "3", "5", "0.001",
                    "0.000123456"):
         assert number in words, number
+
+
+@pytest.mark.parametrize("width", [80, 56])
+def test_runs_and_compare_keep_long_run_names_whole_at_the_terminals_width(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        width: int) -> None:
+    from dltrain import console
+
+    monkeypatch.setattr(console.out, "_width", width)
+    monkeypatch.chdir(tmp_path)
+    names = [LONGER, LONGER.replace("031500", "031501")]
+    for name, seconds in zip(names, ("05", "40"), strict=True):
+        started_run(Path("runs") / name, f"2026-11-26T03:15:{seconds}+0000")
+    code, out, err = run_cli(capsys, "runs")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert [line.split()[0] for line in lines if line.startswith(LONGER[:20])] == names[::-1]
+    for name in names:
+        (Path("runs") / name / "config.yaml").write_text("name: x\nseed: 1\n")
+    code, out, err = run_cli(capsys, "compare", *(Path("runs") / name for name in names))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= width
+    joined = "".join(line.strip() for line in lines)
+    assert f"a:runs/{names[0]}b:runs/{names[1]}" in joined.replace(" ", "")
+    assert "0.5000" in out.split()
