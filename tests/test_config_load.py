@@ -599,3 +599,23 @@ def test_an_alias_bomb_as_a_choice_list_is_still_refused(tmp_path: Path, levels:
     text = alias_bomb(levels) + long_choice(2).replace("choice: [0, 1]", f"choice: *a{levels - 1}")
     message = config_error(tmp_path, text)
     assert "more than 100,000 values once aliases (*name) are expanded" in message, message
+
+
+def test_config_diff_names_the_leaf_that_differs_inside_a_list_of_layers() -> None:
+    # compare printed the whole model.layers list where one filter count differed.
+    from dltrain.config.load import config_diff
+
+    layers = [{"Conv2D": {"filters": 32, "kernel_size": 3}}, {"Flatten": {}},
+              {"Dense": {"units": 10}}]
+    old = {"model": {"input_shape": [28, 28, 1], "layers": layers}, "metrics": ["accuracy"]}
+    new = yaml.safe_load(yaml.safe_dump(old))
+    new["model"]["layers"][0]["Conv2D"]["filters"] = 16
+    assert config_diff(old, new) == [("model.layers.0.Conv2D.filters", 32, 16)]
+    new["model"]["layers"][1] = {"Dropout": {"rate": 0.5}}  # another layer: named whole
+    new["model"]["layers"].append({"Dense": {"units": 2}})
+    new["model"]["input_shape"] = [32, 32, 3]  # a list of plain values is one value
+    assert config_diff(old, new) == [
+        ("model.input_shape", [28, 28, 1], [32, 32, 3]),
+        ("model.layers.0.Conv2D.filters", 32, 16),
+        ("model.layers.1", {"Flatten": {}}, {"Dropout": {"rate": 0.5}}),
+        ("model.layers.3", None, {"Dense": {"units": 2}})]

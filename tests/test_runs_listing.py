@@ -21,7 +21,7 @@ LONG = "fashion_mnist_best-20261126-031500"
 
 def row(name: str, **fields: Any) -> dict[str, Any]:
     """A row as list_runs makes it, for a completed fit unless told otherwise."""
-    return {"name": name, "path": f"runs/{name}", "date": "2026-11-26 03:15",
+    return {"name": name, "path": f"runs/{name}", "date": "2026-11-26T03:15:00+00:00",
             "dataset": "fashion_mnist", "state": "completed", "kind": "fit", "backend": "jax",
             "epochs": 30,
             "accuracy": 0.91234, "loss": 0.25678, "seconds": 65.4321,
@@ -80,7 +80,7 @@ def test_a_wide_terminal_shows_every_column_shortened() -> None:
     assert lines[1].split() == ["name", "date", "dataset", "state", "kind", "backend", "epochs",
                                 "acc", "loss", "time", "samples/s"]
     assert line_of(lines, LONG).split()[1:] == [
-        "11-26", "03:15", "fashion_mnist", "completed", "fit", "jax", "30", "0.9123", "0.2568",
+        "11-26", "03:15:00", "fashion_mnist", "completed", "fit", "jax", "30", "0.9123", "0.2568",
         "1m05s", "1235"]
     assert line_of(lines, "running-one").split()[1:] == [
         "-", "-", "running", "fit", "jax", "0", "-", "-", "-", "-"]
@@ -310,3 +310,228 @@ def test_compare_of_two_cross_validations_shows_their_means_and_fold_counts(
     assert accuracy["delta"] == pytest.approx(0.6591 - 0.6775)
     code, out, err = run_cli(capsys, "compare", *parents)
     assert "the mean over its folds" in " ".join((out + err).split())
+
+
+# --- issue 27: sorting by the full start time, every heading a sort value, one row shape -----
+
+def started_run(folder: Path, started: str, **fields: Any) -> Path:
+    run = write_run(folder, metrics=FINISHED)
+    records.write(run, Environment(started=started, command=["dltrain", "fit", "c.yaml"],
+                                   **fields))
+    return run
+
+
+def test_runs_started_within_one_minute_list_newest_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Sorted by a date shown to the minute, these listed oldest first (by name, in a tie).
+    folder = tmp_path / "runs"
+    started_run(folder / "a-first", "2026-11-26T03:15:05+0000")
+    started_run(folder / "b-second", "2026-11-26T03:15:40+0000")
+    started_run(folder / "c-earlier-elsewhere", "2026-11-26T04:15:20+0100")  # 03:15:20 UTC
+    started_run(folder / "d-older", "2026-11-26T03:14:59+0000")
+    expected = ["b-second", "c-earlier-elsewhere", "a-first", "d-older"]
+    assert [row["name"] for row in list_runs(folder)] == expected
+    code, out, err = run_cli(capsys, "runs", folder, "--json")
+    assert code == 0, err
+    assert [row["name"] for row in json.loads(out)] == expected
+    lines = render(list_runs(folder), 160)
+    assert line_of(lines, "b-second").split()[1:3] == ["11-26", "03:15:40"]
+    assert line_of(lines, "a-first").split()[1:3] == ["11-26", "03:15:05"]
+
+
+def test_every_sortable_heading_is_a_sort_value_and_the_old_names_still_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dltrain.report.tables import RUN_COLUMNS
+
+    folder = tmp_path / "runs"
+    started_run(folder / "low", "2026-11-26T03:15:05+0000")
+    (folder / "low" / "metrics.json").unlink()
+    records.write(folder / "low", Metrics.of({**FINISHED, "test": {"accuracy": 0.2}}))
+    started_run(folder / "high", "2026-11-26T03:15:06+0000")
+    (folder / "high" / "metrics.json").unlink()
+    records.write(folder / "high", Metrics.of({**FINISHED, "test": {"accuracy": 0.9}}))
+    code, out, err = run_cli(capsys, "runs", folder, "--sort", "acc", "--json")
+    assert code == 0, err
+    assert [row["name"] for row in json.loads(out)] == ["high", "low"]
+    for heading in [header for header, _, _ in RUN_COLUMNS] + ["accuracy", "r2", "date"]:
+        code, out, err = run_cli(capsys, "runs", folder, "--sort", heading)
+        assert code == 0, f"--sort {heading}: {err}"
+    code, out, err = run_cli(capsys, "runs", folder, "--sort", "nonsense")
+    assert code == 2 and "acc" in err
+    from dltrain.cli.results import SortKey
+    from dltrain.runs.listing import SORT_KEYS
+
+    assert sorted(key.value for key in SortKey) == sorted(SORT_KEYS)
+
+
+ISO_SECONDS_AND_ZONE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$"
+
+
+def test_json_rows_have_one_set_of_keys_and_iso_dates_with_seconds_and_zone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    from datetime import datetime
+
+    folder = tmp_path / "runs"
+    started_run(folder / "a-fit", "2026-11-26T03:15:05+0000", backend="jax")
+    broken = started_run(folder / "b-corrupt", "2026-11-26T03:16:05+0000")
+    (broken / "metrics.json").write_text("{not json")
+    write_run(folder / "c-running", state="running", command=["dltrain", "fit", "c.yaml"])
+    write_run(folder / "d-stopped", state="interrupted", command=["dltrain", "fit", "c.yaml"])
+    write_cv(folder / CV_NAME)
+    tune = write_run(folder / "f-tune", extra_state={"kind": "tune"},
+                     metrics={"test": {"accuracy": 0.8, "loss": 0.5}, "epochs_run": 3,
+                              "best_trial": 0})
+    write_run(tune / "trial-0000", metrics=FINISHED)
+    code, out, err = run_cli(capsys, "runs", folder, "--json", "--sort", "name")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [(row["name"], row["state"], row["kind"]) for row in rows] == [
+        ("a-fit", "completed", "fit"), ("b-corrupt", "corrupt", "fit"),
+        ("c-running", "running", "fit"), ("d-stopped", "interrupted", "fit"),
+        ("f-tune", "completed", "tune"), (CV_NAME, "completed", "cv")]
+    keys = set(rows[0])
+    assert all(set(row) == keys for row in rows), [sorted(set(row) ^ keys) for row in rows]
+    assert {"backend", "unreadable", "error", "writer", "accuracy_std", "date"} <= keys
+    assert rows[1]["backend"] is None and rows[0]["unreadable"] is None
+    assert rows[5]["accuracy_std"] == 0.00456 and rows[0]["accuracy_std"] is None
+    dates = [row["date"] for row in rows if row["date"] is not None]
+    assert len(dates) == 4  # the corrupt run's and the tune's (no environment.json) are null
+    for date in dates:
+        assert re.match(ISO_SECONDS_AND_ZONE, date), date
+        assert datetime.fromisoformat(date).tzinfo is not None
+    assert rows[0]["date"] == "2026-11-26T03:15:05+00:00"
+
+
+LONGER = "fashion_mnist_cnn_with_augmentation-20261126-031500"
+
+
+@pytest.mark.parametrize("width", [80, 60, 40])
+def test_at_any_width_each_row_keeps_its_whole_name_and_whole_numbers(width: int) -> None:
+    rows = [row(LONGER), row(LONGER.replace("031500", "031501"), accuracy=0.5, loss=12.345678),
+            row("mnist-20261126-041500", accuracy=None, r2=0.91234, kind="cv",
+                accuracy_std=None)]
+    lines = render(rows, width)
+    assert max(len(line) for line in lines) <= width
+    text = "\n".join(lines)
+    for each in rows:  # whole, on one line, never cut to the prefix two names share
+        assert each["name"] in text.replace("\n", "") and line_of(lines, each["name"][:20])
+    if width > len(LONGER):  # else folded on lines of its own: whole, to be copied
+        assert sum(LONGER.replace("031500", "031501") in line for line in lines) == 1
+    assert "0.9123" in text and "0.5000" in text and "R² 0.912" in text
+
+
+# --- issue 27: compare names leaves, subtracts only like scores, and fits any width -----------
+
+CLASSIFIER = {"name": "q", "seed": 1, "loss": "sparse_categorical_crossentropy", "task": None,
+              "model": {"input_shape": [28, 28, 1], "layers": [
+                  {"Conv2D": {"filters": 32, "kernel_size": 3}}, {"Flatten": {}},
+                  {"Dense": {"units": 10, "activation": "softmax"}}]}}
+
+
+def compared_run(folder: Path, config: dict[str, Any], metrics: dict[str, Any]) -> Path:
+    import yaml
+
+    run = write_run(folder, metrics=metrics)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    return run
+
+
+def test_compare_names_the_changed_layer_key_and_does_not_subtract_unlike_losses(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    regressor = json.loads(json.dumps(CLASSIFIER))
+    regressor["model"]["layers"][0]["Conv2D"]["filters"] = 16
+    regressor.update(loss="mse")
+    a = compared_run(tmp_path / LONGER, CLASSIFIER,
+                     {"test": {"accuracy": 0.85, "loss": 0.4}})
+    b = compared_run(tmp_path / LONGER.replace("031500", "031501"), regressor,
+                     {"test": {"loss": 2.5, "mae": 1.1},
+                      "regression": {"mae": 2.1, "rmse": 2.9, "r2": 0.85, "target_std": 7.8}})
+    code, out, err = run_cli(capsys, "compare", a, b, "--json")
+    assert code == 0, err
+    comparison = json.loads(out)
+    changes = {change["key"]: (change["a"], change["b"]) for change in comparison["config"]}
+    assert changes == {"model.layers.0.Conv2D.filters": (32, 16),
+                       "loss": ("sparse_categorical_crossentropy", "mse")}
+    loss = next(m for m in comparison["metrics"] if m["metric"] == "loss")
+    assert (loss["a"], loss["b"], loss["delta"]) == (0.4, 2.5, None)
+    assert loss["why"] == ("a is a classification (loss sparse_categorical_crossentropy), b a "
+                           "regression (loss mse): their scores do not compare")
+    assert all(set(m) == {"metric", "a", "b", "delta", "why"} for m in comparison["metrics"])
+    code, out, err = run_cli(capsys, "compare", a, b)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    joined = "".join(line.strip() for line in lines)
+    assert str(a) in joined and str(b) in joined  # whole, if folded
+    assert line_of(lines, "model.layers.0.Conv2D.filters").split()[1:] == ["32", "16"]
+    assert line_of(lines, "0.4000").split() == ["loss", "0.4000", "2.5000", "n/a"]
+    assert "their scores do not compare" in " ".join(out.split())
+
+
+def test_compare_of_two_losses_subtracts_the_other_scores_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    huber = {**CLASSIFIER, "loss": {"name": "huber", "delta": 1.0}}
+    a = compared_run(tmp_path / "a", {**CLASSIFIER, "loss": "mse"},
+                     {"test": {"loss": 2.5, "mae": 1.5}})
+    b = compared_run(tmp_path / "b", huber, {"test": {"loss": 0.9, "mae": 1.25}})
+    code, out, err = run_cli(capsys, "compare", a, b, "--json")
+    assert code == 0, err
+    metrics = {m["metric"]: m for m in json.loads(out)["metrics"]}
+    assert metrics["mae"]["delta"] == pytest.approx(-0.25) and metrics["mae"]["why"] is None
+    assert metrics["loss"]["delta"] is None
+    assert metrics["loss"]["why"] == "different losses (mse, huber): their values do not compare"
+
+
+@pytest.mark.parametrize("width", [80, 50, 30])
+def test_compare_tables_keep_both_run_names_whole_and_numbers_unsplit(width: int) -> None:
+    from dltrain.report.tables import compare_tables
+
+    name_a, name_b = f"runs/{LONGER}", f"runs/{LONGER.replace('031500', '031501')}"
+    comparison = {
+        "a": name_a, "b": name_b, "mean_of_folds": [False, False],
+        "config": [{"key": "model.layers.0.Conv2D.kernel_size", "a": 3, "b": 5},
+                   {"key": "optimizer.learning_rate", "a": 0.001, "b": 0.000123456}],
+        "metrics": [{"metric": "sparse_top_k_categorical_accuracy", "a": 0.912345, "b": 0.5,
+                     "delta": 0.5 - 0.912345, "why": None},
+                    {"metric": "loss", "a": 0.25, "b": 1234.5, "delta": None,
+                     "why": "different losses (mse, huber): their values do not compare"}]}
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, highlight=False)
+    for table in compare_tables(comparison):
+        console.print(table)
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    joined = "".join(line.strip() for line in lines)
+    assert name_a in joined and name_b in joined  # each whole, told apart by its last digit
+    words = buffer.getvalue().split()
+    for number in ("0.9123", "0.5000", "-0.4123", "0.2500", "1234.5", "3", "5", "0.001",
+                   "0.000123456"):
+        assert number in words, number
+
+
+@pytest.mark.parametrize("width", [80, 56])
+def test_runs_and_compare_keep_long_run_names_whole_at_the_terminals_width(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        width: int) -> None:
+    from dltrain import console
+
+    monkeypatch.setattr(console.out, "_width", width)
+    monkeypatch.chdir(tmp_path)
+    names = [LONGER, LONGER.replace("031500", "031501")]
+    for name, seconds in zip(names, ("05", "40"), strict=True):
+        started_run(Path("runs") / name, f"2026-11-26T03:15:{seconds}+0000")
+    code, out, err = run_cli(capsys, "runs")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert [line.split()[0] for line in lines if line.startswith(LONGER[:20])] == names[::-1]
+    for name in names:
+        (Path("runs") / name / "config.yaml").write_text("name: x\nseed: 1\n")
+    code, out, err = run_cli(capsys, "compare", *(Path("runs") / name for name in names))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= width
+    joined = "".join(line.strip() for line in lines)
+    assert f"a:runs/{names[0]}b:runs/{names[1]}" in joined.replace(" ", "")
+    assert "0.5000" in out.split()

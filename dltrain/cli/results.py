@@ -17,12 +17,20 @@ from dltrain.errors import DltrainError
 
 
 class SortKey(str, Enum):
-    date = "date"
+    """--sort's values: the runs table's headings, then the names it took before."""
+
     name = "name"
-    accuracy = "accuracy"
+    date = "date"
+    dataset = "dataset"
+    state = "state"
+    kind = "kind"
+    backend = "backend"
+    epochs = "epochs"
+    acc = "acc"
     loss = "loss"
     time = "time"
-    state = "state"
+    samples = "samples/s"
+    accuracy = "accuracy"
     r2 = "r2"
 
 
@@ -77,17 +85,20 @@ def eval_(
 def runs(
     folder: Annotated[Path, typer.Argument(help="The folder holding run directories.")]
     = Path("runs"),
-    sort: Annotated[SortKey, typer.Option(help="Sort by this column.")] = SortKey.date,
+    sort: Annotated[SortKey, typer.Option(
+        help="Sort by this column, by its heading (accuracy and r2 also work): scores best first, "
+        "the date newest first (to the second), text A to Z.")] = SortKey.date,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs, one row each: state, kind, backend, epochs, test scores and time.
 
     Columns: name, date, dataset, state, kind (fit, smoke, synthetic, cv or tune), backend,
     epochs, test accuracy (a regression's R²; a cv's mean ± std) and loss, training time and
-    samples/s; a narrow terminal drops the least needed columns (backend, samples/s, dataset,
-    date, epochs, time, loss) and keeps names whole.
+    samples/s; a narrow terminal shows the date to the minute, then drops the least needed
+    columns (backend, samples/s, dataset, date, epochs, time, loss) and never cuts a name.
+    --json rows all have the same keys (null where unknown) and ISO 8601 dates.
 
-    Example: dltrain runs runs --sort accuracy
+    Example: dltrain runs runs --sort acc
     """
     from dltrain.report.tables import runs_table
     from dltrain.runs.listing import list_runs
@@ -104,6 +115,9 @@ def compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the config keys that differ (a -> b) and the test metrics side by side.
+
+    Each key by its leaf path (model.layers.0.Conv2D.filters); b - a only where the scores
+    compare (not across tasks, nor between two losses). --json adds each metric's "why".
 
     Example: dltrain compare runs/cifar_cnn-20260101-120000 runs/cifar_cnn-20260102-090000
     """

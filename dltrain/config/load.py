@@ -156,11 +156,30 @@ def _backbone_section(raw: Any) -> dict[str, Any] | None:
 
 
 def config_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """(key path, old value, new value) for every leaf that differs between two configs."""
-    if isinstance(old, dict) and isinstance(new, dict):
+    """(key path, old value, new value) for every leaf that differs between two configs.
+
+    Lists of sections (model.layers) are followed item by item, so a changed filter count is
+    `model.layers.0.Conv2D.filters`, and an item added or dropped is the item, against None.
+    Two sections with no key in common (another layer) and lists of plain values
+    (input_shape) are one value each.
+    """
+    if isinstance(old, dict) and isinstance(new, dict) and (
+            not prefix or set(old) & set(new) or not old or not new):
         return [change for key in sorted(set(old) | set(new), key=str)
                 for change in config_diff(old.get(key), new.get(key), f"{prefix}{key}.")]
+    if isinstance(old, list) and isinstance(new, list) and _has_sections(old + new):
+        return [change for index in range(max(len(old), len(new)))
+                for change in config_diff(_item(old, index), _item(new, index),
+                                          f"{prefix}{index}.")]
     return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def _has_sections(items: list[Any]) -> bool:
+    return any(isinstance(item, dict | list) for item in items)
+
+
+def _item(items: list[Any], index: int) -> Any:
+    return items[index] if index < len(items) else None
 
 
 def dump(config: Config) -> str:

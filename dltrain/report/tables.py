@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rich import box
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
 from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 
 def metrics_table(title: str, test: dict[str, float]) -> Table:
@@ -138,42 +142,69 @@ KIND_COLOURS = {"fit": "dim", "smoke": "magenta", "synthetic": "magenta", "cv": 
 class RunsTable:
     """The runs table, with as many columns as fit the width it is printed at.
 
-    Names are never wrapped (a run's name is its folder's name, to be copied); the least
-    needed columns go first at narrow widths.
+    Names are never wrapped or cut (a run's name is its folder's name, to be copied) and no
+    number is split: the least needed columns go first at narrow widths, and where even a name
+    and its score do not fit side by side, each run is a name on a line of its own with its
+    state, kind and score below it.
     """
 
     def __init__(self, rows: list[dict[str, Any]], folder: Path) -> None:
         self.rows, self.folder = rows, folder
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        keys = [key for _, key, _ in RUN_COLUMNS]
-        table = self.table(keys)
         unbounded = options.update(max_width=10_000)  # the width it wants, not the one it gets
-        for key in RUN_OPTIONAL:
+        for table in self.tables():
             if Measurement.get(console, unbounded, table).maximum <= options.max_width:
-                break
-            keys.remove(key)
-            table = self.table(keys)
-        yield table
+                yield table
+                return
+        yield from self.stacked()
 
-    def table(self, keys: list[str]) -> Table:
-        table = Table(title=f"Runs in {escape(str(self.folder))}", title_justify="left",
+    def tables(self) -> Iterator[Table]:
+        """The table with fewer columns each time; a date to the second first, then to the
+        minute, before the date goes."""
+        keys = [key for _, key, _ in RUN_COLUMNS]
+        for key in [*RUN_OPTIONAL, None]:
+            yield self.table(keys)
+            if "date" in keys:
+                yield self.table(keys, seconds=False)
+            if key is not None:
+                keys.remove(key)
+
+    def title(self) -> str:
+        return f"Runs in {escape(str(self.folder))}"
+
+    def table(self, keys: list[str], seconds: bool = True) -> Table:
+        table = Table(title=self.title(), title_justify="left",
                       box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
         for header, key, right in RUN_COLUMNS:
             if key in keys:
                 table.add_column(header, justify="right" if right else "left", no_wrap=True)
         for row in self.rows:
-            table.add_row(*[row_cell(row, key) for key in keys])
+            table.add_row(*[row_cell(row, key, seconds) for key in keys])
         return table
+
+    def stacked(self) -> RenderResult:
+        """One run per two lines: its whole name (folded only where the terminal is narrower
+        than the name itself), then its state, kind and score, indented."""
+        yield Text.from_markup(self.title())
+        for row in self.rows:
+            yield Text(row["name"], overflow="fold")
+            score = row_cell(row, "accuracy")
+            score = score if score.startswith("R²") else f"acc {score}"
+            yield Text.from_markup(f"  {row_cell(row, 'state')}  {row_cell(row, 'kind')}  "
+                                   f"{score}")
 
 
 def runs_table(rows: list[dict[str, Any]], folder: Path) -> RunsTable:
     return RunsTable(rows, folder)
 
 
-def row_cell(row: dict[str, Any], key: str) -> str:
+def row_cell(row: dict[str, Any], key: str, seconds: bool = True) -> str:
     """A cell of the row; a cross-validation's accuracy with its std over the folds, a
-    regression's R² in the accuracy column, marked as such."""
+    regression's R² in the accuracy column, marked as such; the date to the minute where
+    `seconds` is false."""
+    if key == "date" and not seconds and row.get("date") is not None:
+        return run_cell(key, row["date"])[:-3]
     if key == "accuracy" and row.get("accuracy") is None and row.get("r2") is not None:
         return f"R² {float(row['r2']):.3f}"
     std = row.get(f"{key}_std") if key == "accuracy" else None
@@ -182,7 +213,8 @@ def row_cell(row: dict[str, Any], key: str) -> str:
 
 
 def run_cell(key: str, value: Any) -> str:
-    """One cell of the runs table, short: MM-DD HH:MM, 1m05s, whole samples per second."""
+    """One cell of the runs table, short: MM-DD HH:MM:SS (the run's own clock, as in its
+    folder's name), 1m05s, whole samples per second."""
     if value is None:
         return "-"
     if key == "state":
@@ -190,7 +222,7 @@ def run_cell(key: str, value: Any) -> str:
     if key == "kind":
         return f"[{KIND_COLOURS.get(value, 'white')}]{escape(str(value))}[/]"
     if key == "date":
-        return escape(str(value)[5:16])
+        return escape(f"{str(value)[5:10]} {str(value)[11:19]}")
     if key == "seconds":
         return duration(float(value))
     if key == "samples_per_second":
@@ -216,23 +248,94 @@ def _cell(value: Any) -> str:
     return escape(str(value))
 
 
-def compare_tables(comparison: dict[str, Any]) -> list[Table]:
-    config = Table(title="Config differences", title_justify="left")
-    for column in ("key", comparison["a"], comparison["b"]):
-        config.add_column(escape(column))
-    for change in comparison["config"]:
-        config.add_row(escape(change["key"]), escape(repr(change["a"])), escape(repr(change["b"])))
-    if not comparison["config"]:
-        config.add_row("(none)", "", "")
+def compare_tables(comparison: dict[str, Any]) -> list[RenderableType]:
+    """compare's output: which run is a and which b, whole (folded only where the terminal is
+    narrower than the path), the config keys that differ and the test metrics side by side,
+    b - a only where the two runs' scores compare (else both values and why not)."""
+    names = Table.grid(padding=(0, 1, 0, 0))
+    names.add_column(no_wrap=True)
+    names.add_column(overflow="fold")
+    for side in ("a", "b"):
+        names.add_row(f"{side}:", Text(comparison[side]))
+    changes = [[change["key"], repr(change["a"]), repr(change["b"])]
+               for change in comparison["config"]] or [["(none)", "", ""]]
+    config = SideBySide("Config differences (a -> b)", ["key", "a", "b"], changes)
     folds = any(comparison.get("mean_of_folds") or [])
-    metrics = Table(title="Test metrics" + (" (of a cross-validation: the mean over its folds)"
-                                            if folds else ""), title_justify="left")
-    for column in ("metric", comparison["a"], comparison["b"], "b - a"):
-        metrics.add_column(escape(column), justify="left" if column == "metric" else "right")
+    rows, notes = [], []
     for change in comparison["metrics"]:
-        metrics.add_row(change["metric"], _cell(change["a"]), _cell(change["b"]),
-                        "-" if change["delta"] is None else f"{change['delta']:+.4f}")
-    return [config, metrics]
+        why = change.get("why")
+        delta = ("n/a" if why else "-") if change["delta"] is None else f"{change['delta']:+.4f}"
+        rows.append([change["metric"], _cell(change["a"]), _cell(change["b"]), delta])
+        notes += [f"{change['metric']} not subtracted: {why}."] if why else []
+    metrics = SideBySide("Test metrics" + (" (of a cross-validation: the mean over its folds)"
+                                           if folds else ""), ["metric", "a", "b", "b - a"],
+                         rows, right=True, caption=" ".join(notes) or None)
+    return [names, config, metrics]
+
+
+class SideBySide:
+    """Two runs' values side by side, under a first column naming the row (a key path, a
+    metric) that is never cut or wrapped. Values wrap between words only, so no number is
+    split; where the words do not fit side by side, each row is its name on a line of its
+    own with its values below."""
+
+    GAP = 2  # between columns: SIMPLE_HEAD's separator and one of padding
+
+    def __init__(self, title: str, headers: list[str], rows: list[list[str]],
+                 right: bool = False, caption: str | None = None) -> None:
+        self.title, self.headers, self.rows = title, headers, rows
+        self.right, self.caption = right, caption
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        columns = list(zip(self.headers, *self.rows, strict=True))
+        first = max(cell_len(cell) for cell in columns[0])
+        widths = fitted([_widest_word(cells) for cells in columns[1:]],
+                        [max(cell_len(cell) for cell in cells) for cells in columns[1:]],
+                        options.max_width - first - self.GAP * len(columns[1:]))
+        if widths is None:
+            yield from self.stacked()
+            return
+        table = Table(title=escape(self.title), title_justify="left", box=box.SIMPLE_HEAD,
+                      padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+        table.add_column(escape(self.headers[0]), no_wrap=True, min_width=first)
+        for header, width in zip(self.headers[1:], widths, strict=True):
+            table.add_column(escape(header), width=width, overflow="fold",
+                             justify="right" if self.right else "left")
+        for row in self.rows:
+            table.add_row(*[Text(cell) for cell in row])
+        yield table
+        if self.caption:  # free text, as wide as the terminal, not the table
+            yield Text(self.caption)
+
+    def stacked(self) -> RenderResult:
+        yield Text(self.title)
+        for row in self.rows:
+            yield Text(row[0], overflow="fold")
+            values = Table.grid(padding=(0, 1, 0, 0))
+            values.add_column(no_wrap=True)
+            values.add_column(overflow="fold")
+            for header, cell in zip(self.headers[1:], row[1:], strict=True):
+                values.add_row(Text(f"{header}:"), Text(cell))
+            yield Padding(values, (0, 0, 0, 2))
+        if self.caption:
+            yield Text(self.caption)
+
+
+def fitted(least: list[int], most: list[int], room: int) -> list[int] | None:
+    """Column widths within `room`: each at least its `least` (its widest word), and what is
+    left shared out towards each one's `most`; None when the least do not fit."""
+    widths = list(least)
+    if sum(widths) > room:
+        return None
+    while sum(widths) < room and any(w < m for w, m in zip(widths, most, strict=True)):
+        for index, limit in enumerate(most):
+            if widths[index] < limit and sum(widths) < room:
+                widths[index] += 1
+    return widths
+
+
+def _widest_word(cells: tuple[str, ...]) -> int:
+    return max((cell_len(word) for cell in cells for word in cell.split()), default=1)
 
 
 def export_table(entry: dict[str, Any]) -> Table:

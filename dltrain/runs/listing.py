@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,25 +15,59 @@ from dltrain.runs import layout as runs
 from dltrain.runs import lock, records
 from dltrain.runs.records import CrossValidation, Environment, Metrics, Record, RunState
 
-SORT_KEYS = {"date": "date", "name": "name", "accuracy": "accuracy", "loss": "loss",
-             "time": "seconds", "state": "state", "r2": "r2"}
+# Every row has these keys, null where a run does not say (a corrupt run, one not that far yet).
+ROW_KEYS = ("name", "path", "date", "dataset", "state", "kind", "backend", "epochs", "accuracy",
+            "accuracy_std", "loss", "loss_std", "seconds", "samples_per_second", "r2", "rmse",
+            "writer", "unreadable", "error")
+# --sort's values: each heading of the runs table, and the names it took before (accuracy, r2).
+SORT_KEYS = {"name": "name", "date": "date", "dataset": "dataset", "state": "state",
+             "kind": "kind", "backend": "backend", "epochs": "epochs", "acc": "accuracy",
+             "accuracy": "accuracy", "loss": "loss", "time": "seconds",
+             "samples/s": "samples_per_second", "r2": "r2"}
+DESCENDING = {"date", "epochs", "accuracy", "r2", "samples_per_second"}  # newest, most, best
 
 
 def list_runs(folder: Path, sort: str = "date") -> list[dict[str, Any]]:
-    """One row per run directory below `folder` (those holding run.json), sorted."""
+    """One row per run directory below `folder` (those holding run.json), sorted by `sort` (a
+    SORT_KEYS name): scores best first, the date newest first, text A to Z; rows without the
+    value last, and ties newest first."""
     if not folder.is_dir():
         raise RunError(f"{folder}: no such folder of runs.")
     rows = [summarise(path) for path in sorted(folder.iterdir())
             if (path / runs.STATE_FILE).is_file()]
-    key = SORT_KEYS[sort]
-    descending = key in ("accuracy", "date", "r2")
+    newest = sorted(rows, key=_instant, reverse=True)
+    return newest if SORT_KEYS[sort] == "date" else sort_rows(newest, SORT_KEYS[sort])
+
+
+def sort_rows(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """`rows` by their `key`, the unknown last; the acc column's regressions (R², no accuracy)
+    after the accuracies. Stable: rows that tie keep their order."""
     present = [row for row in rows if row.get(key) is not None]
     missing = [row for row in rows if row.get(key) is None]
-    return sorted(present, key=lambda row: row[key], reverse=descending) + missing
+    ordered = sorted(present, key=lambda row: row[key], reverse=key in DESCENDING)
+    return ordered + (sort_rows(missing, "r2") if key == "accuracy" else missing)
+
+
+def _instant(row: dict[str, Any]) -> tuple[bool, float]:
+    """When the run started, to the second, comparable across time zones; undated rows last
+    in a newest-first order."""
+    return (True, datetime.fromisoformat(row["date"]).timestamp()) if row["date"] else (False, 0)
+
+
+def iso_date(text: Any) -> str | None:
+    """environment.json's start time as ISO 8601 with seconds and zone (2026-12-06T20:31:05+00:00);
+    a time written without a zone is this machine's."""
+    try:
+        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is not None else moment.astimezone()).isoformat()
 
 
 def summarise(path: Path) -> dict[str, Any]:
-    """A run's row: what it trained on, how far it got and how it scored.
+    """A run's row: what it trained on, how far it got and how it scored; ROW_KEYS each.
 
     A run whose files cannot be read is still a row, state `corrupt`, with `unreadable` naming
     the first such file and `error` saying what is wrong, so one broken run hides no other. A
@@ -41,10 +76,9 @@ def summarise(path: Path) -> dict[str, Any]:
     try:
         row = _row(path)
     except Unreadable as exc:
-        return {"name": path.name, "path": str(path), "date": None, "dataset": None,
-                "state": "corrupt", "kind": "fit", "epochs": None, "accuracy": None,
-                "loss": None, "seconds": None, "samples_per_second": None, "r2": None,
-                "rmse": None, "unreadable": str(exc.path), "error": exc.reason}
+        return {**dict.fromkeys(ROW_KEYS), "name": path.name, "path": str(path),
+                "state": "corrupt", "kind": "fit", "unreadable": str(exc.path),
+                "error": exc.reason}
     if lock.state_now(path, row["state"]) != row["state"]:
         row.update(state="interrupted", writer="gone")
     return row
@@ -74,9 +108,10 @@ def _row(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, RunError) as exc:
         raise Unreadable(path / runs.HISTORY_FILE, str(exc)) from None
     row = {
+        **dict.fromkeys(ROW_KEYS),
         "name": path.name,
         "path": str(path),
-        "date": _text(env.started)[:16].replace("T", " ") or None,
+        "date": iso_date(env.started),
         "dataset": dataset.get("name"),
         "state": state.state,
         "kind": kind(state.as_json(), metrics.as_json(), env.as_json()),
@@ -160,10 +195,6 @@ def _record(run_dir: Path, kind: type[R], required: bool = False) -> R:
         raise Unreadable(path, str(exc).removeprefix(f"{path}: ")) from None
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def kind(state: dict[str, Any], metrics: dict[str, Any], env: dict[str, Any]) -> str:
     """tune, synthetic, smoke or fit, from the markers the run wrote (metrics.json has `smoke` after
     a --smoke fit); a run stopped before its metrics is told by its command line."""
@@ -190,13 +221,42 @@ def compare(run_a: Path, run_b: Path) -> dict[str, Any]:
     if folds[0] != folds[1]:  # a cross-validation's fold count is no key of its config
         changes.append({"key": "cv --folds", "a": folds[0], "b": folds[1]})
     tests = [compared_scores(path) for path in (run_a, run_b)]
+    scored = [scored_by(config) for config in (config_a, config_b)]
     metrics = []
     for name in sorted(set(tests[0]) | set(tests[1])):
         a, b = tests[0].get(name), tests[1].get(name)
+        why = None if a is None or b is None else unlike(name, scored[0], scored[1])
         metrics.append({"metric": name, "a": a, "b": b,
-                        "delta": None if a is None or b is None else b - a})
+                        "delta": None if a is None or b is None or why else b - a, "why": why})
     return {"a": str(run_a), "b": str(run_b), "config": changes, "metrics": metrics,
             "mean_of_folds": [(path / runs.CV_FILE).is_file() for path in (run_a, run_b)]}
+
+
+def scored_by(config: dict[str, Any]) -> tuple[str, str, Any]:
+    """The run's task, its loss's name and the loss as the config gives it (with its
+    arguments): what its scores mean."""
+    from dltrain.tasks.base import squash
+    from dltrain.tasks.registry import TASKS, task_for
+
+    loss = config.get("loss")
+    name = loss.get("name") if isinstance(loss, dict) else loss
+    name = name if isinstance(name, str) else "unknown"
+    task = config.get("task")
+    spec = {**loss, "name": squash(name)} if isinstance(loss, dict) else squash(name)
+    return task_for(name, task if task in TASKS else None).name, name, spec
+
+
+def unlike(metric: str, a: tuple[str, str, Any], b: tuple[str, str, Any]) -> str | None:
+    """Why two runs' values of `metric` are not to be subtracted (None: they compare): runs of
+    two tasks score different things, and two losses (or one with other arguments) differ in
+    their units."""
+    if a[0] != b[0]:
+        return (f"a is a {a[0]} (loss {a[1]}), b a {b[0]} (loss {b[1]}): their scores do not "
+                "compare")
+    if metric == "loss" and a[2] != b[2]:
+        losses = f"{a[1]}, {b[1]}" if a[1] != b[1] else f"{a[1]} with other arguments"
+        return f"different losses ({losses}): their values do not compare"
+    return None
 
 
 # A regression's scores as compare names them: capitals, apart from Keras's lowercase metrics
