@@ -42,6 +42,11 @@ def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
     assert len(history(run)) == 1  # stopped in the first epoch, not after three
     message = " ".join(err.split())
     assert "No epoch completed, so no checkpoint was kept" in message and "kept in" not in message
+    # The epoch line and the final word agree with history.csv's one row (issue 27).
+    assert "epoch 1/3 stopped: the loss became NaN, not a completed epoch" in message
+    assert "epoch 1/3 loss nan" not in message
+    assert "Epoch 1 stopped at the non-finite loss; history.csv's row 1 holds its figures" \
+        in message
     assert not (run / "last.keras").exists() and not (run / "best.keras").exists()
     code, _, err = run_cli(capsys, "eval", run)
     message = " ".join(err.split())

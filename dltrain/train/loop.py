@@ -138,7 +138,7 @@ def check_finite(start: Start, config: Config, path: Path, console: Console,
             print_notes(console, [compiled_note(compiled)])
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
-                       + kept_after_divergence(path, start.kept))
+                       + kept_after_divergence(path, start.kept, rows))
 
 
 def final_files(start: Start, splits: Splits, config: Config, path: Path, console: Console,
@@ -193,14 +193,23 @@ def final_files(start: Start, splits: Splits, config: Config, path: Path, consol
     return metrics
 
 
-def kept_after_divergence(path: Path, kept: int) -> str:
-    """What a diverged run keeps, by the files that exist."""
+def kept_after_divergence(path: Path, kept: int, rows: list[dict[str, float]]) -> str:
+    """What a diverged run keeps, by the files that exist, and which epoch stopped: its row in
+    history.csv holds the figures it stopped at where Keras ended the epoch (TensorFlow), none
+    where the NaN check raised at the batch (JAX, torch)."""
+    last = rows[-1] if rows else {}
+    if last and not all(math.isfinite(float(value)) for value in last.values()):
+        epoch = int(last["epoch"])
+        recorded = f"history.csv's row {epoch} holds its figures up to then"
+    else:
+        epoch, recorded = kept + 1, "history.csv has no row for it"
+    stopped = f"Epoch {epoch} stopped at the non-finite loss; {recorded}. "
     if kept == 0:
-        return ("No epoch completed, so no checkpoint was kept; start the run again with dltrain "
-                "fit once the config is changed.")
+        return stopped + ("No epoch completed, so no checkpoint was kept; start the run again "
+                          "with dltrain fit once the config is changed.")
     best = (f" and the best one in {path / runs.BEST_FILE}" if (path / runs.BEST_FILE).is_file()
             else "")
-    return f"The last good epoch ({kept}) is kept in {path / runs.LAST_FILE}{best}."
+    return stopped + f"The last good epoch ({kept}) is kept in {path / runs.LAST_FILE}{best}."
 
 
 def fit_inputs(splits: Splits, config: Config, epoch: int,
