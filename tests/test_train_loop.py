@@ -24,3 +24,17 @@ def test_a_nan_heard_before_its_epoch_ended_names_the_epoch_without_a_row(
     message = kept_after_divergence(tmp_path, 2, rows)
     assert message == (f"Epoch 3 stopped at the non-finite loss; history.csv has no row for it. "
                        f"The last good epoch (2) is kept in {tmp_path / 'last.keras'}.")
+
+
+def test_curves_of_standardised_targets_say_so_and_others_do_not() -> None:
+    import numpy as np
+
+    from dltrain.data.prepare import Preparation
+    from dltrain.train.loop import curve_units
+
+    class Split:
+        preparation = Preparation(rescale=1.0)
+
+    assert curve_units(Split()) is None  # type: ignore[arg-type]
+    Split.preparation.scale_targets(np.array([[1.0], [3.0]]), ["y"], True)
+    assert curve_units(Split()) == "on standardised targets"  # type: ignore[arg-type]

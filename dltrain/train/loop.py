@@ -152,7 +152,8 @@ def final_files(start: Start, splits: Splits, config: Config, path: Path, consol
     from dltrain.report.plots import learning_curves
 
     learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
-                    f"{config.name}: learning curves", path / runs.CURVES_FILE)
+                    f"{config.name}: learning curves", path / runs.CURVES_FILE,
+                    units=curve_units(splits))
     start.clock.lap("curves")
     if score_alone():  # several processes: each scores the saved model on its own devices
         start.model = trainer = load_model(path / runs.MODEL_FILE)
@@ -191,6 +192,13 @@ def final_files(start: Start, splits: Splits, config: Config, path: Path, consol
         print_notes(console, [compiled_note(compiled)])
     records.write(path, records.Metrics.of(metrics))
     return metrics
+
+
+def curve_units(splits: Splits) -> str | None:
+    """What the learning curves are measured on, where not the data as given: a regression
+    trained on standardised targets has its losses and metrics in their units (an MAE of 0.3
+    is 0.3 standard deviations), the test scores in the targets' own."""
+    return "on standardised targets" if splits.preparation.target_mean is not None else None
 
 
 def kept_after_divergence(path: Path, kept: int, rows: list[dict[str, float]]) -> str:
