@@ -30,7 +30,31 @@ def test_eval_finds_a_bare_model_name_inside_the_run(
     code, out, err = run_cli(capsys, "eval", run, "--model", "best.keras", "--json")
     assert code == 0, err
     assert json.loads(out)["model"] == str(run / "best.keras")
-    assert json.loads((run / "eval.json").read_text())["model"] == str(run / "best.keras")
+    assert json.loads((run / "eval-best.json").read_text())["model"] == str(run / "best.keras")
+
+
+@pytest.mark.slow
+def test_eval_of_another_model_file_leaves_the_runs_own_files_alone(
+        smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # eval --model best.keras replaced the fit's eval.json and confusion matrix (issue 27).
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    assert run_cli(capsys, "eval", run)[0] == 0  # without --model: the run's own, as before
+    own = json.loads((run / "eval.json").read_text())
+    assert own["model"] == str(run / "model.keras")
+    picture = (run / "confusion_matrix.png").read_bytes()
+    code, out, err = run_cli(capsys, "eval", run, "--model", "best.keras")
+    assert code == 0, err
+    assert json.loads((run / "eval.json").read_text()) == own
+    assert (run / "confusion_matrix.png").read_bytes() == picture
+    assert json.loads((run / "eval-best.json").read_text())["model"] == str(run / "best.keras")
+    assert (run / "confusion_matrix-best.png").read_bytes()[:4] == b"\x89PNG"
+    assert (f"note: best.keras's scores are saved in {run / 'eval-best.json'}, "
+            f"confusion_matrix-best.png; the run's own eval.json and pictures are "
+            f"model.keras's.") in " ".join(err.split())
+    code, _, err = run_cli(capsys, "eval", run, "--model", run / "model.keras")
+    assert code == 0, err  # the run's own model by its whole path: the run's own files
+    assert "note:" not in err and not (run / "eval-model.json").exists()
 
 
 @pytest.mark.slow

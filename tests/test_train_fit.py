@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,11 @@ def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
     assert len(history(run)) == 1  # stopped in the first epoch, not after three
     message = " ".join(err.split())
     assert "No epoch completed, so no checkpoint was kept" in message and "kept in" not in message
+    # The epoch line and the final word agree with history.csv's one row (issue 27).
+    assert "epoch 1/3 stopped: the loss became NaN, not a completed epoch" in message
+    assert "epoch 1/3 loss nan" not in message
+    assert "Epoch 1 stopped at the non-finite loss; history.csv's row 1 holds its figures" \
+        in message
     assert not (run / "last.keras").exists() and not (run / "best.keras").exists()
     code, _, err = run_cli(capsys, "eval", run)
     message = " ".join(err.split())
@@ -94,13 +100,21 @@ def test_reduce_lr_on_plateau_lowers_the_learning_rate(
 
 
 def test_live_progress_shows_batches_and_running_metrics(tmp_path: Path) -> None:
-    loaded = load_config(QUICKSTART, ["training.epochs=1"], smoke=True)
+    # 230 smoke training samples at batch 64 are 4 batches; 3 a call: Keras numbers the
+    # partial last call 6, which the bar showed as 6/4 (issue 27).
+    loaded = load_config(QUICKSTART, ["training.epochs=1", "training.steps_per_execution=3"],
+                         smoke=True)
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=120)
     fit(loaded, run_dir=tmp_path / "run", device="cpu", console=console, live=True)
     text = buffer.getvalue()
     assert "batches" in text and "epochs" in text
     assert "loss" in text and "accuracy" in text and "epoch 1/1" in text
+    assert "4/4" in text and "6/4" not in text and "5/4" not in text
+    # The epoch line's seconds are history.csv's, to the printed precision.
+    [row] = history(tmp_path / "run")
+    printed = re.search(r"epoch 1/1  \w[^\n]*  (\d+\.\d)s\n", text)
+    assert printed is not None and printed.group(1) == f"{float(row['seconds']):.1f}"
 
 
 def test_augmentation_does_not_end_up_in_the_saved_model(

@@ -48,7 +48,8 @@ def eval_(
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reload a saved model, score it on the test split and write eval.json.
+    """Reload a saved model, score it on the test split and write eval.json (another model
+    file's scores, --model best.keras: eval-best.json and pictures named alike).
 
     Example: dltrain eval runs/quickstart-20260101-120000
     """
@@ -71,7 +72,7 @@ def eval_(
     print_eval(for_results(as_json), evaluation.result)
     if as_json:
         emit_json(evaluation.result)
-    from dltrain.runs.names import STATE_FILE
+    from dltrain.runs.names import EVAL_FILE, MODEL_FILE, STATE_FILE
 
     if config is not None and (run_dir / STATE_FILE).is_file():
         # Another config's data: the run's eval.json and confusion matrix stay the run's own.
@@ -79,8 +80,12 @@ def eval_(
                   f"{escape(str(config))}'s test data, not the run's.", highlight=False,
                   soft_wrap=True)
         return
-    evaluation.save(run_dir)  # after the scores are shown: a read-only run still shows them
-
+    saved = evaluation.save(run_dir)  # after the scores are shown: a read-only run still shows
+    if evaluation.model_stem is not None:  # not the run's model.keras: files named after it
+        err.print(f"note: {escape(Path(evaluation.result['model']).name)}'s scores are saved in "
+                  f"{escape(', '.join([str(run_dir / saved[0]), *saved[1:]]))}; the "
+                  f"run's own {EVAL_FILE} and pictures are {MODEL_FILE}'s.", highlight=False,
+                  soft_wrap=True)
 
 def runs(
     folder: Annotated[Path, typer.Argument(help="The folder holding run directories.")]

@@ -5,13 +5,14 @@ console shows live progress."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from dltrain.backend.names import Device
+from dltrain.backend.names import NAMES, Device
 from dltrain.console import err
 
 if TYPE_CHECKING:  # the config's modules load pydantic: not for `dltrain --help`
@@ -41,7 +42,16 @@ def ready_to_train(path: Path, overrides: list[str], device: Device, smoke: bool
 
     loaded = checked_config(path, overrides, smoke, check)
     use_backend(loaded.config.backend, device)
+    announce_loading(loaded.config.backend)
     return loaded
+
+
+def announce_loading(backend: str) -> None:
+    """Say on a terminal, at once, what the next seconds are: importing the backend (about
+    10 s for TensorFlow from cold) is silent. Never in CI logs or pipes (stdout, which --json
+    holds, never hears it), nor when Keras is already loaded."""
+    if "keras" not in sys.modules and shows_live_progress(err):
+        err.print(f"Loading {NAMES.get(backend, backend)}…", style="dim", highlight=False)
 
 
 def shows_live_progress(console: Console) -> bool:

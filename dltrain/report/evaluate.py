@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,7 +16,8 @@ from dltrain.data.pipeline import pipeline
 from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import RunError
 from dltrain.runs import layout as runs
-from dltrain.runs import lock, records
+from dltrain.runs import lock, names, records
+from dltrain.runs.files import write_json
 from dltrain.tasks.base import Figure
 
 
@@ -44,7 +44,13 @@ def predict_whole_batches(model: Any, x: Any, y: Any, batch_size: int) -> np.nda
     return np.concatenate([np.asarray(head), np.asarray(tail)[:rest]])
 
 
-Picture = Callable[[Path], None]  # draws one PNG file into a run directory
+class Picture(Protocol):
+    """Draws one PNG file into a run directory, returning its name: the run's own, or with
+    `model_stem`, named after another model file (names.for_model)."""
+
+    def __call__(self, folder: Path, model_stem: str | None = None) -> str: ...
+
+
 # The run file of each picture a task's evaluation draws, by its report.plots function.
 PICTURE_FILES = {"confusion_matrix": runs.CONFUSION_FILE,
                  "predicted_vs_actual": runs.PREDICTED_FILE, "residuals": runs.RESIDUALS_FILE}
@@ -77,12 +83,19 @@ def score(model: Any, splits: Splits, config: Config, folder: Path | None, title
 
 def drawing(figure: Figure) -> Picture:
     """The picture drawn into a run directory, in the file its plot is saved as."""
-    def draw(folder: Path) -> None:
+    def draw(folder: Path, model_stem: str | None = None) -> str:
         from dltrain.report import plots
 
-        getattr(plots, figure.plot)(*figure.args, folder / PICTURE_FILES[figure.plot])
+        name = file_for(PICTURE_FILES[figure.plot], model_stem)
+        getattr(plots, figure.plot)(*figure.args, folder / name)
+        return name
 
     return draw
+
+
+def file_for(name: str, model_stem: str | None) -> str:
+    """A run file of a model's scores: the run's own, or named after another model file."""
+    return name if model_stem is None else names.for_model(name, model_stem)
 
 
 @dataclass
@@ -92,25 +105,36 @@ class Evaluation:
     result: dict[str, Any]
     title: str
     pictures: list[Picture] = field(default_factory=list)
+    # The model file whose scores these are, where not the run's own model.keras (best.keras:
+    # "best"): they go in files named after it, and the run's own stay its model's.
+    model_stem: str | None = None
 
-    def save(self, run_dir: Path) -> None:
+    def save(self, run_dir: Path) -> list[str]:
         """eval.json, then the plots, once the scores are shown: a folder that cannot be
-        written (full, read-only) costs the files, never the scores."""
-        records.write(run_dir, records.Evaluation.of(self.result))
-        for draw in self.pictures:
-            draw(run_dir)
+        written (full, read-only) costs the files, never the scores. Returns their names."""
+        record = records.Evaluation.of(self.result)
+        name = file_for(runs.EVAL_FILE, self.model_stem)
+        if self.model_stem is None:
+            records.write(run_dir, record)
+        else:
+            write_json(run_dir / name, {"schema_version": records.SCHEMA_VERSION,
+                                        **record.as_json()})
+        return [name, *(draw(run_dir, self.model_stem) for draw in self.pictures)]
 
 
 def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
                  config_path: Path | None = None, device: Device = "auto",
                  backend: str | None = None) -> Evaluation:
     """Reload a saved model (safe_mode) and score it on the test split its run used; nothing
-    is written until `Evaluation.save`, and a link where it would write is refused first."""
-    for name in (runs.EVAL_FILE, *PICTURE_FILES.values()):
-        runs.refuse_link(run_dir / name)
+    is written until `Evaluation.save`, and a link where it would write is refused first.
+    A model file other than the run's model.keras has its files named after it."""
     if model_path is None:
         check_single_run(run_dir)
     path = model_path or completed_model(run_dir, "Evaluate")
+    own = path.resolve() == (run_dir / runs.MODEL_FILE).resolve()
+    model_stem = None if own else path.stem
+    for name in (runs.EVAL_FILE, *PICTURE_FILES.values()):
+        runs.refuse_link(run_dir / file_for(name, model_stem))
     config = run_config(config_path or run_dir / runs.CONFIG_FILE)
     prepare_runtime(device, config.seed, config.training.deterministic, backend or config.backend)
     model = load_model(path)
@@ -119,7 +143,7 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     title = f"{config.name}: {path.name} on the test split"
     pictures: list[Picture] = []
     result = score(model, splits, config, None, title, pictures)
-    return Evaluation({**result, "model": str(path)}, title, pictures)
+    return Evaluation({**result, "model": str(path)}, title, pictures, model_stem)
 
 
 PARENT_KINDS = {"cv": "a cross-validation", "tune": "a search"}  # run.json kinds that hold runs

@@ -20,9 +20,16 @@ def _pyplot() -> Any:
     return plt
 
 
+SHORT_RUN = 10  # epochs up to which each one gets its tick
+
+
 def learning_curves(history: list[dict[str, float]], best_epoch: int | None, monitor: str,
-                    title: str, path: Path) -> None:
-    """Loss and each metric per epoch, train against validation, the best epoch marked."""
+                    title: str, path: Path, units: str | None = None) -> None:
+    """Loss and each metric per epoch, train against validation, the best epoch marked.
+
+    `units` says what the figures are measured on where it is not the data as given (a
+    regression trained on standardised targets: "on standardised targets"); each axis says so.
+    """
     plt = _pyplot()
     names = [key for key in history[0] if key not in ("epoch", "seconds", "learning_rate")
              and not key.startswith("val_")]
@@ -38,12 +45,21 @@ def learning_curves(history: list[dict[str, float]], best_epoch: int | None, mon
                          label=f"best epoch ({best_epoch}, by {monitor})")
         axis.set_title(name.replace("_", " "))
         axis.set_xlabel("epoch")
-        axis.xaxis.get_major_locator().set_params(integer=True)
-        axis.set_ylabel(name)
+        _whole_epochs(axis, epochs)
+        axis.set_ylabel(name if units is None else f"{name} ({units})")
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
     figure.suptitle(title)
     save_figure(figure, path)
+
+
+def _whole_epochs(axis: Any, epochs: list[float]) -> None:
+    """Ticks on whole epochs only: matplotlib's integer locator falls back to fractions when
+    fewer than two whole numbers are in view (a one-epoch run showed 0.96 ... 1.04)."""
+    if len(epochs) <= SHORT_RUN:
+        axis.set_xticks([int(epoch) for epoch in epochs])
+    else:
+        axis.xaxis.get_major_locator().set_params(integer=True)
 
 
 def confusion_matrix(matrix: list[list[int]], class_names: list[str], title: str,

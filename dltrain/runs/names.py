@@ -32,3 +32,10 @@ HISTORY_PLOT = "trials.png"
 IMPORTANCE_PLOT = "importance.png"
 STUDY_FILE = "study.db"
 STUDY_LOCK = "study.lock"  # the search budget's lock, beside the run's own (runs.lock)
+
+
+def for_model(name: str, model_stem: str) -> str:
+    """A run file of the scores of a model file other than the run's model.keras, named after
+    it: eval.json of best.keras is eval-best.json, confusion_matrix.png confusion_matrix-best.png."""
+    stem, _, suffix = name.rpartition(".")
+    return f"{stem}-{model_stem}.{suffix}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +27,27 @@ def format_logs(logs: dict[str, Any]) -> str:
                      if key != "learning_rate")
 
 
+def epoch_line(event: EpochEnded, epochs: int) -> str:
+    """An epoch's line: its figures and its seconds, history.csv's own (`EpochEnded.seconds`,
+    from the previous epoch's end), so the two agree. An epoch a non-finite loss stopped (the
+    NaN check) says so instead: its figures are not a completed epoch's."""
+    head = f"epoch {event.epoch}/{epochs}"
+    loss = event.logs.get("loss")
+    if loss is not None and not math.isfinite(float(loss)):
+        became = "NaN" if math.isnan(float(loss)) else "infinite"
+        return (f"{head}  stopped: the loss became {became}, not a completed epoch "
+                f"({format_logs(event.logs)})  {event.seconds:.1f}s")
+    return f"{head}  {format_logs(event.logs)}  {event.seconds:.1f}s"
+
+
 class PlainProgress(Subscriber):
     """One line per epoch: for CI logs and pipes, where a live display is noise."""
 
     def __init__(self, console: Console, epochs: int) -> None:
         self.console, self.epochs = console, epochs
-        self.epoch_start = time.perf_counter()
-
-    def epoch_began(self, event: EpochBegan) -> None:
-        self.epoch_start = time.perf_counter()
 
     def epoch_ended(self, event: EpochEnded) -> None:
-        seconds = time.perf_counter() - self.epoch_start
-        self.console.print(f"epoch {event.epoch}/{self.epochs}  {format_logs(event.logs)}  "
-                           f"{seconds:.1f}s", highlight=False, soft_wrap=True)
+        self.console.print(epoch_line(event, self.epochs), highlight=False, soft_wrap=True)
 
 
 class RichProgress(Subscriber):
@@ -65,12 +72,17 @@ class RichProgress(Subscriber):
         self.progress.update(self.epoch_task, description=f"epoch {event.epoch}/{self.epochs}")
 
     def batch_ended(self, event: BatchEnded) -> None:
-        self.progress.update(self.batch_task, completed=event.batch, logs=format_logs(event.logs))
+        # Keras numbers a call of several steps by its last step as if the call were whole: a
+        # partial last call would count past the epoch's batches (72/71).
+        self.progress.update(self.batch_task, completed=min(event.batch, self.steps),
+                             logs=format_logs(event.logs))
 
     def epoch_ended(self, event: EpochEnded) -> None:
+        if math.isfinite(float(event.logs.get("loss", 0.0))):  # a whole epoch ran every batch
+            self.progress.update(self.batch_task, completed=self.steps)
         self.progress.update(self.epoch_task, advance=1, logs=format_logs(event.logs))
-        self.progress.console.print(f"epoch {event.epoch}/{self.epochs}  "
-                                    f"{format_logs(event.logs)}", highlight=False, soft_wrap=True)
+        self.progress.console.print(epoch_line(event, self.epochs), highlight=False,
+                                    soft_wrap=True)
 
     def fit_ended(self, event: FitEnded) -> None:
         self.progress.stop()

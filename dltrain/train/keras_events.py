@@ -37,7 +37,11 @@ class KerasEvents(Callback):  # type: ignore[misc,valid-type]
         self.stream.emit(EpochBegan(epoch + 1))
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.stream.emit(BatchEnded(batch + 1, logs or {}))
+        # Keras numbers a call of steps_per_execution steps by its last step as if the call
+        # were whole, so an epoch's partial last call counted past its batches (72 of 71).
+        steps = (self.params or {}).get("steps")
+        done = batch + 1 if not steps else min(batch + 1, steps)
+        self.stream.emit(BatchEnded(done, logs or {}))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()

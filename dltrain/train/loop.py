@@ -138,7 +138,7 @@ def check_finite(start: Start, config: Config, path: Path, console: Console,
             print_notes(console, [compiled_note(compiled)])
         raise RunError("the loss became NaN or infinite; training stopped. Try a lower "
                        "optimizer.learning_rate, optimizer.clipnorm, or check dataset.rescale. "
-                       + kept_after_divergence(path, start.kept))
+                       + kept_after_divergence(path, start.kept, rows))
 
 
 def final_files(start: Start, splits: Splits, config: Config, path: Path, console: Console,
@@ -152,7 +152,8 @@ def final_files(start: Start, splits: Splits, config: Config, path: Path, consol
     from dltrain.report.plots import learning_curves
 
     learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
-                    f"{config.name}: learning curves", path / runs.CURVES_FILE)
+                    f"{config.name}: learning curves", path / runs.CURVES_FILE,
+                    units=curve_units(splits))
     start.clock.lap("curves")
     if score_alone():  # several processes: each scores the saved model on its own devices
         start.model = trainer = load_model(path / runs.MODEL_FILE)
@@ -193,14 +194,30 @@ def final_files(start: Start, splits: Splits, config: Config, path: Path, consol
     return metrics
 
 
-def kept_after_divergence(path: Path, kept: int) -> str:
-    """What a diverged run keeps, by the files that exist."""
+def curve_units(splits: Splits) -> str | None:
+    """What the learning curves are measured on, where not the data as given: a regression
+    trained on standardised targets has its losses and metrics in their units (an MAE of 0.3
+    is 0.3 standard deviations), the test scores in the targets' own."""
+    return "on standardised targets" if splits.preparation.target_mean is not None else None
+
+
+def kept_after_divergence(path: Path, kept: int, rows: list[dict[str, float]]) -> str:
+    """What a diverged run keeps, by the files that exist, and which epoch stopped: its row in
+    history.csv holds the figures it stopped at where Keras ended the epoch (TensorFlow), none
+    where the NaN check raised at the batch (JAX, torch)."""
+    last = rows[-1] if rows else {}
+    if last and not all(math.isfinite(float(value)) for value in last.values()):
+        epoch = int(last["epoch"])
+        recorded = f"history.csv's row {epoch} holds its figures up to then"
+    else:
+        epoch, recorded = kept + 1, "history.csv has no row for it"
+    stopped = f"Epoch {epoch} stopped at the non-finite loss; {recorded}. "
     if kept == 0:
-        return ("No epoch completed, so no checkpoint was kept; start the run again with dltrain "
-                "fit once the config is changed.")
+        return stopped + ("No epoch completed, so no checkpoint was kept; start the run again "
+                          "with dltrain fit once the config is changed.")
     best = (f" and the best one in {path / runs.BEST_FILE}" if (path / runs.BEST_FILE).is_file()
             else "")
-    return f"The last good epoch ({kept}) is kept in {path / runs.LAST_FILE}{best}."
+    return stopped + f"The last good epoch ({kept}) is kept in {path / runs.LAST_FILE}{best}."
 
 
 def fit_inputs(splits: Splits, config: Config, epoch: int,
