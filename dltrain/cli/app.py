@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from dltrain import __version__
-from dltrain.cli import crossval, results, training, tuning
+from dltrain.cli import crossval, hints, results, training, tuning
 from dltrain.console import err, for_terminal, out, shown, survive_any_encoding
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         return 143
     except typer.TyperException as exc:  # usage errors: click's own message and exit code 2
+        hints.improve(exc, args, command)
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))
     except Exception as exc:  # noqa: BLE001 - the one place internal errors are reported
