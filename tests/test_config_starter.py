@@ -153,3 +153,24 @@ def test_a_dangling_link_in_place_of_a_companion_is_not_written_through(tmp_path
     with pytest.raises(DltrainError, match="dltrain.schema.json is a link to nothing"):
         write_starter("image", tmp_path / "image.yaml")
     assert list((tmp_path / "outside").iterdir()) == [] and not (tmp_path / "image.yaml").exists()
+
+
+def test_cli_init_with_a_path_alone_writes_the_default_template(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "init", "mine.yaml")
+    assert code == 0, err
+    assert "wrote mine.yaml" in out and "dltrain fit mine.yaml" in out
+    assert load_config(tmp_path / "mine.yaml", []).config.name == "image"
+    # the path first, then the template, is read the same way round
+    code, out, err = run_cli(capsys, "init", "sub.yml", "tabular")
+    assert code == 0, err
+    assert load_config(tmp_path / "sub.yml", []).config.name == "tabular"
+
+
+def test_cli_init_a_name_that_is_neither_template_nor_yaml_path_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "init", "tabluar")
+    assert code == 2 and "'tabluar' is not one of" in err and "Did you mean 'tabular'?" in err
+    assert list(tmp_path.iterdir()) == []

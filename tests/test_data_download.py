@@ -187,7 +187,9 @@ def test_offline_fashion_mnist_hint_names_its_idx_files_and_debian_folder(
             "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
             "in a folder and set dataset.data_dir to it") in message
     assert ("On Debian or Ubuntu: apt-get install dataset-fashion-mnist, then "
+            "DLTRAIN_DATA_DIR=/usr/share/datasets or "
             "--set dataset.data_dir=/usr/share/datasets/fashion-mnist") in message
+    assert "DLTRAIN_DATA_DIR to a folder holding fashion_mnist/ or fashion-mnist/" in message
     assert message.endswith("To try a config offline on real images: "
                             "--set dataset.name=fashion_mnist_mini (6,000 shipped with dltrain).")
 

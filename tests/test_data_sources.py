@@ -150,6 +150,24 @@ def test_data_dir_env_var_points_at_a_folder_per_dataset(
     np.testing.assert_array_equal(raw.y_test, written["y_test"])
 
 
+def test_data_dir_env_var_finds_debians_fashion_mnist_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist/, the four IDX .gz files
+    datasets = tmp_path / "usr" / "share" / "datasets"
+    written = write_mnist(datasets / "fashion-mnist", seed=5, train=20, test=10)
+    assert sorted(path.name for path in (datasets / "fashion-mnist").iterdir()) == [
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    monkeypatch.setenv(DATA_DIR_ENV, str(datasets))
+    raw = read_source(DatasetConfig(name="fashion_mnist"))
+    np.testing.assert_array_equal(raw.x_train, written["x_train"])
+    np.testing.assert_array_equal(raw.y_test, written["y_test"])
+    assert raw.class_names == FASHION_CLASSES
+    # dltrain's own name wins where both folders are there
+    write_mnist(datasets / "fashion_mnist", seed=6, train=12, test=10)
+    assert len(read_source(DatasetConfig(name="fashion_mnist")).x_train) == 12
+
+
 def test_data_dir_overrides_the_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_mnist(tmp_path / "store" / "mnist", seed=3, train=10)
     write_mnist(tmp_path / "mine", seed=4, train=12)

@@ -194,6 +194,9 @@ def test_each_format_predicts_what_keras_and_dltrain_predict_do(
     assert entry["test_samples"] == 128  # --smoke's test_limit
     assert entry["input"]["shape"] == [None, 28, 28, 1] and entry["input"]["dtype"] == "float32"
     assert entry["input"]["value_range"] == [0, 255]
+    # how predict makes those pixels from a colour file (tests/test_report_export_input.py)
+    assert entry["input"]["image"]["resize"]["method"] == "bilinear"
+    assert "ITU-R 601-2" in json.dumps(entry["input"]["image"]["grey_from_colour"])
     assert json.loads((run / "export.json").read_text())[fmt] == entry
 
     # Raw uint8 pixels through the export give `dltrain predict`'s probabilities.

@@ -82,3 +82,21 @@ def _decode_with_pillow(data: bytes, channels: int, size: tuple[int, int]) -> An
     resized = ops.image.resize(array[None].astype("float32"), size, interpolation="bilinear",
                                antialias=False, data_format="channels_last")[0]
     return np.clip(np.round(ops.convert_to_numpy(resized)), 0, 255).astype(np.uint8)
+
+
+# What decode_image does to a colour image asked for grey, for a caller who must do the same.
+PILLOW_GREY = ("Pillow's Image.convert('L'): ITU-R 601-2 luma, L = (19595*R + 38470*G + 7471*B "
+               "+ 32768) >> 16 (a 16-bit grey PNG first becomes its high byte)")
+TENSORFLOW_GREY = {
+    "png": "libpng's rgb_to_gray as tf.io.decode_png(channels=1) does it: L = (9797*R + "
+           "19234*G + 3737*B) >> 15 (ITU-R 601-2 weights, truncated)",
+    "jpeg": "libjpeg's own grey output, the file's Y plane (tf.io.decode_jpeg(channels=1); "
+            "Pillow: Image.draft('L', image.size) before reading the pixels)",
+    "bmp, gif": PILLOW_GREY}
+
+
+def grey_conversion(backend: str) -> dict[str, str]:
+    """How decode_image turns a colour image into one grey channel on `backend`, by format."""
+    if backend == "tensorflow":
+        return dict(TENSORFLOW_GREY)
+    return {"png, jpeg, bmp, gif": PILLOW_GREY}

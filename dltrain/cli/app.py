@@ -11,13 +11,14 @@ import os
 import re
 import shlex
 import sys
-from typing import Annotated, NoReturn
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
 
 from dltrain import __version__
-from dltrain.cli import crossval, results, training, tuning
+from dltrain.cli import crossval, hints, results, training, tuning
 from dltrain.console import err, for_terminal, out, shown, survive_any_encoding
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
@@ -26,6 +27,7 @@ app = typer.Typer(
     help="Train Keras models from one YAML file.\n\n"
     "Example: dltrain fit configs/quickstart.yaml",
     no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: it wraps at word boundaries, never cuts a path
 )
 
 
@@ -45,12 +47,35 @@ def root(
     """Train Keras models from one YAML file."""
 
 
+def wrap_at_spaces_only() -> None:
+    """click's help wraps at hyphens too, which split `--num-processes`, `no-smoke` and a run's
+    name (`mnist_cnn-` / `tune-2026...`) across lines: wrap only at spaces. typer keeps its copy
+    of click's wrapper private; where that moves, tests/test_cli_help.py says so."""
+    from importlib import import_module
+
+    try:
+        wrapper = import_module("typer._click._textwrap").TextWrapper
+    except (ImportError, AttributeError):
+        return
+    wrapper.wordsep_re = wrapper.wordsep_simple_re
+
+
+wrap_at_spaces_only()
+
+
+def first_sentence(command: Callable[..., Any]) -> str:
+    """A command's line in `dltrain --help`: its docstring's first sentence, whole (click would
+    cut it to the width with '...')."""
+    paragraph = " ".join((command.__doc__ or "").strip().split("\n\n")[0].split())
+    return re.split(r"(?<=\.)\s", paragraph, maxsplit=1)[0]
+
+
 # One style for every command: a plain function in the module of its kind, registered here.
 for command in (training.fit, results.eval_, training.show, results.runs, results.compare,
                 results.predict, results.export, training.smoke, training.schema, training.init,
                 tuning.tune):
-    app.command(command.__name__.rstrip("_"))(command)
-app.command("cv")(crossval.cv)  # K-fold cross-validation (dltrain/search/cv.py)
+    app.command(command.__name__.rstrip("_"), short_help=first_sentence(command))(command)
+app.command("cv", short_help=first_sentence(crossval.cv))(crossval.cv)  # K-fold (search/cv.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         return 143
     except typer.TyperException as exc:  # usage errors: click's own message and exit code 2
+        hints.improve(exc, args, command)
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))
     except Exception as exc:  # noqa: BLE001 - the one place internal errors are reported

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -283,25 +282,22 @@ def schema(
     emit_json(with_layer_names(json_schema()))
 
 
-Template = Enum("Template", {name: name for name in TEMPLATES}, type=str)  # type: ignore[misc]
-
-
 def init(
-    template: Annotated[Template, typer.Argument(  # type: ignore[valid-type]
-        help="What to train: image (Fashion-MNIST subset), tabular (classes from a CSV), "
-             "regression (numbers from a CSV).")] = "image",  # type: ignore[assignment]
-    path: Annotated[Path | None, typer.Argument(
-        help="Where to write the config (default: TEMPLATE.yaml here).", show_default=False)]
-    = None,
+    template: Annotated[str, typer.Argument(
+        help="What to train: image (Fashion-MNIST subset, the default), tabular (classes from "
+             "a CSV), regression (numbers from a CSV). A PATH alone takes image.",
+        metavar="TEMPLATE", autocompletion=lambda: list(TEMPLATES))] = "image",
+    path: Annotated[str | None, typer.Argument(
+        help="Where to write the config (default: TEMPLATE.yaml here).", show_default=False,
+        metavar="PATH")] = None,
 ) -> None:
     """Write a short, commented starter config that trains on data shipped with dltrain.
 
-    Never overwrites a file. Example: dltrain init tabular my_first.yaml
+    Never overwrites a file. Examples: dltrain init tabular my_first.yaml; dltrain init mine.yaml
     """
-    from dltrain.config.starter import write_starter
+    from dltrain.config.starter import starter_target, write_starter
 
-    name = template.value  # type: ignore[attr-defined]
-    target = path or Path(f"{name}.yaml")
+    name, target = starter_target(template, path)
     check_target(target, "PATH")
     written = write_starter(name, target)
     for file in written:

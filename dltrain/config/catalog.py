@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from dltrain.config.backbone import WHERE as BACKBONE_WHERE
 from dltrain.config.backbone import check_size, check_structure
 from dltrain.config.fields import NamedObject
-from dltrain.config.model_section import BACKBONE_LAYER, BackboneConfig
+from dltrain.config.model_section import BackboneConfig
 from dltrain.config.names import class_for, did_you_mean, load_catalog, same_style
 from dltrain.config.schema import Config
+from dltrain.config.schema_names import COMPILE_METRIC_ALIASES, RESOLVED_SUFFIXES
 from dltrain.config.task import check_task
 from dltrain.config.training_section import OptimizerConfig
 from dltrain.errors import ConfigError
@@ -56,13 +57,8 @@ DECAY_HINT = ("'decay' is Keras 2's learning-rate decay, gone from Keras 3's opt
               "step).")
 # Arguments every Keras layer takes through its base class.
 BASE_LAYER_ARGS = frozenset({"name", "dtype", "trainable", "activity_regularizer", "autocast"})
-# Layer arguments Keras resolves by name, by the end of the argument's name.
-RESOLVED_SUFFIXES = {"activation": "activations", "_initializer": "initializers",
-                     "_regularizer": "regularizers", "_constraint": "constraints"}
 # Those that may also be given as {class_name: ..., config: {...}}, with an example class.
 CONFIGURED = {"initializers": "GlorotUniform", "regularizers": "L2", "constraints": "MaxNorm"}
-# Names that compile() resolves from the loss rather than through keras.metrics.get().
-COMPILE_METRIC_ALIASES = frozenset({"accuracy", "acc", "crossentropy", "ce"})
 # A layer argument above this is a typo or an attack, not a model that fits in memory.
 MAX_LAYER_INT = 1_000_000
 # The optimizer's and the schedule's `name` picks the class; it is not Keras's name argument.
@@ -78,20 +74,11 @@ def installed_keras() -> str | None:
 
 
 def with_layer_names(schema: dict[str, Any]) -> dict[str, Any]:
-    """The config's JSON Schema with the catalog's layer names and their arguments, so that
-    editors complete them; `model.layers` must be where `schema.json_schema` puts it."""
-    layers = load_catalog()["layers"]
-    names = sorted(layers)
-    items = {"anyOf": [
-        {"type": "string", "enum": names, "description": "A keras.layers class without arguments."},
-        {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
-         "description": "{LayerClass: {its keyword arguments}}",
-         "properties": {**{name: {"type": ["object", "null"], "additionalProperties": False,
-                                  "properties": {arg: {} for arg in layers[name]["args"]}}
-                           for name in names},
-                        BACKBONE_LAYER: backbone_schema(schema)}}]}
-    schema["$defs"]["ModelConfig"]["properties"]["layers"]["items"] = items
-    return schema
+    """The config's JSON Schema with the catalog's layers and their arguments, and Keras's
+    other names (config/schema_names.py), so that editors complete and check them."""
+    from dltrain.config.schema_names import with_keras_names
+
+    return with_keras_names(schema, backbone_schema(schema))
 
 
 def backbone_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,29 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 SCHEMA_FILE = "dltrain.schema.json"  # what each template's modeline names
 
 
+DEFAULT_TEMPLATE = "image"
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def starter_target(first: str, second: str | None) -> tuple[str, Path]:
+    """`dltrain init`'s arguments as (template, path): TEMPLATE [PATH], a PATH alone (the
+    default template), or PATH TEMPLATE. A path is told from a template by its .yaml ending.
+
+    Raises:
+        DltrainError: `first` is neither a template nor a config path.
+    """
+    if first in TEMPLATES:
+        return first, Path(second) if second is not None else Path(f"{first}.yaml")
+    if first.endswith(CONFIG_SUFFIXES) and (second is None or second in TEMPLATES):
+        return second or DEFAULT_TEMPLATE, Path(first)
+    from dltrain.config.names import did_you_mean
+
+    wrong = str(second) if first.endswith(CONFIG_SUFFIXES) else first
+    raise DltrainError(f"{wrong!r} is not one of {', '.join(TEMPLATES)} (the templates), nor a "
+                       f"config PATH ending in .yaml.{did_you_mean(wrong, TEMPLATES)} "
+                       "Example: dltrain init tabular mine.yaml")
+
+
 def template_text(template: str) -> str:
     return (resources.files("dltrain.config") / "templates" / f"{template}.yaml").read_text(
         encoding="utf-8")

@@ -73,10 +73,12 @@ def _keras_cache(name: str) -> Path:
                                         else "cifar-100-python-target")
     if name.startswith("cifar") and extracted.is_dir():
         return extracted
+    holding = " or ".join(f"{folder}/" for folder in folder_names(name))
     hint = (f"Offline, put {_expected_files(name)} in a folder and set dataset.data_dir to "
-            f"it, or set {DATA_DIR_ENV} to a folder holding {name}/.")
+            f"it, or set {DATA_DIR_ENV} to a folder holding {holding}.")
     if name == "fashion_mnist":
-        hint += (f" On Debian or Ubuntu: apt-get install dataset-fashion-mnist, then --set "
+        hint += (" On Debian or Ubuntu: apt-get install dataset-fashion-mnist, then "
+                 f"{DATA_DIR_ENV}={Path(DEBIAN_FASHION_MNIST).parent} or --set "
                  f"dataset.data_dir={DEBIAN_FASHION_MNIST}.")
     if name in SHIPPED_SUBSETS:
         subset, what, count = SHIPPED_SUBSETS[name]
@@ -98,9 +100,16 @@ def _local_folder(cfg: DatasetConfig) -> Path | None:
                             "data_dir, dltrain uses Keras's cache and downloads what is missing.")
         return cfg.data_dir
     default = os.environ.get(DATA_DIR_ENV)
-    if default and (Path(default) / cfg.name).is_dir():
-        return Path(default) / cfg.name
+    for name in folder_names(cfg.name) if default else ():
+        if (Path(default) / name).is_dir():  # type: ignore[arg-type]
+            return Path(default) / name  # type: ignore[arg-type]
     return None
+
+
+def folder_names(name: str) -> list[str]:
+    """The folders under $DLTRAIN_DATA_DIR that hold `name`: its own name, then the hyphenated
+    one Debian's packages use (/usr/share/datasets/fashion-mnist)."""
+    return list(dict.fromkeys([name, name.replace("_", "-")]))
 
 
 def _expected_files(name: str) -> str:

@@ -23,6 +23,7 @@ from dltrain.config.schema import Config
 from dltrain.data.prepare import Preparation, load_splits
 from dltrain.errors import RunError
 from dltrain.report.evaluate import check_single_run, completed_model, load_model, run_config
+from dltrain.report.export_input import describe_input
 from dltrain.report.export_runtimes import RUNTIMES, runtime_name
 from dltrain.runs import layout as runs
 from dltrain.runs import records
@@ -213,23 +214,6 @@ def parity_data(config: Config, preparation: Preparation, raw_shape: list[int],
     return raw, np.asarray(reference), labels
 
 
-def describe_input(preparation: Preparation, raw_shape: list[int],
-                   raw: np.ndarray) -> dict[str, Any]:
-    """What a caller must feed the export: shape, dtype, and the values it expects."""
-    steps = [f"rescale x{preparation.rescale:.6g}"]
-    if preparation.mean is not None:
-        steps.append("standardize with the training mean and std")
-    if preparation.flatten_from is not None:
-        steps.append(f"flatten {'x'.join(map(str, raw_shape))} to {int(np.prod(raw_shape))}")
-    image = len(raw_shape) == 3
-    low, high = (float(raw.min()), float(raw.max())) if raw.size else (0.0, 0.0)
-    return {"shape": [None, *raw_shape], "dtype": "float32",
-            "values": ("raw pixel values as decoded from image files (height, width, channels)"
-                       if image else "raw feature values, unscaled, in the training columns' order"),
-            "value_range": [0, 255] if image and low >= 0 and high <= 255 else [low, high],
-            "included_steps": steps}
-
-
 def place(partial: Path, path: Path, passed: bool) -> Path:
     """A checked export takes its place (replacing an earlier one); a failed one is set aside
     as NAME.parity-failed, kept for a look but under a name no tool loads by accident."""
@@ -283,7 +267,8 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
              "keras_format": FORMATS[fmt], "path": str(kept), "model": str(model_path),
              "backend": name, "runtime": runtime_name(fmt), "tolerance": TOLERANCE[fmt],
              **result, "test_samples": len(raw),
-             "input": describe_input(preparation, raw_shape, raw),
+             "input": describe_input(preparation, raw_shape, raw, config.dataset,
+                                     config.backend),
              "output": {"shape": [None, *[int(s) for s in model.output_shape[1:]]],
                         "values": "the Keras model's outputs, as dltrain predict shows them",
                         "class_names": saved.get("class_names")},
