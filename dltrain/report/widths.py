@@ -1,0 +1,111 @@
+"""Tables that fit a terminal of any width (CI logs get 80 columns): each row keeps its name
+and its numbers whole, only free text wraps, and a long message goes under the table as a
+numbered note instead of into a narrow cell.
+
+Columns made with `no_wrap=True` are kept whole (names, numbers); the others are free text.
+`Fitted` prints the table when its whole columns fit the width, else each row as a block of
+`header value` lines, so no row ever loses its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+NOTE_AT = 60  # characters: a message longer than this goes under the table, numbered
+
+
+def unique_names(names: Sequence[str], separator: str = "/", stem: bool = True) -> list[str]:
+    """Each name's shortest unique form: its last part (a path's stem with `stem`), with as
+    many parts before it as tell it from the others (configs/a/x.yaml and configs/b/x.yaml:
+    a/x and b/x). Given `separator="."`, the same for key paths (model.layers.1.Dense.units:
+    units). A name given twice is shown whole."""
+    candidates = [_candidates(name, separator, stem) for name in names]
+    shown = []
+    for index, own in enumerate(candidates):
+        others = set().union(*(other for at, other in enumerate(candidates) if at != index))
+        shown.append(next((name for name in own if name not in others), names[index]))
+    return shown
+
+
+def _candidates(name: str, separator: str, stem: bool) -> list[str]:
+    parts = [part for part in name.split(separator) if part] or [name]
+    last = PurePosixPath(parts[-1]).stem if stem and separator == "/" else parts[-1]
+    shortened = [separator.join([*parts[len(parts) - k:-1], last])
+                 for k in range(1, len(parts) + 1)]
+    whole = [separator.join(parts[len(parts) - k:]) for k in range(1, len(parts) + 1)]
+    return list(dict.fromkeys([*shortened, *whole, name]))
+
+
+class Notes:
+    """Long messages of a table's cells, printed under it as `[1] message`."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def cell(self, text: str) -> str:
+        """The cell's markup: the text when short, else `see [n]` with the text kept as note n."""
+        if len(text) <= NOTE_AT and "\n" not in text:
+            return escape(text)
+        self.texts.append(text)
+        return f"see \\[{len(self.texts)}]"
+
+    def renderable(self) -> RenderableType:
+        return Group(*(Text(f"[{number}] {text}") for number, text in
+                       enumerate(self.texts, start=1)))
+
+
+class Fitted:
+    """`table` as wide as the console allows, its whole (no_wrap) columns never cut; rows as
+    blocks where even those do not fit; then the notes, if any."""
+
+    def __init__(self, table: Table, notes: Notes | None = None) -> None:
+        self.table, self.notes = table, notes
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table if needed_width(console, options, self.table) <= options.max_width \
+            else blocks(self.table)
+        if self.notes is not None and self.notes.texts:
+            yield self.notes.renderable()
+
+
+def needed_width(console: Console, options: ConsoleOptions, table: Table) -> int:
+    """The narrowest the table can be with its whole columns whole and free text wrapped at
+    its longest word."""
+    unbounded = options.update(max_width=10_000)
+    widths = []
+    for column in table.columns:
+        measured = table._measure_column(console, unbounded, column)  # noqa: SLF001
+        widths.append(measured.maximum if column.no_wrap else measured.minimum)
+    return sum(widths) + table._extra_width  # noqa: SLF001
+
+
+def blocks(table: Table) -> RenderableType:
+    """Each row as its first cell on a line of its own, then `header value` lines: for a
+    width that no table of these columns fits."""
+    headers = [Text.from_markup(str(column.header)).plain.replace("\n", " ")
+               for column in table.columns]
+    cells = [list(column.cells) for column in table.columns]
+    parts: list[RenderableType] = [Text.from_markup(str(table.title))] if table.title else []
+    for index in range(table.row_count):
+        first = cells[0][index]
+        parts.append(Text.from_markup(first, overflow="fold") if isinstance(first, str) else first)
+        block = Table.grid(padding=(0, 1, 0, 0))
+        block.add_column(width=1)
+        block.add_column(no_wrap=True)
+        block.add_column(overflow="fold")
+        for header, column in zip(headers[1:], cells[1:], strict=True):
+            block.add_row("", escape(header), column[index])
+        parts.append(block)
+    if table.caption:
+        parts.append(Text.from_markup(str(table.caption)))
+    return Group(*parts)
+
+
+def fitted(table: Table, notes: Notes | None = None) -> Fitted:
+    return Fitted(table, notes)
