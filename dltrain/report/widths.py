@@ -9,9 +9,11 @@ Columns made with `no_wrap=True` are kept whole (names, numbers); the others are
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
+from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
 from rich.table import Table
@@ -68,8 +70,9 @@ class Fitted:
         self.table, self.notes = table, notes
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield self.table if needed_width(console, options, self.table) <= options.max_width \
-            else blocks(self.table)
+        yield next((table for table in (self.table, compact(self.table))
+                    if needed_width(console, options, table) <= options.max_width),
+                   blocks(self.table))
         if self.notes is not None and self.notes.texts:
             yield self.notes.renderable()
 
@@ -85,6 +88,15 @@ def needed_width(console: Console, options: ConsoleOptions, table: Table) -> int
     return sum(widths) + table._extra_width  # noqa: SLF001
 
 
+def compact(table: Table) -> Table:
+    """The table with rules under its title and header only, one space between columns (as
+    `dltrain runs` prints): a few columns narrower."""
+    narrow = copy.copy(table)
+    narrow.box, narrow.padding, narrow.pad_edge, narrow.show_edge = (
+        box.SIMPLE_HEAD, (0, 1, 0, 0), False, False)
+    return narrow
+
+
 def blocks(table: Table) -> RenderableType:
     """Each row as its first cell on a line of its own, then `header value` lines: for a
     width that no table of these columns fits."""
@@ -94,7 +106,8 @@ def blocks(table: Table) -> RenderableType:
     parts: list[RenderableType] = [Text.from_markup(str(table.title))] if table.title else []
     for index in range(table.row_count):
         first = cells[0][index]
-        parts.append(Text.from_markup(first, overflow="fold") if isinstance(first, str) else first)
+        parts.append(Text.assemble(f"{headers[0]} ", Text.from_markup(str(first)),
+                                   overflow="fold"))
         block = Table.grid(padding=(0, 1, 0, 0))
         block.add_column(width=1)
         block.add_column(no_wrap=True)

@@ -17,6 +17,7 @@ from rich.table import Table
 from dltrain.config.load import dump
 from dltrain.errors import RunError
 from dltrain.report.tables import print_notes
+from dltrain.report.widths import Notes, fitted, unique_names
 from dltrain.runs import layout as runs
 from dltrain.runs import records
 from dltrain.runs.names import BEST_CONFIG, HISTORY_PLOT, IMPORTANCE_PLOT
@@ -120,18 +121,24 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def print_trials(console: Console, rows: list[dict[str, Any]], keys: list[str],
                  objective: str) -> None:
-    table = Table(title=f"Trials by {objective}", title_justify="left")
-    for name in ["trial", *keys, objective, "epochs", "time", "state"]:
-        table.add_column(escape(name), justify="right" if name != "state" else "left",
-                         overflow="fold")
+    """Best first; each searched key headed by its shortest unique part (learning_rate for
+    optimizer.learning_rate), numbers never wrapped, a long error as a note under the table."""
+    table = Table(title=f"Trials by {escape(objective)}", title_justify="left")
+    headers = ["trial", *unique_names(keys, separator=".", stem=False), objective, "epochs",
+               "time"]
+    for name in headers:
+        table.add_column(escape(name), justify="right", no_wrap=True)
+    table.add_column("state")
+    notes = Notes()
     for row in rows:
-        reason = row["error"] if len(row["error"] or "") <= 100 else row["error"][:97] + "..."
+        reason = row["error"]
+        state = escape(row["state"]) + (f" ({escape(reason)})" if reason and len(reason) <= 40
+                                        else f" ({notes.cell(reason)})" if reason else "")
         table.add_row(str(row["number"]), *[_value(row["params"].get(key, "-")) for key in keys],
                       "-" if row["objective"] is None else f"{row['objective']:.4f}",
                       str(row["epochs"] or "-"),
-                      "-" if row["seconds"] is None else f"{row['seconds']:.1f}s",
-                      escape(row["state"] + (f" ({reason})" if reason else "")))
-    console.print(table)
+                      "-" if row["seconds"] is None else f"{row['seconds']:.1f}s", state)
+    console.print(fitted(table, notes))
 
 
 def _value(value: Any) -> str:
