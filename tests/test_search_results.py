@@ -46,3 +46,54 @@ def test_the_trials_table_never_splits_a_number(width: int) -> None:
     # Each column named by its key's shortest unique form.
     for name in ("learning_rate", "1.Dense.units", "3.Dense.units", "batch_size", "rate"):
         assert re.search(rf"(^|\s){re.escape(name)}(\s|$)", text), name
+
+
+def test_best_yaml_of_a_smoke_search_keeps_the_config_as_written(tmp_path) -> None:
+    """`tune --smoke` wrote a best.yaml of 1 epoch on 256 samples, and its hint did not say."""
+    import yaml
+
+    from conftest import CONFIGS
+    from dltrain.config.load import load_config
+    from dltrain.search.results import best_config
+    from dltrain.search.tune import smoke_settings
+
+    raw = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())
+    raw["search"] = {"method": "grid", "objective": "val_accuracy", "parameters": {
+        "optimizer.learning_rate": {"choice": [0.001, 0.003]}}}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    written = load_config(path, ["training.batch_size=32"]).config
+    smoked = load_config(path, ["training.batch_size=32"], smoke=True).config
+    settings = smoke_settings(written, smoked)
+    assert {".".join(map(str, s["key"])): (s["written"], s["smoke"]) for s in settings} == {
+        "training.epochs": (4, 1), "dataset.train_limit": (None, 256),
+        "dataset.test_limit": (None, 128)}
+    best = yaml.safe_load(best_config(smoked.model_dump(mode="json"), str(path),
+                                      {"optimizer.learning_rate": 0.003}, settings))
+    assert best["training"]["epochs"] == 4 and best["training"]["batch_size"] == 32
+    assert best["dataset"].get("train_limit") is None and best["dataset"].get("test_limit") is None
+    assert best["optimizer"]["learning_rate"] == 0.003 and "search" not in best
+
+
+def test_the_train_it_hint_says_what_best_yaml_holds(tmp_path) -> None:
+    from dltrain.search.results import print_summary
+
+    trial = {"number": 3, "state": "complete", "params": {"optimizer.learning_rate": 0.003},
+             "objective": 0.85, "epochs": 1, "seconds": 2.0, "error": None}
+    document = {"trials": [trial], "parameters": ["optimizer.learning_rate"],
+                "objective": "val_accuracy", "best": trial, "notes": [], "smoke": [
+                    {"key": ["training", "epochs"], "written": 4, "smoke": 1},
+                    {"key": ["dataset", "train_limit"], "written": None, "smoke": 256}]}
+    console = Console(file=io.StringIO(), width=80, record=True)
+    print_summary(console, document, tmp_path / "search")
+    text = " ".join(console.export_text().split())
+    assert (f"train it: dltrain fit {tmp_path / 'search' / 'best.yaml'} (the config as written "
+            "with trial 3's values: optimizer.learning_rate=0.003; without --smoke's settings, "
+            "which the trials ran with: training.epochs 4 (trials: 1), dataset.train_limit "
+            "unset (trials: 256))") in text
+    del document["smoke"]
+    console = Console(file=io.StringIO(), width=80, record=True)
+    print_summary(console, document, tmp_path / "search")
+    assert (f"train it: dltrain fit {tmp_path / 'search' / 'best.yaml'} (the config as written "
+            "with trial 3's values: optimizer.learning_rate=0.003)") in " ".join(
+        console.export_text().split())

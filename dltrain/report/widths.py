@@ -19,7 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+FOLD_AT = 20  # characters a folding column needs at least: no number is longer
 NOTE_AT = 60  # characters: a message longer than this goes under the table, numbered
+BLOCK_PAD = 20  # characters: longer headers are not padded to align the values
 
 
 def unique_names(names: Sequence[str], separator: str = "/", stem: bool = True) -> list[str]:
@@ -84,7 +86,9 @@ def needed_width(console: Console, options: ConsoleOptions, table: Table) -> int
     widths = []
     for column in table.columns:
         measured = table._measure_column(console, unbounded, column)  # noqa: SLF001
-        widths.append(measured.maximum if column.no_wrap else measured.minimum)
+        # A folding column can fold its longest word (a path): it only needs room for a number.
+        least = min(measured.minimum, FOLD_AT) if column.overflow == "fold" else measured.minimum
+        widths.append(measured.maximum if column.no_wrap else least)
     return sum(widths) + table._extra_width  # noqa: SLF001
 
 
@@ -98,26 +102,26 @@ def compact(table: Table) -> Table:
 
 
 def blocks(table: Table) -> RenderableType:
-    """Each row as its first cell on a line of its own, then `header value` lines: for a
-    width that no table of these columns fits."""
+    """Each row as its first cell on a line of its own, then a `header value` paragraph per
+    column, wrapped between words: for a width that no table of these columns fits."""
     headers = [Text.from_markup(str(column.header)).plain.replace("\n", " ")
                for column in table.columns]
     cells = [list(column.cells) for column in table.columns]
+    pad = max(map(len, headers[1:]), default=0)
+    pad = pad if pad <= BLOCK_PAD else 0  # aligned when the headers are short
     parts: list[RenderableType] = [Text.from_markup(str(table.title))] if table.title else []
     for index in range(table.row_count):
-        first = cells[0][index]
-        parts.append(Text.assemble(f"{headers[0]} ", Text.from_markup(str(first)),
-                                   overflow="fold"))
-        block = Table.grid(padding=(0, 1, 0, 0))
-        block.add_column(width=1)
-        block.add_column(no_wrap=True)
-        block.add_column(overflow="fold")
-        for header, column in zip(headers[1:], cells[1:], strict=True):
-            block.add_row("", escape(header), column[index])
-        parts.append(block)
+        parts.append(Text.assemble(f"{headers[0]} ", _text(cells[0][index]), overflow="fold"))
+        parts += [Text.assemble(f"  {header.ljust(pad)} ", _text(column[index]), overflow="fold")
+                  for header, column in zip(headers[1:], cells[1:], strict=True)
+                  if _text(column[index]).plain.strip()]  # an empty cell says nothing
     if table.caption:
         parts.append(Text.from_markup(str(table.caption)))
     return Group(*parts)
+
+
+def _text(cell: RenderableType) -> Text:
+    return cell if isinstance(cell, Text) else Text.from_markup(str(cell))
 
 
 def fitted(table: Table, notes: Notes | None = None) -> Fitted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import warnings
@@ -153,8 +154,8 @@ def write_results(parent: Path, study: Any, document: dict[str, Any], base: dict
     notes: list[str] = []
     best = document["best"]
     if best is not None:
-        config = applied(base, source, best["params"]).config
-        runs.write_atomic(parent / BEST_CONFIG, dump(config))
+        runs.write_atomic(parent / BEST_CONFIG,
+                          best_config(base, source, best["params"], document.get("smoke")))
         records.write(parent, records.Metrics.of({
             "test": best["test"] or {}, "epochs_run": best["epochs"], "best_trial": best["number"],
             "train_seconds": round(sum(row["seconds"] or 0 for row in document["trials"]), 3)}))
@@ -163,6 +164,20 @@ def write_results(parent: Path, study: Any, document: dict[str, Any], base: dict
     notes += plots(parent, study, document)
     records.write(parent, records.Search.of({**document, "notes": document["notes"] + notes}))
     return notes
+
+
+def best_config(base: dict[str, Any], source: str, params: dict[str, Any],
+                smoke: list[dict[str, Any]] | None) -> str:
+    """best.yaml: the config as written (a --smoke search's shrunk settings set back to the
+    file's), with the best values filled in and no search section."""
+    written = copy.deepcopy(base)
+    for setting in smoke or []:
+        *path, last = setting["key"]
+        inner = written
+        for key in path:
+            inner = inner[key]
+        inner[last] = setting["written"]
+    return dump(applied(written, source, params).config)
 
 
 def plots(parent: Path, study: Any, document: dict[str, Any]) -> list[str]:
@@ -191,13 +206,26 @@ def plots(parent: Path, study: Any, document: dict[str, Any]) -> list[str]:
     return []
 
 
+def train_it(parent: Path, best: dict[str, Any], shown: str,
+             smoke: list[dict[str, Any]] | None) -> str:
+    """The command that trains best.yaml, and what the file holds: a --smoke search's trials
+    trained less than it will."""
+    held = f"the config as written with trial {best['number']}'s values: {shown}"
+    if smoke:
+        held += "; without --smoke's settings, which the trials ran with: " + ", ".join(
+            f"{'.'.join(map(str, s['key']))} "
+            f"{'unset' if s['written'] is None else s['written']} (trials: {s['smoke']})"
+            for s in smoke)
+    return f"train it: dltrain fit {parent / BEST_CONFIG} ({held})"
+
+
 def print_summary(console: Console, document: dict[str, Any], parent: Path) -> None:
     print_trials(console, document["trials"], document["parameters"], document["objective"])
     best = document["best"]
     if best is not None:
         shown = ", ".join(f"{key}={value}" for key, value in best["params"].items())
         console.print(f"best: trial {best['number']} ({document['objective']} "
-                      f"{best['objective']:.4f}): {shown}", highlight=False, soft_wrap=True)
-        console.print(f"train it: dltrain fit {parent / BEST_CONFIG}", highlight=False,
-                      soft_wrap=True)
+                      f"{best['objective']:.4f}): {shown}", highlight=False)
+        console.print(escape(train_it(parent, best, shown, document.get("smoke"))),
+                      highlight=False)
     print_notes(console, document["notes"])
