@@ -87,13 +87,13 @@ def test_the_train_it_hint_says_what_best_yaml_holds(tmp_path) -> None:
     console = Console(file=io.StringIO(), width=80, record=True)
     print_summary(console, document, tmp_path / "search")
     text = " ".join(console.export_text().split())
-    assert (f"train it: dltrain fit {tmp_path / 'search' / 'best.yaml'} (the config as written "
-            "with trial 3's values: optimizer.learning_rate=0.003; without --smoke's settings, "
-            "which the trials ran with: training.epochs 4 (trials: 1), dataset.train_limit "
-            "unset (trials: 256))") in text
+    assert ("best.yaml: the config as written with trial 3's values "
+            "(optimizer.learning_rate=0.003); without --smoke's settings, which the trials ran "
+            "with: training.epochs 4 (trials: 1), dataset.train_limit unset (trials: 256). "
+            f"train it: dltrain fit {tmp_path / 'search' / 'best.yaml'}") in text
     del document["smoke"]
     console = Console(file=io.StringIO(), width=80, record=True)
     print_summary(console, document, tmp_path / "search")
-    assert (f"train it: dltrain fit {tmp_path / 'search' / 'best.yaml'} (the config as written "
-            "with trial 3's values: optimizer.learning_rate=0.003)") in " ".join(
-        console.export_text().split())
+    assert ("best.yaml: the config as written with trial 3's values "
+            f"(optimizer.learning_rate=0.003). train it: dltrain fit "
+            f"{tmp_path / 'search' / 'best.yaml'}") in " ".join(console.export_text().split())

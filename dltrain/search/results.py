@@ -206,17 +206,15 @@ def plots(parent: Path, study: Any, document: dict[str, Any]) -> list[str]:
     return []
 
 
-def train_it(parent: Path, best: dict[str, Any], shown: str,
-             smoke: list[dict[str, Any]] | None) -> str:
-    """The command that trains best.yaml, and what the file holds: a --smoke search's trials
-    trained less than it will."""
-    held = f"the config as written with trial {best['number']}'s values: {shown}"
+def best_holds(best: dict[str, Any], shown: str, smoke: list[dict[str, Any]] | None) -> str:
+    """What best.yaml holds: a --smoke search's trials trained less than it will."""
+    held = f"best.yaml: the config as written with trial {best['number']}'s values ({shown})"
     if smoke:
         held += "; without --smoke's settings, which the trials ran with: " + ", ".join(
             f"{'.'.join(map(str, s['key']))} "
             f"{'unset' if s['written'] is None else s['written']} (trials: {s['smoke']})"
             for s in smoke)
-    return f"train it: dltrain fit {parent / BEST_CONFIG} ({held})"
+    return held + "."
 
 
 def print_summary(console: Console, document: dict[str, Any], parent: Path) -> None:
@@ -225,7 +223,8 @@ def print_summary(console: Console, document: dict[str, Any], parent: Path) -> N
     if best is not None:
         shown = ", ".join(f"{key}={value}" for key, value in best["params"].items())
         console.print(f"best: trial {best['number']} ({document['objective']} "
-                      f"{best['objective']:.4f}): {shown}", highlight=False)
-        console.print(escape(train_it(parent, best, shown, document.get("smoke"))),
-                      highlight=False)
+                      f"{best['objective']:.4f}): {shown}", highlight=False, soft_wrap=True)
+        console.print(escape(best_holds(best, shown, document.get("smoke"))), highlight=False)
+        console.print(f"train it: dltrain fit {parent / BEST_CONFIG}", highlight=False,
+                      soft_wrap=True)
     print_notes(console, document["notes"])
