@@ -88,8 +88,12 @@ def test_grid_search_runs_each_combination_once_and_writes_a_runnable_best_yaml(
     best = yaml.safe_load((parent / "best.yaml").read_text())
     assert "search" not in best
     assert (best["optimizer"]["learning_rate"], best["training"]["batch_size"]) == values(trials[0])
+    # The config as written, not the --smoke trials' 1 epoch on 256 samples (issue 27).
+    assert best["training"]["epochs"] == 4 and best["dataset"].get("train_limit") is None
+    assert "without --smoke's settings" in " ".join(err.split())
     assert run_cli(capsys, "show", parent / "best.yaml")[0] == 0
-    code, _, err = run_cli(capsys, "fit", parent / "best.yaml", "--run-dir", tmp_path / "best")
+    code, _, err = run_cli(capsys, "fit", parent / "best.yaml", "--smoke", "--run-dir",
+                           tmp_path / "best")
     assert code == 0, err
     code, out, _ = run_cli(capsys, "runs", tmp_path, "--json")
     assert code == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -154,3 +155,81 @@ def test_junit_stays_xml_when_a_name_or_message_holds_control_characters(tmp_pat
     assert cases[0].get("name") == "a\\x1b[2Jb\\x07caf\\udce9"
     assert cases[0].find("failure").get("message").endswith(": error \\x00 here")
     assert cases[1].find("system-out").text == "loss 2.3 -> 1.9\ttab kept"
+
+
+LONG = ["configs/fashion_mnist_cnn_with_augmentation_and_dropout.yaml",
+        "configs/fashion_mnist_cnn_with_augmentation_and_dropout_wide.yaml",
+        "configs/fashion_mnist_cnn_with_augmentation_and_dropout_deep.yaml"]
+OFFLINE = ("fashion-mnist.npz is not in the Keras cache (/home/ci/.keras/datasets) and could "
+           "not be downloaded from https://storage.googleapis.com/tensorflow/tf-keras-datasets/ "
+           "(connection refused). Run it where the network is reachable, or pass --synthetic.")
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_the_smoke_table_names_every_config_whole_at_80_and_60_columns(width: int) -> None:
+    """At 80 columns (a CI log) every config read `configs/fashion_mnis…`; the offline error
+    was squeezed into a narrow cell."""
+    from dltrain.train.smoke import SmokeResult, smoke_table
+
+    results = [SmokeResult(LONG[0], True, 12.25, "training loss 2.3026 -> 2.1001", False),
+               SmokeResult(LONG[1], False, 0.5, OFFLINE),
+               SmokeResult(LONG[2], True, 123.5, "training loss 2.3026 -> 1.9876 (synthetic "
+                           "data)", True)]
+    console = Console(file=io.StringIO(), width=width, record=True)
+    console.print(smoke_table(results))
+    text = console.export_text()
+    assert all(len(line) <= width for line in text.splitlines())
+    assert re.findall(r"fashion_mnist\S*", text) == [
+        "fashion_mnist_cnn_with_augmentation_and_dropout",
+        "fashion_mnist_cnn_with_augmentation_and_dropout_wide",
+        "fashion_mnist_cnn_with_augmentation_and_dropout_deep"]
+    assert "…" not in text
+    assert "12.2" in text and "123.5" in text and "see [1]" in text
+    # The error whole under the table, its words in order.
+    under = " ".join(text.split("[1] ", 1)[1].split())
+    assert under == OFFLINE
+
+
+def test_smoke_names_configs_by_their_shortest_unique_name() -> None:
+    from dltrain.report.widths import unique_names
+
+    assert unique_names(["configs/a.yaml", "configs/b.yaml"]) == ["a", "b"]
+    assert unique_names(["x/cnn.yaml", "y/cnn.yaml", "y/mlp.yml"]) == ["x/cnn", "y/cnn", "mlp"]
+    assert unique_names(["c/cnn.yaml", "c/cnn.yml"]) == ["cnn.yaml", "cnn.yml"]
+    assert unique_names(["model.layers.1.Dense.units", "optimizer.learning_rate"],
+                        separator=".", stem=False) == ["units", "learning_rate"]
+
+
+def test_junit_testsuite_has_an_iso_timestamp_and_the_hostname(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from dltrain.train.smoke import SmokeResult, write_junit
+
+    junit = tmp_path / "smoke.xml"
+    write_junit([SmokeResult("configs/ok.yaml", True, 1.0, "loss 2.3 -> 1.9")], junit)
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite"
+    assert suite.get("hostname") == socket.gethostname()
+    stamp = datetime.fromisoformat(suite.get("timestamp"))
+    assert stamp.tzinfo is not None
+    assert len(suite.get("timestamp")) >= len("2026-01-01T12:00:00")
+
+
+def test_dltrain_smoke_at_80_columns_tells_configs_of_one_prefix_apart(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import dltrain.train.smoke as smoke
+    from dltrain import console
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    for path in LONG:
+        (tmp_path / path).write_text("name: x\n")
+    monkeypatch.setattr(smoke, "smoke_one", lambda path, *args: smoke.SmokeResult(
+        str(path), "wide" not in path.name, 1.0, OFFLINE if "wide" in path.name else "fine"))
+    monkeypatch.setattr(console.out, "_width", 80)
+    code, out, _ = run_cli(capsys, "smoke", folder)
+    assert code == 1
+    assert sorted(re.findall(r"fashion_mnist\S*", out)) == sorted(
+        Path(path).stem for path in LONG)
+    assert "[1] fashion-mnist.npz is not in the Keras cache" in out
+    assert "2 passed, 1 failed" in out

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from dltrain.cli.options import BackendOpt, DeviceOpt, JsonOpt
 from dltrain.cli.targets import check_target
@@ -158,26 +157,13 @@ def predict(
     """
     from dltrain.report.evaluate import model_in_run
     from dltrain.report.predict import predict_files
-    from dltrain.report.tables import values_table
+    from dltrain.report.tables import predictions_table, values_table
 
     results = predict_files(run_dir, files, top_k, backend,
                             model_path=None if model is None else model_in_run(run_dir, model))
-    if results and "values" in results[0]:
-        for_results(as_json).print(values_table(results))
-        if as_json:
-            emit_json(results)
-        return
-    table = Table(title="Predictions", title_justify="left")
-    table.add_column("input")
-    table.add_column(f"top {top_k} (probability)")
-    actual = any("actual" in result for result in results)  # CSV rows with their own labels
-    if actual:
-        table.add_column("actual")
-    for result in results:
-        table.add_row(escape(result["input"]), ", ".join(
-            f"{escape(top['class'])} {top['probability']:.3f}" for top in result["top"]),
-            *([escape(result.get("actual", ""))] if actual else []))
-    for_results(as_json).print(table)
+    regression = bool(results) and "values" in results[0]
+    for_results(as_json).print(values_table(results) if regression
+                               else predictions_table(results, top_k))
     if as_json:
         emit_json(results)
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from dltrain.backend.names import BackendName, Device
 from dltrain.cli.options import (
@@ -234,7 +233,7 @@ def smoke(
     Without network: dltrain smoke configs/ --synthetic
     """
     from dltrain.backend import use_backend
-    from dltrain.train.smoke import config_files, smoke_one, write_junit
+    from dltrain.train.smoke import config_files, smoke_one, smoke_table, write_junit
 
     if junit is not None:
         check_target(junit, "--junit")
@@ -245,15 +244,7 @@ def smoke(
         err.print(f"smoke: {path}", highlight=False)
         results.append(smoke_one(path, "auto", err, synthetic,
                                  backend))
-    table = Table(title="Smoke runs", title_justify="left")
-    for column in ("config", "result", "seconds", "data", "detail"):
-        table.add_column(column)
-    for result in results:
-        verdict = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
-        data = {True: "[yellow]synthetic[/]", False: "real", None: "-"}[result.synthetic]
-        table.add_row(escape(result.config), verdict, f"{result.seconds:.1f}", data,
-                      escape(result.message))
-    out.print(table)
+    out.print(smoke_table(results))
     if junit is not None:
         write_junit(results, junit)
     failed = sum(not result.passed for result in results)

@@ -60,12 +60,15 @@ def tune(
     if config is not None:
         # --trials as search.trials while the config is read: random and TPE need a number.
         counted = [] if trials is None else [f"search.trials={trials}"]
-        loaded = ready_to_train(config, [*(set_ or []), *counted, *shortcut_overrides(
-            backend=backend)], device, smoke, check=_check_space)
+        overrides = [*(set_ or []), *counted, *shortcut_overrides(backend=backend)]
+        loaded = ready_to_train(config, overrides, device, smoke, check=_check_space)
+        from dltrain.config.load import load_config
         from dltrain.search import tune as search
 
+        # best.yaml keeps the config as written: the settings --smoke shrank go back.
+        written = load_config(config, overrides).config if smoke else None
         result = search.start(loaded, run_dir=run_dir, storage=storage, trials=trials,
-                              device=device, console=console)
+                              device=device, console=console, written=written)
     else:
         assert resume is not None
         result = _resume(resume, storage, trials, device, console)

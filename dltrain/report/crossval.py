@@ -1,4 +1,5 @@
-"""A cross-validation's results as a person reads them: a table of folds, mean and std."""
+"""A cross-validation's results as a person reads them: a table of folds, mean and std (at
+any width: folds and numbers are never cut)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from dltrain.report.tables import metrics_table
+from dltrain.report.widths import Fitted, fitted
 
 
-def folds_table(record: dict[str, Any]) -> Table:
+def folds_table(record: dict[str, Any]) -> Fitted:
     """One row per finished fold, then the mean and the std of each column's metric."""
     entries = record["per_fold"]
     columns = [(section, name) for section in ("validation", "test")
@@ -19,10 +21,10 @@ def folds_table(record: dict[str, Any]) -> Table:
     table = Table(title=f"Cross-validation: {len(entries)} of {record['folds']} folds",
                   title_justify="left")
     for header in ("fold", "train/val", "epochs"):
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", no_wrap=True)
     for section, name in columns:
         table.add_column(f"{'val' if section == 'validation' else 'test'}\n{escape(name)}",
-                         justify="right")
+                         justify="right", no_wrap=True)
     for entry in entries:
         table.add_row(str(entry["fold"]),
                       f"{entry['train_samples']}/{entry['validation_samples']}",
@@ -34,7 +36,7 @@ def folds_table(record: dict[str, Any]) -> Table:
             number((record.get(section) or {}).get(name, {}).get(statistic))
             for section, name in columns])
     table.caption = f"std: {record['std']}"
-    return table
+    return fitted(table)
 
 
 def number(value: float | None) -> str:
@@ -54,7 +56,7 @@ def print_cv(console: Console, record: dict[str, Any], parent: str) -> None:
         console.print(escape(line), highlight=False, soft_wrap=True)
     refit = record.get("refit_result")
     if refit is not None:
-        console.print(metrics_table("Refit: test split", refit["test"]))
+        console.print(fitted(metrics_table("Refit: test split", refit["test"])))
         console.print(f"refit on all {refit['train_samples']} training samples: "
                       f"{escape(refit['run_dir'])}/", highlight=False)
     console.print(f"cross-validation directory: {parent}", highlight=False, soft_wrap=True)

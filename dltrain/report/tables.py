@@ -15,11 +15,13 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from dltrain.report.widths import Fitted, fitted, unique_names
+
 
 def metrics_table(title: str, test: dict[str, float]) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("test metric")
-    table.add_column("value", justify="right")
+    table.add_column("test metric", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
     for key, value in test.items():
         table.add_row(key, f"{value:.4f}")
     return table
@@ -29,7 +31,7 @@ def report_table(report: dict[str, Any]) -> Table:
     """Per-class precision, recall, F1 and support, with the overall figures as a caption."""
     table = Table(title="Per class (test split)", title_justify="left")
     for column in ("class", "precision", "recall", "F1", "support"):
-        table.add_column(column, justify="left" if column == "class" else "right")
+        table.add_column(column, justify="left" if column == "class" else "right", no_wrap=True)
     for row in report["per_class"]:
         table.add_row(escape(row["class"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}",
                       f"{row['f1']:.3f}", str(row["support"]))
@@ -46,7 +48,7 @@ def regression_table(report: dict[str, Any]) -> Table:
     """MAE, RMSE and R² per target, beside the target's spread (std) to read them against."""
     table = Table(title="Regression (test split)", title_justify="left")
     for column in ("target", "MAE", "RMSE", "R²", "std"):
-        table.add_column(column, justify="left" if column == "target" else "right")
+        table.add_column(column, justify="left" if column == "target" else "right", no_wrap=True)
     rows = report["per_target"]
     for row in rows:
         table.add_row(escape(row["target"]), *(_figure(row[key]) for key in
@@ -58,25 +60,44 @@ def regression_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def values_table(results: list[dict[str, Any]]) -> Table:
-    """predict's answer for a regression: one column per target, in its own units."""
+def values_table(results: list[dict[str, Any]]) -> Fitted:
+    """predict's answer for a regression: one column per target, in its own units; each input
+    by its shortest unique path."""
     table = Table(title="Predictions", title_justify="left")
-    table.add_column("input")
+    table.add_column("input", no_wrap=True)
     targets = list(results[0]["values"])
     actual = any("actual" in result for result in results)  # rows that hold their own targets
     for target in targets:
-        table.add_column(escape(target), justify="right")
+        table.add_column(escape(target), justify="right", no_wrap=True)
         if actual:
-            table.add_column(f"actual {escape(target)}", justify="right")
-    for result in results:
+            table.add_column(f"actual {escape(target)}", justify="right", no_wrap=True)
+    names = unique_names([result["input"] for result in results], stem=False)
+    for name, result in zip(names, results, strict=True):
         cells = []
         for target in targets:
             cells.append(_figure(result["values"][target]))
             if actual:
                 value = result.get("actual", {}).get(target)
                 cells.append("" if value is None else _figure(value))
-        table.add_row(escape(result["input"]), *cells)
-    return table
+        table.add_row(escape(name), *cells)
+    return fitted(table)
+
+
+def predictions_table(results: list[dict[str, Any]], top_k: int) -> Fitted:
+    """predict's answer for a classifier: each input by its shortest unique path, its top
+    classes with their probabilities (free text, wrapped between classes)."""
+    table = Table(title="Predictions", title_justify="left")
+    table.add_column("input", no_wrap=True)
+    table.add_column(f"top {top_k} (probability)")
+    actual = any("actual" in result for result in results)  # CSV rows with their own labels
+    if actual:
+        table.add_column("actual")
+    names = unique_names([result["input"] for result in results], stem=False)
+    for name, result in zip(names, results, strict=True):
+        table.add_row(escape(name), ", ".join(
+            f"{escape(top['class'])} {top['probability']:.3f}" for top in result["top"]),
+            *([escape(result.get("actual", ""))] if actual else []))
+    return fitted(table)
 
 
 def _figure(value: float) -> str:
@@ -90,11 +111,11 @@ def print_scores(console: Console, title: str, result: dict[str, Any]) -> None:
     table = metrics_table(title, result["test"])
     if result.get("regression", {}).get("standardized_target"):
         table.caption = "on standardised targets"
-    console.print(table)
+    console.print(fitted(table))
     if "report" in result:
-        console.print(report_table(result["report"]))
+        console.print(fitted(report_table(result["report"])))
     if "regression" in result:
-        console.print(regression_table(result["regression"]))
+        console.print(fitted(regression_table(result["regression"])))
 
 
 def print_fit(console: Console, run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -338,10 +359,12 @@ def _widest_word(cells: tuple[str, ...]) -> int:
     return max((cell_len(word) for cell in cells for word in cell.split()), default=1)
 
 
-def export_table(entry: dict[str, Any]) -> Table:
+def export_table(entry: dict[str, Any]) -> Fitted:
     """`dltrain export`: where the export went and how it compared with the Keras model."""
     passed = entry["status"] == "passed"
     table = Table(title=f"Export: {entry['format']}", title_justify="left", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # free text; the file's path folded, never cut
     table.add_row("parity", "[green]passed[/]" if passed else "[red]FAILED[/]")
     table.add_row("file", escape(entry["path"]))
     diff = entry["max_abs_diff"]
@@ -357,4 +380,4 @@ def export_table(entry: dict[str, Any]) -> Table:
     table.add_row("checked with", escape(entry["runtime"]))
     seconds = entry["seconds"]
     table.add_row("time", f"export {seconds['export']:.2f} s, check {seconds['check']:.2f} s")
-    return table
+    return fitted(table)

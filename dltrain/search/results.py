@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import warnings
@@ -17,6 +18,7 @@ from rich.table import Table
 from dltrain.config.load import dump
 from dltrain.errors import RunError
 from dltrain.report.tables import print_notes
+from dltrain.report.widths import Notes, fitted, unique_names
 from dltrain.runs import layout as runs
 from dltrain.runs import records
 from dltrain.runs.names import BEST_CONFIG, HISTORY_PLOT, IMPORTANCE_PLOT
@@ -120,18 +122,24 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def print_trials(console: Console, rows: list[dict[str, Any]], keys: list[str],
                  objective: str) -> None:
-    table = Table(title=f"Trials by {objective}", title_justify="left")
-    for name in ["trial", *keys, objective, "epochs", "time", "state"]:
-        table.add_column(escape(name), justify="right" if name != "state" else "left",
-                         overflow="fold")
+    """Best first; each searched key headed by its shortest unique part (learning_rate for
+    optimizer.learning_rate), numbers never wrapped, a long error as a note under the table."""
+    table = Table(title=f"Trials by {escape(objective)}", title_justify="left")
+    headers = ["trial", *unique_names(keys, separator=".", stem=False), objective, "epochs",
+               "time"]
+    for name in headers:
+        table.add_column(escape(name), justify="right", no_wrap=True)
+    table.add_column("state")
+    notes = Notes()
     for row in rows:
-        reason = row["error"] if len(row["error"] or "") <= 100 else row["error"][:97] + "..."
+        reason = row["error"]
+        state = escape(row["state"]) + (f" ({escape(reason)})" if reason and len(reason) <= 40
+                                        else f" ({notes.cell(reason)})" if reason else "")
         table.add_row(str(row["number"]), *[_value(row["params"].get(key, "-")) for key in keys],
                       "-" if row["objective"] is None else f"{row['objective']:.4f}",
                       str(row["epochs"] or "-"),
-                      "-" if row["seconds"] is None else f"{row['seconds']:.1f}s",
-                      escape(row["state"] + (f" ({reason})" if reason else "")))
-    console.print(table)
+                      "-" if row["seconds"] is None else f"{row['seconds']:.1f}s", state)
+    console.print(fitted(table, notes))
 
 
 def _value(value: Any) -> str:
@@ -146,8 +154,8 @@ def write_results(parent: Path, study: Any, document: dict[str, Any], base: dict
     notes: list[str] = []
     best = document["best"]
     if best is not None:
-        config = applied(base, source, best["params"]).config
-        runs.write_atomic(parent / BEST_CONFIG, dump(config))
+        runs.write_atomic(parent / BEST_CONFIG,
+                          best_config(base, source, best["params"], document.get("smoke")))
         records.write(parent, records.Metrics.of({
             "test": best["test"] or {}, "epochs_run": best["epochs"], "best_trial": best["number"],
             "train_seconds": round(sum(row["seconds"] or 0 for row in document["trials"]), 3)}))
@@ -156,6 +164,20 @@ def write_results(parent: Path, study: Any, document: dict[str, Any], base: dict
     notes += plots(parent, study, document)
     records.write(parent, records.Search.of({**document, "notes": document["notes"] + notes}))
     return notes
+
+
+def best_config(base: dict[str, Any], source: str, params: dict[str, Any],
+                smoke: list[dict[str, Any]] | None) -> str:
+    """best.yaml: the config as written (a --smoke search's shrunk settings set back to the
+    file's), with the best values filled in and no search section."""
+    written = copy.deepcopy(base)
+    for setting in smoke or []:
+        *path, last = setting["key"]
+        inner = written
+        for key in path:
+            inner = inner[key]
+        inner[last] = setting["written"]
+    return dump(applied(written, source, params).config)
 
 
 def plots(parent: Path, study: Any, document: dict[str, Any]) -> list[str]:
@@ -184,6 +206,17 @@ def plots(parent: Path, study: Any, document: dict[str, Any]) -> list[str]:
     return []
 
 
+def best_holds(best: dict[str, Any], shown: str, smoke: list[dict[str, Any]] | None) -> str:
+    """What best.yaml holds: a --smoke search's trials trained less than it will."""
+    held = f"best.yaml: the config as written with trial {best['number']}'s values ({shown})"
+    if smoke:
+        held += "; without --smoke's settings, which the trials ran with: " + ", ".join(
+            f"{'.'.join(map(str, s['key']))} "
+            f"{'unset' if s['written'] is None else s['written']} (trials: {s['smoke']})"
+            for s in smoke)
+    return held + "."
+
+
 def print_summary(console: Console, document: dict[str, Any], parent: Path) -> None:
     print_trials(console, document["trials"], document["parameters"], document["objective"])
     best = document["best"]
@@ -191,6 +224,7 @@ def print_summary(console: Console, document: dict[str, Any], parent: Path) -> N
         shown = ", ".join(f"{key}={value}" for key, value in best["params"].items())
         console.print(f"best: trial {best['number']} ({document['objective']} "
                       f"{best['objective']:.4f}): {shown}", highlight=False, soft_wrap=True)
+        console.print(escape(best_holds(best, shown, document.get("smoke"))), highlight=False)
         console.print(f"train it: dltrain fit {parent / BEST_CONFIG}", highlight=False,
                       soft_wrap=True)
     print_notes(console, document["notes"])

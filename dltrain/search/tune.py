@@ -45,10 +45,14 @@ class TuneResult:
 
 
 def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: int | None,
-          device: Device, console: Console) -> TuneResult:
+          device: Device, console: Console, written: Config | None = None) -> TuneResult:
     """A new search of `loaded`'s search section; everything the user's input can fail on
-    (the space, the objective's direction, the data) fails before the parent exists."""
+    (the space, the objective's direction, the data) fails before the parent exists.
+
+    `written`: the config before --smoke shrank it, whose settings best.yaml keeps.
+    """
     config = with_trials(loaded.config, trials)
+    smoke = smoke_settings(written, config)
     notes = check_space(config, loaded.source)
     if storage is not None:  # a URL that cannot be opened left a folder "running" for ever
         rdb_storage(storage)
@@ -65,7 +69,28 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     records.write(parent, records.Environment.of(runs.environment(runner.device_name)))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
     with run_lock.searching(parent):
-        return _search(parent, config, runner, storage, notes)
+        return _search(parent, config, runner, storage, notes, smoke)
+
+
+def smoke_settings(written: Config | None, config: Config) -> list[dict[str, Any]]:
+    """The settings --smoke changed, each as its key path, its value as written (None: not
+    set) and the trials' value: tune.json keeps them for best.yaml and its hint."""
+    if written is None:
+        return []
+    return [{"key": list(key), "written": was, "smoke": now} for key, was, now in _changed(
+        (), written.model_dump(mode="json", exclude={"search"}),
+        config.model_dump(mode="json", exclude={"search"}))]
+
+
+def _changed(key: tuple[Any, ...], was: Any, now: Any) -> Iterator[tuple[tuple[Any, ...], Any, Any]]:
+    if isinstance(was, dict) and isinstance(now, dict):
+        for name in dict.fromkeys([*was, *now]):
+            yield from _changed((*key, name), was.get(name), now.get(name))
+    elif isinstance(was, list) and isinstance(now, list) and len(was) == len(now):
+        for index, (old, new) in enumerate(zip(was, now, strict=True)):
+            yield from _changed((*key, index), old, new)
+    elif was != now:
+        yield key, was, now
 
 
 def resume(parent: Path, *, storage: str | None, trials: int | None, device: Device,
@@ -79,8 +104,10 @@ def resume(parent: Path, *, storage: str | None, trials: int | None, device: Dev
     runner = _runner(config, source, device, console)
     if trials is not None:  # the new count, for the processes that join later
         runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
+    searched = records.read_if_present(parent, records.Search)
+    smoke = [] if searched is None else searched.as_json().get("smoke") or []
     with run_lock.searching(parent):
-        return _search(parent, config, runner, storage or state.get("storage"), notes)
+        return _search(parent, config, runner, storage or state.get("storage"), notes, smoke)
 
 
 def with_trials(config: Config, trials: int | None) -> Config:
@@ -114,7 +141,7 @@ def _runner(config: Config, source: str, device: Device, console: Console) -> Ru
 
 
 def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
-            notes: list[str]) -> TuneResult:
+            notes: list[str], smoke: list[dict[str, Any]]) -> TuneResult:
     planned = planned_trials(runner.search)
     study = open_study(config, storage or f"sqlite:///{parent.resolve() / STUDY_FILE}",
                        runner.goal)
@@ -138,7 +165,7 @@ def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
         raise
     finally:  # also after Ctrl-C: tune.json and the table say how far the search got
         budget.release()
-        document = summary(parent, study, config, runner, planned, notes)
+        document = {**summary(parent, study, config, runner, planned, notes), "smoke": smoke}
         notes += results.write_results(parent, study, document, runner.base, runner.source)
     return TuneResult(parent, {**document, "notes": notes}, notes)
 

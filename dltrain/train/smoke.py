@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from dltrain.backend import Device
 from dltrain.config.load import load_config
 from dltrain.config.yaml_file import check_regular
 from dltrain.errors import DltrainError, RunError
+from dltrain.report.widths import Fitted, Notes, fitted, unique_names
 
 
 @dataclass
@@ -85,6 +90,23 @@ def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False,
                        stand_in)
 
 
+def smoke_table(results: list[SmokeResult]) -> Fitted:
+    """One row per config, named by its shortest unique name (its stem, or its folder too
+    where stems repeat); a long message (an error) under the table as a numbered note."""
+    table = Table(title="Smoke runs", title_justify="left")
+    for column in ("config", "result", "seconds", "data"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "seconds" else "left")
+    table.add_column("detail")
+    notes = Notes()
+    names = unique_names([result.config for result in results])
+    for name, result in zip(names, results, strict=True):
+        verdict = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
+        data = {True: "[yellow]synthetic[/]", False: "real", None: "-"}[result.synthetic]
+        table.add_row(escape(name), verdict, f"{result.seconds:.1f}", data,
+                      notes.cell(result.message))
+    return fitted(table, notes)
+
+
 # What XML 1.0 cannot hold, even escaped (control characters, a non-UTF-8 name's surrogates),
 # and C1 controls: written as visible escapes, so the report still parses.
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -97,12 +119,16 @@ def xml_text(text: str) -> str:
 def write_junit(results: list[SmokeResult], path: Path) -> None:
     """JUnit XML, one testcase per config, as CI systems read it."""
     failures = sum(not result.passed for result in results)
+    # timestamp (ISO 8601, when the report was written) and hostname: the JUnit schema's
+    # attributes that CI tools show beside a suite and read to tell two machines' runs apart.
     suite = ET.Element("testsuite", name="dltrain smoke", tests=str(len(results)),
                        failures=str(failures), errors="0",
-                       time=f"{sum(result.seconds for result in results):.3f}")
-    for result in results:
+                       time=f"{sum(result.seconds for result in results):.3f}",
+                       timestamp=datetime.now().astimezone().isoformat(timespec="seconds"),
+                       hostname=xml_text(socket.gethostname()))
+    for name, result in zip(unique_names([r.config for r in results]), results, strict=True):
         case = ET.SubElement(suite, "testcase", classname="dltrain.smoke",
-                             name=xml_text(Path(result.config).stem),
+                             name=xml_text(name),
                              file=xml_text(result.config),
                              time=f"{result.seconds:.3f}")
         if result.synthetic is not None:
