@@ -110,3 +110,9 @@ def test_the_backend_names_import_nothing_of_dltrain_and_no_framework(tmp_path: 
     assert [problem.split(";")[0] for problem in problems] == [
         "dltrain/backend/names.py:2: imports dltrain.errors",
         "dltrain/backend/names.py:4: imports keras"]
+
+
+def test_the_backend_names_may_read_the_root_packages_constants(tmp_path: Path) -> None:
+    root = package(tmp_path, {"backend/__init__.py": "",
+                              "backend/names.py": "from dltrain import install_line\n"})
+    assert check_layers.check(root) == []

@@ -6,7 +6,7 @@ earlier ones, never a later one. The exceptions, SHARED: dltrain.backend.names, 
 backends and what each can do, which the config (a stage before backend) validates against, and
 dltrain.runs.names, the run folder's file names, which the config loader names when it is given
 a run's folder; they may be imported from any stage because they import nothing of dltrain's
-and no framework, which is checked too. Exit 1 with one line per violation.
+(but the root package's constants) and no framework, which is checked too. Exit 1 with one line per violation.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def check(package: Path = PACKAGE) -> list[str]:
             if top in FRAMEWORKS and not in_seam(module):
                 problems.append(f"{where}:{line}: imports {target}; only {FRAMEWORK_SEAM} "
                                 "imports a framework (ask it for keras_module()).")
-            if module in SHARED and (top in FRAMEWORKS or top == "dltrain"):
+            # The root package holds constants only (version, distribution name): shared too.
+            if module in SHARED and (top in FRAMEWORKS or (top == "dltrain" and target != "dltrain")):
                 problems.append(f"{where}:{line}: imports {target}; {module} is imported by "
                                 "every stage, so it imports nothing of dltrain's and no framework.")
             if top != "dltrain" or target == "dltrain":

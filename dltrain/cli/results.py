@@ -90,7 +90,9 @@ def runs(
     folder: Annotated[Path, typer.Argument(help="The folder holding run directories.")]
     = Path("runs"),
     sort: Annotated[SortKey, typer.Option(
-        help="Sort by this column, by its heading (accuracy and r2 also work): scores best first, "
+        metavar="COLUMN",
+        help="Sort by this column, by its heading: name, date, dataset, state, kind, backend, "
+        "epochs, acc, loss, time or samples/s (accuracy and r2 also work); scores best first, "
         "the date newest first (to the second), text A to Z.")] = SortKey.date,
     as_json: JsonOpt = False,
 ) -> None:

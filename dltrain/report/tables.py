@@ -310,9 +310,9 @@ class SideBySide:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         columns = list(zip(self.headers, *self.rows, strict=True))
         first = max(cell_len(cell) for cell in columns[0])
-        widths = fitted([_widest_word(cells) for cells in columns[1:]],
-                        [max(cell_len(cell) for cell in cells) for cells in columns[1:]],
-                        options.max_width - first - self.GAP * len(columns[1:]))
+        widths = column_widths([_widest_word(cells) for cells in columns[1:]],
+                               [max(cell_len(cell) for cell in cells) for cells in columns[1:]],
+                               options.max_width - first - self.GAP * len(columns[1:]))
         if widths is None:
             yield from self.stacked()
             return
@@ -342,7 +342,7 @@ class SideBySide:
             yield Text(self.caption)
 
 
-def fitted(least: list[int], most: list[int], room: int) -> list[int] | None:
+def column_widths(least: list[int], most: list[int], room: int) -> list[int] | None:
     """Column widths within `room`: each at least its `least` (its widest word), and what is
     left shared out towards each one's `most`; None when the least do not fit."""
     widths = list(least)
