@@ -110,6 +110,7 @@ def test_several_processes_need_jax_and_data_parallel(tmp_path: Path) -> None:
     assert "only with distribution.strategy: data_parallel. Received: none." in message(done)
 
 
+@pytest.mark.slow  # processes that start JAX and wait out a timeout
 def test_a_coordinator_that_does_not_answer_exits_2_in_bounded_time(tmp_path: Path) -> None:
     started = time.monotonic()
     port = free_port()  # nothing listens there
@@ -123,6 +124,7 @@ def test_a_coordinator_that_does_not_answer_exits_2_in_bounded_time(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # processes that start JAX and wait out a timeout
 def test_process_0_whose_peers_never_come_exits_2_in_bounded_time(tmp_path: Path) -> None:
     # Past its own check, JAX would abort (SIGABRT, a stack trace) at its own deadline.
     started = time.monotonic()

@@ -6,14 +6,19 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow  # a process that imports Keras
 def test_resume_chooses_the_search_s_backend_before_keras_is_imported() -> None:
     # search.tune imports Keras: imported before use_backend, it pinned TensorFlow and a JAX
     # search could not be resumed ("Keras is already loaded on the tensorflow backend").
     code = """
 import sys
+
+import pytest
 from pathlib import Path
 from types import SimpleNamespace
 import dltrain.backend, dltrain.config.load, dltrain.search.results
