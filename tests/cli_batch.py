@@ -33,13 +33,15 @@ SCRIPT = (
 
 
 def run_several(folder: Path, commands: list[list[object]], env: dict[str, str], timeout: float,
-                prelude: str = "") -> list[subprocess.CompletedProcess[str]]:
-    """Run `commands` (dltrain's arguments each) in turn in one process; `prelude` is Python
-    that runs first (e.g. to set TensorFlow's devices). Their output files go in `folder`."""
+                prelude: str = "", python: str = sys.executable,
+                ) -> list[subprocess.CompletedProcess[str]]:
+    """Run `commands` (dltrain's arguments each) in turn in one process of `python`; `prelude`
+    is Python that runs first (e.g. to set TensorFlow's devices). Their output files go in
+    `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     plan = [[list(map(str, args)), str(folder / f"{index}.out"), str(folder / f"{index}.err")]
             for index, args in enumerate(commands)]
-    done = subprocess.run([sys.executable, "-c", prelude + SCRIPT, json.dumps(plan)],
+    done = subprocess.run([python, "-c", prelude + SCRIPT, json.dumps(plan)],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=folder)
     assert done.returncode == 0, done.stderr[-3000:] + "".join(
         Path(err).read_text()[-3000:] for _, _, err in plan if Path(err).is_file())

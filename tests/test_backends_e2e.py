@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_batch import run_several
 
 from conftest import CONFIGS, ROOT, copy_run, wait_for_history
 from dltrain.runs.layout import read_history
@@ -322,19 +323,39 @@ def test_mixed_precision_is_applied_and_recorded(backend: str, bf16: dict,
     assert sessions[backend]["policy"] == {"backend": backend, "name": "mixed_bfloat16"}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("good_epochs", [0, 1])
-def test_a_diverging_loss_fails_the_run_and_keeps_only_good_epochs(
-        cache: Path, tmp_path: Path, backend: str, good_epochs: int) -> None:
-    # On JAX the NaN check runs in Keras's worker thread and raises (StopOnNonFinite); setting
-    # stop_training from there instead crashed on donated buffers.
-    run = tmp_path / "run"
+def diverging_fit(run: Path, backend: str, good_epochs: int) -> list[object]:
     rate = ("optimizer.learning_rate=1e12" if good_epochs == 0 else
             # 540 training samples at batch 64: 9 steps an epoch, the 10th diverges.
             "optimizer.schedule={name: PiecewiseConstantDecay, boundaries: [9], "
             "values: [0.001, 1.0e+12]}")
-    done = dltrain(cache, "fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL,
-                   "--epochs", "3", "--set", rate, "--set", "training.tensorboard=false")
+    return ["fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL, "--epochs", "3",
+            "--set", rate, "--set", "training.tensorboard=false"]
+
+
+@pytest.fixture(scope="module")
+def diverged(cache: Path) -> dict[tuple[str, int], subprocess.CompletedProcess[str]]:
+    """Per installed backend, one process (cli_batch) that fits twice into a NaN: at once, and
+    after one good epoch. The second fit starts in the process the first one failed in."""
+    done = {}
+    for backend in PYTHONS:
+        folder = cache.parent / f"diverged-{backend}"
+        commands = [diverging_fit(folder / f"run-{good}", backend, good) for good in (0, 1)]
+        finished = run_several(folder, commands, environment(cache), 2 * TIMEOUT,
+                               python=PYTHONS[backend])
+        done.update({(backend, good): result for good, result in zip((0, 1), finished,
+                                                                      strict=True)})
+    return done
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("good_epochs", [0, 1])
+def test_a_diverging_loss_fails_the_run_and_keeps_only_good_epochs(
+        diverged: dict[tuple[str, int], subprocess.CompletedProcess[str]], backend: str,
+        good_epochs: int) -> None:
+    # On JAX the NaN check runs in Keras's worker thread and raises (StopOnNonFinite); setting
+    # stop_training from there instead crashed on donated buffers.
+    done = diverged[(backend, good_epochs)]
+    run = Path(str(done.args[done.args.index("--run-dir") + 1]))
     message = " ".join(done.stderr.split())
     assert done.returncode == 2, done.stderr[-2000:]
     assert "error: the loss became NaN or infinite; training stopped." in message
