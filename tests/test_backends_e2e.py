@@ -50,7 +50,7 @@ PYTHONS = {name: python for name in ("tensorflow", "jax", "torch")
            if (python := python_for(name)) is not None}
 BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(
     name not in PYTHONS, reason=f"{name} is installed neither here nor in {TF_FREE}: pip "
-    f'install "dltrain[{name}]", or make tf-free-env')) for name in ("tensorflow", "jax", "torch")]
+    f'install -e ".[{name}]", or make tf-free-env')) for name in ("tensorflow", "jax", "torch")]
 
 
 def environment(cache: Path) -> dict[str, str]:

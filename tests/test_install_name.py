@@ -10,6 +10,8 @@ from dltrain.backend.names import INSTALL
 ROOT = Path(__file__).resolve().parents[1]
 # pip install dltrain, "dltrain[jax]", 'dltrain[torch]', dltrain==0.1: all install someone else's code.
 FOREIGN = re.compile(r"""pip install (-U |--upgrade )?["']?dltrain(?![\w-])""")
+# ... and an extra of it anywhere, a line break away from its "pip install" too.
+FOREIGN_EXTRA = re.compile(r"""(?<![\w.-])dltrain\[""")
 
 
 def _tracked_text_files() -> list[Path]:
@@ -23,8 +25,9 @@ def test_the_pattern_catches_each_spelling_of_the_foreign_name():
     for line in ['pip install dltrain', 'pip install "dltrain[jax]"', "pip install 'dltrain[torch]'",
                  "pip install -U dltrain"]:
         assert FOREIGN.search(line), line
+    assert FOREIGN_EXTRA.search("""'install "dltrain[jax]"'""")
     for line in ['pip install "dltrain-keras[jax]"', 'pip install -e ".[jax]"']:
-        assert not FOREIGN.search(line), line
+        assert not FOREIGN.search(line) and not FOREIGN_EXTRA.search(line), line
 
 
 def test_no_file_tells_anyone_to_pip_install_dltrain():
@@ -33,7 +36,7 @@ def test_no_file_tells_anyone_to_pip_install_dltrain():
         if path == Path(__file__).resolve() or not path.is_file():
             continue
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if FOREIGN.search(line):
+            if FOREIGN.search(line) or FOREIGN_EXTRA.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
 

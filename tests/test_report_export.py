@@ -360,7 +360,7 @@ def test_standardised_flattened_and_tabular_inputs_are_exported_raw(
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason='JAX is not installed: pip '
-                    'install "dltrain[jax]"')
+                    'install -e ".[jax]"')
 def test_a_saved_model_exports_from_the_jax_backend_too(run: Path, tmp_path: Path) -> None:
     """Keras converts through jax2tf there; a process runs one backend, so a subprocess."""
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
