@@ -17,8 +17,6 @@ def test_resume_chooses_the_search_s_backend_before_keras_is_imported() -> None:
     # search could not be resumed ("Keras is already loaded on the tensorflow backend").
     code = """
 import sys
-
-import pytest
 from pathlib import Path
 from types import SimpleNamespace
 import dltrain.backend, dltrain.config.load, dltrain.search.results

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from rich.console import Console
 
 from conftest import run_cli
 from dltrain.report.tables import runs_table
-from dltrain.runs import records
+from dltrain.runs import listing, records
 from dltrain.runs.listing import list_runs, summarise
 from dltrain.runs.records import CrossValidation, Environment, Metrics, RunState
 
@@ -535,3 +537,20 @@ def test_runs_and_compare_keep_long_run_names_whole_at_the_terminals_width(
     joined = "".join(line.strip() for line in lines)
     assert f"a:runs/{names[0]}b:runs/{names[1]}" in joined.replace(" ", "")
     assert "0.5000" in out.split()
+
+
+def test_a_start_time_with_a_colonless_zone_reads_where_fromisoformat_does_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run folders write `+0000` (strftime's %z); Python 3.10's fromisoformat takes only
+    `+00:00`, so the date must not depend on 3.11's wider parser."""
+    class Strict310(datetime):
+        @classmethod
+        def fromisoformat(cls, text: str) -> Strict310:
+            if re.search(r"[+-]\d{4}$", text):
+                raise ValueError(f"Invalid isoformat string: {text!r}")
+            return super().fromisoformat(text)  # type: ignore[return-value]
+
+    monkeypatch.setattr(listing, "datetime", Strict310)
+    assert listing.iso_date("2026-12-06T20:31:05+0000") == "2026-12-06T20:31:05+00:00"
+    assert listing.iso_date("2026-12-06T20:31:05-0130") == "2026-12-06T20:31:05-01:30"
+    assert listing.iso_date("not a date") is None

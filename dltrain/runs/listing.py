@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,11 +58,13 @@ def _instant(row: dict[str, Any]) -> tuple[bool, float]:
 def iso_date(text: Any) -> str | None:
     """environment.json's start time as ISO 8601 with seconds and zone (2026-12-06T20:31:05+00:00);
     a time written without a zone is this machine's."""
-    try:
-        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
-    except ValueError:
+    if not isinstance(text, str):
         return None
-    if moment is None:
+    # strftime's %z writes +0000, which Python 3.10's fromisoformat refuses (3.11 takes it).
+    text = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
         return None
     return (moment if moment.tzinfo is not None else moment.astimezone()).isoformat()
 
