@@ -98,3 +98,18 @@ def test_a_run_dir_where_no_folder_can_be_made_is_named(capsys: pytest.CaptureFi
     code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", "/proc/dltrain-x")
     assert code == 2 and "--run-dir /proc/dltrain-x: no folder can be made there; choose one in " \
         "a folder you can write." in " ".join(err.split())
+
+
+def test_a_resume_sets_aside_the_scores_of_the_checkpoints_it_will_replace(tmp_path: Path) -> None:
+    """eval --model best.keras wrote eval-best.json and its pictures: best.keras and last.keras
+    change as the resumed run trains, so those scores go like eval.json's."""
+    from dltrain.runs import layout
+
+    scored = ["eval.json", "eval-best.json", "confusion_matrix-best.png", "eval-last.json",
+              "predicted_vs_actual-last.png", "residuals-last.png"]
+    kept = ["confusion_matrix.png", "curves.png", "eval-mine.json"]  # the fit's, a user's file
+    for name in scored + kept:
+        (tmp_path / name).write_text("{}")
+    notes = " ".join(layout.set_aside_scores(tmp_path))
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(kept)
+    assert "eval-best.json" in notes and "eval-last.json" in notes

@@ -48,6 +48,7 @@ from dltrain.runs.names import (  # noqa: F401 - re-exported: the run folder's n
     RESIDUALS_FILE,
     STATE_FILE,
     TENSORBOARD_DIR,
+    scores_of_model,
 )
 
 
@@ -162,6 +163,19 @@ def resume_command(run_dir: Path) -> str:
     return f"dltrain fit --resume {run_dir}"
 
 
+def _set_aside_checkpoint_scores(run_dir: Path) -> list[str]:
+    """best.keras and last.keras change as a resumed run trains: their eval --model scores go."""
+    notes = []
+    for model in (BEST_FILE, LAST_FILE):
+        found = [name for name in scores_of_model(Path(model).stem) if (run_dir / name).is_file()]
+        for name in found:
+            (run_dir / name).unlink()
+        if found:
+            notes.append(f"{', '.join(found)} removed: they scored the {model} before this "
+                         f"resume; run dltrain eval --model {model} again once the run completes.")
+    return notes
+
+
 def set_aside_scores(run_dir: Path) -> list[str]:
     """Before a resume trains on: metrics.json and eval.json scored the model.keras about to be
     replaced, so they go (fit writes metrics.json anew when it completes; until then `runs` and
@@ -176,6 +190,7 @@ def set_aside_scores(run_dir: Path) -> list[str]:
         (run_dir / EVAL_FILE).unlink()
         notes.append(f"{EVAL_FILE} removed: it scored the model before this resume; run dltrain "
                      "eval again once the run completes.")
+    notes.extend(_set_aside_checkpoint_scores(run_dir))
     exports = records.read_exports(run_dir).formats()
     if exports:
         stale = (f"of the model before the resume of {_now()}: export again once the run "

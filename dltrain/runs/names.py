@@ -39,3 +39,9 @@ def for_model(name: str, model_stem: str) -> str:
     it: eval.json of best.keras is eval-best.json, confusion_matrix.png confusion_matrix-best.png."""
     stem, _, suffix = name.rpartition(".")
     return f"{stem}-{model_stem}.{suffix}"
+
+
+def scores_of_model(model_stem: str) -> list[str]:
+    """The files `eval --model STEM.keras` writes into a run: its eval-STEM.json and pictures."""
+    return [for_model(name, model_stem)
+            for name in (EVAL_FILE, CONFUSION_FILE, PREDICTED_FILE, RESIDUALS_FILE)]
