@@ -99,6 +99,13 @@ def test_eval_on_another_configs_data_leaves_the_runs_own_files_alone(
     shutil.copy(run / "model.keras", bare / "model.keras")
     assert run_cli(capsys, "eval", bare / "model.keras", "--config", other)[0] == 0
     assert (bare / "eval.json").is_file()
+    # ... whatever the file's name: a folder that is no run has no model.keras of its own.
+    (bare / "eval.json").unlink()
+    shutil.move(bare / "model.keras", bare / "fashion.keras")
+    code, _, err = run_cli(capsys, "eval", bare / "fashion.keras", "--config", other)
+    assert code == 0, err
+    assert sorted(path.name for path in bare.iterdir() if path.suffix == ".json") == ["eval.json"]
+    assert "the run's own" not in err
 
 
 @pytest.mark.slow

@@ -131,7 +131,9 @@ def evaluate_run(run_dir: Path, *, model_path: Path | None = None,
     if model_path is None:
         check_single_run(run_dir)
     path = model_path or completed_model(run_dir, "Evaluate")
-    own = path.resolve() == (run_dir / runs.MODEL_FILE).resolve()
+    # A folder that is no run (a bare model file with --config) has no model of its own.
+    own = (path.resolve() == (run_dir / runs.MODEL_FILE).resolve()
+           or not (run_dir / runs.STATE_FILE).is_file())
     model_stem = None if own else path.stem
     for name in (runs.EVAL_FILE, *PICTURE_FILES.values()):
         runs.refuse_link(run_dir / file_for(name, model_stem))
