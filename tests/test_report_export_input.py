@@ -95,3 +95,14 @@ def test_a_csv_models_columns_and_target_are_recorded() -> None:
         "row": "each row's feature values by column name, in this order, as float32 numbers, "
                "unscaled: the export standardises them itself"}
     assert "image" not in described
+
+
+def test_a_csv_model_trained_unstandardised_is_fed_its_values_as_they_are() -> None:
+    preparation = Preparation(rescale=1.0, feature_names=["glucose", "bmi"])  # no standardize
+    dataset = DatasetConfig(name="csv", path=Path("pima.csv"), label_column="diabetic",
+                            feature_columns=["glucose", "bmi"])
+    described = describe_input(preparation, [2], np.ones((4, 2), np.float32), dataset,
+                               active_backend())
+    assert described["columns"]["row"] == (
+        "each row's feature values by column name, in this order, as float32 numbers, as they "
+        "are in the CSV: the model was trained on them unscaled")

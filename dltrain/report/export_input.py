@@ -63,4 +63,7 @@ def csv_columns(preparation: Preparation, dataset: Any) -> dict[str, Any]:
     return {"features": list(preparation.feature_names or dataset.feature_columns or []),
             "target": list(dataset.label_columns),
             "row": "each row's feature values by column name, in this order, as float32 "
-                   "numbers, unscaled: the export standardises them itself"}
+                   "numbers, " + ("unscaled: the export standardises them itself"
+                                  if preparation.mean is not None else
+                                  "as they are in the CSV: the model was trained on them "
+                                  "unscaled")}
