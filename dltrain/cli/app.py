@@ -49,15 +49,17 @@ def root(
 
 def wrap_at_spaces_only() -> None:
     """click's help wraps at hyphens too, which split `--num-processes`, `no-smoke` and a run's
-    name (`mnist_cnn-` / `tune-2026...`) across lines: wrap only at spaces. typer keeps its copy
-    of click's wrapper private; where that moves, tests/test_cli_help.py says so."""
+    name (`mnist_cnn-` / `tune-2026...`) across lines: wrap only at spaces. Recent typer keeps
+    a private copy of click's wrapper, older typer uses click's own: both are set, whichever is
+    here; where they move, tests/test_cli_help.py says so."""
     from importlib import import_module
 
-    try:
-        wrapper = import_module("typer._click._textwrap").TextWrapper
-    except (ImportError, AttributeError):
-        return
-    wrapper.wordsep_re = wrapper.wordsep_simple_re
+    for module in ("typer._click._textwrap", "click._textwrap"):
+        try:
+            wrapper = import_module(module).TextWrapper
+        except (ImportError, AttributeError):
+            continue
+        wrapper.wordsep_re = wrapper.wordsep_simple_re
 
 
 wrap_at_spaces_only()
