@@ -17,7 +17,6 @@ from dltrain.data.prepare import Splits, check_fits_model, load_splits
 from dltrain.errors import RunError
 from dltrain.runs import layout as runs
 from dltrain.runs import lock, names, records
-from dltrain.runs.files import write_json
 from dltrain.tasks.base import Figure
 
 
@@ -114,11 +113,7 @@ class Evaluation:
         written (full, read-only) costs the files, never the scores. Returns their names."""
         record = records.Evaluation.of(self.result)
         name = file_for(runs.EVAL_FILE, self.model_stem)
-        if self.model_stem is None:
-            records.write(run_dir, record)
-        else:
-            write_json(run_dir / name, {"schema_version": records.SCHEMA_VERSION,
-                                        **record.as_json()})
+        records.write(run_dir, record, name)
         return [name, *(draw(run_dir, self.model_stem) for draw in self.pictures)]
 
 

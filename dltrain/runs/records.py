@@ -203,10 +203,11 @@ RECORDS: tuple[type[Record], ...] = (RunState, Metrics, Environment, Manifest, P
 RECORD_OF: dict[str, type[Record]] = {kind.FILE: kind for kind in RECORDS}
 
 
-def write(run_dir: Path, record: Record) -> None:
-    """The record's file in `run_dir`, whole or not at all, its keys as given and
-    schema_version first."""
-    write_json(run_dir / record.FILE, {"schema_version": SCHEMA_VERSION, **record.as_json()})
+def write(run_dir: Path, record: Record, name: str | None = None) -> None:
+    """The record's file in `run_dir` (or `name`: eval-best.json is an Evaluation too), whole
+    or not at all, its keys as given and schema_version first."""
+    write_json(run_dir / (name or record.FILE),
+               {"schema_version": SCHEMA_VERSION, **record.as_json()})
 
 
 def read(run_dir: Path, kind: type[R]) -> R:

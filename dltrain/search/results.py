@@ -208,7 +208,7 @@ def plots(parent: Path, study: Any, document: dict[str, Any]) -> list[str]:
 
 def best_holds(best: dict[str, Any], shown: str, smoke: list[dict[str, Any]] | None) -> str:
     """What best.yaml holds: a --smoke search's trials trained less than it will."""
-    held = f"best.yaml: the config as written with trial {best['number']}'s values ({shown})"
+    held = f"{BEST_CONFIG}: the config as written with trial {best['number']}'s values ({shown})"
     if smoke:
         held += "; without --smoke's settings, which the trials ran with: " + ", ".join(
             f"{'.'.join(map(str, s['key']))} "

@@ -208,9 +208,9 @@ def kept_after_divergence(path: Path, kept: int, rows: list[dict[str, float]]) -
     last = rows[-1] if rows else {}
     if last and not all(math.isfinite(float(value)) for value in last.values()):
         epoch = int(last["epoch"])
-        recorded = f"history.csv's row {epoch} holds its figures up to then"
+        recorded = f"{runs.HISTORY_FILE}'s row {epoch} holds its figures up to then"
     else:
-        epoch, recorded = kept + 1, "history.csv has no row for it"
+        epoch, recorded = kept + 1, f"{runs.HISTORY_FILE} has no row for it"
     stopped = f"Epoch {epoch} stopped at the non-finite loss; {recorded}. "
     if kept == 0:
         return stopped + ("No epoch completed, so no checkpoint was kept; start the run again "
