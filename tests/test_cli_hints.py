@@ -31,15 +31,18 @@ def test_an_unknown_command_without_a_close_one_lists_the_commands(
     (["fit", "x.yaml", "--learning-rate", "3e-4"], "--set optimizer.learning_rate=3e-4"),
     (["fit", "x.yaml", "--learning_rate", "0.1"], "--set optimizer.learning_rate=0.1"),
     (["fit", "x.yaml", "--optimizer", "sgd"], "--set optimizer.name=sgd"),
-    (["fit", "x.yaml", "--nb-epoch", "3"], "--set training.epochs=3"),
+    (["fit", "x.yaml", "--nb-epoch", "3"], "--epochs 3"),  # fit has an option for the key
+    (["fit", "x.yaml", "--batch_size", "64"], "--batch-size 64"),
+    (["cv", "x.yaml", "--nb_epoch=2"], "--set training.epochs=2"),  # cv has no --epochs
     (["show", "x.yaml", "--epochs", "3"], "--set training.epochs=3"),
     (["tune", "x.yaml", "--batch-size", "64"], "--set training.batch_size=64"),
     (["cv", "x.yaml", "--loss", "mse"], "--set loss=mse"),
     (["fit", "x.yaml", "--patience", "5"], "--set training.early_stopping.patience=5"),
     (["fit", "x.yaml", "--clipnorm", "1"], "--set optimizer.clipnorm=1"),  # a config key
     (["fit", "x.yaml", "--mixed-precision", "bf16"], "--set training.mixed_precision=bf16"),
-    (["fit", "x.yaml", "--training.epochs", "2"], "--set training.epochs=2"),
+    (["fit", "x.yaml", "--training.epochs", "2"], "--epochs 2"),
     (["fit", "x.yaml", "--lr"], "--set optimizer.learning_rate=VALUE"),
+    (["fit", "x.yaml", "--lr="], "--set optimizer.learning_rate=VALUE"),
 ])
 def test_an_option_that_is_a_config_value_gets_its_set_line(
         args: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,9 +42,21 @@ def improve(exc: typer.TyperException, args: list[str], group: Any) -> None:
             "--set" in getattr(param, "opts", ()) for param in ctx.command.params):
         key = config_key(option)
         if key is not None:
-            exc.message = (f"No such option: {option}. Did you mean --set "  # type: ignore[attr-defined]
-                           f"{key}={_value_of(option, args)}?")
+            value = _value_of(option, args)
+            own = _shortcut_for(key, ctx.command.params)
+            meant = f"{own} {value}" if own else f"--set {key}={value}"
+            exc.message = f"No such option: {option}. Did you mean {meant}?"  # type: ignore[attr-defined]
             exc.possibilities = None  # type: ignore[attr-defined]
+
+
+def _shortcut_for(key: str, params: list[Any]) -> str | None:
+    """The command's own option for a config key (fit's --epochs), where it has one."""
+    from dltrain.config.load import SHORTCUT_KEYS
+
+    for param in params:
+        if SHORTCUT_KEYS.get(getattr(param, "name", "")) == key:
+            return next((opt for opt in param.opts if opt.startswith("--")), None)
+    return None
 
 
 def _command_hint(args: list[str], group: Any) -> str | None:
@@ -104,10 +116,10 @@ def _resolved(node: Any, schema: dict[str, Any]) -> dict[str, Any]:
 def _value_of(option: str, args: list[str]) -> str:
     """The value typed with the option (`--lr 0.1`, `--lr=0.1`), else VALUE."""
     if "=" in option:
-        return option.split("=", 1)[1]
+        return option.split("=", 1)[1] or "VALUE"
     for index, arg in enumerate(args):
         if arg.startswith(option + "="):
-            return arg.split("=", 1)[1]
+            return arg.split("=", 1)[1] or "VALUE"
         if arg == option and index + 1 < len(args) and not args[index + 1].startswith("--"):
             return args[index + 1]
     return "VALUE"

@@ -99,11 +99,15 @@ def validate(raw: Any, source: str, lines: dict[Key, int] | None = None,
         raise ConfigError(message) from None
 
 
+# The command-line shortcuts (by their parameter's name) and the config key each sets.
+SHORTCUT_KEYS = {"epochs": "training.epochs", "batch_size": "training.batch_size", "seed": "seed",
+                 "backend": "backend"}
+
+
 def shortcut_overrides(**values: int | str | None) -> list[str]:
     """--epochs/--batch-size/--seed/--backend as the --set overrides they stand for."""
-    keys = {"epochs": "training.epochs", "batch_size": "training.batch_size", "seed": "seed",
-            "backend": "backend"}
-    return [f"{keys[name]}={value}" for name, value in values.items() if value is not None]
+    return [f"{SHORTCUT_KEYS[name]}={value}" for name, value in values.items()
+            if value is not None]
 
 
 def shrink_for_smoke(raw: dict[str, Any], origins: dict[Key, str]) -> None:
