@@ -174,3 +174,11 @@ def test_cli_init_a_name_that_is_neither_template_nor_yaml_path_is_refused(
     code, _, err = run_cli(capsys, "init", "tabluar")
     assert code == 2 and "'tabluar' is not one of" in err and "Did you mean 'tabular'?" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_init_with_two_paths_asks_for_one_path_and_one_template(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "init", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    assert code == 2 and out == ""
+    assert "two config paths" in " ".join(err.split()) and "nor a config PATH" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -39,6 +39,10 @@ def starter_target(first: str, second: str | None) -> tuple[str, Path]:
         return second or DEFAULT_TEMPLATE, Path(first)
     from dltrain.config.names import did_you_mean
 
+    if first.endswith(CONFIG_SUFFIXES) and str(second).endswith(CONFIG_SUFFIXES):
+        raise DltrainError(f"two config paths ({first}, {second}): give one PATH and, if not "
+                           f"the default ({DEFAULT_TEMPLATE}), one of {', '.join(TEMPLATES)}. "
+                           "Example: dltrain init tabular mine.yaml")
     wrong = str(second) if first.endswith(CONFIG_SUFFIXES) else first
     raise DltrainError(f"{wrong!r} is not one of {', '.join(TEMPLATES)} (the templates), nor a "
                        f"config PATH ending in .yaml.{did_you_mean(wrong, TEMPLATES)} "
