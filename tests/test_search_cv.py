@@ -108,27 +108,10 @@ def test_cv_three_folds_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.slow
-def test_each_fold_is_standardised_by_the_rows_it_trains_on(
+def test_a_regressions_folds_are_standardised_by_their_own_rows_and_scored_in_the_targets_units(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # Every fold had the statistics of all the training rows, its held-out ones included.
-    parent = tmp_path / "cv"
-    code, _, err = run_cli(capsys, "cv", shipped_csv_config(tmp_path, "tabular_binary"),
-                           "--folds", "3", "--run-dir", parent, "--set", "training.epochs=1")
-    assert code == 0, err
-    config = load_config(parent / "config.yaml").config
-    dataset = config.dataset.model_copy(update={"validation_split": 0.0, "standardize": False})
-    raw = load_splits(dataset, config.seed, config.loss_kind)
-    means = []
-    for fold in make_folds(raw.y_train, 3, seed=config.seed, stratified=True):
-        saved = read(parent / f"fold-{fold.index}" / "preprocessing.json")
-        np.testing.assert_allclose(saved["mean"], raw.x_train[fold.train].mean(axis=0), rtol=1e-5)
-        means.append(saved["mean"])
-    assert not np.allclose(means[0], means[1])
-
-
-@pytest.mark.slow
-def test_a_regressions_folds_are_scored_in_the_targets_units(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # One cross-validation for both (each fold's fits cost seconds): the standardisation is the
+    # same for a classifier's folds (stratified, their split checked by the smoke test above).
     # The table put Keras's standardised MAE beside an RMSE in mpg, and no test figure in mpg.
     parent = tmp_path / "runs" / "cv"
     code, out, err = run_cli(capsys, "cv", shipped_csv_config(tmp_path, "tabular_regression"),
@@ -147,6 +130,21 @@ def test_a_regressions_folds_are_scored_in_the_targets_units(
     assert "val MAE" in out and "val mae" not in out
     code, out, err = run_cli(capsys, "runs", tmp_path / "runs", "--json")
     assert json.loads(out)[0]["r2"] == pytest.approx(record["test"]["R²"]["mean"])
+
+    # Every fold had the statistics of all the training rows, its held-out ones included.
+    config = load_config(parent / "config.yaml").config
+    dataset = config.dataset.model_copy(update={
+        "validation_split": 0.0, "standardize": False, "standardize_target": False})
+    raw = load_splits(dataset, config.seed, config.loss_kind)
+    assert record["stratified"] is False  # a regression's folds: not by class
+    means = []
+    for fold in make_folds(raw.y_train, 2, seed=config.seed, stratified=False):
+        saved = read(parent / f"fold-{fold.index}" / "preprocessing.json")
+        np.testing.assert_allclose(saved["mean"], raw.x_train[fold.train].mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(saved["target_mean"], raw.y_train[fold.train].mean(axis=0),
+                                   rtol=1e-5)
+        means.append(saved["mean"])
+    assert not np.allclose(means[0], means[1])
 
 
 def start_cv(parent: Path, *args: str) -> subprocess.Popen:

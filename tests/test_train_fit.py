@@ -135,14 +135,52 @@ def test_validating_on_test_is_never_silent(tmp_path: Path) -> None:
     assert any("validating on the test split" in note for note in loaded.notes)
 
 
+def op_determinism() -> tuple[bool, bool]:
+    """Whether TensorFlow's op determinism and PyTorch's deterministic algorithms are on in this
+    process (False for a framework not imported: nothing here switched it on)."""
+    tensorflow = torch = False
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.framework import config as tf_config
+
+        tensorflow = bool(tf_config.is_op_determinism_enabled())
+    if "torch" in sys.modules:
+        torch = bool(sys.modules["torch"].are_deterministic_algorithms_enabled())
+    return tensorflow, torch
+
+
+def restore_op_determinism(before: tuple[bool, bool]) -> None:
+    """Switch off what a deterministic run switched on (op_determinism's `before`)."""
+    tensorflow, torch = op_determinism()
+    if tensorflow and not before[0]:
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
+    if torch and not before[1]:
+        sys.modules["torch"].use_deterministic_algorithms(False)
+
+
 @pytest.mark.slow
-def test_deterministic_runs_write_identical_histories(tmp_path: Path) -> None:
+def test_deterministic_runs_write_identical_histories(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["fit", str(QUICKSTART), "--smoke", "--epochs", "2", "--set",
+            "training.deterministic=true", "--set", "augmentation.horizontal_flip=true",
+            "--run-dir"]
+    # Run a here (no second start of the framework) and b in a process of its own, so the two
+    # runs still share no process state. What a deterministic run switches on for its process
+    # is put back afterwards: JAX's XLA_FLAGS (monkeypatch restores the environment) and
+    # TensorFlow's op determinism or PyTorch's deterministic algorithms, so the later tests
+    # here train as they did.
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    before = op_determinism()
+    try:
+        code, _, err = run_cli(capsys, *args, tmp_path / "a")
+    finally:
+        restore_op_determinism(before)
+    assert code == 0, err
     script = Path(sys.executable).with_name("dltrain")
-    for name in ("a", "b"):
-        subprocess.run([str(script), "fit", str(QUICKSTART), "--smoke", "--epochs", "2",
-                        "--set", "training.deterministic=true", "--set",
-                        "augmentation.horizontal_flip=true", "--run-dir", str(tmp_path / name)],
-                       check=True, capture_output=True, env={**os.environ, "CI": "1"}, timeout=300)
+    subprocess.run([str(script), *args, str(tmp_path / "b")], check=True, capture_output=True,
+                   env={**os.environ, "CI": "1"}, timeout=300)
     # The promise: the files are identical, byte for byte, but for the wall-clock `seconds`.
     texts = [(tmp_path / name / "history.csv").read_text().splitlines() for name in ("a", "b")]
     column = texts[0][0].split(",").index("seconds")
