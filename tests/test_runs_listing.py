@@ -554,3 +554,12 @@ def test_a_start_time_with_a_colonless_zone_reads_where_fromisoformat_does_not(
     assert listing.iso_date("2026-12-06T20:31:05+0000") == "2026-12-06T20:31:05+00:00"
     assert listing.iso_date("2026-12-06T20:31:05-0130") == "2026-12-06T20:31:05-01:30"
     assert listing.iso_date("not a date") is None
+
+
+def test_a_loss_given_by_name_alone_compares_with_its_bare_name() -> None:
+    bare, named = (listing.scored_by({"loss": loss}) for loss in ("mse", {"name": "mse"}))
+    assert listing.unlike("loss", bare, named) is None
+    huber = listing.scored_by({"loss": {"name": "huber", "delta": 2.0}})
+    other = listing.scored_by({"loss": {"name": "huber", "delta": 1.0}})
+    assert listing.unlike("loss", huber, other) == (
+        "different losses (huber with other arguments): their values do not compare")

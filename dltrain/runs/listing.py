@@ -245,7 +245,10 @@ def scored_by(config: dict[str, Any]) -> tuple[str, str, Any]:
     name = loss.get("name") if isinstance(loss, dict) else loss
     name = name if isinstance(name, str) else "unknown"
     task = config.get("task")
-    spec = {**loss, "name": squash(name)} if isinstance(loss, dict) else squash(name)
+    # {name: mse} is mse: only other arguments make another loss.
+    arguments = {key: value for key, value in loss.items() if key != "name"} \
+        if isinstance(loss, dict) else {}
+    spec = {**arguments, "name": squash(name)} if arguments else squash(name)
     return task_for(name, task if task in TASKS else None).name, name, spec
 
 
