@@ -219,11 +219,12 @@ Resumed = dict[int, tuple[Killed, subprocess.CompletedProcess[str]]]
 
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory: pytest.TempPathFactory, compiled: Path) -> Resumed:
-    """By the victim: process 1 killed in a 10-epoch run after 2 epochs, process 0 in a
-    3-epoch run after 1; and the resume of its run on one machine (2 CPU devices). Both
-    resumes run in one process (cli_batch): one start, not two."""
+    """By the victim: process 1 killed in a 5-epoch run after 2 epochs, process 0 in a
+    3-epoch run after 1 (each killed with epochs to spare, so the other cannot finish first);
+    and the resume of its run on one machine (2 CPU devices). Both resumes run in one process
+    (cli_batch): one start, not two."""
     folder = tmp_path_factory.mktemp("killed")
-    runs = {1: kill_one(share_cache(folder / "process-1", compiled), 10, 2, 1),
+    runs = {1: kill_one(share_cache(folder / "process-1", compiled), 5, 2, 1),
             0: kill_one(share_cache(folder / "process-0", compiled), 3, 1, 0)}
     resumed = run_several(folder / "resume", [["fit", "--resume", runs[victim].run]
                                               for victim in runs],
@@ -243,7 +244,7 @@ def test_a_killed_process_stops_the_other_and_the_run_resumes(killed: Resumed) -
            "fit --resume RUN_DIR" in lost.text
     assert lost.kept >= 2
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert [row["epoch"] for row in read_history(lost.run / "history.csv")] == list(range(1, 11))
+    assert [row["epoch"] for row in read_history(lost.run / "history.csv")] == list(range(1, 6))
     assert json.loads((lost.run / "run.json").read_text())["state"] == "completed"
 
 

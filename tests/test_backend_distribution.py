@@ -2,8 +2,8 @@
 two CPU devices on JAX (JAX_NUM_CPU_DEVICES) and TensorFlow (two logical CPUs).
 
 The device count is fixed when JAX or TensorFlow starts, so the fits run in subprocesses with a
-timeout (one per backend for the runs that need no process of their own); the in-process tests
-run on TensorFlow's one CPU, as the other tests do.
+timeout (one per backend, the SIGTERM'd fit included); the in-process tests run on TensorFlow's
+one CPU, as the other tests do.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_batch import run_several
 
-from conftest import CONFIGS, ROOT, run_cli, wait_for_history, write_yaml
+from conftest import CONFIGS, ROOT, run_cli, write_yaml
 from dltrain.backend.distribution import Placement, check_even_batches
 from dltrain.config.load import load_config
 from dltrain.errors import ConfigError
@@ -126,12 +125,6 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
             "DLTRAIN_JAX_CACHE": str(tmp_path / "jax-cache"), **extra}
 
 
-def dltrain(*args: object) -> list[str]:
-    """A dltrain command line (on JAX, `two_devices` gives it 2 CPU devices)."""
-    return [sys.executable, "-c", "import sys; from dltrain.cli import main; sys.exit(main())",
-            *map(str, args)]
-
-
 def two_devices(tmp_path: Path, backend: str) -> dict[str, str]:
     return environment(tmp_path, KERAS_BACKEND=backend, JAX_NUM_CPU_DEVICES="2",
                        JAX_PLATFORMS="cpu")
@@ -160,62 +153,65 @@ def fit_both_strategies(folder: Path, backend: str) -> dict[str, list[object]]:
             for strategy in ("none", "data_parallel")}
 
 
-def run_batch(folder: Path, backend: str, commands: dict[str, list[object]]) -> Runs:
+def run_batch(folder: Path, backend: str, commands: dict[str, list[object]],
+              prelude: str = "") -> Runs:
     done = run_several(folder / "batch", list(commands.values()), two_devices(folder, backend),
-                       TIMEOUT * len(commands), TWO_TF_CPUS if backend == "tensorflow" else "")
+                       TIMEOUT * len(commands),
+                       (TWO_TF_CPUS if backend == "tensorflow" else "") + prelude)
     return {name: (folder / name, result) for name, result in zip(commands, done, strict=True)}
 
 
-def stop_with_sigterm(folder: Path) -> tuple[int, str]:
-    """An 8-epoch data_parallel fit on JAX sent SIGTERM once 2 epochs are done: its exit code
-    and output."""
-    process = subprocess.Popen(dltrain("fit", QUICKSTART, "--backend", "jax",
-                                       "--run-dir", folder / "sigterm", *SMALL, *PARALLEL,
-                                       "--epochs", "8"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=two_devices(folder, "jax"), cwd=folder)
-    try:
-        wait_for_history(process, folder / "sigterm" / "history.csv", 2, TIMEOUT)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=TIMEOUT)
-    finally:
-        process.kill()
-    return process.returncode, out + err
+# SIGTERM for the batch's process, from a thread of its own, once `history` has 2 epochs' rows:
+# the fit running then (that run's) stops as a SIGTERM'd process's does (exit 143), and the
+# commands after it run on, as in any process whose command caught a signal.
+SIGTERM_AFTER_2_EPOCHS = (
+    "import os, signal, threading, time\n"
+    "from pathlib import Path\n"
+    "from dltrain.runs.layout import read_history\n"
+    "def sigterm_after_2_epochs(history, deadline):\n"
+    "    while len(read_history(history)) < 2:\n"
+    "        if time.monotonic() > deadline:\n"
+    "            return\n"
+    "        time.sleep(0.05)\n"
+    "    os.kill(os.getpid(), signal.SIGTERM)\n"
+    "threading.Thread(target=sigterm_after_2_epochs, daemon=True,\n"
+    "                 args=(Path({history!r}), time.monotonic() + {timeout})).start()\n")
 
 
 @pytest.fixture(scope="module")
-def jax_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[int, str], Runs]:
-    """The SIGTERM'd fit's exit code and output, then one JAX process with two CPU devices
-    for: the fits of both strategies, quickstart at its shipped size, the SIGTERM'd run's
-    resume, and a diverging fit (last: it fails)."""
+def jax_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """One JAX process with two CPU devices for: the fits of both strategies, quickstart at its
+    shipped size, a diverging fit (it fails), then a 5-epoch data_parallel fit sent SIGTERM once
+    2 epochs are done (3 to spare, so it cannot finish first) and its run's resume."""
     folder = tmp_path_factory.mktemp("jax-two-devices")
-    stopped = stop_with_sigterm(folder)
     commands = fit_both_strategies(folder, "jax")
     commands["shipped"] = ["fit", QUICKSTART, "--backend", "jax", "--run-dir",
                            folder / "shipped", *PARALLEL, "--epochs", "2", "--set",
                            "training.tensorboard=false"]
-    commands["sigterm"] = ["fit", "--resume", folder / "sigterm"]
     # 540 training samples at batch 64: 9 steps an epoch, the 10th diverges.
     commands["diverging"] = ["fit", QUICKSTART, "--backend", "jax", "--run-dir",
                              folder / "diverging", *SMALL, *PARALLEL, "--epochs", "3", "--set",
                              "optimizer.schedule={name: PiecewiseConstantDecay, boundaries: "
                              "[9], values: [0.001, 1.0e+12]}"]
-    return stopped, run_batch(folder, "jax", commands)
+    commands["sigterm'd"] = ["fit", QUICKSTART, "--backend", "jax", "--run-dir",
+                             folder / "sigterm", *SMALL, *PARALLEL, "--epochs", "5"]
+    commands["sigterm"] = ["fit", "--resume", folder / "sigterm"]
+    return run_batch(folder, "jax", commands, SIGTERM_AFTER_2_EPOCHS.format(
+        history=str(folder / "sigterm" / "history.csv"), timeout=TIMEOUT * len(commands)))
 
 
 @pytest.fixture(scope="module")
-def tensorflow_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[int, str], Runs]:
-    """One TensorFlow process with two logical CPUs for the fits of both strategies (no
-    SIGTERM'd fit: its exit code and output are empty)."""
+def tensorflow_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """One TensorFlow process with two logical CPUs for the fits of both strategies."""
     folder = tmp_path_factory.mktemp("tensorflow-two-devices")
-    return (0, ""), run_batch(folder, "tensorflow", fit_both_strategies(folder, "tensorflow"))
+    return run_batch(folder, "tensorflow", fit_both_strategies(folder, "tensorflow"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", [pytest.param("jax", marks=needs_jax), "tensorflow"])
 def test_data_parallel_on_two_devices_trains_the_weights_one_device_does(
         backend: str, request: pytest.FixtureRequest) -> None:
-    _, runs = request.getfixturevalue(f"{backend}_runs")
+    runs = request.getfixturevalue(f"{backend}_runs")
     for strategy in ("none", "data_parallel"):
         done = runs[strategy][1]
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
@@ -233,14 +229,13 @@ def test_data_parallel_on_two_devices_trains_the_weights_one_device_does(
 
 @pytest.mark.slow
 @needs_jax
-def test_data_parallel_trains_quickstart_at_its_shipped_size(
-        jax_runs: tuple[tuple[int, str], Runs]) -> None:
+def test_data_parallel_trains_quickstart_at_its_shipped_size(jax_runs: Runs) -> None:
     # 5,400 training samples: 85 steps an epoch. With Keras dispatching the batch-end callbacks
     # to its worker threads, the loop ran ahead of the two CPU devices until one device's half
     # of a step waited for a launch slot that later steps held: the other half waited in its
     # all-reduce, and XLA aborted after 40 s (exit 134) in epoch 2. 600 samples (9 steps) never
     # ran that far ahead.
-    run_dir, done = jax_runs[1]["shipped"]
+    run_dir, done = jax_runs["shipped"]
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == [1, 2]
     assert json.loads((run_dir / "run.json").read_text())["state"] == "completed"
@@ -250,12 +245,12 @@ def test_data_parallel_trains_quickstart_at_its_shipped_size(
 
 @pytest.mark.slow
 @needs_jax
-def test_sigterm_then_resume_under_data_parallel(jax_runs: tuple[tuple[int, str], Runs]) -> None:
-    (code, output), runs = jax_runs
-    assert code == 143, output
-    run_dir, done = runs["sigterm"]
+def test_sigterm_then_resume_under_data_parallel(jax_runs: Runs) -> None:
+    stopped = jax_runs["sigterm'd"][1]
+    assert stopped.returncode == 143, stopped.stdout + stopped.stderr
+    run_dir, done = jax_runs["sigterm"]
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == list(range(1, 9))
+    assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == list(range(1, 6))
     assert json.loads((run_dir / "run.json").read_text())["state"] == "completed"
     assert json.loads((run_dir / "environment.json").read_text())["distribution"]["devices"] \
         == ["cpu:0", "cpu:1"]
@@ -263,9 +258,8 @@ def test_sigterm_then_resume_under_data_parallel(jax_runs: tuple[tuple[int, str]
 
 @pytest.mark.slow
 @needs_jax
-def test_a_diverging_loss_under_data_parallel_keeps_the_good_epoch(
-        jax_runs: tuple[tuple[int, str], Runs]) -> None:
-    run_dir, done = jax_runs[1]["diverging"]
+def test_a_diverging_loss_under_data_parallel_keeps_the_good_epoch(jax_runs: Runs) -> None:
+    run_dir, done = jax_runs["diverging"]
     assert done.returncode == 2, done.stderr[-3000:]
     assert "error: the loss became NaN or infinite; training stopped." in " ".join(
         done.stderr.split())

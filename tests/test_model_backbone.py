@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import run_cli, to_numpy
+from conftest import copy_run, run_cli, to_numpy
 from dltrain.config.catalog import check_names
 from dltrain.config.load import validate
 from dltrain.data.download import MIRROR_ENV
@@ -151,15 +152,48 @@ def test_the_preprocessing_layer_is_the_backbones_own_preprocess_input(
     np.testing.assert_allclose(to_numpy(layer(x)), expected, atol=1e-3)
 
 
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
+    """MobileNetV2 (alpha 0.35) weights saved from a randomly initialised backbone, once for
+    the module: read them, never change them."""
+    import keras
+
+    folder = tmp_path_factory.mktemp("weights")
+    keras.utils.set_random_seed(7)
+    backbone = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                              include_top=False, weights=None)
+    path = folder / "mobilenet.weights.h5"
+    backbone.save_weights(path)
+    legacy = folder / "served" / MOBILENET_FILE  # the .h5 layout of Keras's published files
+    legacy.parent.mkdir()
+    backbone.save(legacy)
+    return path, backbone.get_weights()
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory,
+           weights_file: tuple[Path, list[np.ndarray]]) -> tuple[Path, Path]:
+    """One epoch of SMALLEST with its weights from a file (a copy of weights_file's, for this
+    run alone), trained once for the module's tests that fit: the run and that file. A test
+    that changes the run works on its copy (copy_run)."""
+    from dltrain.cli import main
+
+    folder = tmp_path_factory.mktemp("fitted")
+    path = folder / "mobilenet.weights.h5"
+    shutil.copyfile(weights_file[0], path)
+    run = folder / "run"
+    assert main(["fit", str(write_config(folder, raw_config({"weights": str(path)}))),
+                 "--run-dir", str(run)]) == 0
+    return run, path
+
+
 @pytest.mark.slow
 def test_a_backbone_model_fits_evaluates_and_predicts_with_its_preprocessing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], fitted: tuple[Path, Path]) -> None:
     import keras
     import tensorflow as tf
 
-    run = tmp_path / "run"
-    code, out, err = run_cli(capsys, "fit", write_config(tmp_path, raw_config()), "--run-dir", run)
-    assert code == 0, out + err
+    run = copy_run(fitted[0], tmp_path / "run")  # eval and export write into it
     saved = json.loads((run / "preprocessing.json").read_text())
     backbone = saved["backbone"]
     assert backbone["name"] == "MobileNetV2" and backbone["image_size"] == [32, 32]
@@ -205,22 +239,6 @@ def test_a_backbone_model_fits_evaluates_and_predicts_with_its_preprocessing(
     np.testing.assert_allclose(got, probabilities, atol=export.TOLERANCE["saved_model"])
 
 
-@pytest.fixture
-def weights_file(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
-    """MobileNetV2 (alpha 0.35) weights saved from a randomly initialised backbone."""
-    import keras
-
-    keras.utils.set_random_seed(7)
-    backbone = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
-                                              include_top=False, weights=None)
-    path = tmp_path / "mobilenet.weights.h5"
-    backbone.save_weights(path)
-    legacy = tmp_path / "served" / MOBILENET_FILE  # the .h5 layout of Keras's published files
-    legacy.parent.mkdir()
-    backbone.save(legacy)
-    return path, backbone.get_weights()
-
-
 def built_backbone_weights(raw: dict[str, Any]) -> list[np.ndarray]:
     from dltrain.model.build import build_model
 
@@ -261,12 +279,22 @@ def test_a_file_that_is_no_weights_file_is_named_at_its_key(tmp_path: Path) -> N
     assert str(caught.value).endswith("give a .weights.h5 file saved from this application.")
 
 
-def other_weights(folder: Path, application: str, alpha: float, legacy: bool) -> Path:
+@pytest.fixture(scope="module")
+def other_models() -> dict[tuple[str, float], Any]:
+    """The other models built so far, by application and alpha: each is built once for the
+    module (its two file formats are saved from the same model)."""
+    return {}
+
+
+def other_weights(folder: Path, application: str, alpha: float, legacy: bool,
+                  built: dict[tuple[str, float], Any]) -> Path:
     """Weights of another model than SMALLEST's: another alpha, or another application."""
     import keras
 
-    model = getattr(keras.applications, application)(input_shape=(32, 32, 3), alpha=alpha,
-                                                     include_top=False, weights=None)
+    if (application, alpha) not in built:
+        built[application, alpha] = getattr(keras.applications, application)(
+            input_shape=(32, 32, 3), alpha=alpha, include_top=False, weights=None)
+    model = built[application, alpha]
     path = folder / f"{application}-{alpha}{'.h5' if legacy else '.weights.h5'}"
     model.save(path) if legacy else model.save_weights(path)
     return path
@@ -280,8 +308,8 @@ def other_weights(folder: Path, application: str, alpha: float, legacy: bool) ->
 ], ids=["other-alpha", "other-alpha-legacy-h5", "other-application"])
 def test_weights_of_another_model_name_the_file_the_model_and_the_shapes(
         tmp_path: Path, application: str, alpha: float, legacy: bool, layer: str,
-        shapes: list[str]) -> None:
-    path = other_weights(tmp_path, application, alpha, legacy)
+        shapes: list[str], other_models: dict[tuple[str, float], Any]) -> None:
+    path = other_weights(tmp_path, application, alpha, legacy, other_models)
     with pytest.raises(ConfigError) as caught:
         built_backbone_weights(raw_config({"weights": str(path)}))
     message = str(caught.value)
@@ -393,16 +421,16 @@ def test_fine_tuning_unfreezes_the_top_layers_and_resumes_across_it(
 
 @pytest.mark.slow
 def test_a_run_resumes_from_its_checkpoint_when_its_weights_file_is_gone(
-        weights_file: tuple[Path, list[np.ndarray]], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        fitted: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The backbone's weights are in last.keras: the resume's check of the architecture built
     the model again, weights file and all, and refused a run whose file had moved."""
-    path, _ = weights_file
-    config, run = write_config(tmp_path, raw_config({"weights": str(path)})), tmp_path / "run"
-    code, out, err = run_cli(capsys, "fit", config, "--run-dir", run)
-    assert code == 0, out + err
-    path.unlink()
-    code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    trained, path = fitted  # fitted with its weights from `path`
+    run = copy_run(trained, tmp_path / "run")
+    moved = path.rename(tmp_path / path.name)  # gone while the run resumes, then put back
+    try:
+        code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    finally:
+        moved.rename(path)
     assert code == 0, out + err
     assert len((run / "history.csv").read_text().splitlines()) == 3  # the header and 2 epochs
 

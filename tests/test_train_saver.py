@@ -327,7 +327,21 @@ print(len(compiles) - before)
 """
 
 
-def jax_subprocess(tmp_path: Path, program: str, **env: str) -> str:
+# Each program runs in its own namespace, OUT its own folder, and prints its answer last. The
+# first save's compile count comes first: the second program moves JAX's default device.
+BOTH_PROGRAMS = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "for name, program in zip(('first', 'device'), sys.argv[2:], strict=True):\n"
+    "    out = Path(sys.argv[1]) / name\n"
+    "    out.mkdir()\n"
+    "    exec(program, {'OUT': str(out)})\n")
+
+
+@pytest.fixture(scope="module")
+def jax_answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """FIRST_SAVE_COMPILES's and STAYS_ON_ITS_DEVICE's answers, from one JAX process with two
+    host devices (one start of JAX and Keras, not two)."""
     import importlib.util
     import os
     import subprocess
@@ -335,28 +349,28 @@ def jax_subprocess(tmp_path: Path, program: str, **env: str) -> str:
 
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed")
-    done = subprocess.run([sys.executable, "-c", f"OUT = {str(tmp_path)!r}" + program],
-                          capture_output=True, text=True, timeout=120,
+    folder = tmp_path_factory.mktemp("jax-saver")
+    done = subprocess.run([sys.executable, "-c", BOTH_PROGRAMS, str(folder), FIRST_SAVE_COMPILES,
+                           STAYS_ON_ITS_DEVICE], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-                               **env})
+                               "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.split("\n")[-2]
+    first, device = done.stdout.splitlines()[-2:]
+    return {"first": first, "device": device}
 
 
 @pytest.mark.slow  # a JAX process: seconds of CPU
-def test_the_first_save_compiles_nothing(tmp_path: Path) -> None:
+def test_the_first_save_compiles_nothing(jax_answers: dict[str, str]) -> None:
     """A twin loaded back from the first file (the writer before the template) compiled every
     weight initializer on the host: fashion_mnist_gpu's second epoch on an H200 3.8 s cold."""
-    assert jax_subprocess(tmp_path, FIRST_SAVE_COMPILES) == "0"
+    assert jax_answers["first"] == "0"
 
 
 @pytest.mark.slow  # a JAX process: seconds of CPU
-def test_the_template_leaves_the_model_on_its_device(tmp_path: Path) -> None:
+def test_the_template_leaves_the_model_on_its_device(jax_answers: dict[str, str]) -> None:
     """JAX with two host devices stands in for a host and a GPU: the training model is on the
     second, and stays there after its variables held the markers."""
-    assert jax_subprocess(tmp_path, STAYS_ON_ITS_DEVICE,
-                          XLA_FLAGS="--xla_force_host_platform_device_count=2") \
-        == "['cpu:1'] ['cpu:1']"
+    assert jax_answers["device"] == "['cpu:1'] ['cpu:1']"
 
 
 def test_a_marker_a_variables_dtype_cannot_hold_means_keras_writes() -> None:
