@@ -30,7 +30,7 @@ tf-free-env:
 # TEST_JOBS=auto uses every core (each process holds Keras, about 1 GB); TEST_JOBS=0 runs the
 # tests in pytest's own process.
 TEST_JOBS ?= 2
-PYTEST_JOBS = -n $(TEST_JOBS) --dist loadscope
+PYTEST_JOBS = -n $(TEST_JOBS) --dist loadscope --no-loadscope-reorder
 
 test:
 	$(BIN)/python -m pytest -q $(PYTEST_JOBS)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 import pickle
 import shutil
 import subprocess
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +21,29 @@ from dltrain.runs.layout import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+MODULE_COSTS = Path(__file__).with_name("module_costs.json")  # tools/module_costs.py writes it
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The costliest test modules first: `make test` gives each of its processes a module at a
+    time in this order (--no-loadscope-reorder), so the run ends on short modules rather than
+    with one process idle beside a long one."""
+    costs = json.loads(MODULE_COSTS.read_text()) if MODULE_COSTS.is_file() else {}
+    items[:] = costliest_first(items, costs)
+
+
+def costliest_first(items: list[Any], costs: dict[str, float]) -> list[Any]:
+    """`items` by their module's seconds in `costs`, most first (a module not in it counts 5 s
+    a slow test); within a module, as written."""
+    by_module: dict[str, float] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if module in costs:
+            by_module[module] = float(costs[module])
+        else:
+            by_module[module] = by_module.get(module, 0.0) + 5.0 * bool(
+                item.get_closest_marker("slow"))
+    return sorted(items, key=lambda item: -by_module[item.nodeid.split("::")[0]])
 
 
 def to_numpy(tensor: object) -> np.ndarray:
