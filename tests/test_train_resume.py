@@ -28,6 +28,9 @@ pytestmark = pytest.mark.slow  # every test here trains a model
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100"]
+# Fewer training images, after SMALL, where no epoch's scores matter (min_delta 10 stops a run
+# whatever it learns).
+FEW = ["--set", "dataset.train_limit=128"]
 
 
 def start_fit(run: Path, *args: str) -> subprocess.Popen:
@@ -312,7 +315,7 @@ def test_resume_finishes_an_early_stopped_run_without_training_on(
         patch.setattr("dltrain.train.loop.score", interrupted)
         code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "6",
                                "--set", "training.early_stopping={monitor: val_loss, patience: 0, "
-                               "min_delta: 10}")
+                               "min_delta: 10}", *FEW)
     assert code == 130 and state(run) == "interrupted"
     code, out, err = run_cli(capsys, "fit", "--resume", run)
     assert code == 0, err
@@ -506,7 +509,7 @@ def test_a_resumed_run_stops_early_at_the_epoch_the_uninterrupted_run_did(
         if interrupt_at is not None:
             cut_after(patch, interrupt_at)
         code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs",
-                               "6", *stopping)
+                               "6", *stopping, *FEW)
     if interrupt_at is not None:
         assert code == 130 and state(run) == "interrupted", err
         code, out, err = run_cli(capsys, "fit", "--resume", run)
