@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ pytestmark = pytest.mark.slow  # every test here trains a model
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100"]
+# Fewer training images, after SMALL, where no epoch's scores matter (min_delta 10 stops a run
+# whatever it learns).
+FEW = ["--set", "dataset.train_limit=128"]
 
 
 def start_fit(run: Path, *args: str) -> subprocess.Popen:
@@ -54,7 +58,8 @@ def state(run: Path) -> str:
 def test_signal_mid_training_then_resume_finishes_the_run(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], signum: int, exit_code: int) -> None:
     run = tmp_path / "run"
-    process = start_fit(run, "--epochs", "40")
+    # 10 epochs: the signal, sent as epoch 2's row appears, lands with 8 still to train.
+    process = start_fit(run, "--epochs", "10")
     wait_for_epochs(run, 2, process)
     process.send_signal(signum)
     out, err = process.communicate(timeout=120)
@@ -62,15 +67,15 @@ def test_signal_mid_training_then_resume_finishes_the_run(
     assert state(run) == "interrupted"
     assert f"Resume with: dltrain fit --resume {run}" in out
     done = len(read_history(run / "history.csv"))
-    assert 2 <= done < 40
+    assert 2 <= done < 10
 
     code, out, err = run_cli(capsys, "fit", "--resume", run)
     assert code == 0, err
     assert f"resuming {run} after epoch" in out
     history = read_history(run / "history.csv")
-    assert [row["epoch"] for row in history] == list(range(1, 41))
+    assert [row["epoch"] for row in history] == list(range(1, 11))
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["epochs_run"] == 40 and state(run) == "completed"
+    assert metrics["epochs_run"] == 10 and state(run) == "completed"
     code, out, err = run_cli(capsys, "eval", run)
     assert code == 0, err
     scored = json.loads((run / "eval.json").read_text())["test"]["accuracy"]
@@ -108,9 +113,9 @@ def test_resume_can_extend_a_completed_run(tmp_path: Path,
 
 
 def test_a_run_written_before_schema_version_resumes_and_gains_it(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
     run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "1")[0] == 0
+    copy_run(shared_small_run, run)  # quickstart on SMALL, 1 epoch
     before = {}
     for path in run.glob("*.json"):  # as dltrain 0.1 wrote them
         data = json.loads(path.read_text())
@@ -310,7 +315,7 @@ def test_resume_finishes_an_early_stopped_run_without_training_on(
         patch.setattr("dltrain.train.loop.score", interrupted)
         code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "6",
                                "--set", "training.early_stopping={monitor: val_loss, patience: 0, "
-                               "min_delta: 10}")
+                               "min_delta: 10}", *FEW)
     assert code == 130 and state(run) == "interrupted"
     code, out, err = run_cli(capsys, "fit", "--resume", run)
     assert code == 0, err
@@ -504,7 +509,7 @@ def test_a_resumed_run_stops_early_at_the_epoch_the_uninterrupted_run_did(
         if interrupt_at is not None:
             cut_after(patch, interrupt_at)
         code, _, err = run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs",
-                               "6", *stopping)
+                               "6", *stopping, *FEW)
     if interrupt_at is not None:
         assert code == 130 and state(run) == "interrupted", err
         code, out, err = run_cli(capsys, "fit", "--resume", run)
@@ -574,33 +579,58 @@ def dltrain(backend: str, *commands: list[object]) -> None:
               "    if main(args) != 0: sys.exit(1)")
     done = subprocess.run([PYTHONS[backend], "-c", script,
                            json.dumps([list(map(str, args)) for args in commands])],
-                          capture_output=True, text=True, timeout=300, env={**env, "CI": "1"})
+                          capture_output=True, text=True, timeout=600, env={**env, "CI": "1"})
     assert done.returncode == 0, done.stderr
 
 
+AUGMENTED = [("tensorflow", "auto"), ("tensorflow", "1"), ("jax", "auto"), ("torch", "auto")]
+
+
+@pytest.fixture(scope="module")
+def augmented_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Per backend, for each of its steps_per_execution in AUGMENTED: an uninterrupted run of
+    3 epochs (`whole-STEPS`) and one of 1 epoch resumed to 3 (`resumed-STEPS`). A backend's
+    fits share a process (one start of the backend instead of one per fit); its resumes share
+    another, as a resume after a Ctrl-C would: nothing of the process that began the runs
+    helps them. Trained on first use, so a skipped backend costs nothing."""
+    folders: dict[str, Path] = {}
+
+    def trained(backend: str) -> Path:
+        if backend not in folders:
+            folder = tmp_path_factory.mktemp(f"augmented-{backend}")
+            fits, resumes = [], []
+            for steps in (steps for name, steps in AUGMENTED if name == backend):
+                flipped = [*FLIPPED, "--set", f"training.steps_per_execution={steps}"]
+                fits += [["fit", QUICKSTART, "--backend", backend, "--run-dir",
+                          folder / f"whole-{steps}", *flipped, "--epochs", "3"],
+                         ["fit", QUICKSTART, "--backend", backend, "--run-dir",
+                          folder / f"resumed-{steps}", *flipped, "--epochs", "1"]]
+                resumes.append(["fit", "--resume", folder / f"resumed-{steps}", "--epochs", "3"])
+            dltrain(backend, *fits)
+            dltrain(backend, *resumes)
+            folders[backend] = folder
+        return folders[backend]
+
+    return trained
+
+
 @pytest.mark.parametrize(("backend", "steps"), [
-    ("tensorflow", "auto"), ("tensorflow", "1"), ("jax", "auto"),
-    pytest.param("torch", "auto", marks=pytest.mark.skipif(
+    *AUGMENTED[:3],
+    pytest.param(*AUGMENTED[3], marks=pytest.mark.skipif(
         not TF_FREE.is_file(), reason="torch runs in .venv-tf-free: make tf-free-env"))])
 def test_a_resumed_augmented_run_trains_on_the_uninterrupted_run_s_draws(
-        tmp_path: Path, backend: str, steps: str) -> None:
+        augmented_runs: Callable[[str], Path], backend: str, steps: str) -> None:
     """Flips, brightness and the shuffle after the resume are the ones the uninterrupted run
     drew: they restarted from the seed, and the resumed run trained on others. (TensorFlow
     iterates its data afresh each epoch at 4 steps per execution, once at 1.)"""
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    flipped = [*FLIPPED, "--set", f"training.steps_per_execution={steps}"]
-    # The two fits share a process (one start of the backend less); the resume has its own, as
-    # a resume after a Ctrl-C would: nothing of the process that began the run helps it.
-    dltrain(backend, ["fit", QUICKSTART, "--backend", backend, "--run-dir", whole, *flipped,
-                      "--epochs", "4"],
-            ["fit", QUICKSTART, "--backend", backend, "--run-dir", resumed, *flipped,
-             "--epochs", "2"])
-    dltrain(backend, ["fit", "--resume", resumed, "--epochs", "4"])
+    folder = augmented_runs(backend)
+    whole, resumed = folder / f"whole-{steps}", folder / f"resumed-{steps}"
 
     def rows(run: Path) -> list[dict[str, float]]:
         return [{k: v for k, v in row.items() if k != "seconds"}
                 for row in read_history(run / "history.csv")]
 
+    assert [row["epoch"] for row in rows(resumed)] == [1, 2, 3]
     assert rows(resumed) == rows(whole)
     final, kept = weights(whole / "model.keras"), weights(resumed / "model.keras")
     assert all(np.array_equal(a, b) for a, b in zip(final, kept, strict=True))
