@@ -139,22 +139,6 @@ def test_runs_lists_completed_interrupted_and_failed_runs(
 
 
 @pytest.mark.slow
-def test_compare_shows_changed_keys_and_metric_differences(
-        trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    other = tmp_path / "other"
-    assert run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", other,
-                   "--set", "optimizer.learning_rate=0.01")[0] == 0
-    code, out, err = run_cli(capsys, "compare", trained, other, "--json")
-    assert code == 0, err
-    comparison = json.loads(out)
-    changed = {change["key"]: (change["a"], change["b"]) for change in comparison["config"]}
-    assert changed["optimizer.learning_rate"] == (0.001, 0.01)
-    assert changed["training.epochs"] == (3, 1)
-    accuracy = next(m for m in comparison["metrics"] if m["metric"] == "accuracy")
-    assert accuracy["delta"] == pytest.approx(accuracy["b"] - accuracy["a"])
-
-
-@pytest.mark.slow
 def test_predict_on_pngs_agrees_with_the_model_on_arrays(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import keras
@@ -206,35 +190,32 @@ def test_predict_refuses_an_unfinished_run_and_names_its_checkpoint(
 
 
 @pytest.mark.slow
-def test_smoke_passes_every_shipped_config_and_writes_junit(
+def test_smoke_passes_every_shipped_config_and_reports_a_failing_one_in_junit(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         cifar_dir: Path) -> None:
+    # One smoke run for both: the failing config beside the shipped ones (a test of its own
+    # smoked quickstart a second time as the config that passes).
     store = tmp_path / "data"
     for name in ("mnist", "fashion_mnist"):
         write_mnist(store / name, train=300, test=100)
     shutil.copytree(cifar_dir, store / "cifar10")
     monkeypatch.setenv("DLTRAIN_DATA_DIR", str(store))
-    junit = tmp_path / "smoke.xml"
-    code, out, err = run_cli(capsys, "smoke", CONFIGS, "--junit", junit)
-    shipped = sorted(CONFIGS.glob("*.yaml"))
-    assert code == 0, out + err
-    assert f"{len(shipped)} passed, 0 failed" in out
-    suite = ET.parse(junit).getroot()
-    assert suite.tag == "testsuite"
-    assert suite.get("tests") == str(len(shipped)) and suite.get("failures") == "0"
-    assert sorted(case.get("name") for case in suite.iter("testcase")) == [p.stem for p in shipped]
-
-
-@pytest.mark.slow
-def test_smoke_reports_a_failing_config_in_junit(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(QUICKSTART.read_text().replace("optimizer:", "optimiser:"))
     junit = tmp_path / "smoke.xml"
-    code, out, _ = run_cli(capsys, "smoke", bad, QUICKSTART, "--junit", junit)
-    assert code == 1 and "1 passed, 1 failed" in out
-    failures = ET.parse(junit).getroot().findall("testcase/failure")
+    code, out, err = run_cli(capsys, "smoke", bad, CONFIGS, "--junit", junit)
+    shipped = sorted(CONFIGS.glob("*.yaml"))
+    assert code == 1, out + err
+    assert f"{len(shipped)} passed, 1 failed" in out
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite"
+    assert suite.get("tests") == str(len(shipped) + 1) and suite.get("failures") == "1"
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert sorted(cases) == sorted(["bad", *(p.stem for p in shipped)])
+    assert all(cases[p.stem].find("failure") is None for p in shipped), out + err
+    failures = suite.findall("testcase/failure")
     assert len(failures) == 1 and "unknown key 'optimiser'" in failures[0].get("message")
+    assert cases["bad"].find("failure") is failures[0]
 
 
 @pytest.mark.slow
@@ -246,28 +227,44 @@ def test_schema_is_current_and_every_shipped_config_validates(
     assert code == 0
     schema = json.loads(out)
     assert json.loads((ROOT / "dltrain.schema.json").read_text()) == schema
+    # jsonschema.validate checks the (large) schema against its metaschema on every call, most
+    # of this test's time: check it once, then validate each document with one validator.
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator.check_schema(schema)
     for path in sorted(CONFIGS.glob("*.yaml")):
         assert path.read_text().startswith("# yaml-language-server: $schema=../dltrain.schema.json")
-        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+        validator.validate(yaml.safe_load(path.read_text()))
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**yaml.safe_load(QUICKSTART.read_text()), "optimiser": {}}, schema)
+        validator.validate({**yaml.safe_load(QUICKSTART.read_text()), "optimiser": {}})
     # Keras 2 habits the loader accepts are valid for editors too.
-    jsonschema.validate({**yaml.safe_load(QUICKSTART.read_text()), "optimizer": "adam"}, schema)
+    validator.validate({**yaml.safe_load(QUICKSTART.read_text()), "optimizer": "adam"})
 
 
 @pytest.mark.slow
-def test_show_and_fit_json_parse(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_show_and_fit_json_parse_and_compare_shows_changed_keys_and_metric_differences(
+        trained: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # The smoke fit whose --json this reads is also the run compared with `trained` (a fit
+    # each cost a second quickstart smoke fit).
     code, out, _ = run_cli(capsys, "show", QUICKSTART, "--json")
     assert code == 0
     shown = json.loads(out)
     assert shown["parameters"] == sum(layer["parameters"] for layer in shown["layers"])
     assert shown["config"]["name"] == "quickstart"
-    code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "r",
-                           "--json")
+    other = tmp_path / "r"
+    code, out, _ = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", other, "--json",
+                           "--set", "optimizer.learning_rate=0.01")
     assert code == 0
     fitted = json.loads(out)
-    assert fitted["run_dir"] == str(tmp_path / "r") and fitted["epochs_run"] == 1
+    assert fitted["run_dir"] == str(other) and fitted["epochs_run"] == 1
     assert fitted["smoke"]["loss_after"] < fitted["smoke"]["loss_before"]
+    code, out, err = run_cli(capsys, "compare", trained, other, "--json")
+    assert code == 0, err
+    comparison = json.loads(out)
+    changed = {change["key"]: (change["a"], change["b"]) for change in comparison["config"]}
+    assert changed["optimizer.learning_rate"] == (0.001, 0.01)
+    assert changed["training.epochs"] == (3, 1)
+    accuracy = next(m for m in comparison["metrics"] if m["metric"] == "accuracy")
+    assert accuracy["delta"] == pytest.approx(accuracy["b"] - accuracy["a"])
 
 
 @pytest.mark.parametrize("text", ["null", "[1, 2]", '{"mean": null}', '{"rescale": "x"}',

@@ -73,7 +73,7 @@ def callbacks(clock: keras.callbacks.Callback) -> list:
 def fashion_mnist():
     (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
     if DRY:
-        x_train, y_train, x_test, y_test = x_train[:512], y_train[:512], x_test[:256], y_test[:256]
+        x_train, y_train, x_test, y_test = x_train[:256], y_train[:256], x_test[:128], y_test[:128]
     scale = lambda x: np.expand_dims(x.astype("float32") / 255, -1)  # noqa: E731
     return scale(x_train), y_train, scale(x_test), y_test
 
