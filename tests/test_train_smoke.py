@@ -224,3 +224,14 @@ def test_dltrain_smoke_at_80_columns_tells_configs_of_one_prefix_apart(
         Path(path).stem for path in LONG)
     assert "[1] fashion-mnist.npz is not in the Keras cache" in out
     assert "2 passed, 1 failed" in out
+
+
+def test_junit_timestamp_is_when_the_smoke_runs_started(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from dltrain.train.smoke import SmokeResult, write_junit
+
+    started = datetime(2026, 12, 6, 20, 0, 5, tzinfo=timezone(timedelta(hours=1)))
+    junit = tmp_path / "smoke.xml"
+    write_junit([SmokeResult("configs/ok.yaml", True, 90.0, "loss 2.3 -> 1.9")], junit, started)
+    assert ET.parse(junit).getroot().get("timestamp") == "2026-12-06T20:00:05+01:00"

@@ -232,6 +232,8 @@ def smoke(
     Exits 1 when any config fails. Example: dltrain smoke configs/ --junit smoke.xml
     Without network: dltrain smoke configs/ --synthetic
     """
+    from datetime import datetime
+
     from dltrain.backend import use_backend
     from dltrain.train.smoke import config_files, smoke_one, smoke_table, write_junit
 
@@ -239,14 +241,14 @@ def smoke(
         check_target(junit, "--junit")
     if backend is not None:
         use_backend(backend)
-    results = []
+    results, started = [], datetime.now().astimezone()
     for path in config_files(paths or [Path("configs")]):
         err.print(f"smoke: {path}", highlight=False)
         results.append(smoke_one(path, "auto", err, synthetic,
                                  backend))
     out.print(smoke_table(results))
     if junit is not None:
-        write_junit(results, junit)
+        write_junit(results, junit, started)
     failed = sum(not result.passed for result in results)
     out.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
     if failed:

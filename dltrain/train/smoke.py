@@ -116,15 +116,17 @@ def xml_text(text: str) -> str:
     return NOT_XML.sub(lambda char: ascii(char.group())[1:-1], text)
 
 
-def write_junit(results: list[SmokeResult], path: Path) -> None:
-    """JUnit XML, one testcase per config, as CI systems read it."""
+def write_junit(results: list[SmokeResult], path: Path, started: datetime | None = None) -> None:
+    """JUnit XML, one testcase per config, as CI systems read it; `started`: when the first
+    config began (default: now)."""
     failures = sum(not result.passed for result in results)
-    # timestamp (ISO 8601, when the report was written) and hostname: the JUnit schema's
+    # timestamp (ISO 8601, when the suite started) and hostname: the JUnit schema's
     # attributes that CI tools show beside a suite and read to tell two machines' runs apart.
+    started = started or datetime.now().astimezone()
     suite = ET.Element("testsuite", name="dltrain smoke", tests=str(len(results)),
                        failures=str(failures), errors="0",
                        time=f"{sum(result.seconds for result in results):.3f}",
-                       timestamp=datetime.now().astimezone().isoformat(timespec="seconds"),
+                       timestamp=started.isoformat(timespec="seconds"),
                        hostname=xml_text(socket.gethostname()))
     for name, result in zip(unique_names([r.config for r in results]), results, strict=True):
         case = ET.SubElement(suite, "testcase", classname="dltrain.smoke",
