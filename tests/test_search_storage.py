@@ -217,6 +217,9 @@ def test_two_processes_started_at_once_on_an_empty_database_run_each_trial_once(
     # The process that ended first left its folder "running" if the other's trial still was.
     assert "completed" in {state["state"] for state in states}
     assert {state["storage"] for state in states} == {url.replace(PASSWORD, "***")}
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(written) > 40 and not [path for path in written if PASSWORD.encode() in
+                                      path.read_bytes()]
 
 
 def wait_for_trial(folder: Path, process: subprocess.Popen[str]) -> Path:
@@ -284,7 +287,9 @@ def test_a_trial_whose_heartbeat_stops_on_another_machine_is_failed_and_run_agai
     monkeypatch.setattr(storage, "HEARTBEAT", 1)
     monkeypatch.setattr(storage, "GRACE", 1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(storage=storage.rdb_storage(server.create_database("stale")))
+    server.create_database("stale")  # the same driver as postgresql://, named
+    url = server.url("stale", scheme="postgresql+psycopg")
+    study = optuna.create_study(storage=storage.rdb_storage(url))
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 10)})
     trial.set_user_attr("host", "another-machine")  # no pid of this machine's to look up
     trial.set_user_attr("pid", 7)

@@ -33,7 +33,7 @@ DRIVERS = {
     "postgresql+psycopg": POSTGRES_EXTRA,
     "postgresql+psycopg2": "pip install psycopg2-binary, or write postgresql:// (psycopg 3, "
                            f"which the postgres extra brings: {POSTGRES_EXTRA})",
-    "mysql": "pip install pymysql, and write the URL mysql+pymysql://...",
+    "mysql": "pip install pymysql and begin the URL with mysql+pymysql://",
     "mysql+pymysql": "pip install pymysql",
 }
 # A trial on a database server records a heartbeat this often; one without a heartbeat for
