@@ -146,3 +146,14 @@ def test_a_stale_holder_in_the_lock_file_is_not_named(tmp_path: Path,
         os.close(holder)
     assert str(caught.value) == f"{tmp_path} is being written by another process; wait for it " \
                                 "or stop it."
+
+
+def test_the_command_a_run_file_keeps_hides_a_url_s_password(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # environment.json and the lock file kept tune --storage's password as typed.
+    monkeypatch.setattr(sys, "argv", [
+        "dltrain", "tune", "--storage", "postgresql://me:pa@ss@db:5432/d",
+        "--storage=postgresql+psycopg://me:pw@db/d", "sqlite:///x.db", "--set", "a=b:c@d"])
+    assert lock.command_line() == [
+        "dltrain", "tune", "--storage", "postgresql://me:***@db:5432/d",
+        "--storage=postgresql+psycopg://me:***@db/d", "sqlite:///x.db", "--set", "a=b:c@d"]

@@ -259,8 +259,8 @@ def test_a_float_range_over_a_whole_number_key_is_refused_before_any_trial(
      "A URL looks like sqlite:///path/study.db"),
     ("sqlite:////no/such/folder/x.db", "--storage sqlite:////no/such/folder/x.db: cannot open it: "
      "(sqlite3.OperationalError) unable to open database file."),
-    # "its driver is not installed ...; pip install psycopg2-binary." here, or with the driver
-    # "cannot open it: ... Connection refused".
+    # Without psycopg "its driver is not installed ...; pip install "dltrain-keras[postgres]"
+    # ...", with it "cannot open it: ... Connection refused".
     ("postgresql://me:secret@127.0.0.1:1/db", "--storage postgresql://me:***@127.0.0.1:1/db: "),
 ])
 def test_a_storage_that_cannot_be_opened_is_refused_before_the_search_folder(

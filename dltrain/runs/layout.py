@@ -228,7 +228,7 @@ def environment(device: str) -> dict[str, Any]:
         "device": device,
         "distribution": current().to_json(),
         "cpu_count": os.cpu_count(),
-        "command": sys.argv,
+        "command": lock.command_line(),  # without a --storage URL's password
         "started": _now(),
     }
 

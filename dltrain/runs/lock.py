@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import stat
 import sys
 import time
@@ -51,9 +52,19 @@ def acquire(run_dir: Path) -> None:
         os.close(descriptor)
         raise
     _held[key] = descriptor
-    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
+    argv = command_line()
+    command = " ".join([Path(argv[0]).name, *argv[1:]]) if argv else "python"
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, f"{os.getpid()}\n{command}\n".encode(), 0)
+
+
+# user:password@ in a URL (tune --storage postgresql://user:password@host/db)
+URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):[^/\s]*@")
+
+
+def command_line() -> list[str]:
+    """sys.argv as a run file may keep it: a URL's password hidden (***)."""
+    return [URL_PASSWORD.sub(r"\1:***@", arg) for arg in sys.argv]
 
 
 def open_own(path: Path) -> int:

@@ -64,11 +64,14 @@ def shown(storage: str) -> str:
 
 
 def interrupted(trial: Any) -> bool:
-    """Stopped by Ctrl-C or SIGTERM, or running in a process of this machine that is gone
-    (killed): its values are tried again, and it does not count against the budget."""
+    """Stopped by Ctrl-C or SIGTERM, running in a process of this machine that is gone
+    (killed), or failed for its stale heartbeat (its process died on another machine): its
+    values are tried again, and it does not count against the budget."""
     attrs = trial.user_attrs
     if trial.state.name == "FAIL":
-        return bool(attrs.get("interrupted"))
+        # A trial that ended in its process has its seconds; one failed by another process
+        # because its heartbeat stopped (storage.fail_stale) has none: its process died.
+        return bool(attrs.get("interrupted")) or ("pid" in attrs and "seconds" not in attrs)
     if trial.state.name != "RUNNING":
         return False
     if not isinstance(attrs.get("pid"), int):

@@ -3,17 +3,16 @@
 The parent holds the config searched, the study (SQLite, `study.db`, unless --storage names a
 server) and one child run per trial (`trial-NNNN/`, made by the ordinary `fit`). Every process
 that opens the parent (`--resume`) joins the same study: after Ctrl-C it continues, and several
-at once share the trials. A file lock makes "count the trials, then ask Optuna for one" a single
-step for the processes of one machine, so together they run exactly the planned number.
+at once share the trials. A lock makes "count the trials, then ask Optuna for one" a single
+step for all of them (search/storage.py: the database server's on PostgreSQL, whatever machine
+each runs on; else a file in the search's folder), so together they run exactly the planned
+number.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,9 @@ from dltrain.runs import lock as run_lock
 from dltrain.runs import records
 from dltrain.runs.names import STUDY_FILE, STUDY_LOCK
 from dltrain.search import results
+from dltrain.search.budget import Budget, retry_interrupted
 from dltrain.search.space import check_space, grid_space, planned_trials
+from dltrain.search.storage import budget_lock, rdb_storage
 from dltrain.search.trial import Runner, direction, objective_of
 
 KIND = results.KIND
@@ -143,10 +144,10 @@ def _runner(config: Config, source: str, device: Device, console: Console) -> Ru
 def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
             notes: list[str], smoke: list[dict[str, Any]]) -> TuneResult:
     planned = planned_trials(runner.search)
-    study = open_study(config, storage or f"sqlite:///{parent.resolve() / STUDY_FILE}",
-                       runner.goal)
+    url = storage or f"sqlite:///{parent.resolve() / STUDY_FILE}"
+    study = open_study(config, url, runner.goal)
     runner.parent = parent
-    budget = Budget(parent / STUDY_LOCK, planned)
+    budget = Budget(budget_lock(url, study.study_name, parent / STUDY_LOCK), planned)
     runner.started = budget.release
     with budget.held():
         retry_interrupted(study)
@@ -210,31 +211,6 @@ def open_study(config: Config, storage: str, goal: Literal["maximize", "minimize
     return study
 
 
-# Database drivers by URL scheme, for the message when one is missing.
-DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "pymysql (URL mysql+pymysql://...)"}
-
-
-def rdb_storage(storage: str) -> Any:
-    """Optuna's storage for the URL; RunError naming the URL (without its password) and what
-    to do when it cannot be opened: an unknown scheme, a missing driver, no such folder."""
-    engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(storage, engine_kwargs=engine)
-    except ImportError as exc:
-        driver = DRIVERS.get(storage.split(":")[0].split("+")[0], "the database's driver")
-        raise RunError(f"--storage {results.shown(storage)}: its driver is not installed "
-                       f"({_first(exc)}); pip install {driver}.") from None
-    except Exception as exc:  # SQLAlchemy's errors: a bad URL, a database it cannot open
-        raise RunError(f"--storage {results.shown(storage)}: cannot open it: {_first(exc)}. A URL "
-                       "looks like sqlite:///path/study.db or postgresql://user:password@host/db."
-                       ) from None
-
-
-def _first(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
-
-
 def pruner(search: SearchConfig) -> Any:
     if search.prune is None:
         return optuna.pruners.NopPruner()
@@ -256,56 +232,3 @@ class ResumableGrid(optuna.samplers.GridSampler):  # type: ignore[misc]
     def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
         if "grid_id" in trial.system_attrs:
             super().after_trial(study, trial, state, values)
-
-
-def retry_interrupted(study: Any) -> None:
-    """Enqueue the values of each interrupted trial not yet retried (Optuna's own way to
-    retry a trial: RetryFailedTrialCallback), so no planned trial is lost to a Ctrl-C."""
-    trials = study.get_trials(deepcopy=False)
-    retried = {trial.user_attrs.get("retry_of") for trial in trials}
-    for trial in trials:
-        if results.interrupted(trial) and trial.number not in retried and trial.params:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-
-
-class Budget:
-    """The planned number of trials across every process of the study.
-
-    Counted: finished trials (an interrupted one is retried instead), running and enqueued
-    ones. The lock is taken after each trial and before the first, and let go when the next
-    trial has started (Optuna asks for it in between), so on one machine no two processes
-    can both start the last trial. Processes on other machines (--storage) can, rarely: one
-    trial more, as with Optuna's own MaxTrialsCallback.
-    """
-
-    def __init__(self, path: Path, planned: int) -> None:
-        self.path, self.planned = path, planned
-        self.handle: int | None = None
-
-    def acquire(self) -> None:
-        if self.handle is None:
-            self.handle = run_lock.open_own(self.path)  # never through a planted link
-            fcntl.flock(self.handle, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        if self.handle is not None:
-            os.close(self.handle)  # closing drops the lock
-            self.handle = None
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
-
-    def reached(self, study: Any) -> bool:
-        counted = [trial for trial in study.get_trials(deepcopy=False)
-                   if not results.interrupted(trial)]
-        return len(counted) >= self.planned
-
-    def after_trial(self, study: Any, trial: Any) -> None:
-        self.acquire()
-        if self.reached(study):
-            study.stop()
