@@ -1,0 +1,17 @@
+"""Server URLs as dltrain shows and records them: never with their password (a search's
+--storage, an MLflow tracking URI)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+HIDDEN = "***"
+
+
+def shown(url: str) -> str:
+    """The URL as messages and run files give it: its password, if any, replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(
+        f":{parts.password}@", f":{HIDDEN}@", 1)))
