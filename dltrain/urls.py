@@ -10,8 +10,12 @@ HIDDEN = "***"
 
 def shown(url: str) -> str:
     """The URL as messages and run files give it: its password, if any, replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL (an unclosed [ in its host): nothing to hide
+        return url
+    if password is None:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(
         f":{parts.password}@", f":{HIDDEN}@", 1)))
