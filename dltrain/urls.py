@@ -19,3 +19,12 @@ def shown(url: str) -> str:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(
         f":{parts.password}@", f":{HIDDEN}@", 1)))
+
+
+def scrubbed(text: str, url: str) -> str:
+    """`text` (a server's error, which may quote the URL it was asked) without `url`'s password."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(password, HIDDEN) if password else text
