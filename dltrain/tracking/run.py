@@ -71,7 +71,10 @@ class TrackedRun:
             self.mlflow.get_run(recorded.run_id)
         except Exception:  # another store now, or the run deleted: a new one is made
             return False
-        self.record = recorded.model_copy(update={"uri": shown(self.uri), "not_logged": None})
+        # What a lost server missed: the epochs are logged now (MLflow lacks them), the rest
+        # when this session ends.
+        kept = {key: value for key, value in recorded.as_json().items() if key != "not_logged"}
+        self.record = records.Tracking.of({**kept, "uri": shown(self.uri)})
         self.mlflow.update_run(recorded.run_id, status="RUNNING")
         return True
 

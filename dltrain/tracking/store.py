@@ -58,21 +58,25 @@ def check_ready(config: Config, recorded: str | None = None) -> None:
 
 
 def probe(uri: str, seconds: float = PROBE_SECONDS) -> None:
-    """Any HTTP answer counts (a 401 too: credentials are MLflow's to check); no answer within
-    `seconds` is a DltrainError naming the URI."""
+    """MLflow's REST API answers at `uri` within `seconds` (a 401 or 403 too: credentials are
+    MLflow's to check); otherwise a DltrainError naming the URI without its password."""
     parts = urlsplit(uri)
     bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))  # no credentials
+    asked = bare.rstrip("/") + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=dltrain"
     try:
-        with urllib.request.urlopen(bare.rstrip("/") + "/health", timeout=seconds):
+        with urllib.request.urlopen(asked, timeout=seconds):
             return
-    except urllib.error.HTTPError:  # an answer, even if not a welcome one
-        return
+    except urllib.error.HTTPError as exc:
+        # No such experiment is MLflow's 404 with its error code; a proxy's 404 has none.
+        if exc.code in (401, 403) or b"error_code" in exc.read(2000):
+            return
+        problem = f"answers, but not as an MLflow tracking server (HTTP {exc.code})"
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DltrainError(f"the MLflow tracking server {shown(uri)} does not answer ({reason}); "
-                           "nothing was trained. Start it (mlflow server --host 127.0.0.1 --port "
-                           "5000), fix tracking.mlflow.uri or $MLFLOW_TRACKING_URI, or drop the "
-                           "tracking section.") from None
+        problem = f"does not answer ({getattr(exc, 'reason', exc)})"
+    raise DltrainError(f"the MLflow tracking URI {shown(uri)} {problem}; nothing was trained. "
+                       "Start it (mlflow server --host 127.0.0.1 --port 5000), fix "
+                       "tracking.mlflow.uri or $MLFLOW_TRACKING_URI, or drop the tracking "
+                       "section.")
 
 
 def client(uri: str) -> Any:
