@@ -190,6 +190,32 @@ def test_a_cross_validation_is_a_parent_with_its_folds_nested(
     assert all(child.info.status == "FINISHED" for child in children)
 
 
+def test_a_search_is_a_parent_with_its_trials_nested_and_their_values_as_params(
+        server: Server, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    searched = tmp_path / "search.yaml"
+    searched.write_text(config.read_text() + "search:\n  method: grid\n  parameters:\n"
+                        "    optimizer.learning_rate: {choice: [0.01, 0.001]}\n")
+    parent = tmp_path / "tune"
+    code, out, err = run_cli(capsys, "tune", searched, "--run-dir", parent,
+                             "--set", "training.epochs=1",
+                             "--set", f"tracking.mlflow.uri={server.uri}",
+                             "--set", "tracking.mlflow.experiment=pima-tune")
+    assert code == 0, out + err
+    mlflow = client(server.uri)
+    logged = mlflow.get_run(tracking(parent).run_id)
+    assert logged.info.status == "FINISHED" and logged.data.tags["dltrain.kind"] == "tune"
+    assert "tune.json" in {item.path for item in mlflow.list_artifacts(logged.info.run_id)}
+    trials = mlflow.search_runs([logged.info.experiment_id],
+                                f"tags.mlflow.parentRunId = '{logged.info.run_id}'")
+    search = records.read(parent, records.Search)
+    assert search.trials is not None
+    assert sorted((trial.info.run_name, trial.data.params["optimizer.learning_rate"])
+                  for trial in trials) == sorted(
+        (Path(row["run_dir"]).name, str(row["params"]["optimizer.learning_rate"]))
+        for row in search.trials)
+    assert {trial.data.params["optimizer.learning_rate"] for trial in trials} == {"0.01", "0.001"}
+
+
 def test_a_pruned_trial_is_killed_and_says_after_which_epoch(server: Server, config: Path,
                                                              tmp_path: Path) -> None:
     from dltrain.config.load import load_config
