@@ -5,6 +5,7 @@ a run folder exists, so a wrong URI costs no training."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -88,6 +89,8 @@ def client(uri: str) -> Any:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     from mlflow.tracking import MlflowClient
 
+    # Its INFO lines (a new store's tables) would land among the run's own output.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri)
 
 
