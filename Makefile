@@ -8,7 +8,7 @@ BIN = $(VENV)/bin
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,jax,export,postgres]"  # JAX's CPU wheel: the tests run on both backends
+	$(BIN)/pip install --quiet -e ".[dev,jax,export,postgres,mlflow]"  # JAX's CPU wheel: the tests run on both backends
 
 # A second environment without TensorFlow, like the GPU machines': dltrain's dependencies except
 # tensorflow and tensorboard, plus JAX and PyTorch. tests/test_tf_free.py runs the CLI in it, and

@@ -22,6 +22,7 @@ from dltrain.runs.records import (
     Record,
     RunState,
     Search,
+    Tracking,
 )
 
 # One record of each file, with the keys and values its writer writes (and one key no
@@ -56,6 +57,8 @@ WRITTEN: dict[type[Record], dict] = {
     Search: {"parent": "runs/t", "study": "t-0123", "method": "random", "objective": "val_loss",
              "direction": "minimize", "planned": 2, "done": 1, "parameters": ["optimizer.lr"],
              "trials": [{"number": 0, "state": "complete"}], "best": None, "notes": []},
+    Tracking: {"uri": "http://me:***@127.0.0.1:5000", "experiment_id": "1", "run_id": "ab" * 16,
+               "parent_run_id": "cd" * 16, "not_logged": ["epochs 2-3", "status FINISHED"]},
 }
 
 

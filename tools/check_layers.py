@@ -18,8 +18,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "dltrain"
 # The pipeline's order; the modules at the package's top level (errors, console) come first,
 # then the tasks, which every later stage asks what differs by task (and which see no config).
-STAGES = ["dltrain", "tasks", "config", "backend", "data", "model", "runs", "report", "train",
-          "search", "cli"]
+STAGES = ["dltrain", "tasks", "config", "backend", "data", "model", "runs", "report", "tracking",
+          "train", "search", "cli"]
 FRAMEWORKS = {"tensorflow", "keras", "jax", "torch"}
 FRAMEWORK_SEAM = "dltrain.backend"  # the package and every module in it
 # Any stage may import these: they import nothing of ours.

@@ -8,6 +8,7 @@ from typing import Any
 from dltrain.config.yaml_file import Key, read_value
 from dltrain.console import clipped
 from dltrain.errors import ConfigError
+from dltrain.urls import shown
 
 
 def apply_override(raw: Any, override: str, source: str, lines: dict[Key, int] | None = None,
@@ -18,7 +19,8 @@ def apply_override(raw: Any, override: str, source: str, lines: dict[Key, int] |
     them names the option instead of a line of the file.
     """
     path, sep, text = override.partition("=")
-    override = clipped(override)  # as messages show it
+    # As messages show it: never a URL's password.
+    override = clipped(f"{path}={shown(text)}" if sep else override)
     if not sep or not path.strip():
         raise ConfigError(f"--set {override}: expected key.path=value, e.g. training.epochs=2.")
     value = read_value(text, f"--set {override}")

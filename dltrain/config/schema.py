@@ -25,6 +25,7 @@ from dltrain.config.fields import NamedObject, Strict, key_error
 from dltrain.config.model_section import ModelConfig
 from dltrain.config.names import did_you_mean, logged_metric_name, meant_metrics, numbered
 from dltrain.config.search_section import SearchConfig
+from dltrain.config.tracking_section import TrackingConfig
 from dltrain.config.training_section import DistributionConfig, OptimizerConfig, OutputConfig, TrainingConfig
 from dltrain.tasks.base import LossKind, Task
 from dltrain.tasks.registry import default_metrics, task_for
@@ -61,6 +62,8 @@ class Config(Strict):
     search: SearchConfig | None = Field(None, exclude_if=lambda value: value is None,
                                         description="What `dltrain tune` searches; `dltrain "
                                         "fit` trains the config as written.")
+    tracking: TrackingConfig | None = Field(None, exclude_if=lambda value: value is None,
+                                            description="Experiment tracking (MLflow).")
     _task: Task = PrivateAttr()  # set by _resolve_task: the config's task, decided once
 
     @model_validator(mode="before")

@@ -20,11 +20,12 @@ TENSORBOARD_DIR = "tensorboard"
 MANIFEST_FILE = "manifest.json"
 PREPARATION_FILE = "preprocessing.json"
 EXPORT_FILE = "export.json"  # `dltrain export`: each format's latest export and its parity check
+TRACKING_FILE = "tracking.json"  # the MLflow run a run (or a cv's, a search's parent) logs to
 CV_FILE = "cv.json"  # a cross-validation's plan and folds' results; its folds are child runs
 # What fit writes in a run directory: a kill can leave their temporary files behind.
 FIT_FILES = frozenset({CONFIG_FILE, STATE_FILE, ENV_FILE, MANIFEST_FILE, PREPARATION_FILE,
                        HISTORY_FILE, LAST_FILE, LAST_META, BEST_FILE, MODEL_FILE, CURVES_FILE,
-                       CONFUSION_FILE, PREDICTED_FILE, RESIDUALS_FILE, METRICS_FILE})
+                       CONFUSION_FILE, PREDICTED_FILE, RESIDUALS_FILE, METRICS_FILE, TRACKING_FILE})
 # A search's parent run (`dltrain tune`).
 TUNE_FILE = "tune.json"
 BEST_CONFIG = "best.yaml"

@@ -198,8 +198,20 @@ class Search(Record):
     notes: list[str] | None = None
 
 
+class Tracking(Record):
+    """tracking.json: the MLflow run this run logs to (`fit --resume` continues it), and what
+    a tracking server that went away did not receive."""
+
+    FILE = names.TRACKING_FILE
+    uri: str | None = Field(None, description="The tracking URI, its password hidden")
+    experiment_id: str | None = None
+    run_id: str | None = Field(None, description="The MLflow run's id")
+    parent_run_id: str | None = Field(None, description="A fold's, refit's or trial's parent")
+    not_logged: list[str] | None = Field(None, description="What the server did not receive")
+
+
 RECORDS: tuple[type[Record], ...] = (RunState, Metrics, Environment, Manifest, Preprocessing,
-                                     Evaluation, Exports, CrossValidation, Search)
+                                     Evaluation, Exports, CrossValidation, Search, Tracking)
 RECORD_OF: dict[str, type[Record]] = {kind.FILE: kind for kind in RECORDS}
 
 

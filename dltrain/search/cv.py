@@ -27,6 +27,8 @@ from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
 from dltrain.runs import records
 from dltrain.search.cv_summary import fold_entry, regression_figures, summarise
+from dltrain.tracking.parent import tracked_parent
+from dltrain.tracking.store import check_ready
 from dltrain.train.fit import fit
 from dltrain.train.signals import Signals
 
@@ -66,6 +68,7 @@ def cross_validate(loaded: Loaded, *, folds: int, run_dir: Path | None, device: 
     cannot run) fails before the parent exists.
     """
     config = loaded.config
+    check_ready(config)  # an MLflow server that does not answer: before the parent exists
     plan = make_plan(loaded, folds, refit, device, console, live, smoke)
     device_name = prepare_runtime(device, config.seed, config.training.deterministic,
                                   config.backend)
@@ -103,6 +106,8 @@ def resume_cv(parent: Path, *, device: Device, console: Console, live: bool,
     with run_lock.writing(parent):
         record = read_record(parent)
         loaded = load_config(parent / runs.CONFIG_FILE)
+        logged_to = records.read_if_present(parent, records.Tracking)
+        check_ready(loaded.config, logged_to.uri if logged_to else None)
         record["refit"] = bool(record.get("refit") or refit)
         plan = make_plan(loaded, record["folds"], record["refit"], device, console, live,
                          bool(record.get("smoke")))
@@ -191,6 +196,12 @@ def data_marks(plan: Plan) -> dict[str, Any]:
 def run_folds(parent: Path, record: dict[str, Any], plan: Plan) -> CvResult:
     """Run the folds cv.json does not record yet, then the refit; parent's run.json says how
     far it got (interrupted: resume with `dltrain cv --resume`)."""
+    # The parent's MLflow run, the folds' runs nested in it, ends with the state run.json says.
+    with tracked_parent(load_config(parent / runs.CONFIG_FILE).config, parent, "cv"):
+        return _run_folds(parent, record, plan)
+
+
+def _run_folds(parent: Path, record: dict[str, Any], plan: Plan) -> CvResult:
     console = plan.console
     try:
         runs.set_state(parent, "running", kind="cv")

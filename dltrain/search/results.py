@@ -9,7 +9,6 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +22,8 @@ from dltrain.runs import layout as runs
 from dltrain.runs import records
 from dltrain.runs.names import BEST_CONFIG, HISTORY_PLOT, IMPORTANCE_PLOT
 from dltrain.search.space import applied
+from dltrain.urls import HIDDEN
+from dltrain.urls import shown as shown  # re-exported: where a search's storage is shown
 
 KIND = "tune"  # run.json's kind for a search's parent run
 UNSTARTED = 300  # seconds after which a trial that never named its process counts as stopped
@@ -49,18 +50,6 @@ def search_state(parent: Path, storage: str | None) -> dict[str, Any]:
         raise RunError(f"{parent}: its study is in {saved}; pass --storage again with the "
                        "password, which dltrain does not write down.")
     return dict(state)
-
-
-HIDDEN = "***"
-
-
-def shown(storage: str) -> str:
-    """The storage URL as run.json keeps it: without its password."""
-    parts = urlsplit(storage)
-    if parts.password is None:
-        return storage
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(
-        f":{parts.password}@", f":{HIDDEN}@", 1)))
 
 
 def interrupted(trial: Any) -> bool:

@@ -22,6 +22,7 @@ from dltrain.data.prepare import Splits, load_splits
 from dltrain.errors import ConfigError, DltrainError, RunError, Terminated
 from dltrain.runs import layout as runs
 from dltrain.search.space import applied, suggest
+from dltrain.tracking.run import mark_pruned
 from dltrain.train.fit import fit
 
 Callback = keras_module().callbacks.Callback
@@ -151,6 +152,7 @@ class Runner:
         trial.set_user_attr("epochs", len(rows))
         trial.set_user_attr("test", result.metrics.get("test") or {})
         if report.pruned_at is not None:
+            mark_pruned(loaded.config, path, report.pruned_at)  # its MLflow run: KILLED
             self.console.print(f"trial {trial.number} pruned after epoch {report.pruned_at}: its "
                                f"{self.objective} was worse than the median of earlier trials "
                                "there.", highlight=False, soft_wrap=True)

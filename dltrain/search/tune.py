@@ -34,6 +34,8 @@ from dltrain.search.budget import Budget, retry_interrupted
 from dltrain.search.space import check_space, grid_space, planned_trials
 from dltrain.search.storage import budget_lock, rdb_storage
 from dltrain.search.trial import Runner, direction, objective_of
+from dltrain.tracking.parent import tracked_parent
+from dltrain.tracking.store import check_ready
 
 KIND = results.KIND
 
@@ -55,6 +57,7 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     config = with_trials(loaded.config, trials)
     smoke = smoke_settings(written, config)
     notes = check_space(config, loaded.source)
+    check_ready(config)  # an MLflow server that does not answer: before the parent exists
     if storage is not None:  # a URL that cannot be opened left a folder "running" for ever
         rdb_storage(storage)
     runner = _runner(config, loaded.source, device, console)
@@ -69,7 +72,7 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     # The search's start: versions, device, command (`runs` shows its date and backend).
     records.write(parent, records.Environment.of(runs.environment(runner.device_name)))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
-    with run_lock.searching(parent):
+    with run_lock.searching(parent), tracked_parent(config, parent, KIND):  # trials nest in it
         return _search(parent, config, runner, storage, notes, smoke)
 
 
@@ -102,12 +105,14 @@ def resume(parent: Path, *, storage: str | None, trials: int | None, device: Dev
     source = str(parent / runs.CONFIG_FILE)
     config = with_trials(load_config(parent / runs.CONFIG_FILE).config, trials)
     notes = check_space(config, source)
+    logged_to = records.read_if_present(parent, records.Tracking)
+    check_ready(config, logged_to.uri if logged_to else None)
     runner = _runner(config, source, device, console)
     if trials is not None:  # the new count, for the processes that join later
         runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
     searched = records.read_if_present(parent, records.Search)
     smoke = [] if searched is None else searched.as_json().get("smoke") or []
-    with run_lock.searching(parent):
+    with run_lock.searching(parent), tracked_parent(config, parent, KIND):
         return _search(parent, config, runner, storage or state.get("storage"), notes, smoke)
 
 

@@ -21,6 +21,7 @@ from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
 from dltrain.runs import records
+from dltrain.tracking.store import check_ready
 from dltrain.train.loop import _run
 from dltrain.train.start import Start
 from dltrain.train.timing import Background, Clock
@@ -44,6 +45,7 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     """
     config = loaded.config
     clock = Clock.for_command()
+    check_ready(config)  # an MLflow server that does not answer: before any folder or training
     use_backend(config.backend, device)  # first: a reader may ask which backend will run
     # The data is read while the backend starts and the model is built (seconds on a GPU).
     reading = None if splits is not None else Background(

@@ -43,7 +43,7 @@ def _run(start: Start, splits: Splits, config: Config, path: Path, console: Cons
     """Train with the run marked running; interrupted or failed if it does not complete."""
     from dltrain.train.wiring import run_subscribers
 
-    stream = Stream(run_subscribers(path, console))
+    stream = Stream(run_subscribers(path, console, config, start))
     try:
         stream.emit(Started(path, start.epoch, config.training.epochs))
         with Signals().installed() as signals:

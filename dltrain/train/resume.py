@@ -21,6 +21,7 @@ from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
 from dltrain.runs import records
 from dltrain.runs.architecture import check_architecture
+from dltrain.tracking.store import check_ready
 from dltrain.train.fit import FitResult, prepared_data, write_run_files
 from dltrain.train.loop import _run
 from dltrain.train.start import Start
@@ -89,6 +90,8 @@ def _resume(run_dir: Path, *, epochs: int | None, changed: Loaded | None, device
     check_config_as_written(run_dir)
     saved = load_config(run_dir / runs.CONFIG_FILE).config
     check_unchanged(run_dir, saved, changed.config if changed else None)
+    logged_to = records.read_if_present(run_dir, records.Tracking)
+    check_ready(saved, logged_to.uri if logged_to else None)  # before the model loads
     runs.remove_leftovers(run_dir)
     device_name = prepare_runtime(device, saved.seed, saved.training.deterministic, saved.backend)
     clock.lap("start")

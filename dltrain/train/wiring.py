@@ -1,7 +1,7 @@
 """The one place a run's listeners are chosen: the subscribers to its event stream, in the order
 they hear each event, and the few Keras callbacks that steer training itself.
 
-An experiment tracker is one more subscriber: add it to `run_subscribers`.
+The experiment tracker (train.tracking) is one more subscriber, in `run_subscribers`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dltrain.train.run_state import RunStateFile
 from dltrain.train.signals import PendingSignalCheck, Signals
 from dltrain.train.start import Start
 from dltrain.train.tensorboard import tensorboard
+from dltrain.train.tracking import tracking_subscribers
 
 
 @dataclass
@@ -40,10 +41,15 @@ class Wired:
     callbacks: list[Any]  # the stream's own KerasEvents among them
 
 
-def run_subscribers(path: Path, console: Console) -> list[Subscriber]:
+def run_subscribers(path: Path, console: Console, config: Config | None = None,
+                    start: Start | None = None) -> list[Subscriber]:
     """Those that hear the run's own events (started, trained, interrupted, failed, finished):
-    run.json's state first, then the console's word on how the run ended."""
-    return [RunStateFile(path), RunMessages(console)]
+    run.json's state first, then the console's word on how the run ended, then the experiment
+    tracker (process 0's only: the others train into a scratch folder), which hears the
+    epochs too."""
+    tracker = (tracking_subscribers(config, path, start)
+               if config is not None and start is not None and current().writes else [])
+    return [RunStateFile(path), RunMessages(console), *tracker]
 
 
 def wire(stream: Stream, config: Config, path: Path, console: Console, live: bool,

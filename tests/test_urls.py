@@ -1,0 +1,19 @@
+"""URLs as dltrain shows and records them: never with their password."""
+
+from __future__ import annotations
+
+from dltrain.urls import scrubbed, shown
+
+
+def test_shown_hides_a_password_and_leaves_other_urls_alone() -> None:
+    assert shown("http://me:secret@host:5000/x") == "http://me:***@host:5000/x"
+    assert shown("sqlite:///runs/mlflow.db") == "sqlite:///runs/mlflow.db"
+    assert shown("http://[::1") == "http://[::1"  # not a URL: nothing to hide, no error
+    assert shown("0.001") == "0.001"
+
+
+def test_scrubbed_hides_the_password_wherever_an_error_quotes_it() -> None:
+    error = "API request to http://me:secret@host:5000/api failed (secret)"
+    assert scrubbed(error, "http://me:secret@host:5000") == (
+        "API request to http://me:***@host:5000/api failed (***)")
+    assert scrubbed(error, "http://host:5000") == error
