@@ -229,6 +229,21 @@ def test_too_few_samples_for_a_batch(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 @pytest.mark.slow
+def test_a_loss_that_never_falls_still_plots_its_curve(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    config = write_yaml(tmp_path / "tiny.yaml", TINY)
+    plot = tmp_path / "curve.png"
+    code, _, err = run_cli(capsys, "lr-find", config, "--start", "100", "--end", "1e4",
+                           "--steps", "20", "--output", plot)
+    assert code == 2
+    message = " ".join(err.split())
+    assert "error: the loss did not fall" in message
+    assert "check that the config trains (dltrain fit --smoke)" in message.lower()
+    assert message.endswith(f"The curve is in {plot}.")
+    assert plot.stat().st_size > 20_000
+
+
+@pytest.mark.slow
 def test_on_jax(tmp_path: Path) -> None:
     """The same test on JAX, where the rate is read in the jitted step, in its own process."""
     pytest.importorskip("jax")

@@ -54,16 +54,16 @@ def learning_curves(history: list[dict[str, float]], best_epoch: int | None, mon
 
 
 def lr_find_curve(rates: list[float], losses: list[float], smoothed: list[float],
-                  suggested: float, rule: str, title: str, path: Path) -> None:
+                  suggested: float | None, rule: str, title: str, path: Path) -> None:
     """Each step's loss (faint) and the smoothed loss against the rate on a log axis, the
-    suggested rate marked; the height stops a little above the first loss, where the
-    divergence would otherwise flatten the rest."""
+    suggested rate marked (None: the curve had none to give); the height stops a little above
+    the first loss, where the divergence would otherwise flatten the rest."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.2))
     axis.plot(rates, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="loss per step")
     axis.plot(rates, smoothed, color="tab:blue", label="smoothed loss")
-    axis.axvline(suggested, color="tab:red", linestyle="--",
-                 label=f"suggested: {suggested:g}")
+    if suggested is not None:
+        axis.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested: {suggested:g}")
     axis.set_xscale("log")
     finite = [value for value in smoothed if np.isfinite(value)]
     if finite:
@@ -73,7 +73,9 @@ def lr_find_curve(rates: list[float], losses: list[float], smoothed: list[float]
     axis.set_ylabel("training loss")
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
-    axis.set_title(f"{title}\nsuggested: the {rule}", fontsize="medium")
+    axis.set_title(f"{title}\n" + (f"suggested: the {rule}" if suggested is not None
+                                    else "no rate to suggest: the loss did not fall"),
+                   fontsize="medium")
     save_figure(figure, path)
 
 

@@ -146,14 +146,17 @@ def run_range_test(loaded: Loaded, *, start: float = START, end: float = END,
     print_notes(console, [*runtime_notes(config.training.deterministic), *splits.notes])
     recorder = train_rising(model, splits, test, start, end, steps)
     smoothed = smooth(recorder.losses)
-    suggested, lowest = suggest(recorder.rates, smoothed, recorder.stopped)
-    result = RangeTest(recorder.rates, recorder.losses, smoothed, suggested, lowest,
-                       recorder.stopped, plot, time.perf_counter() - clock,
-                       suggestion_key(config), what_changes(config))
+    title = f"{config.name}: learning-rate range test"
     plot.parent.mkdir(parents=True, exist_ok=True)
-    lr_find_curve(result.rates, result.losses, result.smoothed, suggested, RULE,
-                  f"{config.name}: learning-rate range test", plot)
-    return result
+    try:
+        suggested, lowest = suggest(recorder.rates, smoothed, recorder.stopped)
+    except DltrainError as exc:  # the curve shows what went wrong
+        lr_find_curve(recorder.rates, recorder.losses, smoothed, None, RULE, title, plot)
+        raise DltrainError(f"{exc} The curve is in {plot}.") from None
+    lr_find_curve(recorder.rates, recorder.losses, smoothed, suggested, RULE, title, plot)
+    return RangeTest(recorder.rates, recorder.losses, smoothed, suggested, lowest,
+                     recorder.stopped, plot, time.perf_counter() - clock,
+                     suggestion_key(config), what_changes(config))
 
 
 def check_enough_samples(splits: Splits, config: Config) -> None:
