@@ -97,6 +97,17 @@ def test_the_ramp_replaces_the_schedule_and_runs_one_step_a_call(tmp_path: Path)
     assert lr_find.default_plot(config) == Path("runs/lr_find/tiny/lr_find.png")
 
 
+def test_a_fine_tuned_backbone_is_tested_in_its_first_phase(tmp_path: Path) -> None:
+    text = TINY.replace("    - Conv2D: {filters: 8, kernel_size: 3, activation: relu}\n", (
+        "    - Backbone: {name: MobileNetV2, weights: null, input_size: [32, 32], pooling: avg,\n"
+        "                 fine_tune: {at_epoch: 1, layers: 5, learning_rate: 0.00001}}\n"))
+    text = text.replace("    - MaxPooling2D: {pool_size: 2}\n    - Flatten\n", "")
+    config = load_config(write_yaml(tmp_path / "tiny.yaml", text)).config
+    assert lr_find.what_changes(config)[1] == (
+        "the test trains the first phase (the backbone frozen); fine_tune's own learning_rate is "
+        "not tested.")
+
+
 def test_a_schedule_with_its_own_starting_rate_gets_its_key(tmp_path: Path) -> None:
     text = TINY.replace("decay_steps: 1000}", "decay_steps: 1000, initial_learning_rate: 0.01}")
     config = load_config(write_yaml(tmp_path / "tiny.yaml", text)).config

@@ -19,6 +19,7 @@ from rich.console import Console
 from dltrain.backend import Device, prepare_runtime, runtime_notes, use_backend
 from dltrain.backend.distribution import place
 from dltrain.backend.training_facts import augments_in_pipeline
+from dltrain.config.backbone import backbone_of
 from dltrain.config.load import Loaded
 from dltrain.config.schema import Config
 from dltrain.config.training_section import ScheduleConfig
@@ -102,8 +103,7 @@ def what_changes(config: Config) -> list[str]:
     if (schedule := config.optimizer.schedule) is not None:
         notes.append(f"the config's {schedule.name} schedule is replaced during the test by its "
                      "exponential ramp; the suggestion is the schedule's starting rate.")
-    if any(isinstance(spec, dict) and "Backbone" in spec and isinstance(spec["Backbone"], dict)
-           and spec["Backbone"].get("fine_tune") for spec in config.model.layers):
+    if (backbone := backbone_of(config)) is not None and backbone.fine_tune is not None:
         notes.append("the test trains the first phase (the backbone frozen); fine_tune's own "
                      "learning_rate is not tested.")
     return notes
