@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from dltrain import __version__
-from dltrain.cli import crossval, hints, results, training, tuning
+from dltrain.cli import crossval, hints, lr_find, results, training, tuning
 from dltrain.console import err, for_terminal, out, shown, survive_any_encoding
 from dltrain.errors import DltrainError, Terminated
 from dltrain.train.signals import catch_early
@@ -78,6 +78,7 @@ for command in (training.fit, results.eval_, training.show, results.runs, result
                 tuning.tune):
     app.command(command.__name__.rstrip("_"), short_help=first_sentence(command))(command)
 app.command("cv", short_help=first_sentence(crossval.cv))(crossval.cv)  # K-fold (search/cv.py)
+app.command("lr-find", short_help=first_sentence(lr_find.lr_find))(lr_find.lr_find)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +137,7 @@ INTERRUPTED = (130, 143)  # Ctrl-C, SIGTERM
 
 
 # The commands that run Keras, so read KERAS_BACKEND (as the default of a config's backend:).
-RUN_KERAS = {"fit", "eval", "show", "smoke", "predict", "export", "tune", "cv"}
+RUN_KERAS = {"fit", "eval", "show", "smoke", "predict", "export", "tune", "cv", "lr-find"}
 
 
 def check_keras_backend(args: list[str]) -> None:

@@ -16,7 +16,9 @@ COMMAND_WORDS = {"train": "fit", "run": "fit", "start": "fit", "resume": "fit",
                  "infer": "predict", "inference": "predict", "save": "export",
                  "search": "tune", "hpo": "tune", "sweep": "tune", "crossval": "cv",
                  "cross-validate": "cv", "kfold": "cv", "new": "init", "create": "init",
-                 "template": "init"}
+                 "template": "init", "lr_find": "lr-find", "lrfind": "lr-find",
+                 "find-lr": "lr-find", "find_lr": "lr-find", "lr-finder": "lr-find",
+                 "range-test": "lr-find"}
 
 # Options of Keras 2 scripts and tutorials, for the config key they set.
 OPTION_KEYS = {"lr": "optimizer.learning_rate", "learning_rate": "optimizer.learning_rate",

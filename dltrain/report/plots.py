@@ -1,5 +1,5 @@
 """Pictures of a run: learning curves, the confusion matrix or a regression's predictions
-against the truth and its residuals, as PNG files."""
+against the truth and its residuals, as PNG files; and lr-find's loss against the rate."""
 
 from __future__ import annotations
 
@@ -50,6 +50,32 @@ def learning_curves(history: list[dict[str, float]], best_epoch: int | None, mon
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
     figure.suptitle(title)
+    save_figure(figure, path)
+
+
+def lr_find_curve(rates: list[float], losses: list[float], smoothed: list[float],
+                  suggested: float | None, rule: str, title: str, path: Path) -> None:
+    """Each step's loss (faint) and the smoothed loss against the rate on a log axis, the
+    suggested rate marked (None: the curve had none to give); the height stops a little above
+    the first loss, where the divergence would otherwise flatten the rest."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    axis.plot(rates, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="loss per step")
+    axis.plot(rates, smoothed, color="tab:blue", label="smoothed loss")
+    if suggested is not None:
+        axis.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested: {suggested:g}")
+    axis.set_xscale("log")
+    finite = [value for value in smoothed if np.isfinite(value)]
+    if finite:
+        low, first = min(finite), finite[0]
+        axis.set_ylim(low - 0.1 * (first - low) - 1e-12, first + 0.5 * (first - low) + 1e-12)
+    axis.set_xlabel("learning rate (log scale)")
+    axis.set_ylabel("training loss")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    axis.set_title(f"{title}\n" + (f"suggested: the {rule}" if suggested is not None
+                                    else "no rate to suggest: the loss did not fall"),
+                   fontsize="medium")
     save_figure(figure, path)
 
 
