@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from dltrain.backend import keras_module, op_errors, op_message
+from dltrain.backend import keras_module, op_errors
 from dltrain.config import catalog
 from dltrain.config.backbone import MANAGED_ARGS, WHERE, check_structure
+from dltrain.config.graph import Node, is_chain
+from dltrain.config.model_section import BackboneConfig
 from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
-from dltrain.model.arguments import check_kwargs, first_line
+from dltrain.model.arguments import check_kwargs
 from dltrain.model.backbone import application, backbone_layers, set_preprocessing
 from dltrain.model.compile import compile_model
+from dltrain.model.graph import functional_model
 from dltrain.model.layers import (
     check_parameters,
-    failed_initializer,
     kernel_size,
+    layer_args,
+    layer_failed,
     make_layer,
+    model_name,
     parameters,
-    shape_hint,
 )
 
 MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -29,7 +33,8 @@ def build_model(config: Config) -> Any:
 
     The names and arguments are checked against the shipped catalog first, as `show
     --no-summary` does; the checks below repeat them against the live Keras, with the same
-    messages, for a Keras the catalog was not made from.
+    messages, for a Keras the catalog was not made from. Layers that each take the one before
+    make a keras.Sequential model, as before graphs; any other wiring a functional one.
     """
     catalog.check_names(config)
     backbone = check_structure(config)
@@ -37,35 +42,10 @@ def build_model(config: Config) -> Any:
     # Layers take the global policy when built: float32 weights, bf16/fp16 compute. Keras wraps
     # the optimizer in a LossScaleOptimizer for mixed_float16 by itself.
     keras.mixed_precision.set_global_policy(MIXED_PRECISION[config.training.mixed_precision])
-    model = keras.Sequential([keras.Input(shape=tuple(config.model.input_shape))],
-                             name=config.name.replace(".", "_").replace("-", "_"))
-    if backbone is not None:
-        function = application(backbone.name)
-        check_kwargs(function, backbone.kwargs, WHERE, handled=MANAGED_ARGS)
-        for layer in backbone_layers(config, backbone, function):
-            model.add(layer)
-    for index, spec in enumerate(config.model.layers):
-        if index == 0 and backbone is not None:
-            continue
-        ((name, args),) = spec.items()
-        where = f"model.layers.{index}.{name}"
-        if index == len(config.model.layers) - 1 and config.training.mixed_precision != "none":
-            # Keras's advice: the output (a softmax, mostly) in float32, for stable losses and
-            # for probabilities that NumPy and scikit-learn read as they are.
-            args = {"dtype": "float32", **args}
-        layer = make_layer(name, args, where)
-        shape = model.output_shape if model.layers else (None, *config.model.input_shape)
-        check_parameters(parameters(model) + kernel_size(layer, shape), where)
-        try:
-            model.add(layer)
-        except op_errors() as exc:
-            initializer = failed_initializer(name, args, shape, where)
-            if initializer is not None:  # not the previous layer's doing
-                raise ConfigError(f"{where}.{initializer}: cannot make the layer's weights: "
-                                  f"{op_message(exc)}") from None
-            raise ConfigError(f"{where}: cannot follow the previous layer's output: "
-                              f"{first_line(exc)}{shape_hint(name, shape)}") from None
-        check_parameters(parameters(model), where)
+    graph = config.model.nodes
+    first = backbone_block(config, backbone)
+    make = sequential_model if is_chain(graph) else functional_model
+    model = make(config, graph, first)
     if backbone is not None:
         set_preprocessing(model, backbone, config.model.input_shape[-1])
     check_one_vector_per_sample(config, model.output_shape)
@@ -74,14 +54,43 @@ def build_model(config: Config) -> Any:
     return model
 
 
+def backbone_block(config: Config, backbone: BackboneConfig | None) -> list[Any]:
+    """The layers that stand for model.layers.0 when it is a Backbone; none otherwise."""
+    if backbone is None:
+        return []
+    function = application(backbone.name)
+    check_kwargs(function, backbone.kwargs, WHERE, handled=MANAGED_ARGS)
+    return backbone_layers(config, backbone, function)
+
+
+def sequential_model(config: Config, graph: list[Node], first: list[Any]) -> Any:
+    """A chain of layers (each takes the one before) as keras.Sequential."""
+    keras = keras_module()
+    model = keras.Sequential([keras.Input(shape=tuple(config.model.input_shape))],
+                             name=model_name(config))
+    for layer in first:
+        model.add(layer)
+    for index, node in enumerate(graph):
+        if index == 0 and first:
+            continue
+        args = layer_args(config, index == len(graph) - 1, node.args)
+        layer = make_layer(node.layer, args, node.where)
+        shape = model.output_shape if model.layers else (None, *config.model.input_shape)
+        check_parameters(parameters(model) + kernel_size(layer, shape), node.where)
+        try:
+            model.add(layer)
+        except op_errors() as exc:
+            raise layer_failed(exc, node.layer, args, shape, node.where) from None
+        check_parameters(parameters(model), node.where)
+    return model
+
+
 def check_one_vector_per_sample(config: Config, shape: tuple[Any, ...]) -> None:
     """Classifiers and regressions here score one vector per sample: a Dense straight after
     image layers (no Flatten) answers per pixel, and Keras's loss then fails mid-fit."""
     if len(shape) == 2 or not config.task_spec.knows_loss:
         return
-    index = len(config.model.layers) - 1
-    ((name, _),) = config.model.layers[index].items()
-    raise ConfigError(f"model.layers.{index}.{name}: the model's output has shape "
+    raise ConfigError(f"{config.model.nodes[-1].where}: the model's output has shape "
                       f"{tuple(shape)}, but the loss needs one vector per sample, "
                       f"{(shape[0], shape[-1])}. Add a Flatten (or GlobalAveragePooling2D) layer "
                       "before the last Dense.")

@@ -8,8 +8,9 @@ import math
 import re
 from typing import Any
 
-from dltrain.backend import keras_module
+from dltrain.backend import keras_module, op_message
 from dltrain.config import catalog
+from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
 from dltrain.model.arguments import (
     check_kwargs,
@@ -117,3 +118,27 @@ def failed_initializer(name: str, args: dict[str, Any], shape: tuple[Any, ...],
     except Exception:  # it fails without them too: the previous layer's output, say
         return None
     return "/".join(given)
+
+
+def model_name(config: Config) -> str:
+    return config.name.replace(".", "_").replace("-", "_")
+
+
+def layer_args(config: Config, last: bool, args: dict[str, Any]) -> dict[str, Any]:
+    """A layer's arguments as Keras gets them: the output layer in float32 under mixed precision."""
+    if last and config.training.mixed_precision != "none":
+        # Keras's advice: the output (a softmax, mostly) in float32, for stable losses and
+        # for probabilities that NumPy and scikit-learn read as they are.
+        return {"dtype": "float32", **args}
+    return args
+
+
+def layer_failed(exc: BaseException, name: str, args: dict[str, Any], shape: tuple[Any, ...],
+                 where: str) -> ConfigError:
+    """Keras refused the layer on this input: its initializer, else the input it was given."""
+    initializer = failed_initializer(name, args, shape, where)
+    if initializer is not None:  # not the previous layer's doing
+        return ConfigError(f"{where}.{initializer}: cannot make the layer's weights: "
+                           f"{op_message(exc)}")
+    return ConfigError(f"{where}: cannot follow the previous layer's output: "
+                       f"{first_line(exc)}{shape_hint(name, shape)}")
