@@ -115,9 +115,10 @@ def test_a_chain_written_as_a_repeat_stays_sequential(tmp_path: Path) -> None:
      "(model.layers.2.Dense); a layer takes earlier layers' outputs only. Move 'c' above"),
     ("    - Dense: {units: 4, name: a, inputs: b}\n    - Dense: {units: 4, name: b, inputs: a}\n"
      "    - Dense: {units: 4}\n",
-     "model.layers.0.Dense.inputs (line 7): a cycle: 'a' -> 'b' -> 'a'"),
+     "model.layers.0.Dense.inputs (line 7): a cycle: 'a' takes 'b', which takes 'a' (a layer "
+     "without inputs: takes the one before)."),
     ("    - Dense: {units: 4, name: me, inputs: me}\n",
-     "model.layers.0.Dense.inputs (line 7): a cycle: 'me' -> 'me'"),
+     "model.layers.0.Dense.inputs (line 7): a cycle: 'me' takes 'me' ("),
     ("    - Dense: {units: 4, name: a}\n    - Dense: {units: 4, name: a}\n",
      "model.layers.1.Dense.name (line 8): the name 'a' is used twice: also by "
      "model.layers.0.Dense. Give each layer its own name."),
@@ -161,3 +162,9 @@ def test_each_graph_mistake_is_named_at_its_key_and_line(tmp_path: Path, layers:
     message = error(tmp_path, layers)
     assert message.startswith("bad.yaml: ") or "bad.yaml: " in message
     assert expected in message, message
+
+
+def test_a_layer_class_that_is_no_name_is_refused_in_a_repeat(tmp_path: Path) -> None:
+    assert ("model.layers.0.Repeat.layers.0 (line 7): a layer is named by its keras.layers class, "
+            "like Dense. Received: 5.") in error(tmp_path, "    - Repeat: {times: 2, layers: "
+                                                 "[{5: {}}]}\n")

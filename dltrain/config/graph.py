@@ -101,6 +101,9 @@ def _unroll(layers: list[Any], prefix: str, scopes: tuple[str, ...], copy: str,
             raise GraphError(where, "must name exactly one layer class, like '- Dense: {units: "
                              f"10}}'. Received: {spec!r}.")
         ((layer, args),) = spec.items()
+        if not isinstance(layer, str):
+            raise GraphError(where, f"a layer is named by its keras.layers class, like Dense. "
+                             f"Received: {layer!r}.")
         args = {} if args is None else args
         if not isinstance(args, dict):
             raise GraphError(f"{where}.{layer}", f"{layer}'s arguments are a mapping, by name. "
@@ -222,8 +225,9 @@ def _check_order(written: list[_Written], resolved: list[list[int]], index: int,
         loop = _path(resolved, target, index)
         if loop is not None:
             names = [_short(written[step]) for step in [index, *loop]]
-            raise GraphError(key, "a cycle: " + " -> ".join(names) + ": each layer takes its "
-                             "inputs from the next. A layer takes earlier layers' outputs only.")
+            raise GraphError(key, f"a cycle: {names[0]} takes " + ", which takes ".join(names[1:])
+                             + " (a layer without inputs: takes the one before). A layer takes "
+                             "earlier layers' outputs only.")
         raise GraphError(key, f"{_short(written[target])} is written after this layer "
                          f"({written[target].where}); a layer takes earlier layers' outputs "
                          f"only. Move {_short(written[target])} above {_short(item)}.")

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from dltrain.backend import keras_module, op_errors, op_message
-from dltrain.config.graph import MODEL_INPUT, Node
+from dltrain.config.graph import INPUT, MODEL_INPUT, Node
 from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
 from dltrain.model.arguments import first_line
@@ -26,7 +26,8 @@ def functional_model(config: Config, graph: list[Node], first: list[Any]) -> Any
     """keras.Model(inputs, outputs) over `graph`; `first` (a backbone's layers, in a row) stands
     for its first node. Every mistake is a ConfigError at the node's key."""
     keras = keras_module()
-    inputs = keras.Input(shape=tuple(config.model.input_shape))
+    # Named as configs name it, a name no layer may take: Keras's own (input_layer) could be.
+    inputs = keras.Input(shape=tuple(config.model.input_shape), name=INPUT)
     outputs: list[Any] = []
     weights = 0
     for index, node in enumerate(graph):
