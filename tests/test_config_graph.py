@@ -155,7 +155,7 @@ def test_a_chain_written_as_a_repeat_stays_sequential(tmp_path: Path) -> None:
     ("    - Dense: {units: 4}\n    - Repeat: {times: 2, layers: [{Backbone: {name: ResNet50}}]}\n",
      "model.layers.1.Repeat.layers.0.Backbone (line 8): a backbone takes the images"),
     ("    - Repeat: {times: 100000, layers: [Dense]}\n",
-     "model.layers.0.Repeat.layers.0 (line 7): the model unrolls to more than 10,000 layers"),
+     "model.layers.0.Repeat.layers.0 (line 7): the model unrolls to more than 2,000 layers"),
 ])
 def test_each_graph_mistake_is_named_at_its_key_and_line(tmp_path: Path, layers: str,
                                                          expected: str) -> None:

@@ -25,7 +25,7 @@ INPUTS_KEY, NAME_KEY = "inputs", "name"
 MERGE_LAYERS = {"Add": None, "Average": None, "Concatenate": None, "Maximum": None,
                 "Minimum": None, "Multiply": None, "Subtract": 2, "Dot": 2}
 MODEL_INPUT = -1  # a node's input index for the model's input
-MAX_LAYERS = 10_000  # unrolled: a typo in `times` (1000000), not a model
+MAX_LAYERS = 2_000  # unrolled; ResNet-152 has ~500: more is a typo in `times`, not a model
 
 
 class GraphError(ValueError):
