@@ -108,3 +108,30 @@ def find_key(node: Any, key: str) -> list[Any]:
     if isinstance(node, list):
         return [v for value in node for v in find_key(value, key)]
     return []
+
+
+GRAPH_LAYERS = [
+    {"Conv2D": {"filters": 4, "kernel_size": 3, "padding": "same", "name": "stem"}},
+    {"Repeat": {"times": 2, "layers": [
+        {"Conv2D": {"filters": 4, "kernel_size": 3, "padding": "same", "name": "conv"}},
+        "BatchNormalization", {"Add": {"inputs": [-1, "stem"]}}]}},
+    {"Concatenate": {"inputs": ["conv_2", "input"]}},
+    {"GlobalAveragePooling2D": {"inputs": -1}}, {"Dense": {"units": 10}}]
+
+
+def test_a_graph_config_passes_and_its_keys_are_described(schema: dict[str, Any]) -> None:
+    assert problems(changed("model.layers", GRAPH_LAYERS), schema) == []
+    dense = schema["$defs"]["Layer"]["else"]["properties"]["Dense"]["properties"]
+    assert "offsets back" in schema["$defs"]["LayerInputs"]["description"]
+    assert dense["inputs"] == {"$ref": "#/$defs/LayerInputs"} and "name" in dense
+    assert "suffix" in schema["$defs"]["Layer"]["else"]["properties"]["Repeat"]["description"]
+
+
+@pytest.mark.parametrize("layer", [
+    {"Dense": {"units": 10, "inputs": 1.5}}, {"Dense": {"units": 10, "inputs": [0]}},
+    {"Dense": {"units": 10, "inputs": []}}, {"Repeat": {"layers": ["Flatten"]}},
+    {"Repeat": {"times": 0, "layers": ["Flatten"]}}, {"Repeat": {"times": 2, "layers": ["Dens"]}},
+    {"Repeat": {"times": 2, "layers": [{"Dense": {"unit": 3}}]}},
+])
+def test_a_graph_mistake_fails_in_the_editor(layer: Any, schema: dict[str, Any]) -> None:
+    assert problems(changed("model.layers.3", layer), schema)

@@ -13,8 +13,9 @@ import pytest
 from dltrain.config.load import validate
 from dltrain.config.training_section import OptimizerConfig
 from dltrain.errors import ConfigError
-from dltrain.model.build import build_model, make_layer
+from dltrain.model.build import build_model
 from dltrain.model.compile import make_metric, make_optimizer, resolved_metric
+from dltrain.model.layers import make_layer
 
 
 def config(**sections: Any) -> Any:
@@ -400,7 +401,7 @@ def test_a_convolution_over_the_parameter_limit_is_refused_before_it_is_allocate
 ])
 def test_the_weights_counted_before_building_are_the_ones_keras_makes(
         name: str, args: dict[str, Any], shape: tuple[Any, ...]) -> None:
-    from dltrain.model.build import kernel_size
+    from dltrain.model.layers import kernel_size
 
     layer = make_layer(name, args, "model.layers.0")
     counted = kernel_size(layer, shape)

@@ -19,7 +19,7 @@ from dltrain.backend import keras_module
 from dltrain.config.backbone import MANAGED_ARGS
 from dltrain.config.catalog import BASE_LAYER_ARGS, CONFIGURED
 from dltrain.config.names import CATALOG_FILE
-from dltrain.model.build import layer_registry
+from dltrain.model.layers import layer_registry
 
 # Modules whose get() turns a string into an object; their registry lists every alias.
 NAMED = ("losses", "metrics", "activations", "initializers", "regularizers", "constraints")

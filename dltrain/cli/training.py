@@ -177,6 +177,7 @@ def show(
     Example: dltrain show configs/mnist_cnn.yaml
     """
     from dltrain.config.catalog import check_loaded, checked_scope
+    from dltrain.config.graph import described, graph_lines, is_chain
     from dltrain.config.load import load_config, shortcut_overrides
     from dltrain.report.tables import print_notes
 
@@ -186,6 +187,12 @@ def show(
     print_notes(err, loaded.notes)
     console = for_results(as_json)
     document: dict = {"config": loaded.config.model_dump(mode="json"), "notes": loaded.notes}
+    graph = loaded.config.model.nodes
+    if not is_chain(graph):
+        document["graph"] = described(graph)
+        console.print("graph (each layer <- the layers it takes):", highlight=False)
+        for line in graph_lines(graph):
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     if summary:
         from dltrain.backend import use_backend
         from dltrain.backend.distribution import place

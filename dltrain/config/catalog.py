@@ -129,10 +129,9 @@ def check_names(config: Config) -> str | None:
         return None
     if backbone is not None:
         check_backbone(backbone, catalog)
-    for index, spec in enumerate(config.model.layers):
-        ((name, args),) = spec.items()
+    for index, node in enumerate(config.model.nodes):
         if index or backbone is None:
-            check_layer(name, args, f"model.layers.{index}.{name}", catalog)
+            check_layer(node.layer, node.args, node.where, catalog)
     check_optimizer(config.optimizer, catalog)
     check_named_object("loss", config.loss, "loss", catalog)
     for index, metric in enumerate(config.metrics):

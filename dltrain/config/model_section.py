@@ -11,7 +11,8 @@ from pydantic import (
     model_validator,
 )
 
-from dltrain.config.fields import Open, Strict
+from dltrain.config.fields import Open, Strict, key_error
+from dltrain.config.graph import BACKBONE, GraphError, Node, nodes
 
 # In the schema a layer is `Name` or `{Name: {arguments}}`; validation turns both into the latter.
 LayerSpec = Annotated[dict[str, dict[str, Any]], WithJsonSchema({
@@ -23,7 +24,11 @@ LayerSpec = Annotated[dict[str, dict[str, Any]], WithJsonSchema({
 
 class ModelConfig(Strict):
     input_shape: list[int] = Field(min_length=1, description="Shape of one sample, e.g. [28, 28, 1].")
-    layers: list[LayerSpec] = Field(min_length=1, description="Keras layers in order: {Name: {args}}.")
+    layers: list[LayerSpec] = Field(min_length=1, description=(
+        "Keras layers in order: {Name: {args}}. A layer's `name:` lets later layers take it, "
+        "`inputs:` takes names or offsets back (-1 the layer before, the default; merge layers "
+        "such as Add take several). `- Repeat: {times: N, layers: [...]}` writes layers N times; "
+        "names inside copy k get the suffix _k."))
 
     @field_validator("input_shape")
     @classmethod
@@ -38,6 +43,19 @@ class ModelConfig(Strict):
         if not isinstance(value, list):
             return value
         return [_normalise_layer(item, index) for index, item in enumerate(value)]
+
+    @model_validator(mode="after")
+    def _graph_resolves(self) -> ModelConfig:
+        try:
+            nodes(self.layers)
+        except GraphError as exc:
+            raise key_error(exc.key, exc.message) from None
+        return self
+
+    @property
+    def nodes(self) -> list[Node]:
+        """The layers unrolled (Repeat), each with the layers it takes (config/graph.py)."""
+        return nodes(self.layers)
 
 
 def _normalise_layer(item: Any, index: int) -> Any:
@@ -69,7 +87,7 @@ FIRST_ARGUMENT = {"Dense": "units", "Dropout": "rate", "Activation": "activation
 
 
 # A model may start with a keras.applications backbone: `- Backbone: {name: MobileNetV2, ...}`.
-BACKBONE_LAYER = "Backbone"
+BACKBONE_LAYER = BACKBONE
 
 
 class FineTuneConfig(Strict):

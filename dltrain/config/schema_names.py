@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dltrain.config.graph import INPUTS_KEY, NAME_KEY, REPEAT
 from dltrain.config.model_section import BACKBONE_LAYER
 from dltrain.config.names import load_catalog, squash
 
@@ -21,6 +22,20 @@ RESOLVED_SUFFIXES = {"activation": "activations", "_initializer": "initializers"
                      "_regularizer": "regularizers", "_constraint": "constraints"}
 # Names compile() resolves from the loss rather than through keras.metrics.get().
 COMPILE_METRIC_ALIASES = ("accuracy", "acc", "crossentropy", "ce")
+# A graph's keys (config/graph.py): a layer's name and inputs, and the Repeat entry.
+LAYER_NAME = {"type": "string", "minLength": 1, "description": "The layer's name: later "
+              "layers' inputs take it (inside a Repeat, copy k's is name_k)."}
+REFERENCE = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "maximum": -1}]}
+LAYER_INPUTS = {"anyOf": [REFERENCE, {"type": "array", "minItems": 1, "items": REFERENCE}],
+                "description": "The layers this one takes: names (input: the model's input) or "
+                "offsets back (-1 the layer before, the default). Merge layers (Add, "
+                "Concatenate, ...) take several: [-1, -4]."}
+REPEAT_SCHEMA = {"type": "object", "required": ["times", "layers"], "additionalProperties": False,
+                 "description": "These layers `times` times in a row; names inside copy k get "
+                 "the suffix _k, offsets count back through the copies.",
+                 "properties": {"times": {"type": "integer", "minimum": 1},
+                                "layers": {"type": "array", "minItems": 1,
+                                           "items": {"$ref": "#/$defs/Layer"}}}}
 UNKNOWN_LAYER = "Not a keras.layers class: check its spelling (dltrain show names the nearest)."
 
 
@@ -31,7 +46,9 @@ def with_keras_names(schema: dict[str, Any], backbone: dict[str, Any]) -> dict[s
     defs["LayerName"] = {"type": "string", "if": {"enum": sorted(catalog["layers"])},
                          "then": True, "else": False, "examples": sorted(catalog["layers"]),
                          "errorMessage": UNKNOWN_LAYER}
-    defs["ModelConfig"]["properties"]["layers"]["items"] = layer_item(catalog, backbone)
+    defs["Layer"] = layer_item(catalog, backbone)
+    defs["LayerInputs"] = LAYER_INPUTS
+    defs["ModelConfig"]["properties"]["layers"]["items"] = {"$ref": "#/$defs/Layer"}
     defs.update({f"keras.{kind}": resolved_names(kind, catalog)
                  for kind in RESOLVED_SUFFIXES.values()})
     optimizer = defs["OptimizerConfig"]["properties"]
@@ -61,8 +78,10 @@ def layer_item(catalog: dict[str, Any], backbone: dict[str, Any]) -> dict[str, A
     one message of its own, not every alternative's."""
     layers = catalog["layers"]
     properties = {name: {"type": ["object", "null"], "additionalProperties": False,
-                         "properties": {arg: argument_schema(arg)
-                                        for arg in [*layers[name]["args"], *KERAS2_LAYER_ARGS]}}
+                         "properties": {**{arg: argument_schema(arg) for arg in
+                                           [*layers[name]["args"], *KERAS2_LAYER_ARGS]},
+                                        NAME_KEY: LAYER_NAME,
+                                        INPUTS_KEY: {"$ref": "#/$defs/LayerInputs"}}}
                   for name in sorted(layers)}
     return {"if": {"type": "string"},
             "then": {"$ref": "#/$defs/LayerName", "description": "A keras.layers class without "
@@ -70,7 +89,8 @@ def layer_item(catalog: dict[str, Any], backbone: dict[str, Any]) -> dict[str, A
             "else": {"type": "object", "minProperties": 1, "maxProperties": 1,
                      "description": "{LayerClass: {its keyword arguments}}",
                      "additionalProperties": False,
-                     "properties": {**properties, BACKBONE_LAYER: backbone}}}
+                     "properties": {**properties, BACKBONE_LAYER: backbone,
+                                    REPEAT: REPEAT_SCHEMA}}}
 
 
 def argument_schema(arg: str) -> dict[str, Any]:

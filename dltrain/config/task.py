@@ -13,12 +13,13 @@ from dltrain.tasks.base import ConfigFacts
 
 def facts(config: Config) -> ConfigFacts:
     """What the task's checks read of the config, as plain values."""
-    index = len(config.model.layers) - 1
-    ((layer, args),) = config.model.layers[index].items()
+    last = config.model.nodes[-1]  # the model's output, inside a Repeat or not
+    index = last.where.removeprefix("model.layers.").removesuffix(f".{last.layer}")
+    layer, args = last.layer, last.args
     return ConfigFacts(
         loss=config.loss_name, task=config.task, from_logits=config.from_logits,
         metrics=[metric if isinstance(metric, str) else metric.name for metric in config.metrics],
-        last_index=index, last_layer=layer, last_args=args,
+        last_index=int(index) if index.isdigit() else index, last_layer=layer, last_args=args,
         label_map=config.dataset.label_map is not None, one_hot=config.dataset.one_hot,
         standardize_target=config.dataset.standardize_target,
         label_columns=config.dataset.label_columns)

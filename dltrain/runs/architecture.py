@@ -56,13 +56,24 @@ def layers(model: Any) -> list[tuple[str, Any, dict[str, Any]]]:
     process) nor whether it trains (fine-tuning unfreezes layers during a run); a nested model
     (a backbone) by its class and weights only: its own layers' names are in its settings."""
     out = []
+    graph = type(model).__name__ != "Sequential"
+    position = {id(layer): index for index, layer in enumerate(model.layers)}
     for layer in model.layers:
         shapes = [[int(size) for size in weight.shape] for weight in layer.weights]
         nested = hasattr(layer, "layers")
         settings = {} if nested else {key: value for key, value in layer.get_config().items()
                                       if key not in ("name", "trainable")}
+        if graph:  # a graph config's wiring: which layers (by place) each one takes
+            settings["inputs"] = inputs_of(layer, position)
         out.append((type(layer).__name__, shapes, settings))
     return out
+
+
+def inputs_of(layer: Any, position: dict[int, int]) -> list[int]:
+    """The places in model.layers of the layers whose outputs `layer` takes in the model."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    return [position.get(id(tensor._keras_history.operation), -1)
+            for tensor in (nodes[0].input_tensors if nodes else [])]
 
 
 def difference(want: Any, have: Any, checkpoint: str) -> str:

@@ -28,7 +28,9 @@ class ConfigFacts:
     task: str | None  # the config's `task:` key
     from_logits: bool
     metrics: list[str]  # each metric's name as written
-    last_index: int  # the last layer: its index in model.layers, class name and arguments
+    # the last layer: its place in model.layers (an index; 'i.Repeat.layers.j' in a Repeat),
+    # class name and arguments
+    last_index: int | str
     last_layer: str
     last_args: Any
     label_map: bool  # dataset.label_map is set

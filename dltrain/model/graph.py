@@ -1,0 +1,94 @@
+"""A graph of layers (config/graph.py's nodes) as a Keras functional model, plain Keras layers
+only: the saved .keras file loads with keras.saving.load_model and no custom objects."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from dltrain.backend import keras_module, op_errors, op_message
+from dltrain.config.graph import INPUT, MODEL_INPUT, Node
+from dltrain.config.schema import Config
+from dltrain.errors import ConfigError
+from dltrain.model.arguments import first_line
+from dltrain.model.layers import (
+    check_parameters,
+    failed_initializer,
+    kernel_size,
+    layer_args,
+    layer_failed,
+    make_layer,
+    model_name,
+)
+
+
+def functional_model(config: Config, graph: list[Node], first: list[Any]) -> Any:
+    """keras.Model(inputs, outputs) over `graph`; `first` (a backbone's layers, in a row) stands
+    for its first node. Every mistake is a ConfigError at the node's key."""
+    keras = keras_module()
+    # Named as configs name it, a name no layer may take: Keras's own (input_layer) could be.
+    inputs = keras.Input(shape=tuple(config.model.input_shape), name=INPUT)
+    outputs: list[Any] = []
+    weights = 0
+    for index, node in enumerate(graph):
+        if index == 0 and first:
+            tensor = inputs
+            for layer in first:
+                tensor = layer(tensor)
+            outputs.append(tensor)
+            weights += sum(_size(layer) for layer in first)
+            continue
+        args = layer_args(config, index == len(graph) - 1, node.args)
+        layer = make_layer(node.layer, args, node.where)
+        taken = [inputs if source == MODEL_INPUT else outputs[source] for source in node.inputs]
+        shape = tuple(taken[0].shape)
+        check_parameters(weights + kernel_size(layer, shape), node.where)
+        try:
+            outputs.append(layer(taken if len(taken) > 1 else taken[0]))
+        except op_errors() as exc:
+            if len(taken) > 1:
+                raise merge_failed(exc, node, graph, taken) from None
+            raise input_failed(exc, index, graph, args, shape) from None
+        weights += _size(layer)
+        check_parameters(weights, node.where)
+    return keras.Model(inputs, outputs[-1], name=model_name(config))
+
+
+def _size(layer: Any) -> int:
+    return sum(math.prod(weight.shape) for weight in layer.weights)
+
+
+def source_label(graph: list[Node], source: int) -> str:
+    return "the model's input" if source == MODEL_INPUT else graph[source].label()
+
+
+def merge_failed(exc: BaseException, node: Node, graph: list[Node], taken: list[Any]) -> ConfigError:
+    """The merge's inputs disagree: both layers and both shapes, and the usual fix."""
+    shapes = [tuple(tensor.shape) for tensor in taken]
+    other = next((index for index, shape in enumerate(shapes) if shape != shapes[0]), None)
+    if other is None:
+        return ConfigError(f"{node.where}: cannot merge its inputs ({shapes[0]} each): "
+                           f"{first_line(exc)}")
+    first, second = node.inputs[0], node.inputs[other]
+    kind = ("all but the last axis the same" if node.layer == "Concatenate"
+            else "the same shape")
+    return ConfigError(
+        f"{node.where}: cannot merge its inputs: {source_label(graph, first)} gives "
+        f"{shapes[0]}, {source_label(graph, second)} gives {shapes[other]}; {node.layer} takes "
+        f"inputs of {kind}. Make the two paths agree, e.g. a 1x1 Conv2D on the shortcut "
+        f"({{filters: {shapes[0][-1]}, kernel_size: 1}}, with the other path's strides).")
+
+
+def input_failed(exc: BaseException, index: int, graph: list[Node], args: dict[str, Any],
+                 shape: tuple[Any, ...]) -> ConfigError:
+    """Keras refused the layer: its initializer, else the input it takes, named."""
+    node = graph[index]
+    if node.inputs[0] == index - 1:  # the layer before: said as in a Sequential model
+        return layer_failed(exc, node.layer, args, shape, node.where)
+    initializer = failed_initializer(node.layer, args, shape, node.where)
+    if initializer is not None:
+        return ConfigError(f"{node.where}.{initializer}: cannot make the layer's weights: "
+                           f"{op_message(exc)}")
+    return ConfigError(f"{node.where}: cannot take the output of "
+                       f"{source_label(graph, node.inputs[0])}, of shape {shape}: "
+                       f"{first_line(exc)}")
