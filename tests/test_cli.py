@@ -101,6 +101,7 @@ def test_overrides_and_shortcuts_land_in_the_saved_config(
     assert saved["optimizer"]["learning_rate"] == 0.01
     assert saved["training"]["batch_size"] == 16 and saved["seed"] == 7
     assert saved["training"]["epochs"] == 1 and saved["dataset"]["train_limit"] == 256
+    assert saved["training"]["steps_per_execution"] == 1  # a smoke run's few steps: one a call
 
 
 def test_keras2_spelling_prints_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

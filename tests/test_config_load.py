@@ -207,6 +207,17 @@ def test_smoke_shrinks_epochs_and_data(tmp_path: Path) -> None:
         1, 256, 128)
 
 
+def test_smoke_runs_one_step_a_call_unless_a_number_was_chosen(tmp_path: Path) -> None:
+    # TensorFlow traces a loop of several steps twice; a smoke run's few steps never pay it back.
+    path = write_yaml(tmp_path / "c.yaml", BASE)
+    assert load_config(path).config.steps_per_execution() == 8  # batch 32: auto, 256 a call
+    assert load_config(path, smoke=True).config.training.steps_per_execution == 1
+    assert load_config(path, ["training.steps_per_execution=auto"],
+                       smoke=True).config.training.steps_per_execution == "auto"
+    written = write_yaml(tmp_path / "d.yaml", with_sections("training: {steps_per_execution: 4}"))
+    assert load_config(written, smoke=True).config.training.steps_per_execution == 4
+
+
 def test_explicit_overrides_beat_smoke_defaults(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "c.yaml", BASE)
     config = load_config(path, ["training.epochs=3", "dataset.test_limit=50"], smoke=True).config

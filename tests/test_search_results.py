@@ -67,10 +67,11 @@ def test_best_yaml_of_a_smoke_search_keeps_the_config_as_written(tmp_path) -> No
     settings = smoke_settings(written, smoked)
     assert {".".join(map(str, s["key"])): (s["written"], s["smoke"]) for s in settings} == {
         "training.epochs": (4, 1), "dataset.train_limit": (None, 256),
-        "dataset.test_limit": (None, 128)}
+        "dataset.test_limit": (None, 128), "training.steps_per_execution": ("auto", 1)}
     best = yaml.safe_load(best_config(smoked.model_dump(mode="json"), str(path),
                                       {"optimizer.learning_rate": 0.003}, settings))
     assert best["training"]["epochs"] == 4 and best["training"]["batch_size"] == 32
+    assert best["training"]["steps_per_execution"] == "auto"
     assert best["dataset"].get("train_limit") is None and best["dataset"].get("test_limit") is None
     assert best["optimizer"]["learning_rate"] == 0.003 and "search" not in best
 

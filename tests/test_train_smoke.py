@@ -57,6 +57,9 @@ def test_synthetic_smoke_passes_every_shipped_config_offline_marks_runs_and_outl
         if "mnist_mlp" in loaded.source:  # type: ignore[attr-defined]
             # smoke deletes its run folder when the fit returns: keep what a run says of itself.
             kept.mkdir()
+            # Nobody opens a smoke run's folder: no plot is drawn into it.
+            (kept / "pictures.txt").write_text(" ".join(
+                sorted(path.name for path in result.run_dir.rglob("*.png"))))
             for name in ("metrics.json", "manifest.json", "config.yaml"):
                 shutil.copy(result.run_dir / name, kept / name)
         return result
@@ -94,7 +97,9 @@ def test_synthetic_smoke_passes_every_shipped_config_offline_marks_runs_and_outl
     assert json.loads((kept / "manifest.json").read_text())["synthetic"] is True
     assert ("note: synthetic stand-in data for mnist (uint8 28x28 images, 10 classes)"
             in " ".join(err.split()))
-    assert yaml.safe_load((kept / "config.yaml").read_text())["dataset"]["name"] == "mnist"
+    saved = yaml.safe_load((kept / "config.yaml").read_text())
+    assert saved["dataset"]["name"] == "mnist" and saved["training"]["steps_per_execution"] == 1
+    assert (kept / "pictures.txt").read_text() == ""
 
 
 def test_synthetic_smoke_of_a_csv_config_without_its_file_fails_and_says_why(

@@ -111,7 +111,8 @@ def shortcut_overrides(**values: int | str | None) -> list[str]:
 
 
 def shrink_for_smoke(raw: dict[str, Any], origins: dict[Key, str]) -> None:
-    """1 epoch on a stratified subset; written into the config so `eval` sees the same data.
+    """1 epoch on a stratified subset, one step a call; written into the config so `eval`
+    sees the same data.
 
     Runs on a config already validated as written. A value given with --set (or --epochs)
     is kept: the user chose it for this run.
@@ -123,6 +124,13 @@ def shrink_for_smoke(raw: dict[str, Any], origins: dict[Key, str]) -> None:
         if current is not None and blame((section, key), {}, origins)[1] is not None:
             continue
         values[key] = min(current, limit) if isinstance(current, int) else limit
+    # One step a call: a smoke run's few steps never pay back what several cost on TensorFlow
+    # (its loop of steps is traced twice: the whole train step again). A number written in the
+    # config, or given with --set, is kept: the user chose it.
+    training = raw["training"]
+    if training.get("steps_per_execution", "auto") == "auto" and blame(
+            ("training", "steps_per_execution"), {}, origins)[1] is None:
+        training["steps_per_execution"] = 1
     tune = (_backbone_section(raw) or {}).get("fine_tune")
     if isinstance(tune, dict) and raw["training"]["epochs"] == 1 and blame(
             ("training", "epochs"), {}, origins)[1] is None:

@@ -36,12 +36,14 @@ class FitResult:
 
 def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Console,
         live: bool, smoke: bool = False, synthetic: bool = False,
-        splits: Splits | None = None, callbacks: list[Any] | None = None) -> FitResult:
+        splits: Splits | None = None, callbacks: list[Any] | None = None,
+        pictures: bool = True) -> FitResult:
     """Everything that can fail on the user's input fails before the run directory exists.
 
     `splits`, when given, is data already loaded for this config (the folds of a
     cross-validation, the trials of a search): used as it is instead of reading the dataset again.
     `callbacks` are Keras callbacks added after dltrain's own (a search reports each epoch).
+    `pictures=False` draws no plots into the run (a run that is thrown away).
     """
     config = loaded.config
     clock = Clock.for_command()
@@ -79,7 +81,7 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
         console.print(f"run directory: {path}" if placement.writes else
                       f"process {placement.process_id}: process 0 writes the run directory",
                       highlight=False, soft_wrap=True)
-        start.smoke = smoke
+        start.smoke, start.pictures = smoke, pictures
         start.callbacks = list(callbacks or [])
         return FitResult(path, _run(start, splits, config, path, console, live), loaded.notes)
     except (KeyboardInterrupt, Terminated):

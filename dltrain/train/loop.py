@@ -151,15 +151,17 @@ def final_files(start: Start, splits: Splits, config: Config, path: Path, consol
     start.clock.lap("model_file")
     from dltrain.report.plots import learning_curves
 
-    learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
-                    f"{config.name}: learning curves", path / runs.CURVES_FILE,
-                    units=curve_units(splits))
+    if start.pictures:
+        learning_curves(history.rows, checkpoint.best_epoch, checkpoint.monitor,
+                        f"{config.name}: learning curves", path / runs.CURVES_FILE,
+                        units=curve_units(splits))
     start.clock.lap("curves")
     if score_alone():  # several processes: each scores the saved model on its own devices
         start.model = trainer = load_model(path / runs.MODEL_FILE)
     # The trainer scores as the model does (its augmentation runs in training calls only), with
     # the test step the validation compiled: one compilation fewer on JAX and torch.
-    scored = score(trainer, splits, config, path, f"{config.name}: final model on the test split")
+    scored = score(trainer, splits, config, path if start.pictures else None,
+                   f"{config.name}: final model on the test split")
     start.clock.lap("score")
     if checkpoint.best_epoch is None and start.history:  # no epoch trained: weigh the run's own
         checkpoint.set_model(start.model)

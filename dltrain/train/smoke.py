@@ -73,7 +73,8 @@ def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False,
         loaded = load_config(path, [f"backend={backend}"] if backend else [], smoke=True)
         with tempfile.TemporaryDirectory(prefix="dltrain-smoke-") as folder:
             metrics = fit(loaded, run_dir=Path(folder) / "run", device=device, console=log,
-                          live=False, smoke=True, synthetic=synthetic).metrics
+                          live=False, smoke=True, synthetic=synthetic,
+                          pictures=False).metrics  # the folder goes: draw nothing into it
     except DltrainError as exc:
         return SmokeResult(str(path), False, time.perf_counter() - started, str(exc))
     except Exception as exc:  # noqa: BLE001 - one config's crash must not hide the others'

@@ -16,6 +16,9 @@ class Start:
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     smoke: bool = False  # measure the training loss before and after, to see it fall
+    # Draw the learning curves and the evaluation's plots: not for a run nobody will open
+    # (`dltrain smoke`'s, in a folder removed when its fit returns).
+    pictures: bool = True
     kept: int = 0  # the epochs last.keras holds now: where a resume would start
     trained: int | None = None  # set when training is over (early stopping may end it sooner)
     callbacks: list[Any] = field(default_factory=list)  # the caller's own (a search's pruning)
