@@ -139,6 +139,18 @@ def test_an_output_that_is_a_folder_is_refused(capsys: pytest.CaptureFixture[str
     assert "is a folder; a file goes there" in " ".join(err.split())
 
 
+def test_the_command_s_defaults_are_the_range_test_s() -> None:
+    # cli/lr_find.py writes them out again so that --help imports no Keras: keep them one.
+    import inspect
+
+    from dltrain.cli.lr_find import lr_find as command
+
+    defaults = {name: parameter.default
+                for name, parameter in inspect.signature(command).parameters.items()}
+    assert (defaults["start"], defaults["end"], defaults["steps"]) == (
+        lr_find.START, lr_find.END, lr_find.STEPS)
+
+
 def test_a_mistyped_command_is_pointed_at_lr_find(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "lrfind", "configs/quickstart.yaml")
     assert code == 2
