@@ -130,6 +130,65 @@ def test_the_budget_counts_running_and_finished_trials_not_waiting_or_interrupte
     assert budget.reached(study)
 
 
+def test_the_postgres_extra_brings_sqlalchemy_2_1_whose_postgresql_scheme_loads_psycopg_3() -> None:
+    """On SQLAlchemy 2.0, postgresql:// loads psycopg2: the extra's psycopg would not help."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["postgres"] == ["psycopg[binary]>=3.1", "sqlalchemy>=2.1"]
+
+
+def test_a_trial_without_its_process_is_dated_by_this_host_s_clock_only() -> None:
+    """datetime_start is the local time of the machine that made the trial: another machine's
+    clock (or time zone) ahead made a trial just asked for look stopped, and its values ran
+    twice."""
+    import socket
+    from datetime import datetime, timedelta
+
+    from dltrain.search.results import UNSTARTED, interrupted
+
+    old = datetime.now() - timedelta(seconds=UNSTARTED + 60)
+    for host, expected in ((None, True), (socket.gethostname(), True), ("elsewhere", False)):
+        trial = _trial("RUNNING", **({"host": host} if host else {}))
+        trial.datetime_start = old
+        assert interrupted(trial) is expected, host
+    trial = _trial("RUNNING")
+    trial.datetime_start = datetime.now()
+    assert not interrupted(trial)  # just asked for: its process names itself next
+
+
+class _Connection:
+    def __init__(self, fails: bool) -> None:
+        self.fails, self.closed, self.said = fails, False, []
+
+    def execute(self, statement: Any, *_: Any) -> None:
+        self.said.append(str(statement))
+        if self.fails and "pg_advisory_lock" in str(statement):
+            raise RuntimeError("the server went away")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_advisory_lock_whose_query_failed_is_not_held_and_is_waited_for_again() -> None:
+    """self.connection was set before pg_advisory_lock returned: after a failure, the next
+    acquire() returned at once, with no lock."""
+    from dltrain.search.storage import LOCK_TIMEOUT, AdvisoryLock
+
+    connections = [_Connection(fails=True), _Connection(fails=False)]
+    lock = AdvisoryLock("postgresql://me@127.0.0.1:1/db", "dltrain budget: study")
+    lock.engine = SimpleNamespace(connect=lambda: connections.pop(0))
+    failed, held = connections
+    with pytest.raises(RuntimeError, match="went away"):
+        lock.acquire()
+    assert failed.closed and lock.connection is None
+    lock.acquire()
+    assert lock.connection is held and held.said == [
+        f"SET lock_timeout = '{LOCK_TIMEOUT}s'", "SELECT pg_advisory_lock(:key)"]
+    lock.release()
+    assert held.closed and lock.connection is None
+
+
 # --- against a real PostgreSQL cluster ------------------------------------------------------------
 
 LEARNING_RATES, BATCH_SIZES = [0.001, 0.003], [16, 32]
