@@ -377,3 +377,33 @@ def test_a_trial_names_its_host_and_process_before_the_budget_s_lock_lets_go() -
     with pytest.raises(Started):
         Runner.__call__(SimpleNamespace(started=started, current=None), trial)  # type: ignore[arg-type]
     assert seen == [{"host": socket.gethostname(), "pid": os.getpid()}]
+
+
+def test_optuna_s_error_for_a_failed_commit_is_named_by_the_driver_s_error_under_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Optuna raises StorageInternalError ("An exception is raised during the commit") when
+    the server goes away mid-trial: it was an internal error."""
+    from types import SimpleNamespace
+
+    import optuna
+    import sqlalchemy.exc
+
+    from dltrain.errors import RunError
+    from dltrain.search import tune
+
+    def lost() -> None:
+        try:
+            raise sqlalchemy.exc.OperationalError(
+                "COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        except sqlalchemy.exc.OperationalError as exc:
+            raise optuna.exceptions.StorageInternalError(
+                "An exception is raised during the commit.") from exc
+
+    parent, config = _parent(tmp_path)
+    monkeypatch.setattr(tune, "open_study", lambda *_: SimpleNamespace(
+        study_name="study", get_trials=lambda **_: lost()))
+    with pytest.raises(RunError) as error:
+        tune._search(parent, config, _searcher(config), None, [], [])  # type: ignore[arg-type]
+    assert "the database stopped answering ((builtins.Exception) server closed the connection " \
+           "unexpectedly)" in str(error.value)
+    assert _state(parent) == "interrupted"

@@ -66,10 +66,11 @@ QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
 
 def command_line() -> list[str]:
     """sys.argv as a run file may keep it: a URL's password hidden (***)."""
-    return [_hidden(arg) for arg in sys.argv]
+    return [hidden(arg) for arg in sys.argv]
 
 
-def _hidden(arg: str) -> str:
+def hidden(arg: str) -> str:
+    """A command-line argument with any URL's password in it replaced by ***."""
     arg = URL_PASSWORD.sub(r"\1:***@", arg)
     return QUERY_PASSWORD.sub(r"\1***", arg) if "://" in arg else arg
 

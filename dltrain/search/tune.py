@@ -202,7 +202,8 @@ def ended_by(parent: Path) -> Iterator[None]:
     except BaseException as error:
         state = records.read_if_present(parent, records.RunState)
         if state is not None and state.state == "running":
-            stopped = isinstance(error, KeyboardInterrupt | Terminated) or _is_database(error)
+            stopped = isinstance(error, KeyboardInterrupt | Terminated) or \
+                _database_error(error) is not None
             runs.set_state(parent, "interrupted" if stopped else "failed", kind=KIND,
                            **_storage_of(parent))
         raise
@@ -215,19 +216,24 @@ def database_errors(parent: Path, url: str) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if not _is_database(error):
+        cause = _database_error(error)
+        if cause is None:
             raise
         raise RunError(f"--storage {shown(url)}: the database stopped answering "
-                       f"({first_line(error, url)}). The trials it recorded are kept; when it "
+                       f"({first_line(cause, url)}). The trials it recorded are kept; when it "
                        f"answers again, continue with: dltrain tune --resume {parent}"
                        + (" (and --storage with a URL that has a password)" if is_server(url)
                           else "")) from None
 
 
-def _is_database(error: BaseException) -> bool:
+def _database_error(error: BaseException | None) -> BaseException | None:
+    """SQLAlchemy's error from the driver, itself or under one Optuna raised for it
+    (StorageInternalError, whose message says only that a commit failed)."""
     import sqlalchemy.exc
 
-    return isinstance(error, sqlalchemy.exc.DBAPIError)
+    while error is not None and not isinstance(error, sqlalchemy.exc.DBAPIError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def summary(parent: Path, study: Any, config: Config, runner: Runner, planned: int,
