@@ -222,7 +222,7 @@ def database_errors(parent: Path, url: str) -> Iterator[None]:
         raise RunError(f"--storage {shown(url)}: the database stopped answering "
                        f"({first_line(cause, url)}). The trials it recorded are kept; when it "
                        f"answers again, continue with: dltrain tune --resume {parent}"
-                       + (" (and --storage with a URL that has a password)" if is_server(url)
+                       + (" (with --storage again if its URL has a password)" if is_server(url)
                           else "")) from None
 
 
