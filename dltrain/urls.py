@@ -3,22 +3,27 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 HIDDEN = "***"
+QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
 
 
 def shown(url: str) -> str:
-    """The URL as messages and run files give it: its password, if any, replaced by ***."""
+    """The URL as messages and run files give it: its password, if any, replaced by ***, in
+    user:password@ or in a query's password= (libpq takes either)."""
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:  # not a URL (an unclosed [ in its host): nothing to hide
         return url
-    if password is None:
+    query = QUERY_PASSWORD.sub(rf"\1{HIDDEN}", parts.query)
+    if password is None and query == parts.query:
         return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(
-        f":{parts.password}@", f":{HIDDEN}@", 1)))
+    netloc = parts.netloc if password is None else parts.netloc.replace(
+        f":{password}@", f":{HIDDEN}@", 1)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def scrubbed(text: str, url: str) -> str:

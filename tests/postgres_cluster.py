@@ -82,7 +82,9 @@ def _as_server_user(folder: Path) -> list[str]:
 
 
 def _run(command: list[str], folder: Path) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=folder)
+    # TIMEOUT + 10: pg_ctl's own -t TIMEOUT ends first, with its message.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT + 10,
+                          cwd=folder)
     if done.returncode != 0:
         log = folder / "server.log"
         raise RuntimeError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}"
@@ -100,22 +102,26 @@ def cluster() -> Iterator[Cluster]:
     except ImportError:
         unavailable('psycopg is not installed: pip install -e ".[postgres]"')
     assert binaries is not None
-    folder = Path(tempfile.mkdtemp(prefix="dltrain-pg-"))
-    os.chmod(folder, 0o755)
-    (folder / "password").write_text(PASSWORD)
-    prefix = _as_server_user(folder)
-    data, port = folder / "data", _free_port()
-    _run([*prefix, str(binaries / "initdb"), "-D", str(data), "-U", USER, "--pwfile",
-          str(folder / "password"), "--auth-host=scram-sha-256", "--auth-local=trust",
-          "-E", "UTF8", "--no-sync"], folder)
-    # -w: pg_ctl returns once the server accepts connections, or fails after -t seconds.
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    control = [*prefix, str(binaries / "pg_ctl"), "-D", str(data)]
+    # Under /tmp, not $TMPDIR: the postgres user must reach it (a TMPDIR under /root it cannot).
+    folder = Path(tempfile.mkdtemp(prefix="dltrain-pg-", dir="/tmp"))
+    control: list[str] = []
     try:
+        os.chmod(folder, 0o755)
+        (folder / "password").write_text(PASSWORD)
+        prefix = _as_server_user(folder)
+        data, port = folder / "data", _free_port()
+        # --no-locale: an image without a generated locale (C.UTF-8 or en_US) still works.
+        _run([*prefix, str(binaries / "initdb"), "-D", str(data), "-U", USER, "--pwfile",
+              str(folder / "password"), "--auth-host=scram-sha-256", "--auth-local=trust",
+              "-E", "UTF8", "--no-locale", "--no-sync"], folder)
+        # -w: pg_ctl returns once the server accepts connections, or fails after -t seconds.
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
+        control = [*prefix, str(binaries / "pg_ctl"), "-D", str(data)]
         _run([*control, "-o", options, "-l", str(folder / "server.log"), "-w", "-t",
               str(TIMEOUT), "start"], folder)
         yield Cluster(port, folder)
     finally:
-        subprocess.run([*control, "-m", "immediate", "-w", "-t", str(TIMEOUT), "stop"],
-                       capture_output=True, timeout=TIMEOUT + 10)
+        if control:
+            subprocess.run([*control, "-m", "immediate", "-w", "-t", str(TIMEOUT), "stop"],
+                           capture_output=True, timeout=TIMEOUT + 10)
         shutil.rmtree(folder, ignore_errors=True)

@@ -173,6 +173,21 @@ def test_internal_error_exits_1_without_traceback(
         run_cli(capsys, "--debug", "fit", QUICKSTART, "--run-dir", tmp_path / "run")
 
 
+def test_an_internal_error_s_command_to_run_again_hides_a_url_s_password(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database that went away mid-search once reached this message, which echoed
+    --storage's password."""
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("dltrain.cli.tuning.ready_to_train", broken)  # before TensorFlow
+    config = CONFIGS / "mnist_cnn_search.yaml"
+    code, _, err = run_cli(capsys, "tune", config, "--storage", "postgresql://me:pw-71c@db/d")
+    assert code == 1 and "pw-71c" not in err
+    assert f"run again as dltrain --debug tune {config} --storage 'postgresql://me:***@db/d'," in \
+        " ".join(err.split())
+
+
 def test_ctrl_c_exits_130_and_marks_the_run_interrupted(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*args: object, **kwargs: object) -> None:

@@ -153,7 +153,9 @@ def test_the_command_a_run_file_keeps_hides_a_url_s_password(
     # environment.json and the lock file kept tune --storage's password as typed.
     monkeypatch.setattr(sys, "argv", [
         "dltrain", "tune", "--storage", "postgresql://me:pa@ss@db:5432/d",
-        "--storage=postgresql+psycopg://me:pw@db/d", "sqlite:///x.db", "--set", "a=b:c@d"])
+        "--storage=postgresql+psycopg://me:pw@db/d", "sqlite:///x.db", "--set", "a=b:c@d",
+        "postgresql://db/d?user=me&password=s3&sslmode=require", "--set", "x=y&password=z"])
     assert lock.command_line() == [
         "dltrain", "tune", "--storage", "postgresql://me:***@db:5432/d",
-        "--storage=postgresql+psycopg://me:***@db/d", "sqlite:///x.db", "--set", "a=b:c@d"]
+        "--storage=postgresql+psycopg://me:***@db/d", "sqlite:///x.db", "--set", "a=b:c@d",
+        "postgresql://db/d?user=me&password=***&sslmode=require", "--set", "x=y&password=z"]

@@ -16,8 +16,8 @@ from dltrain.config.yaml_file import read_value
 from dltrain.errors import ConfigError
 from dltrain.runs import records
 from dltrain.runs.records import Metrics, RunState
-from dltrain.search.results import shown
 from dltrain.search.space import applied, check_space, grid_values, override, planned_trials
+from dltrain.urls import shown
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 

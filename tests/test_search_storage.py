@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -130,6 +132,65 @@ def test_the_budget_counts_running_and_finished_trials_not_waiting_or_interrupte
     assert budget.reached(study)
 
 
+def test_the_postgres_extra_brings_sqlalchemy_2_1_whose_postgresql_scheme_loads_psycopg_3() -> None:
+    """On SQLAlchemy 2.0, postgresql:// loads psycopg2: the extra's psycopg would not help."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["postgres"] == ["psycopg[binary]>=3.1", "sqlalchemy>=2.1"]
+
+
+def test_a_trial_without_its_process_is_dated_by_this_host_s_clock_only() -> None:
+    """datetime_start is the local time of the machine that made the trial: another machine's
+    clock (or time zone) ahead made a trial just asked for look stopped, and its values ran
+    twice."""
+    import socket
+    from datetime import datetime, timedelta
+
+    from dltrain.search.results import UNSTARTED, interrupted
+
+    old = datetime.now() - timedelta(seconds=UNSTARTED + 60)
+    for host, expected in ((None, True), (socket.gethostname(), True), ("elsewhere", False)):
+        trial = _trial("RUNNING", **({"host": host} if host else {}))
+        trial.datetime_start = old
+        assert interrupted(trial) is expected, host
+    trial = _trial("RUNNING")
+    trial.datetime_start = datetime.now()
+    assert not interrupted(trial)  # just asked for: its process names itself next
+
+
+class _Connection:
+    def __init__(self, fails: bool) -> None:
+        self.fails, self.closed, self.said = fails, False, []
+
+    def execute(self, statement: Any, *_: Any) -> None:
+        self.said.append(str(statement))
+        if self.fails and "pg_advisory_lock" in str(statement):
+            raise RuntimeError("the server went away")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_advisory_lock_whose_query_failed_is_not_held_and_is_waited_for_again() -> None:
+    """self.connection was set before pg_advisory_lock returned: after a failure, the next
+    acquire() returned at once, with no lock."""
+    from dltrain.search.storage import LOCK_TIMEOUT, AdvisoryLock
+
+    connections = [_Connection(fails=True), _Connection(fails=False)]
+    lock = AdvisoryLock("postgresql://me@127.0.0.1:1/db", "dltrain budget: study")
+    lock.engine = SimpleNamespace(connect=lambda: connections.pop(0))
+    failed, held = connections
+    with pytest.raises(RuntimeError, match="went away"):
+        lock.acquire()
+    assert failed.closed and lock.connection is None
+    lock.acquire()
+    assert lock.connection is held and held.said == [
+        f"SET lock_timeout = '{LOCK_TIMEOUT}s'", "SELECT pg_advisory_lock(:key)"]
+    lock.release()
+    assert held.closed and lock.connection is None
+
+
 # --- against a real PostgreSQL cluster ------------------------------------------------------------
 
 LEARNING_RATES, BATCH_SIZES = [0.001, 0.003], [16, 32]
@@ -158,25 +219,41 @@ def grid_config(folder: Path) -> Path:
     return path
 
 
-def start_tune(folder: Path, *args: object) -> subprocess.Popen[str]:
+@dataclass
+class Tune:
+    """A `dltrain tune` process whose output goes to files: two processes' pipes read one
+    after the other could each wait on the other (one blocked writing a full pipe while
+    holding a lock the other waits for)."""
+
+    process: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+
+
+def start_tune(folder: Path, *args: object) -> Tune:
     """`dltrain tune ARGS` in its own process, started in `folder` (as on its own machine)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "dltrain", "tune", *map(str, args)], cwd=folder,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "CI": "1", "PYTHONPATH": str(ROOT)})
+    out, err = folder.with_name(f"{folder.name}.out"), folder.with_name(f"{folder.name}.err")
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "dltrain", "tune", *map(str, args)],
+                                   cwd=folder, stdout=stdout, stderr=stderr,
+                                   env={**os.environ, "CI": "1", "PYTHONPATH": str(ROOT)})
+    return Tune(process, out, err)
 
 
-def finish(*processes: subprocess.Popen[str]) -> list[tuple[int, str, str]]:
+def finish(*tunes: Tune) -> list[tuple[int, str, str]]:
     """Each process's exit code and output, every one ended even when one hangs."""
+    deadline = time.monotonic() + TIMEOUT
     try:
-        outputs = [process.communicate(timeout=TIMEOUT) for process in processes]
-        return [(process.returncode, *output) for process, output in zip(processes, outputs,
-                                                                          strict=True)]
+        for tune in tunes:
+            tune.process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.communicate(timeout=60)
+        for tune in tunes:
+            if tune.process.poll() is None:
+                tune.process.kill()
+                tune.process.wait(timeout=60)
+    return [(tune.process.returncode, tune.out.read_text(), tune.err.read_text())
+            for tune in tunes]
 
 
 def values(trial: dict[str, Any]) -> tuple[float, int]:
@@ -222,16 +299,17 @@ def test_two_processes_started_at_once_on_an_empty_database_run_each_trial_once(
                                       path.read_bytes()]
 
 
-def wait_for_trial(folder: Path, process: subprocess.Popen[str]) -> Path:
+def wait_for_trial(folder: Path, tune: Tune) -> Path:
     """A trial's run.json under `folder` (its fit has begun), bounded by TIMEOUT seconds."""
     deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and tune.process.poll() is None:
         found = sorted(folder.glob("trial-*/run.json"))
         if found:
             return found[0].parent
         time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"no trial under {folder}: {process.communicate(timeout=60)}")
+    tune.process.kill()
+    tune.process.wait(timeout=60)
+    raise AssertionError(f"no trial under {folder}: {tune.err.read_text()}")
 
 
 @pytest.mark.slow
@@ -243,8 +321,8 @@ def test_a_process_killed_mid_trial_leaves_its_trial_to_the_other_which_runs_the
                           "--json")
     try:
         killed = wait_for_trial(tmp_path / "one" / "search", doomed)
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait(timeout=60)  # reaped, as a shell would: a zombie's pid still answers
+        doomed.process.send_signal(signal.SIGKILL)
+        doomed.process.wait(timeout=60)  # reaped, as a shell would: a zombie's pid still answers
     finally:
         [_, (code, out, err)] = finish(doomed, survivor)
     assert code == 0, err
@@ -272,6 +350,58 @@ def test_a_wrong_password_exits_2_naming_the_url_without_any_password(
     for text in (out, err):
         assert "not-the-password" not in text and PASSWORD not in text
     assert not (tmp_path / "search").exists()  # no run folder, so no file to hold it
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # threads race on
+# warnings.catch_warnings, which is the process's, so one may escape it
+def test_four_openers_at_once_on_an_empty_database_each_open_it(server: Cluster) -> None:
+    """Each made Optuna's tables at the same moment, and all but one died (UniqueViolation on
+    pg_type): the advisory lock makes it one at a time. The barrier makes "at once" certain,
+    where two processes started together may not be."""
+    from dltrain.search import storage
+
+    url = server.create_database("four")
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            barrier.wait(timeout=60)
+            storage.rdb_storage(url)
+        except BaseException as exc:  # noqa: BLE001 - the test's assertion shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=TIMEOUT)
+    assert not [thread for thread in threads if thread.is_alive()] and errors == []
+
+
+@pytest.mark.slow
+def test_an_advisory_lock_held_too_long_is_a_message_naming_it(
+        server: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dltrain.search import storage
+
+    monkeypatch.setattr(storage, "LOCK_TIMEOUT", 1)
+    url = server.create_database("held")
+    holder = storage.AdvisoryLock(url, "dltrain budget: study")
+    holder.acquire()
+    try:
+        waiter = storage.AdvisoryLock(url, "dltrain budget: study")
+        with pytest.raises(RunError) as error:
+            waiter.acquire()
+        assert str(error.value) == (
+            f"--storage {url.replace(PASSWORD, '***')}: waited 1 s for the lock \"dltrain "
+            "budget: study\", which another process of the search holds all that time (one "
+            "that hangs: end it, and its lock goes).")
+        assert waiter.connection is None
+    finally:
+        holder.release()
+    waiter.acquire()  # let go: the next wait takes it
+    waiter.release()
 
 
 @pytest.mark.slow

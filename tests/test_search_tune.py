@@ -17,7 +17,7 @@ import yaml
 
 from conftest import CONFIGS, run_cli
 
-pytestmark = pytest.mark.slow  # every test here trains models
+pytestmark = pytest.mark.slow  # its tests train models (the last ones import Keras, as tune does)
 
 LEARNING_RATES, BATCH_SIZES = [0.001, 0.003], [32, 64]
 GRID = {(rate, size) for rate in LEARNING_RATES for size in BATCH_SIZES}
@@ -283,3 +283,127 @@ def test_a_killed_search_is_listed_interrupted_not_running(
     code, out, err = run_cli(capsys, "runs", tmp_path / "runs", "--json")
     [row] = json.loads(out)
     assert code == 0 and (row["state"], row["writer"]) == ("interrupted", "gone"), err
+
+
+# --- where a search's folder is left when what holds it fails (no training) ----------------------
+
+SECRET = "pw-9d2e"  # in the URL, and in no message
+
+
+def _parent(tmp_path: Path) -> tuple[Path, object]:
+    """A search folder marked running, as start() leaves it, and its config."""
+    from dltrain.config.load import load_config
+    from dltrain.runs import layout as runs
+
+    parent = tmp_path / "search"
+    parent.mkdir()
+    runs.set_state(parent, "running", kind="tune")
+    return parent, load_config(grid_config(tmp_path)).config
+
+
+def _state(parent: Path) -> str:
+    return json.loads((parent / "run.json").read_text())["state"]
+
+
+def _searcher(config: object) -> object:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    return SimpleNamespace(search=config.search, goal="maximize", console=Console())  # type: ignore[attr-defined]
+
+
+def test_a_database_that_stops_answering_is_a_message_naming_it_and_the_folder_interrupted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget's lock could not reach the server: an OperationalError traceback, and
+    run.json "running" for ever."""
+    from types import SimpleNamespace
+
+    from dltrain.errors import RunError
+    from dltrain.search import tune
+
+    pytest.importorskip("psycopg")
+    parent, config = _parent(tmp_path)
+    monkeypatch.setattr(tune, "open_study", lambda *_: SimpleNamespace(study_name="study"))
+    url = f"postgresql://me:{SECRET}@127.0.0.1:1/db"  # port 1: refused at once
+    with pytest.raises(RunError) as error:
+        tune._search(parent, config, _searcher(config), url, [], [])  # type: ignore[arg-type]
+    message = str(error.value)
+    assert message.startswith("--storage postgresql://me:***@127.0.0.1:1/db: the database stopped "
+                              "answering (") and SECRET not in message
+    assert f"continue with: dltrain tune --resume {parent}" in message
+    assert _state(parent) == "interrupted"
+
+
+def test_an_mlflow_run_that_cannot_open_leaves_the_search_failed_not_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+
+    from dltrain.errors import RunError
+    from dltrain.search import tune
+
+    @contextmanager
+    def refused(*_: object) -> object:
+        raise RunError("MLflow at http://127.0.0.1:1 refused the run")
+        yield
+
+    parent, config = _parent(tmp_path)
+    monkeypatch.setattr(tune, "tracked_parent", refused)
+    monkeypatch.setattr(tune, "open_study", lambda *_: pytest.fail("the study opened"))
+    with pytest.raises(RunError, match="refused the run"):
+        tune._search(parent, config, _searcher(config), None, [], [])  # type: ignore[arg-type]
+    assert _state(parent) == "failed"
+
+
+def test_a_trial_names_its_host_and_process_before_the_budget_s_lock_lets_go() -> None:
+    """Another process that took the lock saw the trial without a pid and, its clock ahead,
+    ran the same values again."""
+    import socket
+    from types import SimpleNamespace
+
+    from dltrain.search.trial import Runner
+
+    attrs: dict[str, object] = {}
+    seen: list[dict[str, object]] = []
+
+    class Started(Exception):
+        pass
+
+    def started() -> None:
+        seen.append(dict(attrs))
+        raise Started
+
+    trial = SimpleNamespace(number=3, set_user_attr=attrs.__setitem__)
+    with pytest.raises(Started):
+        Runner.__call__(SimpleNamespace(started=started, current=None), trial)  # type: ignore[arg-type]
+    assert seen == [{"host": socket.gethostname(), "pid": os.getpid()}]
+
+
+def test_optuna_s_error_for_a_failed_commit_is_named_by_the_driver_s_error_under_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Optuna raises StorageInternalError ("An exception is raised during the commit") when
+    the server goes away mid-trial: it was an internal error."""
+    from types import SimpleNamespace
+
+    import optuna
+    import sqlalchemy.exc
+
+    from dltrain.errors import RunError
+    from dltrain.search import tune
+
+    def lost() -> None:
+        try:
+            raise sqlalchemy.exc.OperationalError(
+                "COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        except sqlalchemy.exc.OperationalError as exc:
+            raise optuna.exceptions.StorageInternalError(
+                "An exception is raised during the commit.") from exc
+
+    parent, config = _parent(tmp_path)
+    monkeypatch.setattr(tune, "open_study", lambda *_: SimpleNamespace(
+        study_name="study", get_trials=lambda **_: lost()))
+    with pytest.raises(RunError) as error:
+        tune._search(parent, config, _searcher(config), None, [], [])  # type: ignore[arg-type]
+    assert "the database stopped answering ((builtins.Exception) server closed the connection " \
+           "unexpectedly)" in str(error.value)
+    assert _state(parent) == "interrupted"

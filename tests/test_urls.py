@@ -12,6 +12,13 @@ def test_shown_hides_a_password_and_leaves_other_urls_alone() -> None:
     assert shown("0.001") == "0.001"
 
 
+def test_shown_hides_a_password_given_in_the_query_as_libpq_takes_it() -> None:
+    assert shown("postgresql://db/d?user=me&password=secret&sslmode=require") == (
+        "postgresql://db/d?user=me&password=***&sslmode=require")
+    assert shown("postgresql://me:a@db/d?PASSWORD=b") == "postgresql://me:***@db/d?PASSWORD=***"
+    assert shown("postgresql://db/d?old_password=x") == "postgresql://db/d?old_password=x"
+
+
 def test_scrubbed_hides_the_password_wherever_an_error_quotes_it() -> None:
     error = "API request to http://me:secret@host:5000/api failed (secret)"
     assert scrubbed(error, "http://me:secret@host:5000") == (

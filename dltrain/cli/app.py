@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if "--debug" in args:
             raise
-        again = shlex.join(["dltrain", "--debug", *args])  # a root option: before the command
+        from dltrain.runs.lock import hidden
+
+        # --debug: a root option, before the command; a URL's password not echoed.
+        again = shlex.join(["dltrain", "--debug", *map(hidden, args)])
         err.print(f"[red]internal error:[/] {escape(for_terminal(repr(exc)))}. For the "
                   f"traceback, run again as {escape(again)}, and please report it.")
         return 1

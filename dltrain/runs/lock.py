@@ -60,11 +60,19 @@ def acquire(run_dir: Path) -> None:
 
 # user:password@ in a URL (tune --storage postgresql://user:password@host/db)
 URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):[^/\s]*@")
+# ...?password=... in one (libpq takes the password there too)
+QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
 
 
 def command_line() -> list[str]:
     """sys.argv as a run file may keep it: a URL's password hidden (***)."""
-    return [URL_PASSWORD.sub(r"\1:***@", arg) for arg in sys.argv]
+    return [hidden(arg) for arg in sys.argv]
+
+
+def hidden(arg: str) -> str:
+    """A command-line argument with any URL's password in it replaced by ***."""
+    arg = URL_PASSWORD.sub(r"\1:***@", arg)
+    return QUERY_PASSWORD.sub(r"\1***", arg) if "://" in arg else arg
 
 
 def open_own(path: Path) -> int:

@@ -23,7 +23,6 @@ from dltrain.runs import records
 from dltrain.runs.names import BEST_CONFIG, HISTORY_PLOT, IMPORTANCE_PLOT
 from dltrain.search.space import applied
 from dltrain.urls import HIDDEN
-from dltrain.urls import shown as shown  # re-exported: where a search's storage is shown
 
 KIND = "tune"  # run.json's kind for a search's parent run
 UNSTARTED = 300  # seconds after which a trial that never named its process counts as stopped
@@ -64,10 +63,14 @@ def interrupted(trial: Any) -> bool:
     if trial.state.name != "RUNNING":
         return False
     if not isinstance(attrs.get("pid"), int):
-        # Asked of Optuna but not started: a trial names its process at once, so one this old
-        # was stopped in between (a Ctrl-C while Optuna made it).
+        # Asked of Optuna but not started: a trial names its host and process before the
+        # budget's lock lets go, so a process holding the lock sees one without them only when
+        # it was stopped in between. Outside the lock (a table, `dltrain runs`) it may be a
+        # trial just made: only this host's clock dates it (datetime_start is the local time
+        # of the machine that made it), so another machine's is left to its heartbeat.
         started = trial.datetime_start
-        return started is not None and (datetime.now() - started).total_seconds() > UNSTARTED
+        return attrs.get("host") in (None, socket.gethostname()) and started is not None and (
+            datetime.now() - started).total_seconds() > UNSTARTED
     if attrs.get("host") != socket.gethostname():
         return False
     if attrs.get("interrupted"):

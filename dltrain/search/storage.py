@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from dltrain import install_line
 from dltrain.errors import RunError
 from dltrain.runs import lock as run_lock
-from dltrain.search.results import HIDDEN, shown
+from dltrain.urls import scrubbed, shown
 
 POSTGRES_EXTRA = install_line("postgres")
 # The driver SQLAlchemy loads for each scheme (2.1: postgresql:// is psycopg 3), for the message
@@ -42,6 +41,10 @@ DRIVERS = {
 HEARTBEAT, GRACE = 20, 90
 CREATING = "dltrain: Optuna's tables"  # the advisory lock's name while they are made
 CONNECT_TIMEOUT = 15  # seconds: a server that does not answer is an error, not a hang
+# Seconds an advisory lock is waited for: each is held for moments (Optuna's tables made, a
+# trial claimed), so a longer wait is a process that hangs holding it, not a busy search.
+LOCK_TIMEOUT = 600
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's code for a wait that lock_timeout ended
 
 
 def is_server(storage: str) -> bool:
@@ -69,10 +72,10 @@ def rdb_storage(storage: str) -> Any:
                     heartbeat_interval=HEARTBEAT, grace_period=GRACE)
     except ImportError as exc:
         raise RunError(f"--storage {shown(storage)}: its driver is not installed "
-                       f"({_first(exc, storage)}); {driver_hint(storage)}.") from None
+                       f"({first_line(exc, storage)}); {driver_hint(storage)}.") from None
     except Exception as exc:  # SQLAlchemy's errors: a bad URL, a database it cannot open
-        raise RunError(f"--storage {shown(storage)}: cannot open it: {_first(exc, storage)}. A URL "
-                       "looks like sqlite:///path/study.db or postgresql://user:password@host/db."
+        raise RunError(f"--storage {shown(storage)}: cannot open it: {first_line(exc, storage)}. "
+                       "A URL looks like sqlite:///path/study.db or postgresql://user:password@host/db."
                        ) from None
 
 
@@ -92,12 +95,10 @@ def driver_hint(storage: str) -> str:
         "pip install the database's driver that SQLAlchemy names"
 
 
-def _first(exc: BaseException, storage: str) -> str:
+def first_line(exc: BaseException, storage: str) -> str:
     """The error's first line, never with the URL's password (a driver may quote the URL)."""
     lines = str(exc).strip().splitlines()
-    line = lines[0][:200] if lines else type(exc).__name__
-    password = urlsplit(storage).password
-    return line.replace(password, HIDDEN) if password else line
+    return scrubbed(lines[0][:200] if lines else type(exc).__name__, storage)
 
 
 def connect_args(storage: str) -> dict[str, Any]:
@@ -141,24 +142,51 @@ class AdvisoryLock:
     study, on any machine. Closing the connection (or the process dying) lets it go."""
 
     def __init__(self, storage: str, name: str) -> None:
-        self.storage, self.key = storage, lock_key(name)
+        self.storage, self.name, self.key = storage, name, lock_key(name)
         self.connection: Any = None
         self.engine: Any = None
 
     def acquire(self) -> None:
+        """Wait for the lock (LOCK_TIMEOUT seconds at most); held once this returns.
+
+        Raises:
+            RunError: when another process held it all that time.
+            sqlalchemy.exc.DBAPIError: when the server cannot be reached (tune names it).
+        """
         import sqlalchemy
-        from sqlalchemy.pool import NullPool
 
         if self.connection is not None:
             return
+        connection = self._engine().connect()
+        try:
+            # lock_timeout ends a wait on an advisory lock too: a hang would be silent.
+            connection.execute(sqlalchemy.text(f"SET lock_timeout = '{LOCK_TIMEOUT}s'"))
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"),
+                               {"key": self.key})
+        except sqlalchemy.exc.OperationalError as exc:
+            connection.close()  # not held: a later acquire() must wait for it again
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise RunError(f"--storage {shown(self.storage)}: waited {LOCK_TIMEOUT} s for "
+                               f"the lock \"{self.name}\", which another process of the search "
+                               "holds all that time (one that hangs: end it, and its lock goes)."
+                               ) from None
+            raise
+        except BaseException:
+            connection.close()
+            raise
+        self.connection = connection
+
+    def _engine(self) -> Any:
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+
         if self.engine is None:  # NullPool: a closed connection is closed, never pooled locked
             # AUTOCOMMIT: the lock is the session's, so its connection never sits "idle in
             # transaction" (which a server may be set to end) while another process waits.
             self.engine = sqlalchemy.create_engine(self.storage, poolclass=NullPool,
                                                    isolation_level="AUTOCOMMIT",
                                                    **connect_args(self.storage))
-        self.connection = self.engine.connect()
-        self.connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+        return self.engine
 
     def release(self) -> None:
         if self.connection is not None:

@@ -110,11 +110,13 @@ class Runner:
         return self.data[key]
 
     def __call__(self, trial: Any) -> float:
-        if self.started is not None:
-            self.started()
         self.current = trial.number
+        # Its process named before the budget's lock lets go: a process that takes the lock
+        # next never sees this trial without one (results.interrupted would retry its values).
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
+        if self.started is not None:
+            self.started()
         values = {key: suggest(trial, key, space) for key, space in self.search.parameters.items()}
         shown = ", ".join(f"{key}={value}" for key, value in values.items())
         self.console.print(f"trial {trial.number}: {shown}", highlight=False, soft_wrap=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,10 +33,11 @@ from dltrain.runs.names import STUDY_FILE, STUDY_LOCK
 from dltrain.search import results
 from dltrain.search.budget import Budget, retry_interrupted
 from dltrain.search.space import check_space, grid_space, planned_trials
-from dltrain.search.storage import budget_lock, rdb_storage
+from dltrain.search.storage import budget_lock, first_line, is_server, rdb_storage
 from dltrain.search.trial import Runner, direction, objective_of
 from dltrain.tracking.parent import tracked_parent
 from dltrain.tracking.store import check_ready
+from dltrain.urls import shown
 
 KIND = results.KIND
 
@@ -68,11 +70,11 @@ def start(loaded: Loaded, *, run_dir: Path | None, storage: str | None, trials: 
     (parent / run_lock.LOCK_FILE).unlink(missing_ok=True)
     runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
     runs.set_state(parent, "running", kind=KIND,
-                   **({"storage": results.shown(storage)} if storage else {}))
+                   **({"storage": shown(storage)} if storage else {}))
     # The search's start: versions, device, command (`runs` shows its date and backend).
     records.write(parent, records.Environment.of(runs.environment(runner.device_name)))
     console.print(f"search directory: {parent}", highlight=False, soft_wrap=True)
-    with run_lock.searching(parent), tracked_parent(config, parent, KIND):  # trials nest in it
+    with run_lock.searching(parent):
         return _search(parent, config, runner, storage, notes, smoke)
 
 
@@ -112,7 +114,7 @@ def resume(parent: Path, *, storage: str | None, trials: int | None, device: Dev
         runs.write_atomic(parent / runs.CONFIG_FILE, dump(config))
     searched = records.read_if_present(parent, records.Search)
     smoke = [] if searched is None else searched.as_json().get("smoke") or []
-    with run_lock.searching(parent), tracked_parent(config, parent, KIND):
+    with run_lock.searching(parent):
         return _search(parent, config, runner, storage or state.get("storage"), notes, smoke)
 
 
@@ -148,8 +150,23 @@ def _runner(config: Config, source: str, device: Device, console: Console) -> Ru
 
 def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
             notes: list[str], smoke: list[dict[str, Any]]) -> TuneResult:
-    planned = planned_trials(runner.search)
+    """The study's trials in this process, within the search's MLflow run (trials nest in it).
+
+    Raises:
+        RunError: when the database server stops answering (named without its password).
+    """
     url = storage or f"sqlite:///{parent.resolve() / STUDY_FILE}"
+    # Each `ended_by` marks a folder still "running" when what it holds fails: the second a
+    # failure in the search, the MLflow run then ended by what run.json says; the first one
+    # in opening that run.
+    with database_errors(parent, url), ended_by(parent), tracked_parent(config, parent, KIND), \
+            ended_by(parent):
+        return _run_trials(parent, config, runner, url, notes, smoke)
+
+
+def _run_trials(parent: Path, config: Config, runner: Runner, url: str, notes: list[str],
+                smoke: list[dict[str, Any]]) -> TuneResult:
+    planned = planned_trials(runner.search)
     study = open_study(config, url, runner.goal)
     runner.parent = parent
     budget = Budget(budget_lock(url, study.study_name, parent / STUDY_LOCK), planned)
@@ -174,6 +191,49 @@ def _search(parent: Path, config: Config, runner: Runner, storage: str | None,
         document = {**summary(parent, study, config, runner, planned, notes), "smoke": smoke}
         notes += results.write_results(parent, study, document, runner.base, runner.source)
     return TuneResult(parent, {**document, "notes": notes}, notes)
+
+
+@contextmanager
+def ended_by(parent: Path) -> Iterator[None]:
+    """A search folder that its block leaves "running" by failing (before summary() could say
+    how far it got): interrupted, which --resume continues, or failed for any other error."""
+    try:
+        yield
+    except BaseException as error:
+        state = records.read_if_present(parent, records.RunState)
+        if state is not None and state.state == "running":
+            stopped = isinstance(error, KeyboardInterrupt | Terminated) or \
+                _database_error(error) is not None
+            runs.set_state(parent, "interrupted" if stopped else "failed", kind=KIND,
+                           **_storage_of(parent))
+        raise
+
+
+@contextmanager
+def database_errors(parent: Path, url: str) -> Iterator[None]:
+    """A database server that stops answering mid-search: a message naming it, not a
+    traceback (its trials so far are kept, and --resume continues)."""
+    try:
+        yield
+    except Exception as error:
+        cause = _database_error(error)
+        if cause is None:
+            raise
+        raise RunError(f"--storage {shown(url)}: the database stopped answering "
+                       f"({first_line(cause, url)}). The trials it recorded are kept; when it "
+                       f"answers again, continue with: dltrain tune --resume {parent}"
+                       + (" (with --storage again if its URL has a password)" if is_server(url)
+                          else "")) from None
+
+
+def _database_error(error: BaseException | None) -> BaseException | None:
+    """SQLAlchemy's error from the driver, itself or under one Optuna raised for it
+    (StorageInternalError, whose message says only that a commit failed)."""
+    import sqlalchemy.exc
+
+    while error is not None and not isinstance(error, sqlalchemy.exc.DBAPIError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def summary(parent: Path, study: Any, config: Config, runner: Runner, planned: int,
