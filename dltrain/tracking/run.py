@@ -265,5 +265,10 @@ def mark_pruned(config: Config, folder: Path, epoch: int) -> None:
         mlflow.set_tag(recorded.run_id, "dltrain.pruned_after_epoch", str(epoch))
         mlflow.set_terminated(recorded.run_id, "KILLED")
     except Exception as exc:
-        warn(f"MLflow at {shown(uri)} did not hear that {folder.name} was pruned "
-             f"({first_line(exc, uri)}).")
+        if unreachable(exc):  # one warning while the server stays gone
+            gone(uri, exc, folder)
+        else:
+            warn(f"MLflow at {shown(uri)} did not hear that {folder.name} was pruned "
+                 f"({first_line(exc, uri)}).")
+        return
+    GONE.discard(uri)
