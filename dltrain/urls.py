@@ -33,3 +33,11 @@ def scrubbed(text: str, url: str) -> str:
     except ValueError:
         return text
     return text.replace(password, HIDDEN) if password else text
+
+
+def hides_password(url: str) -> bool:
+    """Whether `url` is one `shown` gave, its password replaced by ***."""
+    try:
+        return urlsplit(url).password == HIDDEN
+    except ValueError:
+        return False

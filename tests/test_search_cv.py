@@ -268,3 +268,24 @@ def test_each_shipped_config_gets_its_folds_validation_and_nothing_else(path: Pa
     assert folds.model_dump(exclude={"dataset"}) == loaded.config.model_dump(exclude={"dataset"})
     assert folds.dataset.model_dump(exclude={"validation_split"}) == (
         loaded.config.dataset.model_dump(exclude={"validation_split"}))
+
+
+def test_a_parent_mlflow_refused_is_marked_failed_not_left_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dltrain.config.load import dump
+    from dltrain.errors import RunError
+    from dltrain.runs import layout
+    from dltrain.search import cv
+    from dltrain.tracking.run import TrackedRun
+
+    def refuse(*args: Any) -> None:
+        raise RunError("MLflow at http://host:5000 refused the run: 403")
+
+    monkeypatch.setattr(TrackedRun, "open", refuse)
+    config = load_config(QUICKSTART, ["tracking.mlflow.experiment=exp"]).config
+    (tmp_path / "config.yaml").write_text(dump(config))
+    layout.set_state(tmp_path, "running", kind="cv")
+    with pytest.raises(RunError, match="refused the run"):
+        cv.run_folds(tmp_path, {"per_fold": []}, None)  # type: ignore[arg-type]
+    state = records.read(tmp_path, records.RunState)
+    assert state.state == "failed" and "refused the run" in str(state.error)

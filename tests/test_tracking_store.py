@@ -35,6 +35,12 @@ def test_the_uri_is_the_configs_then_the_environments_then_a_store_beside_the_ru
     # A resumed run run from elsewhere keeps the default store it was logged to.
     assert store.tracking_uri(tracked_config(), "sqlite:////old/runs/mlflow.db") == (
         "sqlite:////old/runs/mlflow.db")
+    # One logged via $MLFLOW_TRACKING_URI, resumed without it: the same server.
+    assert store.tracking_uri(tracked_config(), "http://host:5000") == "http://host:5000"
+    with pytest.raises(DltrainError) as raised:  # its password was not kept
+        store.tracking_uri(tracked_config(), "https://me:***@host")
+    assert "logged to MLflow at https://me:***@host, whose password no run file keeps: set " \
+        "MLFLOW_TRACKING_URI" in str(raised.value)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://env:5000")
     assert store.tracking_uri(tracked_config(), "sqlite:////old/runs/mlflow.db") == (
         "http://env:5000")
@@ -73,3 +79,58 @@ def test_a_password_in_the_configs_uri_is_refused_without_echoing_it() -> None:
     assert "secret" not in str(raised.value)
     assert "tracking.mlflow.uri: holds a password" in str(raised.value)
     assert "MLFLOW_TRACKING_PASSWORD" in str(raised.value)
+
+
+class Answer:
+    def __enter__(self) -> Answer:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        pass
+
+
+def test_the_probe_takes_mlflows_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    contexts: list[ssl.SSLContext] = []
+    monkeypatch.setattr(store.urllib.request, "urlopen",
+                        lambda url, timeout, context: contexts.append(context) or Answer())
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    store.probe("https://host")
+    assert contexts[-1].verify_mode == ssl.CERT_NONE and not contexts[-1].check_hostname
+    monkeypatch.delenv("MLFLOW_TRACKING_INSECURE_TLS")
+    store.probe("https://host")
+    assert contexts[-1].verify_mode == ssl.CERT_REQUIRED
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", "/no/such/ca.pem")
+    with pytest.raises(DltrainError, match="does not answer"):  # named, not a traceback
+        store.probe("https://host")
+
+
+def test_a_certificate_the_probe_cannot_check_is_left_to_mlflow(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+    import urllib.error
+
+    def refuse(url: str, timeout: float, context: ssl.SSLContext) -> None:
+        raise urllib.error.URLError(ssl.SSLCertVerificationError("self-signed certificate"))
+
+    monkeypatch.setattr(store.urllib.request, "urlopen", refuse)
+    store.probe("https://host")  # something answers: MLflow's client checks it as it does
+
+
+def test_an_error_page_that_breaks_off_is_no_mlflow_answer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import urllib.error
+
+    class Broken(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            raise ConnectionResetError("reset")
+
+    def answer(url: str, timeout: float, context: object) -> None:
+        raise urllib.error.HTTPError(url, 502, "Bad Gateway", {}, Broken())  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.urllib.request, "urlopen", answer)
+    with pytest.raises(DltrainError, match=r"answers, but not as an MLflow tracking server "
+                                           r"\(HTTP 502\)"):
+        store.probe("http://host:5000")

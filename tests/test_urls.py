@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dltrain.urls import scrubbed, shown
+from dltrain.urls import hides_password, scrubbed, shown
 
 
 def test_shown_hides_a_password_and_leaves_other_urls_alone() -> None:
@@ -24,3 +24,9 @@ def test_scrubbed_hides_the_password_wherever_an_error_quotes_it() -> None:
     assert scrubbed(error, "http://me:secret@host:5000") == (
         "API request to http://me:***@host:5000/api failed (***)")
     assert scrubbed(error, "http://host:5000") == error
+
+
+def test_a_url_shown_without_its_password_says_so() -> None:
+    assert hides_password(shown("https://me:secret@host"))
+    assert not hides_password("https://me@host") and not hides_password("sqlite:///a.db")
+    assert not hides_password("http://[::1")

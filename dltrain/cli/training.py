@@ -135,8 +135,10 @@ def _check_resume_options(backend: BackendName | None, run_dir: Path | None, smo
 def _fit_new(loaded: Loaded, joined: Cluster | None, run_dir: Path | None, device: Device,
              console: Console, smoke: bool) -> FitResult:
     from dltrain.backend.distribution import abandon
+    from dltrain.tracking.store import check_ready
     from dltrain.train import fit as runner
 
+    check_ready(loaded.config)  # an MLflow server that does not answer: before any folder
     try:
         return runner.fit(loaded, run_dir=run_dir, device=device, console=console,
                           live=shows_live_progress(console), smoke=smoke)

@@ -196,9 +196,20 @@ def data_marks(plan: Plan) -> dict[str, Any]:
 def run_folds(parent: Path, record: dict[str, Any], plan: Plan) -> CvResult:
     """Run the folds cv.json does not record yet, then the refit; parent's run.json says how
     far it got (interrupted: resume with `dltrain cv --resume`)."""
-    # The parent's MLflow run, the folds' runs nested in it, ends with the state run.json says.
-    with tracked_parent(load_config(parent / runs.CONFIG_FILE).config, parent, "cv"):
-        return _run_folds(parent, record, plan)
+    # The parent's MLflow run, the folds' runs nested in it, ends with the state run.json says
+    # (which _run_folds sets before it ends). A parent run MLflow refused left nothing to end,
+    # but the folder must not say "running" for ever.
+    try:
+        with tracked_parent(load_config(parent / runs.CONFIG_FILE).config, parent, "cv"):
+            return _run_folds(parent, record, plan)
+    except BaseException as exc:
+        state = records.read_if_present(parent, records.RunState)
+        if state is not None and state.state == "running":
+            stopped = isinstance(exc, KeyboardInterrupt | Terminated)
+            runs.set_state(parent, "interrupted" if stopped else "failed", kind="cv",
+                           **({"folds_done": len(record["per_fold"])} if stopped else
+                              {"error": f"{type(exc).__name__}: {exc}"}))
+        raise
 
 
 def _run_folds(parent: Path, record: dict[str, Any], plan: Plan) -> CvResult:

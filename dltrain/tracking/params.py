@@ -36,10 +36,12 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
 
 
 def config_params(config: Config) -> dict[str, str]:
+    """The run's params: every config value under the key path --set takes (flatten)."""
     return flatten(config.model_dump(mode="json"))
 
 
 def kind_of(smoke: bool, synthetic: bool) -> str:
+    """The dltrain.kind tag: smoke (a --smoke fit), synthetic (stand-in data) or fit."""
     return "smoke" if smoke else "synthetic" if synthetic else "fit"
 
 

@@ -27,6 +27,9 @@ def tracked_parent(config: Config, folder: Path, kind: str) -> Iterator[TrackedR
         yield None
         return
     run = TrackedRun.open(config, folder, kind)
+    if run is None:  # nested in a tracked folder whose server is gone: untracked
+        yield None
+        return
     run.log_files([names.CONFIG_FILE])
     try:
         yield run

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dltrain import install_line
 from dltrain.config.schema import Config
 from dltrain.errors import DltrainError
-from dltrain.urls import shown
+from dltrain.urls import hides_password, shown
 
 DEFAULT_STORE = "mlflow.db"  # in output.runs_dir: `mlflow ui --backend-store-uri sqlite:///runs/mlflow.db`
 PROBE_SECONDS = 5.0
@@ -29,18 +30,28 @@ CLIENT_ENVIRONMENT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
 
 
 def tracked(config: Config) -> bool:
+    """Whether the config logs its runs to MLflow (it has a tracking.mlflow section)."""
     return config.tracking is not None and config.tracking.mlflow is not None
 
 
 def tracking_uri(config: Config, recorded: str | None = None) -> str:
-    """tracking.mlflow.uri, else $MLFLOW_TRACKING_URI, else the store a resumed run recorded
-    (when it was the default, wherever the command now runs from), else
-    sqlite:///<output.runs_dir>/mlflow.db from the working directory."""
+    """tracking.mlflow.uri, else $MLFLOW_TRACKING_URI, else the store a resumed run (or its
+    cross-validation or search) recorded, wherever the command now runs from, else
+    sqlite:///<output.runs_dir>/mlflow.db from the working directory.
+
+    Raises:
+        DltrainError: the recorded URI had a password, which no run file keeps: a new run in
+            another store would be made instead, so $MLFLOW_TRACKING_URI must give it again.
+    """
     assert config.tracking is not None and config.tracking.mlflow is not None
     chosen = config.tracking.mlflow.uri or os.environ.get("MLFLOW_TRACKING_URI")
     if chosen:
         return chosen
-    if recorded and recorded.startswith("sqlite:"):
+    if recorded and hides_password(recorded):
+        raise DltrainError(f"this run was logged to MLflow at {recorded}, whose password no run "
+                           "file keeps: set MLFLOW_TRACKING_URI to that URI, password included, "
+                           "and run the command again.")
+    if recorded:
         return recorded
     return "sqlite:///" + str((Path.cwd() / config.output.runs_dir / DEFAULT_STORE).resolve())
 
@@ -60,24 +71,48 @@ def check_ready(config: Config, recorded: str | None = None) -> None:
 
 def probe(uri: str, seconds: float = PROBE_SECONDS) -> None:
     """MLflow's REST API answers at `uri` within `seconds` (a 401 or 403 too: credentials are
-    MLflow's to check); otherwise a DltrainError naming the URI without its password."""
+    MLflow's to check); otherwise a DltrainError naming the URI without its password. TLS as
+    MLflow's client is told ($MLFLOW_TRACKING_INSECURE_TLS, $MLFLOW_TRACKING_SERVER_CERT_PATH)."""
     parts = urlsplit(uri)
     bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))  # no credentials
     asked = bare.rstrip("/") + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=dltrain"
     try:
-        with urllib.request.urlopen(asked, timeout=seconds):
+        with urllib.request.urlopen(asked, timeout=seconds, context=tls_context()):
             return
     except urllib.error.HTTPError as exc:
         # No such experiment is MLflow's 404 with its error code; a proxy's 404 has none.
-        if exc.code in (401, 403) or b"error_code" in exc.read(2000):
+        if exc.code in (401, 403) or b"error_code" in body(exc):
             return
         problem = f"answers, but not as an MLflow tracking server (HTTP {exc.code})"
     except (OSError, ValueError) as exc:
+        if isinstance(getattr(exc, "reason", exc), ssl.SSLCertVerificationError):
+            # Something answers; MLflow's client checks its certificate with its own CA bundle
+            # (requests'), and says so when the run opens if it refuses it too.
+            return
         problem = f"does not answer ({getattr(exc, 'reason', exc)})"
     raise DltrainError(f"the MLflow tracking URI {shown(uri)} {problem}; nothing was trained. "
                        "Start it (mlflow server --host 127.0.0.1 --port 5000), fix "
                        "tracking.mlflow.uri or $MLFLOW_TRACKING_URI, or drop the tracking "
                        "section.")
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings MLflow's client takes from the environment, for the probe."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("true", "1"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+                                      or None)
+
+
+def body(exc: urllib.error.HTTPError) -> bytes:
+    """The start of an error response's body (none when reading it fails too)."""
+    try:
+        return exc.read(2000) or b""
+    except Exception:  # a connection reset mid-body: what came is not MLflow's answer
+        return b""
 
 
 def client(uri: str) -> Any:

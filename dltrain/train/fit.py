@@ -21,7 +21,6 @@ from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
 from dltrain.runs import records
-from dltrain.tracking.store import check_ready
 from dltrain.train.loop import _run
 from dltrain.train.start import Start
 from dltrain.train.timing import Background, Clock
@@ -44,10 +43,11 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     cross-validation, the trials of a search): used as it is instead of reading the dataset again.
     `callbacks` are Keras callbacks added after dltrain's own (a search reports each epoch).
     `pictures=False` draws no plots into the run (a run that is thrown away).
+    The command that calls it checks its MLflow server first (tracking.store.check_ready):
+    once, not for each fold or trial, which go on untracked when it goes away.
     """
     config = loaded.config
     clock = Clock.for_command()
-    check_ready(config)  # an MLflow server that does not answer: before any folder or training
     use_backend(config.backend, device)  # first: a reader may ask which backend will run
     # The data is read while the backend starts and the model is built (seconds on a GPU).
     reading = None if splits is not None else Background(

@@ -66,11 +66,13 @@ def smoke_one(path: Path, device: Device, log: Console, synthetic: bool = False,
     `synthetic` trains on stand-ins for the datasets that would be downloaded (see
     dltrain.data.synthetic), so no config needs the network.
     """
+    from dltrain.tracking.store import check_ready
     from dltrain.train.fit import fit
 
     started = time.perf_counter()
     try:
         loaded = load_config(path, [f"backend={backend}"] if backend else [], smoke=True)
+        check_ready(loaded.config)  # an MLflow server that does not answer: before training
         with tempfile.TemporaryDirectory(prefix="dltrain-smoke-") as folder:
             metrics = fit(loaded, run_dir=Path(folder) / "run", device=device, console=log,
                           live=False, smoke=True, synthetic=synthetic,

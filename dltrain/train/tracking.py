@@ -32,7 +32,9 @@ RESULT_FILES = (names.METRICS_FILE, names.HISTORY_FILE, names.CURVES_FILE, names
 class MlflowTracking(Subscriber):
     """Logs the run to MLflow. An epoch is logged once last.keras holds it (`kept`), so an
     epoch a resume trains again is never logged twice; a resume first logs the epochs its run
-    holds and MLflow does not (those a lost server missed too)."""
+    holds and MLflow does not (those a lost server missed too). The tracker hears an epoch end
+    before last.keras holds it, so MLflow gets each epoch as the next one ends (one epoch
+    late), and the last as training ends."""
 
     def __init__(self, config: Config, smoke: bool, history: list[dict[str, float]],
                  kept: Callable[[], int]) -> None:
@@ -45,6 +47,8 @@ class MlflowTracking(Subscriber):
         manifest = records.read_if_present(event.run_dir, records.Manifest)
         synthetic = bool(manifest is not None and manifest.synthetic)
         self.run = TrackedRun.open(self.config, event.run_dir, kind_of(self.smoke, synthetic))
+        if self.run is None:  # a fold or trial whose server is gone: it trains untracked
+            return
         self.run.log_files([names.CONFIG_FILE])
         if self.earlier:
             logged = self.run.logged_epochs()
