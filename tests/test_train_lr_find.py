@@ -119,6 +119,12 @@ def test_a_schedule_with_its_own_starting_rate_gets_its_key(tmp_path: Path) -> N
      "Received: --start 1 --end 0.1. Try --start 1e-07 --end 10."),
     (["--start", "0"], "Received: --start 0 --end 10"),
     (["--end", "inf"], "Received: --start 1e-07 --end inf"),
+    # The ratio overflows, or is so near 1 that the ramp's growth rounds to 1.
+    (["--start", "1e-300", "--end", "1e300"], "lr-find measures the loss's fall over a decade of "
+     "rates: --end must be at least 10x --start (and the ratio a finite number). Received: "
+     "--start 1e-300 --end 1e+300, a ratio of inf. Try --start 1e-07 --end 10."),
+    (["--start", "1", "--end", "1.0000000000000002"], "a ratio of 1."),
+    (["--start", "0.01", "--end", "0.05"], "Received: --start 0.01 --end 0.05, a ratio of 5."),
     (["--steps", "5"], "lr-find needs at least 20 --steps to see the loss's trend. Received: 5. "
      "Try --steps 200."),
 ])

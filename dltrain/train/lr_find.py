@@ -71,10 +71,16 @@ class RangeTest:
 
 
 def check_range(start: float, end: float, steps: int) -> None:
-    """Refuse a range the test cannot run: rates that are not positive and rising, too few steps."""
+    """Refuse a range the test cannot run: rates that are not positive and rising, or that span
+    less than a decade (or more than a float holds), too few steps."""
     if not (math.isfinite(start) and math.isfinite(end) and 0 < start < end):
         raise DltrainError(f"lr-find needs 0 < --start < --end, both finite. Received: --start "
                            f"{start:g} --end {end:g}. Try --start {START:g} --end {END:g}.")
+    if not (math.isfinite(end / start) and end / start >= 10):
+        raise DltrainError(f"lr-find measures the loss's fall over a decade of rates: --end must "
+                           f"be at least 10x --start (and the ratio a finite number). Received: "
+                           f"--start {start:g} --end {end:g}, a ratio of {end / start:.3g}. Try "
+                           f"--start {START:g} --end {END:g}.")
     if steps < MIN_STEPS:
         raise DltrainError(f"lr-find needs at least {MIN_STEPS} --steps to see the loss's trend. "
                            f"Received: {steps}. Try --steps {STEPS}.")
