@@ -108,10 +108,52 @@ def test_a_fine_tuned_backbone_is_tested_in_its_first_phase(tmp_path: Path) -> N
         "not tested.")
 
 
-def test_a_schedule_with_its_own_starting_rate_gets_its_key(tmp_path: Path) -> None:
-    text = TINY.replace("decay_steps: 1000}", "decay_steps: 1000, initial_learning_rate: 0.01}")
+@pytest.mark.parametrize(("schedule", "key", "note"), [
+    ("decay_steps: 1000", "optimizer.learning_rate", "the suggestion is the schedule's starting "
+     "rate."),
+    ("decay_steps: 1000, initial_learning_rate: 0.01", "optimizer.schedule.initial_learning_rate",
+     "the suggestion is the schedule's starting rate."),
+    # A warm-up rises from the starting rate to warmup_target, then decays from there.
+    ("decay_steps: 1000, warmup_target: 0.01, warmup_steps: 100",
+     "optimizer.schedule.warmup_target", "the suggestion is the rate its warm-up rises to "
+     "(warmup_target), from which it decays."),
+])
+def test_the_suggestion_s_key_is_the_one_the_schedule_reads(
+        tmp_path: Path, schedule: str, key: str, note: str) -> None:
+    text = TINY.replace("decay_steps: 1000}", schedule + "}")
     config = load_config(write_yaml(tmp_path / "tiny.yaml", text)).config
-    assert lr_find.suggestion_key(config) == "optimizer.schedule.initial_learning_rate"
+    assert lr_find.suggestion_key(config) == key
+    assert lr_find.what_changes(config)[0].endswith("exponential ramp; " + note)
+
+
+PIECEWISE = TINY.replace("{name: CosineDecay, decay_steps: 1000}",
+                         "{name: PiecewiseConstantDecay, boundaries: [100], values: [0.01, 0.001]}")
+
+
+def test_a_schedule_of_values_alone_gets_a_note_and_no_line_to_use_it(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # make_learning_rate passes optimizer.learning_rate only to schedules that take an
+    # initial_learning_rate: a --set of it would change nothing here.
+    config = load_config(write_yaml(tmp_path / "tiny.yaml", PIECEWISE)).config
+    assert lr_find.suggestion_key(config) is None
+    notes = lr_find.what_changes(config)
+
+    def made_up(loaded: Any, **_: Any) -> lr_find.RangeTest:
+        return lr_find.RangeTest([1e-7, 1e-3], [2.3, 1.0], [2.3, 1.0], 1e-4, 1e-3, "reached",
+                                 tmp_path / "x.png", 1.0, None, notes)
+
+    monkeypatch.setattr(lr_find, "run_range_test", made_up)
+    code, out, err = run_cli(capsys, "lr-find", tmp_path / "tiny.yaml", "--json")
+    assert code == 0, err
+    message = " ".join(err.split())
+    assert ("PiecewiseConstantDecay has no starting rate that one --set could change (its rates "
+            "are its values), so no line to use the suggestion is printed: scale "
+            "optimizer.schedule.values so that the first is about the suggestion.") in message
+    assert "use it:" not in message
+    result = json.loads(out)
+    assert result["suggested_learning_rate"] == 1e-4
+    assert not {"key", "set", "command"} & set(result)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -21,6 +21,7 @@ from dltrain.backend.distribution import place
 from dltrain.backend.training_facts import augments_in_pipeline
 from dltrain.config.backbone import backbone_of
 from dltrain.config.load import Loaded
+from dltrain.config.names import load_catalog
 from dltrain.config.schema import Config
 from dltrain.config.training_section import ScheduleConfig
 from dltrain.data.prepare import Splits
@@ -56,18 +57,23 @@ class RangeTest:
     stopped: str
     plot: Path
     seconds: float
-    key: str = "optimizer.learning_rate"  # the config key the suggestion is for
+    key: str | None = "optimizer.learning_rate"  # the config key the suggestion is for, if any
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"suggested_learning_rate": self.suggested, "rule": RULE, "key": self.key,
-                "set": f"--set {self.key}={self.suggested:g}", "plot": str(self.plot),
+        use = {} if self.key is None else {"key": self.key, "set": self.set_option()}
+        return {"suggested_learning_rate": self.suggested, "rule": RULE, **use,
+                "plot": str(self.plot),
                 "minimum_loss_learning_rate": self.lowest,
                 "minimum_over_10": float(f"{self.lowest / 10:.2g}"), "stopped": self.stopped,
                 "steps": len(self.rates), "seconds": round(self.seconds, 2), "notes": self.notes,
                 "series": [{"learning_rate": rate, "loss": loss, "smoothed_loss": smooth}
                            for rate, loss, smooth in zip(self.rates, self.losses, self.smoothed,
                                                          strict=True)]}
+
+    def set_option(self) -> str:
+        """The --set that uses the suggestion (only when there is a key to set)."""
+        return f"--set {self.key}={self.suggested:g}"
 
 
 def check_range(start: float, end: float, steps: int) -> None:
@@ -107,21 +113,43 @@ def what_changes(config: Config) -> list[str]:
     """What the test trains differently from `dltrain fit`, for the user to weigh its answer."""
     notes = []
     if (schedule := config.optimizer.schedule) is not None:
-        notes.append(f"the config's {schedule.name} schedule is replaced during the test by its "
-                     "exponential ramp; the suggestion is the schedule's starting rate.")
+        replaced = (f"the config's {schedule.name} schedule is replaced during the test by its "
+                    "exponential ramp; ")
+        key = suggestion_key(config)
+        if key is None:
+            notes.append(f"{replaced}{schedule.name} has no starting rate that one --set could "
+                         "change (its rates are its values), so no line to use the suggestion "
+                         "is printed: scale optimizer.schedule.values so that the first is about "
+                         "the suggestion.")
+        elif key == WARMUP_KEY:
+            notes.append(f"{replaced}the suggestion is the rate its warm-up rises to "
+                         "(warmup_target), from which it decays.")
+        else:
+            notes.append(f"{replaced}the suggestion is the schedule's starting rate.")
     if (backbone := backbone_of(config)) is not None and backbone.fine_tune is not None:
         notes.append("the test trains the first phase (the backbone frozen); fine_tune's own "
                      "learning_rate is not tested.")
     return notes
 
 
-def suggestion_key(config: Config) -> str:
-    """The key that sets the starting rate: a schedule given its own initial_learning_rate
-    reads that one, not optimizer.learning_rate."""
+WARMUP_KEY = "optimizer.schedule.warmup_target"
+
+
+def suggestion_key(config: Config) -> str | None:
+    """The key that sets the rate the suggestion is for, as model.compile's make_learning_rate
+    reads them: a warm-up's target (the peak, where the decay starts), else a schedule's own
+    initial_learning_rate, else optimizer.learning_rate, which make_learning_rate passes only
+    to a schedule that takes an initial_learning_rate. None: a schedule without one
+    (PiecewiseConstantDecay: boundaries and values), which no single rate sets."""
     schedule = config.optimizer.schedule
-    if schedule is not None and "initial_learning_rate" in schedule.kwargs:
+    if schedule is None:
+        return "optimizer.learning_rate"
+    if "warmup_target" in schedule.kwargs:
+        return WARMUP_KEY
+    if "initial_learning_rate" in schedule.kwargs:
         return "optimizer.schedule.initial_learning_rate"
-    return "optimizer.learning_rate"
+    arguments = load_catalog()["schedules"].get(schedule.name, {}).get("args", [])
+    return "optimizer.learning_rate" if "initial_learning_rate" in arguments else None
 
 
 def run_range_test(loaded: Loaded, *, start: float = START, end: float = END,
