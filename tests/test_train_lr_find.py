@@ -82,6 +82,81 @@ def test_smoothing_is_centred_and_keeps_the_non_finite_tail() -> None:
     assert math.isnan(smoothed[6])
 
 
+def watched(losses: list[float]) -> tuple[int, str | None]:
+    """The step at which DivergenceWatch calls the losses diverged, and why (None: never)."""
+    watch = lr_find.DivergenceWatch()
+    for step, loss in enumerate(losses):
+        if (why := watch.diverged(loss)) is not None:
+            return step, why
+    return len(losses), None
+
+
+def cosine_similarity_curve() -> list[float]:
+    """A cosine_similarity loss (-1 is perfect): noisy near 0, falls to -0.9, stays, climbs back."""
+    noise = np.random.default_rng(0).normal(0, 0.15, 200)
+    steps = np.arange(200)
+    fall = -0.9 / (1 + np.exp(-(steps - 80) / 8))
+    climb = np.where(steps > 150, 0.9 * (1 - np.exp(-(steps - 150) / 5)), 0)
+    return list(fall + climb + noise)
+
+
+def test_a_negative_loss_diverges_only_once_it_climbs_back() -> None:
+    # 4x the lowest of a loss below 0 is below it: the old rule stopped at step 6.
+    step, why = watched(cosine_similarity_curve())
+    assert 150 < step < 175
+    assert why == "diverged at {rate} (running loss back near its start)"
+
+
+def test_a_positive_loss_still_diverges_at_4x_its_lowest() -> None:
+    losses = [1.0] * 50 + [0.8] * 50 + [0.8 * 1.1 ** i for i in range(50)]  # fell by 20%
+    step, why = watched(losses)
+    assert 100 < step < 125
+    assert why == "diverged at {rate} (running loss over 4x its lowest)"
+
+
+def test_noise_around_0_is_no_divergence() -> None:
+    noise = np.random.default_rng(1).normal(0, 0.15, 200)
+    assert watched(list(noise)) == (200, None)
+
+
+def test_a_negative_loss_falling_gets_a_suggestion_and_a_flat_one_none() -> None:
+    rates, losses = falling_then_rising()
+    below_0 = [loss - 3.0 for loss in losses]  # from -0.7 to -2.2, then up
+    suggested, _ = lr_find.suggest(rates, lr_find.smooth(below_0), "diverged")
+    assert 5e-4 <= suggested <= 2e-3
+    flat = [-0.5 + 0.001 * math.sin(i) for i in range(100)]  # 0.98x of a negative is above it
+    with pytest.raises(DltrainError, match="did not fall between"):
+        lr_find.suggest(rates[::2], lr_find.smooth(flat), "reached --end 10 without diverging")
+
+
+def test_the_step_log_recovers_each_step_s_loss_from_keras_s_means() -> None:
+    # 70 samples in batches of 32: 32, 32 and a last batch of 6, each epoch; Keras logs the
+    # epoch's running mean, weighted by batch size.
+    log = lr_find.StepLog(1e-3, 1e-1, 7, 32, 70)
+    losses = [2.0, 1.0, 4.0, 1.5, 1.25, 0.5, 0.75]
+    stops = []
+    for epoch in range(3):
+        total = seen = 0.0
+        for index, size in enumerate((32, 32, 6)):
+            step = 3 * epoch + index
+            if step == len(losses):
+                break
+            total, seen = total + losses[step] * size, seen + size
+            stops.append(log.record(index, {"loss": total / seen}))
+    assert log.losses == pytest.approx(losses)
+    assert log.rates == pytest.approx(list(np.geomspace(1e-3, 1e-1, 7)))
+    assert stops == [False] * 6 + [True]
+    assert log.stopped == "reached --end 0.1 without diverging"
+
+
+@pytest.mark.parametrize("read_back", [None, (6, 0.1 * 100 ** (1 / 6)), (7, 1e-3)])
+def test_a_ramp_that_did_not_reach_the_optimizer_is_an_internal_error(
+        read_back: tuple[int, float] | None) -> None:
+    rates = list(np.geomspace(1e-3, 1e-1, 7))
+    with pytest.raises(RuntimeError, match="lr-find's ramp did not reach the optimizer"):
+        lr_find.check_ramp_reached(rates, 100 ** (1 / 6), read_back)
+
+
 def test_the_ramp_replaces_the_schedule_and_runs_one_step_a_call(tmp_path: Path) -> None:
     config = load_config(write_yaml(tmp_path / "tiny.yaml", TINY)).config
     ramp = lr_find.ramped(config, 1e-6, 1.0, 61)
@@ -108,10 +183,52 @@ def test_a_fine_tuned_backbone_is_tested_in_its_first_phase(tmp_path: Path) -> N
         "not tested.")
 
 
-def test_a_schedule_with_its_own_starting_rate_gets_its_key(tmp_path: Path) -> None:
-    text = TINY.replace("decay_steps: 1000}", "decay_steps: 1000, initial_learning_rate: 0.01}")
+@pytest.mark.parametrize(("schedule", "key", "note"), [
+    ("decay_steps: 1000", "optimizer.learning_rate", "the suggestion is the schedule's starting "
+     "rate."),
+    ("decay_steps: 1000, initial_learning_rate: 0.01", "optimizer.schedule.initial_learning_rate",
+     "the suggestion is the schedule's starting rate."),
+    # A warm-up rises from the starting rate to warmup_target, then decays from there.
+    ("decay_steps: 1000, warmup_target: 0.01, warmup_steps: 100",
+     "optimizer.schedule.warmup_target", "the suggestion is the rate its warm-up rises to "
+     "(warmup_target), from which it decays."),
+])
+def test_the_suggestion_s_key_is_the_one_the_schedule_reads(
+        tmp_path: Path, schedule: str, key: str, note: str) -> None:
+    text = TINY.replace("decay_steps: 1000}", schedule + "}")
     config = load_config(write_yaml(tmp_path / "tiny.yaml", text)).config
-    assert lr_find.suggestion_key(config) == "optimizer.schedule.initial_learning_rate"
+    assert lr_find.suggestion_key(config) == key
+    assert lr_find.what_changes(config)[0].endswith("exponential ramp; " + note)
+
+
+PIECEWISE = TINY.replace("{name: CosineDecay, decay_steps: 1000}",
+                         "{name: PiecewiseConstantDecay, boundaries: [100], values: [0.01, 0.001]}")
+
+
+def test_a_schedule_of_values_alone_gets_a_note_and_no_line_to_use_it(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # make_learning_rate passes optimizer.learning_rate only to schedules that take an
+    # initial_learning_rate: a --set of it would change nothing here.
+    config = load_config(write_yaml(tmp_path / "tiny.yaml", PIECEWISE)).config
+    assert lr_find.suggestion_key(config) is None
+    notes = lr_find.what_changes(config)
+
+    def made_up(loaded: Any, **_: Any) -> lr_find.RangeTest:
+        return lr_find.RangeTest([1e-7, 1e-3], [2.3, 1.0], [2.3, 1.0], 1e-4, 1e-3, "reached",
+                                 tmp_path / "x.png", 1.0, None, notes, (2, 1e-2))
+
+    monkeypatch.setattr(lr_find, "run_range_test", made_up)
+    code, out, err = run_cli(capsys, "lr-find", tmp_path / "tiny.yaml", "--json")
+    assert code == 0, err
+    message = " ".join(err.split())
+    assert ("PiecewiseConstantDecay has no starting rate that one --set could change (its rates "
+            "are its values), so no line to use the suggestion is printed: scale "
+            "optimizer.schedule.values so that the first is about the suggestion.") in message
+    assert "use it:" not in message
+    result = json.loads(out)
+    assert result["suggested_learning_rate"] == 1e-4
+    assert not {"key", "set", "command"} & set(result)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -119,6 +236,12 @@ def test_a_schedule_with_its_own_starting_rate_gets_its_key(tmp_path: Path) -> N
      "Received: --start 1 --end 0.1. Try --start 1e-07 --end 10."),
     (["--start", "0"], "Received: --start 0 --end 10"),
     (["--end", "inf"], "Received: --start 1e-07 --end inf"),
+    # The ratio overflows, or is so near 1 that the ramp's growth rounds to 1.
+    (["--start", "1e-300", "--end", "1e300"], "lr-find measures the loss's fall over a decade of "
+     "rates: --end must be at least 10x --start (and the ratio a finite number). Received: "
+     "--start 1e-300 --end 1e+300, a ratio of inf. Try --start 1e-07 --end 10."),
+    (["--start", "1", "--end", "1.0000000000000002"], "a ratio of 1."),
+    (["--start", "0.01", "--end", "0.05"], "Received: --start 0.01 --end 0.05, a ratio of 5."),
     (["--steps", "5"], "lr-find needs at least 20 --steps to see the loss's trend. Received: 5. "
      "Try --steps 200."),
 ])
@@ -170,15 +293,24 @@ def found(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     before = snapshot(folder)
     out, err = io.StringIO(), io.StringIO()
     cwd = Path.cwd()
+    trained: dict[str, Any] = {}
+    train_rising = lr_find.train_rising
+
+    def keeping(model: Any, *args: Any) -> Any:  # the model and step log, to look inside
+        trained.update(model=model, log=train_rising(model, *args))
+        return trained["log"]
+
     try:
         os.chdir(folder)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            patch.setattr(lr_find, "train_rising", keeping)
             code = main(["lr-find", "tiny.yaml", *STEPS, "--json"])
     finally:
         os.chdir(cwd)
     assert code == 0, err.getvalue()
     return {"json": json.loads(out.getvalue()), "err": " ".join(err.getvalue().split()),
-            "folder": folder, "before": before, "after": snapshot(folder)}
+            "folder": folder, "before": before, "after": snapshot(folder), **trained}
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -201,6 +333,18 @@ def test_json_says_the_rate_the_rule_the_plot_and_the_curve(found: dict[str, Any
     assert result["stopped"].startswith("diverged at")
     assert "CosineDecay schedule is replaced during the test" in found["err"]
     assert f"use it: {result['command']}" in found["err"]
+
+
+@pytest.mark.slow
+def test_the_optimizer_took_each_step_at_the_recorded_rate(found: dict[str, Any]) -> None:
+    # Read from the optimizer, not computed: Keras's learning_rate is the schedule at its step
+    # count, so after n steps it is the rate the (n+1)th would take, the ramp's next.
+    optimizer, rates = found["model"].optimizer, found["log"].rates
+    assert int(optimizer.iterations) == len(rates) == found["json"]["steps"]
+    growth = (rates[-1] / rates[0]) ** (1 / (len(rates) - 1))
+    assert float(optimizer.learning_rate) == pytest.approx(rates[-1] * growth, rel=1e-4)
+    assert found["json"]["optimizer"] == {"steps": len(rates),
+                                          "learning_rate": float(optimizer.learning_rate)}
 
 
 @pytest.mark.slow
@@ -279,5 +423,10 @@ def test_on_jax(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert 1e-4 < result["suggested_learning_rate"] < 3e-2
+    # The rates came from the jitted step's optimizer: its step count and next rate, read back.
+    rates = [point["learning_rate"] for point in result["series"]]
+    growth = (lr_find.END / lr_find.START) ** (1 / (120 - 1))
+    assert result["optimizer"]["steps"] == len(rates)
+    assert result["optimizer"]["learning_rate"] == pytest.approx(rates[-1] * growth, rel=1e-4)
     assert result["command"].endswith(f"--backend jax {result['set']}")
     assert (tmp_path / result["plot"]).stat().st_size > 20_000

@@ -52,8 +52,9 @@ def lr_find(
                             plot=output, console=console)
     given = [arg for item in set_ or [] for arg in ("--set", item)]
     given += ["--backend", backend] if backend is not None else []
-    use = shlex.join(["dltrain", "fit", str(config), *given,
-                      "--set", f"{result.key}={result.suggested:g}"])
+    # No key (a schedule made of its values alone): the notes say what to change instead.
+    use = None if result.key is None else shlex.join(
+        ["dltrain", "fit", str(config), *given, "--set", f"{result.key}={result.suggested:g}"])
     print_notes(console, result.notes)
     console.print(f"lr-find: {len(result.rates)} steps from {start:g} to {result.rates[-1]:.3g} "
                   f"in {result.seconds:.1f} s; {result.stopped}.", highlight=False, soft_wrap=True)
@@ -61,6 +62,7 @@ def lr_find(
                   f"lowest at {result.lowest:g} (a tenth of it, {result.lowest / 10:.2g}, is "
                   "the other common choice).", highlight=False, soft_wrap=True)
     console.print(f"plot: {result.plot}", highlight=False, soft_wrap=True, markup=False)
-    console.print(f"use it: {use}", highlight=False, soft_wrap=True, markup=False)
+    if use is not None:
+        console.print(f"use it: {use}", highlight=False, soft_wrap=True, markup=False)
     if as_json:
-        emit_json({**result.to_json(), "command": use})
+        emit_json({**result.to_json(), **({} if use is None else {"command": use})})
