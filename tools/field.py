@@ -241,6 +241,51 @@ def predict_folder(field: Field) -> str:
     return f"{len(rows)} images predicted"
 
 
+def mlflow_tracking(field: Field) -> str:
+    """A fit logged to the embedded store beside the runs, read back as `mlflow ui` shows it."""
+    run = field.work / "tracked"
+    field.dltrain("fit", QUICKSTART, "--run-dir", run, "--epochs", "2", "--set",
+                  "tracking.mlflow.experiment=field", "--json")
+    expect_completed(run, 2)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{field.work / 'runs' / 'mlflow.db'}")
+    logged = client.get_run(read_json(run / "tracking.json")["run_id"])
+    steps = [m.step for m in client.get_metric_history(logged.info.run_id, "loss")]
+    if logged.info.status != "FINISHED" or steps != list(range(1, history_rows(run) + 1)):
+        raise CheckFailed(f"MLflow run {logged.info.status}, loss at steps {steps}")
+    accuracy = logged.data.metrics.get("test_accuracy")
+    return f"MLflow run FINISHED, steps {steps}, test_accuracy {accuracy}"
+
+
+def lr_find(field: Field) -> str:
+    """The range test on quickstart: a rate to use and its plot, and no run written."""
+    document = json.loads(field.dltrain("lr-find", QUICKSTART, "--json"))
+    rate, plot = document["suggested_learning_rate"], Path(document["plot"])
+    if not 1e-5 < rate < 1e-1 or not plot.is_file():
+        raise CheckFailed(f"suggested {rate}, plot {plot} exists: {plot.is_file()}")
+    if list((field.work / "runs").glob("*/run.json")):
+        raise CheckFailed("lr-find left a run")
+    return f"suggested {rate:g} after {document['steps']} steps ({document['stopped']})"
+
+
+def graph_model(field: Field) -> str:
+    """The shipped residual net (a functional graph) on the shipped subset, loaded back by
+    plain Keras with no custom objects."""
+    run = field.work / "resnet"
+    document = json.loads(field.dltrain(
+        "fit", ROOT / "configs" / "fashion_mnist_resnet.yaml", "--run-dir", run, "--epochs", "1",
+        "--set", "dataset.name=fashion_mnist_mini", "--json"))
+    expect_completed(run, 1)
+    load = subprocess.run([field.python, "-c", "import keras, sys; m = keras.saving.load_model("
+                           "sys.argv[1]); print(type(m).__name__, len(m.layers))",
+                           str(run / "model.keras")], capture_output=True, text=True,
+                          timeout=TIMEOUT, env=field.env())
+    if load.returncode != 0 or not load.stdout.startswith("Functional"):
+        raise CheckFailed(f"plain Keras loaded {load.stdout.strip()!r}: {load.stderr[-300:]}")
+    return f"test accuracy {accuracy_of(document):.4f} after 1 epoch, {load.stdout.strip()}"
+
+
 def trained_run(field: Field) -> Path:
     """quickstart-tf's run, trained here first when that check was not selected."""
     run = field.work / "quickstart-tf"
@@ -259,6 +304,9 @@ CHECKS: dict[str, Callable[[Field], str]] = {
     "tune": tune,
     "export": export,
     "predict-folder": predict_folder,
+    "mlflow": mlflow_tracking,
+    "lr-find": lr_find,
+    "graph-model": graph_model,
 }
 
 
