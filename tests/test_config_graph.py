@@ -155,6 +155,9 @@ def test_a_chain_written_as_a_repeat_stays_sequential(tmp_path: Path) -> None:
     ("    - Dense: {units: 4}\n    - Dense: {units: 4, inputs: -3}\n",
      "model.layers.1.Dense.inputs (line 8): offset -3 reaches before the model's input: this is "
      "layer 2 of the unrolled model, so -2 is the input. Received: -3."),
+    ("    - Dense: {units: 4}\n    - Dense: {units: 4, inputs: '-1'}\n",
+     "model.layers.1.Dense.inputs (line 8): no layer is named '-1'. An offset is a number, "
+     "without quotes: inputs: -1."),
     ("    - Dense: {units: 4, inputs: 1}\n",
      "model.layers.0.Dense.inputs (line 7): an offset counts back from this layer"),
     ("    - Dense: {units: 4}\n    - Add: {inputs: -1}\n",

@@ -14,6 +14,7 @@ input, which is also the name `input`.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,6 +210,8 @@ def _target(ref: Any, written: list[_Written], index: int, names: dict[str, int]
 
 
 def _nearest(ref: str, names: dict[str, int]) -> str:
+    if re.fullmatch(r"\s*[-+]?\d+\s*", ref):
+        return f" An offset is a number, without quotes: inputs: {ref.strip()}."
     suffixed = sorted(name for name in names if name.startswith(ref + "_"))
     if suffixed:
         return (f" Inside a Repeat names get a suffix per copy: {', '.join(suffixed[:3])}"
