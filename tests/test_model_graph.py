@@ -113,6 +113,55 @@ def test_a_layer_that_cannot_take_a_named_input_names_it(residual_yaml: Path) ->
         build_model(config)
 
 
+def next_keras_name() -> str:
+    """The name Keras gives the next unnamed Dense in this process (it numbers them)."""
+    made = keras_module().layers.Dense(1).name
+    return "dense_1" if made == "dense" else f"dense_{int(made.rsplit('_', 1)[1]) + 1}"
+
+
+def test_a_written_name_keras_would_make_up_builds_a_graph_with_fixed_names(
+        residual_yaml: Path) -> None:
+    taken = next_keras_name()  # Keras's name for the unnamed Dense below, before names were made
+    config = load_config(write_yaml(residual_yaml.with_name("names.yaml"), RESIDUAL.replace(
+        "name: sum", "name: add").replace("[sum_2, stem]", "[add_2, stem]").replace(
+        "- GlobalAveragePooling2D: {}", "- Add: {inputs: [-1, -1]}\n    - GlobalAveragePooling2D: "
+        f"{{}}\n    - Dense: {{units: 4, name: {taken}}}\n    - Dense: {{units: 4}}"))).config
+    names = [layer.name for layer in build_model(config).layers]
+    assert names == ["input", "stem", "conv_1", "batch_normalization", "add_1", "conv_2",
+                     "batch_normalization_1", "add_2", "both", "add", "global_average_pooling2d",
+                     taken, "dense", "out"]
+
+
+def test_a_written_name_keras_would_make_up_builds_a_sequential_model(tmp_path: Path) -> None:
+    taken = next_keras_name()
+    config = load_config(write_yaml(tmp_path / "chain.yaml", f"""\
+name: chain
+dataset: {{name: fashion_mnist_mini}}
+loss: sparse_categorical_crossentropy
+model:
+  input_shape: [4, 4, 1]
+  layers: [Flatten, {{Dense: {{units: 4, name: {taken}}}}}, {{Dense: {{units: 10}}}}]
+""")).config
+    model = build_model(config)
+    keras = keras_module()
+    assert isinstance(model, keras.Sequential)
+    assert [layer.name for layer in model.layers] == ["flatten", taken, "dense"]
+
+
+def test_a_name_a_backbone_layer_has_is_refused_at_its_key() -> None:
+    from types import SimpleNamespace
+
+    from dltrain.config.graph import nodes
+    from dltrain.model.graph import keras_names
+
+    graph = nodes([{"Backbone": {"name": "MobileNetV2"}}, {"Dense": {"name": "backbone_resize"}}])
+    first = [SimpleNamespace(name=name) for name in ("backbone_resize", "mobilenetv2")]
+    with pytest.raises(ConfigError, match=r"^model.layers.1.Dense.name: the backbone's block has "
+                                          r"a layer named 'backbone_resize' \(backbone_resize, "
+                                          r"mobilenetv2\); give this layer another name.$"):
+        keras_names(graph, first)
+
+
 def sequential_reference(config: Any) -> Any:
     """The keras.Sequential model the config's layers make, built here without dltrain."""
     keras = keras_module()
