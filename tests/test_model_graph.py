@@ -104,12 +104,23 @@ def test_merge_shapes_that_disagree_name_both_layers_shapes_and_line(
     assert "1x1 Conv2D on the shortcut" in message
 
 
-def test_a_layer_that_cannot_take_a_named_input_names_it(residual_yaml: Path) -> None:
+def test_a_layer_that_cannot_take_the_layer_before_says_so(residual_yaml: Path) -> None:
     config = load_config(write_yaml(residual_yaml.with_name("flat.yaml"), RESIDUAL.replace(
         "- GlobalAveragePooling2D: {}", "- Flatten: {name: flat}\n    - Conv2D: {filters: 2, "
         "kernel_size: 3, inputs: flat}\n    - GlobalAveragePooling2D: {}"))).config
     with pytest.raises(ConfigError, match=r"model.layers.4.Conv2D: cannot follow the previous "
                                           r"layer's output"):
+        build_model(config)
+
+
+def test_a_layer_that_cannot_take_a_named_input_names_it(residual_yaml: Path) -> None:
+    config = load_config(write_yaml(residual_yaml.with_name("named.yaml"), RESIDUAL.replace(
+        "- GlobalAveragePooling2D: {}", "- Flatten: {name: flat}\n    - Dense: {units: 4, name: d}"
+        "\n    - Conv2D: {filters: 2, kernel_size: 3, inputs: flat}\n    - Concatenate: "
+        "{inputs: [-1, d]}\n    - GlobalAveragePooling2D: {}"))).config
+    with pytest.raises(ConfigError, match=r"^model.layers.5.Conv2D: cannot take the output of "
+                                          r"'flat' \(model.layers.3.Flatten\), of shape "
+                                          r"\(None, 512\): "):
         build_model(config)
 
 
@@ -170,8 +181,11 @@ def sequential_reference(config: Any) -> Any:
     return keras.Sequential([keras.Input(tuple(config.model.input_shape)), *layers])
 
 
-def summary(model: Any) -> list[tuple[str, tuple, int]]:
-    return [(type(layer).__name__, tuple(layer.output.shape), layer.count_params())
+def summary(model: Any) -> list[tuple[str, tuple, int, dict[str, Any]]]:
+    """Each layer's class, output shape, weights and settings, less its name (dltrain names
+    unnamed layers; Keras numbers them per process)."""
+    return [(type(layer).__name__, tuple(layer.output.shape), layer.count_params(),
+             {key: value for key, value in layer.get_config().items() if key != "name"})
             for layer in model.layers]
 
 
