@@ -104,6 +104,28 @@ def test_merge_shapes_that_disagree_name_both_layers_shapes_and_line(
     assert "1x1 Conv2D on the shortcut" in message
 
 
+def test_a_dot_of_sizes_that_disagree_says_what_dot_takes(tmp_path: Path) -> None:
+    config = load_config(write_yaml(tmp_path / "dot.yaml", """\
+name: dot
+dataset: {name: fashion_mnist_mini}
+loss: sparse_categorical_crossentropy
+model:
+  input_shape: [4]
+  layers:
+    - Dense: {units: 3, name: a}
+    - Dense: {units: 5, inputs: input}
+    - Dot: {axes: 1, inputs: [a, -1]}
+    - Dense: {units: 10, activation: softmax}
+""")).config
+    with pytest.raises(ConfigError) as caught:
+        build_model(config)
+    assert str(caught.value) == (
+        "model.layers.2.Dot: cannot merge its inputs: 'a' (model.layers.0.Dense) gives (None, 3), "
+        "model.layers.1.Dense gives (None, 5); Dot takes two inputs of the same size along the "
+        "axes it multiplies (axes: 1). Set its axes to ones of one size, or make the sizes agree, "
+        "e.g. a Dense on one path.")
+
+
 def test_a_layer_that_cannot_take_the_layer_before_says_so(residual_yaml: Path) -> None:
     config = load_config(write_yaml(residual_yaml.with_name("flat.yaml"), RESIDUAL.replace(
         "- GlobalAveragePooling2D: {}", "- Flatten: {name: flat}\n    - Conv2D: {filters: 2, "

@@ -107,13 +107,23 @@ def merge_failed(exc: BaseException, node: Node, graph: list[Node], taken: list[
         return ConfigError(f"{node.where}: cannot merge its inputs ({shapes[0]} each): "
                            f"{first_line(exc)}")
     first, second = node.inputs[0], node.inputs[other]
-    kind = ("all but the last axis the same" if node.layer == "Concatenate"
-            else "the same shape")
     return ConfigError(
         f"{node.where}: cannot merge its inputs: {source_label(graph, first)} gives "
-        f"{shapes[0]}, {source_label(graph, second)} gives {shapes[other]}; {node.layer} takes "
-        f"inputs of {kind}. Make the two paths agree, e.g. a 1x1 Conv2D on the shortcut "
-        f"({{filters: {shapes[0][-1]}, kernel_size: 1}}, with the other path's strides).")
+        f"{shapes[0]}, {source_label(graph, second)} gives {shapes[other]}; "
+        + _merge_rule(node, shapes[0]))
+
+
+def _merge_rule(node: Node, shape: tuple[Any, ...]) -> str:
+    """What the merge layer takes, and the usual fix."""
+    if node.layer == "Dot":
+        return (f"Dot takes two inputs of the same size along the axes it multiplies (axes: "
+                f"{node.args.get('axes')!r}). Set its axes to ones of one size, or make the "
+                "sizes agree, e.g. a Dense on one path.")
+    kind = ("all but the last axis the same" if node.layer == "Concatenate"
+            else "the same shape")
+    return (f"{node.layer} takes inputs of {kind}. Make the two paths agree, e.g. a 1x1 Conv2D "
+            f"on the shortcut ({{filters: {shape[-1]}, kernel_size: 1}}, with the other path's "
+            "strides).")
 
 
 def input_failed(exc: BaseException, index: int, graph: list[Node], args: dict[str, Any],
