@@ -346,3 +346,7 @@ model:
         "InputLayer", "Resizing", "Dense", "Functional"]
     assert inbound(model, "a") == [backbone.name]
     assert model.output_shape == (None, 10)
+    from dltrain.runs.architecture import layers
+
+    # the wiring a resume compares: the backbone takes the preprocessing map, not "-1"
+    assert [settings["inputs"] for _, _, settings in layers(model)[:5]] == [[], [0], [1], [2], [3]]
