@@ -81,6 +81,30 @@ def test_names_resolve_to_the_copys_own_layer_first_then_outside(tmp_path: Path)
     assert graph[named["c_2_2"] + 1].inputs == (named["c_2_2"], named["b_2"])
 
 
+def test_a_name_in_a_repeat_never_takes_an_outside_layer_that_ends_like_a_suffix(
+        tmp_path: Path) -> None:
+    graph = graph_of(tmp_path, HEAD + """\
+    - Dense: {units: 4, name: x}
+    - Dense: {units: 4, name: x_1}
+    - Dense: {units: 4, name: stage_1, inputs: x}
+    - Dense: {units: 4, name: stage_2, inputs: stage_1}
+    - Dense: {units: 4, name: stage, inputs: [x_1]}
+    - Concatenate: {inputs: [stage, stage_2]}
+    - Repeat:
+        times: 2
+        layers:
+          - Dense: {units: 4}
+          - Add: {inputs: [x, -1]}
+          - Concatenate: {inputs: [stage, -1]}
+    - Dense: {units: 3}
+""")
+    named = {node.name: index for index, node in enumerate(graph) if node.name}
+    adds = [node for node in graph if node.layer == "Add"]
+    assert [node.inputs[0] for node in adds] == [named["x"], named["x"]]  # x, in each copy
+    joins = [node for node in graph if node.layer == "Concatenate"][1:]
+    assert [node.inputs[0] for node in joins] == [named["stage"], named["stage"]]
+
+
 def test_a_model_without_inputs_or_repeat_is_the_same_chain() -> None:
     for path in sorted(CONFIGS.glob("*.yaml")):
         layers = yaml.safe_load(path.read_text())["model"]["layers"]
@@ -131,6 +155,9 @@ def test_a_chain_written_as_a_repeat_stays_sequential(tmp_path: Path) -> None:
     ("    - Dense: {units: 4}\n    - Dense: {units: 4, inputs: -3}\n",
      "model.layers.1.Dense.inputs (line 8): offset -3 reaches before the model's input: this is "
      "layer 2 of the unrolled model, so -2 is the input. Received: -3."),
+    ("    - Dense: {units: 4}\n    - Dense: {units: 4, inputs: '-1'}\n",
+     "model.layers.1.Dense.inputs (line 8): no layer is named '-1'. An offset is a number, "
+     "without quotes: inputs: -1."),
     ("    - Dense: {units: 4, inputs: 1}\n",
      "model.layers.0.Dense.inputs (line 7): an offset counts back from this layer"),
     ("    - Dense: {units: 4}\n    - Add: {inputs: -1}\n",

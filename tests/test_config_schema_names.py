@@ -132,6 +132,7 @@ def test_a_graph_config_passes_and_its_keys_are_described(schema: dict[str, Any]
     {"Dense": {"units": 10, "inputs": []}}, {"Repeat": {"layers": ["Flatten"]}},
     {"Repeat": {"times": 0, "layers": ["Flatten"]}}, {"Repeat": {"times": 2, "layers": ["Dens"]}},
     {"Repeat": {"times": 2, "layers": [{"Dense": {"unit": 3}}]}},
+    {"Repeat": {"times": 2, "layers": [{"Backbone": {"name": "MobileNetV2"}}]}},
 ])
 def test_a_graph_mistake_fails_in_the_editor(layer: Any, schema: dict[str, Any]) -> None:
     assert problems(changed("model.layers.3", layer), schema)

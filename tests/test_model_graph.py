@@ -104,13 +104,95 @@ def test_merge_shapes_that_disagree_name_both_layers_shapes_and_line(
     assert "1x1 Conv2D on the shortcut" in message
 
 
-def test_a_layer_that_cannot_take_a_named_input_names_it(residual_yaml: Path) -> None:
+def test_a_dot_of_sizes_that_disagree_says_what_dot_takes(tmp_path: Path) -> None:
+    config = load_config(write_yaml(tmp_path / "dot.yaml", """\
+name: dot
+dataset: {name: fashion_mnist_mini}
+loss: sparse_categorical_crossentropy
+model:
+  input_shape: [4]
+  layers:
+    - Dense: {units: 3, name: a}
+    - Dense: {units: 5, inputs: input}
+    - Dot: {axes: 1, inputs: [a, -1]}
+    - Dense: {units: 10, activation: softmax}
+""")).config
+    with pytest.raises(ConfigError) as caught:
+        build_model(config)
+    assert str(caught.value) == (
+        "model.layers.2.Dot: cannot merge its inputs: 'a' (model.layers.0.Dense) gives (None, 3), "
+        "model.layers.1.Dense gives (None, 5); Dot takes two inputs of the same size along the "
+        "axes it multiplies (axes: 1). Set its axes to ones of one size, or make the sizes agree, "
+        "e.g. a Dense on one path.")
+
+
+def test_a_layer_that_cannot_take_the_layer_before_says_so(residual_yaml: Path) -> None:
     config = load_config(write_yaml(residual_yaml.with_name("flat.yaml"), RESIDUAL.replace(
         "- GlobalAveragePooling2D: {}", "- Flatten: {name: flat}\n    - Conv2D: {filters: 2, "
         "kernel_size: 3, inputs: flat}\n    - GlobalAveragePooling2D: {}"))).config
     with pytest.raises(ConfigError, match=r"model.layers.4.Conv2D: cannot follow the previous "
                                           r"layer's output"):
         build_model(config)
+
+
+def test_a_layer_that_cannot_take_a_named_input_names_it(residual_yaml: Path) -> None:
+    config = load_config(write_yaml(residual_yaml.with_name("named.yaml"), RESIDUAL.replace(
+        "- GlobalAveragePooling2D: {}", "- Flatten: {name: flat}\n    - Dense: {units: 4, name: d}"
+        "\n    - Conv2D: {filters: 2, kernel_size: 3, inputs: flat}\n    - Concatenate: "
+        "{inputs: [-1, d]}\n    - GlobalAveragePooling2D: {}"))).config
+    with pytest.raises(ConfigError, match=r"^model.layers.5.Conv2D: cannot take the output of "
+                                          r"'flat' \(model.layers.3.Flatten\), of shape "
+                                          r"\(None, 512\): "):
+        build_model(config)
+
+
+def next_keras_name() -> str:
+    """The name Keras gives the next unnamed Dense in this process (it numbers them)."""
+    made = keras_module().layers.Dense(1).name
+    return "dense_1" if made == "dense" else f"dense_{int(made.rsplit('_', 1)[1]) + 1}"
+
+
+def test_a_written_name_keras_would_make_up_builds_a_graph_with_fixed_names(
+        residual_yaml: Path) -> None:
+    taken = next_keras_name()  # Keras's name for the unnamed Dense below, before names were made
+    config = load_config(write_yaml(residual_yaml.with_name("names.yaml"), RESIDUAL.replace(
+        "name: sum", "name: add").replace("[sum_2, stem]", "[add_2, stem]").replace(
+        "- GlobalAveragePooling2D: {}", "- Add: {inputs: [-1, -1]}\n    - GlobalAveragePooling2D: "
+        f"{{}}\n    - Dense: {{units: 4, name: {taken}}}\n    - Dense: {{units: 4}}"))).config
+    names = [layer.name for layer in build_model(config).layers]
+    assert names == ["input", "stem", "conv_1", "batch_normalization", "add_1", "conv_2",
+                     "batch_normalization_1", "add_2", "both", "add", "global_average_pooling2d",
+                     taken, "dense", "out"]
+
+
+def test_a_written_name_keras_would_make_up_builds_a_sequential_model(tmp_path: Path) -> None:
+    taken = next_keras_name()
+    config = load_config(write_yaml(tmp_path / "chain.yaml", f"""\
+name: chain
+dataset: {{name: fashion_mnist_mini}}
+loss: sparse_categorical_crossentropy
+model:
+  input_shape: [4, 4, 1]
+  layers: [Flatten, {{Dense: {{units: 4, name: {taken}}}}}, {{Dense: {{units: 10}}}}]
+""")).config
+    model = build_model(config)
+    keras = keras_module()
+    assert isinstance(model, keras.Sequential)
+    assert [layer.name for layer in model.layers] == ["flatten", taken, "dense"]
+
+
+def test_a_name_a_backbone_layer_has_is_refused_at_its_key() -> None:
+    from types import SimpleNamespace
+
+    from dltrain.config.graph import nodes
+    from dltrain.model.graph import keras_names
+
+    graph = nodes([{"Backbone": {"name": "MobileNetV2"}}, {"Dense": {"name": "backbone_resize"}}])
+    first = [SimpleNamespace(name=name) for name in ("backbone_resize", "mobilenetv2")]
+    with pytest.raises(ConfigError, match=r"^model.layers.1.Dense.name: the backbone's block has "
+                                          r"a layer named 'backbone_resize' \(backbone_resize, "
+                                          r"mobilenetv2\); give this layer another name.$"):
+        keras_names(graph, first)
 
 
 def sequential_reference(config: Any) -> Any:
@@ -121,8 +203,11 @@ def sequential_reference(config: Any) -> Any:
     return keras.Sequential([keras.Input(tuple(config.model.input_shape)), *layers])
 
 
-def summary(model: Any) -> list[tuple[str, tuple, int]]:
-    return [(type(layer).__name__, tuple(layer.output.shape), layer.count_params())
+def summary(model: Any) -> list[tuple[str, tuple, int, dict[str, Any]]]:
+    """Each layer's class, output shape, weights and settings, less its name (dltrain names
+    unnamed layers; Keras numbers them per process)."""
+    return [(type(layer).__name__, tuple(layer.output.shape), layer.count_params(),
+             {key: value for key, value in layer.get_config().items() if key != "name"})
             for layer in model.layers]
 
 
@@ -261,3 +346,7 @@ model:
         "InputLayer", "Resizing", "Dense", "Functional"]
     assert inbound(model, "a") == [backbone.name]
     assert model.output_shape == (None, 10)
+    from dltrain.runs.architecture import layers
+
+    # the wiring a resume compares: the backbone takes the preprocessing map, not "-1"
+    assert [settings["inputs"] for _, _, settings in layers(model)[:5]] == [[], [0], [1], [2], [3]]

@@ -14,6 +14,7 @@ input, which is also the name `input`.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +76,7 @@ def nodes(layers: list[dict[str, Any]]) -> list[Node]:
     written: list[_Written] = []
     _unroll(layers, "model.layers", (), "", written)
     names = _names(written)
-    resolved = [_resolve(item, index, names) for index, item in enumerate(written)]
+    resolved = [_resolve(written, index, names) for index in range(len(written))]
     for index, targets in enumerate(resolved):
         _check_order(written, resolved, index, targets)
     out = [Node(item.where, item.layer, item.args, tuple(targets), item.copy)
@@ -171,16 +172,18 @@ def _copy(item: _Written) -> str:
     return f" ({item.copy})" if item.copy else ""
 
 
-def _resolve(item: _Written, index: int, names: dict[str, int]) -> list[int]:
+def _resolve(written: list[_Written], index: int, names: dict[str, int]) -> list[int]:
+    item = written[index]
     if item.refs is None:
         return [index - 1]
     if not item.refs:
         raise GraphError(f"{item.where}.{INPUTS_KEY}", "at least one input: a name or an offset "
                          "(-1 is the layer before). Received: [].")
-    return [_target(ref, item, index, names) for ref in item.refs]
+    return [_target(ref, written, index, names) for ref in item.refs]
 
 
-def _target(ref: Any, item: _Written, index: int, names: dict[str, int]) -> int:
+def _target(ref: Any, written: list[_Written], index: int, names: dict[str, int]) -> int:
+    item = written[index]
     key = f"{item.where}.{INPUTS_KEY}"
     if isinstance(ref, int) and not isinstance(ref, bool):
         if ref >= 0:
@@ -195,13 +198,20 @@ def _target(ref: Any, item: _Written, index: int, names: dict[str, int]) -> int:
         raise GraphError(key, f"a layer's name or an offset like -1. Received: {ref!r}.")
     if ref == INPUT:
         return MODEL_INPUT
-    for scope in reversed(("", *item.scopes)):  # the copy's own layer first
-        if ref + scope in names:
-            return names[ref + scope]
+    for scope in reversed(item.scopes):  # the copy's own layer first, then the Repeat's around it
+        target = names.get(ref + scope)
+        # Only a layer written inside that Repeat: an outside layer's name may end like a
+        # suffix (`x_1` beside `x`), and would wire each copy to another outside layer.
+        if target is not None and scope in written[target].scopes:
+            return target
+    if ref in names:
+        return names[ref]
     raise GraphError(key, f"no layer is named '{ref}'.{_nearest(ref, names)}")
 
 
 def _nearest(ref: str, names: dict[str, int]) -> str:
+    if re.fullmatch(r"\s*[-+]?\d+\s*", ref):
+        return f" An offset is a number, without quotes: inputs: {ref.strip()}."
     suffixed = sorted(name for name in names if name.startswith(ref + "_"))
     if suffixed:
         return (f" Inside a Repeat names get a suffix per copy: {', '.join(suffixed[:3])}"

@@ -34,8 +34,11 @@ REPEAT_SCHEMA = {"type": "object", "required": ["times", "layers"], "additionalP
                  "description": "These layers `times` times in a row; names inside copy k get "
                  "the suffix _k, offsets count back through the copies.",
                  "properties": {"times": {"type": "integer", "minimum": 1},
-                                "layers": {"type": "array", "minItems": 1,
-                                           "items": {"$ref": "#/$defs/Layer"}}}}
+                                "layers": {"type": "array", "minItems": 1, "items": {"allOf": [
+                                    {"$ref": "#/$defs/Layer"},
+                                    {"properties": {BACKBONE_LAYER: {
+                                        "not": {}, "errorMessage": "A backbone takes the images: "
+                                        "the first layer of model.layers, never repeated."}}}]}}}}
 UNKNOWN_LAYER = "Not a keras.layers class: check its spelling (dltrain show names the nearest)."
 
 

@@ -7,14 +7,14 @@ from typing import Any
 from dltrain.backend import keras_module, op_errors
 from dltrain.config import catalog
 from dltrain.config.backbone import MANAGED_ARGS, WHERE, check_structure
-from dltrain.config.graph import Node, is_chain
+from dltrain.config.graph import INPUT, NAME_KEY, Node, is_chain
 from dltrain.config.model_section import BackboneConfig
 from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
 from dltrain.model.arguments import check_kwargs
 from dltrain.model.backbone import application, backbone_layers, set_preprocessing
 from dltrain.model.compile import compile_model
-from dltrain.model.graph import functional_model
+from dltrain.model.graph import functional_model, keras_names
 from dltrain.model.layers import (
     check_parameters,
     kernel_size,
@@ -66,14 +66,16 @@ def backbone_block(config: Config, backbone: BackboneConfig | None) -> list[Any]
 def sequential_model(config: Config, graph: list[Node], first: list[Any]) -> Any:
     """A chain of layers (each takes the one before) as keras.Sequential."""
     keras = keras_module()
-    model = keras.Sequential([keras.Input(shape=tuple(config.model.input_shape))],
+    # Named as a graph's input is: Keras's own name (input_layer_N) could be a layer's.
+    model = keras.Sequential([keras.Input(shape=tuple(config.model.input_shape), name=INPUT)],
                              name=model_name(config))
     for layer in first:
         model.add(layer)
+    names = keras_names(graph, first)
     for index, node in enumerate(graph):
         if index == 0 and first:
             continue
-        args = layer_args(config, index == len(graph) - 1, node.args)
+        args = layer_args(config, index == len(graph) - 1, {**node.args, NAME_KEY: names[index]})
         layer = make_layer(node.layer, args, node.where)
         shape = model.output_shape if model.layers else (None, *config.model.input_shape)
         check_parameters(parameters(model) + kernel_size(layer, shape), node.where)

@@ -4,10 +4,11 @@ only: the saved .keras file loads with keras.saving.load_model and no custom obj
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from dltrain.backend import keras_module, op_errors, op_message
-from dltrain.config.graph import INPUT, MODEL_INPUT, Node
+from dltrain.config.graph import INPUT, MODEL_INPUT, NAME_KEY, Node
 from dltrain.config.schema import Config
 from dltrain.errors import ConfigError
 from dltrain.model.arguments import first_line
@@ -30,6 +31,7 @@ def functional_model(config: Config, graph: list[Node], first: list[Any]) -> Any
     inputs = keras.Input(shape=tuple(config.model.input_shape), name=INPUT)
     outputs: list[Any] = []
     weights = 0
+    names = keras_names(graph, first)
     for index, node in enumerate(graph):
         if index == 0 and first:
             tensor = inputs
@@ -38,7 +40,7 @@ def functional_model(config: Config, graph: list[Node], first: list[Any]) -> Any
             outputs.append(tensor)
             weights += sum(_size(layer) for layer in first)
             continue
-        args = layer_args(config, index == len(graph) - 1, node.args)
+        args = layer_args(config, index == len(graph) - 1, {**node.args, NAME_KEY: names[index]})
         layer = make_layer(node.layer, args, node.where)
         taken = [inputs if source == MODEL_INPUT else outputs[source] for source in node.inputs]
         shape = tuple(taken[0].shape)
@@ -52,6 +54,41 @@ def functional_model(config: Config, graph: list[Node], first: list[Any]) -> Any
         weights += _size(layer)
         check_parameters(weights, node.where)
     return keras.Model(inputs, outputs[-1], name=model_name(config))
+
+
+def keras_names(graph: list[Node], first: list[Any]) -> list[str]:
+    """Each node's Keras name: its `name:`, else its class's (dense, dense_1, ... as a fresh
+    Keras process names them) where no written name or backbone layer has it. Keras numbers
+    the names it makes per process and refuses a model with one name twice, so a written `add_1`
+    (Repeat's suffix) beside an unnamed Add failed, or not, by how many models came before.
+
+    Raises:
+        ConfigError: at a `name:` that one of the backbone's own layers has.
+    """
+    reserved = {INPUT, *(layer.name for layer in first)}
+    taken = reserved | {node.name for node in graph if node.name}
+    counts: dict[str, int] = {}
+    names = []
+    for node in graph:
+        if node.name in reserved:
+            raise ConfigError(f"{node.where}.{NAME_KEY}: the backbone's block has a layer named "
+                              f"'{node.name}' ({', '.join(layer.name for layer in first)}); "
+                              "give this layer another name.")
+        name = node.name
+        while name is None or (name in taken and not node.name):
+            count = counts[node.layer] = counts.get(node.layer, -1) + 1
+            name = snake_case(node.layer) + (f"_{count}" if count else "")
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def snake_case(name: str) -> str:
+    """A class name as Keras names its layers: Conv2D conv2d, BatchNormalization
+    batch_normalization (keras.src.utils.naming.to_snake_case)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _size(layer: Any) -> int:
@@ -70,13 +107,23 @@ def merge_failed(exc: BaseException, node: Node, graph: list[Node], taken: list[
         return ConfigError(f"{node.where}: cannot merge its inputs ({shapes[0]} each): "
                            f"{first_line(exc)}")
     first, second = node.inputs[0], node.inputs[other]
-    kind = ("all but the last axis the same" if node.layer == "Concatenate"
-            else "the same shape")
     return ConfigError(
         f"{node.where}: cannot merge its inputs: {source_label(graph, first)} gives "
-        f"{shapes[0]}, {source_label(graph, second)} gives {shapes[other]}; {node.layer} takes "
-        f"inputs of {kind}. Make the two paths agree, e.g. a 1x1 Conv2D on the shortcut "
-        f"({{filters: {shapes[0][-1]}, kernel_size: 1}}, with the other path's strides).")
+        f"{shapes[0]}, {source_label(graph, second)} gives {shapes[other]}; "
+        + _merge_rule(node, shapes[0]))
+
+
+def _merge_rule(node: Node, shape: tuple[Any, ...]) -> str:
+    """What the merge layer takes, and the usual fix."""
+    if node.layer == "Dot":
+        return (f"Dot takes two inputs of the same size along the axes it multiplies (axes: "
+                f"{node.args.get('axes')!r}). Set its axes to ones of one size, or make the "
+                "sizes agree, e.g. a Dense on one path.")
+    kind = ("all but the last axis the same" if node.layer == "Concatenate"
+            else "the same shape")
+    return (f"{node.layer} takes inputs of {kind}. Make the two paths agree, e.g. a 1x1 Conv2D "
+            f"on the shortcut ({{filters: {shape[-1]}, kernel_size: 1}}, with the other path's "
+            "strides).")
 
 
 def input_failed(exc: BaseException, index: int, graph: list[Node], args: dict[str, Any],

@@ -112,7 +112,8 @@ def failed_initializer(name: str, args: dict[str, Any], shape: tuple[Any, ...],
     if not given:
         return None
     keras = keras_module()
-    rest = {key: value for key, value in args.items() if key not in given}
+    # Without its name too: the probe's own input could have it.
+    rest = {key: value for key, value in args.items() if key not in (*given, "name")}
     try:
         keras.Sequential([keras.Input(shape[1:]), make_layer(name, rest, where)])
     except Exception:  # it fails without them too: the previous layer's output, say
