@@ -255,13 +255,13 @@ def mlflow_tracking(field: Field) -> str:
     if logged.info.status != "FINISHED" or steps != list(range(1, history_rows(run) + 1)):
         raise CheckFailed(f"MLflow run {logged.info.status}, loss at steps {steps}")
     accuracy = logged.data.metrics.get("test_accuracy")
-    return f"MLflow run FINISHED, steps {steps}, test_accuracy {accuracy}"
+    return f"MLflow run FINISHED, steps {steps}, test_accuracy {accuracy:.4f}"
 
 
 def lr_find(field: Field) -> str:
     """The range test on quickstart: a rate to use and its plot, and no run written."""
     document = json.loads(field.dltrain("lr-find", QUICKSTART, "--json"))
-    rate, plot = document["suggested_learning_rate"], Path(document["plot"])
+    rate, plot = document["suggested_learning_rate"], field.work / document["plot"]  # cwd's
     if not 1e-5 < rate < 1e-1 or not plot.is_file():
         raise CheckFailed(f"suggested {rate}, plot {plot} exists: {plot.is_file()}")
     if list((field.work / "runs").glob("*/run.json")):
