@@ -27,7 +27,8 @@ def expected_message(path: Path) -> str:
 
 def header(path: Path, name: str) -> str | None:
     """An optional first-lines comment '# args: --smoke ...' (extra fit options) or
-    '# seconds: 3' (the refusal must take less)."""
+    '# seconds: 3' (the refusal must take less CPU time: wall time on a loaded host measures
+    the other processes too; a full run under load 7 once took 7.4 s for 0.3 s of work)."""
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             if not line.startswith("# "):
@@ -47,9 +48,9 @@ def test_bad_config_is_refused_with_a_precise_message(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     args = shlex.split(header(path, "args") or "")
-    started = time.perf_counter()
+    started = time.process_time()
     code, out, err = run_cli(capsys, "fit", path, *args)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     assert code == 2, out + err
     assert "Traceback" not in out + err
     assert err.startswith(f"error: {path}") or "--set" in err or str(path) in err
