@@ -54,3 +54,15 @@ def test_the_fit_command_is_the_whole_cli_with_the_overrides(tmp_path: Path) -> 
                             dry=True)
     assert dry[-4:] == ["--set", f"dataset.train_limit={bench.DRY_TRAIN}", "--set",
                         f"dataset.test_limit={bench.DRY_TEST}"]
+
+
+def test_the_verdict_needs_both_the_accuracy_and_the_time() -> None:
+    assert bench.resnet_verdict({"test_accuracy": 0.9501, "wall_s": 59.9}) == "met"
+    assert bench.resnet_verdict({"test_accuracy": 0.9499, "wall_s": 30.0}) == "not met"
+    assert bench.resnet_verdict({"test_accuracy": 0.96, "wall_s": 60.1}) == "not met"
+    # results.md names each dltrain row's verdict beside the overrides.
+    row = {"wall_s": 45.0, "test_accuracy": 0.951, "epoch_seconds": [9.0, 0.5, 0.5]}
+    text = bench.markdown({"backend": "jax", "dry": False, "resnet_sets": ["training.epochs=40"],
+                           "fashion_mnist_resnet": {"script_cold": row, "dltrain_cold": row}})
+    assert "fashion_mnist_resnet dltrain_cold: 45.0 s whole command" in text
+    assert "whole command: dltrain_cold met): --set 'training.epochs=40'" in text
