@@ -158,7 +158,9 @@ def resnet(epochs: int, batch: int, peak: float, warmup: int, decay: int) -> dic
         x = conv(filters, x, strides=2, activation="relu")
         for _ in range(2):  # the block: two convs, BatchNorm, the shortcut added, relu
             y = conv(filters, x, activation="relu")
-            y = layers.BatchNormalization()(conv(filters, y, use_bias=False))
+            # gamma at zero: each block starts as the identity, as the config's (int's a0004ab)
+            y = layers.BatchNormalization(gamma_initializer="zeros")(
+                conv(filters, y, use_bias=False))
             x = layers.Activation("relu")(layers.Add()([y, x]))
     x = layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
