@@ -12,6 +12,11 @@ there is one, and the whole process's seconds so far.
                        datasets/fashion-mnist/ offline)
   cifar MODE EPOCHS    cifar_cnn on 50,000 random CIFAR-shaped images, batch 32; MODE is none
                        (no augmentation) or idg (ImageDataGenerator(horizontal_flip=True).flow)
+  resnet EPOCHS BATCH PEAK WARMUP DECAY
+                       configs/fashion_mnist_resnet.yaml's residual net in the functional API,
+                       RandomFlip inside the model, AdamW (its weight decay) on a linear warm-up
+                       from PEAK/10 to PEAK over WARMUP steps, then cosine to 0 over DECAY steps
+                       (bench.py passes the numbers it gives dltrain with --set)
 
 `--dry` shrinks every dataset to a few hundred samples, for a check on a CPU. `--nan-check`
 adds Keras's TerminateOnNaN, a batch-level callback like the ones dltrain's fit has, to measure
@@ -137,6 +142,39 @@ def best(epochs: int) -> dict:
     return {"epoch_seconds": clock.seconds, "test_accuracy": round(float(accuracy), 4)}
 
 
+def resnet(epochs: int, batch: int, peak: float, warmup: int, decay: int) -> dict:
+    """fashion_mnist_resnet's net: a stem, 3 stages of a strided conv and 2 residual blocks."""
+    x_train, y_train, x_test, y_test = fashion_mnist()
+    keras.utils.set_random_seed(42)
+    layers = keras.layers
+
+    def conv(filters, x, **options):
+        return layers.Conv2D(filters, 3, padding="same", **options)(x)
+
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = layers.RandomFlip("horizontal", seed=42)(inputs)
+    x = conv(32, x, activation="relu")
+    for filters in (32, 64, 128):
+        x = conv(filters, x, strides=2, activation="relu")
+        for _ in range(2):  # the block: two convs, BatchNorm, the shortcut added, relu
+            y = conv(filters, x, activation="relu")
+            # gamma at zero: each block starts as the identity, as the config's (int's a0004ab)
+            y = layers.BatchNormalization(gamma_initializer="zeros")(
+                conv(filters, y, use_bias=False))
+            x = layers.Activation("relu")(layers.Add()([y, x]))
+    x = layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        peak / 10, decay_steps=decay, warmup_target=peak, warmup_steps=warmup)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.0001),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    clock = EpochClock()
+    model.fit(x_train, y_train, batch_size=batch, epochs=epochs, validation_split=0.05,
+              verbose=0, callbacks=callbacks(clock))
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    return {"epoch_seconds": clock.seconds, "test_accuracy": round(float(accuracy), 4)}
+
+
 def cifar(mode: str, epochs: int) -> dict:
     count = 512 if DRY else 50_000
     rng = np.random.default_rng(0)
@@ -167,6 +205,8 @@ def main(argv: list[str]) -> None:
     program = args[0]
     if program == "cifar":
         result = cifar(args[1], int(args[2]))
+    elif program == "resnet":
+        result = resnet(int(args[1]), int(args[2]), float(args[3]), int(args[4]), int(args[5]))
     else:
         result = {"classic": classic, "best": best}[program](int(args[1]))
     result.update(backend=keras.backend.backend(), process_seconds=round(
