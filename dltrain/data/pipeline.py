@@ -75,8 +75,9 @@ def _epochs(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int, augmenter
         return rows.map(lambda index, picked: (epoch * steps + index, picked))
 
     def take(step: Any, picked: Any) -> tuple[Any, Any]:
-        batch = tf.gather(images, picked)
-        return (batch if augmenter is None else augmenter(batch, step)), tf.gather(labels, picked)
+        batch, targets = tf.gather(images, picked), tf.gather(labels, picked)
+        # The augmenter returns the labels too: MixUp and CutMix mix them with the images.
+        return (batch, targets) if augmenter is None else augmenter(batch, step, targets)
 
     if repeat:  # one iterator for the whole fit: the epochs follow from the first
         epochs = tf.data.Dataset.range(first_epoch, tf.int64.max)
@@ -143,7 +144,7 @@ def array_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, see
             own = process_rows(len(images))  # several processes: each its part of the batch
             images, labels = images[own], labels[own]
             if augmenter is not None:
-                images = augmenter(images, self.epoch * len(self) + index)
+                images, labels = augmenter(images, self.epoch * len(self) + index, labels)
             return images, labels
 
         def on_epoch_end(self) -> None:
