@@ -151,6 +151,7 @@ def trained() -> tuple[Any, Any]:
     return (model, before), history.history
 
 
+@pytest.mark.slow  # a compiled fit: 3 s
 def test_a_fit_with_every_new_layer_trains_the_saved_model(trained: tuple[Any, Any]) -> None:
     (model, before), history = trained
     assert np.isfinite(history["loss"]).all()
