@@ -19,8 +19,9 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
              clock: Any = None) -> Any:
     """On TensorFlow, a tf.data pipeline: shuffle each epoch, batch, augment in parallel, prefetch.
 
-    Each epoch's order and augmentation are functions of (seed, epoch), the augmenter's draws
-    of the batch's step in the run, so a run resumed at `first_epoch` trains on what the
+    The augmenter takes (images, step, labels) and returns (images, labels): MixUp and CutMix
+    mix the labels too. Each epoch's order and augmentation are functions of (seed, epoch), the
+    augmenter's draws of the batch's step in the run, so a run resumed at `first_epoch` trains on what the
     uninterrupted run did. `repeat` makes it endless, one epoch after another from
     `first_epoch`, for a fit given steps_per_epoch: Keras then keeps one iterator for the whole
     fit. A new iterator per epoch stalled training for 5-9 s in a third of the epochs here
