@@ -29,7 +29,7 @@ def test_pipeline_runs_the_augmenter_without_tf_data_autotuning() -> None:
     # Destroying an autotuned iterator took tens of seconds here, and Keras destroys the
     # validation iterator after every epoch: the pipeline must not autotune.
     x = np.arange(8, dtype=np.float32)[:, None]
-    data = pipeline(x, np.arange(8), 4, augmenter=lambda images, step: images * 2,
+    data = pipeline(x, np.arange(8), 4, augmenter=lambda images, step, labels: (images * 2, labels),
                     repeat=True)
     assert data.options().autotune.enabled is False
     images, labels = next(iter(data))
@@ -75,7 +75,7 @@ def test_a_pipeline_iterated_afresh_each_epoch_follows_the_clock() -> None:
 
 def test_each_batch_is_augmented_with_its_step_in_the_run() -> None:
     x, y = np.zeros((10, 1), np.float32), np.arange(10)
-    data = pipeline(x, y, 4, seed=1, augmenter=lambda images, step: images + tf_float(step),
+    data = pipeline(x, y, 4, seed=1, augmenter=lambda images, step, labels: (images + tf_float(step), labels),
                     repeat=True, first_epoch=2)
     steps = [float(images.numpy()[0, 0]) for images, _ in data.take(4)]
     assert steps == [6.0, 7.0, 8.0, 9.0]  # epoch 2 of 3 batches each starts at step 6

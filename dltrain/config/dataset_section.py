@@ -162,7 +162,8 @@ def _why_not_read(name: str, key: str) -> str:
 
 
 class AugmentationConfig(Strict):
-    """ImageDataGenerator's vocabulary, implemented with Keras preprocessing layers."""
+    """ImageDataGenerator's vocabulary and Keras 3's RandAugment, RandomErasing, MixUp and
+    CutMix, implemented with Keras preprocessing layers."""
 
     horizontal_flip: bool = False
     vertical_flip: bool = False
@@ -174,6 +175,24 @@ class AugmentationConfig(Strict):
     cval: float = Field(0, description="Fill value for fill_mode: constant.")
     brightness_range: tuple[float, float] | None = Field(
         None, description="[low, high]: multiply each image's brightness by a factor in it.")
+    rand_augment: int = Field(
+        0, ge=0, le=10, description="Keras RandAugment: that many of its ops on each image; 0: off.")
+    rand_augment_factor: float = Field(
+        0.5, gt=0, le=1, description="RandAugment's strength of each op, in (0, 1].")
+    random_erasing: float = Field(
+        0, ge=0, le=1, description="Keras RandomErasing (cutout): the chance that an image gets "
+        "a rectangle of noise; 0: off.")
+    mixup: float = Field(
+        0, ge=0, description="Keras MixUp's alpha: each image and its label mixed with another "
+        "of the batch by a Beta(alpha, alpha) weight; 0: off. Needs one-hot labels.")
+    cutmix: float = Field(
+        0, ge=0, le=1, description="Keras CutMix's factor: a patch of another image of the batch "
+        "pasted in, the labels mixed by its area; 0: off. Needs one-hot labels.")
+
+    @property
+    def mixes_labels(self) -> list[str]:
+        """The keys asked for that mix the labels too (MixUp, CutMix)."""
+        return [key for key in ("mixup", "cutmix") if getattr(self, key)]
 
     @model_validator(mode="before")
     @classmethod

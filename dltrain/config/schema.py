@@ -148,6 +148,18 @@ class Config(Strict):
         return self
 
     @model_validator(mode="after")
+    def _mixed_labels_are_one_hot(self) -> Config:
+        # MixUp and CutMix blend two labels: class ids cannot hold the blend.
+        for key in self.augmentation.mixes_labels:
+            if self.loss_kind != "categorical":
+                raise key_error(f"augmentation.{key}", f"mixes the labels of two images, so it "
+                                f"needs one-hot labels, and loss {self.loss_name} "
+                                f"{_labels_of(self.loss_kind)}. Use loss: "
+                                "categorical_crossentropy (dltrain one-hot encodes the class "
+                                f"ids for it), or drop {key}.")
+        return self
+
+    @model_validator(mode="after")
     def _monitors_exist(self) -> Config:
         for section in ("early_stopping", "reduce_lr_on_plateau", "checkpoint"):
             callback = getattr(self.training, section)
@@ -235,6 +247,11 @@ class Config(Strict):
     def checkpoint_monitor(self) -> str:
         chosen = self.training.checkpoint.monitor
         return chosen or ("val_loss" if self.dataset.has_validation else "loss")
+
+
+def _labels_of(kind: str) -> str:
+    return ("takes class ids" if kind == "sparse_categorical"
+            else f"makes this a {kind} task, not a single-label classification")
 
 
 def json_schema() -> dict[str, Any]:

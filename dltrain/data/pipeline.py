@@ -19,8 +19,9 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, seed: in
              clock: Any = None) -> Any:
     """On TensorFlow, a tf.data pipeline: shuffle each epoch, batch, augment in parallel, prefetch.
 
-    Each epoch's order and augmentation are functions of (seed, epoch), the augmenter's draws
-    of the batch's step in the run, so a run resumed at `first_epoch` trains on what the
+    The augmenter takes (images, step, labels) and returns (images, labels): MixUp and CutMix
+    mix the labels too. Each epoch's order and augmentation are functions of (seed, epoch), the
+    augmenter's draws of the batch's step in the run, so a run resumed at `first_epoch` trains on what the
     uninterrupted run did. `repeat` makes it endless, one epoch after another from
     `first_epoch`, for a fit given steps_per_epoch: Keras then keeps one iterator for the whole
     fit. A new iterator per epoch stalled training for 5-9 s in a third of the epochs here
@@ -75,8 +76,9 @@ def _epochs(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int, augmenter
         return rows.map(lambda index, picked: (epoch * steps + index, picked))
 
     def take(step: Any, picked: Any) -> tuple[Any, Any]:
-        batch = tf.gather(images, picked)
-        return (batch if augmenter is None else augmenter(batch, step)), tf.gather(labels, picked)
+        batch, targets = tf.gather(images, picked), tf.gather(labels, picked)
+        # The augmenter returns the labels too: MixUp and CutMix mix them with the images.
+        return (batch, targets) if augmenter is None else augmenter(batch, step, targets)
 
     if repeat:  # one iterator for the whole fit: the epochs follow from the first
         epochs = tf.data.Dataset.range(first_epoch, tf.int64.max)
@@ -143,7 +145,7 @@ def array_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool = False, see
             own = process_rows(len(images))  # several processes: each its part of the batch
             images, labels = images[own], labels[own]
             if augmenter is not None:
-                images = augmenter(images, self.epoch * len(self) + index)
+                images, labels = augmenter(images, self.epoch * len(self) + index, labels)
             return images, labels
 
         def on_epoch_end(self) -> None:

@@ -283,7 +283,7 @@ def flatten(splits: Splits, input_shape: tuple[int, ...],
 
 
 def augments(augmentation: AugmentationConfig) -> bool:
-    """Whether the augmentation section asks for anything (fill settings alone do not)."""
-    settings = {"fill_mode", "cval"}
+    """Whether the augmentation section asks for anything (settings alone do not)."""
+    settings = {"fill_mode", "cval", "rand_augment_factor"}
     return augmentation.model_dump(exclude=settings) != AugmentationConfig().model_dump(
         exclude=settings)

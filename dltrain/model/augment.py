@@ -9,6 +9,8 @@
 | zoom_range: z or [lo, hi]   | RandomZoom(lo - 1 .. hi - 1, both axes)         | same scale semantics  |
 | fill_mode, cval             | fill_mode, fill_value of the layers above       | none                  |
 | brightness_range: [lo, hi]  | multiply by U(lo, hi) per image, clip to range  | none (backend op)     |
+
+Keras 3's RandAugment, RandomErasing, MixUp and CutMix follow them (model.augment_mix).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from dltrain.backend import brightness_seed, keras_module, random_brightness
 from dltrain.config.dataset_section import AugmentationConfig
 from dltrain.config.schema import Config
+from dltrain.model.augment_mix import LabelMixes, draw, extra_layers, mix_labels, mixes_labels
 from dltrain.model.compile import compiled_metrics, make_loss
 
 
@@ -57,25 +60,31 @@ def make_augmenter(cfg: AugmentationConfig, seed: int,
     Given the batch's `step` too (its number in the whole run, a tensor), each draw is a pure
     function of (seed, step), so an epoch's draws are the same whenever it is trained (a
     resumed run's too, and in tf.data's parallel map); without, the layers' own seed state.
+    Given the batch's `labels` too, it returns (images, labels), the labels mixed as MixUp and
+    CutMix mixed the images.
     """
     layers = augmentation_layers(cfg, seed)
-    if not layers and cfg.brightness_range is None:
+    extra = extra_layers(cfg, seed, value_max)
+    if not layers and not extra and cfg.brightness_range is None:
         return None
     brightness = brightness_seed(seed)
 
-    def augment(images: Any, step: Any = None) -> Any:
+    def augment(images: Any, step: Any = None, labels: Any = None) -> Any:
         for part, layer in enumerate(layers):
             if step is None:
                 images = layer(images, training=True)
             else:
-                drawn = layer.get_random_transformation(images, training=True,
-                                                        seed=StepSeed(seed, part, step))
-                images = layer.transform_images(images, drawn, training=True)
+                images = draw(layer, images, StepSeed(seed, part, step))[0]
         if cfg.brightness_range is not None:
             images = scale_brightness(images, cfg.brightness_range, value_max,
                                       brightness if step is None
                                       else StepSeed(seed, len(layers), step))
-        return images
+        mixes = []
+        for part, layer in enumerate(extra, start=len(layers) + 1):
+            images, drawn = draw(layer, images, None if step is None
+                                 else StepSeed(seed, part, step))
+            mixes += [(layer, drawn)] if mixes_labels(layer) else []
+        return images if labels is None else (images, mix_labels(labels, mixes))
 
     return augment
 
@@ -137,7 +146,8 @@ def in_step(model: Any, config: Config, value_max: float) -> Any:
     """
     cfg = config.augmentation
     layers = augmentation_layers(cfg, config.seed)
-    if not layers and cfg.brightness_range is None:
+    extra = extra_layers(cfg, config.seed, value_max)
+    if not layers and not extra and cfg.brightness_range is None:
         return model
     keras = keras_module()
 
@@ -145,9 +155,10 @@ def in_step(model: Any, config: Config, value_max: float) -> Any:
         def __init__(self) -> None:
             super().__init__(name=f"{model.name}_augmented")
             self.saved = model
-            self.augmentation = layers  # attributes, so Keras tracks their seed state
+            self.augmentation = [*layers, *extra]  # attributes: Keras tracks their seed state
             self.brightness = (None if cfg.brightness_range is None
                                else brightness_seed(config.seed))
+            self.label_mixes = LabelMixes()
 
         def build(self, input_shape: Any) -> None:
             for layer in self.augmentation:
@@ -155,12 +166,23 @@ def in_step(model: Any, config: Config, value_max: float) -> Any:
 
         def call(self, images: Any, training: bool = False) -> Any:
             if training:
-                for layer in self.augmentation:
+                for layer in self.augmentation[:len(layers)]:
                     images = layer(images, training=True)
                 if cfg.brightness_range is not None:
                     images = scale_brightness(images, cfg.brightness_range, value_max,
                                               self.brightness)
+                self.label_mixes.mixes = []  # this batch's alone
+                for layer in self.augmentation[len(layers):]:
+                    images, drawn = draw(layer, images)
+                    if mixes_labels(layer):
+                        self.label_mixes.mixes.append((layer, drawn))
             return self.saved(images, training=training)
+
+        def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
+                         sample_weight: Any = None, training: bool = True) -> Any:
+            # The labels of the images the call mixed, mixed alike (augment_mix).
+            return super().compute_loss(x, mix_labels(y, self.label_mixes.take()), y_pred,
+                                        sample_weight, training)
 
     trainer = Augmented()
     training = config.training
