@@ -5,8 +5,9 @@ Same model as configs/mnist_cnn.yaml, NumPy arrays straight into `model.fit`, va
 gets (a progress bar would sync every batch). Writes the wall time from the start of training to
 each epoch's end, as JSON, to the file named on the command line.
 
-Usage: python bench/classic_script.py DATASET EPOCHS OUT.json [BATCH]   (DATASET: mnist |
-fashion_mnist; BATCH: 128 unless given)
+Usage: python bench/classic_script.py DATASET EPOCHS OUT.json [BATCH [VALIDATION_SPLIT]]
+(DATASET: mnist | fashion_mnist; BATCH: 128 and VALIDATION_SPLIT 0.1 unless given; 0 validates
+nothing)
 """
 
 import json
@@ -29,7 +30,7 @@ class EpochClock(keras.callbacks.Callback):
         self.last = now
 
 
-def main(dataset: str, epochs: int, out: str, batch: int = 128) -> None:
+def main(dataset: str, epochs: int, out: str, batch: int = 128, validation: float = 0.1) -> None:
     (x_train, y_train), _ = getattr(keras.datasets, dataset).load_data()
     x_train = np.expand_dims(x_train.astype("float32") / 255, -1)
     keras.utils.set_random_seed(42)
@@ -44,11 +45,12 @@ def main(dataset: str, epochs: int, out: str, batch: int = 128) -> None:
     model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-3),
                   metrics=["accuracy"])
     clock = EpochClock()
-    model.fit(x_train, y_train, batch_size=batch, epochs=epochs, validation_split=0.1, verbose=0,
-              callbacks=[clock])
+    model.fit(x_train, y_train, batch_size=batch, epochs=epochs, validation_split=validation,
+              verbose=0, callbacks=[clock])
     with open(out, "w", encoding="utf-8") as file:
         json.dump(clock.seconds, file)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 128)
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 128,
+         float(sys.argv[5]) if len(sys.argv) > 5 else 0.1)

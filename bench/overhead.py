@@ -37,10 +37,12 @@ def keras_home(folder: Path) -> dict[str, str]:
     return {**os.environ, "KERAS_HOME": str(folder / "keras"), "CI": "1"}
 
 
-def script_epochs(env: dict[str, str], folder: Path, epochs: int, batch: int = 128) -> list[float]:
+def script_epochs(env: dict[str, str], folder: Path, epochs: int, batch: int = 128,
+                  validation: float = 0.1) -> list[float]:
     out = folder / "script.json"
     subprocess.run([sys.executable, str(ROOT / "bench" / "classic_script.py"), "fashion_mnist",
-                    str(epochs), str(out), str(batch)], env=env, check=True, capture_output=True)
+                    str(epochs), str(out), str(batch), str(validation)], env=env, check=True,
+                   capture_output=True)
     return json.loads(out.read_text())
 
 
