@@ -42,7 +42,10 @@ def raw_config(backbone: dict[str, Any] | None = None, **sections: Any) -> dict[
                                            if value != DROP}},
                              {"Dense": {"units": 10, "activation": "softmax"}}]},
         "loss": "sparse_categorical_crossentropy",
-        "training": {"epochs": 1, "batch_size": 8, "tensorboard": False},
+        # One step a call: "auto" (16 at batch 8) traces TensorFlow's train step a second time
+        # inside its loop of steps, most of a fit's time here; no test here is about it.
+        "training": {"epochs": 1, "batch_size": 8, "tensorboard": False,
+                     "steps_per_execution": 1},
     }
     raw.update(sections)
     return raw
@@ -390,7 +393,8 @@ def test_fine_tuning_unfreezes_the_top_layers_and_resumes_across_it(
     tune = {"at_epoch": 1, "layers": 10, "learning_rate": 1e-5}
     # Augmented: on JAX and torch the model then trains inside a wrapper, made anew on unfreezing.
     raw = raw_config({"fine_tune": tune}, training={"epochs": 2, "batch_size": 8,
-                                                    "tensorboard": False},
+                                                    "tensorboard": False,
+                                                    "steps_per_execution": 1},
                      augmentation={"horizontal_flip": True})
     config, run = write_config(tmp_path, raw), tmp_path / "run"
 
