@@ -19,14 +19,17 @@ from dltrain.runs import records
 from dltrain.runs.records import RunState
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
+ONE_STEP = ["--set", "training.steps_per_execution=1"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One quickstart run on 600 real images, 3 epochs, shared by the tests of this module."""
+    """One quickstart run on 600 real images, 3 epochs, shared by the tests of this module (one
+    step a call: "auto" traces TensorFlow's train step twice, and no test here is about it)."""
     run = tmp_path_factory.mktemp("reports") / "run"
     code = main(["fit", str(QUICKSTART), "--run-dir", str(run), "--epochs", "3",
-                 "--set", "dataset.train_limit=600", "--set", "dataset.test_limit=200"])
+                 "--set", "dataset.train_limit=600", "--set", "dataset.test_limit=200",
+                 *ONE_STEP])
     assert code == 0
     return run
 
@@ -66,7 +69,7 @@ def test_binary_problems_report_roc_auc_and_threshold(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     code, out, err = run_cli(capsys, "fit", CONFIGS / "tabular_binary.yaml", "--run-dir", run,
-                             "--epochs", "3", "--json")
+                             "--epochs", "3", "--json", *ONE_STEP)
     assert code == 0, err
     report = json.loads(out)["report"]
     assert 0 <= report["roc_auc"] <= 1 and report["threshold"] == 0.5
@@ -189,30 +192,43 @@ def test_predict_refuses_an_unfinished_run_and_names_its_checkpoint(
     assert code == 0 and json.loads(out) == json.loads(expected)
 
 
+# A shipped config per dataset that smoke reads from $DLTRAIN_DATA_DIR: every shipped config
+# is smoked by tests/test_shipped_configs.py (a fit each) and tests/test_train_smoke.py (one
+# `smoke --synthetic` of them all); this test is about local data and the JUnit report.
+LOCAL = ["cifar_cnn", "fashion_mnist_cnn", "mnist_even_odd"]
+
+
 @pytest.mark.slow
-def test_smoke_passes_every_shipped_config_and_reports_a_failing_one_in_junit(
+def test_smoke_passes_shipped_configs_on_local_data_and_reports_a_failing_one_in_junit(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         cifar_dir: Path) -> None:
-    # One smoke run for both: the failing config beside the shipped ones (a test of its own
+    # One smoke run for both: the failing config beside shipped ones (a test of its own
     # smoked quickstart a second time as the config that passes).
     store = tmp_path / "data"
     for name in ("mnist", "fashion_mnist"):
         write_mnist(store / name, train=300, test=100)
     shutil.copytree(cifar_dir, store / "cifar10")
     monkeypatch.setenv("DLTRAIN_DATA_DIR", str(store))
+    folder = tmp_path / "configs"  # a folder of configs, as a project's CI names configs/
+    folder.mkdir()
+    for stem in LOCAL:
+        shutil.copy(CONFIGS / f"{stem}.yaml", folder)
+    datasets = {yaml.safe_load(path.read_text())["dataset"]["name"] for path in folder.iterdir()}
+    assert datasets == {"mnist", "fashion_mnist", "cifar10"}
     bad = tmp_path / "bad.yaml"
     bad.write_text(QUICKSTART.read_text().replace("optimizer:", "optimiser:"))
     junit = tmp_path / "smoke.xml"
-    code, out, err = run_cli(capsys, "smoke", bad, CONFIGS, "--junit", junit)
-    shipped = sorted(CONFIGS.glob("*.yaml"))
+    code, out, err = run_cli(capsys, "smoke", bad, folder, "--junit", junit)
     assert code == 1, out + err
-    assert f"{len(shipped)} passed, 1 failed" in out
+    assert f"{len(LOCAL)} passed, 1 failed" in out
     suite = ET.parse(junit).getroot()
     assert suite.tag == "testsuite"
-    assert suite.get("tests") == str(len(shipped) + 1) and suite.get("failures") == "1"
+    assert suite.get("tests") == str(len(LOCAL) + 1) and suite.get("failures") == "1"
     cases = {case.get("name"): case for case in suite.iter("testcase")}
-    assert sorted(cases) == sorted(["bad", *(p.stem for p in shipped)])
-    assert all(cases[p.stem].find("failure") is None for p in shipped), out + err
+    assert sorted(cases) == sorted(["bad", *LOCAL])
+    assert all(cases[stem].find("failure") is None for stem in LOCAL), out + err
+    assert all(cases[stem].find("properties/property[@name='synthetic']").get("value")
+               == "false" for stem in LOCAL)  # read from $DLTRAIN_DATA_DIR, not stood in for
     failures = suite.findall("testcase/failure")
     assert len(failures) == 1 and "unknown key 'optimiser'" in failures[0].get("message")
     assert cases["bad"].find("failure") is failures[0]
