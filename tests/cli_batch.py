@@ -28,20 +28,20 @@ SCRIPT = (
     "            sys.stdout.flush()\n"
     "            sys.stderr.flush()\n"
     "            os.dup2(saved[0], 1)\n"
-    "            os.dup2(saved[1], 2)\n"
-    "print(json.dumps(codes))\n")
+    "            os.dup2(saved[1], 2)\n")
 
 
 def run_several(folder: Path, commands: list[list[object]], env: dict[str, str], timeout: float,
-                prelude: str = "", python: str = sys.executable,
+                prelude: str = "", python: str = sys.executable, epilogue: str = "",
                 ) -> list[subprocess.CompletedProcess[str]]:
     """Run `commands` (dltrain's arguments each) in turn in one process of `python`; `prelude`
-    is Python that runs first (e.g. to set TensorFlow's devices). Their output files go in
-    `folder`."""
+    is Python that runs first (e.g. to set TensorFlow's devices), `epilogue` after the last.
+    Their output files go in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     plan = [[list(map(str, args)), str(folder / f"{index}.out"), str(folder / f"{index}.err")]
             for index, args in enumerate(commands)]
-    done = subprocess.run([python, "-c", prelude + SCRIPT, json.dumps(plan)],
+    done = subprocess.run([python, "-c", f"{prelude}{SCRIPT}{epilogue}\nprint(json.dumps(codes))",
+                           json.dumps(plan)],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=folder)
     assert done.returncode == 0, done.stderr[-3000:] + "".join(
         Path(err).read_text()[-3000:] for _, _, err in plan if Path(err).is_file())

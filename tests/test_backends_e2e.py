@@ -1,9 +1,9 @@
 """The CLI end to end on each backend: fit, eval, predict, resume, determinism, smoke.
 
 A process runs one Keras backend, so every command here runs in a real subprocess with a timeout
-(a fit is a `dltrain` process of its own; the commands that only read the shared fits run
-several to a process of their backend, `sessions`); the same tests run on TensorFlow, JAX and
-PyTorch. A backend this interpreter lacks runs in the TensorFlow-free environment (`make
+(the shared fits, and a fit stopped by SIGTERM and its resume, have a process each; the other
+commands run several to a process of their backend, `sessions`); the same tests run on
+TensorFlow, JAX and PyTorch. A backend this interpreter lacks runs in the TensorFlow-free environment (`make
 tf-free-env`: JAX and PyTorch's CPU build, as on the GPU machines) where that has it, and is
 skipped with the reason where neither does.
 """
@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,11 @@ from dltrain.runs.layout import read_history
 
 pytestmark = pytest.mark.slow
 QUICKSTART = CONFIGS / "quickstart.yaml"
-SMALL = ["--set", "dataset.train_limit=600", "--set", "dataset.test_limit=200"]
+# The shared fits: 630 training samples and 70 validating, in batches of 64 and 6; the test's
+# 200 are 64 and 8, so its whole batches can reuse the validation's compiled step.
+SMALL = ["--set", "dataset.train_limit=700", "--set", "dataset.test_limit=200"]
+# Where a fit's size is not the point: 180 training samples, 3 steps an epoch at batch 64.
+TINY = ["--set", "dataset.train_limit=200", "--set", "dataset.test_limit=100"]
 # Seeded augmentation, so the deterministic rerun checks its draws too.
 SEEDED = ["--set", "training.deterministic=true", "--set", "augmentation.horizontal_flip=true",
           "--set", "augmentation.brightness_range=[0.8,1.2]"]
@@ -53,9 +58,9 @@ BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(
     f'install -e ".[{name}]", or make tf-free-env')) for name in ("tensorflow", "jax", "torch")]
 
 
-def environment(cache: Path) -> dict[str, str]:
+def environment(cache: Path, **more: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
-    return {**env, "CI": "1", "PYTHONPATH": str(ROOT), "DLTRAIN_JAX_CACHE": str(cache)}
+    return {**env, "CI": "1", "PYTHONPATH": str(ROOT), "DLTRAIN_JAX_CACHE": str(cache), **more}
 
 
 def command(*args: object, on: str | None = None) -> list[str]:
@@ -64,9 +69,10 @@ def command(*args: object, on: str | None = None) -> list[str]:
     return [PYTHONS[backend], "-c", CLI, *map(str, args)]
 
 
-def dltrain(cache: Path, *args: object, on: str | None = None) -> subprocess.CompletedProcess[str]:
+def dltrain(cache: Path, *args: object, on: str | None = None,
+            **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command(*args, on=on), capture_output=True, text=True,
-                          timeout=TIMEOUT, env=environment(cache), cwd=cache.parent)
+                          timeout=TIMEOUT, env=environment(cache, **env), cwd=cache.parent)
 
 
 @pytest.fixture(scope="module")
@@ -76,31 +82,27 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fit_cache(cache: Path) -> Path:
-    """The JAX compilation cache of the shared fits alone: empty when the first one starts (the
-    cold fit), filled for the deterministic reruns (the warm ones)."""
+    """The JAX compilation cache of the shared fits and the sessions: empty when the first fit
+    starts (the cold fit), filled for the deterministic rerun (the warm one)."""
     return cache.parent / "jax-fit-cache"
 
 
-def fit_each_backend(cache: Path, prefix: str) -> dict[str, subprocess.CompletedProcess[str]]:
-    """One deterministic 2-epoch quickstart run per installed backend, with augmentation."""
-    fits = {}
-    for backend in PYTHONS:
-        run = cache.parent / f"{prefix}-{backend}"
-        fits[backend] = done = dltrain(cache, "fit", QUICKSTART, "--backend", backend,
-                                       "--run-dir", run, *SMALL, "--epochs", "2", *SEEDED)
-        assert done.returncode == 0, done.stdout + done.stderr
-    return fits
+def shared_fit(backend: str, run: Path) -> list[object]:
+    """A deterministic 2-epoch quickstart run with augmentation."""
+    return ["fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL, "--epochs", "2",
+            *SEEDED]
 
 
 @pytest.fixture(scope="module")
 def fits(fit_cache: Path) -> dict[str, subprocess.CompletedProcess[str]]:
-    return fit_each_backend(fit_cache, "run")
-
-
-@pytest.fixture(scope="module")
-def reruns(fit_cache: Path, fits: dict) -> dict[str, subprocess.CompletedProcess[str]]:
-    """The same fits again, after them (on JAX: from the compilation cache they filled)."""
-    return fit_each_backend(fit_cache, "rerun")
+    """A shared fit per installed backend, a process each; JAX logs each program it compiles."""
+    fits = {}
+    for backend in PYTHONS:
+        fits[backend] = done = dltrain(fit_cache, *shared_fit(backend, fit_cache.parent / f"run-"
+                                                              f"{backend}"),
+                                       JAX_LOG_COMPILES=str(int(backend == "jax")))
+        assert done.returncode == 0, done.stdout + done.stderr
+    return fits
 
 
 def run_of(done: subprocess.CompletedProcess[str]) -> Path:
@@ -112,37 +114,13 @@ def trained(fits: dict[str, subprocess.CompletedProcess[str]]) -> dict[str, Path
     return {backend: run_of(done) for backend, done in fits.items()}
 
 
-@pytest.fixture(scope="module")
-def bf16(cache: Path) -> dict[str, subprocess.CompletedProcess[str]]:
-    """One epoch in mixed precision per installed backend (asserted by its test)."""
-    runs = {}
-    for backend in PYTHONS:
-        runs[backend] = dltrain(
-            cache, "fit", QUICKSTART, "--backend", backend, "--run-dir",
-            cache.parent / f"bf16-{backend}", "--epochs", "1", "--set", "dataset.train_limit=300",
-            "--set", "dataset.test_limit=100", "--set", "training.mixed_precision=bf16")
-    return runs
-
-
-# Several commands in one process of a backend: each `dltrain ARGS` is main(ARGS) with its own
-# stdout and stderr; then the dtype policy of a model loaded by Keras on that backend.
-SESSION = """
-import contextlib, io, json, sys
-from dltrain.cli import main
-done = {}
-for name, args in json.loads(sys.argv[1]).items():
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(args)
-    done[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-try:  # the bf16 fit's test says why it is missing
-    import keras
-    model = keras.saving.load_model(sys.argv[2])
-    done["policy"] = {"backend": keras.backend.backend(), "name": model.layers[0].dtype_policy.name}
-except Exception as exc:
-    done["policy"] = {"error": repr(exc)}
-print(json.dumps(done))
-"""
+def diverging_fit(run: Path, backend: str, good_epochs: int) -> list[object]:
+    rate = ("optimizer.learning_rate=1e12" if good_epochs == 0 else
+            # 180 training samples at batch 64: 3 steps an epoch, the 4th diverges.
+            "optimizer.schedule={name: PiecewiseConstantDecay, boundaries: [3], "
+            "values: [0.001, 1.0e+12]}")
+    return ["fit", QUICKSTART, "--backend", backend, "--run-dir", run, *TINY, "--epochs", "3",
+            "--set", rate, "--set", "training.tensorboard=false"]
 
 
 def pngs(folder: Path) -> list[Path]:
@@ -156,16 +134,22 @@ def pngs(folder: Path) -> list[Path]:
     return files
 
 
-def session_commands(backend: str, trained: dict[str, Path], files: list[Path]) -> dict:
-    """What a process of `backend` runs: first (the backend not yet imported) a fit on
-    `--device gpu`, then eval of its own run, the runs listing, eval of the previous backend's
-    model (TF -> JAX -> torch -> TF) on a copy (eval writes eval.json), predict with each
-    backend's model, and smoke."""
+def session_commands(backend: str, trained: dict[str, Path], files: list[Path],
+                     folder: Path) -> dict[str, list[object]]:
+    """What a process of `backend` runs, in this order: a fit on `--device gpu` (the backend
+    not yet imported; deterministic, so that JAX starts with the flags of the rerun after it);
+    the shared fit again (its first fit: on JAX from the compilation cache the cold one
+    filled); eval of its own run, the runs listing, eval of the previous backend's model (TF ->
+    JAX -> torch -> TF) on a copy (eval writes eval.json), predict with each backend's model,
+    smoke; one epoch in mixed precision; two fits into a NaN, at once and after one good epoch
+    (the second starts in the process the first failed in)."""
     names = list(trained)
-    commands = {"gpu": ["fit", QUICKSTART, "--backend", backend, "--device", "gpu", "--run-dir",
-                        trained[backend].parent / f"gpu-{backend}"],
-                "eval": ["eval", trained[backend], "--json"],
-                "runs": ["runs", trained[backend].parent, "--json"]}
+    commands: dict[str, list[object]] = {
+        "gpu": ["fit", QUICKSTART, "--backend", backend, "--device", "gpu", "--run-dir",
+                trained[backend].parent / f"gpu-{backend}", "--set", "training.deterministic=true"],
+        "rerun": shared_fit(backend, trained[backend].parent / f"rerun-{backend}"),
+        "eval": ["eval", trained[backend], "--json"],
+        "runs": ["runs", trained[backend].parent, "--json"]}
     if len(names) > 1:
         previous = names[names.index(backend) - 1]
         copy = copy_run(trained[previous], trained[previous].parent / f"eval-on-{backend}")
@@ -173,23 +157,41 @@ def session_commands(backend: str, trained: dict[str, Path], files: list[Path]) 
     for name, run in trained.items():
         commands[f"predict {name}"] = ["predict", run, *files, "--backend", backend, "--json"]
     commands["smoke"] = ["smoke", QUICKSTART, "--backend", backend]
-    return {key: [str(arg) for arg in args] for key, args in commands.items()}
+    commands["bf16"] = ["fit", QUICKSTART, "--backend", backend, "--run-dir", folder / "bf16",
+                        "--epochs", "1", *TINY, "--set", "training.mixed_precision=bf16"]
+    for good in (0, 1):
+        commands[f"diverge {good}"] = diverging_fit(folder / f"diverge-{good}", backend, good)
+    return commands
+
+
+# After a session's commands, the fits into a NaN (float32) the last: the bf16 run's model as
+# Keras loads it on that backend, and the global policy it was loaded under.
+POLICY = """
+try:
+    import keras
+    model = keras.saving.load_model("bf16/model.keras")
+    found = {"backend": keras.backend.backend(), "name": model.layers[0].dtype_policy.name,
+             "global": keras.mixed_precision.global_policy().name}
+except Exception as exc:  # the bf16 fit's test says why
+    found = {"error": repr(exc)}
+with open("policy.json", "w") as file:
+    json.dump(found, file)
+"""
 
 
 @pytest.fixture(scope="module")
-def sessions(trained: dict[str, Path], bf16: dict, cache: Path) -> dict[str, dict]:
-    """Per installed backend, one process that runs session_commands and loads the bf16 model."""
-    files = pngs(cache.parent)
+def sessions(trained: dict[str, Path], fit_cache: Path) -> dict[str, dict[str, Any]]:
+    """Per installed backend, one process (cli_batch) that runs session_commands, each to a
+    CompletedProcess of its name, and "policy": the bf16 model's, from POLICY."""
+    files = pngs(fit_cache.parent)
     done = {}
     for backend in PYTHONS:
-        commands = session_commands(backend, trained, files)
-        process = subprocess.run(
-            [PYTHONS[backend], "-c", SESSION, json.dumps(commands), str(run_of(bf16[backend])
-                                                                         / "model.keras")],
-            capture_output=True, text=True, timeout=TIMEOUT * 2, env=environment(cache),
-            cwd=cache.parent)
-        assert process.returncode == 0, process.stdout + process.stderr
-        done[backend] = json.loads(process.stdout.splitlines()[-1])
+        folder = fit_cache.parent / "sessions" / backend
+        commands = session_commands(backend, trained, files, folder)
+        finished = run_several(folder, list(commands.values()), environment(fit_cache),
+                               4 * TIMEOUT, python=PYTHONS[backend], epilogue=POLICY)
+        done[backend] = {**dict(zip(commands, finished, strict=True)),
+                         "policy": json.loads((folder / "policy.json").read_text())}
     return done
 
 
@@ -199,7 +201,7 @@ def accuracy(path: Path) -> float:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str, Path],
-                                                 sessions: dict[str, dict]) -> None:
+                                                 sessions: dict[str, dict[str, Any]]) -> None:
     run = trained[backend]
     env = json.loads((run / "environment.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
@@ -209,44 +211,44 @@ def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str
     assert env["steps_per_execution"] == (1 if backend == "torch" else 4)
     assert backend in env and "backend: " + backend in (run / "config.yaml").read_text()
     done = sessions[backend]["eval"]
-    assert done["code"] == 0, done["stderr"]
+    assert done.returncode == 0, done.stderr
     assert accuracy(run / "eval.json") == pytest.approx(accuracy(run / "metrics.json"), abs=0.001)
     listed = sessions[backend]["runs"]
-    assert {row["name"]: row["backend"] for row in json.loads(listed["stdout"])}[run.name] \
+    assert {row["name"]: row["backend"] for row in json.loads(listed.stdout)}[run.name] \
         == backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_model_evaluates_the_same_on_the_other_backend(backend: str, trained: dict[str, Path],
-                                                         sessions: dict[str, dict]) -> None:
+                                                         sessions: dict[str, dict[str, Any]]) -> None:
     if len(trained) < 2:
         pytest.skip("needs two backends installed")
     names = list(trained)  # each scores the next one's model: TF -> JAX -> torch -> TF
     other = names[(names.index(backend) + 1) % len(names)]
     run = trained[backend]
     done = sessions[other]["eval other"]
-    assert done["code"] == 0, done["stderr"]
-    assert json.loads(done["stdout"])["test"]["accuracy"] == pytest.approx(
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["test"]["accuracy"] == pytest.approx(
         accuracy(run / "metrics.json"), abs=0.001)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_predict_on_pngs_is_the_same_on_every_backend(backend: str, trained: dict[str, Path],
-                                                      sessions: dict[str, dict]) -> None:
+                                                      sessions: dict[str, dict[str, Any]]) -> None:
     tops = {}
     for name in trained:
         done = sessions[name][f"predict {backend}"]
-        assert done["code"] == 0, done["stderr"]
+        assert done.returncode == 0, done.stderr
         tops[name] = [[round(top["probability"], 4) for top in result["top"]]
-                      for result in json.loads(done["stdout"])]
+                      for result in json.loads(done.stdout)]
     first = next(iter(tops.values()))
     assert all(np.allclose(top, first, atol=1e-3) for top in tops.values()), tops
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_deterministic_rerun_repeats_the_history(backend: str, trained: dict[str, Path],
-                                                   reruns: dict) -> None:
-    done = reruns[backend]
+                                                   sessions: dict[str, dict[str, Any]]) -> None:
+    done = sessions[backend]["rerun"]  # in a process of its own, after the --device gpu check
     assert done.returncode == 0, done.stderr
 
     def losses(path: Path) -> list[float]:
@@ -259,7 +261,7 @@ def test_a_deterministic_rerun_repeats_the_history(backend: str, trained: dict[s
 def test_sigterm_then_resume_keeps_the_backend(backend: str, cache: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     process = subprocess.Popen(command("fit", QUICKSTART, "--backend", backend, "--run-dir", run,
-                                       *SMALL, "--epochs", "12"),
+                                       *TINY, "--epochs", "12"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=environment(cache), cwd=tmp_path)
     try:
@@ -278,10 +280,10 @@ def test_sigterm_then_resume_keeps_the_backend(backend: str, cache: Path, tmp_pa
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_smoke_runs_on_the_backend(backend: str, sessions: dict[str, dict]) -> None:
+def test_smoke_runs_on_the_backend(backend: str, sessions: dict[str, dict[str, Any]]) -> None:
     done = sessions[backend]["smoke"]
-    assert done["code"] == 0, done["stdout"] + done["stderr"]
-    assert "1 passed, 0 failed" in done["stdout"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed, 0 failed" in done.stdout
 
 
 def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Path,
@@ -298,63 +300,39 @@ def test_a_backend_that_is_not_installed_exits_2_with_the_install_line(cache: Pa
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_device_gpu_without_a_gpu_exits_2(backend: str, trained: dict[str, Path],
-                                          sessions: dict[str, dict]) -> None:
+                                          sessions: dict[str, dict[str, Any]]) -> None:
     done = sessions[backend]["gpu"]  # the first command of its process
-    if done["code"] == 0:
+    if done.returncode == 0:
         pytest.skip("this machine has a GPU")
-    assert done["code"] == 2
+    assert done.returncode == 2
     name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}[backend]
     assert f"--device gpu: {name} sees no GPU here. Use --device cpu or auto." \
-        in " ".join(done["stderr"].split())
+        in " ".join(done.stderr.split())
     assert not (trained[backend].parent / f"gpu-{backend}").exists()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_mixed_precision_is_applied_and_recorded(backend: str, bf16: dict,
-                                                 sessions: dict[str, dict]) -> None:
-    done = bf16[backend]
+def test_mixed_precision_is_applied_and_recorded(backend: str,
+                                                 sessions: dict[str, dict[str, Any]]) -> None:
+    done = sessions[backend]["bf16"]
     assert done.returncode == 0, done.stdout + done.stderr
     run = run_of(done)
     assert json.loads((run / "environment.json").read_text())["mixed_precision"] == "mixed_bfloat16"
     assert json.loads((run / "manifest.json").read_text())["versions"]["mixed_precision"] \
         == "mixed_bfloat16"
     assert 0 <= accuracy(run / "metrics.json") <= 1
-    # Loaded by Keras on the same backend, in a process of its own (sessions).
-    assert sessions[backend]["policy"] == {"backend": backend, "name": "mixed_bfloat16"}
-
-
-def diverging_fit(run: Path, backend: str, good_epochs: int) -> list[object]:
-    rate = ("optimizer.learning_rate=1e12" if good_epochs == 0 else
-            # 540 training samples at batch 64: 9 steps an epoch, the 10th diverges.
-            "optimizer.schedule={name: PiecewiseConstantDecay, boundaries: [9], "
-            "values: [0.001, 1.0e+12]}")
-    return ["fit", QUICKSTART, "--backend", backend, "--run-dir", run, *SMALL, "--epochs", "3",
-            "--set", rate, "--set", "training.tensorboard=false"]
-
-
-@pytest.fixture(scope="module")
-def diverged(cache: Path) -> dict[tuple[str, int], subprocess.CompletedProcess[str]]:
-    """Per installed backend, one process (cli_batch) that fits twice into a NaN: at once, and
-    after one good epoch. The second fit starts in the process the first one failed in."""
-    done = {}
-    for backend in PYTHONS:
-        folder = cache.parent / f"diverged-{backend}"
-        commands = [diverging_fit(folder / f"run-{good}", backend, good) for good in (0, 1)]
-        finished = run_several(folder, commands, environment(cache), 2 * TIMEOUT,
-                               python=PYTHONS[backend])
-        done.update({(backend, good): result for good, result in zip((0, 1), finished,
-                                                                      strict=True)})
-    return done
+    # Loaded by Keras on the same backend, after fits in float32: the policy is the file's.
+    assert sessions[backend]["policy"] == {"backend": backend, "name": "mixed_bfloat16",
+                                           "global": "float32"}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("good_epochs", [0, 1])
 def test_a_diverging_loss_fails_the_run_and_keeps_only_good_epochs(
-        diverged: dict[tuple[str, int], subprocess.CompletedProcess[str]], backend: str,
-        good_epochs: int) -> None:
+        sessions: dict[str, dict[str, Any]], backend: str, good_epochs: int) -> None:
     # On JAX the NaN check runs in Keras's worker thread and raises (StopOnNonFinite); setting
     # stop_training from there instead crashed on donated buffers.
-    done = diverged[(backend, good_epochs)]
+    done = sessions[backend][f"diverge {good_epochs}"]
     run = Path(str(done.args[done.args.index("--run-dir") + 1]))
     message = " ".join(done.stderr.split())
     assert done.returncode == 2, done.stderr[-2000:]
@@ -373,30 +351,26 @@ def batch_shapes(count: int, batch: int) -> set[int]:
 
 @pytest.mark.skipif("jax" not in PYTHONS, reason="needs JAX")
 def test_an_augmented_jax_run_scores_with_the_test_step_its_validation_compiled(
-        tmp_path: Path) -> None:
+        fits: dict[str, subprocess.CompletedProcess[str]]) -> None:
     """Each compilation costs seconds on a GPU from cold: the test split's whole batches reuse
-    the step compiled for the validation's, rather than compiling the model's own anew."""
-    run = tmp_path / "run"
-    env = {**environment(tmp_path / "no-cache"), "DLTRAIN_JAX_CACHE": "0", "JAX_LOG_COMPILES": "1"}
-    # 1,400 training samples: 140 validate, in batches of 64 and 12; the test's are 64 and 8.
-    done = subprocess.run(command("fit", QUICKSTART, "--backend", "jax", "--run-dir", run,
-                                  "--set", "dataset.train_limit=1400", "--set",
-                                  "dataset.test_limit=200", "--epochs", "1",
-                                  "--set", "augmentation.horizontal_flip=true"),
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    metrics = json.loads((run / "metrics.json").read_text())
+    the step compiled for the validation's, rather than compiling the model's own anew (the
+    shared JAX fit is augmented, logs its compilations and starts on an empty cache)."""
+    done = fits["jax"]
+    metrics = json.loads((run_of(done) / "metrics.json").read_text())
+    assert metrics["compilation"]["from_cache"] == 0  # each program compiled, and logged
     shapes = batch_shapes(metrics["validation_samples"], 64) | batch_shapes(
         metrics["test_samples"], 64)
-    assert len(shapes) == 3  # the validation's whole batch is the test's
+    # The validation has a whole batch, as the test has: one shape for both.
+    assert metrics["validation_samples"] > 64 and len(shapes) == 3
     assert done.stderr.count("Finished XLA compilation of jit(test_step)") == len(shapes)
 
 
 @pytest.mark.skipif("jax" not in PYTHONS, reason="needs JAX")
 def test_a_jax_fit_says_what_it_compiled_and_a_rerun_loads_it_from_the_cache(
-        fits: dict, reruns: dict, fit_cache: Path) -> None:
+        fits: dict, sessions: dict[str, dict[str, Any]], fit_cache: Path) -> None:
     runs = [(json.loads((run_of(done) / "metrics.json").read_text())["compilation"],
-             " ".join((done.stdout + done.stderr).split())) for done in (fits["jax"], reruns["jax"])]
+             " ".join((done.stdout + done.stderr).split()))
+            for done in (fits["jax"], sessions["jax"]["rerun"])]
     (cold, cold_text), (warm, warm_text) = runs
     assert cold["programs"] > 0 and cold["from_cache"] == 0 and cold["seconds"] > 0
     assert f"compilation: {cold['programs']} programs" in cold_text

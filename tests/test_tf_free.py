@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_batch import run_several
 
 from conftest import CONFIGS, ROOT
 
@@ -24,17 +25,25 @@ atexit.register(lambda: print("tensorflow imported:", "tensorflow" in sys.module
 from dltrain.cli import main
 sys.exit(main())
 """
+# Before several commands in one process (cli_batch): at exit, whether TensorFlow was imported.
+PRELUDE = """
+import atexit, sys
+atexit.register(lambda: open("tensorflow-imported", "w").write(str("tensorflow" in sys.modules)))
+"""
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not PYTHON.is_file(), reason=f"no TensorFlow-free environment at {VENV}; make tf-free-env")]
 
 
-def dltrain(tmp_path: Path, *args: object) -> subprocess.CompletedProcess[str]:
+def environment(tmp_path: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if key not in ("KERAS_BACKEND", "PYTHONPATH", "VIRTUAL_ENV")}
+    return {**env, "CI": "1", "DLTRAIN_JAX_CACHE": str(tmp_path / "cache")}
+
+
+def dltrain(tmp_path: Path, *args: object) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([str(PYTHON), "-c", WRAPPER, *map(str, args)], capture_output=True,
-                          text=True, timeout=400, cwd=tmp_path,
-                          env={**env, "CI": "1", "DLTRAIN_JAX_CACHE": str(tmp_path / "cache")})
+                          text=True, timeout=400, cwd=tmp_path, env=environment(tmp_path))
     assert done.stderr.splitlines()[-1] == "tensorflow imported: False", done.stderr
     return done
 
@@ -48,13 +57,21 @@ def test_the_environment_has_no_tensorflow(tmp_path: Path) -> None:
 
 
 def test_fit_eval_and_predict_on_jax_never_import_tensorflow(tmp_path: Path) -> None:
-    fit = dltrain(tmp_path, "fit", CONFIGS / "quickstart.yaml", "--backend", "jax", "--run-dir",
-                  tmp_path / "run", "--epochs", "1", "--json")
+    from PIL import Image
+
+    Image.new("L", (40, 40), 200).save(tmp_path / "grey.png")  # decoded and resized by Pillow
+    run = tmp_path / "run"
+    # One process runs the three commands: at its end, TensorFlow was never imported.
+    fit, evaluated, predicted = run_several(tmp_path / "commands", [
+        ["fit", CONFIGS / "quickstart.yaml", "--backend", "jax", "--run-dir", run, "--epochs",
+         "1", "--set", "dataset.train_limit=600", "--set", "dataset.test_limit=100", "--json"],
+        ["eval", run, "--json"], ["predict", run, tmp_path / "grey.png", "--json"]],
+        environment(tmp_path), 400, PRELUDE, str(PYTHON))
+    assert (tmp_path / "commands" / "tensorflow-imported").read_text() == "False"
     assert fit.returncode == 0, fit.stderr
     assert "no TensorBoard logs on the jax backend without TensorFlow" in " ".join(
         fit.stdout.split() + fit.stderr.split())
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    evaluated = dltrain(tmp_path, "eval", tmp_path / "run", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["test"]["accuracy"] == pytest.approx(
         metrics["test"]["accuracy"], abs=0.001)
@@ -63,10 +80,6 @@ def test_fit_eval_and_predict_on_jax_never_import_tensorflow(tmp_path: Path) -> 
     # JAX's persistent compilation cache is on, where DLTRAIN_JAX_CACHE says, and was filled.
     assert env["jax_compilation_cache"] == str(tmp_path / "cache")
     assert any((tmp_path / "cache").iterdir())
-    from PIL import Image
-
-    Image.new("L", (40, 40), 200).save(tmp_path / "grey.png")  # decoded and resized by Pillow
-    predicted = dltrain(tmp_path, "predict", tmp_path / "run", tmp_path / "grey.png", "--json")
     assert predicted.returncode == 0, predicted.stderr
     assert len(json.loads(predicted.stdout)[0]["top"]) == 3
 
