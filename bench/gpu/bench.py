@@ -20,8 +20,8 @@ Side by side, on one machine, in one process tree (bench/gpu/run.sh prepares the
    on the config as shipped (10 epochs, batch 128, a constant rate), once.
 
 Writes results.json and results.md to OUT. `--dry` runs every step on a few hundred samples
-and 2 epochs (`parts` without its warm-up run), on the CPU, to check the wiring
-(tests/test_bench_gpu.py does).
+and 2 epochs (`parts` without its warm-up run), on the CPU with XLA's optimisations off and
+without TensorFlow (as on the GPU machine), to check the wiring (tests/test_bench_gpu.py does).
 
 Usage: python bench/gpu/bench.py OUT [--backend jax] [--data FASHION_MNIST_DIR] [--dry]
 """
@@ -55,6 +55,24 @@ DRY_TRAIN, DRY_TEST = 256, 128
 # pay for nets this small (BENCHMARKS.md, 2026-11-27).
 RESNET_GPU = {"epochs": 40, "batch": 512, "peak": 0.004}
 FASHION_MNIST_TRAIN = 60_000
+DRY_XLA_FLAGS = "--xla_backend_optimization_level=0"
+# Python reads sitecustomize at start: its path finder no longer finds TensorFlow, so
+# `import tensorflow` fails and importlib.util.find_spec says None, as where it is not installed
+# (None in sys.modules would not do: Keras takes a name there for TensorFlow loaded).
+NO_TENSORFLOW = """import sys
+from importlib.machinery import PathFinder
+
+
+class WithoutTensorFlow(PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.partition(".")[0] == "tensorflow":
+            return None
+        return super().find_spec(name, path, target)
+
+
+sys.meta_path[:] = [WithoutTensorFlow if f is PathFinder else f for f in sys.meta_path]
+"""
 VALIDATION = 0.05  # both configs' and the scripts' validation_split
 
 
@@ -110,8 +128,17 @@ class Bench:
                     "XDG_CACHE_HOME": str(self.work / "cache"),
                     "JAX_COMPILATION_CACHE_DIR": str(self.work / "cache" / "dltrain" / "jax"),
                     "KERAS_HOME": str(self.work / "keras")}
-        if dry:
+        if dry:  # timings mean nothing on the CPU: XLA compiles without optimising (~30% of a
+            # dry process's CPU time less); the GPU run compiles as any run does
             self.env["JAX_PLATFORMS"] = "cpu"
+            self.env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {DRY_XLA_FLAGS}".strip()
+            # and without TensorFlow, as on the GPU machine (run.sh): Keras's set_random_seed
+            # and dltrain's TensorBoard logs would import it, seconds in each process
+            hidden = self.work / "no-tensorflow"
+            hidden.mkdir()
+            (hidden / "sitecustomize.py").write_text(NO_TENSORFLOW)
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(hidden), os.environ.get("PYTHONPATH", "")]))
         cache = self.work / "keras" / "datasets" / "fashion-mnist"
         cache.mkdir(parents=True)
         for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
