@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_train_fit import op_determinism, restore_op_determinism
 
 from conftest import CONFIGS, copy_run, run_cli
 from dltrain.cli import main
@@ -609,6 +610,27 @@ def dltrain(backend: str, *commands: list[object]) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def resume_elsewhere(backend: str, resumes: list[list[object]]) -> None:
+    """`resumes` in a process that did not train the runs: this one where Keras runs `backend`
+    here (what the deterministic runs switch on for it put back after), else one of their own."""
+    keras = sys.modules.get("keras")  # not imported yet: it will be on the default backend
+    here = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND", "tensorflow")
+    if here != backend:
+        dltrain(backend, *resumes)
+        return
+    flags, before = os.environ.get("XLA_FLAGS"), op_determinism()
+    try:
+        for args in resumes:
+            code, _, err = cli(*args)
+            assert code == 0, err
+            print(f"resumed in pytest's process: {args}")
+    finally:
+        restore_op_determinism(before)
+        os.environ.pop("XLA_FLAGS", None)
+        if flags is not None:
+            os.environ["XLA_FLAGS"] = flags
+
+
 AUGMENTED = [("tensorflow", "auto"), ("tensorflow", "1"), ("jax", "auto"), ("torch", "auto")]
 
 
@@ -618,7 +640,8 @@ def augmented_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
     3 epochs (`whole-STEPS`) and one of 1 epoch resumed to 3 (`resumed-STEPS`). A backend's
     fits share a process (one start of the backend instead of one per fit); its resumes share
     another, as a resume after a Ctrl-C would: nothing of the process that began the runs
-    helps them. Trained on first use, so a skipped backend costs nothing."""
+    helps them: on this process's own backend, the resumes run here (one start of the backend
+    fewer). Trained on first use, so a skipped backend costs nothing."""
     folders: dict[str, Path] = {}
 
     def trained(backend: str) -> Path:
@@ -633,7 +656,7 @@ def augmented_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
                           folder / f"resumed-{steps}", *flipped, "--epochs", "1"]]
                 resumes.append(["fit", "--resume", folder / f"resumed-{steps}", "--epochs", "3"])
             dltrain(backend, *fits)
-            dltrain(backend, *resumes)
+            resume_elsewhere(backend, resumes)
             folders[backend] = folder
         return folders[backend]
 
