@@ -9,12 +9,15 @@ import os
 import re
 import subprocess
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from conftest import CONFIGS, ROOT, run_cli, write_yaml
+from dltrain.cli import main
 from dltrain.config.load import load_config
 from dltrain.train.fit import fit
 
@@ -58,21 +61,6 @@ def test_diverging_loss_stops_marks_the_run_failed_and_says_what_to_try(
     assert "Start it again with dltrain fit once its config is changed (the error is in" in message
 
 
-def test_steps_per_execution_above_one_trains_and_records_every_epoch(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "run"
-    # 230 smoke training samples at batch 64 are 4 steps: 3 per call leaves a partial last call.
-    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run, "--epochs", "2",
-                           "--set", "training.steps_per_execution=3")
-    assert code == 0, err
-    assert [row["epoch"] for row in history(run)] == ["1", "2"]
-    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
-    # --resume counts epochs by the optimizer's steps: the partial call still makes 4 per epoch.
-    import keras
-
-    assert int(keras.saving.load_model(run / "last.keras").optimizer.iterations.numpy()) == 2 * 4
-
-
 def test_early_stopping_ends_training_early(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
@@ -99,34 +87,31 @@ def test_reduce_lr_on_plateau_lowers_the_learning_rate(
     assert rates == pytest.approx([0.001, 0.001, 0.0005])
 
 
-def test_live_progress_shows_batches_and_running_metrics(tmp_path: Path) -> None:
-    # 230 smoke training samples at batch 64 are 4 batches; 3 a call: Keras numbers the
-    # partial last call 6, which the bar showed as 6/4 (issue 27).
-    loaded = load_config(QUICKSTART, ["training.epochs=1", "training.steps_per_execution=3"],
+def test_steps_per_execution_above_one_records_every_epoch_and_shows_live_progress(
+        tmp_path: Path) -> None:
+    # 230 smoke training samples at batch 64 are 4 batches; 3 a call leaves a partial last call,
+    # which Keras numbers 6 and the bar showed as 6/4 (issue 27).
+    run = tmp_path / "run"
+    loaded = load_config(QUICKSTART, ["training.epochs=2", "training.steps_per_execution=3"],
                          smoke=True)
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=120)
-    fit(loaded, run_dir=tmp_path / "run", device="cpu", console=console, live=True)
-    text = buffer.getvalue()
-    assert "batches" in text and "epochs" in text
-    assert "loss" in text and "accuracy" in text and "epoch 1/1" in text
-    assert "4/4" in text and "6/4" not in text and "5/4" not in text
-    # The epoch line's seconds are history.csv's, to the printed precision.
-    [row] = history(tmp_path / "run")
-    printed = re.search(r"epoch 1/1  \w[^\n]*  (\d+\.\d)s\n", text)
-    assert printed is not None and printed.group(1) == f"{float(row['seconds']):.1f}"
-
-
-def test_augmentation_does_not_end_up_in_the_saved_model(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fit(loaded, run_dir=run, device="cpu", console=console, live=True)
+    rows = history(run)
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+    # --resume counts epochs by the optimizer's steps: the partial call still makes 4 per epoch.
     import keras
 
-    run = tmp_path / "run"
-    assert run_cli(capsys, "fit", CONFIGS / "quickstart.yaml", "--smoke", "--run-dir", run,
-                   "--set", "augmentation.horizontal_flip=true")[0] == 0
-    model = keras.saving.load_model(run / "model.keras")
-    names = [type(layer).__name__ for layer in model.layers]
-    assert names == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+    assert int(keras.saving.load_model(run / "last.keras").optimizer.iterations.numpy()) == 2 * 4
+    text = buffer.getvalue()
+    assert "batches" in text and "epochs" in text
+    assert "loss" in text and "accuracy" in text and "epoch 1/2" in text and "epoch 2/2" in text
+    assert "4/4" in text and "6/4" not in text and "5/4" not in text
+    # Each epoch line's seconds are history.csv's, to the printed precision.
+    for epoch, row in enumerate(rows, 1):
+        printed = re.search(rf"epoch {epoch}/2  \w[^\n]*  (\d+\.\d)s\n", text)
+        assert printed is not None and printed.group(1) == f"{float(row['seconds']):.1f}"
 
 
 def test_validating_on_test_is_never_silent(tmp_path: Path) -> None:
@@ -228,12 +213,47 @@ def test_early_stopping_and_the_checkpoint_watch_metrics_by_the_names_keras_logs
     assert metrics["best_epoch"] == precision.index(max(precision)) + 1
 
 
-def test_metrics_json_says_where_the_commands_time_went(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "run",
-                           "--epochs", "2")
-    assert code == 0, err
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+@dataclass
+class SmokeRun:
+    run: Path
+    read_in: list[threading.Thread]  # the threads that read the data
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """One `fit --smoke --epochs 2` with a horizontal flip, for the tests that read what a fit
+    wrote and which thread read its data: read it, never change it."""
+    import dltrain.train.fit as fit_module
+
+    run = tmp_path_factory.mktemp("smoke") / "run"
+    read_in: list[threading.Thread] = []
+    load = fit_module.load_splits
+
+    def noting(*args: object, **kwargs: object) -> object:
+        read_in.append(threading.current_thread())
+        return load(*args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fit_module, "load_splits", noting)
+        assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(run), "--epochs", "2",
+                     "--set", "augmentation.horizontal_flip=true"]) == 0
+    return SmokeRun(run, read_in)
+
+
+def test_fit_reads_the_data_beside_the_backends_start(smoke_run: SmokeRun) -> None:
+    assert len(smoke_run.read_in) == 1 and smoke_run.read_in[0] is not threading.main_thread()
+
+
+def test_augmentation_does_not_end_up_in_the_saved_model(smoke_run: SmokeRun) -> None:
+    import keras
+
+    model = keras.saving.load_model(smoke_run.run / "model.keras")
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+
+
+def test_metrics_json_says_where_the_commands_time_went(smoke_run: SmokeRun) -> None:
+    metrics = json.loads((smoke_run.run / "metrics.json").read_text())
     phases = metrics["phase_seconds"]
     assert list(phases) == ["start", "build", "data", "setup", "train", "model_file", "curves",
                             "score", "smoke", "total"]
@@ -246,12 +266,10 @@ def test_metrics_json_says_where_the_commands_time_went(
 
 
 def test_a_fits_json_files_carry_their_schema_version_and_read_back_as_records(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        smoke_run: SmokeRun) -> None:
     from dltrain.runs import records
 
-    run = tmp_path / "run"
-    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", run, "--epochs", "1")
-    assert code == 0, err
+    run = smoke_run.run
     written = sorted(path.name for path in run.glob("*.json"))
     assert written == ["environment.json", "manifest.json", "metrics.json", "preprocessing.json",
                        "run.json"]
@@ -262,7 +280,7 @@ def test_a_fits_json_files_carry_their_schema_version_and_read_back_as_records(
         record = records.read(run, records.RECORD_OF[name])  # every key of the type it declares
         assert {"schema_version": records.SCHEMA_VERSION, **record.as_json()} == on_disk, name
     assert records.read(run, records.RunState).state == "completed"
-    assert records.read(run, records.Metrics).epochs_run == 1
+    assert records.read(run, records.Metrics).epochs_run == 2
     assert records.read(run, records.Preprocessing).input_shape == [28, 28, 1]
     assert records.read(run, records.Environment).steps_per_execution == load_config(
         run / "config.yaml").config.steps_per_execution()
@@ -298,26 +316,6 @@ def test_the_rounded_laps_never_add_up_to_more_than_the_total(
         clock.lap(phase)
     phases = clock.phases()
     assert phases == {"build": 0.001, "data": 0.0, "setup": 0.001, "total": 0.002}
-
-
-def test_fit_reads_the_data_beside_the_backends_start(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
-    import dltrain.train.fit as fit_module
-
-    read_in: list[threading.Thread] = []
-    load = fit_module.load_splits
-
-    def noting(*args: object, **kwargs: object) -> object:
-        read_in.append(threading.current_thread())
-        return load(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(fit_module, "load_splits", noting)
-    code, _, err = run_cli(capsys, "fit", QUICKSTART, "--smoke", "--run-dir", tmp_path / "run",
-                           "--epochs", "1")
-    assert code == 0, err
-    assert len(read_in) == 1 and read_in[0] is not threading.main_thread()
 
 
 def test_a_background_call_gives_its_value_or_raises_its_error() -> None:

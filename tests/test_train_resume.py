@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -12,13 +14,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from test_train_fit import op_determinism, restore_op_determinism
 
 from conftest import CONFIGS, copy_run, run_cli
+from dltrain.cli import main
 from dltrain.config.load import dump, load_config
 from dltrain.runs import records
 from dltrain.runs.layout import read_history, write_history
@@ -82,58 +87,113 @@ def test_signal_mid_training_then_resume_finishes_the_run(
     assert scored == pytest.approx(metrics["test"]["accuracy"], abs=0.001)
 
 
-def test_resume_can_extend_a_completed_run(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "run"
-    assert run_cli(capsys, "fit", QUICKSTART, "--run-dir", run, *SMALL, "--epochs", "2")[0] == 0
-    code, _, err = run_cli(capsys, "fit", "--resume", run)
-    assert code == 2 and "the run is completed after 2 epochs; pass --epochs N with N > 2" in err
-    started = json.loads((run / "environment.json").read_text())
-    code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "4")
-    assert code == 0, err
-    rows = read_history(run / "history.csv")
-    assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
-    # The session that started the run stays; the one that trained epochs 3 and 4 is added.
-    environment = json.loads((run / "environment.json").read_text())
-    assert {key: environment[key] for key in started} == started
-    [resumed] = environment["resumed"]
-    assert resumed["after_epoch"] == 2 and resumed["started"] >= started["started"]
-    assert resumed["device"] == started["device"] and resumed["keras"] == started["keras"]
-    assert "epochs: 4" in (run / "config.yaml").read_text()
-    # The time of all four epochs, not only this command's two (runs showed those).
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["train_seconds_total"] == pytest.approx(sum(row["seconds"] for row in rows),
-                                                           abs=0.002)
-    assert metrics["train_seconds_total"] > sum(row["seconds"] for row in rows[2:])
-    code, out, err = run_cli(capsys, "runs", tmp_path, "--json")
-    assert json.loads(out)[0]["seconds"] == metrics["train_seconds_total"]
-    # the manifest vouches for the config that was trained, not the one first written
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["config_sha256"] == hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()
+def cli(*args: object) -> tuple[int, str, str]:
+    """`dltrain ARGS` in-process, for a module's fixture (run_cli needs capsys, a test's)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(arg) for arg in args])
+    return code, out.getvalue(), err.getvalue()
 
 
-def test_a_run_written_before_schema_version_resumes_and_gains_it(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
-    run = tmp_path / "run"
-    copy_run(shared_small_run, run)  # quickstart on SMALL, 1 epoch
+@dataclass
+class Extended:
+    """The shared one-epoch run, as dltrain 0.1 wrote it (no schema_version), scored by eval
+    and exported, its config.yaml edited and put back, then resumed to 3 epochs."""
+
+    run: Path
+    before: dict[str, dict[str, Any]]  # its JSON files as dltrain 0.1 wrote them
+    edited: tuple[int, str, int]  # the resume of the edited config: code, stderr, history rows
+    not_extended: tuple[int, str]  # the resume without --epochs: code, stderr
+    resumed: tuple[int, str, str]  # the resume to 3 epochs: code, stdout, stderr
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory: pytest.TempPathFactory, shared_small_run: Path) -> Extended:
+    """One resume, after the refusals, for the tests that check what a resume of a completed
+    run keeps, adds and sets aside: read it, never change it."""
+    run = copy_run(shared_small_run, tmp_path_factory.mktemp("extended") / "run")
     before = {}
     for path in run.glob("*.json"):  # as dltrain 0.1 wrote them
         data = json.loads(path.read_text())
         assert data.pop("schema_version") == records.SCHEMA_VERSION, path.name
         path.write_text(json.dumps(data))
         before[path.name] = data
-    code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
+    assert cli("eval", run)[0] == 0 and (run / "eval.json").is_file()
+    records.write(run, Exports.of({"onnx": {"status": "passed", "path": str(run / "model.onnx")}}))
+    written = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(written.replace("learning_rate: 0.001",
+                                                     "learning_rate: 0.05"))
+    code, _, err = cli("fit", "--resume", run, "--epochs", "3")
+    edited = (code, err, len(read_history(run / "history.csv")))
+    (run / "config.yaml").write_text(written)
+    code, _, err = cli("fit", "--resume", run)
+    return Extended(run, before, edited, (code, err), cli("fit", "--resume", run, "--epochs", "3"))
+
+
+def test_resume_can_extend_a_completed_run(extended: Extended) -> None:
+    run, started = extended.run, extended.before["environment.json"]
+    code, err = extended.not_extended
+    assert code == 2 and "the run is completed after 1 epochs; pass --epochs N with N > 1" in err
+    code, out, err = extended.resumed
     assert code == 0, err
     assert f"resuming {run} after epoch 1" in out
+    rows = read_history(run / "history.csv")
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    # The session that started the run stays; the one that trained epochs 2 and 3 is added.
+    environment = json.loads((run / "environment.json").read_text())
+    assert {key: environment[key] for key in started} == started
+    [resumed] = environment["resumed"]
+    assert resumed["after_epoch"] == 1 and resumed["started"] >= started["started"]
+    assert resumed["device"] == started["device"] and resumed["keras"] == started["keras"]
+    assert "epochs: 3" in (run / "config.yaml").read_text()
+    # The time of all three epochs, not only this command's two (runs showed those).
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train_seconds_total"] == pytest.approx(sum(row["seconds"] for row in rows),
+                                                           abs=0.002)
+    assert metrics["train_seconds_total"] > sum(row["seconds"] for row in rows[1:])
+    code, out, err = cli("runs", run.parent, "--json")
+    assert json.loads(out)[0]["seconds"] == metrics["train_seconds_total"]
+    # the manifest vouches for the config that was trained, not the one first written
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config_sha256"] == hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()
+
+
+def test_a_run_written_before_schema_version_resumes_and_gains_it(extended: Extended) -> None:
+    run, before = extended.run, extended.before
+    assert extended.resumed[0] == 0, extended.resumed[2]
     for name in ("environment.json", "manifest.json", "metrics.json", "run.json"):
         assert json.loads((run / name).read_text())["schema_version"] == records.SCHEMA_VERSION
     environment = records.read(run, records.Environment).as_json()
     assert list(environment) == [*before["environment.json"], "resumed"]  # its layout kept
     assert [entry["after_epoch"] for entry in environment["resumed"]] == [1]
-    assert records.read(run, records.Metrics).epochs_run == 2
+    assert records.read(run, records.Metrics).epochs_run == 3
     assert records.read(run, RunState).state == "completed"
     # preprocessing.json is not written again on resume: an older run's file is kept as it is.
     assert json.loads((run / "preprocessing.json").read_text()) == before["preprocessing.json"]
+
+
+def test_resume_refuses_a_config_yaml_edited_since_the_run_wrote_it(extended: Extended) -> None:
+    # It trained on, and the manifest then vouched for a rate the first epoch never had.
+    run = extended.run
+    code, err, rows = extended.edited
+    assert code == 2
+    assert (f"error: {run / 'config.yaml'}: changed since the run wrote it (manifest.json holds "
+            "another sha256); a run resumes with the config it was trained with. Put the "
+            "original back") in " ".join(err.split())
+    assert rows == 1
+    assert extended.resumed[0] == 0, extended.resumed[2]  # once the original is back
+
+
+def test_a_resume_that_trains_on_sets_aside_the_earlier_models_scores(
+        extended: Extended) -> None:
+    # eval.json and export.json went on describing the replaced model.keras.
+    run, (code, out, err) = extended.run, extended.resumed
+    assert code == 0, err
+    assert not (run / "eval.json").exists()
+    assert "eval.json removed: it scored the model before this resume" in " ".join(out.split())
+    entry = json.loads((run / "export.json").read_text())["onnx"]
+    assert entry["status"] == "passed" and entry["stale"].startswith(
+        "of the model before the resume of ")
 
 
 def test_a_damaged_environment_record_is_named_before_a_resume_trains(tmp_path: Path) -> None:
@@ -156,25 +216,6 @@ def test_resume_refuses_other_changes_with_a_diff(
     assert "only training.epochs may change" in err
     assert "optimizer.learning_rate: 0.001 -> 0.01" in err
     assert len(read_history(run / "history.csv")) == 1
-
-
-def test_resume_refuses_a_config_yaml_edited_since_the_run_wrote_it(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
-    # It trained on, and the manifest then vouched for a rate the first epoch never had.
-    run = tmp_path / "run"
-    copy_run(shared_small_run, run)
-    written = (run / "config.yaml").read_text()
-    (run / "config.yaml").write_text(written.replace("learning_rate: 0.001",
-                                                     "learning_rate: 0.05"))
-    code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
-    assert code == 2
-    assert (f"error: {run / 'config.yaml'}: changed since the run wrote it (manifest.json holds "
-            "another sha256); a run resumes with the config it was trained with. Put the "
-            "original back") in " ".join(err.split())
-    assert len(read_history(run / "history.csv")) == 1
-    (run / "config.yaml").write_text(written)
-    code, _, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
-    assert code == 0, err
 
 
 TABLE = """\
@@ -205,22 +246,6 @@ def test_resume_refuses_data_changed_since_the_run_started(
             f"or train on the new data as a new run: dltrain fit {run / 'config.yaml'} "
             "--run-dir NEW_FOLDER.") in " ".join(err.split())
     assert len(read_history(run / "history.csv")) == 1
-
-
-def test_a_resume_that_trains_on_sets_aside_the_earlier_models_scores(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_small_run: Path) -> None:
-    # eval.json and export.json went on describing the replaced model.keras.
-    run = tmp_path / "run"
-    copy_run(shared_small_run, run)
-    assert run_cli(capsys, "eval", run)[0] == 0 and (run / "eval.json").is_file()
-    records.write(run, Exports.of({"onnx": {"status": "passed", "path": str(run / "model.onnx")}}))
-    code, out, err = run_cli(capsys, "fit", "--resume", run, "--epochs", "2")
-    assert code == 0, err
-    assert not (run / "eval.json").exists()
-    assert "eval.json removed: it scored the model before this resume" in " ".join(out.split())
-    entry = json.loads((run / "export.json").read_text())["onnx"]
-    assert entry["status"] == "passed" and entry["stale"].startswith(
-        "of the model before the resume of ")
 
 
 def test_a_resume_cut_short_lists_no_scores_of_the_model_it_replaced(
@@ -436,14 +461,37 @@ def kill_at(run: Path, process: subprocess.Popen, arm: str, names: tuple[str, ..
     raise AssertionError(f"no kill point within {limit}s: {process.communicate(timeout=60)}")
 
 
+def assert_nothing_half_written(run: Path) -> None:
+    """Every model file a killed fit left loads and every JSON record parses; a temporary file
+    it left is a model's or a .tmp, which the resume cleans up."""
+    import keras
+
+    for name in ("model.keras", "best.keras", "last.keras"):
+        if (run / name).exists():
+            keras.saving.load_model(run / name)
+    for name in ("metrics.json", "run.json", "environment.json"):
+        if (run / name).exists():
+            json.loads((run / name).read_text())
+    assert not list(run.glob(".*tmp*")) or all(p.suffix in (".keras", ".tmp")
+                                               for p in run.glob(".*tmp*"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("write", list(KILL_POINTS))
-def test_sigkill_at_each_state_write_then_resume_is_consistent(
+def test_sigkill_at_each_state_write_leaves_nothing_half_written_and_resumes_consistent(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], write: str) -> None:
+    """A SIGKILL as each of the run's files is being written (its temporary file just made) or
+    has just been replaced: no artifact is half-written, and the resume completes the run.
+    (These instants replaced a test that killed four more fits at timed instants after epochs
+    1 to 4 of a long run, which land in the same writes: history.csv's, last.keras's,
+    best.keras's.)"""
     run = tmp_path / "run"
     process = start_fit(run, "--epochs", "2", "--set", "dataset.train_limit=128")
     hit = kill_at(run, process, *KILL_POINTS[write])
     assert process.returncode == -signal.SIGKILL, hit
+    assert_nothing_half_written(run)
+    if write != "run.json":  # killed once epoch 1's row was written
+        assert len(read_history(run / "history.csv")) >= 1, hit
     code, out, _ = run_cli(capsys, "runs", tmp_path, "--json")
     assert code == 0 and [row["name"] for row in json.loads(out)] == ["run"]  # listed at once
     if state(run) != "completed":  # the kill can land after the last write
@@ -451,27 +499,6 @@ def test_sigkill_at_each_state_write_then_resume_is_consistent(
         assert code == 0, f"killed at {hit}: {err}"
     assert_consistent(run, 2)
     print(f"killed at {hit}")  # pytest -rP shows where the kill landed
-
-
-def test_sigkill_never_leaves_a_half_written_artifact(tmp_path: Path) -> None:
-    import keras
-
-    for attempt in range(4):
-        run = tmp_path / f"run{attempt}"
-        process = start_fit(run, "--epochs", "200", "--set", "dataset.train_limit=128")
-        wait_for_epochs(run, 1 + attempt, process)
-        time.sleep(0.013 * attempt)  # land at different points of the epoch/save cycle
-        process.kill()
-        process.communicate(timeout=60)
-        for name in ("model.keras", "best.keras", "last.keras"):
-            if (run / name).exists():
-                keras.saving.load_model(run / name)
-        for name in ("metrics.json", "run.json", "environment.json"):
-            if (run / name).exists():
-                json.loads((run / name).read_text())
-        assert len(read_history(run / "history.csv")) >= 1
-        assert not list(run.glob(".*tmp*")) or all(p.suffix in (".keras", ".tmp")
-                                                   for p in run.glob(".*tmp*"))
 
 
 def test_divergence_stops_at_once_and_keeps_the_last_good_checkpoint(
@@ -583,6 +610,27 @@ def dltrain(backend: str, *commands: list[object]) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def resume_elsewhere(backend: str, resumes: list[list[object]]) -> None:
+    """`resumes` in a process that did not train the runs: this one where Keras runs `backend`
+    here (what the deterministic runs switch on for it put back after), else one of their own."""
+    keras = sys.modules.get("keras")  # not imported yet: it will be on the default backend
+    here = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND", "tensorflow")
+    if here != backend:
+        dltrain(backend, *resumes)
+        return
+    flags, before = os.environ.get("XLA_FLAGS"), op_determinism()
+    try:
+        for args in resumes:
+            code, _, err = cli(*args)
+            assert code == 0, err
+            print(f"resumed in pytest's process: {args}")
+    finally:
+        restore_op_determinism(before)
+        os.environ.pop("XLA_FLAGS", None)
+        if flags is not None:
+            os.environ["XLA_FLAGS"] = flags
+
+
 AUGMENTED = [("tensorflow", "auto"), ("tensorflow", "1"), ("jax", "auto"), ("torch", "auto")]
 
 
@@ -592,7 +640,8 @@ def augmented_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
     3 epochs (`whole-STEPS`) and one of 1 epoch resumed to 3 (`resumed-STEPS`). A backend's
     fits share a process (one start of the backend instead of one per fit); its resumes share
     another, as a resume after a Ctrl-C would: nothing of the process that began the runs
-    helps them. Trained on first use, so a skipped backend costs nothing."""
+    helps them: on this process's own backend, the resumes run here (one start of the backend
+    fewer). Trained on first use, so a skipped backend costs nothing."""
     folders: dict[str, Path] = {}
 
     def trained(backend: str) -> Path:
@@ -607,7 +656,7 @@ def augmented_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
                           folder / f"resumed-{steps}", *flipped, "--epochs", "1"]]
                 resumes.append(["fit", "--resume", folder / f"resumed-{steps}", "--epochs", "3"])
             dltrain(backend, *fits)
-            dltrain(backend, *resumes)
+            resume_elsewhere(backend, resumes)
             folders[backend] = folder
         return folders[backend]
 
