@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,14 +162,14 @@ def copy_file(source: Path, path: Path) -> None:
 
 
 def save_figure(figure: Any, path: Path) -> None:
-    """A matplotlib figure as PNG; the figure is closed either way."""
-    import matplotlib.pyplot as plt
-
+    """A matplotlib figure as PNG; one that pyplot made (Optuna's) is closed either way, so
+    pyplot lets it go (the report's own figures are made without pyplot)."""
     try:
         with atomic_target(path, suffix=".png") as tmp:
             figure.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
-        plt.close(figure)
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close(figure)
 
 
 def write_history(path: Path, rows: list[dict[str, float]]) -> None:
