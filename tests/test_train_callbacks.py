@@ -26,7 +26,8 @@ def compiled(metrics: list[Any]) -> Any:
     """A 3-input, 1-output sigmoid model, compiled and fitted once so its metrics are built."""
     keras = keras_module()
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=metrics)
+    # Eagerly: one batch, where tracing a graph would cost more than the step.
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=metrics, run_eagerly=True)
     x = np.random.default_rng(0).random((8, 3), dtype=np.float32)
     y = (x[:, :1] > 0.5).astype("float32")
     model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0)

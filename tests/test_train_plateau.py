@@ -16,7 +16,9 @@ from dltrain.train.plateau import ResumedEarlyStopping, ResumedReduceLROnPlateau
 def model() -> Any:
     keras = keras_module()
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy")
+    # Eagerly: one batch, where tracing a graph would cost more than the step.
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy",
+                  run_eagerly=True)
     x = np.random.default_rng(0).random((8, 3), dtype=np.float32)
     model.fit(x, (x[:, :1] > 0.5).astype("float32"), epochs=1, verbose=0)
     return model
@@ -93,7 +95,8 @@ def twice_named(keras: Any) -> Any:
     """A model whose two metrics Keras logs as precision and precision_1."""
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[
-        "precision", keras.metrics.Precision(thresholds=0.9, name="precision")])
+        "precision", keras.metrics.Precision(thresholds=0.9, name="precision")],
+        run_eagerly=True)
     x = np.random.default_rng(0).random((8, 3), dtype=np.float32)
     model.fit(x, (x[:, :1] > 0.5).astype("float32"), epochs=1, verbose=0)
     return model
