@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import pickle
 import shutil
 import subprocess
@@ -23,15 +22,6 @@ from dltrain.runs.layout import read_history
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 MODULE_COSTS = Path(__file__).with_name("module_costs.json")  # tools/module_costs.py writes it
-
-# The JAX processes the tests start (the environment they inherit) compile without XLA's
-# optimisation passes: what the tests check is runs, files, exit codes and agreement between
-# backends, not fast code, and the passes were 7% of tests/test_backends_e2e.py's CPU time
-# (191.7 -> 177.9 CPU-s, same 33 passes). A test that sets XLA_FLAGS itself keeps its own;
-# `make field` and the benchmarks run JAX as users do.
-UNOPTIMISED_XLA = "--xla_backend_optimization_level=0"
-if UNOPTIMISED_XLA not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {UNOPTIMISED_XLA}".strip()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
