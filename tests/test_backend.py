@@ -37,6 +37,8 @@ def test_mixed_precision_is_a_training_switch() -> None:
     assert load_config(QUICKSTART).config.training.mixed_precision == "none"
     assert load_config(QUICKSTART, ["training.mixed_precision=bf16"]).config.training \
         .mixed_precision == "bf16"
+    assert load_config(QUICKSTART, ["training.mixed_precision=auto"]).config.training \
+        .mixed_precision == "auto"
     with pytest.raises(ConfigError, match="mixed_precision"):
         load_config(QUICKSTART, ["training.mixed_precision=fp8"])
 

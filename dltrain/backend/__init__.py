@@ -21,6 +21,7 @@ from dltrain.backend.names import BACKENDS, INSTALL, NAMES, Device
 from dltrain.backend.runtime import (
     active_backend,
     compilations,
+    dtype_policy,
     input_is_tf_data,
     installed,
     keras_module,
@@ -36,7 +37,7 @@ from dltrain.backend.saving import one_step_per_execution_saved
 
 __all__ = [
     "BACKENDS", "INSTALL", "NAMES", "OUT_OF_MEMORY", "Compilations", "Device", "ImageDecodeError",
-    "active_backend", "brightness_seed", "compilations", "decode_image", "input_is_tf_data",
+    "active_backend", "brightness_seed", "compilations", "decode_image", "dtype_policy", "input_is_tf_data",
     "installed", "jax_cache_dir", "keras_module", "one_step_per_execution_saved", "op_errors",
     "op_message", "out_of_memory", "prepare_runtime", "quiet_native_logs", "random_brightness",
     "runtime_notes", "tensorboard_available", "tensorflow_module", "use_backend", "versions",

@@ -27,6 +27,7 @@ from dltrain.backend.names import (
     facts,
     feeds_tf_data,
 )
+from dltrain.backend.precision import precision_policy
 from dltrain.errors import RunError
 
 
@@ -45,6 +46,8 @@ class Backend(Protocol):
 
 
 REGISTRY: dict[str, Backend] = {"tensorflow": tensorflow, "jax": jax, "torch": torch}
+# Whether prepare_runtime left the model a GPU: what mixed_precision auto asks of this process.
+_ON_GPU = {"chosen": False}
 
 
 def installed(name: str) -> bool:
@@ -162,7 +165,13 @@ def prepare_runtime(device: Device, seed: int, deterministic: bool,
     keras.utils.set_random_seed(seed)
     if deterministic:
         chosen.set_deterministic()
+    _ON_GPU["chosen"] = bool(gpus)
     return f"GPU ({', '.join(gpus)})" if gpus else "CPU"
+
+
+def dtype_policy(setting: str) -> str:
+    """training.mixed_precision's Keras policy here (auto: see backend.precision)."""
+    return precision_policy(setting, active_backend(), _ON_GPU["chosen"])
 
 
 def runtime_notes(deterministic: bool) -> list[str]:

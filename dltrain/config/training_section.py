@@ -80,10 +80,12 @@ class TrainingConfig(Strict):
         "data_parallel, which run one step a call. "
         "Batch-level callbacks (the live progress bar, a stop signal's check) see every Nth "
         "batch.")
-    mixed_precision: Literal["none", "bf16", "fp16"] = Field(
+    mixed_precision: Literal["none", "bf16", "fp16", "auto"] = Field(
         "none", description="Compute in bfloat16 or float16 with float32 weights "
         "(keras.mixed_precision: mixed_bfloat16, mixed_float16 with loss scaling): faster on "
-        "recent GPUs, slower on most CPUs.")
+        "recent GPUs, slower on most CPUs. auto: bf16 on TensorFlow on a CPU that computes it "
+        "natively (avx512_bf16 or amx_bf16), float32 elsewhere; environment.json records what "
+        "ran.")
     jit_compile: bool | Literal["auto"] = Field(
         "auto", description="XLA compilation; auto is Keras's choice: off on a CPU-only machine "
         "(measured 2x slower there), on with a GPU when every layer supports it.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dltrain.backend import keras_module, op_errors
+from dltrain.backend import dtype_policy, keras_module, op_errors
 from dltrain.config import catalog
 from dltrain.config.backbone import MANAGED_ARGS, WHERE, check_structure
 from dltrain.config.graph import INPUT, NAME_KEY, Node, is_chain
@@ -25,8 +25,6 @@ from dltrain.model.layers import (
     parameters,
 )
 
-MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-
 
 def build_model(config: Config) -> Any:
     """Build and compile the model; every config mistake becomes a ConfigError with its key path.
@@ -41,7 +39,7 @@ def build_model(config: Config) -> Any:
     keras = keras_module()
     # Layers take the global policy when built: float32 weights, bf16/fp16 compute. Keras wraps
     # the optimizer in a LossScaleOptimizer for mixed_float16 by itself.
-    keras.mixed_precision.set_global_policy(MIXED_PRECISION[config.training.mixed_precision])
+    keras.mixed_precision.set_global_policy(dtype_policy(config.training.mixed_precision))
     graph = config.model.nodes
     first = backbone_block(config, backbone)
     make = sequential_model if is_chain(graph) else functional_model

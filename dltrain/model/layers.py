@@ -127,7 +127,7 @@ def model_name(config: Config) -> str:
 
 def layer_args(config: Config, last: bool, args: dict[str, Any]) -> dict[str, Any]:
     """A layer's arguments as Keras gets them: the output layer in float32 under mixed precision."""
-    if last and config.training.mixed_precision != "none":
+    if last and keras_module().mixed_precision.global_policy().name != "float32":
         # Keras's advice: the output (a softmax, mostly) in float32, for stable losses and
         # for probabilities that NumPy and scikit-learn read as they are.
         return {"dtype": "float32", **args}
