@@ -196,10 +196,15 @@ def test_a_name_a_backbone_layer_has_is_refused_at_its_key() -> None:
 
 
 def sequential_reference(config: Any) -> Any:
-    """The keras.Sequential model the config's layers make, built here without dltrain."""
+    """The keras.Sequential model the config's layers make, built here without dltrain, under
+    the policy build_model set (mixed_precision auto: bfloat16 on some CPUs), with Keras's
+    advice for mixed precision: the output layer in float32."""
     keras = keras_module()
     layers = [getattr(keras.layers, name)(**args) for spec in config.model.layers
               for name, args in spec.items()]
+    if keras.mixed_precision.global_policy().name != "float32":
+        name, args = next(iter(config.model.layers[-1].items()))
+        layers[-1] = getattr(keras.layers, name)(**{**args, "dtype": "float32"})
     return keras.Sequential([keras.Input(tuple(config.model.input_shape)), *layers])
 
 
