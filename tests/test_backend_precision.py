@@ -13,6 +13,7 @@ import pytest
 from dltrain.backend import precision
 from dltrain.backend.precision import cpu_flags, precision_policy
 from dltrain.config.load import validate
+from dltrain.errors import RunError
 from dltrain.model.build import build_model
 
 # The head of a real /proc/cpuinfo entry (an AMD EPYC with AVX-512 BF16), flags cut short.
@@ -87,3 +88,25 @@ def test_auto_builds_the_policy_the_cpu_calls_for_with_a_float32_output(
     assert model.layers[-1].dtype_policy.name == "float32"
     assert keras.ops.convert_to_numpy(model(np.zeros((2, 28, 28, 1), "float32"))).dtype \
         == np.float32
+
+
+def test_a_resume_on_a_machine_that_resolves_auto_otherwise_keeps_the_checkpoint_s_model(
+        monkeypatch: pytest.MonkeyPatch, policy_restored: None, tmp_path: Path) -> None:
+    """auto is the machine's choice, not the config's: a run trained in bfloat16 resumes where
+    auto means float32 (another CPU, a GPU) with its own model. An explicit setting that
+    differs from the checkpoint's is still a change of model."""
+    from dltrain.runs.architecture import check_architecture
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("auto chooses bf16 on TensorFlow only")
+    monkeypatch.setattr(precision, "cpu_flags", lambda: NATIVE)
+    checkpoint = tmp_path / "last.keras"
+    build_model(small("auto")).save(checkpoint)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: EMULATED)
+    loaded = keras.saving.load_model(checkpoint)
+    assert loaded.layers[0].dtype_policy.name == "mixed_bfloat16"
+    check_architecture(tmp_path / "config.yaml", small("auto"), loaded, checkpoint)
+    with pytest.raises(RunError, match=r"config.yaml: its model differs .* at layer 1 "
+                                        r"\(Conv2D\): dtype is 'float32' in config.yaml, "
+                                        r"'mixed_bfloat16' in last.keras"):
+        check_architecture(tmp_path / "config.yaml", small("none"), loaded, checkpoint)

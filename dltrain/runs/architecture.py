@@ -25,9 +25,11 @@ def check_architecture(config_path: Path, config: Config, model: Any, checkpoint
     from dltrain.model.build import build_model
 
     built = build_model(without_weights(config))
-    wanted = [("the input", None, {"shape": list(built.input_shape)})] + layers(built)
+    # mixed_precision auto is the machine's choice: a run resumes in the precision it started in.
+    machine = config.training.mixed_precision == "auto"
+    wanted = [("the input", None, {"shape": list(built.input_shape)})] + layers(built, machine)
     del built
-    found = [("the input", None, {"shape": list(model.input_shape)})] + layers(model)
+    found = [("the input", None, {"shape": list(model.input_shape)})] + layers(model, machine)
     for index, (want, have) in enumerate(zip_longest(wanted, found)):
         if want != have:
             where = "the input" if index == 0 else f"layer {index} ({(want or have)[0]})"
@@ -51,10 +53,12 @@ def without_weights(config: Config) -> Config:
     return copy
 
 
-def layers(model: Any) -> list[tuple[str, Any, dict[str, Any]]]:
+def layers(model: Any, any_dtype: bool = False) -> list[tuple[str, Any, dict[str, Any]]]:
     """Each layer's class, weight shapes and settings. Not its name (Keras numbers them per
-    process) nor whether it trains (fine-tuning unfreezes layers during a run); a nested model
-    (a backbone) by its class and weights only: its own layers' names are in its settings."""
+    process) nor whether it trains (fine-tuning unfreezes layers during a run), nor its dtype
+    policy with `any_dtype`; a nested model (a backbone) by its class and weights only: its own
+    layers' names are in its settings."""
+    ignored = ("name", "trainable", "dtype") if any_dtype else ("name", "trainable")
     out = []
     graph = type(model).__name__ != "Sequential"
     position = {id(layer): index for index, layer in enumerate(model.layers)}
@@ -62,7 +66,7 @@ def layers(model: Any) -> list[tuple[str, Any, dict[str, Any]]]:
         shapes = [[int(size) for size in weight.shape] for weight in layer.weights]
         nested = hasattr(layer, "layers")
         settings = {} if nested else {key: value for key, value in layer.get_config().items()
-                                      if key not in ("name", "trainable")}
+                                      if key not in ignored}
         if graph:  # a graph config's wiring: which layers (by place) each one takes
             settings["inputs"] = inputs_of(layer, position)
         out.append((type(layer).__name__, shapes, settings))
@@ -93,5 +97,15 @@ def difference(want: Any, have: Any, checkpoint: str) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = _readable(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _readable(value: Any) -> str:
+    """repr; a serialised Keras object by its class and settings, a dtype policy by its name."""
+    if isinstance(value, dict) and {"class_name", "config"} <= set(value):
+        settings = value["config"]
+        if isinstance(settings, dict) and set(settings) == {"name"}:
+            return repr(settings["name"])
+        return f"{value['class_name']}({settings!r})"
+    return repr(value)
