@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from cli_batch import run_several
 
 from conftest import CONFIGS, ROOT, copy_run, wait_for_history
@@ -36,6 +37,9 @@ TINY = ["--set", "dataset.train_limit=200", "--set", "dataset.test_limit=100"]
 # Seeded augmentation, so the deterministic rerun checks its draws too.
 SEEDED = ["--set", "training.deterministic=true", "--set", "augmentation.horizontal_flip=true",
           "--set", "augmentation.brightness_range=[0.8,1.2]"]
+# Keras 3's augmentation layers that mix labels with images (one-hot labels), all at once.
+MIXING = ["--set", "loss=categorical_crossentropy", "--set", "augmentation={random_erasing: 0.5, "
+          "mixup: 0.2, cutmix: 1.0, rand_augment: 2}", "--set", "training.tensorboard=false"]
 TF_FREE = Path(os.environ.get("DLTRAIN_TF_FREE_VENV") or ROOT / ".venv-tf-free")
 TIMEOUT = 300
 CLI = "import sys; from dltrain.cli import main; sys.exit(main())"
@@ -157,6 +161,8 @@ def session_commands(backend: str, trained: dict[str, Path], files: list[Path],
     for name, run in trained.items():
         commands[f"predict {name}"] = ["predict", run, *files, "--backend", backend, "--json"]
     commands["smoke"] = ["smoke", QUICKSTART, "--backend", backend]
+    commands["mix"] = ["fit", QUICKSTART, "--backend", backend, "--run-dir", folder / "mix",
+                       "--epochs", "1", *TINY, *MIXING]
     commands["bf16"] = ["fit", QUICKSTART, "--backend", backend, "--run-dir", folder / "bf16",
                         "--epochs", "1", *TINY, "--set", "training.mixed_precision=bf16"]
     for good in (0, 1):
@@ -309,6 +315,21 @@ def test_device_gpu_without_a_gpu_exits_2(backend: str, trained: dict[str, Path]
     assert f"--device gpu: {name} sees no GPU here. Use --device cpu or auto." \
         in " ".join(done.stderr.split())
     assert not (trained[backend].parent / f"gpu-{backend}").exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_mixing_augmentations_train_on_every_backend(backend: str,
+                                                          sessions: dict[str, dict[str, Any]]) -> None:
+    """RandAugment, RandomErasing, MixUp and CutMix: in tf.data's map on TensorFlow, inside the
+    compiled training step on JAX and torch."""
+    done = sessions[backend]["mix"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = run_of(done)
+    [row] = read_history(run / "history.csv")
+    assert np.isfinite(row["loss"]) and 0 <= row["accuracy"] <= 1
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["augmentation"]["mixup"] == 0.2 and saved["augmentation"]["cutmix"] == 1.0
+    assert 0 <= accuracy(run / "metrics.json") <= 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
