@@ -85,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["startup", "overhead", "backends", "augment", "accuracy",
-                                           "autotune", "checkpoints", "data_read"])
+                                           "autotune", "checkpoints", "data_read", "precision"])
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     started = time.perf_counter()
@@ -130,6 +130,12 @@ def main() -> None:
                             f"({os.environ.get('KERAS_BACKEND', 'tensorflow')}), fresh "
                             f"processes, {args.repeats} alternating rounds", "s",
                             "the stream read", data_read.run(args.repeats)))
+    if args.only in (None, "precision"):
+        import precision
+
+        tables.append(table("Mixed precision: fashion_mnist_best, full Fashion-MNIST, TensorFlow, "
+                            "2 rounds of 3 epochs", "s/epoch", "float32", precision.run())
+                      + "\n" + precision.auto_here() + "\n")
     if args.only in (None, "accuracy"):
         import accuracy
 

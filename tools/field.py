@@ -286,6 +286,20 @@ def graph_model(field: Field) -> str:
     return f"test accuracy {accuracy_of(document):.4f} after 1 epoch, {load.stdout.strip()}"
 
 
+def mixed_precision_auto(field: Field) -> str:
+    """quickstart with training.mixed_precision auto on TensorFlow: it learns, and the run
+    records the policy this CPU calls for (bfloat16 only with avx512_bf16 or amx_bf16)."""
+    from dltrain.backend.precision import precision_policy
+
+    detail = fit_quickstart(field, "precision-auto", "--backend", "tensorflow",
+                            "--set", "training.mixed_precision=auto")
+    expected = precision_policy("auto", "tensorflow", on_gpu=False)
+    recorded = read_json(field.work / "precision-auto" / "environment.json")["mixed_precision"]
+    if recorded != expected:
+        raise CheckFailed(f"environment.json records {recorded}, this CPU calls for {expected}")
+    return f"{detail}, policy {recorded}"
+
+
 def trained_run(field: Field) -> Path:
     """quickstart-tf's run, trained here first when that check was not selected."""
     run = field.work / "quickstart-tf"
@@ -307,6 +321,7 @@ CHECKS: dict[str, Callable[[Field], str]] = {
     "mlflow": mlflow_tracking,
     "lr-find": lr_find,
     "graph-model": graph_model,
+    "precision-auto": mixed_precision_auto,
 }
 
 
