@@ -22,7 +22,8 @@ def test_it_lists_every_capability_the_shipped_size_run_covers(
     assert field.main(["--list"]) == 0
     assert capsys.readouterr().out.split() == [
         "quickstart-tf", "quickstart-jax", "data-parallel", "two-processes", "sigterm-resume",
-        "cv", "tune", "export", "predict-folder", "mlflow", "lr-find", "graph-model"]
+        "cv", "tune", "export", "predict-folder", "mlflow", "lr-find", "graph-model",
+        "precision-auto"]
 
 
 def test_a_failed_check_prints_fail_with_its_reason_and_exits_1(
