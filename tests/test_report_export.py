@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +375,48 @@ def test_a_saved_model_exports_from_the_jax_backend_too(run: Path, tmp_path: Pat
     assert entry["status"] == "passed" and entry["backend"] == "jax"
     assert entry["max_abs_diff"] <= export.TOLERANCE["saved_model"]
     assert "WARNING" not in done.stderr  # jax2tf's note about gradients is not the user's business
+
+
+@pytest.fixture(scope="module")
+def bf16_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A quickstart --smoke run trained in mixed_bfloat16 (the policy restored after it)."""
+    import keras
+
+    run = tmp_path_factory.mktemp("bf16") / "run"
+    assert main(["fit", str(QUICKSTART), "--smoke", "--run-dir", str(run), "--set",
+                 "training.mixed_precision=bf16"]) == 0
+    keras.mixed_precision.set_global_policy("float32")
+    yield run
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["saved_model", ONNX, "tflite"])
+def test_a_model_trained_in_bfloat16_exports_its_float32_twin(fmt: str, bf16_run: Path,
+                                                              tmp_path: Path) -> None:
+    """ONNX Runtime refused a bf16 Conv as an invalid graph and TFLite wanted a Flex op: the
+    export is the model in float32 (its weights are), and says how far that is from the
+    model as trained."""
+    run = copy_run(bf16_run, tmp_path / "run")
+    entry = export.export_run(run, fmt)
+    assert entry["status"] == "passed", entry.get("problem")
+    assert entry["max_abs_diff"] <= export.TOLERANCE[fmt]
+    mixed = entry["mixed_precision"]
+    assert (mixed["trained"], mixed["exported"]) == ("mixed_bfloat16", "float32")
+    assert 0 < mixed["max_abs_diff"] < 0.05  # bfloat16 keeps 8 bits of mantissa
+    assert mixed["predictions_agree"] >= 0.9
+    assert json.loads((run / "export.json").read_text())[fmt]["mixed_precision"] == mixed
+
+
+def test_a_float32_model_is_its_own_twin_and_a_mixed_one_gets_float32_layers() -> None:
+    import keras
+
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    assert export.float32_twin(plain) is plain and export.policy_of(plain) == "float32"
+    mixed = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, dtype="mixed_bfloat16"),
+                              keras.layers.Dense(2, dtype="float32")])
+    twin = export.float32_twin(mixed)
+    assert export.policy_of(mixed) == "mixed_bfloat16" and export.policy_of(twin) == "float32"
+    assert all(layer.compute_dtype == "float32" for layer in twin.layers)
+    for ours, theirs in zip(twin.get_weights(), mixed.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)

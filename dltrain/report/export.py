@@ -198,7 +198,7 @@ def check(fmt: str, path: Path, raw: np.ndarray, reference: np.ndarray,
 
 
 def parity_data(config: Config, preparation: Preparation, raw_shape: list[int],
-               model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The run's test split as raw values (the export's input), the Keras model's outputs on it
     prepared like eval and predict do, and the class ids (None for a model that does not
     classify)."""
@@ -208,10 +208,62 @@ def parity_data(config: Config, preparation: Preparation, raw_shape: list[int],
     if list(raw.shape[1:]) != list(raw_shape):
         raise RunError(f"the test split's samples have shape {list(raw.shape[1:])}, not the "
                        f"{raw_shape} the run was trained on; has the data changed?")
-    reference = preparation.undo_target(model.predict(
-        preparation.apply(raw), batch_size=config.training.batch_size, verbose=0))
-    reference, labels = config.task_spec.parity(reference, splits.y_test, config.from_logits)
+    reference, labels = config.task_spec.parity(outputs(config, preparation, model, raw),
+                                                splits.y_test, config.from_logits)
     return raw, np.asarray(reference), labels
+
+
+def outputs(config: Config, preparation: Preparation, model: Any, raw: np.ndarray) -> Any:
+    """The Keras model's outputs on raw values, prepared as eval and predict do."""
+    return preparation.undo_target(model.predict(
+        preparation.apply(raw), batch_size=config.training.batch_size, verbose=0))
+
+
+def float32_twin(model: Any) -> Any:
+    """A mixed-precision model as float32 with the same weights (float32 already); the model
+    itself where it computes in float32. ONNX Runtime and TFLite's built-in ops take no
+    bfloat16: a bf16 Conv is an invalid ONNX graph, and a Flex op in TFLite."""
+    if policy_of(model) == "float32":
+        return model
+    twin = type(model).from_config(_in_float32(model.get_config()))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def policy_of(model: Any) -> str:
+    """The dtype policy the model's layers compute in: float32 unless one of them does not."""
+    names = {layer.dtype_policy.name for layer in model.layers} - {"float32"}
+    return next(iter(sorted(names)), "float32")
+
+
+def _in_float32(config: Any) -> Any:
+    """A Keras config with every serialised dtype policy made float32, nested models included."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _in_float32(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_in_float32(value) for value in config]
+    return config
+
+
+def trained_against_export(config: Config, preparation: Preparation, trained: Any,
+                           reference: np.ndarray, raw: np.ndarray,
+                           labels: np.ndarray | None) -> dict[str, Any]:
+    """For a model trained in mixed precision: its policy, and how far its float32 twin (what
+    is exported, and what parity compares the export with) answers from it."""
+    # The class ids stand for y_test: the task's parity takes them as they are (one per
+    # sample), and a task without classes reads no labels.
+    ids = labels if labels is not None else np.empty(0)
+    answers, _ = config.task_spec.parity(outputs(config, preparation, trained, raw), ids,
+                                         config.from_logits)
+    answers = np.asarray(answers, np.float64)
+    found: dict[str, Any] = {"trained": policy_of(trained), "exported": "float32",
+                             "max_abs_diff": float(np.max(np.abs(answers - reference)))
+                             if reference.size else 0.0}
+    if labels is not None:
+        found["predictions_agree"] = float(np.mean(classes(answers) == classes(reference)))
+    return found
 
 
 def place(partial: Path, path: Path, passed: bool) -> Path:
@@ -257,16 +309,20 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     # On the CPU, where the runtimes that check ONNX and TFLite run too: the difference then
     # measures the conversion, not GPU kernels (TF32) against CPU ones.
     prepare_runtime("cpu", config.seed, False, name)
-    model = load_model(model_path)
+    trained = load_model(model_path)
+    model = float32_twin(trained)
     check_outputs(run_dir / runs.PREPARATION_FILE, saved, model.output_shape[-1])
     raw_shape = preparation.flatten_from or [int(size) for size in model.input_shape[1:]]
     raw, reference, labels = parity_data(config, preparation, raw_shape, model)
+    mixed = ({"mixed_precision": trained_against_export(config, preparation, trained, reference,
+                                                        raw, labels)}
+             if model is not trained else {})
     exported = with_preparation(model, preparation, raw_shape, config.from_logits)
     kept, result, seconds = export_and_check(exported, fmt, path, raw, reference, labels)
     entry = {"status": "passed" if result.pop("passed") else "failed", "format": fmt,
              "keras_format": FORMATS[fmt], "path": str(kept), "model": str(model_path),
              "backend": name, "runtime": runtime_name(fmt), "tolerance": TOLERANCE[fmt],
-             **result, "test_samples": len(raw),
+             **result, **mixed, "test_samples": len(raw),
              "input": describe_input(preparation, raw_shape, raw, config.dataset,
                                      config.backend),
              "output": {"shape": [None, *[int(s) for s in model.output_shape[1:]]],

@@ -374,6 +374,12 @@ def export_table(entry: dict[str, Any]) -> Fitted:
         accuracy = entry["accuracy"]
         table.add_row("test accuracy", f"Keras {accuracy['keras']:.4f}, export "
                       f"{accuracy['export']:.4f}, same class {entry['predictions_agree']:.1%}")
+    mixed = entry.get("mixed_precision")
+    if mixed:
+        agree = (f", same class {mixed['predictions_agree']:.1%}" if "predictions_agree" in mixed
+                 else "")
+        table.add_row("computes in", f"float32; trained in {mixed['trained']}, which answers "
+                      f"within {mixed['max_abs_diff']:.3g} of it{agree}")
     given = entry["input"]
     table.add_row("input", f"{given['dtype']} {given['shape']}, {escape(given['values'])}, "
                   f"range {given['value_range']}; includes {', '.join(given['included_steps'])}")
