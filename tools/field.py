@@ -287,17 +287,24 @@ def graph_model(field: Field) -> str:
 
 
 def mixed_precision_auto(field: Field) -> str:
-    """quickstart with training.mixed_precision auto on TensorFlow: it learns, and the run
-    records the policy this CPU calls for (bfloat16 only with avx512_bf16 or amx_bf16)."""
+    """quickstart with training.mixed_precision auto on TensorFlow: it learns, the run records
+    the policy this CPU calls for (bfloat16 only with avx512_bf16 or amx_bf16), and it exports
+    to ONNX (a bf16 model as its float32 twin)."""
     from dltrain.backend.precision import precision_policy
 
-    detail = fit_quickstart(field, "precision-auto", "--backend", "tensorflow",
+    run = field.work / "precision-auto"
+    detail = fit_quickstart(field, run.name, "--backend", "tensorflow",
                             "--set", "training.mixed_precision=auto")
     expected = precision_policy("auto", "tensorflow", on_gpu=False)
-    recorded = read_json(field.work / "precision-auto" / "environment.json")["mixed_precision"]
+    recorded = read_json(run / "environment.json")["mixed_precision"]
     if recorded != expected:
         raise CheckFailed(f"environment.json records {recorded}, this CPU calls for {expected}")
-    return f"{detail}, policy {recorded}"
+    entry = json.loads(field.dltrain("export", run, "--format", "onnx", "--json"))
+    if entry["status"] != "passed":
+        raise CheckFailed(f"onnx: {json.dumps(entry)[:300]}")
+    twin = entry.get("mixed_precision", {}).get("max_abs_diff")
+    return (f"{detail}, policy {recorded}, onnx max diff {entry['max_abs_diff']:.2g}"
+            + ("" if twin is None else f" ({twin:.2g} from the model as trained)"))
 
 
 def trained_run(field: Field) -> Path:
