@@ -309,7 +309,7 @@ def export_run(run_dir: Path, fmt: str, *, model_path: Path | None = None,
     # On the CPU, where the runtimes that check ONNX and TFLite run too: the difference then
     # measures the conversion, not GPU kernels (TF32) against CPU ones.
     prepare_runtime("cpu", config.seed, False, name)
-    trained = load_model(model_path)
+    trained = load_model(model_path, config.training.jit_compile)
     model = float32_twin(trained)
     check_outputs(run_dir / runs.PREPARATION_FILE, saved, model.output_shape[-1])
     raw_shape = preparation.flatten_from or [int(size) for size in model.input_shape[1:]]

@@ -46,7 +46,8 @@ def predict_files(run_dir: Path, files: list[Path], top_k: int, backend: str | N
                for entry in read_inputs(path, shape, config.dataset, preparation.feature_names)]
     if not entries:
         raise DataError("predict: no inputs given.")
-    model = load_model(model_path)  # seconds: after the inputs, so a bad one is named at once
+    # Seconds: after the inputs, so a bad one is named at once.
+    model = load_model(model_path, config.training.jit_compile)
     check_outputs(run_dir / runs.PREPARATION_FILE, saved, model.output_shape[-1])
     names = [entry.name for entry in entries]
     x = preparation.apply(np.stack([entry.values for entry in entries]))
