@@ -157,3 +157,23 @@ def test_a_fit_with_every_new_layer_trains_the_saved_model(trained: tuple[Any, A
     assert np.isfinite(history["loss"]).all()
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
     assert [type(layer).__name__ for layer in model.layers] == ["Flatten", "Dense"]
+
+
+@pytest.mark.parametrize(("backend", "compiles"), [("tensorflow", False), ("jax", True)])
+def test_augmentation_layers_compile_where_the_backend_compiles_their_image_transforms(
+        monkeypatch: pytest.MonkeyPatch, backend: str, compiles: bool) -> None:
+    # Keras marks RandomZoom, RandomRotation and kin supports_jit False on every backend (for
+    # TensorFlow's ImageProjectiveTransform), so JAX ran the training step around them op by op.
+    from dltrain.backend import augment_ops
+    from dltrain.model.augment import augmentation_layers
+
+    monkeypatch.setattr(augment_ops, "active_backend", lambda: backend)
+    cfg = AugmentationConfig(rotation_range=10, zoom_range=0.1, width_shift_range=0.1,
+                             rand_augment=2)
+    layers = [*augmentation_layers(cfg, 1), *extra_layers(cfg, 1, 1.0)]
+    inner = [part for layer in layers for part in layer._flatten_layers()]
+    assert {"RandomRotation", "RandomZoom", "RandomTranslation", "RandomShear"} <= {
+        type(part).__name__ for part in inner}  # RandAugment's own among them
+    assert not all(part.supports_jit for part in inner)  # as Keras makes them
+    augment_ops.let_augmentation_compile(layers)
+    assert all(part.supports_jit for part in inner) is compiles

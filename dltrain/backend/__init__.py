@@ -12,7 +12,11 @@ The rest: `logs` (quiet start-up), `failures` (what errors say), `images` (decod
 
 from __future__ import annotations
 
-from dltrain.backend.augment_ops import brightness_seed, random_brightness
+from dltrain.backend.augment_ops import (
+    brightness_seed,
+    let_augmentation_compile,
+    random_brightness,
+)
 from dltrain.backend.failures import OUT_OF_MEMORY, op_message, out_of_memory
 from dltrain.backend.images import ImageDecodeError, decode_image
 from dltrain.backend.jax import Compilations, jax_cache_dir
@@ -37,8 +41,9 @@ from dltrain.backend.saving import one_step_per_execution_saved
 
 __all__ = [
     "BACKENDS", "INSTALL", "NAMES", "OUT_OF_MEMORY", "Compilations", "Device", "ImageDecodeError",
-    "active_backend", "brightness_seed", "compilations", "decode_image", "dtype_policy", "input_is_tf_data",
-    "installed", "jax_cache_dir", "keras_module", "one_step_per_execution_saved", "op_errors",
-    "op_message", "out_of_memory", "prepare_runtime", "quiet_native_logs", "random_brightness",
-    "runtime_notes", "tensorboard_available", "tensorflow_module", "use_backend", "versions",
+    "active_backend", "brightness_seed", "compilations", "decode_image", "dtype_policy",
+    "input_is_tf_data", "installed", "jax_cache_dir", "keras_module", "let_augmentation_compile",
+    "one_step_per_execution_saved", "op_errors", "op_message", "out_of_memory", "prepare_runtime",
+    "quiet_native_logs", "random_brightness", "runtime_notes", "tensorboard_available",
+    "tensorflow_module", "use_backend", "versions",
 ]

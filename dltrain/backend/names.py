@@ -34,6 +34,10 @@ class Facts:
     dispatches_ahead: bool  # Keras runs batch-end callbacks on a worker thread, steps ahead
     counts_compilations: bool  # the framework reports its own compilations (jax.monitoring)
     export_formats: tuple[str, ...]  # what Keras 3.15's model.export writes from it
+    # Keras's image transforms (affine_transform: RandomZoom, RandomRotation and kin) are ops its
+    # compiler takes: jnp and jax.scipy on JAX. Keras marks those layers supports_jit=False for
+    # TensorFlow's ImageProjectiveTransform, which XLA lacks, and for every backend.
+    compiles_image_transforms: bool = False
     # bfloat16 measured faster than float32 on a CPU that computes it natively (AVX-512 BF16,
     # AMX): oneDNN's kernels under TensorFlow. Not measured on the others' CPU paths.
     cpu_bf16: bool = False
@@ -47,7 +51,8 @@ FACTS: dict[str, Facts] = {
                         export_formats=("saved_model", "onnx", "tflite"), cpu_bf16=True),
     "jax": Facts("JAX", install_line("jax"), data_parallel=True, steps_per_call=True,
                  steps_per_call_data_parallel=True, tf_data=False, dispatches_ahead=True,
-                 counts_compilations=True, export_formats=("saved_model", "onnx")),
+                 counts_compilations=True, export_formats=("saved_model", "onnx"),
+                 compiles_image_transforms=True),
     # Keras's torch distribution is not in a release; its trainer refuses several steps a call.
     "torch": Facts("PyTorch", install_line("torch"), data_parallel=False,
                    steps_per_call=False, steps_per_call_data_parallel=False, tf_data=False,
@@ -95,6 +100,11 @@ def dispatches_ahead(name: str) -> bool:
 def counts_compilations(name: str) -> bool:
     """Whether the framework gives its own account of what it compiled (JAX's monitoring)."""
     return FACTS[name].counts_compilations
+
+
+def compiles_image_transforms(name: str) -> bool:
+    """Whether the backend's compiler takes Keras's image augmentation layers into a step."""
+    return FACTS[name].compiles_image_transforms
 
 
 def computes_bf16_on_cpu(name: str) -> bool:

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from dltrain.backend import brightness_seed, keras_module, random_brightness
+from dltrain.backend import (
+    brightness_seed,
+    keras_module,
+    let_augmentation_compile,
+    random_brightness,
+)
 from dltrain.config.dataset_section import AugmentationConfig
 from dltrain.config.schema import Config
 from dltrain.model.augment_mix import LabelMixes, draw, extra_layers, mix_labels, mixes_labels
@@ -149,6 +154,7 @@ def in_step(model: Any, config: Config, value_max: float) -> Any:
     extra = extra_layers(cfg, config.seed, value_max)
     if not layers and not extra and cfg.brightness_range is None:
         return model
+    let_augmentation_compile([*layers, *extra])  # before compile resolves jit_compile: auto
     keras = keras_module()
 
     class Augmented(keras.Model):  # type: ignore[misc, name-defined]
