@@ -18,7 +18,7 @@ there is one, and the whole process's seconds so far.
                        from PEAK/10 to PEAK over WARMUP steps, then cosine to 0 over DECAY steps
                        (bench.py passes the numbers it gives dltrain with --set)
 
-`--dry` shrinks every dataset to a few hundred samples, for a check on a CPU. `--nan-check`
+`--dry` shrinks every dataset to 64 samples (cifar: 512), for a check on a CPU. `--nan-check`
 adds Keras's TerminateOnNaN, a batch-level callback like the ones dltrain's fit has, to measure
 what the per-batch sync it causes costs. `--bf16` trains with Keras's mixed_bfloat16 policy.
 Two flags put one of dltrain's parts into `best`, to see what each costs on its own:
@@ -78,7 +78,7 @@ def callbacks(clock: keras.callbacks.Callback) -> list:
 def fashion_mnist():
     (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
     if DRY:
-        x_train, y_train, x_test, y_test = x_train[:256], y_train[:256], x_test[:128], y_test[:128]
+        x_train, y_train, x_test, y_test = x_train[:64], y_train[:64], x_test[:64], y_test[:64]
     scale = lambda x: np.expand_dims(x.astype("float32") / 255, -1)  # noqa: E731
     return scale(x_train), y_train, scale(x_test), y_test
 
