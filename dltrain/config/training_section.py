@@ -87,8 +87,9 @@ class TrainingConfig(Strict):
         "natively (avx512_bf16 or amx_bf16), float32 elsewhere; environment.json records what "
         "ran.")
     jit_compile: bool | Literal["auto"] = Field(
-        "auto", description="XLA compilation; auto is Keras's choice: off on a CPU-only machine "
-        "(measured 2x slower there), on with a GPU when every layer supports it.")
+        "auto", description="XLA compilation; auto is Keras's choice: on TensorFlow off on a "
+        "CPU-only machine (measured 2x slower there) and on with a GPU when every layer "
+        "supports it; on JAX on, the augmentation layers compiled into the step; on PyTorch off.")
     early_stopping: EarlyStoppingConfig | None = None
     reduce_lr_on_plateau: ReduceLROnPlateauConfig | None = None
     checkpoint: CheckpointConfig = CheckpointConfig()
