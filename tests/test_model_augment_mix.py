@@ -174,6 +174,8 @@ def test_augmentation_layers_compile_where_the_backend_compiles_their_image_tran
     inner = [part for layer in layers for part in layer._flatten_layers()]
     assert {"RandomRotation", "RandomZoom", "RandomTranslation", "RandomShear"} <= {
         type(part).__name__ for part in inner}  # RandAugment's own among them
-    assert not all(part.supports_jit for part in inner)  # as Keras makes them
+    as_keras_made_them = [part.supports_jit for part in inner]
+    assert not all(as_keras_made_them)
     augment_ops.let_augmentation_compile(layers)
-    assert all(part.supports_jit for part in inner) is compiles
+    after = [part.supports_jit for part in inner]
+    assert after == ([True] * len(inner) if compiles else as_keras_made_them)
