@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from dltrain.tasks import scores as score
+
 TOP_K = 5
 
 
@@ -31,8 +33,6 @@ def class_labels(y: np.ndarray) -> np.ndarray:
 def classification_report(y_true: np.ndarray, probabilities: np.ndarray,
                           class_names: list[str] | None) -> dict[str, Any]:
     """Everything `eval` shows, from the true labels and the model's output probabilities."""
-    from sklearn import metrics
-
     labels = class_labels(y_true)
     binary = probabilities.ndim == 1 or probabilities.shape[-1] == 1
     scores = probabilities.reshape(len(labels), -1)
@@ -44,24 +44,22 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray,
         predicted = scores.argmax(axis=1)
         count = scores.shape[1]
     names = _names(class_names, count)
-    precision, recall, f1, support = metrics.precision_recall_fscore_support(
-        labels, predicted, labels=list(range(count)), zero_division=0)
+    matrix = score.confusion_matrix(labels, predicted, count)
+    precision, recall, f1, support = score.per_class(matrix)
     report: dict[str, Any] = {
-        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        "accuracy": float(np.mean(labels == predicted)),
         "per_class": [{"class": names[i], "precision": float(precision[i]),
                        "recall": float(recall[i]), "f1": float(f1[i]),
                        "support": int(support[i])} for i in range(count)],
         "macro_f1": float(np.mean(f1)),
-        "confusion_matrix": metrics.confusion_matrix(
-            labels, predicted, labels=list(range(count))).tolist(),
+        "confusion_matrix": matrix.tolist(),
         "class_names": names,
     }
     if binary and len(np.unique(labels)) == 2:
-        report["roc_auc"] = float(metrics.roc_auc_score(labels, scores[:, 0]))
+        report["roc_auc"] = score.roc_auc(labels, scores[:, 0])
         report["threshold"] = threshold
     if count > TOP_K:
-        report[f"top_{TOP_K}_accuracy"] = float(metrics.top_k_accuracy_score(
-            labels, scores, k=TOP_K, labels=list(range(count))))
+        report[f"top_{TOP_K}_accuracy"] = score.top_k_accuracy(labels, scores, TOP_K)
     return report
 
 
