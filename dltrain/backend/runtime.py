@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from dltrain.backend import jax, tensorflow, torch
 from dltrain.backend.jax import Compilations
+from dltrain.backend.lean_import import unused_imports_refused
 from dltrain.backend.logs import quiet_native_logs
 from dltrain.backend.names import (
     BACKENDS,
@@ -109,7 +110,7 @@ def _import_keras() -> Any:
     # 1.4x faster than the default kernels. TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     trains_on_tensorflow = name == "tensorflow"
-    with quiet_native_logs():
+    with quiet_native_logs(), unused_imports_refused(name):
         import keras
 
         if trains_on_tensorflow or installed("tensorflow"):

@@ -1,0 +1,34 @@
+"""Importing Keras without the optional packages it loads for features dltrain never calls.
+
+Keras and TensorFlow import these at start-up whenever they are installed: scikit-learn (and
+SciPy through it) for Keras's scikit-learn wrappers, pandas for DataFrames as fit's input,
+pyplot for Keras's image gallery (dltrain draws its figures without pyplot), and JAX for
+TFLite's converter from JAX. About 1.4 s of CPU in every command that imports Keras, of some
+5 s, where all are installed. Each is refused only while Keras imports, and only where it was not
+loaded already: dltrain's own later imports (scikit-learn's folds in `cv`, MLflow's pandas)
+find it as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+UNUSED = ("sklearn", "pandas", "matplotlib.pyplot", "jax")
+
+
+@contextlib.contextmanager
+def unused_imports_refused(backend: str) -> Iterator[None]:
+    """While the block runs, `import NAME` of UNUSED raises ImportError (None in sys.modules,
+    as Python documents), so Keras takes the branch it has for each one missing; JAX is
+    imported as usual when it is the backend."""
+    refused = [name for name in UNUSED if name not in sys.modules and name != backend]
+    for name in refused:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in refused:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
