@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -407,3 +408,45 @@ def test_optuna_s_error_for_a_failed_commit_is_named_by_the_driver_s_error_under
     assert "the database stopped answering ((builtins.Exception) server closed the connection " \
            "unexpectedly)" in str(error.value)
     assert _state(parent) == "interrupted"
+
+
+def test_the_summary_is_read_and_written_with_the_study_locked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes on one study: the one whose last trial ended first read the other's as
+    running, and its tune.json, written seconds later (the plots), replaced the other's. Each
+    reads the study and writes tune.json holding the study's lock, so the last one written
+    is read last."""
+    import fcntl
+
+    from dltrain.search import results, tune
+
+    parent = tmp_path / "search"
+    locked: list[bool] = []
+
+    def held() -> bool:  # another open file's flock on study.lock fails while it is held
+        handle = os.open(parent / "study.lock", os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(handle)
+        return False
+
+    def checked(function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            locked.append(held())
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(tune, "summary", checked(tune.summary))
+    monkeypatch.setattr(results, "write_results", checked(results.write_results))
+    raw = yaml.safe_load((CONFIGS / "quickstart.yaml").read_text())
+    raw["search"] = {"method": "grid", "parameters": {"optimizer.learning_rate": {
+        "choice": [0.001]}}}
+    config = tmp_path / "one.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, _, err = run_cli(capsys, "tune", config, "--smoke", "--run-dir", parent)
+    assert code == 0, err
+    assert locked == [True, True]

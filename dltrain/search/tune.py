@@ -188,8 +188,13 @@ def _run_trials(parent: Path, config: Config, runner: Runner, url: str, notes: l
         raise
     finally:  # also after Ctrl-C: tune.json and the table say how far the search got
         budget.release()
-        document = {**summary(parent, study, config, runner, planned, notes), "smoke": smoke}
-        notes += results.write_results(parent, study, document, runner.base, runner.source)
+        # Read and written under the study's lock: a process whose last trial ended first
+        # read another's as running, and its tune.json (plots take seconds) landed last.
+        with budget.held():
+            document = {**summary(parent, study, config, runner, planned, notes),
+                        "smoke": smoke}
+            notes += results.write_results(parent, study, document, runner.base,
+                                           runner.source)
     return TuneResult(parent, {**document, "notes": notes}, notes)
 
 
