@@ -1,11 +1,11 @@
 """The CLI end to end on each backend: fit, eval, predict, resume, determinism, smoke.
 
 A process runs one Keras backend, so every command here runs in a real subprocess with a timeout
-(the shared fits, and a fit stopped by SIGTERM and its resume, have a process each; the other
-commands run several to a process of their backend, `sessions`); the same tests run on
-TensorFlow, JAX and PyTorch. A backend this interpreter lacks runs in the TensorFlow-free environment (`make
-tf-free-env`: JAX and PyTorch's CPU build, as on the GPU machines) where that has it, and is
-skipped with the reason where neither does.
+(the shared fits, and a fit stopped by SIGTERM, have a process each; the other commands, that
+fit's resume among them, run several to a process of their backend, `sessions`); the same tests
+run on TensorFlow, JAX and PyTorch. A backend this interpreter lacks runs in the
+TensorFlow-free environment (`make tf-free-env`: JAX and PyTorch's CPU build, as on the GPU
+machines) where that has it, and is skipped with the reason where neither does.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,15 +143,16 @@ def pngs(folder: Path) -> list[Path]:
     return files
 
 
-def session_commands(backend: str, trained: dict[str, Path], files: list[Path],
-                     folder: Path) -> dict[str, list[object]]:
+def session_commands(backend: str, trained: dict[str, Path], files: list[Path], folder: Path,
+                     stopped: Path) -> dict[str, list[object]]:
     """What a process of `backend` runs, in this order: a fit on `--device gpu` (the backend
     not yet imported; deterministic, so that JAX starts with the flags of the rerun after it);
     the shared fit again (its first fit: on JAX from the compilation cache the cold one
     filled); eval of its own run, the runs listing, eval of the previous backend's model (TF ->
     JAX -> torch -> TF) on a copy (eval writes eval.json), predict with each backend's model,
     smoke; one epoch in mixed precision; two fits into a NaN, at once and after one good epoch
-    (the second starts in the process the first failed in)."""
+    (the second starts in the process the first failed in); the resume of the fit SIGTERM
+    stopped, not told the backend (a process on another one would refuse to load Keras)."""
     names = list(trained)
     commands: dict[str, list[object]] = {
         "gpu": ["fit", QUICKSTART, "--backend", backend, "--device", "gpu", "--run-dir",
@@ -171,6 +173,7 @@ def session_commands(backend: str, trained: dict[str, Path], files: list[Path],
                         "--epochs", "1", *TINY, "--set", "training.mixed_precision=bf16"]
     for good in (0, 1):
         commands[f"diverge {good}"] = diverging_fit(folder / f"diverge-{good}", backend, good)
+    commands["resume"] = ["fit", "--resume", stopped]
     return commands
 
 
@@ -189,15 +192,47 @@ with open("policy.json", "w") as file:
 """
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """A fit SIGTERMed once its history had two rows: its run, exit code and output."""
+
+    run: Path
+    code: int
+    output: str
+
+
 @pytest.fixture(scope="module")
-def sessions(trained: dict[str, Path], fit_cache: Path) -> dict[str, dict[str, Any]]:
+def stopped(cache: Path) -> dict[str, Stopped]:
+    """Per installed backend, a 12-epoch fit in a process of its own, SIGTERMed once the first
+    epoch's checkpoint is kept (two history rows); its session resumes it."""
+    stopped = {}
+    for backend in PYTHONS:
+        run = cache.parent / "stopped" / backend / "run"
+        run.parent.mkdir(parents=True)
+        process = subprocess.Popen(command("fit", QUICKSTART, "--backend", backend, "--run-dir",
+                                           run, *TINY, "--epochs", "12"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=environment(cache), cwd=run.parent)
+        try:
+            wait_for_history(process, run / "history.csv", 2, TIMEOUT)
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=TIMEOUT)
+        finally:
+            process.kill()
+        stopped[backend] = Stopped(run, process.returncode, out + err)
+    return stopped
+
+
+@pytest.fixture(scope="module")
+def sessions(trained: dict[str, Path], fit_cache: Path,
+             stopped: dict[str, Stopped]) -> dict[str, dict[str, Any]]:
     """Per installed backend, one process (cli_batch) that runs session_commands, each to a
     CompletedProcess of its name, and "policy": the bf16 model's, from POLICY."""
     files = pngs(fit_cache.parent)
     done = {}
     for backend in PYTHONS:
         folder = fit_cache.parent / "sessions" / backend
-        commands = session_commands(backend, trained, files, folder)
+        commands = session_commands(backend, trained, files, folder, stopped[backend].run)
         finished = run_several(folder, list(commands.values()), environment(fit_cache),
                                4 * TIMEOUT, python=PYTHONS[backend], epilogue=POLICY)
         done[backend] = {**dict(zip(commands, finished, strict=True)),
@@ -268,25 +303,15 @@ def test_a_deterministic_rerun_repeats_the_history(backend: str, trained: dict[s
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_sigterm_then_resume_keeps_the_backend(backend: str, cache: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    process = subprocess.Popen(command("fit", QUICKSTART, "--backend", backend, "--run-dir", run,
-                                       *TINY, "--epochs", "12"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=environment(cache), cwd=tmp_path)
-    try:
-        # Two rows: the first epoch's checkpoint is kept.
-        wait_for_history(process, run / "history.csv", 2, TIMEOUT)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=TIMEOUT)
-    finally:
-        process.kill()
-    assert process.returncode == 143, out + err
-    # The resumed process is not told the backend: it comes from the run's config.yaml.
-    done = dltrain(cache, "fit", "--resume", run, on=backend)
+def test_sigterm_then_resume_keeps_the_backend(backend: str, stopped: dict[str, Stopped],
+                                               sessions: dict[str, dict[str, Any]]) -> None:
+    stop = stopped[backend]
+    assert stop.code == 143, stop.output
+    # The resume is not told the backend: it comes from the run's config.yaml.
+    done = sessions[backend]["resume"]
     assert done.returncode == 0, done.stdout + done.stderr
-    assert [row["epoch"] for row in read_history(run / "history.csv")] == list(range(1, 13))
-    assert json.loads((run / "environment.json").read_text())["backend"] == backend
+    assert [row["epoch"] for row in read_history(stop.run / "history.csv")] == list(range(1, 13))
+    assert json.loads((stop.run / "environment.json").read_text())["backend"] == backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
