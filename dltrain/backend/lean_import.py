@@ -2,11 +2,11 @@
 
 Keras and TensorFlow import these at start-up whenever they are installed: scikit-learn (and
 SciPy through it) for Keras's scikit-learn wrappers, pandas for DataFrames as fit's input,
-pyplot for Keras's image gallery (dltrain draws its figures without pyplot), and JAX for
-TFLite's converter from JAX. About 1.4 s of CPU in every command that imports Keras, of some
-5 s, where all are installed. Each is refused only while Keras imports, and only where it was not
-loaded already: dltrain's own later imports (scikit-learn's folds in `cv`, MLflow's pandas)
-find it as usual.
+matplotlib's pyplot for Keras's image gallery (dltrain draws without pyplot, and imports
+matplotlib only when it draws), and JAX for TFLite's converter from JAX: 2-2.5 s of CPU, of
+some 5, in every command that imports Keras, where all are installed. Each is refused only
+while Keras imports, and only where it was not loaded already: dltrain's own later imports
+(scikit-learn's folds in `cv`, the plots, MLflow's pandas) find it as usual.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-UNUSED = ("sklearn", "pandas", "matplotlib.pyplot", "jax")
+UNUSED = ("sklearn", "pandas", "matplotlib", "jax")
 
 
 @contextlib.contextmanager
