@@ -43,6 +43,10 @@ def startup(repeats: int) -> list[tuple[str, float, float]]:
         "dltrain show --no-summary": [str(BIN / "dltrain"), "show", "configs/cifar_cnn.yaml",
                                       "--no-summary"],
         "python -c 'import tensorflow'": [sys.executable, "-c", "import tensorflow"],
+        # What a command that trains, scores or predicts loads first: Keras on TensorFlow,
+        # without the optional packages they would import (backend/lean_import.py).
+        "dltrain's Keras import (keras_module)": [
+            sys.executable, "-c", "from dltrain.backend import keras_module; keras_module()"],
     }, repeats)
     baseline = medians["python -c 'import tensorflow'"]
     return [(name, seconds, baseline / seconds) for name, seconds in medians.items()]
