@@ -49,7 +49,7 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks from 1, tied values sharing the mean of the ranks they span."""
-    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     ends = np.cumsum(counts)
     return ((ends - (counts - 1) / 2)[inverse]).astype(np.float64)
 
