@@ -183,6 +183,27 @@ def test_signals_at_a_handful_of_instants_end_130_or_143_with_a_resumable_run(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("sigterm_kept")
+def test_a_signal_handed_back_as_another_error_while_the_run_files_are_written_is_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench/signals.py's try as run.json appeared: a SIGTERM whose exception came back as
+    # another error while environment.json was written ended the command 143 with not a word,
+    # and left the run 'running' for ever.
+    from dltrain.config.load import load_config
+    from dltrain.train import fit as runner
+
+    run = tmp_path / "run"
+    output = io.StringIO()
+    with monkeypatch.context() as patched, pytest.raises(Terminated), catch_early():
+        patched.setattr(runner, "write_run_files", lambda *args, **kwargs: wrapped(signal.SIGTERM))
+        runner.fit(load_config(QUICKSTART, smoke=True), run_dir=run, device="cpu",
+                   console=Console(file=output, width=100), live=False)
+    recorded = json.loads((run / "run.json").read_text())
+    assert (recorded["state"], recorded.get("epochs_done")) == ("interrupted", 0)
+    assert f"Resume with: dltrain fit --resume {run}" in output.getvalue()
+
+
+@pytest.mark.slow
 def test_a_signal_while_the_run_files_are_written_leaves_it_interrupted_and_resumable(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

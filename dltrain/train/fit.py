@@ -22,6 +22,7 @@ from dltrain.runs import layout as runs
 from dltrain.runs import lock as run_lock
 from dltrain.runs import records
 from dltrain.train.loop import _run
+from dltrain.train.signals import received_early, recognised
 from dltrain.train.start import Start
 from dltrain.train.timing import Background, Clock
 
@@ -73,11 +74,14 @@ def fit(loaded: Loaded, *, run_dir: Path | None, device: Device, console: Consol
     # a scratch folder, removed at the end, so no step of theirs can differ.
     path = runs.new_run_dir(config, run_dir if placement.writes else runs.scratch_dir())
     try:
-        # config.yaml, then run.json: from then on the folder is a run that `dltrain runs` lists
-        # and `fit --resume` can start or finish; before, it holds nothing worth keeping.
-        runs.write_atomic(path / runs.CONFIG_FILE, dump(config))
-        runs.set_state(path, "running")
-        write_run_files(path, config, splits, device_name)
+        # A signal handed back as another error (from native code: environment.json's versions)
+        # is the interruption here too, or the run stayed 'running' (_run has its own).
+        with recognised(received_early):
+            # config.yaml, then run.json: from then on the folder is a run that `dltrain runs`
+            # lists and `fit --resume` can start or finish; before, it holds nothing to keep.
+            runs.write_atomic(path / runs.CONFIG_FILE, dump(config))
+            runs.set_state(path, "running")
+            write_run_files(path, config, splits, device_name)
         console.print(f"run directory: {path}" if placement.writes else
                       f"process {placement.process_id}: process 0 writes the run directory",
                       highlight=False, soft_wrap=True)

@@ -30,7 +30,7 @@ from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 from dltrain.runs import records
 from dltrain.train.events import Failed, Finished, Interrupted, Started, Stream, Trained
-from dltrain.train.signals import Signals
+from dltrain.train.signals import Signals, received_early, recognised
 from dltrain.train.start import Start
 from dltrain.train.timing import compile_note, compiled_note
 
@@ -45,7 +45,8 @@ def _run(start: Start, splits: Splits, config: Config, path: Path, console: Cons
 
     stream = Stream(run_subscribers(path, console, config, start))
     try:
-        stream.emit(Started(path, start.epoch, config.training.epochs))
+        with recognised(received_early):  # a signal handed back as another error: interrupted
+            stream.emit(Started(path, start.epoch, config.training.epochs))
         with Signals().installed() as signals:
             metrics = _train(start, splits, config, path, console, live, stream, signals)
     except (KeyboardInterrupt, Terminated):

@@ -40,6 +40,11 @@ def recognised(received: Callable[[], int | None]) -> Iterator[None]:
         raise interruption(signum) from exc
 
 
+def received_early() -> int | None:
+    """The last signal this command received before training's handler took over, or None."""
+    return _early[-1] if _early else None
+
+
 def _handle_early(signum: int, frame: Any) -> None:
     _early.append(signum)
     raise interruption(signum)
@@ -58,7 +63,7 @@ def catch_early() -> Iterator[None]:
     previous = {signum: signal.signal(signum, _handle_early)
                 for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with recognised(lambda: _early[-1] if _early else None):
+        with recognised(received_early):
             yield
     finally:
         for signum, handler in previous.items():
