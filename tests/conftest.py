@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -11,6 +12,15 @@ import tarfile
 import time
 from pathlib import Path
 from typing import Any
+
+# Set before NumPy loads, here and in every process a test starts (they inherit them). The suite
+# checks what dltrain does, not how fast the machine code runs: XLA compiles JAX's programs
+# without LLVM's optimisation passes, as bench/gpu's dry run does (a cold JAX fit: 17.1 -> 14.7
+# CPU-s); `make field` runs the optimised code. NumPy's BLAS threads only spin beside two test
+# processes on two cores (0.15 CPU-s a process at start). test_backends_e2e.py took 176 -> 143
+# CPU-s with both.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 import pytest

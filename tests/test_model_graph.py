@@ -258,7 +258,7 @@ def jax_run(residual_yaml: Path) -> Path:
          "--set", "distribution.strategy=data_parallel"],
         capture_output=True, text=True, timeout=JAX_TIMEOUT, cwd=residual_yaml.parent,
         env={**env, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
-             "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+             "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=2",
              "DLTRAIN_JAX_CACHE": str(residual_yaml.parent / "jax-cache")})
     assert done.returncode == 0, done.stderr[-3000:]
     return run

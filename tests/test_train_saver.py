@@ -355,7 +355,8 @@ def jax_answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     done = subprocess.run([sys.executable, "-c", BOTH_PROGRAMS, str(folder), FIRST_SAVE_COMPILES,
                            STAYS_ON_ITS_DEVICE], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-                               "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                               "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} "
+                                            "--xla_force_host_platform_device_count=2"})
     assert done.returncode == 0, done.stderr[-3000:]
     first, device = done.stdout.splitlines()[-2:]
     return {"first": first, "device": device}
