@@ -1,5 +1,6 @@
 """Keras is imported without the optional packages it would load for features dltrain never
-calls (scikit-learn, pandas, matplotlib, JAX off its backend), and each still imports afterwards."""
+calls (scikit-learn, pandas, matplotlib, JAX and TensorFlow off their backends), and each still
+imports afterwards."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CONFIGS
 from dltrain.backend import lean_import
 from dltrain.backend.lean_import import unused_imports_refused
 
@@ -46,6 +48,36 @@ def test_keras_on_tensorflow_loads_none_of_them_and_each_imports_later(tmp_path:
     assert found["backend"] == "tensorflow"
     assert set(found["loaded"]) <= {"scipy"}, found
     assert found["later"] == ["pandas", "sklearn.metrics"]
+
+
+# Two fits on JAX in one process: without TensorBoard, then with it (it writes through tf.summary).
+JAX_PROBE = """
+import json, sys
+from dltrain.cli import main
+args = ["fit", sys.argv[1], "--backend", "jax", "--epochs", "1", "--set", "dataset.train_limit=64",
+        "--set", "dataset.test_limit=32"]
+plain = main([*args, "--run-dir", "plain", "--set", "training.tensorboard=false"])
+before = "tensorflow" in sys.modules
+logged = main([*args, "--run-dir", "logged"])
+print(json.dumps({"codes": [plain, logged], "before": before,
+                  "after": "tensorflow" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+def test_a_jax_fit_imports_tensorflow_only_to_write_tensorboard_logs(tmp_path: Path) -> None:
+    # Keras imported TensorFlow on JAX wherever it was installed (to seed it, to recognise its
+    # tensors): 2.5 CPU-s of each command's start-up.
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("jax")
+    done = subprocess.run([sys.executable, "-c", JAX_PROBE, str(CONFIGS / "quickstart.yaml")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "CI": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"codes": [0, 0], "before": False, "after": True}, done.stderr[-3000:]
+    assert list((tmp_path / "logged" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (tmp_path / "plain" / "tensorboard").exists()
 
 
 @pytest.fixture

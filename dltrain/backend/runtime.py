@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from dltrain.backend import jax, tensorflow, torch
 from dltrain.backend.jax import Compilations
-from dltrain.backend.lean_import import unused_imports_refused
+from dltrain.backend.lean_import import keras_takes_tensorflow_for_absent, unused_imports_refused
 from dltrain.backend.logs import quiet_native_logs
 from dltrain.backend.names import (
     BACKENDS,
@@ -109,12 +109,13 @@ def _import_keras() -> Any:
     # like; on an AVX2-only CPU they trained the MNIST convnet 1.8x and fashion_mnist_best
     # 1.4x faster than the default kernels. TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    trains_on_tensorflow = name == "tensorflow"
     with quiet_native_logs(), unused_imports_refused(name):
         import keras
 
-        if trains_on_tensorflow or installed("tensorflow"):
-            tensorflow.tame(trains=trains_on_tensorflow)
+        if name != "tensorflow":
+            keras_takes_tensorflow_for_absent()
+    if name == "tensorflow":
+        _import_tensorflow()
     if keras.backend.backend() != name:
         raise RunError(f"Keras is loaded on the {keras.backend.backend()} backend, not {name}; "
                        "run dltrain in a new process.")
@@ -124,11 +125,19 @@ def _import_keras() -> Any:
 
 
 def tensorflow_module() -> Any:
-    """TensorFlow itself, imported the way keras_module does (quiet, oneDNN on)."""
-    if active_backend() == "tensorflow":
-        keras_module()
-    import tensorflow as tf
+    """TensorFlow itself, quiet and with oneDNN on. On another backend dltrain imports it only
+    to write TensorBoard logs or a SavedModel, and keeps it off that backend's GPUs."""
+    keras_module()
+    with _IMPORTING:
+        return _import_tensorflow()
 
+
+@functools.cache
+def _import_tensorflow() -> Any:
+    with quiet_native_logs(), unused_imports_refused("tensorflow"):
+        import tensorflow as tf
+
+        tensorflow.tame(trains=active_backend() == "tensorflow")
     return tf
 
 

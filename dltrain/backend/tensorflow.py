@@ -18,8 +18,8 @@ class _NotRetracing(logging.Filter):
 
 
 def tame(trains: bool) -> None:
-    """Keras imports TensorFlow whenever it is installed, whatever the backend (to seed it,
-    and in saving): do it quietly, and keep it off the GPUs another backend trains on."""
+    """TensorFlow just imported (runtime._import_tensorflow): on another backend, where it only
+    writes TensorBoard logs or a SavedModel, kept off the GPUs that backend trains on."""
     import tensorflow as tf
 
     tf.config.list_physical_devices("GPU")  # initialises CUDA, which logs when there is none
@@ -39,7 +39,7 @@ def deterministic_before_import() -> None:
 
 
 def after_import() -> None:
-    """Nothing beyond tame, which runs for every backend."""
+    """Nothing beyond tame, which runs wherever TensorFlow is imported."""
 
 
 def gpu_names() -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from dltrain import install_line
-from dltrain.backend import keras_module, prepare_runtime, quiet_native_logs
+from dltrain.backend import keras_module, prepare_runtime, quiet_native_logs, tensorflow_module
 from dltrain.backend.names import exporting_backends
 from dltrain.config.schema import Config
 from dltrain.data.prepare import Preparation, load_splits
@@ -154,6 +154,8 @@ def with_preparation(model: Any, preparation: Preparation, raw_shape: list[int],
 
 def write_export(model: Any, fmt: str, path: Path) -> None:
     """Keras's model.export, quiet (its converters warn about their own NumPy use)."""
+    if fmt == "saved_model":  # on JAX and torch too: imported quietly, off their GPUs
+        tensorflow_module()
     with warnings.catch_warnings(), quiet_native_logs():  # and TensorFlow's graph optimiser logs
         warnings.simplefilter("ignore")
         model.export(str(path), format=FORMATS[fmt], verbose=False)

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from dltrain.backend import keras_module, tensorboard_available
+from dltrain.backend import keras_module, tensorboard_available, tensorflow_module
 from dltrain.report.tables import print_notes
 from dltrain.runs import layout as runs
 
@@ -29,6 +29,7 @@ class TensorBoard(KerasTensorBoard):  # type: ignore[misc,valid-type]
 def tensorboard(enabled: bool, backend: str, path: Path, console: Console) -> list[Any]:
     """The TensorBoard callback when the config asks for one and TensorFlow can write it."""
     if enabled and tensorboard_available():
+        tensorflow_module()  # on JAX and torch: imported now, quietly and off their GPUs
         return [TensorBoard(log_dir=str(path / runs.TENSORBOARD_DIR), write_graph=False)]
     if enabled:
         print_notes(console, [f"training.tensorboard: no TensorBoard logs on the {backend} "
