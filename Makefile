@@ -9,6 +9,11 @@ install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev,jax,export,postgres,mlflow]"  # JAX's CPU wheel: the tests run on both backends
+	# pip compiles what it installs, not an editable install's own source: compiled once here,
+	# dltrain's modules are not compiled again by each command where PYTHONDONTWRITEBYTECODE is
+	# set (as on this project's machines; Python still reads the files, and recompiles an edited
+	# module in memory).
+	$(BIN)/python -m compileall -q dltrain
 
 # A second environment without TensorFlow, like the GPU machines': dltrain's dependencies except
 # tensorflow and tensorboard, plus JAX and PyTorch. tests/test_tf_free.py runs the CLI in it, and

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
-from dltrain.backend import precision
+from dltrain.backend import keras_module, precision
 from dltrain.backend.precision import cpu_flags, precision_policy
 from dltrain.config.load import validate
 from dltrain.errors import RunError
@@ -71,13 +70,14 @@ def small(mixed_precision: str) -> object:
 @pytest.fixture
 def policy_restored() -> Iterator[None]:
     yield
-    keras.mixed_precision.set_global_policy("float32")
+    keras_module().mixed_precision.set_global_policy("float32")
 
 
 @pytest.mark.parametrize(("flags", "hidden"), [(NATIVE, "mixed_bfloat16"), (EMULATED, "float32")])
 def test_auto_builds_the_policy_the_cpu_calls_for_with_a_float32_output(
         monkeypatch: pytest.MonkeyPatch, policy_restored: None, flags: frozenset[str],
         hidden: str) -> None:
+    keras = keras_module()  # as dltrain imports it (pytest's collection would load it whole)
     if keras.backend.backend() != "tensorflow":
         pytest.skip("auto chooses bf16 on TensorFlow only")
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
@@ -97,6 +97,7 @@ def test_a_resume_on_a_machine_that_resolves_auto_otherwise_keeps_the_checkpoint
     differs from the checkpoint's is still a change of model."""
     from dltrain.runs.architecture import check_architecture
 
+    keras = keras_module()
     if keras.backend.backend() != "tensorflow":
         pytest.skip("auto chooses bf16 on TensorFlow only")
     monkeypatch.setattr(precision, "cpu_flags", lambda: NATIVE)
