@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,23 @@ def test_a_signal_handed_back_as_another_error_during_start_up_is_the_interrupti
 def test_an_error_without_a_signal_stays_what_it_is() -> None:
     with pytest.raises(SystemError), catch_early(), Signals().installed():
         raise SystemError("a genuine failure")
+
+
+def test_a_signal_inside_a_finaliser_lets_it_finish_and_is_raised_after() -> None:
+    # Raised inside TensorFlow's __del__ of a C handle or an iterator, the exception was dropped
+    # and the finaliser stopped half-way: the heap was corrupt at the next epoch (exit -11).
+    finished: list[str] = []
+
+    class Handle:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs in here (PEP 475), raising or not
+            finished.append("freed")
+
+    with pytest.raises(KeyboardInterrupt), Signals().installed():
+        Handle()  # freed at once: refcount 0
+        assert finished == ["freed"]
+    assert finished == ["freed"]
 
 
 def test_a_signal_dropped_after_the_last_batch_still_stops_the_command() -> None:

@@ -47,7 +47,8 @@ def received_early() -> int | None:
 
 def _handle_early(signum: int, frame: Any) -> None:
     _early.append(signum)
-    raise interruption(signum)
+    if not in_finaliser(frame):  # else training's handler raises it (dropped there anyway)
+        raise interruption(signum)
 
 
 @contextlib.contextmanager
@@ -88,7 +89,8 @@ class Signals:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.received = signum
-        self.raise_pending()
+        if not in_finaliser(frame):
+            self.raise_pending()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[Signals]:
@@ -102,6 +104,19 @@ class Signals:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+def in_finaliser(frame: Any) -> bool:
+    """Whether a signal landed inside a __del__. Python drops an exception raised there, after it
+    stopped the finaliser half-way: TensorFlow frees its C handles and iterators in __del__, and
+    a half-run one corrupted its heap (a fit SIGTERMed as an epoch ended died -11 or "free():
+    invalid next size" as the next epoch's iterator was made, about 1 in 60). Left to finish, the
+    signal is raised at the next batch end (PendingSignalCheck) or when training returns."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 class PendingSignalCheck(Subscriber):
