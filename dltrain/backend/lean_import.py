@@ -38,11 +38,10 @@ def unused_imports_refused(backend: str) -> Iterator[None]:
                 del sys.modules[name]
 
 
-def keras_takes_tensorflow_for_absent() -> bool:
+def keras_takes_tensorflow_for_absent() -> None:
     """Keras looks TensorFlow up lazily, at the first seed or fit, and keeps the answer: asked
     now, inside unused_imports_refused, it answers that TensorFlow is not installed for the
-    whole process, as in an environment without it, even once dltrain imports it for logs.
-    Returns that answer (True only where TensorFlow was loaded before Keras)."""
+    whole process, as in an environment without it, even once dltrain imports it for logs."""
     from keras.src.utils.module_utils import tensorflow
 
-    return bool(tensorflow.available)
+    _ = tensorflow.available  # the lookup is the point: Keras caches its answer

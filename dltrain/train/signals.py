@@ -47,7 +47,9 @@ def received_early() -> int | None:
 
 def _handle_early(signum: int, frame: Any) -> None:
     _early.append(signum)
-    if not in_finaliser(frame):  # else training's handler raises it (dropped there anyway)
+    # In a finaliser: recorded only, for training's handler to raise; a command that does not
+    # train goes on, as it did when Python dropped the exception there.
+    if not in_finaliser(frame):
         raise interruption(signum)
 
 
