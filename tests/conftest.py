@@ -21,6 +21,11 @@ from typing import Any
 # CPU-s with both.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# TensorFlow's allocator for large CPU tensors (oneDNN's) waits 10 s for memory to be freed
+# before it raises ResourceExhausted, and holds its lock meanwhile (test_backend.py's 4 TiB
+# tf.zeros idled a test process 10 s); the system allocator raises at once, in the same words
+# ("... by allocator mklcpu"). A quickstart fit took as long with either (3 runs each).
+os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 
 import numpy as np
 import pytest

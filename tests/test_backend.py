@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -207,26 +204,9 @@ def test_numpys_memory_error_is_out_of_memory() -> None:
     assert detail is not None and detail.startswith("Unable to allocate 1.00 PiB")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tensorflow_oom() -> Iterator[Future[BaseException] | None]:
-    """What a 4 TiB tf.zeros raises (None without TensorFlow). TensorFlow's CPU allocator
-    (oneDNN's) waits 10 s for memory to be freed before it gives up, so the allocation starts
-    with the module, in a thread of its own, and the module's other tests run while it waits (it
-    was 10 s of one process's time in `make test-fast`, idle)."""
-    if importlib.util.find_spec("tensorflow") is None:
-        yield None
-        return
-    import tensorflow as tf
-
-    with ThreadPoolExecutor(1, thread_name_prefix="oom") as pool:
-        yield pool.submit(raised, lambda: tf.zeros((2**40,), dtype=tf.float32))
-
-
-def test_tensorflows_resource_exhausted_is_out_of_memory(
-        tensorflow_oom: Future[BaseException] | None) -> None:
-    if tensorflow_oom is None:
-        pytest.skip("needs TensorFlow")
-    detail = backend.out_of_memory(tensorflow_oom.result(timeout=120))
+def test_tensorflows_resource_exhausted_is_out_of_memory() -> None:
+    tf = pytest.importorskip("tensorflow")
+    detail = backend.out_of_memory(raised(lambda: tf.zeros((2**40,), dtype=tf.float32)))
     assert detail is not None and detail.startswith(
         "OOM when allocating tensor with shape[1099511627776] and type float on ")
     assert "{{" not in detail and "[Op:" not in detail
