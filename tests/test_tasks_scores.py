@@ -4,15 +4,25 @@ targets)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn import metrics
 
 from dltrain.tasks import scores
 
 SEEDS = st.integers(0, 2**32 - 1)
+
+
+def sk() -> Any:
+    """scikit-learn's metrics, imported when a test first asks: imported with the module, it cost
+    each test process 1.4 s of collection (SciPy and pandas come with it), in `make test-fast`
+    too, where one of the two processes runs these tests."""
+    from sklearn import metrics
+
+    return metrics
 
 
 def labelled(seed: int, count: int, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -30,9 +40,9 @@ def test_confusion_matrix_and_per_class_scores_are_scikit_learns(seed: int, coun
     labels, predicted, _ = labelled(seed, count, samples)
     matrix = scores.confusion_matrix(labels, predicted, count)
     classes = list(range(count))
-    np.testing.assert_array_equal(matrix, metrics.confusion_matrix(labels, predicted,
+    np.testing.assert_array_equal(matrix, sk().confusion_matrix(labels, predicted,
                                                                    labels=classes))
-    expected = metrics.precision_recall_fscore_support(labels, predicted, labels=classes,
+    expected = sk().precision_recall_fscore_support(labels, predicted, labels=classes,
                                                        zero_division=0)
     for found, wanted in zip(scores.per_class(matrix), expected, strict=True):
         np.testing.assert_allclose(found, wanted, rtol=1e-12, atol=0)
@@ -54,7 +64,7 @@ def test_roc_auc_is_scikit_learns_ties_included(seed: int, samples: int) -> None
     labels = rng.integers(0, 2, samples)
     labels[:2] = [0, 1]  # both classes present, as the report requires
     values = np.round(rng.random(samples), 1)
-    assert scores.roc_auc(labels, values) == pytest.approx(metrics.roc_auc_score(labels, values),
+    assert scores.roc_auc(labels, values) == pytest.approx(sk().roc_auc_score(labels, values),
                                                            abs=1e-12)
 
 
@@ -71,7 +81,7 @@ def test_top_k_accuracy_is_scikit_learns_ties_included(seed: int, count: int, sa
                                                       k: int) -> None:
     labels, _, probabilities = labelled(seed, count, samples)
     assert scores.top_k_accuracy(labels, probabilities, k) == pytest.approx(
-        metrics.top_k_accuracy_score(labels, probabilities, k=k, labels=list(range(count))),
+        sk().top_k_accuracy_score(labels, probabilities, k=k, labels=list(range(count))),
         abs=1e-12)
 
 
@@ -87,10 +97,10 @@ def test_regression_errors_and_r2_are_scikit_learns(seed: int, samples: int, tar
         y_true[:, 0] = 3.0
         y_pred[:, 0] = 3.0 if seed % 2 else y_pred[:, 0]
     assert scores.mean_absolute_error(y_true, y_pred) == pytest.approx(
-        metrics.mean_absolute_error(y_true, y_pred), rel=1e-12)
+        sk().mean_absolute_error(y_true, y_pred), rel=1e-12)
     assert scores.mean_squared_error(y_true, y_pred) == pytest.approx(
-        metrics.mean_squared_error(y_true, y_pred), rel=1e-12)
-    assert scores.r2(y_true, y_pred) == pytest.approx(metrics.r2_score(y_true, y_pred),
+        sk().mean_squared_error(y_true, y_pred), rel=1e-12)
+    assert scores.r2(y_true, y_pred) == pytest.approx(sk().r2_score(y_true, y_pred),
                                                       rel=1e-9, abs=1e-12)
 
 
