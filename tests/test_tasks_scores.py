@@ -41,9 +41,9 @@ def test_confusion_matrix_and_per_class_scores_are_scikit_learns(seed: int, coun
     matrix = scores.confusion_matrix(labels, predicted, count)
     classes = list(range(count))
     np.testing.assert_array_equal(matrix, sk().confusion_matrix(labels, predicted,
-                                                                   labels=classes))
+                                                                labels=classes))
     expected = sk().precision_recall_fscore_support(labels, predicted, labels=classes,
-                                                       zero_division=0)
+                                                    zero_division=0)
     for found, wanted in zip(scores.per_class(matrix), expected, strict=True):
         np.testing.assert_allclose(found, wanted, rtol=1e-12, atol=0)
 
