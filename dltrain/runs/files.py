@@ -161,15 +161,41 @@ def copy_file(source: Path, path: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
+FIGURE_DPI = 110
+
+
 def save_figure(figure: Any, path: Path) -> None:
-    """A matplotlib figure as PNG; one that pyplot made (Optuna's) is closed either way, so
-    pyplot lets it go (the report's own figures are made without pyplot)."""
+    """A matplotlib figure as PNG, cropped to what it draws; one that pyplot made (Optuna's) is
+    closed either way, so pyplot lets it go (the report's own figures are made without pyplot).
+    Optuna's are cropped by savefig's own measure: their legends stand beside the axes, placed
+    as the figure is drawn."""
+    made_by_pyplot = figure.canvas.manager is not None
     try:
         with atomic_target(path, suffix=".png") as tmp:
-            figure.savefig(tmp, dpi=110, bbox_inches="tight")
+            figure.savefig(tmp, dpi=FIGURE_DPI,
+                           bbox_inches="tight" if made_by_pyplot else tight_box(figure))
     finally:
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close(figure)
+
+
+def tight_box(figure: Any) -> Any:
+    """The box `bbox_inches="tight"` crops a figure made without pyplot to, in inches, padded
+    as it pads. Measured here, the figure is laid out once: savefig's "tight" first draws the
+    whole figure (without its pixels) to measure it, then draws it again to save it; a third of
+    a figure's CPU time, for the same pixels (each of report.plots' pictures compared byte for
+    byte)."""
+    from matplotlib import rcParams
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    dpi = figure.dpi
+    figure.set_dpi(FIGURE_DPI)  # the text's extents are measured at the dpi it is saved at
+    try:
+        width, height = figure.get_size_inches() * FIGURE_DPI
+        renderer = RendererAgg(int(width), int(height), FIGURE_DPI)
+        return figure.get_tightbbox(renderer).padded(rcParams["savefig.pad_inches"])
+    finally:
+        figure.set_dpi(dpi)
 
 
 def write_history(path: Path, rows: list[dict[str, float]]) -> None:
