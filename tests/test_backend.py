@@ -168,22 +168,64 @@ second.start()
 first.join()
 second.join()
 os.write(2, b"stderr still reaches the terminal\\n")
+import gc, json  # what the import left to the garbage collector (the test below)
+print(json.dumps({"frozen": gc.get_freeze_count(), "enabled": gc.isenabled(),
+                  "tracked": len(gc.get_objects())}))
 """
 
 
-@pytest.mark.slow  # a process that imports Keras: seconds
-def test_two_threads_importing_keras_at_once_leave_stderr_open() -> None:
-    """fit reads the data in a thread while the main one imports Keras; a reader may import it
-    too. Two imports at once each hid file descriptor 2 and the second restored the hidden one,
-    so every later error message was lost."""
+@pytest.fixture(scope="module")
+def two_imports() -> Any:
+    """TWO_IMPORTS in a process of its own (one start of Keras for the tests that read it)."""
     import os
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", TWO_IMPORTS], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", TWO_IMPORTS], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "stderr still reaches the terminal" in done.stderr
+
+
+@pytest.mark.slow  # a process that imports Keras: seconds
+def test_two_threads_importing_keras_at_once_leave_stderr_open(two_imports: Any) -> None:
+    """fit reads the data in a thread while the main one imports Keras; a reader may import it
+    too. Two imports at once each hid file descriptor 2 and the second restored the hidden one,
+    so every later error message was lost."""
+    assert two_imports.returncode == 0, two_imports.stderr[-2000:]
+    assert "stderr still reaches the terminal" in two_imports.stderr
+
+
+@pytest.mark.slow  # a process that imports Keras: seconds
+def test_what_keras_s_import_made_is_left_out_of_later_collections(two_imports: Any) -> None:
+    """Each full collection walked the millions of objects Keras and TensorFlow's import made,
+    for nothing: they live as long as the process. Frozen after the import, they are not
+    walked again, and the collector is on again."""
+    import json
+
+    assert two_imports.returncode == 0, two_imports.stderr[-2000:]
+    left = json.loads(two_imports.stdout.splitlines()[-1])
+    assert left["enabled"] is True
+    assert left["frozen"] > 100_000 and left["tracked"] < left["frozen"] / 10, left
+
+
+def test_the_collector_is_paused_while_importing_and_left_as_it_was(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(gc.isenabled()))
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with pytest.raises(ImportError), runtime.collection_paused():
+            assert not gc.isenabled()
+            raise ImportError("no such backend")  # a failed import turns it on again too
+        assert gc.isenabled() and frozen == [True]
+        gc.disable()  # the user's choice stays theirs
+        with runtime.collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled() and frozen == [True, False]
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 # --- running out of memory: each library's own exception, as it raises it ---------------------
