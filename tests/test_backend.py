@@ -196,7 +196,7 @@ def test_two_threads_importing_keras_at_once_leave_stderr_open(two_imports: Any)
 
 @pytest.mark.slow  # a process that imports Keras: seconds
 def test_what_keras_s_import_made_is_left_out_of_later_collections(two_imports: Any) -> None:
-    """Each full collection walked the millions of objects Keras and TensorFlow's import made,
+    """Each full collection walked the 300,000 objects Keras and TensorFlow's import made,
     for nothing: they live as long as the process. Frozen after the import, they are not
     walked again, and the collector is on again."""
     import json

@@ -182,9 +182,9 @@ def save_figure(figure: Any, path: Path) -> None:
 def tight_box(figure: Any) -> Any:
     """The box `bbox_inches="tight"` crops a figure made without pyplot to, in inches, padded
     as it pads. Measured here, the figure is laid out once: savefig's "tight" first draws the
-    whole figure (without its pixels) to measure it, then draws it again to save it; a third of
-    a figure's CPU time, for the same pixels (each of report.plots' pictures compared byte for
-    byte)."""
+    whole figure (without its pixels) to measure it, then draws it again to save it; about a
+    seventh of a fit's figures' CPU time, for the same pixels (each of report.plots' pictures
+    compared byte for byte)."""
     from matplotlib import rcParams
     from matplotlib.backends.backend_agg import RendererAgg
 
