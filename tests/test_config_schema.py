@@ -184,6 +184,20 @@ def test_auto_steps_per_execution_trains_about_256_samples_a_call(
     assert config.steps_per_execution() == steps
 
 
+@pytest.mark.parametrize(("backend", "limit", "extra", "steps"), [
+    ("tensorflow", 700, "", 1), ("tensorflow", 1984, "", 1), ("tensorflow", 2048, "", 4),
+    ("tensorflow", None, "", 4), ("jax", 700, "", 4),
+    ("tensorflow", 700, "training: {batch_size: 64, steps_per_execution: 4}\n", 4)])
+def test_auto_runs_one_step_a_call_where_train_limit_makes_tensorflow_s_epochs_short(
+        tmp_path: Path, backend: str, limit: int | None, extra: str, steps: int) -> None:
+    """Under 32 steps an epoch (1984 samples: 31 at batch 64), TensorFlow's second tracing of
+    the train step for a loop of several costs more than the loop saves; JAX's does not, and
+    a number written in the config is kept."""
+    path = monitored(tmp_path, f"backend: {backend}\n" + (extra or "training: {batch_size: 64}\n"))
+    config = load_config(path, [] if limit is None else [f"dataset.train_limit={limit}"]).config
+    assert config.steps_per_execution() == steps
+
+
 def test_several_steps_per_execution_under_data_parallel_on_tensorflow_is_placed_at_its_key(
         tmp_path: Path) -> None:
     # Keras's multi-step loop failed in MirroredStrategy's graph: an internal error.

@@ -41,6 +41,10 @@ class Facts:
     # bfloat16 measured faster than float32 on a CPU that computes it natively (AVX-512 BF16,
     # AMX): oneDNN's kernels under TensorFlow. Not measured on the others' CPU paths.
     cpu_bf16: bool = False
+    # Keras's trainer traces the train step a second time for a loop of several steps a call
+    # (TensorFlow: once to learn the loop's outputs, once inside tf.while_loop), and each epoch
+    # gets its own iterator: a cost that short epochs never pay back.
+    traces_step_loop: bool = False
 
 
 # TensorFlow is a dependency of dltrain itself; the others are extras (GPU wheels: see README).
@@ -48,7 +52,8 @@ FACTS: dict[str, Facts] = {
     "tensorflow": Facts("TensorFlow", 'pip install "tensorflow>=2.21,<2.22"', data_parallel=True,
                         steps_per_call=True, steps_per_call_data_parallel=False, tf_data=True,
                         dispatches_ahead=False, counts_compilations=False,
-                        export_formats=("saved_model", "onnx", "tflite"), cpu_bf16=True),
+                        export_formats=("saved_model", "onnx", "tflite"), cpu_bf16=True,
+                        traces_step_loop=True),
     "jax": Facts("JAX", install_line("jax"), data_parallel=True, steps_per_call=True,
                  steps_per_call_data_parallel=True, tf_data=False, dispatches_ahead=True,
                  counts_compilations=True, export_formats=("saved_model", "onnx"),
@@ -83,6 +88,11 @@ def runs_steps_per_call(name: str, data_parallel: bool = False) -> bool:
     data_parallel or not (training.steps_per_execution above 1)."""
     chosen = FACTS[name]
     return chosen.steps_per_call_data_parallel if data_parallel else chosen.steps_per_call
+
+
+def traces_step_loop(name: str) -> bool:
+    """Whether several steps a call cost this backend a second tracing of the train step."""
+    return FACTS[name].traces_step_loop
 
 
 def feeds_tf_data(name: str) -> bool:

@@ -19,6 +19,7 @@ from dltrain.backend.names import (
     data_parallel_backends,
     runs_steps_per_call,
     supports_data_parallel,
+    traces_step_loop,
 )
 from dltrain.config.dataset_section import AugmentationConfig, DatasetConfig
 from dltrain.config.fields import NamedObject, Strict, key_error
@@ -29,6 +30,13 @@ from dltrain.config.tracking_section import TrackingConfig
 from dltrain.config.training_section import DistributionConfig, OptimizerConfig, OutputConfig, TrainingConfig
 from dltrain.tasks.base import LossKind, Task
 from dltrain.tasks.registry import default_metrics, task_for
+
+# Steps an epoch below which auto runs one step a call where several cost a second tracing of
+# the train step (TensorFlow). Measured on a 2-core CPU, quickstart with dataset.train_limit,
+# steps_per_execution 4 against 1, CPU seconds of the whole fit (3 runs each): 5 steps x 3
+# epochs 1.87-2.05 against 1.49-1.74; 15 x 10: 3.28-4.10 against 2.85-3.17; 31 x 10:
+# 4.79-5.09 against 4.18-4.70.
+SHORT_EPOCH_STEPS = 32
 
 
 def default_backend() -> str:
@@ -235,13 +243,24 @@ class Config(Strict):
     def steps_per_execution(self) -> int:
         """training.steps_per_execution, auto resolved: each call into the backend trains about
         256 samples. Measured on a 2-core CPU (BENCHMARKS.md), against 1 step a call: 13-20%
-        faster at batch 32, 10% at 64, 6% at 128, on TensorFlow and JAX alike."""
+        faster at batch 32, 10% at 64, 6% at 128, on TensorFlow and JAX alike. On TensorFlow,
+        1 where dataset.train_limit makes an epoch shorter than SHORT_EPOCH_STEPS: the loop's
+        second tracing costs more than its fewer round trips save (the same for a resume, since
+        train_limit and batch_size cannot change)."""
         steps = self.training.steps_per_execution
         if steps != "auto":
             return steps
         if not runs_steps_per_call(self.backend, self.distribution.strategy == "data_parallel"):
             return 1  # where Keras runs one step a call (_steps_per_execution_on_its_backend)
+        if self._short_epochs() and traces_step_loop(self.backend):
+            return 1
         return min(max(256 // self.training.batch_size, 1), 16)
+
+    def _short_epochs(self) -> bool:
+        """Whether the config caps an epoch below SHORT_EPOCH_STEPS (the data's own size is not
+        known until it is read, after the model is compiled)."""
+        limit = self.dataset.train_limit
+        return limit is not None and -(-limit // self.training.batch_size) < SHORT_EPOCH_STEPS
 
     @property
     def checkpoint_monitor(self) -> str:

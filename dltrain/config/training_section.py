@@ -77,7 +77,9 @@ class TrainingConfig(Strict):
         "auto", description="Training steps per call into TensorFlow or JAX (Keras's compile "
         "argument): fewer Python round trips a step. auto: about 256 samples a call (8 at "
         "batch 32, 2 at 128, 1 from 256; at most 16); 1 on torch, and on tensorflow under "
-        "data_parallel, which run one step a call. "
+        "data_parallel, which run one step a call; 1 on tensorflow where dataset.train_limit "
+        "makes an epoch shorter than 32 steps, which never pay back the second tracing of the "
+        "train step that several a call cost. "
         "Batch-level callbacks (the live progress bar, a stop signal's check) see every Nth "
         "batch.")
     mixed_precision: Literal["none", "bf16", "fp16", "auto"] = Field(
