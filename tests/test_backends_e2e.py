@@ -254,8 +254,8 @@ def test_fit_records_its_backend_and_eval_agrees(backend: str, trained: dict[str
     assert env["backend"] == manifest["versions"]["backend"] == backend
     assert env.get("keep_freed_memory", False) is (backend == "torch")  # allocator.py
     # steps_per_execution auto at quickstart's batch 64: 4 a call on JAX; torch runs one, and
-    # so does TensorFlow here, where train_limit 700 makes an epoch too short (11 steps) to pay
-    # back the second tracing of its train step that a loop of several costs.
+    # so does TensorFlow here, where train_limit 700 caps an epoch at 11 steps (10 after the
+    # validation split): too short to pay back the second tracing a loop of several costs.
     assert env["steps_per_execution"] == (4 if backend == "jax" else 1)
     assert backend in env and "backend: " + backend in (run / "config.yaml").read_text()
     done = sessions[backend]["eval"]
